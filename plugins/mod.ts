@@ -1,0 +1,32 @@
+/**
+ * The SDK for writing a `remote` transport plugin: the contract's types, the errors a plugin raises,
+ * and `serve()` to run the same plugin module as an out-of-process `remote-transport-<name>`
+ * executable.
+ *
+ * @example A minimal manifest
+ * ```ts
+ * import { SDK_VERSION, type TransportManifest } from "./mod.ts";
+ * export const manifest: TransportManifest = {
+ *   id: "echo",
+ *   sdk: SDK_VERSION,
+ *   version: "1.0.0",
+ *   summary: "Echoes stdin back",
+ *   capabilities: ["exec"],
+ *   parameters: [],
+ * };
+ * ```
+ *
+ * @module
+ */
+export * from "./types.ts";
+export {
+  ExitCode,
+  type ExitCodeName,
+  PluginError,
+  RemoteError,
+  type RemoteErrorOptions,
+  TransportError,
+  type TransportLayer,
+  UnsupportedError,
+  UsageError,
+} from "../core/errors.ts";

@@ -1,0 +1,264 @@
+/**
+ * The transport contract, version 1: what a transport plugin declares (its manifest) and what it does
+ * (open a channel of byte streams, and optionally host persistent sessions).
+ *
+ * Built-in transports use exactly this contract; so do in-process plugins (`--plugin file.ts`) and
+ * out-of-process plugins (`remote-transport-<name>` executables, see `plugins/serve.ts`).
+ *
+ * @module
+ */
+
+/** The contract version this SDK speaks. The core refuses a manifest with any other `sdk`. */
+export const SDK_VERSION = 1;
+
+/**
+ * What a transport can do. Nothing unadvertised is ever called: the core checks the manifest first and
+ * tells the user which transport lacks which capability.
+ */
+export type Capability =
+  /** an interactive shell */
+  | "shell"
+  /** one command with separate stdout and stderr and an exit code */
+  | "exec"
+  /** a pseudo-terminal for shell or exec */
+  | "pty"
+  /** window-size changes after start (needs "pty") */
+  | "pty-resize"
+  /** signals sent to the remote process (`Channel.signal`) */
+  | "signals"
+  /** `SessionHost.disconnect` and `SessionHost.attach` of a disconnected session */
+  | "disconnect"
+  /** `SessionHost.list`: sessions discovered on the host itself */
+  | "list"
+  /** `SessionHost.receive`: output produced while disconnected, without attaching */
+  | "receive"
+  /** `SessionHost.remove` */
+  | "remove"
+  /** `Transport.forward`: local port forwarding */
+  | "forward";
+
+/** Every capability name, for validation of manifests. */
+export const CAPABILITIES: readonly Capability[] = [
+  "shell",
+  "exec",
+  "pty",
+  "pty-resize",
+  "signals",
+  "disconnect",
+  "list",
+  "receive",
+  "remove",
+  "forward",
+];
+
+/** The value type of a parameter; the resolver converts and validates argv text into it. */
+export type ParameterType =
+  | { kind: "string" }
+  | { kind: "int"; min?: number; max?: number }
+  /** a flag with no value */
+  | { kind: "switch" }
+  | { kind: "uri" }
+  | { kind: "guid" }
+  /** `90s`, `15m`, `15h`, `2d` or a number of seconds; bound as milliseconds */
+  | { kind: "duration" }
+  /** repeatable `key=value`; bound as `Record<string, string>` */
+  | { kind: "map" }
+  /** a user name (`DOMAIN\user`, `user@domain`); the secret is prompted for separately, without echo */
+  | { kind: "credential" }
+  | { kind: "enum"; values: readonly string[] }
+  /** repeatable, or comma-separated; bound as `string[]` */
+  | { kind: "list" };
+
+/** Where a parameter stands in one parameter set. */
+export interface ParameterInSet {
+  /** position among bare arguments (0 first); absent means named only */
+  position?: number;
+  mandatory?: boolean;
+}
+
+/**
+ * One parameter, declared as data: PowerShell's name, its CLI spelling, type, and the parameter sets
+ * it belongs to.
+ */
+export interface ParameterSpec {
+  /** PowerShell name, e.g. `ComputerName`; the key in bound values */
+  name: string;
+  /** long CLI spelling without dashes; defaults to the kebab-case of `name` (`computer-name`) */
+  flag?: string;
+  /** one-letter short flag, as ssh's `-p`, `-l`, `-i`, `-J` */
+  short?: string;
+  /** other long spellings, e.g. `cn` for `--cn` */
+  aliases?: readonly string[];
+  type: ParameterType;
+  /** the sets it belongs to, by set name; absent means every set of the verb */
+  sets?: Readonly<Record<string, ParameterInSet>>;
+  /** one line for help */
+  help: string;
+  /** shown in help; applied by the code that uses the value, not by the resolver */
+  default?: string;
+  /** never echoed, logged, or stored */
+  secret?: boolean;
+  /** shown in help beside the flag, e.g. `<user@host:port>` */
+  valueName?: string;
+}
+
+/** A transport's declaration: pure data, so listing transports loads none of their code. */
+export interface TransportManifest {
+  /** the ID, which is also its main URL scheme: `ssh`, `winrm`, `ssm` */
+  id: string;
+  /** the contract version; must equal {@linkcode SDK_VERSION} */
+  sdk: number;
+  /** the plugin's own version */
+  version: string;
+  /** one line for `remote plugin list` */
+  summary: string;
+  /** URL schemes it claims besides its ID, e.g. `["http", "https"]` for winrm */
+  schemes?: readonly string[];
+  capabilities: readonly Capability[];
+  /**
+   * Parameters it adds to the connecting verbs (`enter`, `new`, `invoke`, `connect`, `forward`), with
+   * the parameter sets they form (e.g. `SSHHost`, `ComputerName`, `Target`). A set a transport names
+   * belongs to it: choosing that set chooses the transport.
+   */
+  parameters: readonly ParameterSpec[];
+  /** the set of `parameters` used when only a bare target was given */
+  defaultSet?: string;
+  /** the port a target without one gets */
+  defaultPort?: number;
+}
+
+/** Where to connect, parsed from the target string and the bound parameters. */
+export interface Target {
+  /** the transport ID chosen */
+  transport: string;
+  host: string;
+  port?: number;
+  user?: string;
+  /** path of a URL target (`https://h:5986/wsman`), if any */
+  path?: string;
+  /** the target as the user typed it, for messages */
+  display: string;
+}
+
+/** Terminal size in character cells. */
+export interface WindowSize {
+  columns: number;
+  rows: number;
+}
+
+/** A pseudo-terminal request. */
+export interface PtyRequest extends WindowSize {
+  /** TERM for the far side */
+  term: string;
+}
+
+/** What to run once the connection is open. */
+export type OpenRequest =
+  | { kind: "shell"; pty?: PtyRequest; env?: Readonly<Record<string, string>> }
+  | { kind: "exec"; command: string; pty?: PtyRequest; env?: Readonly<Record<string, string>> }
+  | { kind: "subsystem"; name: string };
+
+/** Asks the user something on the controlling terminal. */
+export interface Prompter {
+  /** true when a person can answer (stdin and stderr are a TTY) */
+  readonly interactive: boolean;
+  /**
+   * Asks and returns the answer; `secret` turns echo off. Throws a usage error naming `what` when
+   * nobody can answer.
+   */
+  ask(question: string, options?: { secret?: boolean; what?: string }): Promise<string>;
+}
+
+/** Everything a transport is handed to open a connection. */
+export interface OpenContext {
+  target: Target;
+  /** bound values by PowerShell name (`Port`, `KeyFilePath`, `Credential`…), already type-converted */
+  parameters: Readonly<Record<string, unknown>>;
+  /** cancels connecting and, once open, closes the channel */
+  signal: AbortSignal;
+  prompt: Prompter;
+  /** receives one-line notices for the user (e.g. "warning: permanently added …") */
+  notice(line: string): void;
+}
+
+/** How a remote process ended. A remote command's status is data, not an error. */
+export type ExitStatus =
+  | { kind: "exited"; code: number }
+  | { kind: "signaled"; signal: string; code: number; coreDumped?: boolean }
+  /** the user detached; the session keeps running on the host */
+  | { kind: "detached" }
+  /** the link broke; `error` says why */
+  | { kind: "lost"; error: Error };
+
+/** An open remote process: byte streams in and out, plus control. */
+export interface Channel extends AsyncDisposable {
+  stdin: WritableStream<Uint8Array>;
+  stdout: ReadableStream<Uint8Array>;
+  /** empty, and closed at once, where the transport merges stderr into stdout (a PTY) */
+  stderr: ReadableStream<Uint8Array>;
+  /** settles once the process has ended and stdout/stderr have been fully delivered */
+  exit: Promise<ExitStatus>;
+  /** only with the `pty-resize` capability */
+  resize?(size: WindowSize): void | Promise<void>;
+  /** only with the `signals` capability; `name` without `SIG`: `INT`, `TERM`, `KILL` */
+  signal?(name: string): void | Promise<void>;
+  /** only with `disconnect`: leave the remote session running and end this channel as `detached` */
+  detach?(): void | Promise<void>;
+}
+
+/** A session kept on the host, as the host reports it. */
+export interface HostSession {
+  name: string;
+  /** as the host reports it */
+  state: "Opened" | "Disconnected";
+  /** Busy while some client is attached */
+  availability: "Available" | "Busy" | "None";
+  instanceId?: string;
+  createdAt?: string;
+  /** last time a client attached or detached, ISO 8601 */
+  lastSeenAt?: string;
+  configurationName?: string;
+}
+
+/** Options of `remote disconnect`. */
+export interface DisconnectOptions {
+  /** milliseconds the disconnected session may stay idle before the host ends it */
+  idleTimeoutMs?: number;
+  /** what happens to output while nobody is attached */
+  outputBufferingMode?: "block" | "drop";
+}
+
+/** Operations on sessions that live on the host: PowerShell's disconnected sessions. */
+export interface SessionHost {
+  list(ctx: OpenContext): Promise<HostSession[]>;
+  /** creates a named session on the host and leaves it running, not attached */
+  create(ctx: OpenContext, name: string, options: { instanceId: string; pty: PtyRequest }): Promise<HostSession>;
+  /** attaches to a session; `force` takes over a session another client has */
+  attach(ctx: OpenContext, name: string, options: { force: boolean; pty: PtyRequest }): Promise<Channel>;
+  disconnect(ctx: OpenContext, name: string, options: DisconnectOptions): Promise<void>;
+  /** output since the last detach, without attaching */
+  receive(ctx: OpenContext, name: string): Promise<Uint8Array>;
+  /** ends the session and every process in it */
+  remove(ctx: OpenContext, name: string): Promise<void>;
+}
+
+/** A local port forward (the `forward` capability). */
+export interface ForwardRequest {
+  localPort: number;
+  remotePort: number;
+  /** forward to this host as seen from the target, instead of the target itself */
+  remoteHost?: string;
+  /** resolves once listening; reports the bound local port (useful with 0) */
+  onListening?(localPort: number): void;
+}
+
+/** A transport plugin module: its manifest, `open`, and optional session-host and forwarding parts. */
+export interface Transport {
+  manifest: TransportManifest;
+  /** opens a connection and starts `request` on it */
+  open(ctx: OpenContext, request: OpenRequest): Promise<Channel>;
+  /** present with any of the `disconnect`, `list`, `receive`, `remove` capabilities */
+  sessions?: SessionHost;
+  /** present with the `forward` capability; resolves when `ctx.signal` aborts or the link ends */
+  forward?(ctx: OpenContext, request: ForwardRequest): Promise<void>;
+}

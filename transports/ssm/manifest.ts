@@ -1,0 +1,33 @@
+import { SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
+
+const target = { Target: {} } as const;
+
+/** The SSM transport: Start-SSMSession's parameters, without the AWS CLI or session-manager-plugin. */
+export const manifest: TransportManifest = {
+  id: "ssm",
+  sdk: SDK_VERSION,
+  version: "0.1.0",
+  summary: "AWS Systems Manager Session Manager (WebSocket data channel), shells and port forwarding",
+  capabilities: ["shell", "pty", "pty-resize", "forward"],
+  defaultSet: "Target",
+  parameters: [
+    {
+      name: "Target",
+      type: { kind: "string" },
+      sets: { Target: { mandatory: true } },
+      help: "managed instance ID, e.g. i-0123456789abcdef0",
+    },
+    { name: "DocumentName", type: { kind: "string" }, sets: target, help: "Session Manager document to run" },
+    {
+      name: "Parameter",
+      type: { kind: "map" },
+      sets: target,
+      help: "document parameter key=value (repeatable)",
+      valueName: "<key=value>",
+    },
+    { name: "Reason", type: { kind: "string" }, sets: target, help: "reason recorded with the session" },
+    { name: "ProfileName", aliases: ["profile"], type: { kind: "string" }, sets: target, help: "AWS profile" },
+    { name: "Region", type: { kind: "string" }, sets: target, help: "AWS region" },
+    { name: "EndpointUrl", type: { kind: "uri" }, sets: target, help: "SSM endpoint URL (private endpoints, tests)" },
+  ],
+};

@@ -1,0 +1,61 @@
+import { SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
+
+const both = { ComputerName: {}, Uri: {} } as const;
+
+/** The WinRM transport: Enter-PSSession's ComputerName and Uri parameter sets. */
+export const manifest: TransportManifest = {
+  id: "winrm",
+  sdk: SDK_VERSION,
+  version: "0.1.0",
+  summary: "Windows Remote Management (WS-Man/WinRS): Basic, NTLM with message encryption, HTTPS",
+  schemes: ["http", "https"],
+  capabilities: ["shell", "exec", "signals"],
+  defaultSet: "ComputerName",
+  defaultPort: 5985,
+  parameters: [
+    {
+      name: "ComputerName",
+      aliases: ["cn"],
+      type: { kind: "string" },
+      sets: { ComputerName: { position: 0, mandatory: true } },
+      help: "Windows host to connect to over WinRM",
+    },
+    {
+      name: "ConnectionUri",
+      aliases: ["uri", "cu"],
+      type: { kind: "uri" },
+      sets: { Uri: { position: 1, mandatory: true } },
+      help: "WinRM endpoint URL, e.g. https://win01:5986/wsman",
+    },
+    {
+      name: "Credential",
+      type: { kind: "credential" },
+      sets: both,
+      help: "user (DOMAIN\\user or user@domain); the password is prompted for without echo",
+    },
+    { name: "Port", type: { kind: "int", min: 1, max: 65535 }, sets: { ComputerName: {} }, help: "WinRM port" },
+    { name: "UseSSL", type: { kind: "switch" }, sets: { ComputerName: {} }, help: "use HTTPS (port 5986)" },
+    {
+      name: "ConfigurationName",
+      type: { kind: "string" },
+      sets: both,
+      help: "shell to start: cmd (default) or powershell",
+    },
+    {
+      name: "Authentication",
+      type: { kind: "enum", values: ["Default", "Basic", "Negotiate", "Kerberos", "CredSSP"] },
+      sets: both,
+      help: "authentication mechanism",
+      default: "Negotiate",
+    },
+    { name: "AllowRedirection", type: { kind: "switch" }, sets: { Uri: {} }, help: "follow up to 5 redirections" },
+    {
+      name: "AllowUnencrypted",
+      type: { kind: "switch" },
+      sets: both,
+      help: "allow Basic authentication over plain HTTP",
+    },
+    { name: "SkipCACheck", type: { kind: "switch" }, sets: both, help: "do not verify the server certificate's CA" },
+    { name: "SkipCNCheck", type: { kind: "switch" }, sets: both, help: "do not verify the certificate's host name" },
+  ],
+};
