@@ -30,3 +30,15 @@ export {
   UnsupportedError,
   UsageError,
 } from "../core/errors.ts";
+export { serve, type ServeOptions } from "./serve.ts";
+export {
+  conformance,
+  type ConformanceCase,
+  conformanceCases,
+  type ConformanceCommands,
+  type ConformanceOptions,
+  type ConformanceReport,
+  type MalformedCase,
+  POSIX_COMMANDS,
+  runConformance,
+} from "./conformance.ts";

@@ -1,11 +1,305 @@
 /**
- * The local transport (not built yet).
+ * The local transport: the user's shell, or one command, on this machine. It is the reference plugin: it
+ * uses nothing but the SDK (`plugins/mod.ts`), so it shows every part of a {@linkcode Channel}.
+ *
+ * A request with a PTY runs in a real pseudo-terminal (npm `@lydell/node-pty`, which needs `--allow-ffi`);
+ * one without runs with three pipes, stderr apart. The shell is `$SHELL` (`/bin/sh` when unset), started
+ * in the current directory, and a command runs as `$SHELL -c command`, as sshd does it.
+ *
+ * @example Running one command
+ * ```ts ignore
+ * import { open } from "./mod.ts";
+ * await using channel = await open(ctx, { kind: "exec", command: "uname -a" });
+ * const status = await channel.exit;
+ * ```
+ *
  * @module
  */
-import { type Channel, type OpenContext, type OpenRequest, TransportError } from "../../plugins/mod.ts";
+import { spawn } from "@lydell/node-pty";
+import { Buffer } from "node:buffer";
+import { constants } from "node:os";
+import {
+  type Channel,
+  type ExitStatus,
+  type OpenContext,
+  type OpenRequest,
+  type PtyRequest,
+  TransportError,
+  UnsupportedError,
+  UsageError,
+  type WindowSize,
+} from "../../plugins/mod.ts";
 export { manifest } from "./manifest.ts";
 
-/** Opens a local connection. */
-export function open(_ctx: OpenContext, _request: OpenRequest): Promise<Channel> {
-  return Promise.reject(new TransportError("the local transport is not built yet", { layer: "config" }));
+/** The signals `Channel.signal` accepts, as RFC 4254 §6.10 lists them (without `SIG`). */
+const SIGNALS: ReadonlySet<string> = new Set([
+  "ABRT",
+  "ALRM",
+  "FPE",
+  "HUP",
+  "ILL",
+  "INT",
+  "KILL",
+  "PIPE",
+  "QUIT",
+  "SEGV",
+  "TERM",
+  "USR1",
+  "USR2",
+]);
+
+/** How long a process may take to end after SIGHUP/SIGTERM at dispose before it gets SIGKILL. */
+const GRACE_MS = 2_000;
+
+/**
+ * Starts `request` on this machine.
+ *
+ * @throws {UnsupportedError} for a subsystem request
+ * @throws {TransportError} when the shell cannot be started
+ */
+export function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
+  if (request.kind === "subsystem") {
+    return Promise.reject(new UnsupportedError("local", `subsystem ${request.name}`));
+  }
+  if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+  const shell = readEnv("SHELL") || "/bin/sh";
+  const args = request.kind === "exec" ? ["-c", request.command] : [];
+  const env = { ...Deno.env.toObject(), ...request.env };
+  let channel: Channel;
+  try {
+    channel = request.pty ? openPty(shell, args, env, request.pty) : openPipes(shell, args, env);
+  } catch (cause) {
+    return Promise.reject(
+      new TransportError(`cannot start ${shell}`, {
+        layer: "channel",
+        code: "hostMissing",
+        cause,
+        hint: "set SHELL to a shell that exists, or unset it to use /bin/sh",
+      }),
+    );
+  }
+  const onAbort = () => void channel[Symbol.asyncDispose]();
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
+  channel.exit.finally(() => ctx.signal.removeEventListener("abort", onAbort));
+  return Promise.resolve(channel);
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+function checkSignal(name: string): Deno.Signal {
+  if (!SIGNALS.has(name)) {
+    throw new UsageError(`unknown signal ${name}`, { hint: `use one of ${[...SIGNALS].join(", ")}` });
+  }
+  return `SIG${name}` as Deno.Signal;
+}
+
+const signalNames = new Map<number, string>(
+  Object.entries(constants.signals).map(([name, n]) => [n, name.replace(/^SIG/, "")]),
+);
+
+function signaled(n: number): ExitStatus {
+  return { kind: "signaled", signal: signalNames.get(n) ?? String(n), code: 128 + n };
+}
+
+function openPty(shell: string, args: string[], env: Record<string, string>, pty: PtyRequest): Channel {
+  const term = spawn(shell, args, {
+    name: pty.term,
+    cols: pty.columns,
+    rows: pty.rows,
+    cwd: Deno.cwd(),
+    env: { ...env, TERM: pty.term },
+    // Buffers, not strings: a UTF-8 character split across reads must reach the user intact
+    encoding: null,
+  });
+  const pid = term.pid;
+  let ended = false;
+  let output!: ReadableStreamDefaultController<Uint8Array>;
+  const stdout = new ReadableStream<Uint8Array>({
+    start(controller) {
+      output = controller;
+    },
+    // a slow reader pauses the PTY, so the child blocks instead of memory growing
+    pull() {
+      term.resume();
+    },
+    cancel() {
+      term.resume();
+    },
+  }, { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength });
+  term.onData((data: unknown) => {
+    if (ended) return;
+    // node-pty hands out Node Buffers (views into pooled memory); copy into a plain Uint8Array
+    output.enqueue(new Uint8Array(data as Uint8Array));
+    if ((output.desiredSize ?? 1) <= 0) term.pause();
+  });
+  // node-pty reports exit only after the PTY has been read to its end, so all output is enqueued by now
+  const exit = new Promise<ExitStatus>((resolve) => {
+    term.onExit(({ exitCode, signal }) => {
+      ended = true;
+      try {
+        output.close();
+      } catch {
+        // cancelled by the reader
+      }
+      resolve(signal ? signaled(signal) : { kind: "exited", code: exitCode });
+    });
+  });
+  const stdin = new WritableStream<Uint8Array>({
+    write(chunk) {
+      if (ended) throw new TransportError("the local process has ended", { layer: "channel" });
+      // node-pty's typings say string, but it writes Buffers as they are (no re-encoding)
+      term.write(Buffer.from(chunk) as unknown as string);
+    },
+    // a terminal has no end of file of its own; the process reads until it exits or the channel is disposed
+  });
+  return {
+    stdin,
+    stdout,
+    stderr: closedStream(),
+    exit,
+    resize(size: WindowSize) {
+      if (!ended) term.resize(size.columns, size.rows);
+    },
+    signal(name: string) {
+      const sig = checkSignal(name);
+      if (!ended) Deno.kill(pid, sig);
+    },
+    async [Symbol.asyncDispose]() {
+      if (!ended) {
+        // closing a terminal hangs up everything in its session
+        killSession(pid, "SIGHUP");
+        if (!await settlesWithin(exit, GRACE_MS)) killSession(pid, "SIGKILL");
+        await exit;
+      }
+      // children that left the shell's process group but stayed in the PTY's session
+      killSession(pid, "SIGKILL");
+    },
+  };
+}
+
+function openPipes(shell: string, args: string[], env: Record<string, string>): Channel {
+  const child = new Deno.Command(shell, {
+    args,
+    env,
+    clearEnv: true,
+    cwd: Deno.cwd(),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    // a process group of its own, so dispose can end the command's children too
+    detached: true,
+  }).spawn();
+  const pid = child.pid;
+  let ended = false;
+  const status = child.status.then((s) => {
+    ended = true;
+    return s;
+  });
+  const stdout = watchEnd(child.stdout);
+  const stderr = watchEnd(child.stderr);
+  const exit = Promise.all([status, stdout.done, stderr.done]).then(([s]): ExitStatus => {
+    if (s.signal !== null) {
+      const n = constants.signals[s.signal as keyof typeof constants.signals];
+      return n ? signaled(n) : { kind: "signaled", signal: s.signal.replace(/^SIG/, ""), code: s.code };
+    }
+    return { kind: "exited", code: s.code };
+  });
+  return {
+    stdin: child.stdin,
+    stdout: stdout.stream,
+    stderr: stderr.stream,
+    exit,
+    signal(name: string) {
+      const sig = checkSignal(name);
+      if (!ended) child.kill(sig);
+    },
+    async [Symbol.asyncDispose]() {
+      if (!ended) {
+        killGroup(pid, "SIGTERM");
+        if (!await settlesWithin(status, GRACE_MS)) killGroup(pid, "SIGKILL");
+        await status;
+      }
+      killGroup(pid, "SIGKILL");
+      await child.stdin.close().catch(() => {});
+      stdout.stream.cancel().catch(() => {});
+      stderr.stream.cancel().catch(() => {});
+    },
+  };
+}
+
+/** Passes a stream through and reports when its last chunk has been taken in. */
+function watchEnd(source: ReadableStream<Uint8Array>): { stream: ReadableStream<Uint8Array>; done: Promise<void> } {
+  const done = Promise.withResolvers<void>();
+  const stream = source.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      flush: () => done.resolve(),
+    }),
+  );
+  return { stream, done: done.promise };
+}
+
+function closedStream(): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.close();
+    },
+  });
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function killGroup(pid: number, signal: Deno.Signal): void {
+  for (const target of [-pid, pid]) {
+    try {
+      Deno.kill(target, signal);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/**
+ * Signals every process in the session `sid` leads (a PTY's child calls setsid), found in /proc, so job
+ * control's process groups are reached too. A session's ID stays reserved while any member lives, so
+ * this never reaches a stranger. Without /proc, only the leader and its group.
+ */
+function killSession(sid: number, signal: Deno.Signal): void {
+  let pids: number[];
+  try {
+    pids = [];
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+        // the command name may hold spaces and parentheses: the fields resume after the last ")"
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        if (Number(fields[3]) === sid) pids.push(Number(entry.name));
+      } catch {
+        // ended while we looked
+      }
+    }
+  } catch {
+    pids = [sid, -sid];
+  }
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, signal);
+    } catch {
+      // gone already
+    }
+  }
 }

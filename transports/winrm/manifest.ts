@@ -39,13 +39,13 @@ export const manifest: TransportManifest = {
       name: "ConfigurationName",
       type: { kind: "string" },
       sets: both,
-      help: "shell to start: cmd (default) or powershell",
+      help: "shell to start: cmd (default), or powershell (powershell.exe in a WinRS shell; not PSRP)",
     },
     {
       name: "Authentication",
       type: { kind: "enum", values: ["Default", "Basic", "Negotiate", "Kerberos", "CredSSP"] },
       sets: both,
-      help: "authentication mechanism",
+      help: "Negotiate (NTLM, sealed over http) or Basic (https); Kerberos and CredSSP are not supported yet",
       default: "Negotiate",
     },
     { name: "AllowRedirection", type: { kind: "switch" }, sets: { Uri: {} }, help: "follow up to 5 redirections" },
@@ -57,5 +57,12 @@ export const manifest: TransportManifest = {
     },
     { name: "SkipCACheck", type: { kind: "switch" }, sets: both, help: "do not verify the server certificate's CA" },
     { name: "SkipCNCheck", type: { kind: "switch" }, sets: both, help: "do not verify the certificate's host name" },
+    {
+      name: "OperationTimeout",
+      type: { kind: "duration" },
+      sets: both,
+      help: "how long the host may hold a reply (each Receive long poll); replies get this plus up to 10s",
+      default: "20s",
+    },
   ],
 };

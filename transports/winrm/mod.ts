@@ -1,11 +1,327 @@
 /**
- * The winrm transport (not built yet).
+ * The winrm transport: a WinRS command shell (cmd, or powershell.exe inside it) over WS-Management,
+ * with Basic over HTTPS or NTLMv2 with message sealing over HTTP.
+ *
+ * One command runs in one shell: Create, Command, Receive until Done, Delete. The shell is deleted
+ * on every exit path (end, error, Ctrl-C, dispose). Interactive shells get local line editing,
+ * since WinRS has no terminal protocol (see line_editor.ts and docs/winrm.md).
+ *
+ * @example Running a command
+ * ```ts ignore
+ * import { open } from "./mod.ts";
+ * await using ch = await open(ctx, { kind: "exec", command: "ipconfig" });
+ * await ch.stdout.pipeTo(Deno.stdout.writable);
+ * console.log(await ch.exit);
+ * ```
+ *
  * @module
  */
-import { type Channel, type OpenContext, type OpenRequest, TransportError } from "../../plugins/mod.ts";
+import {
+  type Channel,
+  type ExitStatus,
+  type OpenContext,
+  type OpenRequest,
+  RemoteError,
+  TransportError,
+  UsageError,
+} from "../../plugins/mod.ts";
+import { RECEIVE_TIMED_OUT, WinrmClient, type WinrmSettings } from "./client.ts";
+import { EchoFilter, LineEditor } from "./line_editor.ts";
+import { utf16le } from "./ntlm.ts";
+import { SignalCode, toBase64 } from "./wsman_xml.ts";
 export { manifest } from "./manifest.ts";
 
-/** Opens a winrm connection. */
-export function open(_ctx: OpenContext, _request: OpenRequest): Promise<Channel> {
-  return Promise.reject(new TransportError("the winrm transport is not built yet", { layer: "config" }));
+/** The environment variable that supplies the password for automation (see docs/winrm.md for the risk). */
+export const PASSWORD_ENV = "REMOTE_WINRM_PASSWORD";
+
+/** STATUS_CONTROL_C_EXIT: how a Windows process ended by Ctrl-C exits */
+const CONTROL_C_EXIT = 0xc000013a;
+const DEFAULT_OPERATION_TIMEOUT_MS = 20_000;
+
+/** Connection settings from the target and the bound parameters, without the password. */
+export type ResolvedSettings = Omit<WinrmSettings, "password">;
+
+function param<T>(ctx: OpenContext, name: string): T | undefined {
+  const v = ctx.parameters[name];
+  return v === undefined || v === null ? undefined : v as T;
+}
+
+/** Works out the endpoint, authentication and TLS checks; throws usage errors for unsafe or unsupported choices. */
+export function resolveSettings(ctx: OpenContext): ResolvedSettings {
+  const t = ctx.target;
+  const uriParam = param<URL | string>(ctx, "ConnectionUri");
+  let url: URL;
+  if (uriParam !== undefined) {
+    try {
+      url = new URL(String(uriParam));
+    } catch {
+      throw new UsageError(`not a URL: ${uriParam}`, { hint: "use --connection-uri https://host:5986/wsman" });
+    }
+  } else {
+    const typed = /^(https?):\/\//i.exec(t.display ?? "")?.[1]?.toLowerCase();
+    const port = param<number>(ctx, "Port") ?? t.port;
+    const ssl = param<boolean>(ctx, "UseSSL") === true || typed === "https" || (typed === undefined && port === 5986);
+    const host = param<string>(ctx, "ComputerName") ?? t.host;
+    if (!host) throw new UsageError("no computer name given", { hint: "remote enter --computer-name <host>" });
+    const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+    url = new URL(`${ssl ? "https" : "http"}://${h}:${port ?? (ssl ? 5986 : 5985)}${t.path || "/wsman"}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`winrm needs an http or https URL, not ${url.protocol}`, {
+      hint: "e.g. https://win01:5986/wsman",
+    });
+  }
+  if (url.pathname === "/" || url.pathname === "") url.pathname = "/wsman";
+  const mech = (param<string>(ctx, "Authentication") ?? "Default").toLowerCase();
+  if (mech === "kerberos" || mech === "credssp") {
+    throw new RemoteError(
+      "unsupported",
+      `winrm ${mech === "kerberos" ? "Kerberos" : "CredSSP"} authentication is not supported yet`,
+      {
+        hint: "use --authentication Negotiate (NTLM), or Basic over https",
+      },
+    );
+  }
+  const auth = mech === "basic" ? "basic" : "negotiate";
+  if (auth === "basic" && url.protocol === "http:" && param<boolean>(ctx, "AllowUnencrypted") !== true) {
+    throw new UsageError("basic authentication over http would send the password and all traffic in clear", {
+      hint: "use https (--use-ssl), or --authentication Negotiate, or pass --allow-unencrypted if you accept the risk",
+    });
+  }
+  const username = param<string>(ctx, "Credential") ?? t.user;
+  if (!username) {
+    throw new UsageError("winrm needs a user name", { hint: "pass --credential DOMAIN\\user (or user@domain)" });
+  }
+  const op = param<number>(ctx, "OperationTimeout") ?? DEFAULT_OPERATION_TIMEOUT_MS;
+  return {
+    url,
+    auth,
+    username,
+    tls: {
+      verifyCa: param<boolean>(ctx, "SkipCACheck") !== true,
+      verifyHost: param<boolean>(ctx, "SkipCNCheck") !== true,
+    },
+    allowRedirection: param<boolean>(ctx, "AllowRedirection") === true,
+    operationTimeoutMs: Math.max(1000, Math.min(op, 3_600_000)),
+    connectTimeoutMs: 15_000,
+  };
+}
+
+/** The password: from {@linkcode PASSWORD_ENV} if set, else asked without echo. */
+export async function getPassword(ctx: OpenContext, username: string, host: string): Promise<string> {
+  const env = Deno.env.get(PASSWORD_ENV);
+  if (env !== undefined) return env;
+  return await ctx.prompt.ask(`Password for ${username}@${host}: `, { secret: true, what: "--credential password" });
+}
+
+/** The command line that runs `command` under the configured shell. */
+export function commandLineFor(configuration: string | undefined, command: string | undefined): string {
+  const c = (configuration ?? "cmd").toLowerCase();
+  if (c === "cmd") return command ?? "cmd";
+  if (c === "powershell" || c === "microsoft.powershell" || c === "powershell.exe" || c === "pwsh") {
+    const exe = c === "pwsh" ? "pwsh.exe" : "powershell.exe";
+    if (command === undefined) return `${exe} -NoLogo -NoExit -Command -`;
+    return `${exe} -NoLogo -NoProfile -NonInteractive -EncodedCommand ${toBase64(utf16le(command))}`;
+  }
+  throw new RemoteError(
+    "unsupported",
+    `configuration ${configuration} needs PowerShell remoting (PSRP), not supported yet`,
+    {
+      hint: "use --configuration-name cmd or powershell",
+    },
+  );
+}
+
+/** Opens a WinRS shell and starts `request` in it. */
+export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
+  if (request.kind === "subsystem") {
+    throw new RemoteError("unsupported", `winrm has no subsystems (asked for ${request.name})`);
+  }
+  const resolved = resolveSettings(ctx);
+  const commandLine = commandLineFor(
+    param<string>(ctx, "ConfigurationName"),
+    request.kind === "exec" ? request.command : undefined,
+  );
+  const password = await getPassword(ctx, resolved.username, resolved.url.hostname);
+  return await openWith(new WinrmClient({ ...resolved, password }), ctx.signal, request, commandLine);
+}
+
+/** Opens the channel on an existing client (the part of {@linkcode open} tests and benchmarks drive). */
+export async function openWith(
+  client: WinrmClient,
+  signal: AbortSignal,
+  request: Exclude<OpenRequest, { kind: "subsystem" }>,
+  commandLine: string,
+): Promise<Channel> {
+  let shellId: string | undefined;
+  let commandId: string;
+  try {
+    signal.throwIfAborted();
+    shellId = await client.createShell({ env: request.env });
+    signal.throwIfAborted();
+    commandId = await client.command(shellId, commandLine);
+  } catch (e) {
+    if (shellId) await client.deleteShell(shellId).catch(() => {});
+    client.close();
+    if (signal.aborted && !(e instanceof RemoteError)) {
+      throw new TransportError("connecting was cancelled", { layer: "timeout", code: "interrupted", cause: e });
+    }
+    throw e;
+  }
+  return new WinrsChannel(client, shellId, commandId, request, signal);
+}
+
+/** A running WinRS command as a {@linkcode Channel}. */
+class WinrsChannel implements Channel {
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly exit: Promise<ExitStatus>;
+  #out!: ReadableStreamDefaultController<Uint8Array>;
+  #err!: ReadableStreamDefaultController<Uint8Array>;
+  #client: WinrmClient;
+  #shellId: string;
+  #commandId: string;
+  #sentCtrlC = false;
+  #finished = false;
+  #deleted?: Promise<void>;
+  #stdinEnded = false;
+  #sendQueue: Promise<void> = Promise.resolve();
+  #lineMode: boolean;
+  #echo = new EchoFilter();
+  #stop = new AbortController();
+
+  constructor(
+    client: WinrmClient,
+    shellId: string,
+    commandId: string,
+    request: Exclude<OpenRequest, { kind: "subsystem" }>,
+    signal: AbortSignal,
+  ) {
+    this.#client = client;
+    this.#shellId = shellId;
+    this.#commandId = commandId;
+    this.#lineMode = request.kind === "shell" && request.pty !== undefined;
+    this.stdout = new ReadableStream({ start: (c) => void (this.#out = c) });
+    this.stderr = new ReadableStream({ start: (c) => void (this.#err = c) });
+    if (this.#lineMode) this.#err.close(); // a terminal session shows both streams as one
+    const editor = new LineEditor();
+    this.stdin = new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        if (!this.#lineMode) return this.#queueSend(chunk, false);
+        for (const ev of editor.feed(chunk)) {
+          if (ev.kind === "echo") this.#emit("stdout", ev.bytes);
+          else if (ev.kind === "line") {
+            this.#echo.expect(ev.text);
+            void this.#queueSend(new TextEncoder().encode(`${ev.text}\r\n`), false);
+          } else if (ev.kind === "interrupt") void this.signal("INT");
+          else if (ev.kind === "eof") void this.#queueSend(new Uint8Array(), true);
+        }
+      },
+      close: () => this.#queueSend(new Uint8Array(), true),
+      abort: () => this.#queueSend(new Uint8Array(), true),
+    });
+    const onAbort = () => void this[Symbol.asyncDispose]();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.exit = this.#receiveLoop().finally(() => signal.removeEventListener("abort", onAbort));
+  }
+
+  #emit(stream: "stdout" | "stderr", data: Uint8Array): void {
+    if (this.#finished || data.length === 0) return;
+    try {
+      (stream === "stderr" && !this.#lineMode ? this.#err : this.#out).enqueue(data);
+    } catch { /* the reader cancelled */ }
+  }
+
+  #queueSend(data: Uint8Array, end: boolean): Promise<void> {
+    if (this.#stdinEnded || this.#finished) return Promise.resolve();
+    if (end) this.#stdinEnded = true;
+    // sends keep their order; each may take a second connection while Receive holds the first
+    this.#sendQueue = this.#sendQueue.then(async () => {
+      if (this.#finished) return;
+      try {
+        await this.#client.send(this.#shellId, this.#commandId, data, end);
+      } catch (e) {
+        if (!this.#finished) throw e;
+      }
+    });
+    return this.#sendQueue;
+  }
+
+  async #receiveLoop(): Promise<ExitStatus> {
+    let status: ExitStatus;
+    try {
+      for (;;) {
+        if (this.#stop.signal.aborted) {
+          status = { kind: "lost", error: new TransportError("the session was closed", { layer: "channel" }) };
+          break;
+        }
+        const r = await this.#client.receive(this.#shellId, this.#commandId);
+        if (r === RECEIVE_TIMED_OUT) continue; // w:TimedOut is the normal end of a long poll
+        for (const c of r.chunks) {
+          this.#emit(c.name, c.name === "stdout" && this.#lineMode ? this.#echo.filter(c.data) : c.data);
+        }
+        if (r.done) {
+          status = this.#status(r.exitCode ?? 0);
+          break;
+        }
+      }
+    } catch (e) {
+      status = { kind: "lost", error: e instanceof Error ? e : new Error(String(e)) };
+    }
+    if (this.#lineMode) this.#emit("stdout", this.#echo.flush());
+    await this.#cleanup();
+    for (const c of [this.#out, this.#err]) {
+      try {
+        c.close();
+      } catch { /* already closed */ }
+    }
+    return status;
+  }
+
+  #status(code: number): ExitStatus {
+    const u = code >>> 0;
+    if (this.#sentCtrlC && u === CONTROL_C_EXIT) return { kind: "signaled", signal: "INT", code: 130 };
+    return { kind: "exited", code };
+  }
+
+  /** deletes the shell once, whatever happened; the command's end needs no Signal terminate first */
+  #cleanup(): Promise<void> {
+    this.#deleted ??= (async () => {
+      this.#finished = true;
+      try {
+        await this.#client.deleteShell(this.#shellId);
+      } catch { /* the shell may be gone already; nothing more can be done */ }
+      this.#client.close();
+    })();
+    return this.#deleted;
+  }
+
+  /** INT sends ctrl_c; TERM, KILL and HUP send terminate; BREAK sends ctrl_break */
+  async signal(name: string): Promise<void> {
+    if (this.#finished) return;
+    const n = name.toUpperCase().replace(/^SIG/, "");
+    const code = n === "INT"
+      ? SignalCode.ctrlC
+      : n === "BREAK"
+      ? SignalCode.ctrlBreak
+      : n === "TERM" || n === "KILL" || n === "HUP"
+      ? SignalCode.terminate
+      : undefined;
+    if (!code) {
+      throw new RemoteError("unsupported", `winrm cannot send signal ${name}`, { hint: "use INT, TERM or KILL" });
+    }
+    if (code === SignalCode.ctrlC) this.#sentCtrlC = true;
+    try {
+      await this.#client.signal(this.#shellId, this.#commandId, code);
+    } catch (e) {
+      if (!this.#finished) throw e;
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#stop.abort();
+    await this.#cleanup();
+    await this.exit.catch(() => {});
+  }
 }

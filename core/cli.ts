@@ -1,0 +1,238 @@
+/**
+ * The command line: global options, the verbs, help, version and completions. `main.ts` hands it
+ * argv and the transport catalog; it returns the exit code.
+ *
+ * @module
+ */
+import type { TransportManifest } from "../plugins/types.ts";
+import { renderCompletions } from "./completions.ts";
+import { loadConfig, type UserConfig } from "./config.ts";
+import { RemoteError, UsageError } from "./errors.ts";
+import { renderHelp } from "./help.ts";
+import { promptForMissing, resolveParameterSet, type VerbSpec } from "./parameter_set.ts";
+import { loadPluginEntries } from "./plugin_loader.ts";
+import { terminalPrompter } from "./prompt.ts";
+import type { TransportEntry } from "./transport_catalog.ts";
+import { verbSpecs } from "./verbs.ts";
+import { runVerb } from "./verb_handlers.ts";
+import { writeOut } from "./output.ts";
+
+/** What `main.ts` passes in. */
+export interface CliOptions {
+  version: string;
+  /** built-in transports and those compiled in by a custom build */
+  transports: readonly TransportEntry[];
+}
+
+const TOP_HELP = `remote — interactive sessions on any machine: SSH, WinRM, AWS SSM, local and plugins
+
+usage: remote [--plugin <path|npm:spec>]... <verb> [options] [target] [-- command]
+
+verbs:
+  enter       start an interactive session (Enter-PSSession)
+  invoke      run a command on one or many hosts (Invoke-Command)
+  new         create a persistent session and leave it running (New-PSSession)
+  get         list sessions (Get-PSSession)
+  connect     attach again to a disconnected session (Connect-PSSession)
+  disconnect  detach and leave a session running (Disconnect-PSSession)
+  receive     print what a disconnected session printed (Receive-PSSession)
+  remove      end a session (Remove-PSSession)
+  forward     forward a local port through a transport
+  plugin      list transports: remote plugin list | remote plugin info <name>
+  completions print a shell completion script: remote completions bash|zsh|fish
+  help        remote help <verb>
+
+options:
+  --plugin <path|npm:spec>  load a transport plugin module (repeatable)
+  --version                 print versions and the built-in transports
+  -h, --help                print this help
+
+Run 'remote help <verb>' for a verb's parameter sets. Docs: docs/ in the source tree.
+`;
+
+/**
+ * Runs remote with `argv` (without the program name) and returns the exit code.
+ *
+ * @example Version
+ * ```ts ignore
+ * const code = await runCli(["--version"], { version: "0.1.0", transports: [] });
+ * ```
+ */
+export async function runCli(argv: string[], options: CliOptions): Promise<number> {
+  const { plugins, rest } = takeGlobalOptions(argv);
+  const verb = rest[0];
+  if (verb === undefined || verb === "-h" || verb === "--help") {
+    await writeOut(TOP_HELP);
+    return 0;
+  }
+  if (verb === "--version" || verb === "-V" || verb === "version") {
+    await writeOut(versionText(options));
+    return 0;
+  }
+  const config = await loadConfig();
+  const extra = await loadPluginEntries({
+    specifiers: [...plugins, ...config.plugins.map(pluginSpecifier)],
+    executables: true,
+    pluginDir: defaultPluginDir(),
+    path: Deno.env.get("PATH") ?? "",
+  });
+  const entries = mergeEntries(options.transports, extra);
+  const manifests = entries.map((e) => e.manifest);
+  const specs = verbSpecs(manifests, config.defaults.transport ?? "ssh");
+  const args = rest.slice(1);
+
+  switch (verb) {
+    case "help": {
+      const spec = args[0] ? findVerb(specs, args[0]) : undefined;
+      await writeOut(spec ? renderHelp(spec) : TOP_HELP);
+      return 0;
+    }
+    case "completions": {
+      const shell = args[0];
+      if (shell !== "bash" && shell !== "zsh" && shell !== "fish") {
+        throw new UsageError(`completions for '${shell ?? ""}' are not available`, {
+          hint: "use: remote completions bash|zsh|fish",
+        });
+      }
+      await writeOut(renderCompletions(shell, "remote", specs));
+      return 0;
+    }
+    case "plugin":
+      return await pluginVerb(args, entries, specs);
+  }
+  const spec = findVerb(specs, verb);
+  const beforeCommand = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
+  if (beforeCommand.includes("--help") || beforeCommand.includes("-h")) {
+    await writeOut(renderHelp(spec));
+    return 0;
+  }
+  const prompter = terminalPrompter();
+  let resolution = resolveParameterSet(spec, args);
+  if (resolution.missing.length > 0 && !localEnter(verb, resolution.given)) {
+    resolution = await promptForMissing(spec, resolution, prompter);
+  }
+  return await runVerb({ verb, spec, resolution, entries, config, prompter });
+}
+
+/** `enter` with nothing at all opens the local loopback session, as Enter-PSSession's first example. */
+function localEnter(verb: string, given: readonly string[]): boolean {
+  return verb === "enter" && given.length === 0;
+}
+
+function pluginSpecifier(entry: UserConfig["plugins"][number]): string {
+  return "path" in entry ? entry.path : "npm" in entry ? `npm:${entry.npm}` : entry.exec;
+}
+
+function takeGlobalOptions(argv: string[]): { plugins: string[]; rest: string[] } {
+  const plugins: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (arg === "--plugin") {
+      const value = argv[i + 1];
+      if (value === undefined) throw new UsageError("--plugin needs a value", { hint: "--plugin ./my_transport.ts" });
+      plugins.push(value);
+      i++;
+    } else if (arg.startsWith("--plugin=")) {
+      plugins.push(arg.slice("--plugin=".length));
+    } else {
+      rest.push(arg);
+    }
+  }
+  return { plugins, rest };
+}
+
+function findVerb(specs: readonly VerbSpec[], name: string): VerbSpec {
+  const spec = specs.find((s) => s.name === name);
+  if (!spec) {
+    const names = specs.map((s) => s.name);
+    const near = names.find((n) => n.startsWith(name.slice(0, 2)));
+    throw new UsageError(`'${name}' is not a remote verb`, {
+      hint: near ? `did you mean 'remote ${near}'? all verbs: remote --help` : "all verbs: remote --help",
+    });
+  }
+  return spec;
+}
+
+function versionText(options: CliOptions): string {
+  const ids = options.transports.map((t) => t.manifest.id).join(", ");
+  return `remote ${options.version}\ndeno ${Deno.version.deno} (v8 ${Deno.version.v8}, typescript ${Deno.version.typescript})\n` +
+    `transports: ${ids}\n`;
+}
+
+function defaultPluginDir(): string {
+  const base = Deno.env.get("XDG_DATA_HOME") ?? `${Deno.env.get("HOME") ?? "."}/.local/share`;
+  return `${base}/remote/plugins`;
+}
+
+function mergeEntries(builtins: readonly TransportEntry[], extra: readonly TransportEntry[]): TransportEntry[] {
+  const all = [...builtins];
+  for (const entry of extra) {
+    const clash = all.find((e) =>
+      e.manifest.id === entry.manifest.id ||
+      (entry.manifest.schemes ?? []).some((s) => e.manifest.id === s || (e.manifest.schemes ?? []).includes(s))
+    );
+    if (clash) {
+      throw new RemoteError("plugin", `plugin ${entry.manifest.id} claims a name or scheme ${clash.manifest.id} has`, {
+        hint: "rename the plugin's id or schemes",
+      });
+    }
+    all.push(entry);
+  }
+  return all;
+}
+
+async function pluginVerb(args: string[], entries: readonly TransportEntry[], specs: VerbSpec[]): Promise<number> {
+  const sub = args[0] ?? "list";
+  if (sub === "list") {
+    const rows = entries.map((e) => [
+      e.manifest.id,
+      e.manifest.version,
+      e.origin.kind === "builtin" ? "built-in" : e.origin.kind === "module" ? e.origin.specifier : e.origin.path,
+      e.manifest.capabilities.join(","),
+      [e.manifest.id, ...(e.manifest.schemes ?? [])].map((s) => `${s}://`).join(" "),
+    ]);
+    await writeOut(table(["Name", "Version", "Source", "Capabilities", "Schemes"], rows));
+    return 0;
+  }
+  if (sub === "info") {
+    const name = args[1];
+    const entry = entries.find((e) => e.manifest.id === name);
+    if (!entry) {
+      throw new RemoteError("notFound", `no transport named '${name ?? ""}'`, { hint: "see: remote plugin list" });
+    }
+    await writeOut(pluginInfo(entry.manifest, specs));
+    return 0;
+  }
+  throw new UsageError(`'remote plugin ${sub}' is not a command`, { hint: "use: remote plugin list | info <name>" });
+}
+
+function pluginInfo(manifest: TransportManifest, specs: VerbSpec[]): string {
+  const enter = specs.find((s) => s.name === "enter");
+  const own = new Set(manifest.parameters.map((p) => p.name));
+  const sets = new Set(manifest.parameters.flatMap((p) => Object.keys(p.sets ?? {})));
+  const header = `${manifest.id} ${manifest.version} — ${manifest.summary}\n` +
+    `capabilities: ${manifest.capabilities.join(", ")}\n` +
+    `schemes: ${[manifest.id, ...(manifest.schemes ?? [])].map((s) => `${s}://`).join(" ")}\n\n`;
+  if (!enter) return header;
+  const view: VerbSpec = {
+    ...enter,
+    defaultSet: manifest.defaultSet,
+    parameters: enter.parameters
+      .filter((p) => own.has(p.name) || (p.name === "HostName" && sets.has(enter.defaultSet ?? "")))
+      .map((p) => ({ ...p, sets: p.sets && Object.fromEntries(Object.entries(p.sets).filter(([s]) => sets.has(s))) })),
+    examples: [],
+  };
+  return header + renderHelp(view);
+}
+
+/** A plain text table, columns padded to their widest cell. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n") + "\n";
+}

@@ -1,0 +1,182 @@
+/**
+ * The bash script runs in a real bash (COMPREPLY computed through the function `complete -p` names)
+ * and passes shellcheck; zsh is checked with `zsh -n` where zsh exists, and by its text otherwise;
+ * fish is not installed here, so its text is checked.
+ */
+import assert from "node:assert/strict";
+import { renderCompletions } from "./completions.ts";
+import type { VerbSpec } from "./parameter_set.ts";
+
+const verbs: VerbSpec[] = [
+  {
+    name: "enter",
+    summary: "Starts an interactive session (it's Enter-PSSession)",
+    defaultSet: "SSHHost",
+    parameters: [
+      { name: "HostName", type: { kind: "string" }, sets: { SSHHost: { position: 0, mandatory: true } }, help: "host" },
+      { name: "Port", short: "p", type: { kind: "int" }, sets: { SSHHost: {}, ComputerName: {} }, help: "port" },
+      { name: "ForwardAgent", short: "A", type: { kind: "switch" }, sets: { SSHHost: {} }, help: "agent" },
+      {
+        name: "ComputerName",
+        aliases: ["cn"],
+        type: { kind: "string" },
+        sets: { ComputerName: { position: 0, mandatory: true } },
+        help: "windows host: name or address",
+      },
+      {
+        name: "Authentication",
+        type: { kind: "enum", values: ["Basic", "Negotiate"] },
+        sets: { ComputerName: {} },
+        help: "the server's mechanism",
+      },
+    ],
+    examples: [],
+  },
+  {
+    name: "invoke",
+    summary: "Runs a command",
+    parameters: [{ name: "HostName", type: { kind: "list" }, sets: { SSHHost: { position: 0 } }, help: "hosts" }],
+    remainder: { name: "Command", help: "command" },
+    examples: [],
+  },
+  { name: "get", summary: "Lists sessions", parameters: [], examples: [] },
+];
+
+async function run(command: string, args: string[], stdin?: string): Promise<{ code: number; out: string }> {
+  const child = new Deno.Command(command, {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(20_000),
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const result = await child.output();
+  const td = new TextDecoder();
+  return { code: result.code, out: td.decode(result.stdout) + td.decode(result.stderr) };
+}
+
+async function installed(command: string): Promise<boolean> {
+  try {
+    return (await run("sh", ["-c", `command -v ${command}`])).code === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Sources the script in bash and completes `words`, the last being the word under the cursor. */
+async function complete(script: string, words: string[]): Promise<string[]> {
+  const file = await Deno.makeTempFile({ suffix: ".bash" });
+  try {
+    await Deno.writeTextFile(file, script);
+    const driver = `
+      source "$1"; shift
+      spec=$(complete -p remote)
+      fn=\${spec##*-F }; fn=\${fn%% *}
+      COMP_WORDS=("$@")
+      COMP_CWORD=$(( $# - 1 ))
+      COMP_LINE="$*"
+      COMP_POINT=\${#COMP_LINE}
+      "$fn" remote "\${COMP_WORDS[COMP_CWORD]}" "\${COMP_WORDS[COMP_CWORD-1]}"
+      printf '%s\\n' "\${COMPREPLY[@]}"
+    `;
+    const { code, out } = await run("bash", ["--norc", "--noprofile", "-c", driver, "bash", file, ...words]);
+    assert.equal(code, 0, out);
+    return out.split("\n").filter((l) => l !== "");
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+Deno.test("renderCompletions() bash offers --computer-name for `remote enter --comp`", async () => {
+  assert.ok(await installed("bash"), "bash is needed to run the bash completion");
+  const script = renderCompletions("bash", "remote", verbs);
+  assert.deepEqual(await complete(script, ["remote", "enter", "--comp"]), ["--computer-name"]);
+  assert.deepEqual(await complete(script, ["remote", "e"]), ["enter"]);
+  assert.deepEqual(await complete(script, ["remote", ""]), ["enter", "invoke", "get"]);
+  assert.deepEqual(await complete(script, ["remote", "enter", "-"]), [
+    "--host-name",
+    "--port",
+    "-p",
+    "--forward-agent",
+    "-A",
+    "--computer-name",
+    "--cn",
+    "--authentication",
+  ]);
+});
+
+Deno.test("renderCompletions() bash completes enum values, also after --flag=", async () => {
+  const script = renderCompletions("bash", "remote", verbs);
+  assert.deepEqual(await complete(script, ["remote", "enter", "--authentication", "Ba"]), ["Basic"]);
+  // COMP_WORDBREAKS holds "=", so bash hands `--authentication=Ba` over in three words
+  assert.deepEqual(await complete(script, ["remote", "enter", "--authentication", "=", "Ne"]), ["Negotiate"]);
+  assert.deepEqual(await complete(script, ["remote", "enter", "--authentication", "="]), ["Basic", "Negotiate"]);
+  // and in one word where it does not
+  assert.deepEqual(await complete(script, ["remote", "enter", "--authentication=Ba"]), ["--authentication=Basic"]);
+});
+
+Deno.test("renderCompletions() bash offers nothing for a value or after --", async () => {
+  const script = renderCompletions("bash", "remote", verbs);
+  assert.deepEqual(await complete(script, ["remote", "enter", "--port", "-"]), []);
+  assert.deepEqual(await complete(script, ["remote", "invoke", "db1", "--", "--ho"]), []);
+  assert.deepEqual(await complete(script, ["remote", "invoke", "--ho"]), ["--host-name"]);
+});
+
+Deno.test("renderCompletions() bash passes shellcheck", async () => {
+  assert.ok(await installed("shellcheck"), "shellcheck is needed (apt package shellcheck)");
+  const script = renderCompletions("bash", "remote", verbs);
+  const { code, out } = await run("shellcheck", ["--shell=bash", "-"], script);
+  assert.equal(code, 0, out);
+});
+
+Deno.test("renderCompletions() zsh is valid zsh offering verbs, options and enum values", async () => {
+  const script = renderCompletions("zsh", "remote", verbs);
+  if (await installed("zsh")) {
+    const file = await Deno.makeTempFile({ suffix: ".zsh" });
+    try {
+      await Deno.writeTextFile(file, script);
+      const { code, out } = await run("zsh", ["-n", file]);
+      assert.equal(code, 0, out);
+    } finally {
+      await Deno.remove(file);
+    }
+  }
+  // zsh is absent here: the text is the check (and the checks above when it exists)
+  assert.ok(script.startsWith("#compdef remote\n"));
+  assert.ok(script.includes("compdef _remote_complete remote"));
+  assert.ok(script.includes(`'enter:Starts an interactive session (it'\\''s Enter-PSSession)'`));
+  assert.ok(script.includes(`'--computer-name:windows host: name or address' '--cn:windows host: name or address'`));
+  assert.ok(script.includes(`(--authentication) compadd -- 'Basic' 'Negotiate'; return ;;`));
+  assert.ok(script.includes("(--host-name|--port|-p|--computer-name|--cn) _default; return ;;"));
+  assert.equal(count(script, /^\s*case /gm), count(script, /^\s*esac$/gm));
+  assert.equal(count(script, /\bif\b/g), count(script, /\bfi\b/g));
+});
+
+Deno.test("renderCompletions() fish declares each verb's long, short and alias spellings", () => {
+  const script = renderCompletions("fish", "remote", verbs);
+  const lines = script.trimEnd().split("\n");
+  assert.ok(lines.slice(1).every((l) => l.startsWith("complete -c remote ")));
+  assert.ok(lines.includes(
+    "complete -c remote -n __fish_use_subcommand -f -a 'enter' -d 'Starts an interactive session (it\\'s Enter-PSSession)'",
+  ));
+  assert.ok(lines.includes("complete -c remote -n '__fish_seen_subcommand_from enter' -s p -l port -r -d 'port'"));
+  assert.ok(
+    lines.includes("complete -c remote -n '__fish_seen_subcommand_from enter' -s A -l forward-agent -d 'agent'"),
+  );
+  assert.ok(lines.includes(
+    "complete -c remote -n '__fish_seen_subcommand_from enter' -l computer-name -l cn -r -d 'windows host: name or address'",
+  ));
+  assert.ok(lines.includes(
+    "complete -c remote -n '__fish_seen_subcommand_from enter' -l authentication -x -a 'Basic Negotiate' " +
+      "-d 'the server\\'s mechanism'",
+  ));
+});
+
+function count(text: string, pattern: RegExp): number {
+  return [...text.matchAll(pattern)].length;
+}

@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { renderHelp, renderSyntax } from "./help.ts";
+import type { VerbSpec } from "./parameter_set.ts";
+
+const both = { ComputerName: {}, SSHHost: {} };
+const enter: VerbSpec = {
+  name: "enter",
+  summary: "Starts an interactive session with a remote computer",
+  defaultSet: "SSHHost",
+  parameters: [
+    {
+      name: "HostName",
+      aliases: ["host"],
+      type: { kind: "string" },
+      sets: { SSHHost: { position: 0, mandatory: true } },
+      help: "target [user@]host[:port]",
+      valueName: "<[user@]host[:port]>",
+    },
+    { name: "Port", short: "p", type: { kind: "int", min: 1, max: 65535 }, sets: both, help: "port", default: "22" },
+    { name: "KeyFilePath", short: "i", type: { kind: "list" }, sets: { SSHHost: {} }, help: "key file" },
+    { name: "Options", short: "o", type: { kind: "map" }, sets: { SSHHost: {} }, help: "ssh option" },
+    { name: "SSHTransport", type: { kind: "switch" }, sets: { SSHHost: {} }, help: "use ssh" },
+    {
+      name: "ComputerName",
+      aliases: ["cn"],
+      type: { kind: "string" },
+      sets: { ComputerName: { position: 0, mandatory: true } },
+      help: "windows host",
+    },
+    {
+      name: "Credential",
+      type: { kind: "credential" },
+      sets: { ComputerName: { position: 1 } },
+      help: "user",
+    },
+    {
+      name: "Authentication",
+      type: { kind: "enum", values: ["Basic", "Negotiate"] },
+      sets: { ComputerName: {} },
+      help: "mechanism",
+    },
+    { name: "Target", type: { kind: "string" }, sets: { Target: { mandatory: true } }, help: "instance" },
+    { name: "Quiet", short: "q", type: { kind: "switch" }, help: "say less" },
+  ],
+  examples: [
+    { command: "remote enter admin@db1", description: "a shell on db1 over SSH" },
+    { command: "remote enter --target i-0123", description: "a shell through SSM" },
+  ],
+};
+
+Deno.test("renderSyntax() prints one line per set with CLI spellings", () => {
+  assert.deepEqual(renderSyntax(enter), [
+    "remote enter [--host-name] <[user@]host[:port]> [--port <int>] [--key-file-path <string>]... " +
+    "[--options <key=value>]... [--ssh-transport] [--quiet]",
+    "remote enter [--computer-name] <string> [[--credential] <user>] [--port <int>] " +
+    "[--authentication <Basic|Negotiate>] [--quiet]",
+    "remote enter --target <string> [--quiet]",
+  ]);
+});
+
+Deno.test("renderSyntax() shows the remainder, mandatory where a set needs it", () => {
+  const invoke: VerbSpec = {
+    name: "invoke",
+    summary: "runs a command",
+    parameters: [
+      { name: "HostName", type: { kind: "list" }, sets: { SSHHost: { position: 0, mandatory: true } }, help: "" },
+      { name: "Name", type: { kind: "string" }, sets: { Session: { mandatory: true } }, help: "" },
+    ],
+    remainder: { name: "Command", help: "the command", mandatorySets: ["SSHHost"] },
+    examples: [],
+  };
+  assert.deepEqual(renderSyntax(invoke, { program: "rmt" }), [
+    "rmt invoke [--host-name] <string>... -- <command>...",
+    "rmt invoke --name <string> [-- <command>...]",
+  ]);
+});
+
+Deno.test("renderHelp() prints NAME, SYNTAX, PARAMETERS and EXAMPLES in order", () => {
+  const text = renderHelp(enter);
+  assert.equal(
+    text,
+    `NAME
+  remote enter - Starts an interactive session with a remote computer
+
+SYNTAX
+  ${renderSyntax(enter)[0]}  (set SSHHost, default)
+  ${renderSyntax(enter)[1]}  (set ComputerName)
+  ${renderSyntax(enter)[2]}  (set Target)
+
+PARAMETERS
+  --host-name, --host <[user@]host[:port]>
+      target [user@]host[:port]
+      sets: SSHHost (position 0, mandatory)
+  -p, --port <int>
+      port
+      an integer from 1 to 65535; default 22
+      sets: SSHHost, ComputerName
+  -i, --key-file-path <string>
+      key file
+      repeatable, or comma-separated
+      sets: SSHHost
+  -o, --options <key=value>
+      ssh option
+      key=value, repeatable
+      sets: SSHHost
+  --ssh-transport
+      use ssh
+      a switch; --ssh-transport=false turns it off
+      sets: SSHHost
+  --computer-name, --cn <string>
+      windows host
+      sets: ComputerName (position 0, mandatory)
+  --credential <user>
+      user
+      a user name; the password is asked for without echo
+      sets: ComputerName (position 1)
+  --authentication <Basic|Negotiate>
+      mechanism
+      one of Basic, Negotiate
+      sets: ComputerName
+  --target <string>
+      instance
+      sets: Target (mandatory)
+  -q, --quiet
+      say less
+      a switch; --quiet=false turns it off
+      sets: all
+
+EXAMPLES
+  remote enter admin@db1
+      a shell on db1 over SSH
+  remote enter --target i-0123
+      a shell through SSM
+`,
+  );
+});
+
+Deno.test("renderHelp() colors headings and options only when asked", () => {
+  assert.ok(!renderHelp(enter).includes("\x1b["));
+  const colored = renderHelp(enter, { color: true });
+  assert.ok(colored.startsWith("\x1b[1mNAME\x1b[0m\n"));
+  assert.ok(colored.includes("\x1b[1m-p, --port <int>\x1b[0m"));
+  assert.equal(colored.replaceAll("\x1b[1m", "").replaceAll("\x1b[0m", ""), renderHelp(enter));
+});
+
+Deno.test("renderHelp() leaves out empty sections and set labels of a verb without sets", () => {
+  const text = renderHelp({ name: "version", summary: "prints the version", parameters: [], examples: [] });
+  assert.equal(text, "NAME\n  remote version - prints the version\n\nSYNTAX\n  remote version\n");
+});

@@ -1,0 +1,28 @@
+/**
+ * Writing to the user's stdout and stderr, completely, as bytes.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) offset += await w.write(data.subarray(offset));
+}
+
+/** Writes text or bytes to stdout, all of it. */
+export async function writeOut(data: string | Uint8Array): Promise<void> {
+  await writeAll(Deno.stdout, typeof data === "string" ? encoder.encode(data) : data);
+}
+
+/** Writes text or bytes to stderr, all of it. */
+export async function writeErr(data: string | Uint8Array): Promise<void> {
+  await writeAll(Deno.stderr, typeof data === "string" ? encoder.encode(data) : data);
+}
+
+/** Whether colour may be used on stream `fd`: a TTY, and NO_COLOR unset (https://no-color.org). */
+export function useColor(stream: { isTerminal(): boolean }): boolean {
+  const noColor = Deno.env.get("NO_COLOR");
+  return stream.isTerminal() && (noColor === undefined || noColor === "");
+}

@@ -1,0 +1,435 @@
+/**
+ * The local registry of sessions: `sessions.json` under `$XDG_STATE_HOME/remote/` (default
+ * `~/.local/state/remote/`), shared by every `remote` process of the user.
+ *
+ * Readers need no lock, because writers replace the file atomically (temp file in the same directory,
+ * fsync, rename). Writers take `sessions.lock` (see `_file_lock.ts`), read, change, write, unlock. A file
+ * that is corrupt or from a newer remote is reported and kept exactly as it is.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { RemoteError, UsageError } from "./errors.ts";
+import {
+  AVAILABILITIES,
+  generateSessionName,
+  SESSION_STATES,
+  type SessionRecord,
+  type SessionState,
+} from "./session.ts";
+import { FileLock } from "./_file_lock.ts";
+import { shellQuote } from "./_shell_quote.ts";
+import { hasWildcard, matchWildcard } from "./_wildcard.ts";
+
+/** The format version this remote writes; it reads this one and older ones. */
+export const REGISTRY_FORMAT_VERSION = 1;
+
+/** Which sessions to pick; every field given must match. */
+export interface SessionSelector {
+  id?: number;
+  instanceId?: string;
+  /** `*` and `?` wildcards allowed; case-insensitive */
+  name?: string;
+  /** `*` and `?` wildcards allowed; case-insensitive */
+  computerName?: string;
+  state?: SessionState;
+}
+
+/** Tuning of a {@linkcode Registry}; the defaults suit interactive use. */
+export interface RegistryOptions {
+  /** how long a writer waits for the lock before giving up, in milliseconds (default 20000) */
+  lockTimeoutMs?: number;
+  /** a lock older than this is taken over even if its owner seems alive, in milliseconds (default 10000) */
+  staleLockMs?: number;
+}
+
+/** The file name of the registry inside its directory. */
+export const REGISTRY_FILE = "sessions.json";
+/** The file name of the writers' lock inside the registry directory. */
+export const REGISTRY_LOCK_FILE = "sessions.lock";
+
+// Parameter names that suggest a secret; the registry drops them, whatever the caller meant.
+const SECRET_KEY = /password|passphrase|secret|credential|token|privatekey/i;
+
+const TEMP_PREFIX = `.${REGISTRY_FILE}.`;
+const TEMP_SUFFIX = ".tmp";
+
+const encoder = new TextEncoder();
+
+/**
+ * The session registry in one directory.
+ *
+ * @example Recording a new session
+ * ```ts ignore
+ * import { Registry } from "./registry.ts";
+ * const registry = new Registry();
+ * const rec = await registry.add({
+ *   instanceId: crypto.randomUUID(), name: "", computerName: "db1", transport: "ssh",
+ *   state: "Disconnected", availability: "None", createdAt: new Date().toISOString(),
+ *   lastSeenAt: new Date().toISOString(), target: { host: "db1", port: 22 }, parameters: { Port: 22 },
+ * });
+ * console.log(rec.id, rec.name); // 1 Session1
+ * ```
+ */
+export class Registry {
+  /** the directory holding the registry */
+  readonly dir: string;
+  /** the path of `sessions.json` */
+  readonly path: string;
+  /** the path of `sessions.lock` */
+  readonly lockPath: string;
+  readonly #lockTimeoutMs: number;
+  readonly #staleLockMs: number;
+
+  /** A registry in `dir`, by default {@linkcode Registry.defaultDir}; nothing is touched until used. */
+  constructor(dir?: string, options: RegistryOptions = {}) {
+    this.dir = dir ?? Registry.defaultDir();
+    this.path = join(this.dir, REGISTRY_FILE);
+    this.lockPath = join(this.dir, REGISTRY_LOCK_FILE);
+    this.#lockTimeoutMs = options.lockTimeoutMs ?? 20_000;
+    this.#staleLockMs = options.staleLockMs ?? 10_000;
+  }
+
+  /**
+   * The registry directory: `$XDG_STATE_HOME/remote` when that is an absolute path (the XDG Base
+   * Directory spec says to ignore relative ones), else `$HOME/.local/state/remote`.
+   *
+   * @throws {RemoteError} code `state` when neither variable is usable
+   */
+  static defaultDir(env: Record<string, string | undefined> = Deno.env.toObject()): string {
+    const state = env.XDG_STATE_HOME;
+    if (state && state.startsWith("/")) return join(state, "remote");
+    const home = env.HOME;
+    if (home) return join(home, ".local", "state", "remote");
+    throw new RemoteError("state", "cannot find a directory for the session registry: HOME is not set", {
+      hint: "set HOME, or XDG_STATE_HOME to an absolute path",
+    });
+  }
+
+  /** Every session, by id. */
+  async list(): Promise<SessionRecord[]> {
+    return sortById(await this.#read());
+  }
+
+  /** The sessions matching every field of `selector`, by id; an empty selector matches all. */
+  async find(selector: SessionSelector): Promise<SessionRecord[]> {
+    return (await this.list()).filter((rec) => matches(rec, selector));
+  }
+
+  /**
+   * Records a new session and returns it with its id: the smallest one not in use, from 1. An empty
+   * `name` gets the next free `SessionN` on that host, chosen under the lock so concurrent processes
+   * never pick the same one. Parameters whose names suggest a secret (`Password`, `Credential`,
+   * `*Token`…) are dropped, never written.
+   *
+   * @throws {UsageError} when the host already has a session of that name (case-insensitive)
+   * @throws {Error} when the record is malformed (a caller bug)
+   */
+  async add(rec: Omit<SessionRecord, "id">): Promise<SessionRecord> {
+    const fresh = { ...structuredClone(rec), id: 1 } as SessionRecord;
+    const problem = recordProblem(fresh);
+    if (problem) throw new Error(`cannot add session to the registry: ${problem}`);
+    fresh.parameters = withoutSecrets(fresh.parameters) as Record<string, unknown>;
+    if (fresh.name !== "") checkName(fresh.name);
+    return await this.#mutate((records) => {
+      if (records.some((r) => r.instanceId === fresh.instanceId)) {
+        throw new Error(`cannot add session to the registry: instance id ${fresh.instanceId} is already recorded`);
+      }
+      const sameHost = records.filter((r) => sameText(r.computerName, fresh.computerName));
+      if (fresh.name === "") fresh.name = generateSessionName(sameHost.map((r) => r.name));
+      else checkNameFree(sameHost, fresh);
+      fresh.id = smallestFreeId(records);
+      records.push(fresh);
+      return { records, result: fresh };
+    });
+  }
+
+  /**
+   * Changes fields of the session with `instanceId` and returns the result. It does not check the state
+   * change against `LEGAL_TRANSITIONS` (the host may have moved on without us); callers use `transition`.
+   *
+   * @throws {RemoteError} code `notFound` when no such session is recorded
+   * @throws {UsageError} when a new name is taken on the host
+   * @throws {Error} when the patch changes `id` or `instanceId`, or is malformed (a caller bug)
+   */
+  async update(instanceId: string, patch: Partial<SessionRecord>): Promise<SessionRecord> {
+    const changes = structuredClone(patch);
+    if (changes.parameters !== undefined) {
+      changes.parameters = withoutSecrets(changes.parameters) as Record<string, unknown>;
+    }
+    if (changes.name !== undefined) checkName(changes.name);
+    return await this.#mutate((records) => {
+      const i = records.findIndex((r) => r.instanceId === instanceId);
+      if (i < 0) throw notFound(instanceId);
+      const old = records[i];
+      if (changes.id !== undefined && changes.id !== old.id) throw new Error("a session's id cannot change");
+      if (changes.instanceId !== undefined && changes.instanceId !== instanceId) {
+        throw new Error("a session's instance id cannot change");
+      }
+      const next: SessionRecord = { ...old, ...changes };
+      const problem = recordProblem(next);
+      if (problem) throw new Error(`cannot update session in the registry: ${problem}`);
+      if (!sameText(next.name, old.name) || !sameText(next.computerName, old.computerName)) {
+        checkNameFree(records.filter((r) => r !== old && sameText(r.computerName, next.computerName)), next);
+      }
+      records[i] = next;
+      return { records, result: next };
+    });
+  }
+
+  /**
+   * Forgets the session with `instanceId`.
+   *
+   * @throws {RemoteError} code `notFound` when no such session is recorded
+   */
+  async remove(instanceId: string): Promise<void> {
+    await this.#mutate((records) => {
+      const rest = records.filter((r) => r.instanceId !== instanceId);
+      if (rest.length === records.length) throw notFound(instanceId);
+      return { records: rest, result: undefined };
+    });
+  }
+
+  async #mutate<T>(change: (records: SessionRecord[]) => { records: SessionRecord[]; result: T }): Promise<T> {
+    await this.#ensureDir();
+    await using lock = await FileLock.acquire(this.lockPath, {
+      timeoutMs: this.#lockTimeoutMs,
+      staleMs: this.#staleLockMs,
+      what: "the session registry",
+    });
+    const { records, result } = change(await this.#read());
+    await this.#write(sortById(records), lock);
+    return structuredClone(result);
+  }
+
+  async #ensureDir(): Promise<void> {
+    try {
+      await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const info = await Deno.stat(this.dir);
+      if (!info.isDirectory) throw new Error("not a directory");
+      // an existing directory from an older remote or a copy: the registry is private either way
+      if (info.mode !== null && (info.mode & 0o077) !== 0) await Deno.chmod(this.dir, 0o700);
+    } catch (err) {
+      throw new RemoteError("state", `cannot use the session registry directory ${this.dir}: ${errorText(err)}`, {
+        hint: `check its owner and permissions: ls -ld ${shellQuote(this.dir)}`,
+        cause: err,
+      });
+    }
+  }
+
+  async #read(): Promise<SessionRecord[]> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(this.path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return [];
+      throw new RemoteError("state", `cannot read the session registry ${this.path}: ${errorText(err)}`, {
+        hint: `check its owner and permissions: ls -l ${shellQuote(this.path)}`,
+        cause: err,
+      });
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch (err) {
+      throw this.#corrupt(`not valid JSON (${errorText(err)})`);
+    }
+    if (!isObject(data)) throw this.#corrupt("not a JSON object");
+    const version = data.formatVersion;
+    if (typeof version !== "number" || !Number.isInteger(version) || version < 1) {
+      throw this.#corrupt("no valid formatVersion");
+    }
+    if (version > REGISTRY_FORMAT_VERSION) {
+      const aside = `${this.path}.v${version}`;
+      throw new RemoteError(
+        "state",
+        `session registry ${this.path} has format version ${version}, but this remote reads only up to ${REGISTRY_FORMAT_VERSION}`,
+        {
+          hint: `use a newer remote, or move it aside: mv ${shellQuote(this.path)} ${
+            shellQuote(aside)
+          } ; remote will start a new one`,
+        },
+      );
+    }
+    if (!Array.isArray(data.sessions)) throw this.#corrupt("sessions is not a list");
+    const ids = new Set<number>();
+    const instanceIds = new Set<string>();
+    for (const [i, rec] of data.sessions.entries()) {
+      const problem = recordProblem(rec);
+      if (problem) throw this.#corrupt(`session ${i + 1}: ${problem}`);
+      const r = rec as SessionRecord;
+      if (ids.has(r.id)) throw this.#corrupt(`id ${r.id} appears twice`);
+      if (instanceIds.has(r.instanceId)) throw this.#corrupt(`instance id ${r.instanceId} appears twice`);
+      ids.add(r.id);
+      instanceIds.add(r.instanceId);
+    }
+    return data.sessions as SessionRecord[];
+  }
+
+  #corrupt(detail: string): RemoteError {
+    return new RemoteError("state", `session registry ${this.path} is corrupt: ${detail}`, {
+      hint: `move it aside: mv ${shellQuote(this.path)} ${
+        shellQuote(`${this.path}.bad`)
+      } ; remote will start a new one`,
+    });
+  }
+
+  async #write(records: SessionRecord[], lock: FileLock): Promise<void> {
+    const text = JSON.stringify({ formatVersion: REGISTRY_FORMAT_VERSION, sessions: records }, null, 2) + "\n";
+    const temp = join(this.dir, `${TEMP_PREFIX}${Deno.pid}.${crypto.randomUUID()}${TEMP_SUFFIX}`);
+    try {
+      // created 0600 at open: there is never a moment when others may read it
+      const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
+      try {
+        const bytes = encoder.encode(text);
+        let done = 0;
+        while (done < bytes.length) done += await file.write(bytes.subarray(done));
+        await file.sync();
+      } finally {
+        file.close();
+      }
+      // a holder stalled past the stale bound (a stopped process) lost the lock: its view is outdated
+      if (!(await lock.held())) {
+        throw new RemoteError("state", `lost the lock of the session registry ${this.lockPath}`, {
+          hint: "try again",
+        });
+      }
+      await Deno.rename(temp, this.path);
+    } catch (err) {
+      await Deno.remove(temp).catch(() => {});
+      if (err instanceof RemoteError) throw err;
+      throw new RemoteError("state", `cannot write the session registry ${this.path}: ${errorText(err)}`, {
+        hint: `check free space and the permissions of ${shellQuote(this.dir)}`,
+        cause: err,
+      });
+    }
+    await syncDir(this.dir);
+    await this.#sweepTemps();
+  }
+
+  /** Removes temp files left by processes killed mid-write. */
+  async #sweepTemps(): Promise<void> {
+    const now = Date.now();
+    try {
+      for await (const entry of Deno.readDir(this.dir)) {
+        if (!entry.isFile || !entry.name.startsWith(TEMP_PREFIX) || !entry.name.endsWith(TEMP_SUFFIX)) continue;
+        const path = join(this.dir, entry.name);
+        const info = await Deno.stat(path).catch(() => undefined);
+        if (info?.mtime && now - info.mtime.getTime() > this.#staleLockMs) await Deno.remove(path).catch(() => {});
+      }
+    } catch { /* tidying only */ }
+  }
+}
+
+/** Makes the rename durable: on a crash right after, the directory entry could otherwise be lost. */
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const d = await Deno.open(dir, { read: true });
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  } catch { /* some file systems cannot fsync a directory; the rename itself is still atomic */ }
+}
+
+function matches(rec: SessionRecord, sel: SessionSelector): boolean {
+  if (sel.id !== undefined && rec.id !== sel.id) return false;
+  if (sel.instanceId !== undefined && rec.instanceId.toLowerCase() !== sel.instanceId.toLowerCase()) return false;
+  if (sel.name !== undefined && !textMatches(sel.name, rec.name)) return false;
+  if (sel.computerName !== undefined && !textMatches(sel.computerName, rec.computerName)) return false;
+  if (sel.state !== undefined && rec.state !== sel.state) return false;
+  return true;
+}
+
+function textMatches(pattern: string, text: string): boolean {
+  return hasWildcard(pattern) ? matchWildcard(pattern, text) : sameText(pattern, text);
+}
+
+function sameText(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+function smallestFreeId(records: SessionRecord[]): number {
+  const used = new Set(records.map((r) => r.id));
+  let id = 1;
+  while (used.has(id)) id++;
+  return id;
+}
+
+function sortById(records: SessionRecord[]): SessionRecord[] {
+  return records.sort((a, b) => a.id - b.id);
+}
+
+function checkName(name: string): void {
+  if (name === "" || name.trim() !== name || hasWildcard(name)) {
+    throw new UsageError(`invalid session name ${JSON.stringify(name)}`, {
+      hint: "use a name with no spaces at either end and no * or ?",
+    });
+  }
+}
+
+function checkNameFree(sameHost: SessionRecord[], rec: SessionRecord): void {
+  if (sameHost.some((r) => sameText(r.name, rec.name))) {
+    throw new UsageError(`a session named ${rec.name} already exists on ${rec.computerName}`, {
+      hint: `choose another name, or remove that session: remote remove --name ${shellQuote(rec.name)}`,
+    });
+  }
+}
+
+function notFound(instanceId: string): RemoteError {
+  return new RemoteError("notFound", `no session with instance id ${instanceId}`, {
+    hint: "list sessions with: remote get",
+  });
+}
+
+/**
+ * A copy of `value` without any key, at any depth, whose name suggests a secret: whatever the caller
+ * passed, such a value never reaches the disk (WinRM's `Credential` is only a user name, but a plugin's
+ * could be more).
+ */
+function withoutSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutSecrets);
+  if (!isObject(value)) return value;
+  const kept: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (!SECRET_KEY.test(key)) kept[key] = withoutSecrets(v);
+  }
+  return kept;
+}
+
+/** What is wrong with `value` as a session record, or undefined when it is one. */
+function recordProblem(value: unknown): string | undefined {
+  if (!isObject(value)) return "not an object";
+  const r = value;
+  if (typeof r.id !== "number" || !Number.isInteger(r.id) || r.id < 1) return "id is not a positive integer";
+  for (const key of ["instanceId", "name", "computerName", "transport", "createdAt", "lastSeenAt"]) {
+    if (typeof r[key] !== "string") return `${key} is not a string`;
+  }
+  if (r.instanceId === "") return "instanceId is empty";
+  if (r.computerName === "") return "computerName is empty";
+  if (r.configurationName !== undefined && typeof r.configurationName !== "string") {
+    return "configurationName is not a string";
+  }
+  if (!(SESSION_STATES as readonly unknown[]).includes(r.state)) return `state ${JSON.stringify(r.state)} is unknown`;
+  if (!(AVAILABILITIES as readonly unknown[]).includes(r.availability)) {
+    return `availability ${JSON.stringify(r.availability)} is unknown`;
+  }
+  const t = r.target;
+  if (!isObject(t) || typeof t.host !== "string") return "target has no host";
+  if (t.port !== undefined && (typeof t.port !== "number" || !Number.isInteger(t.port))) {
+    return "target.port is not an integer";
+  }
+  if (t.user !== undefined && typeof t.user !== "string") return "target.user is not a string";
+  if (!isObject(r.parameters)) return "parameters is not an object";
+  return undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

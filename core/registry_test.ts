@@ -1,0 +1,408 @@
+import assert from "node:assert/strict";
+import { RemoteError } from "./errors.ts";
+import { Registry, REGISTRY_FORMAT_VERSION } from "./registry.ts";
+import type { SessionRecord } from "./session.ts";
+import { FileLock } from "./_file_lock.ts";
+
+const WORKER = new URL("../tests/fixtures/registry_worker.ts", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "remote-registry-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function session(overrides: Partial<Omit<SessionRecord, "id">> = {}): Omit<SessionRecord, "id"> {
+  return {
+    instanceId: crypto.randomUUID(),
+    name: "",
+    computerName: "db1",
+    transport: "ssh",
+    state: "Opened",
+    availability: "Available",
+    createdAt: "2025-01-02T03:04:05.000Z",
+    lastSeenAt: "2025-01-02T03:04:05.000Z",
+    target: { host: "db1", port: 22, user: "me" },
+    parameters: { Port: 22, KeyFilePath: "/home/me/.ssh/id_ed25519" },
+    ...overrides,
+  };
+}
+
+async function rejectsWith<E extends Error>(
+  promise: Promise<unknown>,
+  type: new (...args: never[]) => E,
+  includes: string,
+): Promise<E> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof type, `expected ${type.name}, got ${String(err)}`);
+    assert.ok(
+      err.message.includes(includes),
+      `message ${JSON.stringify(err.message)} lacks ${JSON.stringify(includes)}`,
+    );
+    return err;
+  }
+  throw new assert.AssertionError({ message: `expected a rejection with ${type.name}` });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** The pid of a process that has certainly ended. */
+async function deadPid(): Promise<number> {
+  const child = new Deno.Command("true", { stdout: "null", stderr: "null" }).spawn();
+  await child.status;
+  return child.pid;
+}
+
+Deno.test("Registry.defaultDir() follows XDG_STATE_HOME, ignoring a relative one, then HOME", () => {
+  assert.equal(Registry.defaultDir({ XDG_STATE_HOME: "/x/state", HOME: "/home/me" }), "/x/state/remote");
+  assert.equal(Registry.defaultDir({ XDG_STATE_HOME: "rel/state", HOME: "/home/me" }), "/home/me/.local/state/remote");
+  assert.equal(Registry.defaultDir({ HOME: "/home/me" }), "/home/me/.local/state/remote");
+  assert.throws(
+    () => Registry.defaultDir({}),
+    (err: unknown) => err instanceof RemoteError && err.code === "state" && err.message.includes("HOME"),
+  );
+});
+
+Deno.test("FileLock.acquire() creates the lock 0600 with the pid first, and release() removes it once", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/sessions.lock`;
+    const lock = await FileLock.acquire(path, { timeoutMs: 1_000, staleMs: 10_000, what: "the test" });
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    assert.equal((await Deno.readTextFile(path)).split("\n")[0], String(Deno.pid));
+    assert.equal(await lock.held(), true);
+    await lock.release();
+    await lock.release();
+    assert.equal(await exists(path), false);
+    assert.equal(await lock.held(), false);
+  });
+});
+
+Deno.test("FileLock.release() leaves alone a lock that was taken over meanwhile", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/sessions.lock`;
+    const lock = await FileLock.acquire(path, { timeoutMs: 1_000, staleMs: 10_000, what: "the test" });
+    await Deno.writeTextFile(path, `${Deno.pid}\n${Deno.hostname()}\nsomeone-else\n`);
+    assert.equal(await lock.held(), false);
+    await lock.release();
+    assert.equal(await Deno.readTextFile(path), `${Deno.pid}\n${Deno.hostname()}\nsomeone-else\n`);
+  });
+});
+
+Deno.test("Registry.add() creates the directory 0700 and the file 0600, and leaves no lock", async () => {
+  await withTempDir(async (tmp) => {
+    const dir = `${tmp}/state/remote`;
+    const registry = new Registry(dir);
+    assert.equal(await exists(dir), false, "constructing must touch nothing");
+    await registry.add(session());
+    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    assert.equal((await Deno.stat(`${dir}/sessions.json`)).mode! & 0o777, 0o600);
+    assert.equal(await exists(`${dir}/sessions.lock`), false, "the lock is released after each change");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"]);
+  });
+});
+
+Deno.test("Registry.add() tightens an existing directory that others may read", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.chmod(dir, 0o755);
+    await new Registry(dir).add(session());
+    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+  });
+});
+
+Deno.test("Registry round-trips records through sessions.json with a format version", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    assert.deepEqual(await registry.list(), [], "a missing file is an empty registry");
+    const input = session({ name: "ITTask", configurationName: "Microsoft.PowerShell" });
+    const added = await registry.add(input);
+    assert.deepEqual(added, { ...input, id: 1 });
+    assert.deepEqual(await new Registry(dir).list(), [added]);
+    const file = JSON.parse(await Deno.readTextFile(`${dir}/sessions.json`));
+    assert.equal(file.formatVersion, REGISTRY_FORMAT_VERSION);
+    assert.deepEqual(file.sessions, [added]);
+
+    const updated = await registry.update(added.instanceId, { state: "Disconnected", availability: "None" });
+    assert.equal(updated.state, "Disconnected");
+    assert.equal(updated.name, "ITTask");
+    assert.deepEqual(await registry.list(), [updated]);
+
+    await registry.remove(added.instanceId);
+    assert.deepEqual(await registry.list(), []);
+  });
+});
+
+Deno.test("Registry.add() gives the smallest free id and fills the gap a removal left", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    const a = await registry.add(session());
+    const b = await registry.add(session());
+    const c = await registry.add(session());
+    assert.deepEqual([a.id, b.id, c.id], [1, 2, 3]);
+    assert.deepEqual([a.name, b.name, c.name], ["Session1", "Session2", "Session3"]);
+    await registry.remove(b.instanceId);
+    const d = await registry.add(session());
+    assert.equal(d.id, 2);
+    assert.equal(d.name, "Session2");
+    const e = await registry.add(session({ computerName: "web1" }));
+    assert.equal(e.id, 4);
+    assert.equal(e.name, "Session1", "names are numbered per host");
+  });
+});
+
+Deno.test("Registry.add() rejects a name already used on the same host, ignoring case", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    await registry.add(session({ name: "ITTask" }));
+    const err = await rejectsWith(
+      registry.add(session({ name: "ittask", computerName: "DB1" })),
+      RemoteError,
+      "a session named ittask already exists on DB1",
+    );
+    assert.equal(err.code, "usage");
+    assert.ok(err.hint);
+    assert.equal(await exists(`${dir}/sessions.lock`), false, "a failed change releases the lock");
+    await registry.add(session({ name: "ITTask", computerName: "web1" }));
+    assert.equal((await registry.list()).length, 2);
+  });
+});
+
+Deno.test("Registry.update() rejects renaming onto a taken name and unknown instance ids", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    await registry.add(session({ name: "A" }));
+    const b = await registry.add(session({ name: "B" }));
+    await rejectsWith(registry.update(b.instanceId, { name: "a" }), RemoteError, "already exists");
+    const renamed = await registry.update(b.instanceId, { name: "C" });
+    assert.equal(renamed.name, "C");
+    const missing = await rejectsWith(registry.update("nope", { state: "Closed" }), RemoteError, "nope");
+    assert.equal(missing.code, "notFound");
+    const gone = await rejectsWith(registry.remove("nope"), RemoteError, "no session with instance id nope");
+    assert.equal(gone.code, "notFound");
+    await rejectsWith(registry.update(b.instanceId, { id: 7 }), Error, "id cannot change");
+  });
+});
+
+Deno.test("Registry.add() rejects invalid names", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    for (const name of ["a*", "b?", " pad", "   "]) {
+      const err = await rejectsWith(registry.add(session({ name })), RemoteError, "invalid session name");
+      assert.equal(err.code, "usage");
+    }
+  });
+});
+
+Deno.test("Registry.find() selects by id, instance id, wildcard name, host and state", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    const a = await registry.add(session({ name: "build-1" }));
+    const b = await registry.add(session({ name: "build-2", state: "Disconnected", availability: "None" }));
+    const c = await registry.add(session({ name: "deploy", computerName: "web1.corp" }));
+    const names = async (sel: Parameters<Registry["find"]>[0]) => (await registry.find(sel)).map((r) => r.name);
+    assert.deepEqual(await names({}), ["build-1", "build-2", "deploy"]);
+    assert.deepEqual(await names({ id: 2 }), ["build-2"]);
+    assert.deepEqual(await names({ instanceId: c.instanceId.toUpperCase() }), ["deploy"]);
+    assert.deepEqual(await names({ name: "BUILD-*" }), ["build-1", "build-2"]);
+    assert.deepEqual(await names({ name: "build-?" }), ["build-1", "build-2"]);
+    assert.deepEqual(await names({ name: "build" }), []);
+    assert.deepEqual(await names({ computerName: "*.corp" }), ["deploy"]);
+    assert.deepEqual(await names({ computerName: "DB1", state: "Opened" }), ["build-1"]);
+    assert.deepEqual(await names({ name: "build-*", state: "Disconnected" }), [b.name]);
+    assert.equal(a.id, 1);
+  });
+});
+
+Deno.test("Registry never writes parameters whose names suggest secrets", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    const parameters = {
+      Port: 22,
+      Password: "hunter2",
+      Credential: "hunter2",
+      Extra: { apiToken: "hunter2", Keep: [{ KeyPassphrase: "hunter2", Path: "/k" }] },
+    };
+    const a = await registry.add(session({ parameters }));
+    const expected = { Port: 22, Extra: { Keep: [{ Path: "/k" }] } };
+    assert.deepEqual(a.parameters, expected);
+    assert.deepEqual((await registry.list())[0].parameters, expected);
+    const b = await registry.update(a.instanceId, { parameters: { Port: 2222, SecretKey: "hunter2" } });
+    assert.deepEqual(b.parameters, { Port: 2222 });
+    assert.ok(!(await Deno.readTextFile(`${dir}/sessions.json`)).includes("hunter2"));
+    assert.equal(parameters.Password, "hunter2", "the caller's object is left alone");
+  });
+});
+
+Deno.test("Registry reports a corrupt file with code state and the fix, and keeps it unchanged", async () => {
+  const cases: [string | Uint8Array, string][] = [
+    ["{ this is not json", "not valid JSON"],
+    ["[]", "not a JSON object"],
+    ['{"sessions": []}', "no valid formatVersion"],
+    ['{"formatVersion": 1, "sessions": {}}', "sessions is not a list"],
+    ['{"formatVersion": 1, "sessions": [{"id": 1}]}', "session 1: instanceId is not a string"],
+    [new Uint8Array([0xff, 0xfe, 0x7b, 0x7d]), "not valid JSON"],
+  ];
+  for (const [content, detail] of cases) {
+    await withTempDir(async (dir) => {
+      const path = `${dir}/sessions.json`;
+      const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
+      await Deno.writeFile(path, bytes, { mode: 0o600 });
+      const before = await Deno.readFile(path);
+      const registry = new Registry(dir);
+      for (const attempt of [() => registry.list(), () => registry.add(session()), () => registry.remove("x")]) {
+        const err = await rejectsWith(attempt(), RemoteError, `session registry ${path} is corrupt: ${detail}`);
+        assert.equal(err.code, "state");
+        assert.equal(err.exitCode, 232);
+        assert.equal(err.hint, `move it aside: mv ${path} ${path}.bad ; remote will start a new one`);
+      }
+      assert.deepEqual(await Deno.readFile(path), before, "the corrupt file is kept as it was");
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"]);
+    });
+  }
+});
+
+Deno.test("Registry refuses a file from a newer remote and keeps it unchanged", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/sessions.json`;
+    const content = JSON.stringify({ formatVersion: REGISTRY_FORMAT_VERSION + 1, sessions: [{ future: true }] });
+    await Deno.writeTextFile(path, content, { mode: 0o600 });
+    const registry = new Registry(dir);
+    for (const attempt of [() => registry.list(), () => registry.add(session())]) {
+      const err = await rejectsWith(
+        attempt(),
+        RemoteError,
+        `${path} has format version ${REGISTRY_FORMAT_VERSION + 1}`,
+      );
+      assert.equal(err.code, "state");
+      assert.ok(err.hint?.includes(`mv ${path} ${path}.v${REGISTRY_FORMAT_VERSION + 1}`));
+    }
+    assert.equal(await Deno.readTextFile(path), content);
+  });
+});
+
+Deno.test("Registry takes over a lock left by a dead process at once", async () => {
+  await withTempDir(async (dir) => {
+    const pid = await deadPid();
+    await Deno.writeTextFile(`${dir}/sessions.lock`, `${pid}\n${Deno.hostname()}\nleftover\n`, { mode: 0o600 });
+    // the age bound is far away, so only the dead pid can explain the takeover
+    const registry = new Registry(dir, { lockTimeoutMs: 5_000, staleLockMs: 600_000 });
+    const rec = await registry.add(session());
+    assert.equal(rec.id, 1);
+    assert.equal(await exists(`${dir}/sessions.lock`), false);
+    assert.equal(await exists(`${dir}/sessions.lock.break`), false);
+  });
+});
+
+Deno.test("Registry takes over a lock older than the bound even from another host", async () => {
+  await withTempDir(async (dir) => {
+    const lock = `${dir}/sessions.lock`;
+    await Deno.writeTextFile(lock, `1\nsome-other-host\nleftover\n`, { mode: 0o600 });
+    const old = new Date(Date.now() - 60_000);
+    await Deno.utime(lock, old, old);
+    const registry = new Registry(dir, { lockTimeoutMs: 5_000, staleLockMs: 30_000 });
+    assert.equal((await registry.add(session())).id, 1);
+    assert.equal(await exists(lock), false);
+  });
+});
+
+Deno.test("Registry gives up on a live lock with code timeout, naming the holder and the lock file", async () => {
+  await withTempDir(async (dir) => {
+    const lock = `${dir}/sessions.lock`;
+    const content = `${Deno.pid}\n${Deno.hostname()}\nheld-by-test\n`;
+    await Deno.writeTextFile(lock, content, { mode: 0o600 });
+    const registry = new Registry(dir, { lockTimeoutMs: 300, staleLockMs: 600_000 });
+    const err = await rejectsWith(registry.add(session()), RemoteError, `${lock} is held by process ${Deno.pid}`);
+    assert.equal(err.code, "timeout");
+    assert.equal(err.hint, `if no remote process is running, remove the lock: rm ${lock}`);
+    assert.equal(await Deno.readTextFile(lock), content, "a live lock is never broken");
+    assert.equal(await exists(`${dir}/sessions.json`), false);
+    assert.deepEqual(await registry.list(), [], "readers need no lock");
+  });
+});
+
+Deno.test("Registry removes temp files left by a killed writer once they are old", async () => {
+  await withTempDir(async (dir) => {
+    const old = `${dir}/.sessions.json.99999.dead.tmp`;
+    const fresh = `${dir}/.sessions.json.99998.busy.tmp`;
+    await Deno.writeTextFile(old, "{", { mode: 0o600 });
+    await Deno.writeTextFile(fresh, "{", { mode: 0o600 });
+    const then = new Date(Date.now() - 60_000);
+    await Deno.utime(old, then, then);
+    await new Registry(dir, { staleLockMs: 30_000 }).add(session());
+    assert.equal(await exists(old), false);
+    assert.equal(await exists(fresh), true, "a young one may belong to a live writer");
+  });
+});
+
+Deno.test("Registry serialises concurrent changes within one process", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    const added = await Promise.all(Array.from({ length: 10 }, () => registry.add(session())));
+    assert.deepEqual(added.map((r) => r.id).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal((await registry.list()).length, 10);
+  });
+});
+
+/** Runs `workers` registry_worker.ts processes at once, each adding `each` sessions, and checks the result. */
+async function runWorkers(dir: string, workers: number, each: number): Promise<void> {
+  const signal = AbortSignal.timeout(180_000);
+  const outputs = await Promise.all(
+    Array.from({ length: workers }, () =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-all", WORKER, dir, String(each)],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+        signal,
+      }).output()),
+  );
+  const decoder = new TextDecoder();
+  const reported: number[] = [];
+  for (const out of outputs) {
+    assert.equal(out.code, 0, `a worker failed: ${decoder.decode(out.stderr)}`);
+    reported.push(...JSON.parse(decoder.decode(out.stdout)));
+  }
+  const expectedIds = Array.from({ length: workers * each }, (_, i) => i + 1);
+  assert.deepEqual(reported.sort((a, b) => a - b), expectedIds, "each worker owns distinct ids");
+
+  const file = JSON.parse(await Deno.readTextFile(`${dir}/sessions.json`));
+  assert.equal(file.formatVersion, REGISTRY_FORMAT_VERSION);
+  const records: SessionRecord[] = file.sessions;
+  assert.equal(records.length, workers * each);
+  assert.deepEqual(records.map((r) => r.id), expectedIds);
+  assert.equal(new Set(records.map((r) => r.instanceId)).size, workers * each);
+  const names = records.map((r) => r.name).sort();
+  assert.deepEqual(names, expectedIds.map((i) => `Session${i}`).sort(), "generated names are distinct");
+  assert.ok(records.every((r) => r.state === "Opened"), "every update landed");
+  const perWorker = new Map<unknown, number>();
+  for (const r of records) perWorker.set(r.parameters.Worker, (perWorker.get(r.parameters.Worker) ?? 0) + 1);
+  assert.equal(perWorker.size, workers);
+  assert.ok([...perWorker.values()].every((n) => n === each), "nothing lost");
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"], "no lock or temp file left");
+  assert.equal((await Deno.stat(`${dir}/sessions.json`)).mode! & 0o777, 0o600);
+}
+
+Deno.test("Registry stays consistent under 20 concurrent processes", async () => {
+  await withTempDir((dir) => runWorkers(dir, 20, 5));
+});
+
+Deno.test("Registry stays consistent when 20 processes find a dead process's lock at once", async () => {
+  await withTempDir(async (dir) => {
+    const pid = await deadPid();
+    await Deno.writeTextFile(`${dir}/sessions.lock`, `${pid}\n${Deno.hostname()}\nleftover\n`, { mode: 0o600 });
+    await runWorkers(dir, 20, 2);
+  });
+});

@@ -1,0 +1,160 @@
+/**
+ * Routing: from a resolved parameter set to the transport that serves it and the target it connects
+ * to. This is where "a scheme picks the transport, else the set, else the user's mapping, else the
+ * default" lives.
+ *
+ * @module
+ */
+import type { Target } from "../plugins/types.ts";
+import type { UserConfig } from "./config.ts";
+import { hostMapping } from "./config.ts";
+import { RemoteError, UsageError } from "./errors.ts";
+import type { Resolution } from "./parameter_set.ts";
+import { parseTarget, transportForScheme, transportForSet } from "./target.ts";
+import type { TransportEntry } from "./transport_catalog.ts";
+
+/** Where one connection goes. */
+export interface Route {
+  entry: TransportEntry;
+  target: Target;
+  /** the bound values the transport receives: the core's own selectors and switches removed */
+  parameters: Record<string, unknown>;
+}
+
+/** Parameters that belong to the core, never passed to a transport. */
+const CORE_PARAMETERS = new Set([
+  "HostName",
+  "Id",
+  "InstanceId",
+  "Name",
+  "HostFile",
+  "ThrottleLimit",
+  "Json",
+  "NoReuse",
+  "Command",
+  "Force",
+  "LocalPort",
+  "RemotePort",
+  "RemoteHost",
+  "IdleTimeout",
+  "OutputBufferingMode",
+  "WhatIf",
+  "Confirm",
+  "State",
+]);
+
+/**
+ * Chooses the transport and target for one target string (or none, when a transport's own set
+ * names the target, e.g. `--computer-name`).
+ *
+ * @throws {UsageError} when the target is malformed, the scheme unknown, or options belong to
+ * another transport
+ */
+export function route(
+  resolution: Resolution,
+  entries: readonly TransportEntry[],
+  config: UserConfig,
+  targetText?: string,
+): Route {
+  const manifests = entries.map((e) => e.manifest);
+  const values = resolution.values;
+  let entry: TransportEntry | undefined;
+  let parsed;
+  const setOwner = transportForSet(resolution.set, manifests);
+  const defaultTransport = config.defaults.transport ?? "ssh";
+  const defaultSetOwner = manifests.find((m) => m.id === defaultTransport);
+  const isHostSet = targetText !== undefined && (setOwner === undefined || setOwner === defaultSetOwner);
+
+  if (isHostSet && targetText !== undefined) {
+    parsed = parseTarget(targetText);
+    if (parsed.scheme) {
+      const m = transportForScheme(parsed.scheme, manifests);
+      if (!m) {
+        throw new UsageError(`no transport handles the scheme '${parsed.scheme}://'`, {
+          hint: `known schemes: ${knownSchemes(entries).join(", ")}; see: remote plugin list`,
+        });
+      }
+      entry = entries.find((e) => e.manifest === m);
+    } else {
+      const mapped = hostMapping(config, parsed.host);
+      const id = mapped?.transport ?? defaultTransport;
+      entry = entries.find((e) => e.manifest.id === id);
+      if (!entry) {
+        throw new RemoteError("config", `the configured transport '${id}' is not known`, {
+          hint: "check the transport names in your config file against: remote plugin list",
+        });
+      }
+      if (mapped) {
+        parsed = { ...parsed, port: parsed.port ?? mapped.port, user: parsed.user ?? mapped.user };
+      }
+    }
+  } else if (setOwner) {
+    entry = entries.find((e) => e.manifest === setOwner);
+    const targetParameter = setOwner.parameters.find((p) => p.sets?.[resolution.set]?.mandatory);
+    const raw = targetParameter ? values[targetParameter.name] : undefined;
+    if (raw instanceof URL) {
+      parsed = {
+        scheme: raw.protocol.replace(/:$/, ""),
+        host: raw.hostname.replace(/^\[|\]$/g, ""),
+        port: raw.port ? Number(raw.port) : undefined,
+        user: raw.username ? decodeURIComponent(raw.username) : undefined,
+        path: raw.pathname,
+        display: raw.href,
+      };
+    } else if (typeof raw === "string") {
+      parsed = parseTarget(raw);
+    }
+  }
+  if (!entry || !parsed) {
+    throw new UsageError("no target given", { hint: `name a host, e.g. remote ${resolution.verb} admin@db1` });
+  }
+  const manifest = entry.manifest;
+  const own = new Set(manifest.parameters.map((p) => p.name));
+  for (const name of resolution.given) {
+    if (CORE_PARAMETERS.has(name) || own.has(name)) continue;
+    const owners = manifests.filter((m) => m.parameters.some((p) => p.name === name)).map((m) => m.id);
+    throw new UsageError(`--${kebab(name)} is an option of ${owners.join(", ")}, not of ${manifest.id}`, {
+      hint: `drop it, or pick the transport with a scheme, e.g. ${owners[0]}://${parsed.host}`,
+    });
+  }
+  const parameters: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(values)) {
+    if (!CORE_PARAMETERS.has(name) && own.has(name)) parameters[name] = value;
+  }
+  return {
+    entry,
+    parameters,
+    target: {
+      transport: manifest.id,
+      host: parsed.host,
+      // The HostName rule of Enter-PSSession: user and port in the string win over --user-name, --port.
+      port: parsed.port ?? numberOrUndefined(values.Port),
+      user: parsed.user ?? stringOrUndefined(values.UserName) ?? credentialUser(values.Credential),
+      path: parsed.path,
+      display: parsed.display,
+    },
+  };
+}
+
+function knownSchemes(entries: readonly TransportEntry[]): string[] {
+  return entries.flatMap((e) => [e.manifest.id, ...(e.manifest.schemes ?? [])]);
+}
+
+function kebab(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2").toLowerCase();
+}
+
+function numberOrUndefined(value: unknown): number | undefined {
+  return typeof value === "number" ? value : undefined;
+}
+
+function credentialUser(value: unknown): string | undefined {
+  if (typeof value === "object" && value !== null && "user" in value && typeof value.user === "string") {
+    return value.user;
+  }
+  return undefined;
+}
+
+function stringOrUndefined(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}

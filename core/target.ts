@@ -1,0 +1,120 @@
+/**
+ * Target strings and the choice of transport.
+ *
+ * A target is `[scheme://][user@]host[:port][/path]`; IPv6 literals go in brackets (`[::1]:22`). The
+ * transport is chosen in this order (issue 3, item 2): an explicit scheme; a parameter set that only
+ * one transport declares; the user's per-host mapping; the default transport.
+ *
+ * @module
+ */
+import { UsageError } from "./errors.ts";
+import type { TransportManifest } from "../plugins/types.ts";
+
+/** A target string taken apart. */
+export interface ParsedTarget {
+  scheme?: string;
+  user?: string;
+  host: string;
+  port?: number;
+  path?: string;
+  display: string;
+}
+
+const HOST_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?$/;
+
+/**
+ * Parses `[scheme://][user@]host[:port][/path]`.
+ *
+ * @throws {UsageError} when the host or port is malformed
+ * @example Parsing
+ * ```ts
+ * import { parseTarget } from "./target.ts";
+ * const t = parseTarget("admin@db1:2222");
+ * console.assert(t.user === "admin" && t.host === "db1" && t.port === 2222);
+ * ```
+ */
+export function parseTarget(text: string): ParsedTarget {
+  const display = text;
+  if (text.trim() === "" || /\s/.test(text)) {
+    throw new UsageError(`malformed target '${text}'`, { hint: "write it as [user@]host[:port], e.g. admin@db1:22" });
+  }
+  let rest = text;
+  let scheme: string | undefined;
+  const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(rest);
+  if (schemeMatch) {
+    scheme = schemeMatch[1].toLowerCase();
+    rest = rest.slice(schemeMatch[0].length);
+  }
+  let path: string | undefined;
+  const slash = rest.indexOf("/");
+  if (slash >= 0) {
+    path = rest.slice(slash);
+    rest = rest.slice(0, slash);
+  }
+  let user: string | undefined;
+  const at = rest.lastIndexOf("@");
+  if (at >= 0) {
+    user = decodeURIComponent(rest.slice(0, at));
+    rest = rest.slice(at + 1);
+    if (user === "") throw malformed(display, "the user before @ is empty");
+  }
+  let host: string;
+  let portText: string | undefined;
+  if (rest.startsWith("[")) {
+    const close = rest.indexOf("]");
+    if (close < 0) throw malformed(display, "an IPv6 address needs a closing ]");
+    host = rest.slice(1, close);
+    const after = rest.slice(close + 1);
+    if (after !== "") {
+      if (!after.startsWith(":")) throw malformed(display, `unexpected '${after}' after the address`);
+      portText = after.slice(1);
+    }
+    if (!/^[0-9A-Fa-f:.%a-z]+$/.test(host) || !host.includes(":")) {
+      throw malformed(display, `'${host}' is not an IPv6 address`);
+    }
+  } else {
+    const colon = rest.lastIndexOf(":");
+    if (colon >= 0) {
+      if (rest.indexOf(":") !== colon) {
+        throw malformed(display, "an IPv6 address must be in brackets, e.g. [::1]:22");
+      }
+      host = rest.slice(0, colon);
+      portText = rest.slice(colon + 1);
+    } else {
+      host = rest;
+    }
+    if (host === "") throw malformed(display, "the host name is empty");
+    if (!host.split(".").every((label) => HOST_LABEL.test(label))) {
+      throw malformed(display, `'${host}' is not a valid host name`);
+    }
+  }
+  let port: number | undefined;
+  if (portText !== undefined) {
+    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+      throw malformed(display, `port '${portText}' is not a number from 1 to 65535`);
+    }
+    port = Number(portText);
+  }
+  return { scheme, user, host, port, path, display };
+}
+
+function malformed(target: string, why: string): UsageError {
+  return new UsageError(`malformed target '${target}': ${why}`, {
+    hint: "write it as [user@]host[:port], e.g. admin@db1:22",
+  });
+}
+
+/** The transport claiming `scheme` (its ID or one of its `schemes`), if any. */
+export function transportForScheme(
+  scheme: string,
+  manifests: readonly TransportManifest[],
+): TransportManifest | undefined {
+  const wanted = scheme.toLowerCase();
+  return manifests.find((m) => m.id === wanted) ?? manifests.find((m) => m.schemes?.includes(wanted));
+}
+
+/** The transport that declares parameter set `set`, if exactly one does. */
+export function transportForSet(set: string, manifests: readonly TransportManifest[]): TransportManifest | undefined {
+  const owners = manifests.filter((m) => m.parameters.some((p) => p.sets && set in p.sets));
+  return owners.length === 1 ? owners[0] : undefined;
+}

@@ -1,0 +1,106 @@
+/**
+ * Loading a transport once per run, checking capabilities before any call, building the context a
+ * transport is opened with, and turning an exit status into remote's exit code.
+ *
+ * @module
+ */
+import type {
+  Capability,
+  ExitStatus,
+  OpenContext,
+  Prompter,
+  SessionHost,
+  Target,
+  Transport,
+} from "../plugins/types.ts";
+import { RemoteError, UnsupportedError } from "./errors.ts";
+import type { TransportEntry } from "./transport_catalog.ts";
+
+const loaded = new Map<TransportEntry, Promise<Transport>>();
+
+/** Imports (or starts) the transport behind `entry`, once per run. */
+export function loadTransport(entry: TransportEntry): Promise<Transport> {
+  let transport = loaded.get(entry);
+  if (!transport) {
+    transport = entry.load();
+    loaded.set(entry, transport);
+  }
+  return transport;
+}
+
+const CAPABILITY_WORDS: Record<Capability, string> = {
+  shell: "interactive shells",
+  exec: "running commands",
+  pty: "pseudo-terminals",
+  "pty-resize": "terminal resizing",
+  signals: "signals",
+  disconnect: "disconnected sessions",
+  list: "listing sessions on the host",
+  receive: "receiving output of disconnected sessions",
+  remove: "removing sessions",
+  forward: "port forwarding",
+};
+
+/**
+ * Throws a clear error when the transport lacks `capability`.
+ *
+ * @throws {UnsupportedError} naming transport and capability
+ */
+export function requireCapability(entry: TransportEntry, capability: Capability, why?: string): void {
+  if (!entry.manifest.capabilities.includes(capability)) {
+    throw new UnsupportedError(entry.manifest.id, CAPABILITY_WORDS[capability], {
+      hint: why ?? `transports that do: ${capability} — see: remote plugin list`,
+    });
+  }
+}
+
+/** The transport's session-host operations, after checking the capability. */
+export async function sessionHost(entry: TransportEntry, capability: Capability): Promise<SessionHost> {
+  requireCapability(entry, capability);
+  const transport = await loadTransport(entry);
+  if (!transport.sessions) {
+    throw new RemoteError("plugin", `plugin ${entry.manifest.id} advertises ${capability} but has no sessions part`, {
+      hint: "report this to the plugin's author",
+    });
+  }
+  return transport.sessions;
+}
+
+/** The context a transport is opened with; notices go to stderr, one line each. */
+export function openContext(
+  target: Target,
+  parameters: Record<string, unknown>,
+  prompt: Prompter,
+  signal: AbortSignal,
+): OpenContext {
+  return {
+    target,
+    parameters,
+    signal,
+    prompt,
+    notice: (line) => console.error(line),
+  };
+}
+
+/**
+ * remote's exit code for how the remote side ended: the remote command's own code, 128+n for a
+ * signal, 0 for a detach; a lost link is remote's failure.
+ *
+ * @throws {RemoteError} with code "lost" when the link broke
+ */
+export function exitCodeOf(status: ExitStatus, target: string, reconnectHint?: string): number {
+  switch (status.kind) {
+    case "exited":
+      return status.code;
+    case "signaled":
+      return status.code;
+    case "detached":
+      return 0;
+    case "lost":
+      if (status.error instanceof RemoteError) throw status.error;
+      throw new RemoteError("lost", `connection to ${target} lost: ${status.error.message}`, {
+        hint: reconnectHint ?? "check the network and run the command again",
+        cause: status.error,
+      });
+  }
+}

@@ -1,0 +1,497 @@
+/**
+ * The verbs' behaviour once their parameter set is resolved: enter, new, get, connect, disconnect,
+ * receive, remove, forward (invoke lives in invoke.ts). Transports fill in the transport-specific
+ * parts through the contract; everything here is the same for every transport.
+ *
+ * @module
+ */
+import type { ExitStatus, HostSession, OpenContext, OpenRequest, Prompter, Target } from "../plugins/types.ts";
+import type { UserConfig } from "./config.ts";
+import { RemoteError, UsageError } from "./errors.ts";
+import { runInvoke } from "./invoke.ts";
+import { writeErr, writeOut } from "./output.ts";
+import type { Resolution, VerbSpec } from "./parameter_set.ts";
+import { Registry } from "./registry.ts";
+import { route, type Route } from "./route.ts";
+import { generateSessionName, type SessionRecord } from "./session.ts";
+import { ptyRequestFromEnvironment, runInteractive } from "./terminal_bridge.ts";
+import type { TransportEntry } from "./transport_catalog.ts";
+import { exitCodeOf, loadTransport, openContext, requireCapability, sessionHost } from "./transport_use.ts";
+
+/** Everything a verb handler is given. */
+export interface VerbInput {
+  verb: string;
+  spec: VerbSpec;
+  resolution: Resolution;
+  entries: readonly TransportEntry[];
+  config: UserConfig;
+  prompter: Prompter;
+}
+
+/** Runs a resolved verb; returns the exit code. */
+export async function runVerb(input: VerbInput): Promise<number> {
+  switch (input.verb) {
+    case "enter":
+      return await enter(input);
+    case "new":
+      return await newSession(input);
+    case "get":
+      return await getSessions(input);
+    case "connect":
+      return await connect(input);
+    case "disconnect":
+      return await disconnect(input);
+    case "receive":
+      return await receive(input);
+    case "remove":
+      return await remove(input);
+    case "invoke":
+      return await runInvoke(input);
+    case "forward":
+      return await forward(input);
+  }
+  throw new UsageError(`'${input.verb}' is not a remote verb`, { hint: "all verbs: remote --help" });
+}
+
+const SELECTOR_SETS = new Set(["Id", "Name", "InstanceId"]);
+
+/** A shutdown signal for non-interactive verbs: Ctrl-C and SIGTERM abort it. */
+function interruptSignal(): { signal: AbortSignal; [Symbol.dispose](): void } {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new RemoteError("interrupted", "interrupted"));
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  return {
+    signal: controller.signal,
+    [Symbol.dispose]() {
+      for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    },
+  };
+}
+
+function targetText(resolution: Resolution): string | undefined {
+  const value = resolution.values.HostName;
+  return typeof value === "string" ? value : undefined;
+}
+
+function contextFor(r: Route, prompter: Prompter, signal: AbortSignal): OpenContext {
+  return openContext(r.target, r.parameters, prompter, signal);
+}
+
+async function enter(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  if (SELECTOR_SETS.has(resolution.set)) return await attachRecorded(input, false);
+  const r = resolution.given.length === 0 ? localRoute(entries) : route(resolution, entries, config, targetText(resolution));
+  requireCapability(r.entry, "shell");
+  const transport = await loadTransport(r.entry);
+  const pty = Deno.stdin.isTerminal() ? ptyRequestFromEnvironment() : undefined;
+  const subsystem = r.parameters.Subsystem;
+  const request: OpenRequest = typeof subsystem === "string"
+    ? { kind: "subsystem", name: subsystem }
+    : { kind: "shell", pty: r.entry.manifest.capabilities.includes("pty") ? pty : undefined };
+  const controller = new AbortController();
+  const channel = await transport.open(contextFor(r, prompter, controller.signal), request);
+  try {
+    const status = await runInteractive(channel, { canDetach: false, onEscapeList: listForEscape });
+    return exitCodeOf(status, r.target.display);
+  } finally {
+    controller.abort();
+    await channel[Symbol.asyncDispose]();
+  }
+}
+
+function localRoute(entries: readonly TransportEntry[]): Route {
+  const entry = entries.find((e) => e.manifest.id === "local");
+  if (!entry) throw new RemoteError("notFound", "no local transport in this build", { hint: "name a host" });
+  return {
+    entry,
+    parameters: {},
+    target: { transport: "local", host: "localhost", display: "localhost" },
+  };
+}
+
+async function listForEscape(): Promise<string> {
+  const records = await new Registry().list();
+  return formatSessions(records.map((r) => ({ record: r })));
+}
+
+async function newSession(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const r = route(resolution, entries, config, targetText(resolution));
+  const host = await sessionHost(r.entry, "disconnect");
+  const registry = new Registry();
+  using interrupt = interruptSignal();
+  const ctx = contextFor(r, prompter, interrupt.signal);
+  const computerName = r.target.host;
+  let name = typeof resolution.values.Name === "string" ? resolution.values.Name : undefined;
+  if (!name) {
+    const known = (await registry.find({ computerName })).map((s) => s.name);
+    const onHost = r.entry.manifest.capabilities.includes("list") ? (await host.list(ctx)).map((s) => s.name) : [];
+    name = generateSessionName([...known, ...onHost]);
+  }
+  const instanceId = crypto.randomUUID();
+  const created = await host.create(ctx, name, {
+    instanceId,
+    pty: ptyRequestFromEnvironment() ?? { term: "xterm-256color", columns: 80, rows: 24 },
+  });
+  const now = new Date().toISOString();
+  const record = await registry.add({
+    instanceId: created.instanceId ?? instanceId,
+    name: created.name,
+    computerName,
+    transport: r.entry.manifest.id,
+    configurationName: created.configurationName,
+    state: created.state,
+    availability: created.availability,
+    createdAt: created.createdAt ?? now,
+    lastSeenAt: now,
+    target: { host: r.target.host, port: r.target.port, user: r.target.user },
+    parameters: storableParameters(r),
+  });
+  await writeOut(formatSessions([{ record }]));
+  return 0;
+}
+
+/** Bound values that are safe to keep on disk: never a secret. */
+function storableParameters(r: Route): Record<string, unknown> {
+  const secret = new Set(r.entry.manifest.parameters.filter((p) => p.secret).map((p) => p.name));
+  const kept: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(r.parameters)) {
+    if (secret.has(name)) continue;
+    kept[name] = value instanceof URL ? value.href : value;
+  }
+  return kept;
+}
+
+/** The route back to a recorded session's host. */
+function recordRoute(record: SessionRecord, entries: readonly TransportEntry[]): Route {
+  const entry = entries.find((e) => e.manifest.id === record.transport);
+  if (!entry) {
+    throw new RemoteError("notFound", `session ${record.name} uses transport ${record.transport}, which is not loaded`, {
+      hint: "load its plugin with --plugin, or see: remote plugin list",
+    });
+  }
+  const target: Target = {
+    transport: record.transport,
+    host: record.target.host,
+    port: record.target.port,
+    user: record.target.user,
+    display: record.computerName,
+  };
+  return { entry, target, parameters: { ...record.parameters } };
+}
+
+/** Exactly one recorded session for the selector in `resolution`. */
+async function selectOne(registry: Registry, resolution: Resolution): Promise<SessionRecord> {
+  const found = await selectMany(registry, resolution);
+  if (found.length > 1) {
+    throw new UsageError(
+      `${found.length} sessions match: ${found.map((s) => `${s.name} on ${s.computerName} (Id ${s.id})`).join(", ")}`,
+      { hint: "pick one with --id" },
+    );
+  }
+  return found[0];
+}
+
+async function selectMany(registry: Registry, resolution: Resolution): Promise<SessionRecord[]> {
+  const v = resolution.values;
+  const selector = typeof v.Id === "number"
+    ? { id: v.Id }
+    : typeof v.InstanceId === "string"
+    ? { instanceId: v.InstanceId }
+    : { name: String(v.Name ?? "") };
+  const found = await registry.find(selector);
+  if (found.length === 0) {
+    const what = "id" in selector ? `Id ${selector.id}` : "instanceId" in selector ? selector.instanceId : selector.name;
+    throw new RemoteError("notFound", `no session ${what} in the local registry`, {
+      hint: "list sessions with: remote get; find one on a host with: remote connect --computer-name <host> --name <n>",
+    });
+  }
+  return found;
+}
+
+async function connect(input: VerbInput): Promise<number> {
+  return await attachRecorded(input, input.resolution.values.Force === true);
+}
+
+/** Attaches to a session found in the registry, or discovered on a host (`--computer-name`). */
+async function attachRecorded(input: VerbInput, force: boolean): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const registry = new Registry();
+  let record: SessionRecord;
+  let r: Route;
+  using interrupt = interruptSignal();
+  if (resolution.set === "ComputerName") {
+    const hostText = String(resolution.values.ComputerName);
+    const hostResolution = { ...resolution, set: "", given: resolution.given.filter((n) => n !== "ComputerName") };
+    r = route(hostResolution, entries, config, hostText);
+    const host = await sessionHost(r.entry, "list");
+    const sessions = await host.list(contextFor(r, prompter, interrupt.signal));
+    const wanted = typeof resolution.values.Name === "string" ? resolution.values.Name : undefined;
+    const matches = sessions.filter((s) => wanted === undefined || s.name === wanted);
+    if (matches.length !== 1) {
+      const names = sessions.map((s) => `${s.name} (${s.state})`).join(", ") || "none";
+      throw new RemoteError(
+        matches.length === 0 ? "notFound" : "usage",
+        wanted ? `no session named ${wanted} on ${r.target.display}` : `${r.target.host} has ${names}`,
+        { hint: `sessions on ${r.target.host}: ${names}; pick one with --name` },
+      );
+    }
+    record = await upsertDiscovered(registry, r, matches[0]);
+  } else {
+    record = await selectOne(registry, resolution);
+    r = recordRoute(record, entries);
+  }
+  const host = await sessionHost(r.entry, "disconnect");
+  const ctx = contextFor(r, prompter, interrupt.signal);
+  if (!force && r.entry.manifest.capabilities.includes("list")) {
+    const onHost = (await host.list(ctx)).find((s) => s.name === record.name);
+    if (!onHost) {
+      await registry.update(record.instanceId, { state: "Closed", availability: "None" });
+      throw new RemoteError("notFound", `session ${record.name} no longer exists on ${record.computerName}`, {
+        hint: `forget it with: remote remove --id ${record.id}`,
+      });
+    }
+    if (onHost.availability === "Busy") {
+      throw new RemoteError("usage", `session ${record.name} on ${record.computerName} is in use by another client`, {
+        hint: `take it over with: remote connect --name ${record.name} --force`,
+      });
+    }
+  }
+  const pty = ptyRequestFromEnvironment() ?? { term: "xterm-256color", columns: 80, rows: 24 };
+  const channel = await host.attach(ctx, record.name, { force, pty });
+  await registry.update(record.instanceId, {
+    state: "Opened",
+    availability: "Available",
+    lastSeenAt: new Date().toISOString(),
+  });
+  let status: ExitStatus;
+  try {
+    status = await runInteractive(channel, {
+      canDetach: typeof channel.detach === "function",
+      onEscapeList: listForEscape,
+    });
+  } finally {
+    await channel[Symbol.asyncDispose]();
+  }
+  const now = new Date().toISOString();
+  if (status.kind === "detached" || status.kind === "lost") {
+    await registry.update(record.instanceId, { state: "Disconnected", availability: "None", lastSeenAt: now });
+    if (status.kind === "detached") {
+      await writeErr(`remote: disconnected from ${record.name}; it keeps running on ${record.computerName}\n`);
+    }
+  } else {
+    await registry.remove(record.instanceId);
+  }
+  return exitCodeOf(status, record.computerName, `resume it with: remote connect --name ${record.name}`);
+}
+
+async function upsertDiscovered(registry: Registry, r: Route, s: HostSession): Promise<SessionRecord> {
+  const known = (await registry.find({ computerName: r.target.host })).find((rec) =>
+    rec.name === s.name || (s.instanceId !== undefined && rec.instanceId === s.instanceId)
+  );
+  const now = new Date().toISOString();
+  if (known) {
+    return await registry.update(known.instanceId, {
+      state: s.state,
+      availability: s.availability,
+      lastSeenAt: now,
+      parameters: storableParameters(r),
+      target: { host: r.target.host, port: r.target.port, user: r.target.user },
+    });
+  }
+  return await registry.add({
+    instanceId: s.instanceId ?? crypto.randomUUID(),
+    name: s.name,
+    computerName: r.target.host,
+    transport: r.entry.manifest.id,
+    configurationName: s.configurationName,
+    state: s.state,
+    availability: s.availability,
+    createdAt: s.createdAt ?? now,
+    lastSeenAt: now,
+    target: { host: r.target.host, port: r.target.port, user: r.target.user },
+    parameters: storableParameters(r),
+  });
+}
+
+async function getSessions(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const registry = new Registry();
+  const v = resolution.values;
+  const hosts = Array.isArray(v.ComputerName) ? v.ComputerName.map(String) : [];
+  const stale = new Set<string>();
+  using interrupt = interruptSignal();
+  for (const hostText of hosts) {
+    const r = route({ ...resolution, set: "", given: [] }, entries, config, hostText);
+    const host = await sessionHost(r.entry, "list");
+    const onHost = await host.list(contextFor({ ...r, parameters: hostParameters(r, v) }, prompter, interrupt.signal));
+    const seen = new Set<string>();
+    for (const s of onHost) seen.add((await upsertDiscovered(registry, r, s)).instanceId);
+    for (const rec of await registry.find({ computerName: r.target.host })) {
+      if (!seen.has(rec.instanceId) && rec.transport === r.entry.manifest.id) {
+        stale.add(rec.instanceId);
+        await registry.update(rec.instanceId, { state: "Closed", availability: "None" });
+      }
+    }
+  }
+  let records = await registry.list();
+  if (typeof v.Id === "number") records = records.filter((s) => s.id === v.Id);
+  if (typeof v.InstanceId === "string") records = records.filter((s) => s.instanceId === v.InstanceId);
+  if (typeof v.Name === "string") {
+    const pattern = wildcard(v.Name);
+    records = records.filter((s) => pattern.test(s.name));
+  }
+  if (typeof v.State === "string") records = records.filter((s) => s.state === v.State);
+  if (hosts.length > 0) {
+    const wanted = new Set(hosts.map((h) => route({ ...resolution, set: "", given: [] }, entries, config, h).target.host));
+    records = records.filter((s) => wanted.has(s.computerName));
+  }
+  const rows = records.map((record) => ({ record, stale: stale.has(record.instanceId) }));
+  if (v.Json === true) {
+    for (const { record, stale } of rows) {
+      await writeOut(JSON.stringify({ ...publicRecord(record), stale }) + "\n");
+    }
+  } else if (rows.length > 0) {
+    await writeOut(formatSessions(rows));
+  }
+  return 0;
+}
+
+/** The parameters given to `get` that the host's transport understands (e.g. -p, -i, -o). */
+function hostParameters(r: Route, values: Record<string, unknown>): Record<string, unknown> {
+  const own = new Set(r.entry.manifest.parameters.map((p) => p.name));
+  return Object.fromEntries(Object.entries(values).filter(([k]) => own.has(k) && k !== "ComputerName"));
+}
+
+function publicRecord(record: SessionRecord): Record<string, unknown> {
+  return {
+    id: record.id,
+    name: record.name,
+    computerName: record.computerName,
+    transport: record.transport,
+    state: record.state,
+    configurationName: record.configurationName ?? null,
+    availability: record.availability,
+    instanceId: record.instanceId,
+    createdAt: record.createdAt,
+    lastSeenAt: record.lastSeenAt,
+  };
+}
+
+function wildcard(pattern: string): RegExp {
+  const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${body}$`, "i");
+}
+
+/** Get-PSSession's columns: Id Name ComputerName Transport State ConfigurationName Availability. */
+export function formatSessions(rows: { record: SessionRecord; stale?: boolean }[]): string {
+  const headers = ["Id", "Name", "ComputerName", "Transport", "State", "ConfigurationName", "Availability"];
+  const cells = rows.map(({ record, stale }) => [
+    String(record.id),
+    record.name,
+    record.computerName,
+    record.transport,
+    stale ? `${record.state} (stale)` : record.state,
+    record.configurationName ?? "",
+    record.availability,
+  ]);
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i])).join(" ").trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
+}
+
+async function disconnect(input: VerbInput): Promise<number> {
+  const { resolution, entries, prompter } = input;
+  const registry = new Registry();
+  const record = await selectOne(registry, resolution);
+  const r = recordRoute(record, entries);
+  const host = await sessionHost(r.entry, "disconnect");
+  using interrupt = interruptSignal();
+  const v = resolution.values;
+  await host.disconnect(contextFor(r, prompter, interrupt.signal), record.name, {
+    idleTimeoutMs: typeof v.IdleTimeout === "number" ? v.IdleTimeout : undefined,
+    outputBufferingMode: v.OutputBufferingMode === "block" || v.OutputBufferingMode === "drop"
+      ? v.OutputBufferingMode
+      : undefined,
+  });
+  const updated = await registry.update(record.instanceId, {
+    state: "Disconnected",
+    availability: "None",
+    lastSeenAt: new Date().toISOString(),
+  });
+  await writeOut(formatSessions([{ record: updated }]));
+  return 0;
+}
+
+async function receive(input: VerbInput): Promise<number> {
+  const { resolution, entries, prompter } = input;
+  const registry = new Registry();
+  const record = await selectOne(registry, resolution);
+  const r = recordRoute(record, entries);
+  const host = await sessionHost(r.entry, "receive");
+  using interrupt = interruptSignal();
+  await writeOut(await host.receive(contextFor(r, prompter, interrupt.signal), record.name));
+  return 0;
+}
+
+async function remove(input: VerbInput): Promise<number> {
+  const { resolution, entries, prompter } = input;
+  const registry = new Registry();
+  const records = await selectMany(registry, resolution);
+  using interrupt = interruptSignal();
+  for (const record of records) {
+    const what = `session ${record.name} (Id ${record.id}) on ${record.computerName}`;
+    if (resolution.values.WhatIf === true) {
+      await writeOut(`What if: removing ${what}\n`);
+      continue;
+    }
+    if (resolution.values.Confirm === true) {
+      const answer = await prompter.ask(`remove ${what}? [y/N] `, { what: "--confirm answer" });
+      if (!/^y(es)?$/i.test(answer.trim())) continue;
+    }
+    const r = recordRoute(record, entries);
+    const host = await sessionHost(r.entry, "remove");
+    try {
+      await host.remove(contextFor(r, prompter, interrupt.signal), record.name);
+    } catch (error) {
+      // Already gone on the host: forgetting it locally is all that is left to do.
+      if (!(error instanceof RemoteError && error.code === "notFound")) throw error;
+    }
+    await registry.remove(record.instanceId);
+  }
+  return 0;
+}
+
+async function forward(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const r = route(resolution, entries, config, targetText(resolution));
+  requireCapability(r.entry, "forward");
+  const transport = await loadTransport(r.entry);
+  const v = resolution.values;
+  if (typeof v.RemotePort !== "number") {
+    throw new UsageError("missing --remote-port", { hint: "e.g. --local-port 8080 --remote-port 80" });
+  }
+  if (!transport.forward) {
+    throw new RemoteError("plugin", `plugin ${r.entry.manifest.id} advertises forward but has no forward()`, {
+      hint: "report this to the plugin's author",
+    });
+  }
+  using interrupt = interruptSignal();
+  const remoteHost = typeof v.RemoteHost === "string" ? v.RemoteHost : undefined;
+  try {
+    await transport.forward(contextFor(r, prompter, interrupt.signal), {
+      localPort: typeof v.LocalPort === "number" ? v.LocalPort : 0,
+      remotePort: v.RemotePort,
+      remoteHost,
+      onListening: (port) =>
+        console.error(
+          `remote: forwarding 127.0.0.1:${port} to ${remoteHost ?? r.target.host}:${v.RemotePort} via ${r.target.display}`,
+        ),
+    });
+  } catch (error) {
+    if (interrupt.signal.aborted) return 0;
+    throw error;
+  }
+  return 0;
+}

@@ -1,0 +1,106 @@
+import { PluginError } from "../core/errors.ts";
+import type { TransportEntry } from "../core/transport_catalog.ts";
+import { mergeCatalog, validateManifest, validateTransportModule } from "./validate.ts";
+import type { TransportManifest } from "./types.ts";
+
+const good: TransportManifest = {
+  id: "demo",
+  sdk: 1,
+  version: "1.0.0",
+  summary: "A demo",
+  schemes: ["demos"],
+  capabilities: ["exec", "pty", "pty-resize"],
+  parameters: [
+    { name: "HostName", type: { kind: "string" }, sets: { DemoHost: { position: 0, mandatory: true } }, help: "host" },
+  ],
+  defaultSet: "DemoHost",
+};
+
+function refused(value: unknown, plugin: string, part: string): void {
+  try {
+    validateManifest(value, "./demo.ts");
+  } catch (e) {
+    if (!(e instanceof PluginError) || e.plugin !== plugin || !e.message.includes(part)) throw e;
+    return;
+  }
+  throw new Error(`accepted (wanted "${part}")`);
+}
+
+Deno.test("validateManifest() accepts a complete manifest", () => {
+  if (validateManifest(good, "./demo.ts") !== good) throw new Error("not returned");
+});
+
+Deno.test("validateManifest() names what is wrong and the plugin", () => {
+  refused(null, "./demo.ts", "has no manifest object");
+  refused({ ...good, sdk: 2 }, "demo", "plugin sdk 2, this remote speaks sdk 1");
+  refused({ ...good, sdk: undefined }, "demo", "has no sdk version");
+  refused({ ...good, id: "Bad Id" }, "./demo.ts", "is not a lower-case URL scheme name");
+  refused({ ...good, summary: "" }, "demo", "manifest has no summary");
+  refused({ ...good, capabilities: ["exec", "teleport"] }, "demo", `unknown capability "teleport"`);
+  refused({ ...good, capabilities: ["pty-resize"] }, "demo", `"pty-resize" needs "pty"`);
+  refused({ ...good, schemes: ["HTTP"] }, "demo", "is not a URL scheme name");
+  refused({ ...good, parameters: [{ name: "x", type: { kind: "string" }, help: "h" }] }, "demo", "PascalCase");
+  refused({ ...good, parameters: [{ name: "Port", type: { kind: "float" }, help: "h" }] }, "demo", "unknown type");
+  refused({ ...good, parameters: [{ name: "Mode", type: { kind: "enum", values: [] }, help: "h" }] }, "demo", "enum");
+  refused(
+    { ...good, parameters: [{ ...good.parameters[0], sets: { DemoHost: { position: -1 } } }] },
+    "demo",
+    "bad position",
+  );
+  refused({ ...good, defaultSet: "Other" }, "demo", `defaultSet "Other"`);
+  refused({ ...good, defaultPort: 70000 }, "demo", "defaultPort");
+});
+
+Deno.test("validateTransportModule() refuses advertised capabilities without code", () => {
+  const open = () => Promise.reject(new Error("x"));
+  validateTransportModule({ manifest: good, open }, "./demo.ts");
+  const expect = (mod: unknown, part: string) => {
+    try {
+      validateTransportModule(mod, "./demo.ts");
+    } catch (e) {
+      if (e instanceof PluginError && e.message.startsWith("plugin demo: ") && e.message.includes(part)) return;
+      throw e;
+    }
+    throw new Error("accepted");
+  };
+  expect({ manifest: good }, "exports no open() function");
+  expect({ manifest: { ...good, capabilities: ["list"] }, open }, "exports no sessions object");
+  expect({ manifest: { ...good, capabilities: ["list"] }, open, sessions: {} }, "has no sessions.list()");
+  expect({ manifest: { ...good, capabilities: ["forward"] }, open }, "exports no forward()");
+});
+
+Deno.test("mergeCatalog() refuses a second id or scheme, naming both origins", () => {
+  const entry = (manifest: TransportManifest, specifier: string): TransportEntry => ({
+    manifest,
+    origin: { kind: "module", specifier },
+    load: () => Promise.reject(new Error("unused")),
+  });
+  const a = entry(good, "./a.ts");
+  if (mergeCatalog([a, entry({ ...good, id: "other", schemes: [] }, "./b.ts")]).length !== 2) {
+    throw new Error("lost one");
+  }
+  for (
+    const [b, part] of [
+      [
+        entry({ ...good, schemes: [] }, "./b.ts"),
+        `id "demo" is already claimed by demo (./a.ts); this one is from ./b.ts`,
+      ],
+      [entry({ ...good, id: "x", schemes: ["demos"] }, "./b.ts"), `scheme "demos" is already claimed by demo (./a.ts)`],
+      [entry({ ...good, id: "demos", schemes: [] }, "/bin/x"), `"demos" is already claimed by demo (./a.ts)`],
+    ] as const
+  ) {
+    try {
+      mergeCatalog([a, b]);
+      throw new Error("accepted");
+    } catch (e) {
+      if (!(e instanceof PluginError) || !e.message.includes(part)) throw e;
+    }
+  }
+});
+
+Deno.test("validateManifest() accepts every built-in manifest and the docker example's", async () => {
+  const { builtinTransports } = await import("../transports/mod.ts");
+  const { manifest } = await import("./examples/docker/manifest.ts");
+  for (const m of [...builtinTransports.map((e) => e.manifest), manifest]) validateManifest(m, m.id);
+  mergeCatalog([...builtinTransports]);
+});

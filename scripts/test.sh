@@ -1,0 +1,56 @@
+#!/bin/sh
+# The test command (README.md, .ci/run): installs what the tests need, then checks, lints and tests.
+#
+# Real peers come from Debian's archive when missing (OpenSSH server, Dropbear, tmux, shellcheck);
+# Deno comes from the npm registry through scripts/deno.sh. Prints "N passed, N failed" last.
+set -eu
+cd "$(dirname "$0")/.."
+
+need_packages=""
+command -v /usr/sbin/sshd >/dev/null 2>&1 || need_packages="$need_packages openssh-server"
+command -v ssh-keygen >/dev/null 2>&1 || need_packages="$need_packages openssh-client"
+command -v dropbear >/dev/null 2>&1 || [ -x /usr/sbin/dropbear ] || need_packages="$need_packages dropbear-bin"
+command -v tmux >/dev/null 2>&1 || need_packages="$need_packages tmux"
+command -v shellcheck >/dev/null 2>&1 || need_packages="$need_packages shellcheck"
+command -v openssl >/dev/null 2>&1 || need_packages="$need_packages openssl"
+if [ -n "$need_packages" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    as_root=""
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root="sudo -n"
+  else
+    echo "remote tests: missing packages:$need_packages" >&2
+    echo "hint: install them with: sudo apt-get install$need_packages" >&2
+    exit 1
+  fi
+  echo "remote tests: installing$need_packages from Debian's archive" >&2
+  $as_root apt-get update -qq >&2
+  # shellcheck disable=SC2086 # the list is meant to split into words
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends $need_packages >&2
+fi
+
+DENO="$(sh scripts/deno.sh)"
+PATH="$(dirname "$DENO"):$PATH"
+export PATH
+"$DENO" --version | head -n 1
+
+"$DENO" install --frozen
+"$DENO" task check
+"$DENO" task lint
+"$DENO" fmt --check
+shellcheck install.sh scripts/*.sh .ci/run
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+NO_COLOR=1 "$DENO" task test "$@" 2>&1 | tee "$log" || status=$?
+# deno test's own summary is "ok | 5 passed (3 steps) | 0 failed (1s)"; restate it plainly.
+summary="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n 1 || true)"
+passed="$(printf '%s' "$summary" | sed -n 's/^[A-Z]* | \([0-9]*\) passed.*/\1/p')"
+failed="$(printf '%s' "$summary" | sed -n 's/.*| \([0-9]*\) failed.*/\1/p')"
+if [ -z "$passed" ]; then
+  echo "remote tests: deno test printed no summary" >&2
+  exit 1
+fi
+echo "${passed} passed, ${failed:-0} failed"
+if [ "$status" -ne 0 ] || [ "${failed:-0}" -ne 0 ]; then exit 1; fi

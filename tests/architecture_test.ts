@@ -1,0 +1,70 @@
+/**
+ * The seams of STYLE.md, checked on the source: dependencies point inward, built-ins load lazily with
+ * literal specifiers, and nothing is imported from JSR or a URL (CI cannot reach them).
+ */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+
+const root = new URL("../", import.meta.url);
+
+async function* sourceFiles(dir: string): AsyncGenerator<string> {
+  for await (const entry of Deno.readDir(new URL(dir, root))) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) yield* sourceFiles(path);
+    else if (/\.(ts|js)$/.test(entry.name)) yield path;
+  }
+}
+
+function importsOf(text: string): string[] {
+  const found: string[] = [];
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s*["']([^"']+)["']/g)) found.push(m[1]);
+  for (const m of text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)) found.push(m[1]);
+  for (const m of text.matchAll(/(?:^|\n)\s*import\s*["']([^"']+)["']/g)) found.push(m[1]);
+  return found;
+}
+
+function resolve(from: string, specifier: string): string {
+  return new URL(specifier, new URL(from, root)).pathname.replace(new URL(".", root).pathname, "");
+}
+
+async function allImports(dirs: string[]): Promise<{ file: string; specifier: string; target: string }[]> {
+  const out = [];
+  for (const dir of dirs) {
+    for await (const file of sourceFiles(dir)) {
+      const text = await Deno.readTextFile(new URL(file, root));
+      for (const specifier of importsOf(text)) {
+        const target = specifier.startsWith(".") ? resolve(file, specifier) : specifier;
+        out.push({ file, specifier, target });
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("core imports no transport", async () => {
+  const wrong = (await allImports(["core"])).filter((i) => i.target.startsWith("transports/"));
+  assertEquals(wrong, []);
+});
+
+Deno.test("a transport imports only the SDK, core/mod.ts and its own folder", async () => {
+  const wrong = (await allImports(["transports"])).filter(({ file, target, specifier }) => {
+    if (file === "transports/mod.ts") return false;
+    if (!specifier.startsWith(".")) return false; // npm and node: packages
+    const own = file.split("/").slice(0, 2).join("/") + "/";
+    return !(target.startsWith(own) || target === "plugins/mod.ts" || target === "core/mod.ts");
+  });
+  assertEquals(wrong, []);
+});
+
+Deno.test("nothing is imported from JSR or a URL", async () => {
+  const wrong = (await allImports(["core", "transports", "plugins", "tests", "bench", "scripts"]))
+    .filter((i) => /^(jsr:|https?:)/.test(i.specifier));
+  assertEquals(wrong, []);
+});
+
+Deno.test("built-in transports load lazily through literal import() specifiers", async () => {
+  const text = await Deno.readTextFile(new URL("transports/mod.ts", root));
+  const lazy = [...text.matchAll(/import\(([^)]*)\)/g)].map((m) => m[1]);
+  assertEquals(lazy.every((s) => /^"\.\/[a-z0-9_]+\/mod\.ts"$/.test(s)), true);
+  const staticImports = importsOf(text).filter((s) => !lazy.includes(`"${s}"`));
+  assertEquals(staticImports.filter((s) => s.endsWith("/mod.ts") && s.startsWith("./")), []);
+});

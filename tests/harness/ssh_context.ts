@@ -1,0 +1,86 @@
+/**
+ * Builds `OpenContext`s for ssh transport tests: an isolated HOME (its own ~/.ssh), a scripted
+ * prompter standing in for the person at the terminal, and notices collected for assertions.
+ *
+ * @example
+ * ```ts
+ * import { isolatedHome, sshContext } from "./ssh_context.ts";
+ * await using home = await isolatedHome();
+ * const ctx = sshContext({ host: "127.0.0.1", port: 22 }, home, {});
+ * console.log(ctx.target.display);
+ * ```
+ *
+ * @module
+ */
+import type { OpenContext, Prompter } from "../../plugins/mod.ts";
+
+/** A temp HOME set in the environment (SSH_AUTH_SOCK cleared) until disposed. */
+export interface IsolatedHome extends AsyncDisposable {
+  dir: string;
+  /** `<dir>/.ssh/known_hosts` */
+  knownHosts: string;
+  /** an empty ssh_config, passed as ConfigFile so the machine's own files are not read */
+  config: string;
+}
+
+/** Points HOME at a fresh temp dir so no test reads or writes the real ~/.ssh. */
+export async function isolatedHome(): Promise<IsolatedHome> {
+  const dir = await Deno.makeTempDir({ prefix: "remote-home-" });
+  await Deno.mkdir(`${dir}/.ssh`, { mode: 0o700 });
+  const config = `${dir}/.ssh/config`;
+  await Deno.writeTextFile(config, "");
+  const saved = { HOME: Deno.env.get("HOME"), SSH_AUTH_SOCK: Deno.env.get("SSH_AUTH_SOCK") };
+  Deno.env.set("HOME", dir);
+  Deno.env.delete("SSH_AUTH_SOCK");
+  return {
+    dir,
+    knownHosts: `${dir}/.ssh/known_hosts`,
+    config,
+    async [Symbol.asyncDispose]() {
+      for (const [k, v] of Object.entries(saved)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** A prompter answering from a script; records every question. */
+export class ScriptedPrompter implements Prompter {
+  readonly questions: { question: string; secret: boolean }[] = [];
+  #answers: string[];
+  constructor(readonly interactive: boolean, answers: string[] = []) {
+    this.#answers = [...answers];
+  }
+  ask(question: string, options: { secret?: boolean; what?: string } = {}): Promise<string> {
+    this.questions.push({ question, secret: options.secret ?? false });
+    if (!this.interactive) return Promise.reject(new Error(`nobody can answer ${options.what ?? "a question"}`));
+    const answer = this.#answers.shift();
+    if (answer === undefined) return Promise.reject(new Error(`script has no answer for: ${question}`));
+    return Promise.resolve(answer);
+  }
+}
+
+/** An OpenContext for `user@host:port` with ConfigFile set to the isolated (empty) config. */
+export function sshContext(
+  target: { host: string; port?: number; user?: string },
+  home: IsolatedHome,
+  parameters: Record<string, unknown>,
+  options: { prompt?: Prompter; signal?: AbortSignal } = {},
+): OpenContext & { notices: string[] } {
+  const notices: string[] = [];
+  return {
+    target: { transport: "ssh", ...target, display: `${target.host}` },
+    parameters: { ConfigFile: home.config, ...parameters },
+    signal: options.signal ?? AbortSignal.timeout(60_000),
+    prompt: options.prompt ?? new ScriptedPrompter(false),
+    notice: (line) => notices.push(line),
+    notices,
+  };
+}
+
+/** Reads a whole stream into one string. */
+export async function readText(stream: ReadableStream<Uint8Array>): Promise<string> {
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  return text + decoder.decode();
+}

@@ -1,0 +1,194 @@
+/**
+ * Starts a real OpenSSH `sshd` on 127.0.0.1 with throwaway host keys, user keys and its own sshd_config,
+ * for tests that assert what a user of `remote` sees against the server they will really meet.
+ *
+ * @example Start one and stop it
+ * ```ts
+ * import { startSshd } from "./sshd.ts";
+ * await using sshd = await startSshd();
+ * console.log(sshd.port, sshd.knownHostsLine());
+ * ```
+ *
+ * @module
+ */
+import * as os from "node:os";
+import { Child, freePort, isRoot, mountNamespacePrefix, requireProgram, run, shQuote, waitForPort } from "./process.ts";
+
+/** Where sshd lives; sshd refuses to start unless run by its absolute path. */
+export const SSHD = "/usr/sbin/sshd";
+
+/** A host key of a started server. */
+export interface HostKey {
+  /** `ssh-ed25519`, `ssh-rsa` */
+  type: string;
+  /** the `.pub` line: `type base64 comment` */
+  publicLine: string;
+}
+
+/** A running sshd; `await using` stops it and removes its temp dir. */
+export interface SshdServer extends AsyncDisposable {
+  host: "127.0.0.1";
+  port: number;
+  /** the local user, whom the server logs in */
+  user: string;
+  /** the temp dir holding keys, config and log */
+  dir: string;
+  /** an unencrypted ed25519 private key listed in authorized_keys */
+  userKey: string;
+  hostKeys: HostKey[];
+  /** known_hosts lines for every host key, as `[127.0.0.1]:port type key` */
+  knownHostsLine(): string;
+  /** sshd's debug log so far */
+  log(): Promise<string>;
+}
+
+/** Options of {@linkcode startSshd}. */
+export interface SshdOptions {
+  /** extra sshd_config lines; they come first, so they win (sshd keeps the first value it reads) */
+  config?: string;
+  /** extra authorized_keys lines besides the one for `userKey` */
+  authorizedKeys?: string[];
+  /**
+   * enables PAM password and keyboard-interactive login for the current user with this password, by
+   * bind-mounting a throwaway /etc/pam.d/sshd (pam_exec checking a SHA-256 of the password) in a private
+   * mount namespace; the host's own PAM files are never touched
+   */
+  password?: string;
+}
+
+/** Starts sshd; throws (never skips) when it is missing. */
+export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> {
+  await requireProgram(SSHD, "openssh-server");
+  await requireProgram("/usr/bin/ssh-keygen", "openssh-client");
+  if (isRoot()) {
+    // sshd as root insists on its privilege separation directory
+    await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
+  }
+  const dir = await Deno.makeTempDir({ prefix: "remote-sshd-" });
+  try {
+    const hostKeys: HostKey[] = [];
+    for (const type of ["ed25519", "rsa"]) {
+      const file = `${dir}/host_${type}`;
+      await run("ssh-keygen", ["-q", "-t", type, ...(type === "rsa" ? ["-b", "2048"] : []), "-N", "", "-f", file]);
+      const publicLine = (await Deno.readTextFile(`${file}.pub`)).trim();
+      hostKeys.push({ type: publicLine.split(" ")[0], publicLine });
+    }
+    const userKey = `${dir}/id_ed25519`;
+    await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "remote-test", "-f", userKey]);
+    const authorized = [(await Deno.readTextFile(`${userKey}.pub`)).trim(), ...(options.authorizedKeys ?? [])];
+    await Deno.writeTextFile(`${dir}/authorized_keys`, authorized.join("\n") + "\n");
+    const pam = options.password !== undefined ? await writePam(dir, options.password) : undefined;
+
+    const user = os.userInfo().username;
+    for (let attempt = 0;; attempt++) {
+      const port = freePort();
+      const config = [
+        options.config ?? "",
+        ...(pam
+          ? ["UsePAM yes", "PasswordAuthentication yes", "KbdInteractiveAuthentication yes"]
+          : ["UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no"]),
+        "ListenAddress 127.0.0.1",
+        `Port ${port}`,
+        `HostKey ${dir}/host_ed25519`,
+        `HostKey ${dir}/host_rsa`,
+        `PidFile ${dir}/sshd.pid`,
+        `AuthorizedKeysFile ${dir}/authorized_keys`,
+        "StrictModes no",
+        "PubkeyAuthentication yes",
+        "PermitRootLogin yes",
+        "LogLevel DEBUG",
+        "AcceptEnv REMOTE_TEST_*",
+        "Subsystem sftp internal-sftp",
+        "PrintMotd no",
+        "",
+      ].join("\n");
+      await Deno.writeTextFile(`${dir}/sshd_config`, config);
+      const logFile = `${dir}/sshd.log`;
+      const sshdArgs = ["-D", "-E", logFile, "-f", `${dir}/sshd_config`];
+      const child = pam
+        ? new Child(mountNamespacePrefix()[0], [
+          ...mountNamespacePrefix().slice(1),
+          "sh",
+          "-c",
+          `mount --bind ${shQuote(pam)} /etc/pam.d/sshd && exec ${SSHD} ${sshdArgs.map(shQuote).join(" ")}`,
+        ], { stderrFile: logFile })
+        : new Child(SSHD, sshdArgs, { stderrFile: logFile });
+      const up = await waitForPort(port, () => child.alive).catch(async (err) => {
+        await child[Symbol.asyncDispose]();
+        throw err;
+      });
+      if (!up) {
+        await child[Symbol.asyncDispose]();
+        const log = await Deno.readTextFile(logFile).catch(() => "");
+        if (attempt < 4 && /Address already in use|Bind to port/.test(log)) continue;
+        throw new Error(`sshd did not start:\n${log}`);
+      }
+      let stopped = false;
+      return {
+        host: "127.0.0.1",
+        port,
+        user,
+        dir,
+        userKey,
+        hostKeys,
+        knownHostsLine: () =>
+          hostKeys.map((k) => `[127.0.0.1]:${port} ${k.publicLine.split(" ").slice(0, 2).join(" ")}`).join("\n"),
+        log: () => Deno.readTextFile(logFile).catch(() => ""),
+        async [Symbol.asyncDispose]() {
+          if (stopped) return;
+          stopped = true;
+          await child[Symbol.asyncDispose]();
+          await Deno.remove(dir, { recursive: true }).catch(() => {});
+        },
+      };
+    }
+  } catch (err) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
+}
+
+async function writePam(dir: string, password: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(password)));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  const check = `${dir}/check_password`;
+  // pam_exec hands the typed password on stdin, NUL-terminated; only its digest is kept on disk
+  await Deno.writeTextFile(
+    check,
+    `#!/bin/bash\nIFS= read -r -d '' pw\n[ "$(printf %s "$pw" | sha256sum | cut -d' ' -f1)" = "${hex}" ]\n`,
+    { mode: 0o755 },
+  );
+  const pam = `${dir}/pam_sshd`;
+  await Deno.writeTextFile(
+    pam,
+    [
+      `auth required pam_exec.so expose_authtok quiet ${check}`,
+      // pam_exec has no credentials to set; without a module that does, keyboard-interactive fails in setcred
+      "auth required pam_permit.so",
+      "account required pam_permit.so",
+      "session required pam_permit.so",
+      "password required pam_deny.so",
+      "",
+    ].join("\n"),
+  );
+  return pam;
+}
+
+/**
+ * Runs `fn` with a server and prints the server's log when `fn` throws, so a failing test shows why.
+ *
+ * @example
+ * ```ts
+ * import { startSshd, withLogOnFailure } from "./sshd.ts";
+ * await using sshd = await startSshd();
+ * await withLogOnFailure(sshd, async () => {});
+ * ```
+ */
+export async function withLogOnFailure<T>(server: { log(): Promise<string> }, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    console.error(`--- server log ---\n${await server.log()}\n--- end of server log ---`);
+    throw err;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Runs remote as a user would — a separate process from the source tree — with an isolated HOME and
+ * XDG folders, and collects what it printed.
+ */
+
+/** What one run of remote printed and returned. */
+export interface RemoteRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A throwaway HOME with XDG folders inside it; removed on dispose. */
+export interface TempHome extends AsyncDisposable {
+  dir: string;
+  env: Record<string, string>;
+}
+
+/** Makes a throwaway HOME with its own XDG config, state and data folders. */
+export async function tempHome(): Promise<TempHome> {
+  const dir = await Deno.makeTempDir({ prefix: "remote-home-" });
+  const env = {
+    HOME: dir,
+    XDG_CONFIG_HOME: `${dir}/.config`,
+    XDG_STATE_HOME: `${dir}/.local/state`,
+    XDG_DATA_HOME: `${dir}/.local/share`,
+    XDG_RUNTIME_DIR: `${dir}/run`,
+    NO_COLOR: "1",
+  };
+  await Deno.mkdir(env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
+  return {
+    dir,
+    env,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Runs `remote ...args` (main.ts under the current Deno) with `env` added; bounded by `timeoutMs`. */
+export async function runRemote(
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: string | Uint8Array; timeoutMs?: number; cwd?: string } = {},
+): Promise<RemoteRun> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
+    env: { ...options.env, SSH_AUTH_SOCK: options.env?.SSH_AUTH_SOCK ?? "" },
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+  try {
+    if (options.stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      await writer.write(typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin);
+      await writer.close();
+    }
+    const out = await child.output();
+    const decoder = new TextDecoder();
+    return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,920 @@
+/**
+ * A loopback stand-in for AWS Systems Manager Session Manager: the SSM control plane (AWS JSON 1.1,
+ * SigV4-verified) and the data channel service with an agent behind it, for tests and benchmarks.
+ *
+ * Documents followed (see /work/shared/reference/protocols.md, section B, for line references):
+ * - aws-sdk-go `service/ssm/api.go` and `private/protocol/jsonrpc` (StartSession, ResumeSession,
+ *   TerminateSession shapes; `__type` error bodies), AWS General Reference "Signature Version 4".
+ * - aws/session-manager-plugin `src/message/clientmessage.go`, `messageparser.go` (binary
+ *   ClientMessage: 116-byte header, space padding, swapped MessageId halves, SHA-256 digest),
+ *   `src/datachannel/streaming.go` (token message, acks, resends), `sessionhandler.go` (resume).
+ * - aws/amazon-ssm-agent `agent/session/datachannel/datachannel.go` (handshake, sequencing: acks
+ *   early and duplicate messages, buffers early ones, ignores client data before the handshake
+ *   completes and does not ack it, never checks the digest, pause/start publication),
+ *   `agent/session/shell` (Size payloads, Ctrl-C as a byte), `agent/plugins/port/port_mux.go`
+ *   (smux v1 server, Flag ConnectToPortError).
+ * - mmmorris1975/ssm-session-client `datachannel/agent_message.go` (112-byte `channel_closed` header).
+ *
+ * The codec here is written separately from transports/ssm/client_message.ts on purpose, so a
+ * mistake in one is not mirrored by the other. Only SigV4 is shared: transports/ssm/sigv4.ts is
+ * checked against AWS's published test-suite values.
+ *
+ * Fault knobs: drop the socket after N output bytes, reorder, duplicate, corrupt digests, bad
+ * lengths, unknown message types, never acknowledge, pause publication, KMS or legacy handshakes.
+ *
+ * @module
+ */
+import { createHash, randomUUID } from "node:crypto";
+import type { Channel, OpenContext } from "../plugins/mod.ts";
+import { signRequest } from "../transports/ssm/sigv4.ts";
+
+/** The key pair the emulator accepts. */
+export const TEST_CREDENTIALS = {
+  accessKeyId: "AKIDEMULATOR0000TEST",
+  secretAccessKey: "emulator/secret/KEY+0123456789abcdefghij",
+} as const;
+
+/** What can go wrong, on purpose. Every `…Every` counts output frames (1 = each one). */
+export interface SsmFaults {
+  /** close the WebSocket once the agent has sent this many output payload bytes (once) */
+  dropAfterBytes?: number;
+  /** swap each pair of consecutive output frames */
+  reorder?: boolean;
+  duplicateEvery?: number;
+  /** send the frame with a wrong digest (payload intact), as some agents do */
+  corruptDigestEvery?: number;
+  /** send a first copy with an inconsistent PayloadLength; the resend is good */
+  badLengthEvery?: number;
+  /** insert a frame of an unknown MessageType */
+  unknownTypeEvery?: number;
+  /** never acknowledge client input */
+  neverAck?: boolean;
+  /** send pause_publication after the handshake, start_publication this many ms later */
+  pauseMs?: number;
+}
+
+/** Options of {@linkcode startSsmEmulator}. */
+export interface SsmEmulatorOptions {
+  faults?: SsmFaults;
+  /** session tokens (`X-Amz-Security-Token`) that are expired */
+  expiredTokens?: readonly string[];
+  /** targets that exist but whose agent is offline */
+  offlineTargets?: readonly string[];
+  /** `modern` (default), `legacy` (no handshake, old agent), `kms` (asks for KMS encryption) */
+  handshake?: "modern" | "legacy" | "kms";
+  agentVersion?: string;
+  /** send channel_closed with the 112-byte header (default true) */
+  shortChannelClosed?: boolean;
+}
+
+/** Counters the tests assert on. */
+export interface SsmEmulatorStats {
+  calls: Record<string, number>;
+  signatureFailures: number;
+  resumes: number;
+  /** input frames the agent received while it had paused publication */
+  inputWhilePaused: number;
+  inputDuplicates: number;
+  /** frames the agent put on the socket, resends and acks included */
+  framesOut: number;
+  lastSize?: { cols: number; rows: number };
+  clientVersions: string[];
+  handshakeResponses: unknown[];
+}
+
+/** A running emulator. */
+export interface SsmEmulator extends AsyncDisposable {
+  /** `http://127.0.0.1:<port>/`, for `--endpoint-url` */
+  endpoint: string;
+  region: string;
+  stats: SsmEmulatorStats;
+  close(): Promise<void>;
+}
+
+// ---- codec (independent of the client's) --------------------------------------------------------
+
+const te = new TextEncoder();
+const td = new TextDecoder();
+
+interface Frame {
+  type: string;
+  seq: number;
+  flags: number;
+  id: string;
+  payloadType: number;
+  payload: Uint8Array;
+}
+
+function digestOf(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(b).digest());
+}
+
+function frameBytes(f: Frame, opts: { shortHeader?: boolean; badDigest?: boolean; lengthDelta?: number } = {}) {
+  const hl = opts.shortHeader ? 112 : 116;
+  const out = new Uint8Array(hl + 4 + f.payload.length);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, hl);
+  for (let i = 0; i < 32; i++) out[4 + i] = 0x20;
+  te.encodeInto(f.type, out.subarray(4, 36));
+  dv.setUint32(36, 1);
+  dv.setBigUint64(40, BigInt(Date.now()));
+  dv.setBigInt64(48, BigInt(f.seq));
+  dv.setBigUint64(56, BigInt(f.flags));
+  const hex = f.id.replaceAll("-", "");
+  // least-significant half first (plugin `putUuid`)
+  for (let i = 0; i < 8; i++) out[64 + i] = parseInt(hex.substr(16 + i * 2, 2), 16);
+  for (let i = 0; i < 8; i++) out[72 + i] = parseInt(hex.substr(i * 2, 2), 16);
+  const digest = digestOf(f.payload);
+  if (opts.badDigest) digest[0] ^= 0xff;
+  out.set(digest, 80);
+  if (!opts.shortHeader) dv.setUint32(112, f.payloadType);
+  dv.setUint32(hl, f.payload.length + (opts.lengthDelta ?? 0));
+  out.set(f.payload, hl + 4);
+  return out;
+}
+
+function parseFrame(b: Uint8Array): Frame & { digestOk: boolean } {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const hl = dv.getUint32(0);
+  if (hl !== 116 || b.length < 120) throw new Error(`agent: bad header length ${hl}`);
+  const len = dv.getUint32(116);
+  if (len !== b.length - 120) throw new Error("agent: bad payload length");
+  const type = td.decode(b.subarray(4, 36)).replace(/[\s\0]+$/, "").replace(/^[\s\0]+/, "");
+  const h = (x: Uint8Array) => Array.from(x, (v) => v.toString(16).padStart(2, "0")).join("");
+  const hex = h(b.subarray(72, 80)) + h(b.subarray(64, 72));
+  const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const payload = b.slice(120);
+  const want = digestOf(payload);
+  return {
+    type,
+    seq: Number(dv.getBigInt64(48)),
+    flags: Number(dv.getBigUint64(56)),
+    id,
+    payloadType: dv.getUint32(112),
+    payload,
+    digestOk: want.every((v, i) => v === b[80 + i]),
+  };
+}
+
+// ---- smux v1 server side ----------------------------------------------------------------------
+
+function smuxFrame(cmd: number, sid: number, data = new Uint8Array()): Uint8Array {
+  const out = new Uint8Array(8 + data.length);
+  out[0] = 1;
+  out[1] = cmd;
+  out[2] = data.length & 0xff;
+  out[3] = data.length >> 8;
+  new DataView(out.buffer).setUint32(4, sid, true);
+  out.set(data, 8);
+  return out;
+}
+
+// ---- the agent ----------------------------------------------------------------------------------
+
+interface SessionRecord {
+  id: string;
+  target: string;
+  document: string;
+  parameters: Record<string, string[]>;
+  token: string;
+  terminated: boolean;
+  agent?: Agent;
+}
+
+const PT = { output: 1, size: 3, hsReq: 5, hsResp: 6, hsDone: 7, flag: 10 } as const;
+
+class Agent {
+  #rec: SessionRecord;
+  #opts: SsmEmulatorOptions;
+  #stats: SsmEmulatorStats;
+  #ws?: WebSocket;
+  #outSeq = 0;
+  #unacked = new Map<number, { frame: Frame; sentAt: number }>();
+  #windowWaiters: (() => void)[] = [];
+  #expected = 0;
+  #early = new Map<number, Frame>();
+  #ready = false;
+  #paused = false;
+  #closed = false;
+  #bytesOut = 0;
+  #dropped = false;
+  #frameCount = 0;
+  #held?: Uint8Array;
+  #timer: ReturnType<typeof setInterval>;
+  #line = "";
+  #size = { cols: 80, rows: 24 };
+  // port sessions
+  #smuxBuf = new Uint8Array(0);
+  #streams = new Map<number, { conn?: Deno.TcpConn; chain: Promise<void>; closed: boolean }>();
+  #outChain: Promise<void> = Promise.resolve();
+
+  constructor(rec: SessionRecord, opts: SsmEmulatorOptions, stats: SsmEmulatorStats) {
+    this.#rec = rec;
+    this.#opts = opts;
+    this.#stats = stats;
+    this.#timer = setInterval(() => this.#resend(), 100);
+  }
+
+  get sessionType(): string {
+    return this.#rec.document.startsWith("AWS-StartPortForwardingSession") ? "Port" : "Standard_Stream";
+  }
+
+  attach(ws: WebSocket): void {
+    const first = this.#ws === undefined && this.#outSeq === 0;
+    this.#ws = ws;
+    ws.onmessage = (ev) => {
+      if (ev.data instanceof ArrayBuffer) this.#onFrame(new Uint8Array(ev.data));
+    };
+    ws.onclose = () => {
+      if (this.#ws === ws) this.#ws = undefined;
+    };
+    if (first) this.#begin();
+    else for (const [, u] of this.#unacked) this.#rawSend(frameBytes(u.frame)); // after a resume
+  }
+
+  #begin(): void {
+    const hs = this.#opts.handshake ?? "modern";
+    if (hs === "legacy") {
+      this.#ready = true;
+      this.#startSession();
+      return;
+    }
+    const actions: unknown[] = [{
+      ActionType: "SessionType",
+      ActionParameters: { SessionType: this.sessionType, Properties: this.#properties() },
+    }];
+    if (hs === "kms") {
+      actions.push({
+        ActionType: "KMSEncryption",
+        ActionParameters: { KMSKeyId: "arn:aws:kms:us-east-1:111122223333:key/emulator", Challenge: btoa("0123456789abcdef") },
+      });
+    }
+    void this.#send(PT.hsReq, te.encode(JSON.stringify({
+      AgentVersion: this.#opts.agentVersion ?? "3.3.1142.0",
+      RequestedClientActions: actions,
+    })));
+  }
+
+  #properties(): Record<string, string> {
+    if (this.sessionType !== "Port") return {};
+    const p = this.#rec.parameters;
+    return {
+      portNumber: p.portNumber?.[0] ?? "",
+      type: "LocalPortForwarding",
+      ...(p.host ? { host: p.host[0] } : {}),
+    };
+  }
+
+  #startSession(): void {
+    if (this.#opts.faults?.pauseMs) {
+      this.#paused = true;
+      this.#rawSend(frameBytes({ type: "pause_publication", seq: 0, flags: 0, id: randomUUID(), payloadType: 0, payload: new Uint8Array() }));
+      setTimeout(() => {
+        this.#paused = false;
+        this.#rawSend(frameBytes({ type: "start_publication", seq: 0, flags: 0, id: randomUUID(), payloadType: 0, payload: new Uint8Array() }));
+      }, this.#opts.faults.pauseMs);
+    }
+    if (this.sessionType === "Standard_Stream") void this.#out("$ ");
+  }
+
+  // -- outgoing
+
+  #rawSend(bytes: Uint8Array): void {
+    const ws = this.#ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      this.#stats.framesOut++;
+      ws.send(bytes);
+    }
+  }
+
+  async #send(payloadType: number, payload: Uint8Array): Promise<void> {
+    while (this.#unacked.size >= 1000 && !this.#closed) {
+      await new Promise<void>((r) => this.#windowWaiters.push(r));
+    }
+    if (this.#closed) return;
+    const seq = this.#outSeq++;
+    const frame: Frame = { type: "output_stream_data", seq, flags: seq === 0 ? 1 : 0, id: randomUUID(), payloadType, payload };
+    this.#unacked.set(seq, { frame, sentAt: Date.now() });
+    this.#transmit(frame);
+  }
+
+  #transmit(frame: Frame): void {
+    const f = this.#opts.faults ?? {};
+    const n = ++this.#frameCount;
+    if (f.dropAfterBytes !== undefined && !this.#dropped && this.#bytesOut >= f.dropAfterBytes) {
+      this.#dropped = true;
+      this.#ws?.close(4000, "emulated drop"); // this frame stays unacked and goes again after the resume
+      return;
+    }
+    if (frame.payloadType === PT.output) this.#bytesOut += frame.payload.length;
+    if (f.unknownTypeEvery && n % f.unknownTypeEvery === 0) {
+      this.#rawSend(frameBytes({ ...frame, type: "agent_unknown_type", id: randomUUID() }));
+    }
+    if (f.badLengthEvery && n % f.badLengthEvery === 0) {
+      this.#rawSend(frameBytes(frame, { lengthDelta: 7 })); // dropped by the client; the resend is good
+      return;
+    }
+    let bytes: Uint8Array = frameBytes(frame, { badDigest: !!f.corruptDigestEvery && n % f.corruptDigestEvery === 0 });
+    if (f.reorder) {
+      if (!this.#held) {
+        this.#held = bytes;
+        setTimeout(() => {
+          if (this.#held) this.#rawSend(this.#held);
+          this.#held = undefined;
+        }, 20);
+        return;
+      }
+      this.#rawSend(bytes);
+      bytes = this.#held;
+      this.#held = undefined;
+    }
+    this.#rawSend(bytes);
+    if (f.duplicateEvery && n % f.duplicateEvery === 0) this.#rawSend(bytes);
+  }
+
+  #resend(): void {
+    const now = Date.now();
+    let budget = 64;
+    for (const [, u] of this.#unacked) {
+      if (budget-- <= 0) break;
+      if (now - u.sentAt < 1000) continue; // the agent's RTO cap; a loaded loop must not trigger a resend storm
+      u.sentAt = now;
+      this.#rawSend(frameBytes(u.frame));
+    }
+  }
+
+  #out(text: string | Uint8Array): Promise<void> {
+    const bytes = typeof text === "string" ? te.encode(text) : text;
+    const run = async () => {
+      for (let at = 0; at < bytes.length; at += 1024) await this.#send(PT.output, bytes.slice(at, at + 1024));
+    };
+    this.#outChain = this.#outChain.then(run);
+    return this.#outChain;
+  }
+
+  // -- incoming
+
+  #onFrame(bytes: Uint8Array): void {
+    let f: Frame & { digestOk: boolean };
+    try {
+      f = parseFrame(bytes);
+    } catch {
+      return;
+    }
+    if (f.type === "acknowledge") {
+      const ack = JSON.parse(td.decode(f.payload));
+      if (this.#unacked.delete(ack.AcknowledgedMessageSequenceNumber)) {
+        const w = this.#windowWaiters;
+        this.#windowWaiters = [];
+        w.forEach((r) => r());
+      }
+      return;
+    }
+    if (f.type !== "input_stream_data") return;
+    if (this.#paused) this.#stats.inputWhilePaused++;
+    if (!this.#ready && f.payloadType !== PT.hsResp) return; // not acked: the client resends
+    if (this.#ready && this.#opts.faults?.neverAck) return;
+    const ack = () =>
+      this.#rawSend(frameBytes({
+        type: "acknowledge",
+        seq: 0,
+        flags: 3,
+        id: randomUUID(),
+        payloadType: 0,
+        payload: te.encode(JSON.stringify({
+          AcknowledgedMessageType: f.type,
+          AcknowledgedMessageId: f.id,
+          AcknowledgedMessageSequenceNumber: f.seq,
+          IsSequentialMessage: true,
+        })),
+      }));
+    if (f.seq < this.#expected || this.#early.has(f.seq)) {
+      this.#stats.inputDuplicates++;
+      ack();
+      return;
+    }
+    ack();
+    if (f.seq > this.#expected) {
+      this.#early.set(f.seq, f);
+      return;
+    }
+    this.#process(f);
+    this.#expected++;
+    for (let next = this.#early.get(this.#expected); next; next = this.#early.get(this.#expected)) {
+      this.#early.delete(this.#expected);
+      this.#process(next);
+      this.#expected++;
+    }
+  }
+
+  #process(f: Frame): void {
+    switch (f.payloadType) {
+      case PT.hsResp: {
+        const body = JSON.parse(td.decode(f.payload));
+        this.#stats.handshakeResponses.push(body);
+        this.#stats.clientVersions.push(body.ClientVersion);
+        const failed = (body.ProcessedClientActions ?? []).some((a: { ActionStatus: number }) => a.ActionStatus !== 1);
+        if (failed) {
+          void this.closeChannel("handshake failed");
+          return;
+        }
+        void this.#send(PT.hsDone, te.encode(JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: "" })));
+        this.#ready = true;
+        this.#startSession();
+        return;
+      }
+      case PT.size: {
+        const s = JSON.parse(td.decode(f.payload));
+        this.#size = { cols: s.cols, rows: s.rows };
+        this.#stats.lastSize = this.#size;
+        return;
+      }
+      case PT.flag: {
+        const v = new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0);
+        if (v === 2) void this.closeChannel(""); // TerminateSession flag
+        return;
+      }
+      case PT.output:
+        if (this.sessionType === "Port") this.#smuxIn(f.payload);
+        else this.#shellIn(f.payload);
+    }
+  }
+
+  // -- the scripted shell
+
+  #shellIn(bytes: Uint8Array): void {
+    for (const b of bytes) {
+      if (b === 0x03) {
+        this.#line = "";
+        void this.#out("^C\r\n$ ");
+      } else if (b === 0x0d || b === 0x0a) {
+        const line = this.#line;
+        this.#line = "";
+        void this.#out("\r\n");
+        this.#run(line.trim());
+      } else if (b === 0x7f) {
+        if (this.#line) {
+          this.#line = this.#line.slice(0, -1);
+          void this.#out("\b \b");
+        }
+      } else {
+        this.#line += String.fromCharCode(b);
+        void this.#out(new Uint8Array([b])); // the pty echoes
+      }
+    }
+  }
+
+  #run(line: string): void {
+    const [cmd, ...args] = line.split(/\s+/);
+    if (cmd === "") return void this.#out("$ ");
+    if (cmd === "echo") return void this.#out(args.join(" ") + "\r\n$ ");
+    if (cmd === "stty" && args[0] === "size") return void this.#out(`${this.#size.rows} ${this.#size.cols}\r\n$ `);
+    if (cmd === "blob") {
+      // `blob N`: N deterministic bytes, then the prompt
+      void this.#out(blobBytes(Number(args[0] ?? 0))).then(() => this.#out("$ "));
+      return;
+    }
+    if (cmd === "exit") {
+      // the shell's last output is delivered (acknowledged) before the channel closes
+      void this.#outChain.then(() => this.#drained()).then(() => this.closeChannel(""));
+      return;
+    }
+    void this.#out(`sh: ${cmd}: command not found\r\n$ `);
+  }
+
+  async #drained(): Promise<void> {
+    for (let waited = 0; this.#unacked.size > 0 && !this.#closed && waited < 10_000; waited += 20) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  // -- the port session: smux v1 server, one TCP connection per stream
+
+  #smuxIn(bytes: Uint8Array): void {
+    const joined = new Uint8Array(this.#smuxBuf.length + bytes.length);
+    joined.set(this.#smuxBuf);
+    joined.set(bytes, this.#smuxBuf.length);
+    let at = 0;
+    while (joined.length - at >= 8) {
+      const len = joined[at + 2] | (joined[at + 3] << 8);
+      if (joined.length - at < 8 + len) break;
+      const cmd = joined[at + 1];
+      const sid = new DataView(joined.buffer, at + 4, 4).getUint32(0, true);
+      const data = joined.slice(at + 8, at + 8 + len);
+      at += 8 + len;
+      this.#smuxFrame(cmd, sid, data);
+    }
+    this.#smuxBuf = joined.slice(at);
+  }
+
+  #smuxFrame(cmd: number, sid: number, data: Uint8Array): void {
+    if (cmd === 0) {
+      const stream = { conn: undefined as Deno.TcpConn | undefined, chain: Promise.resolve(), closed: false };
+      this.#streams.set(sid, stream);
+      const host = this.#rec.parameters.host?.[0] ?? "127.0.0.1";
+      const port = Number(this.#rec.parameters.portNumber?.[0]);
+      stream.chain = Deno.connect({ hostname: host, port }).then(
+        (conn) => {
+          stream.conn = conn;
+          if (stream.closed) return conn.close();
+          void this.#pumpDestination(sid, conn);
+        },
+        () => {
+          const flag = new Uint8Array(4);
+          new DataView(flag.buffer).setUint32(0, 3); // ConnectToPortError
+          void this.#send(PT.flag, flag);
+          this.#streams.delete(sid);
+          void this.#out(smuxFrame(1, sid));
+        },
+      );
+    } else if (cmd === 2) {
+      const s = this.#streams.get(sid);
+      if (!s) return;
+      s.chain = s.chain.then(async () => {
+        if (!s.conn || s.closed) return;
+        let off = 0;
+        while (off < data.length) off += await s.conn.write(data.subarray(off));
+      }).catch(() => {});
+    } else if (cmd === 1) {
+      const s = this.#streams.get(sid);
+      if (!s) return;
+      this.#streams.delete(sid);
+      s.chain = s.chain.then(() => {
+        s.closed = true;
+        try {
+          s.conn?.close();
+        } catch { /* closed */ }
+      });
+    }
+  }
+
+  async #pumpDestination(sid: number, conn: Deno.TcpConn): Promise<void> {
+    const buf = new Uint8Array(32768);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        await this.#out(smuxFrame(2, sid, buf.slice(0, n)));
+      }
+    } catch { /* closed by FIN */ }
+    if (this.#streams.delete(sid)) {
+      await this.#out(smuxFrame(1, sid));
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  }
+
+  async closeChannel(output: string): Promise<void> {
+    if (this.#closed) return;
+    const payload = te.encode(JSON.stringify({
+      MessageId: randomUUID(),
+      CreatedDate: new Date().toISOString(),
+      DestinationId: "",
+      SessionId: this.#rec.id,
+      MessageType: "channel_closed",
+      SchemaVersion: 1,
+      Output: output,
+    }));
+    const short = this.#opts.shortChannelClosed ?? true;
+    this.#rawSend(frameBytes({ type: "channel_closed", seq: 0, flags: 0, id: randomUUID(), payloadType: 0, payload }, { shortHeader: short }));
+    this.shutdown();
+  }
+
+  shutdown(): void {
+    this.#closed = true;
+    this.#rec.terminated = true;
+    clearInterval(this.#timer);
+    this.#windowWaiters.forEach((r) => r());
+    for (const s of this.#streams.values()) {
+      s.closed = true;
+      try {
+        s.conn?.close();
+      } catch { /* closed */ }
+    }
+    this.#streams.clear();
+    const ws = this.#ws;
+    this.#ws = undefined;
+    try {
+      ws?.close(1000);
+    } catch { /* closed */ }
+  }
+}
+
+/** The bytes `blob N` prints: a fixed pseudo-random sequence, so two runs compare byte for byte. */
+export function blobBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = 0x12345678;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = 0x21 + ((x >>> 0) % 90); // printable, so no terminal control bytes
+  }
+  return out;
+}
+
+// ---- the control plane --------------------------------------------------------------------------
+
+function awsError(status: number, type: string, message: string): Response {
+  return new Response(JSON.stringify({ __type: `com.amazonaws.ssm#${type}`, message }), {
+    status,
+    headers: { "content-type": "application/x-amz-json-1.1", "x-amzn-errortype": `${type}:` },
+  });
+}
+
+function verify(req: Request, body: string, options: SsmEmulatorOptions, region: string): Response | undefined {
+  const auth = req.headers.get("authorization") ?? "";
+  const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/
+    .exec(auth);
+  if (!m) return awsError(400, "IncompleteSignatureException", "Authorization header is missing or malformed");
+  const [, akid, , reqRegion, service, signedHeaders, signature] = m;
+  if (akid !== TEST_CREDENTIALS.accessKeyId) {
+    return awsError(400, "UnrecognizedClientException", "The security token included in the request is invalid.");
+  }
+  const token = req.headers.get("x-amz-security-token") ?? undefined;
+  if (token && options.expiredTokens?.includes(token)) {
+    return awsError(400, "ExpiredTokenException", "The security token included in the request is expired");
+  }
+  const stamp = req.headers.get("x-amz-date") ?? "";
+  const d = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(stamp);
+  if (!d || service !== "ssm" || reqRegion !== region) {
+    return awsError(400, "InvalidSignatureException", "Credential should be scoped to a valid region and service");
+  }
+  const date = new Date(Date.UTC(+d[1], +d[2] - 1, +d[3], +d[4], +d[5], +d[6]));
+  const names = signedHeaders.split(";");
+  if (!names.includes("host") || !names.includes("x-amz-date") || !names.includes("x-amz-target")) {
+    return awsError(400, "InvalidSignatureException", "host, x-amz-date and x-amz-target must be signed");
+  }
+  const headers: Record<string, string> = {};
+  for (const n of names) {
+    if (n === "host" || n === "x-amz-date" || n === "x-amz-security-token") continue;
+    headers[n] = req.headers.get(n) ?? "";
+  }
+  const url = new URL(req.url);
+  const expected = signRequest({
+    method: req.method,
+    url: new URL(`${url.protocol}//${req.headers.get("host")}${url.pathname}${url.search}`),
+    headers,
+    body,
+    region,
+    service: "ssm",
+    credentials: { ...TEST_CREDENTIALS, sessionToken: token },
+    date,
+  });
+  if (expected.signature !== signature || expected.signedHeaders !== signedHeaders) {
+    return awsError(400, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided.");
+  }
+  return undefined;
+}
+
+/**
+ * Starts the emulator on 127.0.0.1 with an ephemeral port.
+ *
+ * @example
+ * ```ts ignore
+ * await using emu = await startSsmEmulator();
+ * // remote enter --target i-0123456789abcdef0 --endpoint-url emu.endpoint --region emu.region
+ * ```
+ */
+export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmEmulator> {
+  const region = "us-east-1";
+  const sessions = new Map<string, SessionRecord>();
+  const sockets = new Set<WebSocket>();
+  const stats: SsmEmulatorStats = {
+    calls: {},
+    signatureFailures: 0,
+    resumes: 0,
+    inputWhilePaused: 0,
+    inputDuplicates: 0,
+    framesOut: 0,
+    clientVersions: [],
+    handshakeResponses: [],
+  };
+  const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
+
+  const json = (value: unknown) =>
+    new Response(JSON.stringify(value), { headers: { "content-type": "application/x-amz-json-1.1" } });
+
+  const handler = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    if (url.pathname.startsWith("/v1/data-channel/")) {
+      const rec = sessions.get(url.pathname.split("/").pop() ?? "");
+      if (!rec || rec.terminated || req.headers.get("upgrade") !== "websocket") {
+        return new Response("no such session", { status: 404 });
+      }
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      socket.binaryType = "arraybuffer";
+      sockets.add(socket);
+      socket.addEventListener("close", () => sockets.delete(socket));
+      socket.onmessage = (ev) => {
+        // the first frame is the open_data_channel token message (text)
+        let ok = false;
+        try {
+          const open = JSON.parse(String(ev.data));
+          ok = open.TokenValue === rec.token && typeof open.ClientId === "string";
+          if (ok) stats.clientVersions.push(`token:${open.ClientVersion}`);
+        } catch { /* not JSON */ }
+        if (!ok || rec.terminated) {
+          socket.close(4003, "invalid token");
+          return;
+        }
+        rec.agent ??= new Agent(rec, options, stats);
+        rec.agent.attach(socket);
+      };
+      return response;
+    }
+    if (req.method !== "POST" || url.pathname !== "/") return new Response("not found", { status: 404 });
+    const body = await req.text();
+    const failure = verify(req, body, options, region);
+    if (failure) {
+      stats.signatureFailures++;
+      return failure;
+    }
+    const op = (req.headers.get("x-amz-target") ?? "").replace(/^AmazonSSM\./, "");
+    stats.calls[op] = (stats.calls[op] ?? 0) + 1;
+    if (req.headers.get("content-type") !== "application/x-amz-json-1.1") {
+      return awsError(400, "SerializationException", "bad content type");
+    }
+    const input = JSON.parse(body);
+    const port = await listening;
+    switch (op) {
+      case "StartSession": {
+        if (typeof input.Target !== "string" || input.Target === "") {
+          return awsError(400, "ValidationException", "1 validation error detected: Value at 'target' failed to satisfy constraint");
+        }
+        if (options.offlineTargets?.includes(input.Target)) {
+          return awsError(400, "TargetNotConnected", `${input.Target} is not connected.`);
+        }
+        const document = input.DocumentName ?? "SSM-SessionManagerRunShell";
+        if (
+          !["SSM-SessionManagerRunShell", "AWS-StartPortForwardingSession", "AWS-StartPortForwardingSessionToRemoteHost"]
+            .includes(document)
+        ) {
+          return awsError(400, "InvalidDocument", `Document with name ${document} does not exist.`);
+        }
+        const id = `emulator-${randomUUID().slice(0, 17)}`;
+        const rec: SessionRecord = {
+          id,
+          target: input.Target,
+          document,
+          parameters: input.Parameters ?? {},
+          token: randomUUID(),
+          terminated: false,
+        };
+        sessions.set(id, rec);
+        return json({
+          SessionId: id,
+          TokenValue: rec.token,
+          StreamUrl: `ws://127.0.0.1:${port}/v1/data-channel/${id}?role=publish_subscribe&cell-number=1`,
+        });
+      }
+      case "ResumeSession": {
+        const rec = sessions.get(input.SessionId);
+        if (!rec) return awsError(400, "DoesNotExistException", `Session ${input.SessionId} does not exist`);
+        if (rec.terminated) return json({ SessionId: rec.id, TokenValue: "", StreamUrl: "" });
+        stats.resumes++;
+        rec.token = randomUUID();
+        return json({
+          SessionId: rec.id,
+          TokenValue: rec.token,
+          StreamUrl: `ws://127.0.0.1:${port}/v1/data-channel/${rec.id}?role=publish_subscribe&cell-number=1`,
+        });
+      }
+      case "TerminateSession": {
+        const rec = sessions.get(input.SessionId);
+        if (rec) {
+          rec.terminated = true;
+          void rec.agent?.closeChannel("");
+        }
+        return json({ SessionId: input.SessionId });
+      }
+      default:
+        return awsError(400, "UnknownOperationException", op);
+    }
+  };
+
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => onListen(port) }, handler);
+  return listening.then((port) => {
+    const close = async () => {
+      for (const rec of sessions.values()) rec.agent?.shutdown();
+      for (const s of sockets) {
+        try {
+          s.close();
+        } catch { /* closed */ }
+      }
+      await server.shutdown();
+    };
+    return { endpoint: `http://127.0.0.1:${port}/`, region, stats, close, [Symbol.asyncDispose]: close };
+  });
+}
+
+// ---- helpers for the tests that drive the emulator ------------------------------------------------
+
+/** Points the AWS credential chain at the emulator's key pair only (no files, no token). */
+export function useEmulatorCredentials(): void {
+  Deno.env.set("AWS_ACCESS_KEY_ID", TEST_CREDENTIALS.accessKeyId);
+  Deno.env.set("AWS_SECRET_ACCESS_KEY", TEST_CREDENTIALS.secretAccessKey);
+  Deno.env.delete("AWS_SESSION_TOKEN");
+  Deno.env.delete("AWS_PROFILE");
+  Deno.env.set("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/remote-test-credentials");
+  Deno.env.set("AWS_CONFIG_FILE", "/nonexistent/remote-test-config");
+}
+
+/** An OpenContext for `ssm://<target>` against the emulator; notices are collected. */
+export function emulatorContext(
+  emu: SsmEmulator,
+  parameters: Record<string, unknown> = {},
+  target = "i-0123456789abcdef0",
+): OpenContext & { notices: string[]; abort: AbortController } {
+  const abort = new AbortController();
+  const notices: string[] = [];
+  return {
+    target: { transport: "ssm", host: target, display: `ssm://${target}` },
+    parameters: { EndpointUrl: emu.endpoint, Region: emu.region, ...parameters },
+    signal: abort.signal,
+    prompt: { interactive: false, ask: () => Promise.reject(new Error("no prompts in tests")) },
+    notice: (line) => void notices.push(line),
+    notices,
+    abort,
+  };
+}
+
+/** Reads a channel's stdout, so tests can wait for text to appear. */
+export class OutputReader {
+  #chunks: Uint8Array[] = [];
+  #length = 0;
+  #text = "";
+  #decoder = new TextDecoder();
+  #searchedTo = 0;
+  #finished = false;
+  #waiters: (() => void)[] = [];
+  readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      try {
+        for await (const chunk of stream) {
+          this.#chunks.push(chunk);
+          this.#length += chunk.length;
+          this.#text += this.#decoder.decode(chunk, { stream: true });
+          this.#waiters.splice(0).forEach((w) => w());
+        }
+      } finally {
+        this.#finished = true;
+        this.#waiters.splice(0).forEach((w) => w());
+      }
+    })();
+  }
+
+  /** everything read so far */
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.#length);
+    let at = 0;
+    for (const c of this.#chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+
+  /** everything read so far, as text */
+  text(): string {
+    return this.#text;
+  }
+
+  /** waits until `needle` appears after what earlier waits consumed */
+  async waitFor(needle: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let from = this.#searchedTo;
+    for (;;) {
+      const at = this.#text.indexOf(needle, from);
+      if (at >= 0) {
+        this.#searchedTo = at + needle.length;
+        return;
+      }
+      from = Math.max(from, this.#text.length - needle.length + 1);
+      const tail = JSON.stringify(this.#text.slice(-200));
+      if (this.#finished) throw new Error(`output ended without ${JSON.stringify(needle)}: ${tail}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${JSON.stringify(needle)}: ${tail}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+/** Types `text` into the channel. */
+export async function type(channel: Channel, text: string): Promise<void> {
+  const writer = channel.stdin.getWriter();
+  try {
+    await writer.write(new TextEncoder().encode(text));
+  } finally {
+    writer.releaseLock();
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * End-to-end tests of the ssm transport's shell sessions against tests/ssm_emulator.ts.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { RemoteError } from "../plugins/mod.ts";
+import { open } from "../transports/ssm/mod.ts";
+import { SsmSession } from "../transports/ssm/session.ts";
+import { resolveConnection } from "../transports/ssm/connection.ts";
+import {
+  blobBytes,
+  emulatorContext,
+  OutputReader,
+  type SsmEmulatorOptions,
+  startSsmEmulator,
+  type,
+  useEmulatorCredentials,
+} from "./ssm_emulator.ts";
+
+useEmulatorCredentials();
+
+/** Awaits `fn`'s rejection and returns the error, which must be a RemoteError. */
+async function rejects(fn: () => Promise<unknown>, _kind: typeof RemoteError): Promise<RemoteError> {
+  try {
+    await fn();
+  } catch (error) {
+    assert.ok(error instanceof RemoteError, `not a RemoteError: ${error}`);
+    return error;
+  }
+  throw new assert.AssertionError({ message: "expected a rejection" });
+}
+
+function includes(text: string, part: string): void {
+  assert.ok(text.includes(part), `${JSON.stringify(text)} does not include ${JSON.stringify(part)}`);
+}
+const PTY = { term: "xterm-256color", columns: 100, rows: 30 };
+
+Deno.test("open() runs a shell: echo, size, resize, Ctrl-C, exit", async () => {
+  await using emu = await startSsmEmulator();
+  const ctx = emulatorContext(emu);
+  await using ch = await open(ctx, { kind: "shell", pty: PTY });
+  const out = new OutputReader(ch.stdout);
+  await out.waitFor("$ ");
+  await type(ch, "echo hi\r");
+  await out.waitFor("echo hi\r\nhi\r\n$ ");
+  await type(ch, "stty size\r");
+  await out.waitFor("30 100\r\n$ ");
+  await ch.resize!({ columns: 132, rows: 43 });
+  await type(ch, "stty size\r");
+  await out.waitFor("43 132\r\n$ ");
+  await type(ch, "sleep 100\x03");
+  await out.waitFor("sleep 100^C\r\n$ ");
+  await type(ch, "exit 3\r");
+  assert.deepEqual(await ch.exit, { kind: "exited", code: 0 });
+  await out.done;
+  assert.deepEqual(emu.stats.calls.StartSession, 1);
+  assert.deepEqual(emu.stats.clientVersions, ["token:1.2.694.0", "1.2.694.0"]);
+});
+
+async function runBlob(options: SsmEmulatorOptions, size: number): Promise<{ output: Uint8Array; resumes: number }> {
+  await using emu = await startSsmEmulator(options);
+  await using ch = await open(emulatorContext(emu), { kind: "shell", pty: PTY });
+  const out = new OutputReader(ch.stdout);
+  await out.waitFor("$ ");
+  await type(ch, `blob ${size}\r`);
+  await out.waitFor(`blob ${size}\r\n`, 60_000);
+  const tail = new TextDecoder().decode(blobBytes(size).subarray(size - 64)) + "$ ";
+  await out.waitFor(tail, 60_000);
+  await type(ch, "exit\r");
+  assert.deepEqual(await ch.exit, { kind: "exited", code: 0 });
+  await out.done;
+  return { output: out.bytes(), resumes: emu.stats.resumes };
+}
+
+Deno.test("open() resumes after the socket drops mid-stream, output byte-identical", async () => {
+  const size = 3_000_000;
+  const clean = await runBlob({}, size);
+  const dropped = await runBlob({ faults: { dropAfterBytes: 1_000_000 } }, size);
+  assert.deepEqual(clean.resumes, 0);
+  assert.deepEqual(dropped.resumes, 1);
+  assert.deepEqual(dropped.output.length, clean.output.length);
+  assert.ok(dropped.output.every((b, i) => b === clean.output[i]), "output differs after the resume");
+});
+
+Deno.test("open() tolerates reordered, duplicated, bad-digest, bad-length and unknown frames", async () => {
+  const size = 300_000;
+  const clean = await runBlob({}, size);
+  const faulty = await runBlob({
+    faults: { reorder: true, duplicateEvery: 7, corruptDigestEvery: 11, badLengthEvery: 13, unknownTypeEvery: 5 },
+  }, size);
+  assert.deepEqual(faulty.output.length, clean.output.length);
+  assert.ok(faulty.output.every((b, i) => b === clean.output[i]), "output differs under faults");
+});
+
+Deno.test("open() holds input while the service pauses publication", async () => {
+  await using emu = await startSsmEmulator({ faults: { pauseMs: 400 } });
+  await using ch = await open(emulatorContext(emu), { kind: "shell", pty: PTY });
+  const out = new OutputReader(ch.stdout);
+  await type(ch, "echo paused\r");
+  await out.waitFor("paused\r\n$ ");
+  assert.deepEqual(emu.stats.inputWhilePaused, 0);
+  await type(ch, "exit\r");
+  await ch.exit;
+  await out.done;
+});
+
+Deno.test("open() works with an old agent that sends no handshake", async () => {
+  await using emu = await startSsmEmulator({ handshake: "legacy" });
+  await using ch = await open(emulatorContext(emu), { kind: "shell", pty: PTY });
+  const out = new OutputReader(ch.stdout);
+  await type(ch, "echo legacy\r");
+  await out.waitFor("legacy\r\n$ ");
+  await type(ch, "exit\r");
+  assert.deepEqual(await ch.exit, { kind: "exited", code: 0 });
+  await out.done;
+});
+
+Deno.test("open() refuses a KMS-encrypted session document with a clear error", async () => {
+  await using emu = await startSsmEmulator({ handshake: "kms" });
+  const err = await rejects(() => open(emulatorContext(emu), { kind: "shell", pty: PTY }), RemoteError);
+  includes(err.message, "KMS encryption");
+  assert.deepEqual(err.code, "unsupported");
+  assert.ok(err.hint);
+  assert.deepEqual(emu.stats.calls.TerminateSession, 1);
+});
+
+Deno.test("a session whose agent never acknowledges input ends as lost", async () => {
+  await using emu = await startSsmEmulator({ faults: { neverAck: true } });
+  const connection = resolveConnection(emulatorContext(emu));
+  const { promise: ended, resolve } = Promise.withResolvers<unknown>();
+  const session = await SsmSession.start({
+    ...connection,
+    notice: () => {},
+    maxAttempts: 3,
+    handlers: { onOutput: () => {}, onEnd: (r) => resolve(r) },
+  });
+  await session.write(new TextEncoder().encode("echo never\r"));
+  const result = await ended as { kind: string; error: RemoteError };
+  assert.deepEqual(result.kind, "lost");
+  includes(result.error.message, "stopped acknowledging");
+  await session.terminate();
+});
+
+Deno.test("open() reports bad credentials, an expired token and an offline target clearly", async () => {
+  await using emu = await startSsmEmulator({ expiredTokens: ["expired-token"], offlineTargets: ["i-0ffline0000000000"] });
+  const attempt = async (env: Record<string, string | undefined>, target?: string) => {
+    for (const [k, v] of Object.entries(env)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    try {
+      return await rejects(() => open(emulatorContext(emu, {}, target), { kind: "shell", pty: PTY }), RemoteError);
+    } finally {
+      useEmulatorCredentials();
+    }
+  };
+  const wrongSecret = await attempt({ AWS_SECRET_ACCESS_KEY: "not-the-secret" });
+  assert.deepEqual([wrongSecret.code, wrongSecret.exitCode], ["auth", 245]);
+  includes(wrongSecret.message, "signature");
+  const unknownKey = await attempt({ AWS_ACCESS_KEY_ID: "AKIDUNKNOWN" });
+  assert.deepEqual(unknownKey.code, "auth");
+  includes(unknownKey.message, "does not recognise the access key");
+  const expired = await attempt({ AWS_SESSION_TOKEN: "expired-token" });
+  assert.deepEqual(expired.code, "auth");
+  includes(expired.message, "expired");
+  assert.ok(expired.hint);
+  const none = await attempt({ AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined });
+  assert.deepEqual(none.message, "no AWS credentials found");
+  const offline = await attempt({}, "i-0ffline0000000000");
+  includes(offline.message, "i-0ffline0000000000 is not connected to Session Manager");
+  assert.deepEqual(emu.stats.signatureFailures, 3);
+});
+
+Deno.test("open() rejects exec and an unknown document", async () => {
+  await using emu = await startSsmEmulator();
+  const exec = await rejects(() => open(emulatorContext(emu), { kind: "exec", command: "ls" }), RemoteError);
+  assert.deepEqual(exec.code, "unsupported");
+  const doc = await rejects(
+    () => open(emulatorContext(emu, { DocumentName: "No-Such-Doc" }), { kind: "shell", pty: PTY }),
+    RemoteError,
+  );
+  includes(doc.message, "session document is not valid");
+  });

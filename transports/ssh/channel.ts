@@ -1,0 +1,124 @@
+/**
+ * The channel layer: an ssh2 `ClientChannel` (Node streams) turned into the contract's `Channel`
+ * (web streams) once, at this edge.
+ *
+ * @module
+ */
+import { Readable, Writable } from "node:stream";
+import type { ClientChannel } from "ssh2";
+import { type Channel, type ExitStatus, TransportError, type WindowSize } from "../../plugins/mod.ts";
+
+/** POSIX signal numbers, for the 128+n exit code of a signalled process (as a shell reports it). */
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  ILL: 4,
+  TRAP: 5,
+  ABRT: 6,
+  BUS: 7,
+  FPE: 8,
+  KILL: 9,
+  USR1: 10,
+  SEGV: 11,
+  USR2: 12,
+  PIPE: 13,
+  ALRM: 14,
+  TERM: 15,
+};
+
+/** The exit code a shell reports for a process killed by `signal` (`TERM` → 143). */
+export function signalExitCode(signal: string): number {
+  return 128 + (SIGNAL_NUMBERS[signal.replace(/^SIG/, "")] ?? 0);
+}
+
+/** Options of {@linkcode toChannel}. */
+export interface ToChannelOptions {
+  /** a PTY merges stderr into stdout; the contract's stderr is then empty */
+  pty: boolean;
+  /** resolves with the error when the whole connection goes away */
+  lost: Promise<Error>;
+  /** runs after the channel is closed, e.g. to close a connection the channel owns */
+  onDispose?: () => Promise<void>;
+}
+
+/** Wraps an open ssh2 channel as a contract {@linkcode Channel}. */
+export function toChannel(ch: ClientChannel, options: ToChannelOptions): Channel {
+  let status: { code?: number | null; signal?: string; coreDumped?: boolean } | undefined;
+  ch.on("exit", (code: number | null, signal?: string, coreDumped?: boolean) => {
+    status = { code, signal: signal ?? undefined, coreDumped };
+  });
+  const closed = new Promise<void>((resolve) => ch.once("close", () => resolve()));
+
+  const stdout = Readable.toWeb(ch) as ReadableStream<Uint8Array>;
+  let stderr: ReadableStream<Uint8Array>;
+  if (options.pty) {
+    ch.stderr.resume();
+    stderr = new ReadableStream({ start: (c) => c.close() });
+  } else {
+    stderr = Readable.toWeb(ch.stderr) as ReadableStream<Uint8Array>;
+  }
+  // Readable.toWeb's streams end on 'end'; observe that through tees would copy, so track via events
+  const stdoutDone = new Promise<void>((resolve) => {
+    if (ch.readableEnded) resolve();
+    ch.once("end", () => resolve());
+    ch.once("close", () => resolve());
+  });
+  const stderrDone = options.pty ? Promise.resolve() : new Promise<void>((resolve) => {
+    ch.stderr.once("end", () => resolve());
+    ch.once("close", () => resolve());
+  });
+
+  const exit: Promise<ExitStatus> = Promise.race([
+    closed.then(() => "closed" as const),
+    options.lost,
+  ]).then(async (how): Promise<ExitStatus> => {
+    if (how !== "closed" && !status) return { kind: "lost", error: how };
+    await Promise.all([stdoutDone, stderrDone]);
+    if (!status) {
+      // ssh2 closes every channel when the link drops; prefer the connection's own error then
+      const error = await within(options.lost, 200) ??
+        new TransportError("the server closed the channel without an exit status", { layer: "channel" });
+      return { kind: "lost", error };
+    }
+    if (status.signal) {
+      const signal = status.signal.replace(/^SIG/, "");
+      const code = signalExitCode(signal);
+      return status.coreDumped ? { kind: "signaled", signal, code, coreDumped: true } : { kind: "signaled", signal, code };
+    }
+    return { kind: "exited", code: status.code ?? 0 };
+  });
+
+  let disposed = false;
+  return {
+    stdin: Writable.toWeb(ch) as WritableStream<Uint8Array>,
+    stdout,
+    stderr,
+    exit,
+    resize(size: WindowSize) {
+      ch.setWindow(size.rows, size.columns, 0, 0);
+    },
+    signal(name: string) {
+      ch.signal(name.replace(/^SIG/, ""));
+    },
+    async [Symbol.asyncDispose]() {
+      if (disposed) return;
+      disposed = true;
+      try {
+        ch.close();
+      } catch { /* the connection is gone already */ }
+      await within(Promise.race([closed, options.lost]), 2000);
+      await options.onDispose?.();
+    },
+  };
+}
+
+/** `promise`'s value, or undefined once `ms` have passed. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

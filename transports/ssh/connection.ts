@@ -1,0 +1,510 @@
+/**
+ * An authenticated SSH connection: ssh_config resolved, TCP (or a ProxyJump chain) connected, every
+ * hop's host key verified, the user authenticated. Channels (exec, shell, subsystem) are opened on it;
+ * the persistent-session code reuses it to run tmux commands.
+ *
+ * @module
+ */
+import type { Buffer } from "node:buffer";
+import * as os from "node:os";
+import type { Duplex } from "node:stream";
+import { Client, type ClientChannel, type ConnectConfig, type PseudoTtyOptions } from "ssh2";
+import {
+  type Channel,
+  type OpenContext,
+  type PtyRequest,
+  RemoteError,
+  TransportError,
+  UsageError,
+} from "../../plugins/mod.ts";
+import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./algorithms.ts";
+import { createAuthHandler, loadIdentities } from "./auth.ts";
+import { toChannel } from "./channel.ts";
+import { verifyHostKey } from "./host_key_policy.ts";
+import { connectSocket, hostPort, raceAbort } from "./socket.ts";
+import { resolveSshConfig, type SshHostConfig } from "./ssh_config.ts";
+
+/** Used when neither --connecting-timeout nor ConnectTimeout is set, so a silent server cannot hang us. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** Keepalive used when ServerAliveInterval is unset, so a dead link ends as `lost` in bounded time. */
+export const DEFAULT_ALIVE_INTERVAL_MS = 15_000;
+
+/** Options of a channel opened on an {@linkcode SshConnection}. */
+export interface ChannelOptions {
+  pty?: PtyRequest;
+  /** variables to send (the server keeps only those its AcceptEnv allows) */
+  env?: Readonly<Record<string, string>>;
+}
+
+/** An authenticated connection; dispose to close it (and every hop under it). */
+export interface SshConnection extends AsyncDisposable {
+  /** the ssh2 client of the final hop */
+  readonly client: Client;
+  readonly config: SshHostConfig;
+  /** `user@host:port` */
+  readonly display: string;
+  /** resolves with the error once the connection is lost or closed */
+  readonly lost: Promise<Error>;
+  exec(command: string, options?: ChannelOptions): Promise<Channel>;
+  shell(options?: ChannelOptions): Promise<Channel>;
+  subsystem(name: string): Promise<Channel>;
+  /** runs `command` with no PTY, feeding `stdin`, and collects its output */
+  run(command: string, options?: { stdin?: Uint8Array }): Promise<{ stdout: Uint8Array; stderr: Uint8Array; code: number }>;
+}
+
+/** The local user and home; HOME wins, as OpenSSH reads the password database but tests isolate via HOME. */
+export function localIdentity(): { user: string; home: string } {
+  const info = os.userInfo();
+  return { user: info.username, home: Deno.env.get("HOME") || info.homedir };
+}
+
+function param<T>(ctx: OpenContext, name: string, check: (v: unknown) => v is T): T | undefined {
+  const v = ctx.parameters[name];
+  return v === undefined || v === null ? undefined : check(v) ? v : undefined;
+}
+const isString = (v: unknown): v is string => typeof v === "string";
+const isNumber = (v: unknown): v is number => typeof v === "number";
+const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const isMap = (v: unknown): v is Record<string, string> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every(isString);
+
+/** One hop: where to go and as whom, with its resolved config. */
+interface Hop {
+  host: string;
+  port: number;
+  user: string;
+  config: SshHostConfig;
+}
+
+/** Parses a ProxyJump list: `[user@]host[:port]` or `ssh://[user@]host[:port]`, comma-separated. */
+export function parseProxyJump(text: string): { host: string; port?: number; user?: string }[] {
+  return text.split(",").map((raw) => {
+    let s = raw.trim().replace(/^ssh:\/\//, "");
+    let user: string | undefined;
+    const at = s.lastIndexOf("@");
+    if (at >= 0) {
+      user = s.slice(0, at);
+      s = s.slice(at + 1);
+    }
+    let host = s;
+    let port: number | undefined;
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:]+)(?::(\d+))?$/.exec(s);
+    if (m) {
+      host = m[1];
+      port = m[2] ? Number(m[2]) : undefined;
+    }
+    if (!host || (port !== undefined && (port < 1 || port > 65535))) {
+      throw new UsageError(`malformed jump host '${raw.trim()}'`, { hint: "write -J as user@host:port[,user@host2]" });
+    }
+    return { host, port, user };
+  });
+}
+
+/**
+ * Connects and authenticates, following ctx.target (which wins), then the bound parameters, then
+ * ssh_config.
+ *
+ * @throws {RemoteError} with the codes of core/errors.ts: dns 240, refused 241, timeout 242,
+ * unreachable 243, protocol 244, auth 245, hostKey 246, keyFile 247, passphrase 248, agent 249
+ */
+export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
+  const { user: localUser, home } = localIdentity();
+  const options: Record<string, string> = { ...(param(ctx, "Options", isMap) ?? {}) };
+  const user = ctx.target.user ?? param(ctx, "UserName", isString);
+  const port = ctx.target.port ?? param(ctx, "Port", isNumber);
+  // user@host:port and -p/-l win over -o User=/Port=, which would otherwise come first in ssh_config order
+  for (const key of Object.keys(options)) {
+    if ((user !== undefined && key.toLowerCase() === "user") || (port !== undefined && key.toLowerCase() === "port")) {
+      delete options[key];
+    }
+  }
+  if (user !== undefined) options.User = user;
+  if (port !== undefined) options.Port = String(port);
+  const jumpParam = param(ctx, "ProxyJump", isString);
+  if (jumpParam !== undefined) options.ProxyJump = jumpParam;
+  const configFile = param(ctx, "ConfigFile", isString);
+  const config = await resolveSshConfig(ctx.target.host, { configFile, options, localUser, home });
+  for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
+  if (config.proxyCommand) {
+    throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
+      layer: "config",
+      hint: "use ProxyJump (-J) instead, or ProxyCommand none",
+    });
+  }
+  const final: Hop = { host: config.hostName, port: config.port ?? 22, user: config.user ?? localUser, config };
+
+  const hops: Hop[] = [];
+  if (config.proxyJump) {
+    for (const j of parseProxyJump(config.proxyJump)) {
+      const hopOptions: Record<string, string> = {};
+      if (j.user) hopOptions.User = j.user;
+      if (j.port) hopOptions.Port = String(j.port);
+      // a jump host's own ProxyJump is not followed: the chain given here is the whole route
+      hopOptions.ProxyJump = "none";
+      const hc = await resolveSshConfig(j.host, { configFile, options: hopOptions, localUser, home });
+      hops.push({ host: hc.hostName, port: hc.port ?? 22, user: hc.user ?? localUser, config: hc });
+    }
+  }
+  hops.push(final);
+
+  const timeoutMs = param(ctx, "ConnectingTimeout", isNumber) ?? config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const keyFiles = param(ctx, "KeyFilePath", isStringList) ?? [];
+  const forwardAgent = param(ctx, "ForwardAgent", isBoolean) ?? config.forwardAgent;
+  const clients: Client[] = [];
+  const closeAll = () => {
+    for (const c of clients.toReversed()) c.end();
+  };
+  try {
+    let openSock: (() => Promise<Duplex>) | undefined;
+    for (let i = 0; i < hops.length; i++) {
+      const hop = hops[i];
+      const last = i === hops.length - 1;
+      const client = await connectHop(ctx, hop, {
+        openSock,
+        timeoutMs,
+        home,
+        keyFiles, // -i serves the jump hosts too, sparing a config entry per hop
+        forwardAgent: last && forwardAgent,
+        explicitAgentForward: last && param(ctx, "ForwardAgent", isBoolean) === true,
+      });
+      clients.push(client);
+      if (!last) {
+        const next = hops[i + 1];
+        openSock = () =>
+          new Promise<ClientChannel>((resolve, reject) => {
+          client.forwardOut("127.0.0.1", 0, next.host, next.port, (err, stream) => {
+            if (err) {
+              reject(
+                new TransportError(
+                  `jump host ${hostPort(hop.host, hop.port)} cannot reach ${hostPort(next.host, next.port)}: ${err.message}`,
+                  { layer: "socket", code: "unreachable", hint: "check the host name, and AllowTcpForwarding on the jump host" },
+                ),
+              );
+            } else resolve(stream);
+          });
+          });
+      }
+    }
+  } catch (err) {
+    closeAll();
+    throw err;
+  }
+  return makeConnection(ctx, clients, final);
+}
+
+function makeConnection(ctx: OpenContext, clients: Client[], final: Hop): SshConnection {
+  const client = clients[clients.length - 1];
+  const display = `${final.user}@${hostPort(final.host, final.port)}`;
+  let closing = false;
+  const lost = new Promise<Error>((resolve) => {
+    const onGone = (err?: Error & { level?: string }) => {
+      if (closing) return resolve(new TransportError(`connection to ${display} closed`, { layer: "channel" }));
+      const why = err?.level === "client-timeout" || /keepalive/i.test(err?.message ?? "")
+        ? "the server stopped answering keepalives"
+        : err?.message ?? "the server closed the connection";
+      resolve(
+        new TransportError(`connection to ${display} lost: ${why}`, {
+          layer: "channel",
+          code: "lost",
+          hint: "reconnect; persistent sessions (remote new) survive a lost link",
+          cause: err,
+        }),
+      );
+    };
+    for (const c of clients) {
+      c.on("error", onGone);
+      c.once("close", () => onGone());
+    }
+  });
+  let gone: Error | undefined;
+  lost.then((e) => gone = e);
+  const onAbort = () => void dispose();
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
+  let disposed: Promise<void> | undefined;
+  function dispose(): Promise<void> {
+    disposed ??= (async () => {
+      closing = true;
+      ctx.signal.removeEventListener("abort", onAbort);
+      for (const c of clients.toReversed()) {
+        const closed = new Promise<void>((r) => c.once("close", () => r()));
+        c.end();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([closed, new Promise<void>((r) => timer = setTimeout(r, 2000))]);
+        clearTimeout(timer);
+      }
+    })();
+    return disposed;
+  }
+
+  const open = (
+    how: (cb: (err: Error | undefined, ch: ClientChannel) => void) => void,
+    what: string,
+    pty: boolean,
+  ): Promise<Channel> =>
+    new Promise<Channel>((resolve, reject) => {
+      how((err, ch) => {
+        if (err && gone) return reject(gone);
+        if (err) {
+          reject(
+            new TransportError(`${display} refused to start ${what}: ${err.message}`, {
+              layer: "server",
+              hint: what.startsWith("subsystem")
+                ? "is the subsystem configured in the server's sshd_config?"
+                : "check the server's sshd_config and logs",
+              cause: err,
+            }),
+          );
+          return;
+        }
+        resolve(toChannel(ch, { pty, lost }));
+      });
+    });
+  const ptyOptions = (p: PtyRequest): PseudoTtyOptions => ({ rows: p.rows, cols: p.columns, term: p.term });
+  const sendEnv = (env?: Readonly<Record<string, string>>) => {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(Deno.env.toObject())) {
+      if (final.config.sendEnv.some((p) => globMatch(name, p))) out[name] = value;
+    }
+    return { ...out, ...(env ?? {}) };
+  };
+
+  const connection: SshConnection = {
+    client,
+    config: final.config,
+    display,
+    lost,
+    exec(command, options = {}) {
+      return open(
+        (cb) =>
+          client.exec(command, {
+            pty: options.pty ? ptyOptions(options.pty) : undefined,
+            env: sendEnv(options.env),
+          }, cb),
+        "the command",
+        options.pty !== undefined,
+      );
+    },
+    shell(options = {}) {
+      const env = sendEnv(options.env);
+      return open(
+        (cb) => client.shell(options.pty ? ptyOptions(options.pty) : false, { env }, cb),
+        "a shell",
+        options.pty !== undefined,
+      );
+    },
+    subsystem(name) {
+      return open((cb) => client.subsys(name, cb), `subsystem ${name}`, false);
+    },
+    async run(command, options = {}) {
+      await using ch = await connection.exec(command);
+      const writer = (async () => {
+        const w = ch.stdin.getWriter();
+        if (options.stdin) await w.write(options.stdin);
+        await w.close();
+      })();
+      const [stdout, stderr] = await Promise.all([collect(ch.stdout), collect(ch.stderr), writer]);
+      const status = await ch.exit;
+      if (status.kind === "lost") throw status.error;
+      const code = status.kind === "exited" || status.kind === "signaled" ? status.code : 0;
+      return { stdout, stderr, code };
+    },
+    [Symbol.asyncDispose]: dispose,
+  };
+  return connection;
+}
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const c of stream) {
+    chunks.push(c);
+    size += c.length;
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** ssh_config pattern match (`*`, `?`) for SendEnv names. */
+function globMatch(name: string, pattern: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  return re.test(name);
+}
+
+interface HopOptions {
+  /** opens the stream to this hop through the previous one; absent for a direct TCP connection */
+  openSock?: () => Promise<Duplex>;
+  timeoutMs: number;
+  home: string;
+  keyFiles: string[];
+  forwardAgent: boolean;
+  explicitAgentForward: boolean;
+}
+
+/** Finds the agent socket: IdentityAgent, else SSH_AUTH_SOCK. */
+async function findAgent(config: SshHostConfig): Promise<{ socket?: string; note?: string }> {
+  const configured = config.identityAgent;
+  if (configured?.toLowerCase() === "none") return {};
+  const explicit = configured !== undefined && configured !== "SSH_AUTH_SOCK";
+  const socket = explicit ? configured : Deno.env.get("SSH_AUTH_SOCK");
+  if (!socket) return {};
+  try {
+    const info = await Deno.stat(socket);
+    if (info.isSocket) return { socket };
+  } catch {
+    // reported below
+  }
+  if (explicit) {
+    throw new RemoteError("agent", `IdentityAgent ${socket} is not an agent socket`, {
+      hint: "start ssh-agent, or fix IdentityAgent in your ssh_config",
+    });
+  }
+  return { note: `SSH_AUTH_SOCK names no agent socket (${socket})` };
+}
+
+async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, preferKeyTypes?: string[]): Promise<Client> {
+  const where = hostPort(hop.host, hop.port);
+  const display = `${hop.user}@${where}`;
+  const deadline = AbortSignal.any([ctx.signal, AbortSignal.timeout(options.timeoutMs)]);
+  const explicitFiles = options.keyFiles.map((path) => ({ path, explicit: true }));
+  const configFiles = hop.config.identityFiles.map((path) => ({ path, explicit: false }));
+  const identities = await loadIdentities(
+    explicitFiles.length && hop.config.defaultIdentityFiles ? explicitFiles : [...explicitFiles, ...configFiles],
+    options.home,
+  );
+  const agentInfo = await findAgent(hop.config);
+  if (options.explicitAgentForward && !agentInfo.socket) {
+    throw new RemoteError("agent", agentInfo.note ?? "agent forwarding needs an agent, and SSH_AUTH_SOCK is not set", {
+      hint: "start ssh-agent and ssh-add your key, or leave out -A",
+    });
+  }
+  const auth = createAuthHandler({
+    username: hop.user,
+    display,
+    agentSocket: agentInfo.socket,
+    agentNote: agentInfo.note,
+    identities,
+    identitiesOnly: hop.config.identitiesOnly,
+    prompt: ctx.prompt,
+  });
+  const sock = options.openSock ? await raceAbort(options.openSock(), deadline) : await connectSocket(hop.host, hop.port, { deadline });
+
+  const client = new Client();
+  let hostKeyError: unknown;
+  let retryKeyTypes: string[] | undefined;
+  let handshakeSeen = false;
+  const ready = new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      if (handshakeSeen) return;
+      reject(
+        ctx.signal.aborted ? new RemoteError("interrupted", "interrupted while connecting") : new TransportError(
+          `timed out waiting for the ssh handshake with ${where}`,
+          { layer: "timeout", hint: "is an SSH server listening on that port? raise --connecting-timeout" },
+        ),
+      );
+      client.end();
+      sock.destroy();
+    };
+    deadline.addEventListener("abort", onAbort, { once: true });
+    const settle = () => deadline.removeEventListener("abort", onAbort);
+    client.once("ready", () => {
+      settle();
+      resolve();
+    });
+    client.once("error", (err: Error & { level?: string }) => {
+      settle();
+      if (hostKeyError) return reject(hostKeyError);
+      if (retryKeyTypes) return reject(new RetryWithKeyTypes(retryKeyTypes));
+      if (err.level === "client-authentication") return reject(auth.failure());
+      if (err.level === "client-socket") {
+        return reject(
+          new TransportError(`connection to ${where} failed: ${err.message}`, { layer: "protocol", cause: err }),
+        );
+      }
+      reject(
+        new TransportError(`ssh handshake with ${where} failed: ${err.message}`, {
+          layer: "handshake",
+          hint: "is this an SSH server? run with REMOTE_DEBUG=1 for details",
+          cause: err,
+        }),
+      );
+    });
+    client.once("close", () => {
+      settle();
+      reject(
+        hostKeyError ?? new TransportError(`${where} closed the connection during the ssh handshake`, {
+          layer: "handshake",
+          hint: "is this an SSH server, and does it allow you (MaxStartups, AllowUsers, tcp wrappers)?",
+        }),
+      );
+    });
+  });
+  ready.catch(() => {});
+
+  const alive = hop.config.serverAliveIntervalMs ?? DEFAULT_ALIVE_INTERVAL_MS;
+  const connectConfig: ConnectConfig = {
+    sock: sock as ConnectConfig["sock"],
+    username: hop.user,
+    readyTimeout: 0,
+    keepaliveInterval: alive,
+    keepaliveCountMax: hop.config.serverAliveCountMax,
+    algorithms: {
+      kex: [...KEX] as NonNullable<ConnectConfig["algorithms"]>["kex"],
+      cipher: [...CIPHERS] as NonNullable<ConnectConfig["algorithms"]>["cipher"],
+      hmac: [...MACS] as NonNullable<ConnectConfig["algorithms"]>["hmac"],
+      serverHostKey: (preferKeyTypes ? hostKeyAlgorithmsPreferring(preferKeyTypes) : [...HOST_KEYS]) as NonNullable<
+        ConnectConfig["algorithms"]
+      >["serverHostKey"],
+      compress: ["none"],
+    },
+    hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
+      handshakeSeen = true;
+      verifyHostKey({
+        host: hop.config.hostKeyAlias ?? hop.host,
+        port: hop.port,
+        key: new Uint8Array(key),
+        strict: hop.config.strictHostKeyChecking,
+        userKnownHostsFiles: hop.config.userKnownHostsFiles,
+        globalKnownHostsFiles: hop.config.globalKnownHostsFiles,
+        hashKnownHosts: hop.config.hashKnownHosts,
+        prompt: ctx.prompt,
+        notice: ctx.notice,
+        home: options.home,
+      }, preferKeyTypes !== undefined).then((verdict) => {
+        if (verdict.kind === "retry") retryKeyTypes = verdict.keyTypes;
+        verify(verdict.kind === "trusted");
+      }, (err) => {
+        hostKeyError = err;
+        verify(false);
+      });
+    },
+    authHandler: auth.handler,
+  };
+  if (options.forwardAgent && auth.agent) {
+    connectConfig.agent = auth.agent;
+    connectConfig.agentForward = true;
+  }
+  if (Deno.env.get("REMOTE_DEBUG") === "ssh") connectConfig.debug = (line: string) => console.error(line);
+  client.connect(connectConfig);
+  try {
+    await raceAbort(ready, ctx.signal);
+  } catch (err) {
+    client.end();
+    sock.destroy();
+    if (err instanceof RetryWithKeyTypes) return await connectHop(ctx, hop, options, err.keyTypes);
+    if (ctx.signal.aborted) throw new RemoteError("interrupted", "interrupted while connecting", { cause: err });
+    throw err;
+  }
+  return client;
+}
+
+class RetryWithKeyTypes extends Error {
+  constructor(readonly keyTypes: string[]) {
+    super(`retry preferring ${keyTypes.join(",")}`);
+  }
+}

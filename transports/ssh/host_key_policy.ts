@@ -1,0 +1,151 @@
+/**
+ * StrictHostKeyChecking, as OpenSSH applies it: decides whether a server's host key is trusted, asks
+ * on a terminal, records new keys, and refuses changed or revoked keys loudly.
+ *
+ * @module
+ */
+import { type Prompter, TransportError } from "../../plugins/mod.ts";
+import { fingerprintSha256, keyTypeOf } from "./fingerprint.ts";
+import { appendKnownHost, checkHostKey, knownHostsName } from "./known_hosts.ts";
+
+/** The settings and channels {@linkcode verifyHostKey} needs. */
+export interface HostKeyCheck {
+  /** the name known_hosts records: HostKeyAlias or HostName */
+  host: string;
+  port: number;
+  /** the key blob the server sent */
+  key: Uint8Array;
+  /** `ask` when unset, as in OpenSSH */
+  strict?: "yes" | "ask" | "accept-new" | "no";
+  userKnownHostsFiles: string[];
+  globalKnownHostsFiles: string[];
+  hashKnownHosts: boolean;
+  prompt: Prompter;
+  notice(line: string): void;
+  /** the local home, to expand `~` */
+  home: string;
+}
+
+/** What the check decided when the key is not simply refused. */
+export type HostKeyVerdict =
+  | { kind: "trusted" }
+  /** known_hosts holds keys of other types for this host: connect again preferring `keyTypes` */
+  | { kind: "retry"; keyTypes: string[] };
+
+/** OpenSSH's display name of a key type: `ED25519`, `RSA`, `ECDSA`. */
+export function keyTypeLabel(keyType: string): string {
+  if (keyType === "ssh-ed25519") return "ED25519";
+  if (keyType === "ssh-rsa") return "RSA";
+  if (keyType.startsWith("ecdsa-")) return "ECDSA";
+  if (keyType.startsWith("sk-ssh-ed25519")) return "ED25519-SK";
+  if (keyType.startsWith("sk-ecdsa")) return "ECDSA-SK";
+  return keyType.toUpperCase();
+}
+
+function expandHome(path: string, home: string): string {
+  return path === "~" || path.startsWith("~/") ? home + path.slice(1) : path;
+}
+
+/**
+ * Checks the server's key against known_hosts and the StrictHostKeyChecking policy.
+ *
+ * @throws {TransportError} code `hostKey` (246) when the key is refused
+ */
+export async function verifyHostKey(check: HostKeyCheck, retried = false): Promise<HostKeyVerdict> {
+  const keyType = keyTypeOf(check.key);
+  const fingerprint = fingerprintSha256(check.key);
+  const name = knownHostsName(check.host, check.port);
+  const label = keyTypeLabel(keyType);
+  const userFiles = check.userKnownHostsFiles.map((f) => expandHome(f, check.home));
+  const files = [...userFiles, ...check.globalKnownHostsFiles.map((f) => expandHome(f, check.home))];
+  const found = await checkHostKey({ host: check.host, port: check.port, keyType, key: check.key, files });
+  switch (found.kind) {
+    case "known":
+      return { kind: "trusted" };
+    case "revoked":
+      throw new TransportError(`the host key of ${name} (${label} ${fingerprint}) is revoked in ${found.file}:${found.line}`, {
+        layer: "host-key",
+        hint: "the server presents a key its owner revoked; ask the server's administrator",
+      });
+    case "changed": {
+      for (
+        const line of [
+          "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+          "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @",
+          "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+          "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!",
+          `the ${label} key sent by ${name} has fingerprint ${fingerprint}`,
+        ]
+      ) check.notice(line);
+      throw new TransportError(
+        `HOST KEY OF ${name} HAS CHANGED: it differs from the key in ${found.file}:${found.line}; refusing to connect`,
+        {
+          layer: "host-key",
+          hint: `if the host was really reinstalled, remove the old key: ssh-keygen -R '${name}' -f ${found.file}`,
+        },
+      );
+    }
+    case "unknown":
+      // ssh offers the known types first; ssh2 cannot reorder by host, so connect again preferring them
+      if (found.otherTypes?.length && !retried) return { kind: "retry", keyTypes: found.otherTypes };
+      break;
+    case "cert-authority":
+      break;
+  }
+  const strict = check.strict ?? "ask";
+  const target = userFiles[0];
+  if (strict === "accept-new" || strict === "no") {
+    await record(check, target, name, keyType, label);
+    return { kind: "trusted" };
+  }
+  if (strict === "ask" && check.prompt.interactive) {
+    let question = `The authenticity of host '${name}' can't be established.\n` +
+      `${label} key fingerprint is ${fingerprint}.\n` +
+      "This key is not known by any other names.\n" +
+      "Are you sure you want to continue connecting (yes/no/[fingerprint])? ";
+    for (;;) {
+      const answer = (await check.prompt.ask(question, { what: "host key confirmation" })).trim();
+      if (answer.toLowerCase() === "yes" || answer === fingerprint) break;
+      if (answer.toLowerCase() === "no") {
+        throw new TransportError(`host key verification failed: you declined the key of ${name}`, {
+          layer: "host-key",
+          hint: `check ${fingerprint} with the server's administrator, then connect again`,
+        });
+      }
+      question = "Please type 'yes', 'no' or the fingerprint: ";
+    }
+    await record(check, target, name, keyType, label);
+    return { kind: "trusted" };
+  }
+  const short = keyType === "ssh-rsa" ? "rsa" : keyType.replace(/^ssh-/, "").replace(/^ecdsa-sha2-nistp\d+$/, "ecdsa");
+  const portFlag = check.port === 22 ? "" : `-p ${check.port} `;
+  throw new TransportError(
+    strict === "yes"
+      ? `host key of ${name} is not known (${label} ${fingerprint}) and StrictHostKeyChecking is yes`
+      : `host key of ${name} is not known (${label} ${fingerprint}) and no terminal can confirm it`,
+    {
+      layer: "host-key",
+      hint: `if ${fingerprint} is right, run: ssh-keyscan ${portFlag}-t ${short} ${check.host} >> ${
+        target ?? "~/.ssh/known_hosts"
+      } (or pass -o StrictHostKeyChecking=accept-new)`,
+    },
+  );
+}
+
+async function record(check: HostKeyCheck, file: string | undefined, name: string, keyType: string, label: string) {
+  if (!file) return;
+  try {
+    await appendKnownHost({
+      file,
+      host: check.host,
+      port: check.port,
+      keyType,
+      key: check.key,
+      hash: check.hashKnownHosts,
+    });
+  } catch (cause) {
+    check.notice(`warning: cannot add the host key to ${file}: ${(cause as Error).message ?? cause}`);
+    return;
+  }
+  check.notice(`warning: permanently added '${name}' (${label}) to the list of known hosts`);
+}

@@ -1,0 +1,250 @@
+/**
+ * The Session Manager data channel's binary `ClientMessage`: encoding and decoding, with no I/O.
+ *
+ * Layout and quirks from aws/session-manager-plugin `src/message/clientmessage.go` and
+ * `messageparser.go` (identical in aws/amazon-ssm-agent `agent/session/contracts/agentmessage.go`):
+ * big-endian integers, a 116-byte header, MessageType padded with spaces, the two halves of the
+ * MessageId swapped, a SHA-256 payload digest, and `channel_closed` frames from some services with a
+ * 112-byte header that has no PayloadType field.
+ *
+ * @module
+ */
+import { createHash, randomUUID } from "node:crypto";
+
+/** Message types on the data channel (`clientmessage.go`). */
+export const MessageType = {
+  input: "input_stream_data",
+  output: "output_stream_data",
+  acknowledge: "acknowledge",
+  channelClosed: "channel_closed",
+  startPublication: "start_publication",
+  pausePublication: "pause_publication",
+} as const;
+
+/** Payload types carried in stream data messages (`clientmessage.go`, agent `contracts/model.go`). */
+export const PayloadType = {
+  output: 1,
+  error: 2,
+  size: 3,
+  parameter: 4,
+  handshakeRequest: 5,
+  handshakeResponse: 6,
+  handshakeComplete: 7,
+  encChallengeRequest: 8,
+  encChallengeResponse: 9,
+  flag: 10,
+  stdErr: 11,
+  exitCode: 12,
+} as const;
+
+/** Values of a `PayloadType.flag` payload (a big-endian uint32). */
+export const PayloadFlag = { disconnectToPort: 1, terminateSession: 2, connectToPortError: 3 } as const;
+
+/** The header length the serializer writes: the offset of PayloadLength. */
+export const HEADER_LENGTH = 116;
+/** The shorter header of `channel_closed` frames seen from some services (no PayloadType). */
+export const SHORT_HEADER_LENGTH = 112;
+
+const TYPE_OFFSET = 4;
+const TYPE_LENGTH = 32;
+const SCHEMA_OFFSET = 36;
+const DATE_OFFSET = 40;
+const SEQ_OFFSET = 48;
+const FLAGS_OFFSET = 56;
+const ID_OFFSET = 64;
+const DIGEST_OFFSET = 80;
+const PAYLOAD_TYPE_OFFSET = 112;
+
+/** One data channel message. */
+export interface ClientMessage {
+  messageType: string;
+  schemaVersion: number;
+  /** epoch milliseconds */
+  createdDate: number;
+  sequenceNumber: number;
+  flags: number;
+  /** canonical hyphenated UUID, after undoing the wire swap */
+  messageId: string;
+  /** 0 where the header has no PayloadType (short header) or the sender left it unset (acks) */
+  payloadType: number;
+  payload: Uint8Array;
+}
+
+/** A decoded message plus what the decoder noticed but tolerated. */
+export interface DecodedMessage extends ClientMessage {
+  headerLength: number;
+  /** false when the payload's SHA-256 differs from the header; the agent never checks it either */
+  digestOk: boolean;
+}
+
+/** A frame that cannot be a ClientMessage; the receiver drops it unacknowledged so the sender resends. */
+export class MalformedMessageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MalformedMessageError";
+  }
+}
+
+/** SHA-256 of `bytes`. */
+export function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+/** A fresh random message ID. */
+export function newMessageId(): string {
+  return randomUUID();
+}
+
+function uuidToBytes(id: string): Uint8Array {
+  const hex = id.replace(/-/g, "");
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new TypeError(`not a uuid: ${id}`);
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+function bytesToUuid(bytes: Uint8Array): string {
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * Encodes a message as the plugin does: 116-byte header, space-padded type, swapped MessageId
+ * halves (`putUuid` writes bytes 8..16 first), SHA-256 digest of the payload.
+ *
+ * @example Encoding an input message
+ * ```ts
+ * import { encodeClientMessage, PayloadType } from "./client_message.ts";
+ * const frame = encodeClientMessage({
+ *   messageType: "input_stream_data", schemaVersion: 1, createdDate: Date.now(), sequenceNumber: 0, flags: 0,
+ *   messageId: crypto.randomUUID(), payloadType: PayloadType.output, payload: new TextEncoder().encode("ls\r"),
+ * });
+ * console.assert(frame.length === 120 + 3);
+ * ```
+ */
+export function encodeClientMessage(message: ClientMessage): Uint8Array {
+  const typeBytes = new TextEncoder().encode(message.messageType);
+  if (typeBytes.length > TYPE_LENGTH) throw new TypeError(`message type too long: ${message.messageType}`);
+  const out = new Uint8Array(HEADER_LENGTH + 4 + message.payload.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, HEADER_LENGTH);
+  out.fill(0x20, TYPE_OFFSET, TYPE_OFFSET + TYPE_LENGTH);
+  out.set(typeBytes, TYPE_OFFSET);
+  view.setUint32(SCHEMA_OFFSET, message.schemaVersion);
+  view.setBigUint64(DATE_OFFSET, BigInt(message.createdDate));
+  view.setBigInt64(SEQ_OFFSET, BigInt(message.sequenceNumber));
+  view.setBigUint64(FLAGS_OFFSET, BigInt(message.flags));
+  const id = uuidToBytes(message.messageId);
+  out.set(id.subarray(8, 16), ID_OFFSET);
+  out.set(id.subarray(0, 8), ID_OFFSET + 8);
+  out.set(sha256(message.payload), DIGEST_OFFSET);
+  view.setUint32(PAYLOAD_TYPE_OFFSET, message.payloadType);
+  view.setUint32(HEADER_LENGTH, message.payload.length);
+  out.set(message.payload, HEADER_LENGTH + 4);
+  return out;
+}
+
+function trimType(raw: Uint8Array): string {
+  // the parser trims NULs then whitespace, so NUL- and space-padded types both decode
+  let start = 0;
+  let end = raw.length;
+  const pad = (b: number) => b === 0 || b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+  while (start < end && pad(raw[start])) start++;
+  while (end > start && pad(raw[end - 1])) end--;
+  return new TextDecoder("utf-8", { fatal: false }).decode(raw.subarray(start, end));
+}
+
+/**
+ * Decodes one frame robustly: reads HeaderLength, PayloadLength at that offset, the payload right
+ * after it, and PayloadType only when the header is long enough to hold it. A digest mismatch is
+ * reported in `digestOk`, not thrown (some agent versions send wrong digests).
+ *
+ * @throws {MalformedMessageError} when lengths are inconsistent or mandatory fields are empty
+ * @example Round trip
+ * ```ts
+ * import { decodeClientMessage, encodeClientMessage } from "./client_message.ts";
+ * const m = { messageType: "acknowledge", schemaVersion: 1, createdDate: 1, sequenceNumber: 0, flags: 3,
+ *   messageId: "00112233-4455-6677-8899-aabbccddeeff", payloadType: 0, payload: new Uint8Array() };
+ * console.assert(decodeClientMessage(encodeClientMessage(m)).messageId === m.messageId);
+ * ```
+ */
+export function decodeClientMessage(frame: Uint8Array): DecodedMessage {
+  if (frame.length < SHORT_HEADER_LENGTH + 4) {
+    throw new MalformedMessageError(`frame of ${frame.length} bytes is shorter than a header`);
+  }
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const headerLength = view.getUint32(0);
+  if (headerLength < SHORT_HEADER_LENGTH || headerLength + 4 > frame.length) {
+    throw new MalformedMessageError(`header length ${headerLength} does not fit a frame of ${frame.length} bytes`);
+  }
+  const payloadLength = view.getUint32(headerLength);
+  const available = frame.length - headerLength - 4;
+  if (payloadLength !== available) {
+    throw new MalformedMessageError(`payload length ${payloadLength} but ${available} bytes follow the header`);
+  }
+  const messageType = trimType(frame.subarray(TYPE_OFFSET, TYPE_OFFSET + TYPE_LENGTH));
+  const createdDate = Number(view.getBigUint64(DATE_OFFSET));
+  const publication = messageType === MessageType.startPublication || messageType === MessageType.pausePublication;
+  if (!publication && (messageType === "" || createdDate === 0)) {
+    throw new MalformedMessageError("message type or creation date is empty");
+  }
+  const idBytes = new Uint8Array(16);
+  idBytes.set(frame.subarray(ID_OFFSET + 8, ID_OFFSET + 16), 0);
+  idBytes.set(frame.subarray(ID_OFFSET, ID_OFFSET + 8), 8);
+  const payload = frame.slice(headerLength + 4);
+  const digest = frame.subarray(DIGEST_OFFSET, DIGEST_OFFSET + 32);
+  const actual = sha256(payload);
+  const digestOk = payload.length === 0 || actual.every((b, i) => b === digest[i]);
+  return {
+    headerLength,
+    messageType,
+    schemaVersion: view.getUint32(SCHEMA_OFFSET),
+    createdDate,
+    sequenceNumber: Number(view.getBigInt64(SEQ_OFFSET)),
+    flags: Number(view.getBigUint64(FLAGS_OFFSET)),
+    messageId: bytesToUuid(idBytes),
+    payloadType: headerLength >= HEADER_LENGTH ? view.getUint32(PAYLOAD_TYPE_OFFSET) : 0,
+    payload,
+    digestOk,
+  };
+}
+
+/** The JSON body of an `acknowledge` message (`messageparser.go` `AcknowledgeContent`). */
+export interface AcknowledgeContent {
+  AcknowledgedMessageType: string;
+  AcknowledgedMessageId: string;
+  AcknowledgedMessageSequenceNumber: number;
+  IsSequentialMessage: boolean;
+}
+
+/** Builds the acknowledgement of `acked`: SequenceNumber 0, Flags 3, PayloadType unset. */
+export function encodeAcknowledge(acked: Pick<ClientMessage, "messageType" | "messageId" | "sequenceNumber">): Uint8Array {
+  const content: AcknowledgeContent = {
+    AcknowledgedMessageType: acked.messageType,
+    AcknowledgedMessageId: acked.messageId,
+    AcknowledgedMessageSequenceNumber: acked.sequenceNumber,
+    IsSequentialMessage: true,
+  };
+  return encodeClientMessage({
+    messageType: MessageType.acknowledge,
+    schemaVersion: 1,
+    createdDate: Date.now(),
+    sequenceNumber: 0,
+    flags: 3,
+    messageId: newMessageId(),
+    payloadType: 0,
+    payload: new TextEncoder().encode(JSON.stringify(content)),
+  });
+}
+
+/** Reads the JSON payload of a message; undefined when it is not a JSON object. */
+export function parseJsonPayload(payload: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(payload));
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? value as Record<string, unknown>
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

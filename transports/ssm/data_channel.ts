@@ -1,0 +1,382 @@
+/**
+ * The data channel: a WebSocket to the Session Manager message service carrying ClientMessages.
+ * Opens with the `open_data_channel` token message, acknowledges every stream data message,
+ * delivers in order, resends what the far side has not acknowledged (adaptive timeout), honours
+ * pause/start publication, and on a dropped socket calls ResumeSession and re-dials, keeping
+ * sequence numbers and buffers so nothing is lost or duplicated.
+ *
+ * Behaviour from aws/session-manager-plugin `src/datachannel/streaming.go`,
+ * `src/communicator/websocketchannel.go` and `src/sessionmanagerplugin/session/sessionhandler.go`.
+ *
+ * @module
+ */
+import { WebSocket } from "ws";
+import { TransportError } from "../../plugins/mod.ts";
+import {
+  type DecodedMessage,
+  decodeClientMessage,
+  encodeAcknowledge,
+  encodeClientMessage,
+  MalformedMessageError,
+  MessageType,
+  newMessageId,
+  parseJsonPayload,
+} from "./client_message.ts";
+import { ReceiveBuffer, Retransmission, SendBuffer } from "./sequencing.ts";
+
+/** The client version remote announces; it selects smux port forwarding and separate stderr. */
+export const CLIENT_VERSION = "1.2.694.0";
+
+/** The payload size the plugin reads stdin and sockets in (`StreamDataPayloadSize`). */
+export const STREAM_DATA_PAYLOAD_SIZE = 1024;
+
+/** A fresh endpoint to dial after a drop. */
+export interface StreamGrant {
+  streamUrl: string;
+  token: string;
+}
+
+/** How a data channel is opened and where its events go. */
+export interface DataChannelOptions {
+  streamUrl: string;
+  token: string;
+  /** called after the socket drops; returns a new token (ResumeSession). Absent: a drop is fatal */
+  resume?: () => Promise<StreamGrant>;
+  /** a stream data message from the agent, in order and exactly once */
+  onMessage(message: DecodedMessage): void;
+  /** `channel_closed` arrived; `output` is its Output text */
+  onClosed(output: string): void;
+  /** the channel is beyond saving */
+  onLost(error: Error): void;
+  /** unacknowledged outgoing messages before `send` waits (backpressure) */
+  window?: number;
+  /** resend attempts before giving up; the plugin's 3000 is about five minutes */
+  maxAttempts?: number;
+  /** attempts to resume after one drop (plugin: 5) */
+  resumeAttempts?: number;
+}
+
+/** Counters, for tests and `REMOTE_DEBUG`. */
+export interface DataChannelStats {
+  framesIn: number;
+  framesOut: number;
+  resent: number;
+  duplicates: number;
+  malformed: number;
+  badDigests: number;
+  unknownTypes: number;
+  resumes: number;
+}
+
+const MAX_CONSECUTIVE_MALFORMED = 64;
+
+function toBytes(data: unknown): Uint8Array | undefined {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (Array.isArray(data) && data.every((d) => d instanceof Uint8Array)) {
+    const total = data.reduce((n, d: Uint8Array) => n + d.length, 0);
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const d of data as Uint8Array[]) {
+      out.set(d, at);
+      at += d.length;
+    }
+    return out;
+  }
+  return undefined;
+}
+
+function dial(url: string, token: string, clientId: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { handshakeTimeout: 30_000 });
+    const fail = (error: Error) => {
+      ws.removeAllListeners();
+      ws.on("error", () => {});
+      ws.terminate();
+      reject(error);
+    };
+    ws.once("unexpected-response", (_req, res) => {
+      const status = res.statusCode ?? 0;
+      fail(
+        new TransportError(`the SSM data channel refused the connection (HTTP ${status})`, {
+          layer: status === 401 || status === 403 ? "auth" : "handshake",
+          hint: "the session token may have expired; start the session again",
+        }),
+      );
+    });
+    ws.once("error", (cause) =>
+      fail(new TransportError(`cannot open the SSM data channel: ${cause.message}`, { layer: "socket", cause })));
+    ws.once("open", () => {
+      ws.removeAllListeners();
+      // the token message is the only text frame the client sends (plugin `streaming.go` OpenDataChannel)
+      ws.send(JSON.stringify({
+        MessageSchemaVersion: "1.0",
+        RequestId: crypto.randomUUID(),
+        TokenValue: token,
+        ClientId: clientId,
+        ClientVersion: CLIENT_VERSION,
+      }));
+      resolve(ws);
+    });
+  });
+}
+
+/**
+ * One data channel. Create with {@linkcode DataChannel.open}; send with `send`; close with `close`.
+ *
+ * @example Opening (against the test emulator or a real StreamUrl)
+ * ```ts ignore
+ * import { DataChannel } from "./data_channel.ts";
+ * const dc = await DataChannel.open({ streamUrl, token, onMessage: (m) => {}, onClosed: () => {}, onLost: () => {} });
+ * await dc.send(1, new TextEncoder().encode("ls\r"));
+ * dc.close();
+ * ```
+ */
+export class DataChannel {
+  readonly stats: DataChannelStats = {
+    framesIn: 0,
+    framesOut: 0,
+    resent: 0,
+    duplicates: 0,
+    malformed: 0,
+    badDigests: 0,
+    unknownTypes: 0,
+    resumes: 0,
+  };
+  #options: DataChannelOptions;
+  #clientId = crypto.randomUUID();
+  #streamUrl: string;
+  #ws?: WebSocket;
+  #tx = new SendBuffer();
+  #rx = new ReceiveBuffer<DecodedMessage>();
+  #nextSeq = 0;
+  #paused = false;
+  #ended = false;
+  #reconnecting = false;
+  #consecutiveMalformed = 0;
+  #waiters: (() => void)[] = [];
+  #timer: ReturnType<typeof setInterval>;
+  #pinger: ReturnType<typeof setInterval>;
+
+  private constructor(options: DataChannelOptions, ws: WebSocket) {
+    this.#options = options;
+    this.#streamUrl = options.streamUrl;
+    this.#attach(ws);
+    this.#timer = setInterval(() => this.#resendDue(), Retransmission.schedulerIntervalMs);
+    // the plugin pings every 5 minutes so idle sessions survive proxies (`websocketchannel.go`)
+    this.#pinger = setInterval(() => this.#ws?.ping("keepalive"), 5 * 60_000);
+  }
+
+  /** Dials `streamUrl` and sends the token message. */
+  static async open(options: DataChannelOptions): Promise<DataChannel> {
+    const clientId = crypto.randomUUID();
+    const ws = await dial(options.streamUrl, options.token, clientId);
+    const dc = new DataChannel(options, ws);
+    dc.#clientId = clientId;
+    return dc;
+  }
+
+  /** true once closed, by either side or by a failure */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  #attach(ws: WebSocket): void {
+    this.#ws = ws;
+    ws.on("message", (data: unknown) => {
+      const bytes = toBytes(data);
+      if (bytes) this.#receive(bytes);
+    });
+    ws.on("error", () => {}); // a close event follows; it decides
+    ws.on("close", () => {
+      if (this.#ws !== ws) return;
+      this.#ws = undefined;
+      if (!this.#ended) void this.#reconnect();
+    });
+  }
+
+  #transmit(frame: Uint8Array): void {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    this.stats.framesOut++;
+    ws.send(frame);
+  }
+
+  /**
+   * Sends one `input_stream_data` message. Resolves once it is handed to the socket and the window
+   * of unacknowledged messages has room again.
+   */
+  async send(payloadType: number, payload: Uint8Array): Promise<void> {
+    if (this.#ended) throw new TransportError("the SSM data channel is closed", { layer: "channel" });
+    const window = this.#options.window ?? 1000;
+    while (this.#tx.size >= window && !this.#ended) {
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+    if (this.#ended) throw new TransportError("the SSM data channel is closed", { layer: "channel" });
+    const sequenceNumber = this.#nextSeq++;
+    const frame = encodeClientMessage({
+      messageType: MessageType.input,
+      schemaVersion: 1,
+      createdDate: Date.now(),
+      sequenceNumber,
+      flags: 0,
+      messageId: newMessageId(),
+      payloadType,
+      payload,
+    });
+    this.#tx.add(sequenceNumber, frame, Date.now());
+    if (!this.#paused) this.#transmit(frame);
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  #resendDue(): void {
+    if (this.#ended || this.#paused || !this.#ws) return;
+    const { frames, exhausted } = this.#tx.due(Date.now());
+    if (exhausted || this.#tx.oldestAttempts > (this.#options.maxAttempts ?? Retransmission.maxAttempts)) {
+      this.#fail(
+        new TransportError("the SSM agent stopped acknowledging input", {
+          layer: "channel",
+          hint: "the instance may be overloaded or the agent stopped; try again",
+        }),
+      );
+      return;
+    }
+    this.stats.resent += frames.length;
+    for (const frame of frames) this.#transmit(frame);
+  }
+
+  #receive(bytes: Uint8Array): void {
+    this.stats.framesIn++;
+    let message: DecodedMessage;
+    try {
+      message = decodeClientMessage(bytes);
+    } catch (error) {
+      if (!(error instanceof MalformedMessageError)) throw error;
+      // dropped unacknowledged: the sender resends it, as with a validation failure in the plugin
+      this.stats.malformed++;
+      if (++this.#consecutiveMalformed > MAX_CONSECUTIVE_MALFORMED) {
+        this.#fail(
+          new TransportError(`the SSM data channel sends malformed frames: ${error.message}`, { layer: "protocol" }),
+        );
+      }
+      return;
+    }
+    this.#consecutiveMalformed = 0;
+    if (!message.digestOk) this.stats.badDigests++; // tolerated: some agent versions send wrong digests
+    switch (message.messageType) {
+      case MessageType.output: {
+        const result = this.#rx.accept(message.sequenceNumber, message);
+        if (result.duplicate) this.stats.duplicates++;
+        if (result.ack) this.#transmit(encodeAcknowledge(message));
+        for (const m of result.deliver) {
+          if (this.#ended) break;
+          this.#options.onMessage(m);
+        }
+        return;
+      }
+      case MessageType.acknowledge: {
+        const ack = parseJsonPayload(message.payload);
+        const seq = ack?.["AcknowledgedMessageSequenceNumber"];
+        if (typeof seq === "number" && this.#tx.acknowledge(seq, Date.now())) this.#wake();
+        if (this.#paused) this.#unpause(); // the agent also resumes on any incoming ack
+        return;
+      }
+      case MessageType.channelClosed: {
+        const body = parseJsonPayload(message.payload);
+        const output = typeof body?.["Output"] === "string" ? body["Output"] : "";
+        this.close();
+        this.#options.onClosed(output);
+        return;
+      }
+      case MessageType.pausePublication:
+        this.#paused = true;
+        return;
+      case MessageType.startPublication:
+        this.#unpause();
+        return;
+      default:
+        this.stats.unknownTypes++; // the plugin logs and ignores unknown types
+    }
+  }
+
+  #unpause(): void {
+    this.#paused = false;
+    for (const frame of this.#tx.all(Date.now())) this.#transmit(frame);
+  }
+
+  async #reconnect(): Promise<void> {
+    if (this.#reconnecting || this.#ended) return;
+    const resume = this.#options.resume;
+    if (!resume) {
+      this.#fail(new TransportError("the SSM data channel closed unexpectedly", { layer: "channel" }));
+      return;
+    }
+    this.#reconnecting = true;
+    let delay = 100 + Math.random() * 100;
+    let lastError: unknown;
+    for (let attempt = 0; attempt < (this.#options.resumeAttempts ?? 5) && !this.#ended; attempt++) {
+      if (attempt > 0) {
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+      try {
+        const grant = await resume();
+        if (this.#ended) break;
+        if (grant.streamUrl) this.#streamUrl = grant.streamUrl;
+        const ws = await dial(this.#streamUrl, grant.token, this.#clientId);
+        if (this.#ended) {
+          ws.close(1000);
+          break;
+        }
+        this.stats.resumes++;
+        this.#attach(ws);
+        this.#reconnecting = false;
+        // sequence numbers and buffers are kept; everything unacknowledged goes again
+        if (!this.#paused) for (const frame of this.#tx.all(Date.now())) this.#transmit(frame);
+        return;
+      } catch (error) {
+        lastError = error;
+        // credentials or a vanished session will not get better by retrying
+        if (error instanceof TransportError && (error.layer === "auth" || error.layer === "channel")) break;
+      }
+    }
+    this.#reconnecting = false;
+    if (this.#ended) return;
+    const message = lastError instanceof Error ? lastError.message : "resume failed";
+    this.#fail(
+      new TransportError(`the SSM data channel dropped and could not be resumed: ${message}`, {
+        layer: "channel",
+        cause: lastError,
+      }),
+    );
+  }
+
+  #fail(error: Error): void {
+    if (this.#ended) return;
+    this.close();
+    this.#options.onLost(error);
+  }
+
+  /** Closes the socket and stops timers; safe to call twice. */
+  close(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearInterval(this.#timer);
+    clearInterval(this.#pinger);
+    this.#wake();
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch {
+        ws.terminate();
+      }
+    }
+  }
+}

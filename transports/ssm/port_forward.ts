@@ -1,0 +1,190 @@
+/**
+ * Local port forwarding over a Session Manager "Port" session.
+ *
+ * One session carries every local connection: with a `LocalPortForwarding` session and an agent
+ * newer than 3.0.196.0 the Output stream is one smux session and each local connection is a smux
+ * stream (plugin `portsession/muxportforwarding.go`; the agent muxes because remote's ClientVersion
+ * is at least 1.1.70, agent `plugins/port/port.go`). Older agents get the "basic" mode: one local
+ * connection at a time, Flag DisconnectToPort when it ends (`basicportforwarding.go`); further
+ * connections wait their turn.
+ *
+ * @module
+ */
+import { type ForwardRequest, type OpenContext, TransportError } from "../../plugins/mod.ts";
+import { PayloadFlag } from "./client_message.ts";
+import { resolveConnection } from "./connection.ts";
+import { compareVersions, SsmSession } from "./session.ts";
+import { SmuxClient } from "./smux.ts";
+
+const MUX_AFTER_AGENT = "3.0.196.0";
+const TERMINATE_FLAG_AFTER_AGENT = "2.3.722.0";
+
+function listen(port: number): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname: "127.0.0.1", port, transport: "tcp" });
+  } catch (cause) {
+    if (cause instanceof Deno.errors.AddrInUse) {
+      throw new TransportError(`local port ${port} is already in use`, {
+        layer: "config",
+        hint: "choose another --local-port (0 picks a free one)",
+        cause,
+      });
+    }
+    throw new TransportError(`cannot listen on 127.0.0.1:${port}: ${String(cause)}`, { layer: "config", cause });
+  }
+}
+
+function closeQuietly(c: { close(): void }): void {
+  try {
+    c.close();
+  } catch { /* already closed */ }
+}
+
+/**
+ * Listens on 127.0.0.1:`localPort` and forwards each connection to `remotePort` on the target (or on
+ * `remoteHost` as the target sees it). Resolves when `ctx.signal` aborts or the session closes.
+ *
+ * @throws {TransportError} when the port is taken, for AWS errors, or when the session is lost
+ */
+export async function forward(ctx: OpenContext, request: ForwardRequest): Promise<void> {
+  const connection = resolveConnection(ctx);
+  const input = connection.input;
+  input.DocumentName ??= request.remoteHost
+    ? "AWS-StartPortForwardingSessionToRemoteHost"
+    : "AWS-StartPortForwardingSession";
+  input.Parameters = {
+    portNumber: [String(request.remotePort)],
+    ...(request.remoteHost ? { host: [request.remoteHost] } : {}),
+    ...input.Parameters,
+  };
+  const listener = listen(request.localPort);
+  const localPort = listener.addr.port;
+  input.Parameters.localPortNumber ??= [String(localPort)];
+
+  const conns = new Set<Deno.TcpConn>();
+  const { promise: ended, resolve: end } = Promise.withResolvers<Error | undefined>();
+  let onOutput: (data: Uint8Array) => void = () => {};
+  let session: SsmSession;
+  try {
+    session = await SsmSession.start({
+      control: connection.control,
+      input,
+      notice: (line) => ctx.notice(line),
+      signal: ctx.signal,
+      handlers: {
+        onOutput: (data) => onOutput(data),
+        onFlag: (flag) => {
+          if (flag === PayloadFlag.connectToPortError) {
+            ctx.notice(`warning: the target could not connect to ${request.remoteHost ?? "port"} ${request.remotePort}`);
+          }
+        },
+        onEnd: (result) => end(result.kind === "lost" ? result.error : undefined),
+      },
+    });
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+  const info = session.info;
+  if (info.sessionType !== "Port") {
+    listener.close();
+    await session.terminate();
+    throw new TransportError(`the session document opened a ${info.sessionType || "shell"} session, not a port session`, {
+      layer: "protocol",
+      hint: "use a port forwarding document such as AWS-StartPortForwardingSession",
+    });
+  }
+  const mux = info.properties.type === "LocalPortForwarding" && compareVersions(info.agentVersion, MUX_AFTER_AGENT) > 0;
+
+  const pump = async (conn: Deno.TcpConn, send: (d: Uint8Array) => Promise<void>) => {
+    const reader = conn.readable.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        await send(value);
+      }
+    } catch { /* reset by the local client, or the session ended */ }
+    finally {
+      reader.releaseLock();
+    }
+  };
+
+  let handle: (conn: Deno.TcpConn) => Promise<void>;
+  if (mux) {
+    const smux = new SmuxClient((bytes) => session.write(bytes));
+    onOutput = (data) => {
+      try {
+        smux.feed(data);
+      } catch (error) {
+        end(new TransportError(`the port session sent bad multiplexing frames: ${String(error)}`, { layer: "protocol" }));
+      }
+    };
+    handle = async (conn) => {
+      const writer = conn.writable.getWriter();
+      let chain = Promise.resolve();
+      const id = await smux.open({
+        onData: (data) => {
+          chain = chain.then(() => writer.write(data)).catch(() => {});
+        },
+        onClose: () => {
+          chain = chain.then(() => writer.close()).catch(() => {}).then(() => closeQuietly(conn));
+        },
+      });
+      await pump(conn, (d) => smux.send(id, d));
+      await smux.close(id).catch(() => {});
+      await chain;
+      closeQuietly(conn);
+    };
+  } else {
+    // basic mode: one connection at a time over the plain Output stream
+    let current: WritableStreamDefaultWriter<Uint8Array> | undefined;
+    let turn = Promise.resolve();
+    onOutput = (data) => void current?.write(data).catch(() => {});
+    handle = (conn) => {
+      const run = async () => {
+        current = conn.writable.getWriter();
+        await pump(conn, (d) => session.write(d));
+        current = undefined;
+        closeQuietly(conn);
+        await session.flag(PayloadFlag.disconnectToPort).catch(() => {});
+      };
+      turn = turn.then(run);
+      return turn;
+    };
+  }
+
+  request.onListening?.(localPort);
+  const accepting = (async () => {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        return; // the listener was closed
+      }
+      conns.add(conn);
+      void handle(conn).catch(() => {}).finally(() => {
+        conns.delete(conn);
+        closeQuietly(conn);
+      });
+    }
+  })();
+
+  const onAbort = () => end(undefined);
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
+  if (ctx.signal.aborted) end(undefined);
+  const failure = await ended;
+  ctx.signal.removeEventListener("abort", onAbort);
+  listener.close();
+  for (const conn of conns) closeQuietly(conn);
+  await accepting;
+  if (!session.ended) {
+    if (compareVersions(info.agentVersion, TERMINATE_FLAG_AFTER_AGENT) > 0) {
+      await Promise.race([session.flag(PayloadFlag.terminateSession), new Promise((r) => setTimeout(r, 500))])
+        .catch(() => {});
+    }
+    await session.terminate();
+  }
+  if (failure) throw failure;
+}

@@ -1,0 +1,175 @@
+/**
+ * Sequencing of the data channel, with no I/O: the buffer of sent-but-unacknowledged messages with
+ * an adaptive retransmission timeout, and the receive buffer that delivers in order, holds early
+ * messages and drops duplicates.
+ *
+ * Constants and formulas from aws/session-manager-plugin `src/config/config.go` and
+ * `src/datachannel/streaming.go` (`CalculateRetransmissionTimeout`, `ResendStreamDataMessageScheduler`,
+ * `HandleOutputMessage`); the agent uses the same (aws/amazon-ssm-agent `agent/session/config`).
+ *
+ * @module
+ */
+
+/** Retransmission constants (plugin `config.go`). */
+export const Retransmission = {
+  initialRtoMs: 200,
+  initialRttMs: 100,
+  minRttVarianceTermMs: 10,
+  maxRtoMs: 1000,
+  schedulerIntervalMs: 100,
+  /** resend attempts of one message before the session is given up (about five minutes) */
+  maxAttempts: 3000,
+} as const;
+
+interface Pending {
+  sequenceNumber: number;
+  frame: Uint8Array;
+  firstSentAt: number;
+  lastSentAt: number;
+  attempts: number;
+}
+
+/**
+ * Messages sent and not yet acknowledged, in sequence order. Acks match by sequence number only,
+ * as both the plugin and the agent do.
+ *
+ * @example Adaptive timeout
+ * ```ts
+ * import { SendBuffer } from "./sequencing.ts";
+ * const buf = new SendBuffer();
+ * buf.add(0, new Uint8Array(1), 0);
+ * buf.acknowledge(0, 40);
+ * console.assert(buf.rtoMs < 200);
+ * ```
+ */
+export class SendBuffer {
+  #pending = new Map<number, Pending>();
+  #rtt: number = Retransmission.initialRttMs;
+  #rttVariance = 0;
+  #rto: number = Retransmission.initialRtoMs;
+
+  /** the current retransmission timeout in milliseconds */
+  get rtoMs(): number {
+    return this.#rto;
+  }
+
+  /** how many messages wait for an acknowledgement */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** remembers a message just sent */
+  add(sequenceNumber: number, frame: Uint8Array, now: number): void {
+    this.#pending.set(sequenceNumber, { sequenceNumber, frame, firstSentAt: now, lastSentAt: now, attempts: 0 });
+  }
+
+  /**
+   * Removes an acknowledged message; returns false for unknown or repeated acks. The RTT sample is
+   * taken only from messages sent once (Karn), so a resend's ack cannot shrink the timeout.
+   */
+  acknowledge(sequenceNumber: number, now: number): boolean {
+    const entry = this.#pending.get(sequenceNumber);
+    if (!entry) return false;
+    this.#pending.delete(sequenceNumber);
+    if (entry.attempts === 0) this.#sample(now - entry.firstSentAt);
+    return true;
+  }
+
+  #sample(rtt: number): void {
+    this.#rttVariance = 0.75 * this.#rttVariance + 0.25 * Math.abs(this.#rtt - rtt);
+    this.#rtt = 0.875 * this.#rtt + 0.125 * rtt;
+    this.#rto = Math.min(
+      Retransmission.maxRtoMs,
+      this.#rtt + Math.max(Retransmission.minRttVarianceTermMs, 4 * this.#rttVariance),
+    );
+  }
+
+  /**
+   * The frames to send again now: every pending message, oldest first, whose last transmission is
+   * older than the timeout, at most `limit` of them. Marks them as sent at `now`.
+   */
+  due(now: number, limit = 256): { frames: Uint8Array[]; exhausted: boolean } {
+    const frames: Uint8Array[] = [];
+    let exhausted = false;
+    for (const entry of this.#pending.values()) {
+      if (frames.length >= limit) break;
+      if (now - entry.lastSentAt < this.#rto) continue;
+      entry.attempts++;
+      entry.lastSentAt = now;
+      if (entry.attempts > Retransmission.maxAttempts) exhausted = true;
+      frames.push(entry.frame);
+    }
+    return { frames, exhausted };
+  }
+
+  /** every pending frame, oldest first, marked as sent at `now` (after a reconnect) */
+  all(now: number): Uint8Array[] {
+    return [...this.#pending.values()].map((entry) => {
+      entry.lastSentAt = now;
+      return entry.frame;
+    });
+  }
+
+  /** the number of resend attempts of the oldest pending message */
+  get oldestAttempts(): number {
+    for (const entry of this.#pending.values()) return entry.attempts;
+    return 0;
+  }
+}
+
+/** What the receiver does with one incoming stream data message. */
+export interface ReceiveResult<T> {
+  /** acknowledge it (true for in-order, early and duplicate messages alike) */
+  ack: boolean;
+  /** messages now deliverable, in order */
+  deliver: T[];
+  duplicate: boolean;
+}
+
+/**
+ * Orders incoming stream data: delivers the expected sequence number and any buffered successors,
+ * buffers early messages (up to `capacity`, 10000 in the plugin), and reports duplicates.
+ *
+ * @example Early message held until the gap fills
+ * ```ts
+ * import { ReceiveBuffer } from "./sequencing.ts";
+ * const rx = new ReceiveBuffer<string>();
+ * console.assert(rx.accept(1, "b").deliver.length === 0);
+ * console.assert(rx.accept(0, "a").deliver.join("") === "ab");
+ * ```
+ */
+export class ReceiveBuffer<T> {
+  #expected = 0;
+  #early = new Map<number, T>();
+  readonly capacity: number;
+
+  constructor(capacity = 10000) {
+    this.capacity = capacity;
+  }
+
+  /** the next sequence number to deliver */
+  get expected(): number {
+    return this.#expected;
+  }
+
+  /** takes one message */
+  accept(sequenceNumber: number, item: T): ReceiveResult<T> {
+    if (sequenceNumber < this.#expected || this.#early.has(sequenceNumber)) {
+      // a duplicate: ack again, since the first ack may have been lost
+      return { ack: true, deliver: [], duplicate: true };
+    }
+    if (sequenceNumber > this.#expected) {
+      if (this.#early.size >= this.capacity) return { ack: false, deliver: [], duplicate: false };
+      this.#early.set(sequenceNumber, item);
+      return { ack: true, deliver: [], duplicate: false };
+    }
+    const deliver = [item];
+    this.#expected++;
+    for (let next = this.#early.get(this.#expected); next !== undefined; next = this.#early.get(this.#expected)) {
+      this.#early.delete(this.#expected);
+      deliver.push(next);
+      this.#expected++;
+    }
+    return { ack: true, deliver, duplicate: false };
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * One Session Manager session: StartSession, the data channel, the agent-initiated handshake, and
+ * the payload types a client handles afterwards. Shells (`mod.ts`) and port forwarding
+ * (`port_forward.ts`) build on it.
+ *
+ * Handshake per aws/amazon-ssm-agent `agent/session/datachannel/datachannel.go` (`PerformHandshake`)
+ * and aws/session-manager-plugin `src/datachannel/streaming.go` (`handleHandshakeRequest`,
+ * `HandleOutputMessage`); old agents without a handshake start with Output (plugin
+ * `sessionhandler.go` `ProcessFirstMessage`).
+ *
+ * @module
+ */
+import { TransportError } from "../../plugins/mod.ts";
+import { type DecodedMessage, parseJsonPayload, PayloadType } from "./client_message.ts";
+import {
+  type ControlPlaneConfig,
+  resumeSession,
+  type StartSessionInput,
+  startSession,
+  terminateSession,
+} from "./control_plane.ts";
+import { CLIENT_VERSION, DataChannel, STREAM_DATA_PAYLOAD_SIZE } from "./data_channel.ts";
+
+/** What the agent told us in the handshake. */
+export interface SessionInfo {
+  sessionId: string;
+  /** `Standard_Stream`, `Port`, `InteractiveCommands`, `NonInteractiveCommands`, or "" for old agents */
+  sessionType: string;
+  properties: Record<string, unknown>;
+  agentVersion: string;
+}
+
+/** Where session events go. */
+export interface SessionHandlers {
+  onOutput(data: Uint8Array): void;
+  onStdErr?(data: Uint8Array): void;
+  onExitCode?(code: number): void;
+  onFlag?(flag: number): void;
+  /** the session ended: `channel_closed` (with its Output text) or a failure */
+  onEnd(result: { kind: "closed"; output: string } | { kind: "lost"; error: Error }): void;
+}
+
+/** Options of {@linkcode SsmSession.start}. */
+export interface StartOptions {
+  control: ControlPlaneConfig;
+  input: StartSessionInput;
+  handlers: SessionHandlers;
+  notice(line: string): void;
+  /** how long the agent may take to complete the handshake */
+  handshakeTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** data channel tuning, for tests */
+  window?: number;
+  maxAttempts?: number;
+}
+
+/** A versioned comparison of dotted version strings (`3.0.196.0`). */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(".").map((n) => parseInt(n, 10) || 0);
+  const pb = b.split(".").map((n) => parseInt(n, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Reads an ExitCode payload: `EXIT_CODE: n` text (agent `shell.go`) or a bare number. */
+export function parseExitCode(payload: Uint8Array): number | undefined {
+  const m = /(-?\d+)/.exec(new TextDecoder().decode(payload));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A started session. */
+export class SsmSession {
+  readonly info: SessionInfo;
+  #dc: DataChannel;
+  #control: ControlPlaneConfig;
+  #queue: Promise<void> = Promise.resolve();
+  #terminated = false;
+
+  private constructor(info: SessionInfo, dc: DataChannel, control: ControlPlaneConfig) {
+    this.info = info;
+    this.#dc = dc;
+    this.#control = control;
+  }
+
+  /** the data channel's counters */
+  get stats(): DataChannel["stats"] {
+    return this.#dc.stats;
+  }
+
+  /**
+   * Starts a session and completes the handshake.
+   *
+   * @throws {TransportError} from the control plane, the data channel, or the handshake (`timeout`
+   *   when the agent never completes it; `unsupported` for KMS encryption)
+   */
+  static async start(options: StartOptions): Promise<SsmSession> {
+    const control = options.control;
+    const grant = await startSession(control, options.input);
+    const sessionId = grant.SessionId;
+    const info: SessionInfo = { sessionId, sessionType: "", properties: {}, agentVersion: "" };
+    const { promise: ready, resolve: setReady, reject: failReady } = Promise.withResolvers<void>();
+    let isReady = false;
+    let session: SsmSession | undefined;
+    const early: DecodedMessage[] = [];
+
+    const deliver = (m: DecodedMessage) => {
+      const h = options.handlers;
+      switch (m.payloadType) {
+        case PayloadType.output:
+          if (m.payload.length > 0) h.onOutput(m.payload);
+          return;
+        case PayloadType.stdErr:
+          if (m.payload.length > 0) (h.onStdErr ?? h.onOutput)(m.payload);
+          return;
+        case PayloadType.exitCode: {
+          const code = parseExitCode(m.payload);
+          if (code !== undefined) h.onExitCode?.(code);
+          return;
+        }
+        case PayloadType.flag:
+          if (m.payload.length >= 4) {
+            h.onFlag?.(new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0));
+          }
+          return;
+      }
+    };
+
+    const onMessage = (m: DecodedMessage) => {
+      if (isReady) return deliver(m);
+      switch (m.payloadType) {
+        case PayloadType.handshakeRequest:
+          void answerHandshake(m).catch((e) => failReady(e));
+          return;
+        case PayloadType.handshakeComplete: {
+          const body = parseJsonPayload(m.payload);
+          const text = typeof body?.["CustomerMessage"] === "string" ? body["CustomerMessage"] : "";
+          if (text) options.notice(text);
+          isReady = true;
+          setReady();
+          return;
+        }
+        case PayloadType.encChallengeRequest:
+          failReady(kmsError());
+          return;
+        case PayloadType.output:
+          if (info.agentVersion === "") {
+            // an agent without a handshake: a shell that starts talking right away
+            info.sessionType = "Standard_Stream";
+            isReady = true;
+            setReady();
+            deliver(m);
+            return;
+          }
+          early.push(m);
+          return;
+        default:
+          early.push(m);
+      }
+    };
+
+    let dc: DataChannel | undefined;
+    const answerHandshake = async (m: DecodedMessage) => {
+      const body = parseJsonPayload(m.payload);
+      if (!body) throw new TransportError("the SSM agent sent a handshake that is not JSON", { layer: "handshake" });
+      info.agentVersion = typeof body.AgentVersion === "string" ? body.AgentVersion : "unknown";
+      const actions = Array.isArray(body.RequestedClientActions) ? body.RequestedClientActions : [];
+      const processed: Record<string, unknown>[] = [];
+      let needsKms = false;
+      for (const action of actions) {
+        const a = typeof action === "object" && action !== null ? action as Record<string, unknown> : {};
+        const params = typeof a.ActionParameters === "object" && a.ActionParameters !== null
+          ? a.ActionParameters as Record<string, unknown>
+          : {};
+        if (a.ActionType === "SessionType") {
+          info.sessionType = String(params.SessionType ?? "");
+          info.properties = typeof params.Properties === "object" && params.Properties !== null
+            ? params.Properties as Record<string, unknown>
+            : {};
+          processed.push({ ActionType: "SessionType", ActionStatus: 1, ActionResult: null, Error: "" });
+        } else if (a.ActionType === "KMSEncryption") {
+          needsKms = true;
+          processed.push({
+            ActionType: "KMSEncryption",
+            ActionStatus: 2,
+            ActionResult: null,
+            Error: "KMS encryption is not supported by this client",
+          });
+        } else {
+          processed.push({ ActionType: a.ActionType, ActionStatus: 3, ActionResult: null, Error: "" });
+        }
+      }
+      const response = { ClientVersion: CLIENT_VERSION, ProcessedClientActions: processed, Errors: [] };
+      await sendSerial(PayloadType.handshakeResponse, new TextEncoder().encode(JSON.stringify(response)));
+      if (needsKms) throw kmsError();
+    };
+
+    // before the session object exists, sends go straight to the data channel in order
+    let preQueue: Promise<void> = Promise.resolve();
+    const sendSerial = (type: number, payload: Uint8Array): Promise<void> => {
+      if (session) return session.#send(type, payload);
+      preQueue = preQueue.then(() => dc!.send(type, payload));
+      return preQueue;
+    };
+
+    let ended = false;
+    const end = (result: Parameters<SessionHandlers["onEnd"]>[0]) => {
+      if (ended) return;
+      ended = true;
+      if (!isReady) {
+        failReady(
+          result.kind === "lost"
+            ? result.error
+            : new TransportError(`the SSM session closed during the handshake${result.output ? ": " + result.output : ""}`, {
+              layer: "handshake",
+            }),
+        );
+      }
+      options.handlers.onEnd(result);
+    };
+
+    dc = await DataChannel.open({
+      streamUrl: grant.StreamUrl,
+      token: grant.TokenValue,
+      resume: async () => {
+        const again = await resumeSession(control, sessionId);
+        return { streamUrl: again.StreamUrl, token: again.TokenValue };
+      },
+      onMessage,
+      onClosed: (output) => end({ kind: "closed", output }),
+      onLost: (error) => end({ kind: "lost", error }),
+      window: options.window,
+      maxAttempts: options.maxAttempts,
+    });
+
+    const timeoutMs = options.handshakeTimeoutMs ?? 30_000;
+    const timer = setTimeout(
+      () =>
+        failReady(
+          new TransportError("the SSM agent did not complete the session handshake", {
+            layer: "timeout",
+            hint: "check the agent on the instance (it must be 2.3.x or newer) and try again",
+          }),
+        ),
+      timeoutMs,
+    );
+    const onAbort = () => failReady(new TransportError("connecting was cancelled", { layer: "channel", code: "interrupted" }));
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await ready;
+    } catch (error) {
+      dc.close();
+      await terminateSession(control, sessionId).catch(() => {});
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+    session = new SsmSession(info, dc, control);
+    session.#queue = preQueue;
+    for (const m of early) deliver(m);
+    return session;
+  }
+
+  #send(type: number, payload: Uint8Array): Promise<void> {
+    const next = this.#queue.then(() => this.#dc.send(type, payload));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /** sends Output bytes in payloads of at most 1024 bytes, in order */
+  async write(data: Uint8Array): Promise<void> {
+    for (let at = 0; at < data.length; at += STREAM_DATA_PAYLOAD_SIZE) {
+      await this.#send(PayloadType.output, data.slice(at, at + STREAM_DATA_PAYLOAD_SIZE));
+    }
+  }
+
+  /** sends a terminal size (`{"cols","rows"}`) */
+  resize(columns: number, rows: number): Promise<void> {
+    return this.#send(PayloadType.size, new TextEncoder().encode(JSON.stringify({ cols: columns, rows })));
+  }
+
+  /** sends a Flag payload */
+  flag(value: number): Promise<void> {
+    const payload = new Uint8Array(4);
+    new DataView(payload.buffer).setUint32(0, value);
+    return this.#send(PayloadType.flag, payload);
+  }
+
+  /** true once the data channel has closed */
+  get ended(): boolean {
+    return this.#dc.ended;
+  }
+
+  /**
+   * Ends the session: TerminateSession (or the TerminateSession flag for port sessions) and closes
+   * the socket. Safe to call twice.
+   */
+  async terminate(): Promise<void> {
+    if (this.#terminated) return;
+    this.#terminated = true;
+    this.#dc.close();
+    await terminateSession(this.#control, this.info.sessionId).catch(() => {});
+  }
+}
+
+function kmsError(): TransportError {
+  return new TransportError("the session document requires KMS encryption, which remote does not support yet", {
+    layer: "handshake",
+    code: "unsupported",
+    hint: "use a session document without KMS encryption (--document-name), or the AWS CLI's session-manager-plugin",
+  });
+}
+

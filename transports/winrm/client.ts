@@ -1,0 +1,521 @@
+/**
+ * WinRS shell operations over authenticated WS-Man connections: Create, Command, Send, Receive,
+ * Signal, Delete (MS-WSMV 3.1.4). Connections come from a small pool so a long-polling Receive and
+ * a Send or Signal can run at once on separate sockets, each with its own NTLM context.
+ *
+ * @module
+ */
+import { type RemoteError, TransportError } from "../../plugins/mod.ts";
+import { createHash, randomUUID } from "node:crypto";
+import { concat, NtlmClient, NtlmError, type NtlmSession } from "./ntlm.ts";
+import { decryptMessage, ENCRYPTED_CONTENT_TYPE, EncryptionError, encryptMessage, isEncrypted } from "./encryption.ts";
+import { HttpConnection, HttpError, type HttpResponse } from "./http_connection.ts";
+import {
+  Action,
+  buildEnvelope,
+  checkRelatesTo,
+  commandBody,
+  createShellBody,
+  FaultCode,
+  parseCommandResponse,
+  parseCreateResponse,
+  parseEnvelope,
+  parseFault,
+  parseReceiveResponse,
+  receiveBody,
+  type ReceiveResult,
+  sendBody,
+  signalBody,
+  type WsmanFault,
+  WsmanXmlError,
+  type XmlElement,
+} from "./wsman_xml.ts";
+
+/** Everything needed to talk to one WinRM endpoint. */
+export interface WinrmSettings {
+  /** the endpoint, e.g. `http://win01:5985/wsman` */
+  url: URL;
+  auth: "basic" | "negotiate";
+  /** as typed: `DOMAIN\user`, `user@domain` or `user` */
+  username: string;
+  password: string;
+  /** certificate checks for HTTPS */
+  tls: { verifyCa: boolean; verifyHost: boolean; ca?: string[] };
+  allowRedirection: boolean;
+  /** w:OperationTimeout in ms: how long the host may hold a Receive */
+  operationTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+/** The longest a reply may take beyond OperationTimeout before the connection is given up. */
+export function replyTimeoutMs(operationTimeoutMs: number): number {
+  return operationTimeoutMs + Math.min(10_000, Math.max(2_000, operationTimeoutMs / 2));
+}
+
+const MAX_REDIRECTS = 5;
+const SOAP_TYPE = "application/soap+xml;charset=UTF-8";
+const te = new TextEncoder();
+const td = new TextDecoder();
+
+/** Counters for the benchmark: HTTP requests by purpose. */
+export interface WinrmStats {
+  requests: number;
+  handshakes: number;
+  connections: number;
+  byAction: Record<string, number>;
+}
+
+/** One socket with its authentication state. */
+class WsmanConnection {
+  #http?: HttpConnection;
+  #session?: NtlmSession;
+  #authed = false;
+
+  constructor(readonly client: WinrmClient) {}
+
+  get usable(): boolean {
+    return !this.#http || !this.#http.closed;
+  }
+
+  close(): void {
+    this.#http?.close();
+  }
+
+  async post(soap: string, timeoutMs: number): Promise<HttpResponse & { text: string }> {
+    const s = this.client.settings;
+    if (!this.#http || this.#http.closed) {
+      this.#http = await HttpConnection.connect({
+        host: s.url.hostname.replace(/^\[|\]$/g, ""),
+        port: Number(s.url.port || (s.url.protocol === "https:" ? 5986 : 5985)),
+        tls: s.url.protocol === "https:" ? s.tls : undefined,
+        connectTimeoutMs: s.connectTimeoutMs,
+      });
+      this.client.stats.connections++;
+      this.#authed = false;
+      this.#session = undefined;
+    }
+    const http = this.#http;
+    if (s.auth === "negotiate" && !this.#authed) await this.#handshake(http, timeoutMs);
+    const headers: Record<string, string> = {
+      "User-Agent": "Microsoft WinRM Client",
+      "Connection": "Keep-Alive",
+    };
+    let body: Uint8Array = te.encode(soap);
+    if (s.auth === "basic") {
+      headers["Authorization"] = `Basic ${btoa(String.fromCharCode(...te.encode(`${s.username}:${s.password}`)))}`;
+    }
+    if (this.#session) {
+      headers["Content-Type"] = ENCRYPTED_CONTENT_TYPE;
+      body = encryptMessage(this.#session, body);
+    } else headers["Content-Type"] = SOAP_TYPE;
+    this.client.stats.requests++;
+    const r = await http.request("POST", s.url.pathname || "/wsman", headers, body, timeoutMs);
+    let text: string;
+    if (this.#session && r.body.length) {
+      if (!isEncrypted(r.headers.get("content-type"))) {
+        throw new TransportError(`${s.url.host} replied unencrypted on an encrypted connection`, {
+          layer: "protocol",
+          hint: "the reply cannot be trusted; check for a proxy between you and the host",
+        });
+      }
+      try {
+        text = td.decode(decryptMessage(this.#session, r.body));
+      } catch (e) {
+        if (e instanceof EncryptionError || e instanceof NtlmError) {
+          this.close();
+          throw new TransportError(`cannot decrypt the reply from ${s.url.host}: ${e.message}`, {
+            layer: "protocol",
+            cause: e,
+          });
+        }
+        throw e;
+      }
+    } else text = td.decode(r.body);
+    return { ...r, text };
+  }
+
+  async #handshake(http: HttpConnection, timeoutMs: number): Promise<void> {
+    const s = this.client.settings;
+    const https = s.url.protocol === "https:";
+    let channelBindings: Uint8Array | undefined;
+    const cert = https ? http.peerCertificate() : undefined;
+    if (cert) channelBindings = tlsChannelBindings(cert);
+    const ntlm = new NtlmClient({
+      username: s.username,
+      password: s.password,
+      spn: `HTTP/${s.url.hostname}`,
+      channelBindings,
+    });
+    const path = s.url.pathname || "/wsman";
+    const common = { "User-Agent": "Microsoft WinRM Client", "Connection": "Keep-Alive", "Content-Type": SOAP_TYPE };
+    this.client.stats.handshakes++;
+    this.client.stats.requests++;
+    const r1 = await http.request(
+      "POST",
+      path,
+      { ...common, Authorization: `Negotiate ${b64(ntlm.negotiate())}` },
+      new Uint8Array(),
+      timeoutMs,
+    );
+    const token = /Negotiate\s+([A-Za-z0-9+/=]+)/i.exec(r1.headers.get("www-authenticate") ?? "")?.[1];
+    if (r1.status !== 401 || !token) {
+      if (r1.status === 401) {
+        throw new TransportError(`${s.url.host} does not offer Negotiate authentication`, {
+          layer: "auth",
+          hint: `the host offers: ${
+            r1.headers.get("www-authenticate") || "nothing"
+          }; try --authentication Basic over https`,
+        });
+      }
+      throw new TransportError(`${s.url.host} answered the NTLM negotiation with HTTP ${r1.status}`, {
+        layer: "protocol",
+      });
+    }
+    let auth: { message: Uint8Array; session: NtlmSession };
+    try {
+      auth = ntlm.authenticate(unb64(token));
+    } catch (e) {
+      throw new TransportError(`NTLM with ${s.url.host} failed: ${(e as Error).message}`, { layer: "auth", cause: e });
+    }
+    this.client.stats.requests++;
+    const r2 = await http.request(
+      "POST",
+      path,
+      { ...common, Authorization: `Negotiate ${b64(auth.message)}` },
+      new Uint8Array(),
+      timeoutMs,
+    );
+    if (r2.status === 401) throw this.client.accessDenied();
+    if (r2.status >= 300) {
+      throw new TransportError(`${s.url.host} answered the NTLM authentication with HTTP ${r2.status}`, {
+        layer: "protocol",
+      });
+    }
+    this.#authed = true;
+    if (!https) this.#session = auth.session;
+  }
+}
+
+function b64(b: Uint8Array): string {
+  return btoa(String.fromCharCode(...b));
+}
+
+function unb64(s: string): Uint8Array {
+  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+}
+
+/**
+ * The `tls-server-end-point` channel binding (RFC 5929) as MS-NLMP's MsvAvChannelBindings wants it:
+ * MD5 of a gss_channel_bindings_struct whose application data is the prefix and the certificate hash
+ * (SHA-256 unless the certificate is signed with SHA-384 or SHA-512).
+ */
+export function tlsChannelBindings(certDer: Uint8Array): Uint8Array {
+  const alg = signatureHash(certDer);
+  const hash = new Uint8Array(createHash(alg).update(certDer).digest());
+  const app = concat(te.encode("tls-server-end-point:"), hash);
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, app.length, true);
+  return new Uint8Array(createHash("md5").update(concat(new Uint8Array(16), len, app)).digest());
+}
+
+function signatureHash(der: Uint8Array): "sha256" | "sha384" | "sha512" {
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm SEQUENCE { OID, … }, signature }
+  const hdr = (o: number): [number, number] => {
+    let len = der[o + 1];
+    let h = 2;
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + der[o + 2 + i];
+      h += n;
+    }
+    return [h, len];
+  };
+  try {
+    const [oh] = hdr(0);
+    const tbs = oh;
+    const [th, tl] = hdr(tbs);
+    const alg = tbs + th + tl;
+    const [ah] = hdr(alg);
+    const oid = alg + ah;
+    const [idh, idl] = hdr(oid);
+    const hex = Array.from(der.subarray(oid + idh, oid + idh + idl), (b) => b.toString(16).padStart(2, "0")).join("");
+    if (hex === "2a864886f70d01010c" || hex === "2a8648ce3d040303") return "sha384";
+    if (hex === "2a864886f70d01010d" || hex === "2a8648ce3d040304") return "sha512";
+  } catch { /* malformed: fall back to the default */ }
+  return "sha256";
+}
+
+/** A w:TimedOut reply to a Receive: nothing happened within OperationTimeout. */
+export const RECEIVE_TIMED_OUT = Symbol("receive timed out");
+
+/**
+ * A client for one WinRM endpoint: shell operations, each one HTTP request.
+ *
+ * @example Run a command
+ * ```ts ignore
+ * import { WinrmClient } from "./client.ts";
+ * const c = new WinrmClient(settings);
+ * const shell = await c.createShell({});
+ * const cmd = await c.command(shell, "ipconfig");
+ * ```
+ */
+export class WinrmClient {
+  readonly settings: WinrmSettings;
+  readonly sessionId = `uuid:${randomUUID().toUpperCase()}`;
+  readonly stats: WinrmStats = { requests: 0, handshakes: 0, connections: 0, byAction: {} };
+  #idle: WsmanConnection[] = [];
+  #all = new Set<WsmanConnection>();
+  #redirects = 0;
+  #closed = false;
+
+  constructor(settings: WinrmSettings) {
+    this.settings = { ...settings, url: new URL(settings.url) };
+  }
+
+  /** the error for rejected credentials */
+  accessDenied(): TransportError {
+    return new TransportError(`access denied for ${this.settings.username} at ${this.settings.url.host}`, {
+      layer: "auth",
+      hint: "check the user name and password (--credential DOMAIN\\user), and that the account may use WinRM",
+    });
+  }
+
+  /** Create: a cmd shell with UTF-8 code page; returns the ShellId */
+  async createShell(o: { env?: Readonly<Record<string, string>>; workingDirectory?: string }): Promise<string> {
+    const env = await this.#invoke(Action.create, createShellBody(o), {
+      options: { WINRS_NOPROFILE: "FALSE", WINRS_CODEPAGE: "65001" },
+    });
+    return parseCreateResponse(env);
+  }
+
+  /** Command: starts `commandLine` in the shell; returns the CommandId */
+  async command(shellId: string, commandLine: string): Promise<string> {
+    const env = await this.#invoke(Action.command, commandBody(commandLine), {
+      selectors: { ShellId: shellId },
+      options: { WINRS_CONSOLEMODE_STDIN: "TRUE", WINRS_SKIP_CMD_SHELL: "FALSE" },
+    });
+    return parseCommandResponse(env);
+  }
+
+  /** Send: stdin bytes, split to fit MaxEnvelopeSize; `end` closes the command's stdin */
+  async send(shellId: string, commandId: string, data: Uint8Array, end: boolean): Promise<void> {
+    const CHUNK = 96 * 1024;
+    let off = 0;
+    do {
+      const part = data.subarray(off, off + CHUNK);
+      off += part.length;
+      await this.#invoke(Action.send, sendBody(commandId, part, end && off >= data.length), {
+        selectors: { ShellId: shellId },
+      });
+    } while (off < data.length);
+  }
+
+  /** Receive: one long poll; {@linkcode RECEIVE_TIMED_OUT} when the host had nothing within OperationTimeout */
+  async receive(shellId: string, commandId: string): Promise<ReceiveResult | typeof RECEIVE_TIMED_OUT> {
+    try {
+      const env = await this.#invoke(Action.receive, receiveBody(commandId), {
+        selectors: { ShellId: shellId },
+        options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
+      });
+      return parseReceiveResponse(env, commandId);
+    } catch (e) {
+      if (e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout) return RECEIVE_TIMED_OUT;
+      throw e;
+    }
+  }
+
+  /** Signal: ctrl_c, ctrl_break or terminate */
+  async signal(shellId: string, commandId: string, code: string): Promise<void> {
+    await this.#invoke(Action.signal, signalBody(commandId, code), { selectors: { ShellId: shellId } });
+  }
+
+  /** Delete: ends the shell and every command in it */
+  async deleteShell(shellId: string): Promise<void> {
+    await this.#invoke(Action.delete, "", { selectors: { ShellId: shellId } });
+  }
+
+  /** closes every connection; safe to call twice */
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#all) c.close();
+    this.#all.clear();
+    this.#idle = [];
+  }
+
+  async #invoke(
+    action: string,
+    body: string,
+    o: { selectors?: Record<string, string>; options?: Record<string, string> },
+  ): Promise<XmlElement> {
+    const s = this.settings;
+    for (;;) {
+      const messageId = `uuid:${randomUUID().toUpperCase()}`;
+      const soap = buildEnvelope({
+        action,
+        to: s.url.href,
+        messageId,
+        sessionId: this.sessionId,
+        operationTimeout: `PT${(s.operationTimeoutMs / 1000).toFixed(3)}S`,
+        selectors: o.selectors,
+        options: o.options,
+        body,
+      });
+      const op = action.slice(action.lastIndexOf("/") + 1);
+      this.stats.byAction[op] = (this.stats.byAction[op] ?? 0) + 1;
+      const r = await this.#post(soap, op);
+      if (r.status >= 300 && r.status < 400 && r.headers.has("location")) {
+        this.#redirect(r.headers.get("location")!);
+        continue;
+      }
+      if (r.status === 401) throw this.accessDenied();
+      if (r.status !== 200 && !r.text.trim()) {
+        throw new TransportError(`${s.url.host} answered ${op} with HTTP ${r.status} and no body`, {
+          layer: "protocol",
+        });
+      }
+      let env: XmlElement;
+      try {
+        env = parseEnvelope(r.text);
+      } catch (e) {
+        if (e instanceof WsmanXmlError) {
+          throw new TransportError(`bad reply to ${op} from ${s.url.host}: ${e.message}`, {
+            layer: "protocol",
+            cause: e,
+          });
+        }
+        throw e;
+      }
+      const fault = parseFault(env);
+      try {
+        checkRelatesTo(env, messageId);
+      } catch (e) {
+        // a fault raised before the request was understood may carry no RelatesTo
+        if (!fault) {
+          throw new TransportError(`bad reply to ${op} from ${s.url.host}: ${(e as Error).message}`, {
+            layer: "protocol",
+          });
+        }
+      }
+      if (fault) throw new WinrmFaultError(op, s.url.host, fault);
+      if (r.status !== 200) {
+        throw new TransportError(`${s.url.host} answered ${op} with HTTP ${r.status}`, { layer: "protocol" });
+      }
+      return env;
+    }
+  }
+
+  #redirect(location: string): void {
+    const s = this.settings;
+    if (!s.allowRedirection) {
+      throw new TransportError(`${s.url.host} redirects to ${location}`, {
+        layer: "protocol",
+        hint: "pass --allow-redirection to follow it",
+      });
+    }
+    if (++this.#redirects > MAX_REDIRECTS) {
+      throw new TransportError(`more than ${MAX_REDIRECTS} redirections from ${s.url.host}`, { layer: "protocol" });
+    }
+    const next = new URL(location, s.url);
+    if (next.protocol !== "http:" && next.protocol !== "https:") {
+      throw new TransportError(`${s.url.host} redirects to a non-http location`, { layer: "protocol" });
+    }
+    if (s.auth === "basic" && next.protocol === "http:" && s.url.protocol === "https:") {
+      throw new TransportError(`${s.url.host} redirects from https to http, which would expose the password`, {
+        layer: "protocol",
+      });
+    }
+    for (const c of this.#all) c.close();
+    this.#all.clear();
+    this.#idle = [];
+    s.url = next;
+  }
+
+  async #post(soap: string, op: string): Promise<HttpResponse & { text: string }> {
+    if (this.#closed) throw new TransportError("the winrm client is closed", { layer: "channel" });
+    let conn = this.#idle.pop();
+    while (conn && !conn.usable) {
+      this.#all.delete(conn);
+      conn = this.#idle.pop();
+    }
+    if (!conn) {
+      conn = new WsmanConnection(this);
+      this.#all.add(conn);
+    }
+    const timeout = replyTimeoutMs(this.settings.operationTimeoutMs);
+    try {
+      const r = await conn.post(soap, timeout);
+      if (conn.usable && this.#all.has(conn)) this.#idle.push(conn);
+      return r;
+    } catch (e) {
+      conn.close();
+      this.#all.delete(conn);
+      if (e instanceof HttpError) {
+        const host = this.settings.url.host;
+        if (e.kind === "timeout") {
+          throw new TransportError(`${host} did not answer ${op} within ${Math.round(timeout / 1000)}s`, {
+            layer: "timeout",
+            hint: "the host or the network is stuck; try again, or check the WinRM service on the host",
+            cause: e,
+          });
+        }
+        throw new TransportError(`${op} to ${host} failed: ${e.message}`, {
+          layer: e.kind === "protocol" ? "protocol" : "channel",
+          cause: e,
+        });
+      }
+      throw e;
+    }
+  }
+}
+
+/** A SOAP fault turned into a user-facing error; the WSManFault code stays readable in `fault`. */
+export class WinrmFaultError extends TransportError {
+  readonly fault: WsmanFault;
+
+  constructor(op: string, host: string, fault: WsmanFault) {
+    const { message, hint, code } = describeFault(op, host, fault);
+    super(message, { layer: code === "timeout" ? "timeout" : "server", code, hint });
+    this.name = "WinrmFaultError";
+    this.fault = fault;
+  }
+}
+
+function describeFault(op: string, host: string, f: WsmanFault): {
+  message: string;
+  hint?: string;
+  code: RemoteError["code"];
+} {
+  const codeText = f.code !== undefined ? ` (WSManFault ${f.code}, 0x${f.code.toString(16)})` : ` (${f.subcode})`;
+  const text = f.message ? `: ${f.message.replace(/[.\s]+$/, "")}` : "";
+  const sub = f.subcode.replace(/^.*:/, "");
+  if (f.code === FaultCode.accessDenied || sub === "AccessDenied") {
+    return {
+      message: `${host} denied access to ${op}${codeText}${text}`,
+      hint: "the account needs to be an administrator or in Remote Management Users on the host",
+      code: "auth",
+    };
+  }
+  if (f.code === FaultCode.shellQuota || sub === "QuotaLimit") {
+    return {
+      message: `${host} refused a new shell: the shell quota is used up${codeText}${text}`,
+      hint: "close other shells of this user, or raise MaxShellsPerUser on the host",
+      code: "remoteFault",
+    };
+  }
+  if (f.code === FaultCode.invalidSelectors || sub === "InvalidSelectors") {
+    return {
+      message: `${host} no longer knows the shell or command (invalid selectors)${codeText}${text}`,
+      hint: "the shell ended on the host (idle timeout or service restart); start a new session",
+      code: "remoteFault",
+    };
+  }
+  if (f.code === FaultCode.operationTimeout || sub === "TimedOut") {
+    return {
+      message: `${op} timed out on ${host}${codeText}${text}`,
+      hint: "the host is slow to answer; try again",
+      code: "timeout",
+    };
+  }
+  return { message: `${host} answered ${op} with a fault${codeText}${text}`, code: "remoteFault" };
+}

@@ -1,0 +1,81 @@
+import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
+import {
+  buildEnvelope,
+  checkRelatesTo,
+  parseEnvelope,
+  parseFault,
+  parseReceiveResponse,
+  toBase64,
+  WsmanXmlError,
+} from "./wsman_xml.ts";
+
+// a w:TimedOut fault as recorded in masterzen/winrm fixture_test.go (operationTimeoutResponse), prefixes renamed
+const TIMED_OUT =
+  `<?xml version="1.0"?><env:Envelope xml:lang="en-US" xmlns:env="http://www.w3.org/2003/05/soap-envelope"
+ xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:man="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">
+<env:Header><wsa:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</wsa:Action>
+<wsa:RelatesTo>uuid:ABC</wsa:RelatesTo></env:Header><env:Body><env:Fault><env:Code><env:Value>env:Receiver</env:Value>
+<env:Subcode><env:Value>man:TimedOut</env:Value></env:Subcode></env:Code><env:Reason><env:Text xml:lang="en-US">The
+ WS-Management service cannot complete the operation within the time specified in OperationTimeout.</env:Text></env:Reason>
+<env:Detail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="2150858793"
+ Machine="win01"><f:Message>The WS-Management service cannot complete the operation.</f:Message></f:WSManFault>
+</env:Detail></env:Fault></env:Body></env:Envelope>`;
+
+Deno.test("parseFault() reads the WSManFault code whatever the prefixes", () => {
+  const f = parseFault(parseEnvelope(TIMED_OUT));
+  assertEquals(f, {
+    subcode: "man:TimedOut",
+    code: 2150858793,
+    machine: "win01",
+    message: "The WS-Management service cannot complete the operation.",
+  });
+});
+
+Deno.test("parseEnvelope() resolves namespaces instead of trusting prefixes", () => {
+  const fake = TIMED_OUT.replace('xmlns:env="http://www.w3.org/2003/05/soap-envelope"', 'xmlns:env="urn:other"');
+  throws(() => parseEnvelope(fake), /not a SOAP envelope/);
+  throws(() => parseEnvelope("<s:Envelope/>"), /undeclared namespace prefix s/);
+});
+
+Deno.test("parseEnvelope() refuses DOCTYPE, entities and broken XML", () => {
+  throws(() => parseEnvelope(`<!DOCTYPE x [<!ENTITY a "b">]>${TIMED_OUT}`), WsmanXmlError);
+  throws(() => parseEnvelope(`<?xml version="1.0"?><!doctype x>`), /DOCTYPE/);
+  throws(() => parseEnvelope(TIMED_OUT.slice(0, 300)), /not well-formed/);
+  throws(() => parseEnvelope(""), /empty/);
+});
+
+Deno.test("checkRelatesTo() compares with the MessageID sent", () => {
+  const env = parseEnvelope(TIMED_OUT);
+  checkRelatesTo(env, "uuid:abc");
+  throws(() => checkRelatesTo(env, "uuid:DEF"), /relates to uuid:ABC/);
+});
+
+Deno.test("parseReceiveResponse() collects streams, End and the exit code", () => {
+  const rsp = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell";
+  const xml = `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:rsp="${rsp}"><s:Body>` +
+    `<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="C1">${toBase64(new TextEncoder().encode("hi"))}` +
+    `</rsp:Stream><rsp:Stream Name="stderr" CommandId="C1" End="true"></rsp:Stream>` +
+    `<rsp:CommandState CommandId="C1" State="${rsp}/CommandState/Done"><rsp:ExitCode>3</rsp:ExitCode>` +
+    `</rsp:CommandState></rsp:ReceiveResponse></s:Body></s:Envelope>`;
+  const r = parseReceiveResponse(parseEnvelope(xml), "c1");
+  assertEquals(r.done, true);
+  assertEquals(r.exitCode, 3);
+  assertEquals(r.chunks.map((c) => [c.name, new TextDecoder().decode(c.data), c.end]), [
+    ["stdout", "hi", false],
+    ["stderr", "", true],
+  ]);
+});
+
+Deno.test("buildEnvelope() escapes selector values", () => {
+  const xml = buildEnvelope({
+    action: "a",
+    to: "http://h:5985/wsman",
+    messageId: "uuid:1",
+    sessionId: "uuid:2",
+    operationTimeout: "PT20S",
+    selectors: { ShellId: `<"&>` },
+    body: "",
+  });
+  assertEquals(xml.includes(`<w:Selector Name="ShellId">&lt;&quot;&amp;&gt;</w:Selector>`), true);
+  parseEnvelope(xml);
+});
