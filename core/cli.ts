@@ -10,7 +10,8 @@ import { loadConfig, type UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { renderHelp } from "./help.ts";
 import { promptForMissing, resolveParameterSet, type VerbSpec } from "./parameter_set.ts";
-import { loadPluginEntries } from "./plugin_loader.ts";
+import { defaultPluginDir, loadPluginEntries } from "./plugin_loader.ts";
+import { describeOrigin, mergeCatalog } from "../plugins/validate.ts";
 import { terminalPrompter } from "./prompt.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 import { verbSpecs } from "./verbs.ts";
@@ -69,14 +70,16 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     await writeOut(versionText(options));
     return 0;
   }
+  if (verb === BACKGROUND_VERB) return await transportBackground(rest.slice(1), options.transports);
   const config = await loadConfig();
   const extra = await loadPluginEntries({
     specifiers: [...plugins, ...config.plugins.map(pluginSpecifier)],
     executables: true,
     pluginDir: defaultPluginDir(),
     path: Deno.env.get("PATH") ?? "",
+    warn: (line) => console.error(line),
   });
-  const entries = mergeEntries(options.transports, extra);
+  const entries = mergeCatalog([...options.transports, ...extra]);
   const manifests = entries.map((e) => e.manifest);
   const specs = verbSpecs(manifests, config.defaults.transport ?? "ssh");
   const args = rest.slice(1);
@@ -112,6 +115,30 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     resolution = await promptForMissing(spec, resolution, prompter);
   }
   return await runVerb({ verb, spec, resolution, entries, config, prompter });
+}
+
+/** The hidden verb that runs a built-in transport's background helper (e.g. the SSH reuse master). */
+const BACKGROUND_VERB = "__transport-background";
+
+/** Runs `remote __transport-background <id> ...args`: the program relaunching itself for a transport. */
+async function transportBackground(args: string[], transports: readonly TransportEntry[]): Promise<number> {
+  const entry = transports.find((t) => t.manifest.id === args[0]);
+  const transport = entry ? await entry.load() : undefined;
+  if (!transport?.background) {
+    throw new UsageError(`transport '${args[0] ?? ""}' has no background helper`, {
+      hint: "this verb is for remote's own use",
+    });
+  }
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  try {
+    return await transport.background(args.slice(1), { signal: controller.signal });
+  } finally {
+    Deno.removeSignalListener("SIGTERM", stop);
+    Deno.removeSignalListener("SIGINT", stop);
+  }
 }
 
 /** `enter` with nothing at all opens the local loopback session, as Enter-PSSession's first example. */
@@ -164,27 +191,6 @@ function versionText(options: CliOptions): string {
     `transports: ${ids}\n`;
 }
 
-function defaultPluginDir(): string {
-  const base = Deno.env.get("XDG_DATA_HOME") ?? `${Deno.env.get("HOME") ?? "."}/.local/share`;
-  return `${base}/remote/plugins`;
-}
-
-function mergeEntries(builtins: readonly TransportEntry[], extra: readonly TransportEntry[]): TransportEntry[] {
-  const all = [...builtins];
-  for (const entry of extra) {
-    const clash = all.find((e) =>
-      e.manifest.id === entry.manifest.id ||
-      (entry.manifest.schemes ?? []).some((s) => e.manifest.id === s || (e.manifest.schemes ?? []).includes(s))
-    );
-    if (clash) {
-      throw new RemoteError("plugin", `plugin ${entry.manifest.id} claims a name or scheme ${clash.manifest.id} has`, {
-        hint: "rename the plugin's id or schemes",
-      });
-    }
-    all.push(entry);
-  }
-  return all;
-}
 
 async function pluginVerb(args: string[], entries: readonly TransportEntry[], specs: VerbSpec[]): Promise<number> {
   const sub = args[0] ?? "list";
@@ -192,7 +198,7 @@ async function pluginVerb(args: string[], entries: readonly TransportEntry[], sp
     const rows = entries.map((e) => [
       e.manifest.id,
       e.manifest.version,
-      e.origin.kind === "builtin" ? "built-in" : e.origin.kind === "module" ? e.origin.specifier : e.origin.path,
+      describeOrigin(e.origin),
       e.manifest.capabilities.join(","),
       [e.manifest.id, ...(e.manifest.schemes ?? [])].map((s) => `${s}://`).join(" "),
     ]);

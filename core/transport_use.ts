@@ -49,7 +49,8 @@ const CAPABILITY_WORDS: Record<Capability, string> = {
 export function requireCapability(entry: TransportEntry, capability: Capability, why?: string): void {
   if (!entry.manifest.capabilities.includes(capability)) {
     throw new UnsupportedError(entry.manifest.id, CAPABILITY_WORDS[capability], {
-      hint: why ?? `transports that do: ${capability} — see: remote plugin list`,
+      hint: why ?? entry.manifest.unsupportedReasons?.[capability] ??
+        `see which transports can: remote plugin list`,
     });
   }
 }

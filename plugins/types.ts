@@ -125,6 +125,8 @@ export interface TransportManifest {
   defaultSet?: string;
   /** the port a target without one gets */
   defaultPort?: number;
+  /** why a capability is absent, shown to a user whose verb needs it */
+  unsupportedReasons?: Readonly<Partial<Record<Capability, string>>>;
 }
 
 /** Where to connect, parsed from the target string and the bound parameters. */
@@ -179,6 +181,17 @@ export interface OpenContext {
   prompt: Prompter;
   /** receives one-line notices for the user (e.g. "warning: permanently added …") */
   notice(line: string): void;
+  /**
+   * true when the core allows sharing an already authenticated connection to the same target and
+   * identity (connection reuse, as OpenSSH's ControlMaster); transports without reuse ignore it
+   */
+  reuse?: boolean;
+}
+
+/** What a transport's background helper (`remote __transport-background <id> ...`) is handed. */
+export interface BackgroundContext {
+  /** aborts on SIGTERM or SIGINT to the helper */
+  signal: AbortSignal;
 }
 
 /** How a remote process ended. A remote command's status is data, not an error. */
@@ -261,4 +274,10 @@ export interface Transport {
   sessions?: SessionHost;
   /** present with the `forward` capability; resolves when `ctx.signal` aborts or the link ends */
   forward?(ctx: OpenContext, request: ForwardRequest): Promise<void>;
+  /**
+   * A long-lived helper process the transport starts for itself (e.g. the SSH connection-reuse master),
+   * run by the hidden verb `remote __transport-background <id> ...args` so it works from the compiled
+   * binary too; resolves with the helper's exit code
+   */
+  background?(args: readonly string[], ctx: BackgroundContext): Promise<number>;
 }

@@ -5,8 +5,8 @@
 import { deepStrictEqual as assertEquals, match, ok as assert, rejects } from "node:assert/strict";
 import { run } from "./harness/process.ts";
 import { startSshAgent } from "./harness/ssh_agent.ts";
-import { isolatedHome, type IsolatedHome, readText, ScriptedPrompter, sshContext } from "./harness/ssh_context.ts";
-import { startSshd, type SshdServer, withLogOnFailure } from "./harness/sshd.ts";
+import { type IsolatedHome, isolatedHome, readText, ScriptedPrompter, sshContext } from "./harness/ssh_context.ts";
+import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
 import { connectSsh } from "../transports/ssh/connection.ts";
 import { open } from "../transports/ssh/mod.ts";
 import { type Prompter, RemoteError } from "../plugins/mod.ts";
@@ -80,9 +80,8 @@ Deno.test("connectSsh() authenticates with a key held by a real ssh-agent", asyn
   await using sshd = await startSshd();
   await using agent = await startSshAgent();
   await agent.add(sshd.userKey);
-  Deno.env.set("SSH_AUTH_SOCK", agent.socket);
   await withLogOnFailure(sshd, async () => {
-    assertEquals(await whoami(sshd, home, {}), "ok\n");
+    assertEquals(await whoami(sshd, home, { Options: { IdentityAgent: agent.socket } }), "ok\n");
     // the agent was used: no key file was given and none is in the isolated ~/.ssh
     match(await sshd.log(), /Accepted publickey/);
   });

@@ -50,7 +50,10 @@ Deno.test("open() reports a refused port with code 241", async () => {
   await using home = await isolatedHome();
   const port = freePort();
   const ctx = sshContext({ host: "127.0.0.1", port }, home, {});
-  await rejects(open(ctx, { kind: "shell" }), isCode(241, new RegExp(`^connection refused by 127\\.0\\.0\\.1:${port}$`)));
+  await rejects(
+    open(ctx, { kind: "shell" }),
+    isCode(241, new RegExp(`^connection refused by 127\\.0\\.0\\.1:${port}$`)),
+  );
 });
 
 Deno.test("open() gives up on a server that never speaks with code 242 after ConnectingTimeout", async () => {
@@ -122,7 +125,10 @@ Deno.test("a running command whose connection drops ends as lost, not as an exit
   await using home = await isolatedHome();
   await using sshd = await startSshd();
   await using link = await proxy(sshd.port);
-  await Deno.writeTextFile(home.knownHosts, sshd.knownHostsLine().replaceAll(`:${sshd.port} `, `:${link.port} `) + "\n");
+  await Deno.writeTextFile(
+    home.knownHosts,
+    sshd.knownHostsLine().replaceAll(`:${sshd.port} `, `:${link.port} `) + "\n",
+  );
   const ctx = sshContext({ host: "127.0.0.1", port: link.port, user: sshd.user }, home, {
     KeyFilePath: [sshd.userKey],
   });
@@ -141,7 +147,10 @@ Deno.test("a silent link is declared lost after ServerAliveInterval x ServerAliv
   await using home = await isolatedHome();
   await using sshd = await startSshd();
   await using link = await proxy(sshd.port);
-  await Deno.writeTextFile(home.knownHosts, sshd.knownHostsLine().replaceAll(`:${sshd.port} `, `:${link.port} `) + "\n");
+  await Deno.writeTextFile(
+    home.knownHosts,
+    sshd.knownHostsLine().replaceAll(`:${sshd.port} `, `:${link.port} `) + "\n",
+  );
   const ctx = sshContext({ host: "127.0.0.1", port: link.port, user: sshd.user }, home, {
     KeyFilePath: [sshd.userKey],
     Options: { ServerAliveInterval: "1", ServerAliveCountMax: "2" },

@@ -5,7 +5,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startDropbear } from "./harness/dropbear.ts";
 import { isolatedHome, readText, sshContext } from "./harness/ssh_context.ts";
-import { startSshd, type SshdServer, withLogOnFailure } from "./harness/sshd.ts";
+import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
 import { open } from "../transports/ssh/mod.ts";
 import type { Channel } from "../plugins/mod.ts";
 
@@ -70,7 +70,10 @@ Deno.test("open() exec sends request.env that the server accepts", async () => {
 });
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
 }
 
 Deno.test("open() exec round-trips 10 MB of random bytes through cat", async () => {

@@ -4,8 +4,8 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert, rejects } from "node:assert/strict";
 import { run } from "./harness/process.ts";
-import { isolatedHome, type IsolatedHome, readText, ScriptedPrompter, sshContext } from "./harness/ssh_context.ts";
-import { startSshd, type SshdServer } from "./harness/sshd.ts";
+import { type IsolatedHome, isolatedHome, readText, ScriptedPrompter, sshContext } from "./harness/ssh_context.ts";
+import { type SshdServer, startSshd } from "./harness/sshd.ts";
 import { open } from "../transports/ssh/mod.ts";
 import { type Prompter, RemoteError } from "../plugins/mod.ts";
 
@@ -52,7 +52,9 @@ Deno.test("open() refuses an unknown host key without a terminal and names the c
     echo(sshd, home),
     hostKeyError(
       new RegExp(`host key of \\[127\\.0\\.0\\.1\\]:${sshd.port} is not known \\(ED25519 ${fp.replace("+", "\\+")}\\)`),
-      new RegExp(`ssh-keyscan -p ${sshd.port} -t ed25519 127\\.0\\.0\\.1 >> ${home.knownHosts}.*StrictHostKeyChecking=accept-new`),
+      new RegExp(
+        `ssh-keyscan -p ${sshd.port} -t ed25519 127\\.0\\.0\\.1 >> ${home.knownHosts}.*StrictHostKeyChecking=accept-new`,
+      ),
     ),
   );
   await rejects(Deno.stat(home.knownHosts), Deno.errors.NotFound);

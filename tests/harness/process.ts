@@ -31,7 +31,11 @@ export function freePort(): number {
 }
 
 /** Runs a program to completion and returns its stdout; throws with its stderr when it fails. */
-export async function run(cmd: string, args: string[], options: { env?: Record<string, string> } = {}): Promise<string> {
+export async function run(
+  cmd: string,
+  args: string[],
+  options: { env?: Record<string, string> } = {},
+): Promise<string> {
   const out = await new Deno.Command(cmd, { args, env: options.env, stdin: "null", stdout: "piped", stderr: "piped" })
     .output();
   const text = new TextDecoder().decode(out.stdout);

@@ -14,30 +14,21 @@
  */
 import type { OpenContext, Prompter } from "../../plugins/mod.ts";
 
-/** A temp HOME set in the environment (SSH_AUTH_SOCK cleared) until disposed. */
-export interface IsolatedHome extends AsyncDisposable {
-  dir: string;
-  /** `<dir>/.ssh/known_hosts` */
-  knownHosts: string;
-  /** an empty ssh_config, passed as ConfigFile so the machine's own files are not read */
-  config: string;
-}
-
-/** Points HOME at a fresh temp dir so no test reads or writes the real ~/.ssh. */
+/**
+ * A temp dir standing in for ~/.ssh. Tests never change HOME or SSH_AUTH_SOCK: `deno test --parallel`
+ * runs files as workers of one process, so the environment is shared; {@linkcode sshContext} points
+ * ssh at these files with -o options instead.
+ */
 export async function isolatedHome(): Promise<IsolatedHome> {
   const dir = await Deno.makeTempDir({ prefix: "remote-home-" });
   await Deno.mkdir(`${dir}/.ssh`, { mode: 0o700 });
   const config = `${dir}/.ssh/config`;
   await Deno.writeTextFile(config, "");
-  const saved = { HOME: Deno.env.get("HOME"), SSH_AUTH_SOCK: Deno.env.get("SSH_AUTH_SOCK") };
-  Deno.env.set("HOME", dir);
-  Deno.env.delete("SSH_AUTH_SOCK");
   return {
     dir,
     knownHosts: `${dir}/.ssh/known_hosts`,
     config,
     async [Symbol.asyncDispose]() {
-      for (const [k, v] of Object.entries(saved)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
@@ -59,7 +50,7 @@ export class ScriptedPrompter implements Prompter {
   }
 }
 
-/** An OpenContext for `user@host:port` with ConfigFile set to the isolated (empty) config. */
+/** An OpenContext for `user@host:port` that reads and writes only the isolated files (no agent). */
 export function sshContext(
   target: { host: string; port?: number; user?: string },
   home: IsolatedHome,
@@ -69,7 +60,18 @@ export function sshContext(
   const notices: string[] = [];
   return {
     target: { transport: "ssh", ...target, display: `${target.host}` },
-    parameters: { ConfigFile: home.config, ...parameters },
+    parameters: {
+      ConfigFile: home.config,
+      ...parameters,
+      Options: {
+        UserKnownHostsFile: home.knownHosts,
+        GlobalKnownHostsFile: "none",
+        IdentityAgent: "none",
+        // a missing configured IdentityFile is skipped, so the real ~/.ssh/id_* are never tried
+        IdentityFile: `${home.dir}/.ssh/id_none`,
+        ...(parameters.Options as Record<string, string> | undefined),
+      },
+    },
     signal: options.signal ?? AbortSignal.timeout(60_000),
     prompt: options.prompt ?? new ScriptedPrompter(false),
     notice: (line) => notices.push(line),

@@ -84,7 +84,9 @@ export function toChannel(ch: ClientChannel, options: ToChannelOptions): Channel
     if (status.signal) {
       const signal = status.signal.replace(/^SIG/, "");
       const code = signalExitCode(signal);
-      return status.coreDumped ? { kind: "signaled", signal, code, coreDumped: true } : { kind: "signaled", signal, code };
+      return status.coreDumped
+        ? { kind: "signaled", signal, code, coreDumped: true }
+        : { kind: "signaled", signal, code };
     }
     return { kind: "exited", code: status.code ?? 0 };
   });

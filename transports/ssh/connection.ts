@@ -12,6 +12,7 @@ import { Client, type ClientChannel, type ConnectConfig, type PseudoTtyOptions }
 import {
   type Channel,
   type OpenContext,
+  type Prompter,
   type PtyRequest,
   RemoteError,
   TransportError,
@@ -20,6 +21,7 @@ import {
 import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./algorithms.ts";
 import { createAuthHandler, loadIdentities } from "./auth.ts";
 import { toChannel } from "./channel.ts";
+import { decoupledStream } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
 import { connectSocket, hostPort, raceAbort } from "./socket.ts";
 import { resolveSshConfig, type SshHostConfig } from "./ssh_config.ts";
@@ -49,7 +51,10 @@ export interface SshConnection extends AsyncDisposable {
   shell(options?: ChannelOptions): Promise<Channel>;
   subsystem(name: string): Promise<Channel>;
   /** runs `command` with no PTY, feeding `stdin`, and collects its output */
-  run(command: string, options?: { stdin?: Uint8Array }): Promise<{ stdout: Uint8Array; stderr: Uint8Array; code: number }>;
+  run(
+    command: string,
+    options?: { stdin?: Uint8Array },
+  ): Promise<{ stdout: Uint8Array; stderr: Uint8Array; code: number }>;
 }
 
 /** The local user and home; HOME wins, as OpenSSH reads the password database but tests isolate via HOME. */
@@ -172,17 +177,23 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
       if (!last) {
         const next = hops[i + 1];
         openSock = () =>
-          new Promise<ClientChannel>((resolve, reject) => {
-          client.forwardOut("127.0.0.1", 0, next.host, next.port, (err, stream) => {
-            if (err) {
-              reject(
-                new TransportError(
-                  `jump host ${hostPort(hop.host, hop.port)} cannot reach ${hostPort(next.host, next.port)}: ${err.message}`,
-                  { layer: "socket", code: "unreachable", hint: "check the host name, and AllowTcpForwarding on the jump host" },
-                ),
-              );
-            } else resolve(stream);
-          });
+          new Promise<Duplex>((resolve, reject) => {
+            client.forwardOut("127.0.0.1", 0, next.host, next.port, (err, stream) => {
+              if (err) {
+                reject(
+                  new TransportError(
+                    `jump host ${hostPort(hop.host, hop.port)} cannot reach ${
+                      hostPort(next.host, next.port)
+                    }: ${err.message}`,
+                    {
+                      layer: "socket",
+                      code: "unreachable",
+                      hint: "check the host name, and AllowTcpForwarding on the jump host",
+                    },
+                  ),
+                );
+              } else resolve(decoupledStream(stream));
+            });
           });
       }
     }
@@ -383,6 +394,17 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
       hint: "start ssh-agent and ssh-add your key, or leave out -A",
     });
   }
+  // the connect deadline stops counting once someone was asked something: people take their time
+  let prompted = false;
+  const prompt: Prompter = {
+    get interactive() {
+      return ctx.prompt.interactive;
+    },
+    ask(question, opts) {
+      prompted = true;
+      return ctx.prompt.ask(question, opts);
+    },
+  };
   const auth = createAuthHandler({
     username: hop.user,
     display,
@@ -390,20 +412,22 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     agentNote: agentInfo.note,
     identities,
     identitiesOnly: hop.config.identitiesOnly,
-    prompt: ctx.prompt,
+    prompt,
   });
-  const sock = options.openSock ? await raceAbort(options.openSock(), deadline) : await connectSocket(hop.host, hop.port, { deadline });
+  const sock = options.openSock
+    ? await raceAbort(options.openSock(), deadline)
+    : await connectSocket(hop.host, hop.port, { deadline });
 
   const client = new Client();
   let hostKeyError: unknown;
   let retryKeyTypes: string[] | undefined;
-  let handshakeSeen = false;
+  let handshakeSeen = false; // the server's host key arrived
   const ready = new Promise<void>((resolve, reject) => {
     const onAbort = () => {
-      if (handshakeSeen) return;
+      if (prompted && !ctx.signal.aborted) return;
       reject(
         ctx.signal.aborted ? new RemoteError("interrupted", "interrupted while connecting") : new TransportError(
-          `timed out waiting for the ssh handshake with ${where}`,
+          handshakeSeen ? `timed out logging in to ${where}` : `timed out waiting for the ssh handshake with ${where}`,
           { layer: "timeout", hint: "is an SSH server listening on that port? raise --connecting-timeout" },
         ),
       );
@@ -472,7 +496,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
         userKnownHostsFiles: hop.config.userKnownHostsFiles,
         globalKnownHostsFiles: hop.config.globalKnownHostsFiles,
         hashKnownHosts: hop.config.hashKnownHosts,
-        prompt: ctx.prompt,
+        prompt,
         notice: ctx.notice,
         home: options.home,
       }, preferKeyTypes !== undefined).then((verdict) => {

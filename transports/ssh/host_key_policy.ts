@@ -63,10 +63,13 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
     case "known":
       return { kind: "trusted" };
     case "revoked":
-      throw new TransportError(`the host key of ${name} (${label} ${fingerprint}) is revoked in ${found.file}:${found.line}`, {
-        layer: "host-key",
-        hint: "the server presents a key its owner revoked; ask the server's administrator",
-      });
+      throw new TransportError(
+        `the host key of ${name} (${label} ${fingerprint}) is revoked in ${found.file}:${found.line}`,
+        {
+          layer: "host-key",
+          hint: "the server presents a key its owner revoked; ask the server's administrator",
+        },
+      );
     case "changed": {
       for (
         const line of [

@@ -11,6 +11,12 @@ export const manifest: TransportManifest = {
   schemes: ["http", "https"],
   capabilities: ["shell", "exec", "signals"],
   defaultSet: "ComputerName",
+  unsupportedReasons: {
+    disconnect: "a WinRS cmd shell cannot be disconnected or reconnected (MS-WSMV 3.1.4.15); PSRP shells come later",
+    list: "a WinRS cmd shell cannot be disconnected, so there are no sessions to list on the host",
+    receive: "a WinRS cmd shell cannot be disconnected, so there is no output to receive",
+    remove: "a WinRS cmd shell ends with its session; there is nothing to remove on the host",
+  },
   defaultPort: 5985,
   parameters: [
     {

@@ -190,6 +190,7 @@ class WinrsChannel implements Channel {
   #lineMode: boolean;
   #echo = new EchoFilter();
   #stop = new AbortController();
+  #failure?: Error;
 
   constructor(
     client: WinrmClient,
@@ -213,9 +214,9 @@ class WinrsChannel implements Channel {
           if (ev.kind === "echo") this.#emit("stdout", ev.bytes);
           else if (ev.kind === "line") {
             this.#echo.expect(ev.text);
-            void this.#queueSend(new TextEncoder().encode(`${ev.text}\r\n`), false);
-          } else if (ev.kind === "interrupt") void this.signal("INT");
-          else if (ev.kind === "eof") void this.#queueSend(new Uint8Array(), true);
+            this.#background(this.#queueSend(new TextEncoder().encode(`${ev.text}\r\n`), false));
+          } else if (ev.kind === "interrupt") this.#background(this.signal("INT"));
+          else if (ev.kind === "eof") this.#background(this.#queueSend(new Uint8Array(), true));
         }
       },
       close: () => this.#queueSend(new Uint8Array(), true),
@@ -224,6 +225,14 @@ class WinrsChannel implements Channel {
     const onAbort = () => void this[Symbol.asyncDispose]();
     signal.addEventListener("abort", onAbort, { once: true });
     this.exit = this.#receiveLoop().finally(() => signal.removeEventListener("abort", onAbort));
+  }
+
+  /** a failed Send or Signal typed at the terminal ends the session with that error */
+  #background(p: Promise<void>): void {
+    p.catch((e) => {
+      this.#failure ??= e instanceof Error ? e : new Error(String(e));
+      void this[Symbol.asyncDispose]();
+    });
   }
 
   #emit(stream: "stdout" | "stderr", data: Uint8Array): void {
@@ -253,7 +262,10 @@ class WinrsChannel implements Channel {
     try {
       for (;;) {
         if (this.#stop.signal.aborted) {
-          status = { kind: "lost", error: new TransportError("the session was closed", { layer: "channel" }) };
+          status = {
+            kind: "lost",
+            error: this.#failure ?? new TransportError("the session was closed", { layer: "channel" }),
+          };
           break;
         }
         const r = await this.#client.receive(this.#shellId, this.#commandId);
@@ -267,8 +279,9 @@ class WinrsChannel implements Channel {
         }
       }
     } catch (e) {
-      status = { kind: "lost", error: e instanceof Error ? e : new Error(String(e)) };
+      status = { kind: "lost", error: this.#failure ?? (e instanceof Error ? e : new Error(String(e))) };
     }
+    if (this.#failure && status.kind !== "lost") status = { kind: "lost", error: this.#failure };
     if (this.#lineMode) this.#emit("stdout", this.#echo.flush());
     await this.#cleanup();
     for (const c of [this.#out, this.#err]) {

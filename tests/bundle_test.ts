@@ -1,0 +1,60 @@
+/**
+ * The stand-in for the compiled binary, which cannot be built here (`deno compile` needs a runtime
+ * download): bundle remote into one module in a temp folder, then run it from another folder with no
+ * source tree, no deno.json and no node_modules beside it.
+ */
+import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
+import { startSshd } from "./harness/sshd.ts";
+import { tempHome } from "./run_remote.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+
+async function run(cmd: string, args: string[], cwd: string, env: Record<string, string>) {
+  const out = await new Deno.Command(cmd, { args, cwd, env, stdin: "null", stdout: "piped", stderr: "piped" })
+    .output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+Deno.test("the bundle runs from outside the source tree: --version and a real invoke over ssh", async () => {
+  await using home = await tempHome();
+  const build = await Deno.makeTempDir({ prefix: "remote-bundle-" });
+  const outside = await Deno.makeTempDir({ prefix: "remote-outside-" });
+  try {
+    const bundled = await run(Deno.execPath(), ["run", "-A", "scripts/bundle.ts", "--output", `${build}/remote.js`], root, {
+      ...home.env,
+      PATH: Deno.env.get("PATH") ?? "",
+    });
+    assertEquals(bundled.code, 0, bundled.stderr);
+    await Deno.copyFile(`${build}/remote.js`, `${outside}/remote.js`);
+    const remote = (args: string[]) =>
+      run(Deno.execPath(), ["run", "-A", "--no-config", "--no-lock", "--quiet", `${outside}/remote.js`, ...args], outside, {
+        ...home.env,
+        PATH: Deno.env.get("PATH") ?? "",
+      });
+
+    const version = await remote(["--version"]);
+    assertEquals(version.code, 0, version.stderr);
+    match(version.stdout, /^remote \d+\.\d+\.\d+\ndeno .*\ntransports: ssh, winrm, ssm, local\n$/);
+
+    await using sshd = await startSshd();
+    const knownHosts = `${home.dir}/known_hosts`;
+    await Deno.writeTextFile(knownHosts, sshd.knownHostsLine() + "\n");
+    const invoked = await remote([
+      "invoke",
+      "-p",
+      String(sshd.port),
+      "-i",
+      sshd.userKey,
+      "-o",
+      `UserKnownHostsFile=${knownHosts}`,
+      `${sshd.user}@127.0.0.1`,
+      "--",
+      "echo bundled-ok; exit 5",
+    ]);
+    assertEquals(invoked, { code: 5, stdout: "bundled-ok\n", stderr: "" });
+  } finally {
+    await Deno.remove(build, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});

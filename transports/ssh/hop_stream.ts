@@ -1,0 +1,46 @@
+/**
+ * The stream a jump host forwards to the next hop, made safe to run a second ssh2 client over.
+ *
+ * ssh2's chacha20-poly1305 encrypter keeps its nonce in one module-level buffer and hands out the
+ * encrypted length, body and MAC in three writes. Over a forwarded channel each write re-enters the
+ * outer connection's encrypter synchronously, which rewrites that buffer halfway through the inner
+ * packet, so the next hop sees a corrupt packet and hangs up. Deferring every write (and read) to its
+ * own microtask keeps the two encrypters from interleaving.
+ *
+ * @module
+ */
+import { Duplex } from "node:stream";
+
+/** Wraps `inner` so no write or read reaches it from inside another ssh2 packet operation. */
+export function decoupledStream(inner: Duplex): Duplex {
+  const outer = new Duplex({
+    write(chunk: Uint8Array, _encoding, callback) {
+      queueMicrotask(() => {
+        if (inner.write(chunk)) callback();
+        else inner.once("drain", () => callback());
+      });
+    },
+    final(callback) {
+      queueMicrotask(() => {
+        inner.end();
+        callback();
+      });
+    },
+    read() {
+      inner.resume();
+    },
+    destroy(err, callback) {
+      inner.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  inner.on("data", (chunk: Uint8Array) => {
+    queueMicrotask(() => {
+      if (!outer.push(chunk)) inner.pause();
+    });
+  });
+  inner.once("end", () => queueMicrotask(() => outer.push(null)));
+  inner.once("close", () => queueMicrotask(() => outer.destroy()));
+  inner.once("error", (err: Error) => outer.destroy(err));
+  return outer;
+}
