@@ -1,7 +1,7 @@
 /**
- * `remote invoke`: Invoke-Command's fan-out. Runs one command on many targets with a throttle,
- * streams output per host with a `[host]` prefix (or JSON lines), summarises failures, and exits 0
- * only when every host succeeded.
+ * `remote invoke`: Invoke-Command's fan-out. Runs one command on many targets (any mix of transports)
+ * with a throttle, streams output per host with a `[host]` prefix (or JSON lines), summarises
+ * failures, and exits 0 only when every host succeeded.
  *
  * With one target, output passes through unprefixed and byte for byte, stdin is forwarded, and the
  * exit code is the remote command's own, as with ssh.
@@ -16,9 +16,14 @@ import type { VerbInput } from "./verb_handlers.ts";
 import { exitCodeOf, loadTransport, openContext, requireCapability } from "./transport_use.ts";
 
 /** How one host's run ended. */
-type HostOutcome =
+export type HostOutcome =
   | { kind: "exited"; host: string; code: number }
-  | { kind: "failed"; host: string; error: RemoteError | Error };
+  | { kind: "failed"; host: string; error: Error }
+  /** never started, or stopped, because the user pressed Ctrl-C */
+  | { kind: "cancelled"; host: string };
+
+/** After Ctrl-C, how long remote commands get to end on their own before their channels are closed. */
+const GRACE_MS = 3000;
 
 /** Runs `remote invoke`; returns the exit code. */
 export async function runInvoke(input: VerbInput): Promise<number> {
@@ -35,27 +40,52 @@ export async function runInvoke(input: VerbInput): Promise<number> {
     : [route(resolution, entries, config)];
   for (const r of routes) requireCapability(r.entry, "exec");
   const throttle = typeof v.ThrottleLimit === "number" ? v.ThrottleLimit : config.defaults.throttleLimit ?? 32;
-  const commandLine = command.join(" ");
   const controller = new AbortController();
-  const onInterrupt = () => controller.abort(new RemoteError("interrupted", "interrupted"));
+  const options: RunOptions = {
+    command: command.join(" "),
+    prompter: oncePrompter(input.prompter),
+    reuse: v.NoReuse !== true,
+    signal: controller.signal,
+  };
+  let interrupts = 0;
+  const onInterrupt = () => {
+    // The first Ctrl-C asks every remote command to stop; a second one leaves at once.
+    if (++interrupts > 1) Deno.exit(ExitCode.interrupted);
+    controller.abort(new RemoteError("interrupted", "interrupted"));
+  };
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onInterrupt);
-  const prompter = oncePrompter(input.prompter);
   try {
-    if (routes.length === 1 && v.Json !== true) {
-      return await runSingle(routes[0], commandLine, prompter, controller.signal);
-    }
-    const printer = new PrefixPrinter(v.Json === true, useColor(Deno.stdout));
-    const outcomes = await fanOut(routes, throttle, (r) => runOne(r, commandLine, prompter, controller.signal, printer));
-    if (controller.signal.aborted) return ExitCode.interrupted;
-    return await summarise(outcomes, v.Json === true);
+    if (routes.length === 1 && v.Json !== true) return await runSingle(routes[0], options);
+    const json = v.Json === true;
+    const printer = new PrefixPrinter(json, useColor(Deno.stdout), useColor(Deno.stderr));
+    const outcomes = await fanOut(
+      routes,
+      throttle,
+      controller.signal,
+      (r) => runOne(r, options, printer),
+      (r): HostOutcome => ({ kind: "cancelled", host: r.target.display }),
+    );
+    return await summarise(outcomes, json);
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onInterrupt);
   }
 }
 
-async function readHostFile(file: string): Promise<string[]> {
+interface RunOptions {
+  command: string;
+  prompter: Prompter;
+  reuse: boolean;
+  signal: AbortSignal;
+}
+
+/**
+ * Reads targets, one per line; `#` starts a comment, blank lines are skipped; `-` reads stdin.
+ *
+ * @throws {UsageError} when the file cannot be read
+ */
+export async function readHostFile(file: string): Promise<string[]> {
   let text: string;
   try {
     text = file === "-" ? await new Response(Deno.stdin.readable).text() : await Deno.readTextFile(file);
@@ -65,11 +95,19 @@ async function readHostFile(file: string): Promise<string[]> {
       cause,
     });
   }
-  return text.split("\n").map((l) => l.replace(/#.*/, "").trim()).filter((l) => l !== "");
+  return parseHostList(text);
 }
 
-/** Credentials are asked once per run, never once per host: the first answer to each question serves all. */
-function oncePrompter(inner: Prompter): Prompter {
+/** Targets from host-file text: one per line (or several separated by spaces), `#` comments dropped. */
+export function parseHostList(text: string): string[] {
+  return text.split("\n").flatMap((l) => l.replace(/#.*/, "").trim().split(/\s+/)).filter((l) => l !== "");
+}
+
+/**
+ * Credentials are asked once per run, never once per host: the first answer to each question (keyed
+ * by what is asked for) serves all hosts, and only one question is on the terminal at a time.
+ */
+export function oncePrompter(inner: Prompter): Prompter {
   const answers = new Map<string, Promise<string>>();
   let queue: Promise<unknown> = Promise.resolve();
   return {
@@ -78,7 +116,6 @@ function oncePrompter(inner: Prompter): Prompter {
       const key = options?.what ?? question;
       let answer = answers.get(key);
       if (!answer) {
-        // One prompt at a time on the terminal, even with 32 hosts connecting at once.
         answer = queue.then(() => inner.ask(question, options));
         queue = answer.catch(() => {});
         answers.set(key, answer);
@@ -88,90 +125,113 @@ function oncePrompter(inner: Prompter): Prompter {
   };
 }
 
-async function fanOut<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
+/**
+ * Runs `work` on every item with at most `limit` running at once, in input order of starting; once
+ * `signal` aborts, items not yet started are reported through `cancelled` instead.
+ */
+export async function fanOut<T, R>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal,
+  work: (item: T) => Promise<R>,
+  cancelled?: (item: T) => R,
+): Promise<(R | undefined)[]> {
+  const results: (R | undefined)[] = new Array(items.length);
   let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
     while (next < items.length) {
       const index = next++;
-      results[index] = await work(items[index]);
+      results[index] = signal.aborted ? cancelled?.(items[index]) : await work(items[index]);
     }
   });
   await Promise.all(workers);
   return results;
 }
 
-async function runSingle(r: Route, command: string, prompter: Prompter, signal: AbortSignal): Promise<number> {
+async function openChannel(r: Route, options: RunOptions): Promise<Channel> {
   const transport = await loadTransport(r.entry);
-  const channel = await transport.open(openContext(r.target, r.parameters, prompter, signal), {
-    kind: "exec",
-    command,
-  });
-  const onAbort = () => void channel.signal?.("INT");
-  signal.addEventListener("abort", onAbort);
+  // The context's signal closes the channel once open; Ctrl-C must only cancel connecting, so the
+  // remote command can be sent INT and end on its own (see interruptible).
+  const connecting = new AbortController();
+  const onAbort = () => connecting.abort(options.signal.reason);
+  if (options.signal.aborted) onAbort();
+  options.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    const stdin = Deno.stdin.isTerminal()
-      ? channel.stdin.close().catch(() => {})
-      : Deno.stdin.readable.pipeTo(channel.stdin).catch(() => {});
-    await Promise.all([
-      channel.stdout.pipeTo(Deno.stdout.writable, { preventClose: true }),
-      channel.stderr.pipeTo(Deno.stderr.writable, { preventClose: true }),
-    ]);
-    const status = await channel.exit;
-    void stdin;
-    if (signal.aborted) return ExitCode.interrupted;
-    return exitCodeOf(status, r.target.display);
+    const ctx = { ...openContext(r.target, r.parameters, options.prompter, connecting.signal), reuse: options.reuse };
+    return await transport.open(ctx, { kind: "exec", command: options.command });
   } finally {
-    signal.removeEventListener("abort", onAbort);
-    await channel[Symbol.asyncDispose]();
+    options.signal.removeEventListener("abort", onAbort);
   }
 }
 
-async function runOne(
-  r: Route,
-  command: string,
-  prompter: Prompter,
-  signal: AbortSignal,
-  printer: PrefixPrinter,
-): Promise<HostOutcome> {
+/** Sends INT to the remote command on Ctrl-C, then closes the channel if it has not ended after a grace. */
+function interruptible(channel: Channel, signal: AbortSignal): Disposable {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => {
+    void Promise.resolve(channel.signal?.("INT")).catch(() => {});
+    timer = setTimeout(() => void channel[Symbol.asyncDispose](), GRACE_MS);
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return {
+    [Symbol.dispose]() {
+      signal.removeEventListener("abort", onAbort);
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function runSingle(r: Route, options: RunOptions): Promise<number> {
+  await using channel = await openChannel(r, options);
+  using _ = interruptible(channel, options.signal);
+  // stdin reaches the remote command only when it is not the terminal (a pipe or a file), as ssh -T
+  const stdin = Deno.stdin.isTerminal()
+    ? channel.stdin.close().catch(() => {})
+    : Deno.stdin.readable.pipeTo(channel.stdin).catch(() => {});
+  await Promise.all([
+    channel.stdout.pipeTo(Deno.stdout.writable, { preventClose: true }),
+    channel.stderr.pipeTo(Deno.stderr.writable, { preventClose: true }),
+  ]);
+  const status = await channel.exit;
+  void stdin;
+  if (options.signal.aborted) return ExitCode.interrupted;
+  return exitCodeOf(status, r.target.display);
+}
+
+async function runOne(r: Route, options: RunOptions, printer: PrefixPrinter): Promise<HostOutcome> {
   const host = r.target.display;
-  let channel: Channel | undefined;
   try {
-    const transport = await loadTransport(r.entry);
-    channel = await transport.open(openContext(r.target, r.parameters, prompter, signal), { kind: "exec", command });
-    const open = channel;
-    const onAbort = () => void open.signal?.("INT");
-    signal.addEventListener("abort", onAbort);
+    await using channel = await openChannel(r, options);
+    using _ = interruptible(channel, options.signal);
     await channel.stdin.close().catch(() => {});
     await Promise.all([printer.pump(host, "stdout", channel.stdout), printer.pump(host, "stderr", channel.stderr)]);
     const status = await channel.exit;
-    signal.removeEventListener("abort", onAbort);
     const code = exitCodeOf(status, host);
     await printer.exit(host, code);
     return { kind: "exited", host, code };
   } catch (error) {
-    await printer.failure(host, error as Error);
-    return { kind: "failed", host, error: error as Error };
-  } finally {
-    await channel?.[Symbol.asyncDispose]();
+    if (options.signal.aborted) return { kind: "cancelled", host };
+    const err = error instanceof Error ? error : new Error(String(error));
+    await printer.failure(host, err);
+    return { kind: "failed", host, error: err };
   }
 }
 
-const COLORS = [31, 32, 33, 34, 35, 36];
+const COLORS = [36, 32, 33, 35, 34, 31];
 
 /** Writes each host's output line by line, prefixed, or as JSON lines. */
-class PrefixPrinter {
+export class PrefixPrinter {
   #json: boolean;
-  #color: boolean;
+  #color: { stdout: boolean; stderr: boolean };
   #colorOf = new Map<string, number>();
 
-  constructor(json: boolean, color: boolean) {
+  constructor(json: boolean, colorStdout: boolean, colorStderr: boolean) {
     this.#json = json;
-    this.#color = color;
+    this.#color = { stdout: colorStdout, stderr: colorStderr };
   }
 
-  #prefix(host: string): string {
-    if (!this.#color) return `[${host}] `;
+  #prefix(host: string, stream: "stdout" | "stderr"): string {
+    if (!this.#color[stream]) return `[${host}] `;
     let c = this.#colorOf.get(host);
     if (c === undefined) {
       c = COLORS[this.#colorOf.size % COLORS.length];
@@ -180,54 +240,72 @@ class PrefixPrinter {
     return `\x1b[${c}m[${host}]\x1b[0m `;
   }
 
+  /** Copies one stream of one host, a whole line at a time so hosts never interleave within a line. */
   async pump(host: string, stream: "stdout" | "stderr", readable: ReadableStream<Uint8Array>): Promise<void> {
     const decoder = new TextDecoder();
     let pending = "";
     for await (const chunk of readable) {
       pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) await this.#line(host, stream, line + "\n");
+      const cut = pending.lastIndexOf("\n");
+      if (cut < 0) continue;
+      const lines = pending.slice(0, cut + 1);
+      pending = pending.slice(cut + 1);
+      await this.#lines(host, stream, lines);
     }
     pending += decoder.decode();
-    if (pending !== "") await this.#line(host, stream, pending + "\n");
+    // a last line without a newline still ends on its own line, so the next host's prefix starts fresh
+    if (pending !== "") await this.#lines(host, stream, pending + "\n");
   }
 
-  async #line(host: string, stream: "stdout" | "stderr", data: string): Promise<void> {
+  async #lines(host: string, stream: "stdout" | "stderr", text: string): Promise<void> {
+    const lines = text.split("\n");
+    lines.pop();
     if (this.#json) {
-      await writeOut(JSON.stringify({ host, stream, data }) + "\n");
-    } else if (stream === "stdout") {
-      await writeOut(this.#prefix(host) + data);
-    } else {
-      await writeErr(this.#prefix(host) + data);
+      await writeOut(lines.map((line) => JSON.stringify({ host, stream, data: line + "\n" }) + "\n").join(""));
+      return;
     }
+    const prefix = this.#prefix(host, stream);
+    const out = lines.map((line) => prefix + line + "\n").join("");
+    await (stream === "stdout" ? writeOut(out) : writeErr(out));
   }
 
+  /** Reports a host's exit code (JSON only; the text form reports failures in the summary). */
   async exit(host: string, code: number): Promise<void> {
-    if (this.#json) await writeOut(JSON.stringify({ host, stream: "exit", exitCode: code }) + "\n");
+    if (this.#json) await writeOut(JSON.stringify({ host, stream: "exit", data: null, exitCode: code }) + "\n");
   }
 
+  /** Reports that a host could not be reached or its command could not start. */
   async failure(host: string, error: Error): Promise<void> {
-    const message = error.message;
+    const exitCode = error instanceof RemoteError ? error.exitCode : ExitCode.bug;
     if (this.#json) {
-      const exitCode = error instanceof RemoteError ? error.exitCode : ExitCode.bug;
-      await writeOut(JSON.stringify({ host, stream: "error", data: message, exitCode }) + "\n");
+      await writeOut(JSON.stringify({ host, stream: "error", data: error.message, exitCode }) + "\n");
     } else {
-      await writeErr(`${this.#prefix(host)}remote: ${message}\n`);
+      await writeErr(`${this.#prefix(host, "stderr")}remote: ${error.message}\n`);
     }
   }
 }
 
-async function summarise(outcomes: HostOutcome[], json: boolean): Promise<number> {
-  const failed = outcomes.filter((o) => o.kind === "failed" || o.code !== 0);
-  if (failed.length === 0) return 0;
-  if (!json) {
+/**
+ * Prints the failure summary (text mode) and returns the run's exit code: 0 when every host
+ * succeeded, 130 after Ctrl-C, else the first failed host's code.
+ */
+export async function summarise(outcomes: readonly (HostOutcome | undefined)[], json: boolean): Promise<number> {
+  const all = outcomes.filter((o): o is HostOutcome => o !== undefined);
+  const cancelled = all.filter((o) => o.kind === "cancelled");
+  const failed = all.filter((o) => o.kind === "failed" || (o.kind === "exited" && o.code !== 0));
+  if (!json && failed.length > 0) {
     const parts = failed.map((o) =>
-      o.kind === "failed" ? `${o.host} (${o.error.message})` : `${o.host} (exit ${o.code})`
+      o.kind === "failed" ? `${o.host} (${o.error.message})` : o.kind === "exited" ? `${o.host} (exit ${o.code})` : ""
     );
-    await writeErr(`remote: ${failed.length} of ${outcomes.length} hosts failed: ${parts.join(", ")}\n`);
+    await writeErr(`remote: ${failed.length} of ${all.length} hosts failed: ${parts.join(", ")}\n`);
+  }
+  if (cancelled.length > 0 || all.length < outcomes.length) {
+    if (!json) await writeErr(`remote: interrupted; ${cancelled.length} of ${all.length} hosts did not finish\n`);
+    return ExitCode.interrupted;
   }
   const first = failed[0];
+  if (!first) return 0;
   if (first.kind === "exited") return first.code;
-  return first.error instanceof RemoteError ? first.error.exitCode : ExitCode.bug;
+  if (first.kind === "failed") return first.error instanceof RemoteError ? first.error.exitCode : ExitCode.bug;
+  return ExitCode.interrupted;
 }

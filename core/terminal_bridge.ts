@@ -278,6 +278,7 @@ export async function runInteractive(channel: Channel, options: BridgeOptions): 
   try {
     if (tty) {
       stdin.setRaw(true);
+      if (stdin === Deno.stdin) rawOutput();
       // Deno.exit() elsewhere skips our finally; the unload event still runs
       const onUnload = () => stdin.setRaw(false);
       globalThis.addEventListener("unload", onUnload);
@@ -327,6 +328,19 @@ export async function runInteractive(channel: Channel, options: BridgeOptions): 
     return winner.status;
   } finally {
     restore();
+  }
+}
+
+/**
+ * Turns output processing off, as ssh's raw mode does: Deno's raw mode keeps OPOST, so the terminal
+ * would turn the far side's bare LF (a full-screen program's "cursor down") into CR LF. Deno has no call
+ * for it, so stty does it; `setRaw(false)` restores the saved modes, OPOST included.
+ */
+function rawOutput(): void {
+  try {
+    new Deno.Command("stty", { args: ["-opost"], stdin: "inherit", stdout: "null", stderr: "null" }).outputSync();
+  } catch {
+    // no stty (or no --allow-run): output keeps CR LF translation, which costs only full-screen programs
   }
 }
 

@@ -283,7 +283,12 @@ async function attachRecorded(input: VerbInput, force: boolean): Promise<number>
   } else {
     await registry.remove(record.instanceId);
   }
-  return exitCodeOf(status, record.computerName, `resume it with: remote connect --name ${record.name}`);
+  const resume = `resume it with: remote connect --name ${record.name}`;
+  if (status.kind === "lost") {
+    // the transport's own hint (e.g. "reconnect") does not know the session survived: name the way back
+    throw new RemoteError("lost", status.error.message, { hint: resume, cause: status.error });
+  }
+  return exitCodeOf(status, record.computerName, resume);
 }
 
 async function upsertDiscovered(registry: Registry, r: Route, s: HostSession): Promise<SessionRecord> {

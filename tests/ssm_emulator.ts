@@ -246,13 +246,19 @@ class Agent {
     if (hs === "kms") {
       actions.push({
         ActionType: "KMSEncryption",
-        ActionParameters: { KMSKeyId: "arn:aws:kms:us-east-1:111122223333:key/emulator", Challenge: btoa("0123456789abcdef") },
+        ActionParameters: {
+          KMSKeyId: "arn:aws:kms:us-east-1:111122223333:key/emulator",
+          Challenge: btoa("0123456789abcdef"),
+        },
       });
     }
-    void this.#send(PT.hsReq, te.encode(JSON.stringify({
-      AgentVersion: this.#opts.agentVersion ?? "3.3.1142.0",
-      RequestedClientActions: actions,
-    })));
+    void this.#send(
+      PT.hsReq,
+      te.encode(JSON.stringify({
+        AgentVersion: this.#opts.agentVersion ?? "3.3.1142.0",
+        RequestedClientActions: actions,
+      })),
+    );
   }
 
   #properties(): Record<string, string> {
@@ -268,10 +274,28 @@ class Agent {
   #startSession(): void {
     if (this.#opts.faults?.pauseMs) {
       this.#paused = true;
-      this.#rawSend(frameBytes({ type: "pause_publication", seq: 0, flags: 0, id: randomUUID(), payloadType: 0, payload: new Uint8Array() }));
+      this.#rawSend(
+        frameBytes({
+          type: "pause_publication",
+          seq: 0,
+          flags: 0,
+          id: randomUUID(),
+          payloadType: 0,
+          payload: new Uint8Array(),
+        }),
+      );
       setTimeout(() => {
         this.#paused = false;
-        this.#rawSend(frameBytes({ type: "start_publication", seq: 0, flags: 0, id: randomUUID(), payloadType: 0, payload: new Uint8Array() }));
+        this.#rawSend(
+          frameBytes({
+            type: "start_publication",
+            seq: 0,
+            flags: 0,
+            id: randomUUID(),
+            payloadType: 0,
+            payload: new Uint8Array(),
+          }),
+        );
       }, this.#opts.faults.pauseMs);
     }
     if (this.sessionType === "Standard_Stream") void this.#out("$ ");
@@ -293,7 +317,14 @@ class Agent {
     }
     if (this.#closed) return;
     const seq = this.#outSeq++;
-    const frame: Frame = { type: "output_stream_data", seq, flags: seq === 0 ? 1 : 0, id: randomUUID(), payloadType, payload };
+    const frame: Frame = {
+      type: "output_stream_data",
+      seq,
+      flags: seq === 0 ? 1 : 0,
+      id: randomUUID(),
+      payloadType,
+      payload,
+    };
     this.#unacked.set(seq, { frame, sentAt: Date.now() });
     this.#transmit(frame);
   }
@@ -418,7 +449,10 @@ class Agent {
           void this.closeChannel("handshake failed");
           return;
         }
-        void this.#send(PT.hsDone, te.encode(JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: "" })));
+        void this.#send(
+          PT.hsDone,
+          te.encode(JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: "" })),
+        );
         this.#ready = true;
         this.#startSession();
         return;
@@ -565,7 +599,7 @@ class Agent {
     }
   }
 
-  async closeChannel(output: string): Promise<void> {
+  closeChannel(output: string): void {
     if (this.#closed) return;
     const payload = te.encode(JSON.stringify({
       MessageId: randomUUID(),
@@ -577,7 +611,11 @@ class Agent {
       Output: output,
     }));
     const short = this.#opts.shortChannelClosed ?? true;
-    this.#rawSend(frameBytes({ type: "channel_closed", seq: 0, flags: 0, id: randomUUID(), payloadType: 0, payload }, { shortHeader: short }));
+    this.#rawSend(
+      frameBytes({ type: "channel_closed", seq: 0, flags: 0, id: randomUUID(), payloadType: 0, payload }, {
+        shortHeader: short,
+      }),
+    );
     this.shutdown();
   }
 
@@ -625,8 +663,9 @@ function awsError(status: number, type: string, message: string): Response {
 
 function verify(req: Request, body: string, options: SsmEmulatorOptions, region: string): Response | undefined {
   const auth = req.headers.get("authorization") ?? "";
-  const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/
-    .exec(auth);
+  const m =
+    /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/
+      .exec(auth);
   if (!m) return awsError(400, "IncompleteSignatureException", "Authorization header is missing or malformed");
   const [, akid, , reqRegion, service, signedHeaders, signature] = m;
   if (akid !== TEST_CREDENTIALS.accessKeyId) {
@@ -663,7 +702,11 @@ function verify(req: Request, body: string, options: SsmEmulatorOptions, region:
     date,
   });
   if (expected.signature !== signature || expected.signedHeaders !== signedHeaders) {
-    return awsError(400, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided.");
+    return awsError(
+      400,
+      "InvalidSignatureException",
+      "The request signature we calculated does not match the signature you provided.",
+    );
   }
   return undefined;
 }
@@ -741,14 +784,22 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     switch (op) {
       case "StartSession": {
         if (typeof input.Target !== "string" || input.Target === "") {
-          return awsError(400, "ValidationException", "1 validation error detected: Value at 'target' failed to satisfy constraint");
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'target' failed to satisfy constraint",
+          );
         }
         if (options.offlineTargets?.includes(input.Target)) {
           return awsError(400, "TargetNotConnected", `${input.Target} is not connected.`);
         }
         const document = input.DocumentName ?? "SSM-SessionManagerRunShell";
         if (
-          !["SSM-SessionManagerRunShell", "AWS-StartPortForwardingSession", "AWS-StartPortForwardingSessionToRemoteHost"]
+          ![
+            "SSM-SessionManagerRunShell",
+            "AWS-StartPortForwardingSession",
+            "AWS-StartPortForwardingSessionToRemoteHost",
+          ]
             .includes(document)
         ) {
           return awsError(400, "InvalidDocument", `Document with name ${document} does not exist.`);

@@ -46,15 +46,17 @@ function startServer(expect: number, reply: Uint8Array) {
     const handlers: Promise<void>[] = [];
     for await (const conn of listener) {
       conns.add(conn);
-      handlers.push((async () => {
-        try {
-          const [got] = await Promise.all([readExactly(conn, expect), writeAll(conn, reply)]);
-          received.push(hex(got));
-        } finally {
-          conns.delete(conn);
-          conn.close();
-        }
-      })().catch(() => {}));
+      handlers.push(
+        (async () => {
+          try {
+            const [got] = await Promise.all([readExactly(conn, expect), writeAll(conn, reply)]);
+            received.push(hex(got));
+          } finally {
+            conns.delete(conn);
+            conn.close();
+          }
+        })().catch(() => {}),
+      );
     }
     await Promise.all(handlers);
   })();
@@ -70,7 +72,7 @@ function startServer(expect: number, reply: Uint8Array) {
 }
 
 Deno.test("forward() carries 10 MB each way on 3 concurrent connections, SHA-256 equal", async () => {
-  const size = 10 * MB;
+  const size = Number(Deno.env.get("SSM_FWD_MB") ?? 10) * MB;
   const reply = pattern(size, 0xee);
   const server = startServer(size, reply);
   await using emu = await startSsmEmulator();

@@ -143,7 +143,10 @@ Deno.test("a session whose agent never acknowledges input ends as lost", async (
 });
 
 Deno.test("open() reports bad credentials, an expired token and an offline target clearly", async () => {
-  await using emu = await startSsmEmulator({ expiredTokens: ["expired-token"], offlineTargets: ["i-0ffline0000000000"] });
+  await using emu = await startSsmEmulator({
+    expiredTokens: ["expired-token"],
+    offlineTargets: ["i-0ffline0000000000"],
+  });
   const attempt = async (env: Record<string, string | undefined>, target?: string) => {
     for (const [k, v] of Object.entries(env)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
     try {
@@ -178,4 +181,4 @@ Deno.test("open() rejects exec and an unknown document", async () => {
     RemoteError,
   );
   includes(doc.message, "session document is not valid");
-  });
+});

@@ -24,10 +24,12 @@ Deno.test("runInteractive() gives a local shell the terminal's size, follows res
   pty.write("stty size\r");
   await pty.waitFor(/\r\n27 91\r\n/, WAIT);
   await pty.waitFor("inner$ ", WAIT);
-  pty.write("trap 'echo got-winch' WINCH\r");
-  await pty.waitFor("inner$ ", WAIT);
+  // the shell runs traps only between commands, so a child waits for the change in a loop
+  pty.write(`sh -c "trap 'stty size; exit 0' WINCH; echo armed; while :; do sleep 0.1; done"\r`);
+  await pty.waitFor("\r\narmed\r\n", WAIT);
   pty.resize(100, 30);
-  await pty.waitFor("got-winch", WAIT);
+  await pty.waitFor(/\r\n30 100\r\n/, WAIT);
+  await pty.waitFor("inner$ ", WAIT);
   pty.write("stty size\r");
   await pty.waitFor(/\r\n30 100\r\n/, WAIT);
   pty.write("exit 3\r");
@@ -96,7 +98,7 @@ Deno.test("runInteractive() sends Ctrl-C to the far side instead of ending", asy
   await pty.waitFor("after-ctrl-c\r\n", WAIT);
   pty.write("exit 6\r");
   assertEquals((await pty.exited).code, 6);
-  assert(!pty.output().includes("not-interrupted\r\n"), "sleep was not interrupted");
+  assert(!pty.output().includes("\nnot-interrupted\r\n"), "sleep was not interrupted");
 });
 
 Deno.test("runInteractive() with escapes off sends ~. to the far side", async () => {

@@ -1,5 +1,5 @@
 /**
- * Builds `OpenContext`s for ssh transport tests: an isolated HOME (its own ~/.ssh), a scripted
+ * Builds `OpenContext`s for ssh transport tests: isolated ssh files (config, known_hosts), a scripted
  * prompter standing in for the person at the terminal, and notices collected for assertions.
  *
  * @example
@@ -13,6 +13,15 @@
  * @module
  */
 import type { OpenContext, Prompter } from "../../plugins/mod.ts";
+
+/** Files standing in for ~/.ssh, removed on dispose. */
+export interface IsolatedHome extends AsyncDisposable {
+  dir: string;
+  /** `<dir>/.ssh/known_hosts`, passed as UserKnownHostsFile */
+  knownHosts: string;
+  /** an empty ssh_config, passed as ConfigFile so the machine's own files are not read */
+  config: string;
+}
 
 /**
  * A temp dir standing in for ~/.ssh. Tests never change HOME or SSH_AUTH_SOCK: `deno test --parallel`

@@ -203,7 +203,10 @@ function openPipes(shell: string, args: string[], env: Record<string, string>): 
   });
   const stdout = watchEnd(child.stdout);
   const stderr = watchEnd(child.stderr);
-  const exit = Promise.all([status, stdout.done, stderr.done]).then(([s]): ExitStatus => {
+  // once disposed, nobody waits for the rest of the output
+  const disposed = Promise.withResolvers<void>();
+  const delivered = Promise.race([Promise.all([stdout.done, stderr.done]), disposed.promise]);
+  const exit = Promise.all([status, delivered]).then(([s]): ExitStatus => {
     if (s.signal !== null) {
       const n = constants.signals[s.signal as keyof typeof constants.signals];
       return n ? signaled(n) : { kind: "signaled", signal: s.signal.replace(/^SIG/, ""), code: s.code };
@@ -220,6 +223,7 @@ function openPipes(shell: string, args: string[], env: Record<string, string>): 
       if (!ended) child.kill(sig);
     },
     async [Symbol.asyncDispose]() {
+      disposed.resolve();
       if (!ended) {
         killGroup(pid, "SIGTERM");
         if (!await settlesWithin(status, GRACE_MS)) killGroup(pid, "SIGKILL");
@@ -233,14 +237,30 @@ function openPipes(shell: string, args: string[], env: Record<string, string>): 
   };
 }
 
-/** Passes a stream through and reports when its last chunk has been taken in. */
+/** Passes a stream through and reports when it has been read to its end or cancelled. */
 function watchEnd(source: ReadableStream<Uint8Array>): { stream: ReadableStream<Uint8Array>; done: Promise<void> } {
   const done = Promise.withResolvers<void>();
-  const stream = source.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      flush: () => done.resolve(),
-    }),
-  );
+  const reader = source.getReader();
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await reader.read();
+        if (chunk.done) {
+          controller.close();
+          done.resolve();
+        } else {
+          controller.enqueue(chunk.value);
+        }
+      } catch (error) {
+        controller.error(error);
+        done.resolve();
+      }
+    },
+    cancel(reason) {
+      done.resolve();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
   return { stream, done: done.promise };
 }
 

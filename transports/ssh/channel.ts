@@ -101,7 +101,17 @@ export function toChannel(ch: ClientChannel, options: ToChannelOptions): Channel
       ch.setWindow(size.rows, size.columns, 0, 0);
     },
     signal(name: string) {
-      ch.signal(name.replace(/^SIG/, ""));
+      const sig = name.replace(/^SIG/, "");
+      // ssh2's signal() sends nothing once stdin is closed (state "eof"), yet RFC 4254 6.9 allows the
+      // request until the channel closes: a command run with stdin at EOF must still get Ctrl-C.
+      const raw = ch as unknown as {
+        outgoing?: { id: number; state: string };
+        _client?: { _protocol?: { signal(id: number, signal: string): void } };
+      };
+      const state = raw.outgoing?.state;
+      if ((state === "open" || state === "eof") && raw._client?._protocol) {
+        raw._client._protocol.signal(raw.outgoing!.id, sig);
+      } else ch.signal(sig);
     },
     async [Symbol.asyncDispose]() {
       if (disposed) return;

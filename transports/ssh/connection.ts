@@ -74,6 +74,9 @@ const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(
 const isMap = (v: unknown): v is Record<string, string> =>
   typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every(isString);
 
+/** -o options that describe the final target only, so jump hosts do not inherit them. */
+const TARGET_OPTIONS = new Set(["user", "port", "hostname", "hostkeyalias", "proxyjump", "proxycommand"]);
+
 /** One hop: where to go and as whom, with its resolved config. */
 interface Hop {
   host: string;
@@ -142,7 +145,10 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
   const hops: Hop[] = [];
   if (config.proxyJump) {
     for (const j of parseProxyJump(config.proxyJump)) {
-      const hopOptions: Record<string, string> = {};
+      // -o options apply along the whole route (known_hosts files, host key policy), except the ones naming the target
+      const hopOptions: Record<string, string> = Object.fromEntries(
+        Object.entries(options).filter(([k]) => !TARGET_OPTIONS.has(k.toLowerCase())),
+      );
       if (j.user) hopOptions.User = j.user;
       if (j.port) hopOptions.Port = String(j.port);
       // a jump host's own ProxyJump is not followed: the chain given here is the whole route

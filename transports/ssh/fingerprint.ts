@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { RemoteError } from "../../core/errors.ts";
+import { RemoteError } from "../../plugins/mod.ts";
 
 /**
  * The fingerprint of a public key blob as OpenSSH shows it: "SHA256:" and the unpadded base64 of

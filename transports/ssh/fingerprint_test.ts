@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { RemoteError } from "../../core/errors.ts";
+import { RemoteError } from "../../plugins/mod.ts";
 import { fingerprintSha256, keyTypeOf, parsePublicKeyLine } from "./fingerprint.ts";
 
 async function run(cmd: string, args: string[]): Promise<string> {

@@ -18,7 +18,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { decodeBase64Strict, keyTypeOf, readSshString } from "./fingerprint.ts";
 import { matchPattern } from "./ssh_config.ts";
-import { RemoteError } from "../../core/errors.ts";
+import { RemoteError } from "../../plugins/mod.ts";
 
 /** The outcome of looking a host key up in known_hosts files. */
 export type HostKeyCheck =

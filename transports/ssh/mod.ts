@@ -14,9 +14,12 @@
  *
  * @module
  */
-import type { Channel, OpenContext, OpenRequest } from "../../plugins/mod.ts";
+import type { Channel, OpenContext, OpenRequest, SessionHost } from "../../plugins/mod.ts";
 import { connectSsh } from "./connection.ts";
+import { tmuxSessionHost } from "./tmux_sessions.ts";
+import { openReused, reusable } from "./reuse_client.ts";
 export { manifest } from "./manifest.ts";
+export { background } from "./reuse_master.ts";
 export { type ChannelOptions, connectSsh, type SshConnection } from "./connection.ts";
 
 /**
@@ -26,6 +29,7 @@ export { type ChannelOptions, connectSsh, type SshConnection } from "./connectio
  * @throws {RemoteError} for connection failures, with the codes listed in docs/ssh.md
  */
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
+  if (request.kind === "exec" && reusable(ctx, request)) return await openReused(ctx, request);
   const connection = await connectSsh(ctx);
   try {
     const subsystem = request.kind === "subsystem"
@@ -52,3 +56,6 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
     throw err;
   }
 }
+
+/** Persistent sessions hosted by tmux on the host (`tmux -L remote`); see docs/persistent-sessions.md. */
+export const sessions: SessionHost = tmuxSessionHost();

@@ -23,7 +23,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { RemoteError } from "../../core/errors.ts";
+import { RemoteError } from "../../plugins/mod.ts";
 
 /** The settings remote's SSH transport uses for one host, after every config source is applied. */
 export interface SshHostConfig {

@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { userInfo } from "node:os";
-import { RemoteError } from "../../core/errors.ts";
+import { RemoteError } from "../../plugins/mod.ts";
 import { parseSshConfig, type ResolveOptions, resolveSshConfig, type SshHostConfig } from "./ssh_config.ts";
 
 // ssh -G resolves with the passwd entry of the running user, so cross-checked cases use the same

@@ -218,7 +218,9 @@ export interface AcknowledgeContent {
 }
 
 /** Builds the acknowledgement of `acked`: SequenceNumber 0, Flags 3, PayloadType unset. */
-export function encodeAcknowledge(acked: Pick<ClientMessage, "messageType" | "messageId" | "sequenceNumber">): Uint8Array {
+export function encodeAcknowledge(
+  acked: Pick<ClientMessage, "messageType" | "messageId" | "sequenceNumber">,
+): Uint8Array {
   const content: AcknowledgeContent = {
     AcknowledgedMessageType: acked.messageType,
     AcknowledgedMessageId: acked.messageId,

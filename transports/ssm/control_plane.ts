@@ -126,7 +126,10 @@ export async function callSsm(
     });
   } catch (cause) {
     if (cause instanceof DOMException && cause.name === "TimeoutError") {
-      throw new TransportError(`AWS SSM ${operation} timed out at ${config.endpoint.host}`, { layer: "timeout", cause });
+      throw new TransportError(`AWS SSM ${operation} timed out at ${config.endpoint.host}`, {
+        layer: "timeout",
+        cause,
+      });
     }
     const text = String(cause);
     const dns = /dns error|failed to lookup|Name or service not known/i.test(text);

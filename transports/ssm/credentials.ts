@@ -118,7 +118,11 @@ export function resolveAws(sources: CredentialSources = {}): ResolvedAws {
   const envSecret = env("AWS_SECRET_ACCESS_KEY");
   if (!sources.profile && envKey && envSecret) {
     return {
-      credentials: { accessKeyId: envKey, secretAccessKey: envSecret, sessionToken: env("AWS_SESSION_TOKEN") || undefined },
+      credentials: {
+        accessKeyId: envKey,
+        secretAccessKey: envSecret,
+        sessionToken: env("AWS_SESSION_TOKEN") || undefined,
+      },
       region,
       source: "environment",
     };

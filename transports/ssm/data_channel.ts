@@ -13,8 +13,8 @@
 import { WebSocket } from "ws";
 import { TransportError } from "../../plugins/mod.ts";
 import {
-  type DecodedMessage,
   decodeClientMessage,
+  type DecodedMessage,
   encodeAcknowledge,
   encodeClientMessage,
   MalformedMessageError,
@@ -104,8 +104,11 @@ function dial(url: string, token: string, clientId: string): Promise<WebSocket> 
         }),
       );
     });
-    ws.once("error", (cause) =>
-      fail(new TransportError(`cannot open the SSM data channel: ${cause.message}`, { layer: "socket", cause })));
+    ws.once(
+      "error",
+      (cause) =>
+        fail(new TransportError(`cannot open the SSM data channel: ${cause.message}`, { layer: "socket", cause })),
+    );
     ws.once("open", () => {
       ws.removeAllListeners();
       // the token message is the only text frame the client sends (plugin `streaming.go` OpenDataChannel)
@@ -337,7 +340,7 @@ export class DataChannel {
         this.#attach(ws);
         this.#reconnecting = false;
         // sequence numbers and buffers are kept; everything unacknowledged goes again
-        if (!this.#paused) for (const frame of this.#tx.all(Date.now())) this.#transmit(frame);
+        if (!this.#paused) { for (const frame of this.#tx.all(Date.now())) this.#transmit(frame); }
         return;
       } catch (error) {
         lastError = error;

@@ -76,13 +76,18 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
       onStdErr: (data) => enqueue(stderrCtl, data),
       onExitCode: (code) => void (exitCode = code),
       onEnd: (result) =>
-        finish(result.kind === "closed" ? { kind: "exited", code: exitCode ?? 0 } : { kind: "lost", error: result.error }),
+        finish(
+          result.kind === "closed" ? { kind: "exited", code: exitCode ?? 0 } : { kind: "lost", error: result.error },
+        ),
     },
   });
 
   const onAbort = () => {
     void session.terminate();
-    finish({ kind: "lost", error: new TransportError("the session was closed", { layer: "channel", code: "interrupted" }) });
+    finish({
+      kind: "lost",
+      error: new TransportError("the session was closed", { layer: "channel", code: "interrupted" }),
+    });
   };
   ctx.signal.addEventListener("abort", onAbort, { once: true });
   void exit.then(() => ctx.signal.removeEventListener("abort", onAbort));

@@ -75,7 +75,9 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
         onOutput: (data) => onOutput(data),
         onFlag: (flag) => {
           if (flag === PayloadFlag.connectToPortError) {
-            ctx.notice(`warning: the target could not connect to ${request.remoteHost ?? "port"} ${request.remotePort}`);
+            ctx.notice(
+              `warning: the target could not connect to ${request.remoteHost ?? "port"} ${request.remotePort}`,
+            );
           }
         },
         onEnd: (result) => end(result.kind === "lost" ? result.error : undefined),
@@ -89,10 +91,13 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
   if (info.sessionType !== "Port") {
     listener.close();
     await session.terminate();
-    throw new TransportError(`the session document opened a ${info.sessionType || "shell"} session, not a port session`, {
-      layer: "protocol",
-      hint: "use a port forwarding document such as AWS-StartPortForwardingSession",
-    });
+    throw new TransportError(
+      `the session document opened a ${info.sessionType || "shell"} session, not a port session`,
+      {
+        layer: "protocol",
+        hint: "use a port forwarding document such as AWS-StartPortForwardingSession",
+      },
+    );
   }
   const mux = info.properties.type === "LocalPortForwarding" && compareVersions(info.agentVersion, MUX_AFTER_AGENT) > 0;
 
@@ -104,8 +109,9 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
         if (done) break;
         await send(value);
       }
-    } catch { /* reset by the local client, or the session ended */ }
-    finally {
+    } catch {
+      /* reset by the local client, or the session ended */
+    } finally {
       reader.releaseLock();
     }
   };
@@ -117,7 +123,9 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
       try {
         smux.feed(data);
       } catch (error) {
-        end(new TransportError(`the port session sent bad multiplexing frames: ${String(error)}`, { layer: "protocol" }));
+        end(
+          new TransportError(`the port session sent bad multiplexing frames: ${String(error)}`, { layer: "protocol" }),
+        );
       }
     };
     handle = async (conn) => {

@@ -15,8 +15,8 @@ import { type DecodedMessage, parseJsonPayload, PayloadType } from "./client_mes
 import {
   type ControlPlaneConfig,
   resumeSession,
-  type StartSessionInput,
   startSession,
+  type StartSessionInput,
   terminateSession,
 } from "./control_plane.ts";
 import { CLIENT_VERSION, DataChannel, STREAM_DATA_PAYLOAD_SIZE } from "./data_channel.ts";
@@ -103,6 +103,7 @@ export class SsmSession {
     const info: SessionInfo = { sessionId, sessionType: "", properties: {}, agentVersion: "" };
     const { promise: ready, resolve: setReady, reject: failReady } = Promise.withResolvers<void>();
     let isReady = false;
+    // deno-lint-ignore prefer-const -- assigned once the handshake is done; closures read it before
     let session: SsmSession | undefined;
     const early: DecodedMessage[] = [];
 
@@ -161,6 +162,7 @@ export class SsmSession {
       }
     };
 
+    // deno-lint-ignore prefer-const -- assigned after the handlers that use it are defined
     let dc: DataChannel | undefined;
     const answerHandshake = async (m: DecodedMessage) => {
       const body = parseJsonPayload(m.payload);
@@ -211,11 +213,12 @@ export class SsmSession {
       ended = true;
       if (!isReady) {
         failReady(
-          result.kind === "lost"
-            ? result.error
-            : new TransportError(`the SSM session closed during the handshake${result.output ? ": " + result.output : ""}`, {
+          result.kind === "lost" ? result.error : new TransportError(
+            `the SSM session closed during the handshake${result.output ? ": " + result.output : ""}`,
+            {
               layer: "handshake",
-            }),
+            },
+          ),
         );
       }
       options.handlers.onEnd(result);
@@ -246,7 +249,8 @@ export class SsmSession {
         ),
       timeoutMs,
     );
-    const onAbort = () => failReady(new TransportError("connecting was cancelled", { layer: "channel", code: "interrupted" }));
+    const onAbort = () =>
+      failReady(new TransportError("connecting was cancelled", { layer: "channel", code: "interrupted" }));
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await ready;
@@ -313,4 +317,3 @@ function kmsError(): TransportError {
     hint: "use a session document without KMS encryption (--document-name), or the AWS CLI's session-manager-plugin",
   });
 }
-

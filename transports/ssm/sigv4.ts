@@ -116,5 +116,12 @@ export function signRequest(input: SignInput): Signature {
   const authorization =
     `AWS4-HMAC-SHA256 Credential=${input.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, ` +
     `Signature=${signature}`;
-  return { canonicalRequest, stringToSign, signedHeaders, signature, authorization, headers: { ...headers, authorization } };
+  return {
+    canonicalRequest,
+    stringToSign,
+    signedHeaders,
+    signature,
+    authorization,
+    headers: { ...headers, authorization },
+  };
 }

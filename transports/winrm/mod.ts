@@ -59,9 +59,10 @@ export function resolveSettings(ctx: OpenContext): ResolvedSettings {
     }
   } else {
     const typed = /^(https?):\/\//i.exec(t.display ?? "")?.[1]?.toLowerCase();
-    const port = param<number>(ctx, "Port") ?? t.port;
+    const port = t.port ?? param<number>(ctx, "Port");
     const ssl = param<boolean>(ctx, "UseSSL") === true || typed === "https" || (typed === undefined && port === 5986);
-    const host = param<string>(ctx, "ComputerName") ?? t.host;
+    // the core has parsed ComputerName (or the typed target) into target.host and target.port
+    const host = t.host || param<string>(ctx, "ComputerName");
     if (!host) throw new UsageError("no computer name given", { hint: "remote enter --computer-name <host>" });
     const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
     url = new URL(`${ssl ? "https" : "http"}://${h}:${port ?? (ssl ? 5986 : 5985)}${t.path || "/wsman"}`);
@@ -88,7 +89,7 @@ export function resolveSettings(ctx: OpenContext): ResolvedSettings {
       hint: "use https (--use-ssl), or --authentication Negotiate, or pass --allow-unencrypted if you accept the risk",
     });
   }
-  const username = param<string>(ctx, "Credential") ?? t.user;
+  const username = credentialOf(ctx)?.user ?? t.user;
   if (!username) {
     throw new UsageError("winrm needs a user name", { hint: "pass --credential DOMAIN\\user (or user@domain)" });
   }
@@ -107,8 +108,21 @@ export function resolveSettings(ctx: OpenContext): ResolvedSettings {
   };
 }
 
+/** `--credential` as bound by the core: `{ user, password? }` (a plain user string is accepted too). */
+function credentialOf(ctx: OpenContext): { user: string; password?: string } | undefined {
+  const value: unknown = ctx.parameters.Credential;
+  if (typeof value === "string") return { user: value };
+  if (typeof value === "object" && value !== null && "user" in value && typeof value.user === "string") {
+    const password = "password" in value && typeof value.password === "string" ? value.password : undefined;
+    return { user: value.user, password };
+  }
+  return undefined;
+}
+
 /** The password: from {@linkcode PASSWORD_ENV} if set, else asked without echo. */
 export async function getPassword(ctx: OpenContext, username: string, host: string): Promise<string> {
+  const given = credentialOf(ctx)?.password;
+  if (given !== undefined) return given;
   const env = Deno.env.get(PASSWORD_ENV);
   if (env !== undefined) return env;
   return await ctx.prompt.ask(`Password for ${username}@${host}: `, { secret: true, what: "--credential password" });

@@ -1,0 +1,267 @@
+/**
+ * Persistent sessions end to end: the real `remote` CLI against a real OpenSSH sshd and the real tmux
+ * on the host, interactive attaches in real PTYs. The enterprise scenario of Connect-PSSession: start a
+ * long job in a new session, disconnect, pick it up from a second `remote` with a fresh HOME.
+ */
+import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
+import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
+import { spawnInPty } from "./pty.ts";
+import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** A client of one sshd: its own HOME with only credentials, and the tmux socket of this test. */
+interface Client extends AsyncDisposable {
+  home: TempHome;
+  env: Record<string, string>;
+  /** the options that reach the harness sshd: -p, -i, -o UserKnownHostsFile */
+  ssh: string[];
+  run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+async function client(sshd: SshdServer, socket: string, port = sshd.port): Promise<Client> {
+  const home = await tempHome();
+  const knownHosts = `${home.dir}/known_hosts`;
+  await Deno.writeTextFile(knownHosts, sshd.knownHostsLine().replaceAll(`:${sshd.port} `, `:${port} `) + "\n");
+  const env = { ...home.env, REMOTE_TMUX_SOCKET: socket };
+  const ssh = ["-p", String(port), "-i", sshd.userKey, "-o", `UserKnownHostsFile=${knownHosts}`];
+  return {
+    home,
+    env,
+    ssh,
+    run: (...args: string[]) => runRemote(args, { env }),
+    [Symbol.asyncDispose]: () => home[Symbol.asyncDispose](),
+  };
+}
+
+/** One test's host: sshd plus a tmux socket of its own, killed with its state at the end. */
+async function withHost(fn: (sshd: SshdServer, socket: string) => Promise<void>, config?: string): Promise<void> {
+  await using sshd = await startSshd({ config });
+  const socket = `remote-e2e-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await withLogOnFailure(sshd, () => fn(sshd, socket));
+  } finally {
+    await tmux(socket, "kill-server");
+    const home = Deno.env.get("HOME") ?? "/root";
+    await Deno.remove(`${home}/.local/state/remote-sessions/${socket}`, { recursive: true }).catch(() => {});
+  }
+}
+
+/** tmux on the host, which is this machine; the harness sshd logs in as this user. */
+async function tmux(socket: string, ...args: string[]): Promise<{ code: number; stdout: string }> {
+  const out = await new Deno.Command("tmux", { args: ["-L", socket, ...args], stdout: "piped", stderr: "null" })
+    .output();
+  return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function attachInPty(c: Client, ...args: string[]) {
+  return spawnInPty(Deno.execPath(), ["run", "--allow-all", "--quiet", MAIN, ...args], {
+    env: { ...c.env, SSH_AUTH_SOCK: "" },
+    cols: 100,
+    rows: 30,
+  });
+}
+
+Deno.test("remote new, ~&, then get, receive and connect from a fresh HOME pick up the finished job", async () => {
+  await withHost(async (sshd, socket) => {
+    await using first = await client(sshd, socket);
+    const created = await first.run("new", "127.0.0.1", ...first.ssh, "--name", "ITTask");
+    assertEquals(created.code, 0, created.stderr);
+    match(created.stdout, /^Id +Name +ComputerName +Transport +State +ConfigurationName +Availability\n/);
+    match(created.stdout, /\n1 +ITTask +127\.0\.0\.1 +ssh +Opened +Available\n$/);
+
+    {
+      await using pty = await attachInPty(first, "enter", "--name", "ITTask");
+      await pty.waitFor("#", 20_000);
+      pty.write("for i in 1 2 3; do echo step-$i; sleep 1; done; echo JOB-$((40+2))\r");
+      await pty.waitFor("step-1", 20_000);
+      pty.write("~&");
+      await pty.waitFor("disconnected from ITTask; it keeps running on 127.0.0.1", 20_000);
+      assertEquals((await pty.exited).code, 0);
+    }
+    const mine = await first.run("get", "--json");
+    assertEquals(JSON.parse(mine.stdout).state, "Disconnected");
+
+    await using second = await client(sshd, socket);
+    const found = await second.run("get", "--computer-name", "127.0.0.1", ...second.ssh);
+    assertEquals(found.code, 0, found.stderr);
+    match(found.stdout, /\n1 +ITTask +127\.0\.0\.1 +ssh +Disconnected +None\n$/);
+    const output = await eventually("the job's end in receive", async () => {
+      const r = await second.run("receive", "--name", "ITTask");
+      assertEquals(r.code, 0, r.stderr);
+      return r.stdout.includes("JOB-42") ? r.stdout : undefined;
+    });
+    assert(output.includes("step-3"), output);
+    assertEquals((await second.run("receive", "--name", "ITTask")).stdout.includes("JOB-42"), false);
+
+    await using pty = await attachInPty(second, "connect", "--name", "ITTask");
+    await pty.waitFor("JOB-42", 20_000);
+    pty.write("exit\r");
+    assertEquals((await pty.exited).code, 0);
+    assertEquals((await tmux(socket, "has-session", "-t", "=ITTask")).code, 1);
+    assertEquals((await second.run("get")).stdout, "");
+  });
+});
+
+Deno.test("remote disconnect --idle-timeout ends the session on the host with nobody attached", async () => {
+  await withHost(async (sshd, socket) => {
+    await using c = await client(sshd, socket);
+    assertEquals((await c.run("new", "127.0.0.1", ...c.ssh, "--name", "Idle")).code, 0);
+    const d = await c.run("disconnect", "--name", "Idle", "--idle-timeout", "2s");
+    assertEquals(d.code, 0, d.stderr);
+    match(d.stdout, /Idle +127\.0\.0\.1 +ssh +Disconnected +None/);
+    await eventually(
+      "Idle to end",
+      async () => (await tmux(socket, "has-session", "-t", "=Idle")).code ? true : undefined,
+    );
+    const got = await c.run("get", "--computer-name", "127.0.0.1", ...c.ssh);
+    assertEquals(got.code, 0, got.stderr);
+    match(got.stdout, /Idle +127\.0\.0\.1 +ssh +Closed \(stale\) +None/);
+  });
+});
+
+Deno.test("remote connect refuses a Busy session and --force takes it over", async () => {
+  await withHost(async (sshd, socket) => {
+    await using first = await client(sshd, socket);
+    assertEquals((await first.run("new", "127.0.0.1", ...first.ssh, "--name", "Shared")).code, 0);
+    await using one = await attachInPty(first, "enter", "--name", "Shared");
+    await one.waitFor("#", 20_000);
+
+    await using second = await client(sshd, socket);
+    const busy = await second.run("connect", "--computer-name", "127.0.0.1", ...second.ssh, "--name", "Shared");
+    assertEquals(busy.code, 230);
+    assertEquals(
+      busy.stderr,
+      "remote: session Shared on 127.0.0.1 is in use by another client\n" +
+        "hint: take it over with: remote connect --name Shared --force\n",
+    );
+    await using two = await attachInPty(second, "connect", "--name", "Shared", "--force");
+    await one.waitFor("disconnected from Shared; it keeps running on 127.0.0.1", 20_000);
+    assertEquals((await one.exited).code, 0);
+    two.write("echo took-$((1+1))\r");
+    await two.waitFor("took-2", 20_000);
+    two.write("~&");
+    assertEquals((await two.exited).code, 0);
+  });
+});
+
+/** A TCP relay in front of sshd whose connections the test can cut. */
+function relay(targetPort: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const serving = (async () => {
+    for await (const inbound of listener) {
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+      open.add(inbound).add(outbound);
+      const close = () => {
+        for (const c of [inbound, outbound]) {
+          open.delete(c);
+          try {
+            c.close();
+          } catch { /* closed already */ }
+        }
+      };
+      inbound.readable.pipeTo(outbound.writable).catch(() => {}).finally(close);
+      outbound.readable.pipeTo(inbound.writable).catch(() => {}).finally(close);
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    cut() {
+      for (const c of [...open]) {
+        open.delete(c);
+        try {
+          c.close();
+        } catch { /* closed already */ }
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      this.cut();
+      listener.close();
+      await serving;
+    },
+  };
+}
+
+Deno.test("a connection cut mid-session leaves the session Disconnected, and connect resumes it", async () => {
+  await withHost(async (sshd, socket) => {
+    await using link = relay(sshd.port);
+    await using c = await client(sshd, socket, link.port);
+    assertEquals((await c.run("new", "127.0.0.1", ...c.ssh, "--name", "Flaky")).code, 0);
+    {
+      await using pty = await attachInPty(c, "enter", "--name", "Flaky");
+      await pty.waitFor("#", 20_000);
+      pty.write("echo before-$((2+3))\r");
+      await pty.waitFor("before-5", 20_000);
+      link.cut();
+      await pty.waitFor("resume it with: remote connect --name Flaky", 30_000);
+      assertEquals((await pty.exited).code, 250);
+    }
+    assertEquals(JSON.parse((await c.run("get", "--json")).stdout).state, "Disconnected");
+    await eventually("tmux to see the client gone", async () => {
+      const r = await tmux(socket, "list-sessions", "-F", "#{session_name} #{session_attached}");
+      return r.stdout === "Flaky 0\n" ? true : undefined;
+    });
+    await using pty = await attachInPty(c, "connect", "--name", "Flaky");
+    await pty.waitFor("before-5", 20_000);
+    pty.write("~&");
+    assertEquals((await pty.exited).code, 0);
+  });
+});
+
+Deno.test("remote remove ends the session and every process in it, --what-if ends nothing", async () => {
+  await withHost(async (sshd, socket) => {
+    await using c = await client(sshd, socket);
+    assertEquals((await c.run("new", "127.0.0.1", ...c.ssh, "--name", "Doomed")).code, 0);
+    const marker = `${2000 + Math.floor(Math.random() * 1000)}.25`;
+    await tmux(socket, "send-keys", "-t", "=Doomed:", "-l", `(trap '' HUP; sleep ${marker}) &`);
+    await tmux(socket, "send-keys", "-t", "=Doomed:", "Enter");
+    const sleeping = async () => {
+      const out = await new Deno.Command("pgrep", { args: ["-f", `^sleep ${marker}$`], stdout: "piped" }).output();
+      return new TextDecoder().decode(out.stdout).trim();
+    };
+    await eventually("the job", async () => (await sleeping()) || undefined);
+    const whatIf = await c.run("remove", "--name", "Doomed", "--what-if");
+    assertEquals(whatIf.stdout, "What if: removing session Doomed (Id 1) on 127.0.0.1\n");
+    assertEquals((await tmux(socket, "has-session", "-t", "=Doomed")).code, 0);
+    const removed = await c.run("remove", "--name", "Doomed");
+    assertEquals(removed.code, 0, removed.stderr);
+    assertEquals((await tmux(socket, "list-sessions")).stdout, "");
+    assertEquals(await sleeping(), "");
+    assertEquals((await c.run("get")).stdout, "");
+  });
+});
+
+Deno.test("remote new on a host without tmux fails once, naming the package, and creates nothing", async () => {
+  const bin = await Deno.makeTempDir({ prefix: "remote-no-tmux-" });
+  try {
+    for (const tool of ["sh", "bash", "mkdir", "chmod", "cat", "mv"]) {
+      const found = await new Deno.Command("/bin/sh", { args: ["-c", `command -v ${tool}`], stdout: "piped" }).output();
+      await Deno.symlink(new TextDecoder().decode(found.stdout).trim(), `${bin}/${tool}`);
+    }
+    await withHost(async (sshd, socket) => {
+      await using c = await client(sshd, socket);
+      const r = await c.run("new", "127.0.0.1", ...c.ssh, "--name", "NoTmux");
+      assertEquals(r.code, 252);
+      assertEquals(
+        r.stderr,
+        "remote: tmux is not installed on 127.0.0.1\n" +
+          "hint: install it there: sudo apt-get install tmux (Debian/Ubuntu), sudo dnf install tmux (Fedora/RHEL)\n",
+      );
+      assertEquals((await c.run("get")).stdout, "");
+      assertEquals((await tmux(socket, "list-sessions")).code, 1);
+    }, `SetEnv PATH=${bin}`);
+  } finally {
+    await Deno.remove(bin, { recursive: true });
+  }
+});

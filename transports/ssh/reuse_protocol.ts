@@ -1,0 +1,163 @@
+/**
+ * The wire between `remote` and its SSH connection-reuse master: length-prefixed frames over a unix
+ * socket, with no I/O here (bytes in, frames out) so it tests offline. Also where the socket lives and
+ * which connection a request may share.
+ *
+ * A frame is a 4-byte big-endian length of what follows, one type byte, then the payload (raw bytes
+ * for stream data, UTF-8 JSON for control).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** Frame types; `C_` from the client, `M_` from the master. */
+export const Frame = {
+  /** JSON {@linkcode ReuseRequest}: the first frame a client sends */
+  C_REQUEST: 1,
+  /** bytes for the command's stdin */
+  C_STDIN: 2,
+  /** end of stdin */
+  C_STDIN_EOF: 3,
+  /** JSON `{ name }`: a signal for the remote command */
+  C_SIGNAL: 4,
+  /** JSON `{ id, answer }` or `{ id, error }`: the reply to an `M_ASK` */
+  C_ANSWER: 5,
+  /** the command started */
+  M_OPENED: 16,
+  M_STDOUT: 17,
+  M_STDERR: 18,
+  /** JSON {@linkcode WireStatus}: how the command ended; the last frame */
+  M_EXIT: 19,
+  /** JSON {@linkcode WireError}: connecting or starting failed; the last frame */
+  M_ERROR: 20,
+  /** JSON `{ id, question, secret, what }`: the master needs the user (password, passphrase, host key) */
+  M_ASK: 21,
+  /** JSON `{ line }`: a notice for the user */
+  M_NOTICE: 22,
+} as const;
+
+/** What a client asks the master to run. */
+export interface ReuseRequest {
+  target: { transport: string; host: string; port?: number; user?: string; display: string };
+  /** the transport parameters, as bound by the core */
+  parameters: Record<string, unknown>;
+  command: string;
+  env?: Record<string, string>;
+  /** whether a person can answer prompts on the client's side */
+  interactive: boolean;
+}
+
+/** An exit status as sent on the wire (`lost` carries a message, not an Error). */
+export type WireStatus =
+  | { kind: "exited"; code: number }
+  | { kind: "signaled"; signal: string; code: number; coreDumped?: boolean }
+  | { kind: "lost"; message: string };
+
+/** A RemoteError as sent on the wire. */
+export interface WireError {
+  /** an ExitCode name of core/errors.ts */
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+/** Largest frame accepted; bigger means a broken or hostile peer. */
+export const MAX_FRAME = 1 << 24;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Encodes one frame. */
+export function encodeFrame(type: number, payload: Uint8Array | unknown = new Uint8Array(0)): Uint8Array {
+  const body = payload instanceof Uint8Array ? payload : encoder.encode(JSON.stringify(payload));
+  const out = new Uint8Array(5 + body.length);
+  new DataView(out.buffer).setUint32(0, body.length + 1);
+  out[4] = type;
+  out.set(body, 5);
+  return out;
+}
+
+/** Parses a JSON frame payload. */
+export function framePayloadJson(payload: Uint8Array): unknown {
+  return JSON.parse(decoder.decode(payload));
+}
+
+/** One decoded frame. */
+export interface DecodedFrame {
+  type: number;
+  payload: Uint8Array;
+}
+
+/** Splits a byte stream into frames; push bytes as they come. */
+export class FrameDecoder {
+  #buffer = new Uint8Array(0);
+
+  /**
+   * Adds bytes and returns the frames now complete.
+   *
+   * @throws {Error} when a frame is larger than {@linkcode MAX_FRAME} or empty
+   */
+  push(bytes: Uint8Array): DecodedFrame[] {
+    const joined = new Uint8Array(this.#buffer.length + bytes.length);
+    joined.set(this.#buffer);
+    joined.set(bytes, this.#buffer.length);
+    const frames: DecodedFrame[] = [];
+    let at = 0;
+    while (joined.length - at >= 4) {
+      const length = new DataView(joined.buffer, at, 4).getUint32(0);
+      if (length === 0 || length > MAX_FRAME) throw new Error(`bad frame length ${length}`);
+      if (joined.length - at - 4 < length) break;
+      frames.push({ type: joined[at + 4], payload: joined.slice(at + 5, at + 4 + length) });
+      at += 4 + length;
+    }
+    this.#buffer = joined.slice(at);
+    return frames;
+  }
+}
+
+/**
+ * The key of a shareable connection: everything that decides where it goes and who it authenticates
+ * as (host, port, user, keys, agent, config file, options, jump hosts). Two requests share a
+ * connection only when their keys are equal.
+ */
+export function connectionKey(request: Pick<ReuseRequest, "target" | "parameters">): string {
+  const { host, port, user } = request.target;
+  const parameters = Object.keys(request.parameters).sort().map((k) => [k, request.parameters[k]]);
+  return JSON.stringify([host, port ?? null, user ?? null, parameters]);
+}
+
+/** Environment variables that decide identity and files: a master serves only clients that agree on them. */
+const IDENTITY_ENV = ["HOME", "USER", "SSH_AUTH_SOCK", "XDG_CONFIG_HOME"] as const;
+
+/**
+ * Where the master for this user and environment listens: `$XDG_RUNTIME_DIR/remote/` (else a 0700
+ * directory in the temp dir), one socket per uid, HOME and agent socket.
+ */
+export function masterSocketPath(env: { get(name: string): string | undefined } = Deno.env): string {
+  const uid = Deno.uid() ?? 0;
+  const runtime = env.get("XDG_RUNTIME_DIR");
+  const dir = runtime ? `${runtime}/remote` : `${env.get("TMPDIR") || "/tmp"}/remote-${uid}`;
+  const hash = createHash("sha256").update(IDENTITY_ENV.map((n) => `${n}=${env.get(n) ?? ""}`).join("\0"))
+    .digest("hex").slice(0, 16);
+  return `${dir}/ssh-${uid}-${hash}.sock`;
+}
+
+/** Default idle time before the master exits, as OpenSSH's ControlPersist of 60 s. */
+export const DEFAULT_IDLE_MS = 60_000;
+
+/**
+ * The master's idle time: `-o ControlPersist=` (seconds, `30s`, `5m`, `yes` = forever, `no` = 0) or
+ * `REMOTE_SSH_PERSIST`, else {@linkcode DEFAULT_IDLE_MS}.
+ */
+export function idleMsFrom(options: Record<string, string> | undefined, env = Deno.env): number {
+  const key = Object.keys(options ?? {}).find((k) => k.toLowerCase() === "controlpersist");
+  const text = (key ? options?.[key] : undefined) ?? env.get("REMOTE_SSH_PERSIST");
+  if (text === undefined || text === "") return DEFAULT_IDLE_MS;
+  const t = text.trim().toLowerCase();
+  if (t === "yes") return 0x7fffffff;
+  if (t === "no") return 0;
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(t);
+  if (!m) return DEFAULT_IDLE_MS;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"] ?? 1000;
+  return Math.min(Number(m[1]) * unit, 0x7fffffff);
+}
