@@ -191,7 +191,6 @@ function versionText(options: CliOptions): string {
     `transports: ${ids}\n`;
 }
 
-
 async function pluginVerb(args: string[], entries: readonly TransportEntry[], specs: VerbSpec[]): Promise<number> {
   const sub = args[0] ?? "list";
   if (sub === "list") {

@@ -3,7 +3,7 @@ import { ExitCode, RemoteError, TransportError } from "./errors.ts";
 
 Deno.test("ExitCode matches the table in docs/exit-codes.md", async () => {
   const doc = await Deno.readTextFile(new URL("../docs/exit-codes.md", import.meta.url));
-  const rows = [...doc.matchAll(/^\| +(\d+) \| (\w+) \|/gm)].map((m) => [m[2], Number(m[1])]);
+  const rows = [...doc.matchAll(/^\|\s*(\d+)\s*\|\s*(\w+)\s*\|/gm)].map((m) => [m[2], Number(m[1])]);
   assertEquals(Object.fromEntries(rows), { ...ExitCode });
 });
 

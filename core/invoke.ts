@@ -11,7 +11,7 @@
 import type { Channel, Prompter } from "../plugins/types.ts";
 import { ExitCode, RemoteError, UsageError } from "./errors.ts";
 import { useColor, writeErr, writeOut } from "./output.ts";
-import { route, type Route } from "./route.ts";
+import { type Route, route } from "./route.ts";
 import type { VerbInput } from "./verb_handlers.ts";
 import { exitCodeOf, loadTransport, openContext, requireCapability } from "./transport_use.ts";
 

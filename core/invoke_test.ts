@@ -58,7 +58,11 @@ Deno.test("oncePrompter() asks each question once for all hosts, one at a time",
     p.ask("passphrase for key:", { secret: true, what: "passphrase" }),
   ]);
   assertEquals(asked, ["password for a@h1:", "passphrase for key:"]);
-  assertEquals(answers, ["answer to password for a@h1:", "answer to password for a@h1:", "answer to passphrase for key:"]);
+  assertEquals(answers, [
+    "answer to password for a@h1:",
+    "answer to password for a@h1:",
+    "answer to passphrase for key:",
+  ]);
 });
 
 Deno.test("summarise() exits 0 only when every host succeeded", async () => {

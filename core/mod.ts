@@ -11,6 +11,6 @@
  * @module
  */
 export * from "./errors.ts";
-export { parseTarget, type ParsedTarget } from "./target.ts";
+export { type ParsedTarget, parseTarget } from "./target.ts";
 export type { TransportEntry, TransportOrigin } from "./transport_catalog.ts";
 export type { Availability, SessionRecord, SessionState } from "./session.ts";

@@ -306,7 +306,8 @@ export async function runInteractive(channel: Channel, options: BridgeOptions): 
     const outPump = pump(channel.stdout, stdout);
     const errPump = pump(channel.stderr, stderr);
     const reader = stdin.readable.getReader();
-    const inPump = pumpInput(reader, channel, {
+    // not awaited: it may sit in a read of a pipe that never ends (see above)
+    pumpInput(reader, channel, {
       scanner,
       escapeChar: escapeChar ?? "~",
       stderr,
@@ -320,10 +321,9 @@ export async function runInteractive(channel: Channel, options: BridgeOptions): 
       exit.then((status) => ({ status, ended: true })),
       stop.promise.then((status) => ({ status, ended: false })),
     ]);
-    if (!winner.ended) await Promise.resolve(channel[Symbol.asyncDispose]()).catch(() => {});
+    if (!winner.ended) await (async () => await channel[Symbol.asyncDispose]())().catch(() => {});
     // a terminal read is cancellable; a pipe read finishes when the pipe does (see above)
     reader.cancel().catch(() => {});
-    void inPump;
     await drain([outPump, errPump]);
     return winner.status;
   } finally {

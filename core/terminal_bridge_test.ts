@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
-import { type EscapeEvent, EscapeScanner, escapeHelp, parseEscapeChar, runInteractive } from "./terminal_bridge.ts";
+import { type EscapeEvent, escapeHelp, EscapeScanner, parseEscapeChar, runInteractive } from "./terminal_bridge.ts";
 import { nonInteractivePrompter } from "./prompt.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { open } from "../transports/local/mod.ts";
@@ -61,7 +61,7 @@ Deno.test("parseEscapeChar() reads a character, ^X and none as ssh -e does", () 
   assertEquals(parseEscapeChar("^]"), "\x1d");
   assertEquals(parseEscapeChar("^a"), "\x01");
   assertEquals(parseEscapeChar("none"), null);
-  throws(() => parseEscapeChar("^"), UsageError);
+  throws(() => parseEscapeChar("^1"), UsageError);
   throws(() => parseEscapeChar("xy"), /bad escape character "xy"/);
 });
 
@@ -151,7 +151,8 @@ Deno.test("runInteractive() ends the channel when its signal aborts and reports 
   // the process is gone: its exit has settled
   const exit = await channel.exit;
   assertEquals(exit.kind, "signaled");
-  await input.writable.close();
+  // the bridge has cancelled its input
+  await rejects(input.writable.close());
 });
 
 Deno.test("runInteractive() reports a channel whose exit rejects as lost", async () => {

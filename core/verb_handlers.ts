@@ -12,7 +12,7 @@ import { runInvoke } from "./invoke.ts";
 import { writeErr, writeOut } from "./output.ts";
 import type { Resolution, VerbSpec } from "./parameter_set.ts";
 import { Registry } from "./registry.ts";
-import { route, type Route } from "./route.ts";
+import { type Route, route } from "./route.ts";
 import { generateSessionName, type SessionRecord } from "./session.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "./terminal_bridge.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
@@ -81,7 +81,9 @@ function contextFor(r: Route, prompter: Prompter, signal: AbortSignal): OpenCont
 async function enter(input: VerbInput): Promise<number> {
   const { resolution, entries, config, prompter } = input;
   if (SELECTOR_SETS.has(resolution.set)) return await attachRecorded(input, false);
-  const r = resolution.given.length === 0 ? localRoute(entries) : route(resolution, entries, config, targetText(resolution));
+  const r = resolution.given.length === 0
+    ? localRoute(entries)
+    : route(resolution, entries, config, targetText(resolution));
   requireCapability(r.entry, "shell");
   const transport = await loadTransport(r.entry);
   const pty = Deno.stdin.isTerminal() ? ptyRequestFromEnvironment() : undefined;
@@ -167,9 +169,13 @@ function storableParameters(r: Route): Record<string, unknown> {
 function recordRoute(record: SessionRecord, entries: readonly TransportEntry[]): Route {
   const entry = entries.find((e) => e.manifest.id === record.transport);
   if (!entry) {
-    throw new RemoteError("notFound", `session ${record.name} uses transport ${record.transport}, which is not loaded`, {
-      hint: "load its plugin with --plugin, or see: remote plugin list",
-    });
+    throw new RemoteError(
+      "notFound",
+      `session ${record.name} uses transport ${record.transport}, which is not loaded`,
+      {
+        hint: "load its plugin with --plugin, or see: remote plugin list",
+      },
+    );
   }
   const target: Target = {
     transport: record.transport,
@@ -202,7 +208,11 @@ async function selectMany(registry: Registry, resolution: Resolution): Promise<S
     : { name: String(v.Name ?? "") };
   const found = await registry.find(selector);
   if (found.length === 0) {
-    const what = "id" in selector ? `Id ${selector.id}` : "instanceId" in selector ? selector.instanceId : selector.name;
+    const what = "id" in selector
+      ? `Id ${selector.id}`
+      : "instanceId" in selector
+      ? selector.instanceId
+      : selector.name;
     throw new RemoteError("notFound", `no session ${what} in the local registry`, {
       hint: "list sessions with: remote get; find one on a host with: remote connect --computer-name <host> --name <n>",
     });
@@ -349,7 +359,9 @@ async function getSessions(input: VerbInput): Promise<number> {
   }
   if (typeof v.State === "string") records = records.filter((s) => s.state === v.State);
   if (hosts.length > 0) {
-    const wanted = new Set(hosts.map((h) => route({ ...resolution, set: "", given: [] }, entries, config, h).target.host));
+    const wanted = new Set(
+      hosts.map((h) => route({ ...resolution, set: "", given: [] }, entries, config, h).target.host),
+    );
     records = records.filter((s) => wanted.has(s.computerName));
   }
   const rows = records.map((record) => ({ record, stale: stale.has(record.instanceId) }));
@@ -491,7 +503,9 @@ async function forward(input: VerbInput): Promise<number> {
       remoteHost,
       onListening: (port) =>
         console.error(
-          `remote: forwarding 127.0.0.1:${port} to ${remoteHost ?? r.target.host}:${v.RemotePort} via ${r.target.display}`,
+          `remote: forwarding 127.0.0.1:${port} to ${
+            remoteHost ?? r.target.host
+          }:${v.RemotePort} via ${r.target.display}`,
         ),
     });
   } catch (error) {

@@ -88,7 +88,10 @@ export function verbSpecs(manifests: readonly TransportManifest[], defaultTransp
       examples: [
         { command: "remote enter", description: "a shell on this computer (the local transport)" },
         { command: "remote enter admin@db1", description: "a shell on db1 over SSH" },
-        { command: "remote enter --computer-name win01 --credential CORP\\admin", description: "cmd on win01 over WinRM" },
+        {
+          command: "remote enter --computer-name win01 --credential CORP\\admin",
+          description: "cmd on win01 over WinRM",
+        },
         { command: "remote enter --target i-0123456789abcdef0", description: "a shell through AWS Session Manager" },
         { command: "remote enter --name ITTask", description: "attach to the persistent session ITTask" },
       ],

@@ -41,7 +41,9 @@ async function allImports(dirs: string[]): Promise<{ file: string; specifier: st
 }
 
 Deno.test("core imports no transport", async () => {
-  const wrong = (await allImports(["core"])).filter((i) => i.target.startsWith("transports/"));
+  // Tests beside the core may drive it with a real transport; the core's own modules may not.
+  const wrong = (await allImports(["core"]))
+    .filter((i) => !i.file.endsWith("_test.ts") && i.target.startsWith("transports/"));
   assertEquals(wrong, []);
 });
 

@@ -21,17 +21,27 @@ Deno.test("the bundle runs from outside the source tree: --version and a real in
   const build = await Deno.makeTempDir({ prefix: "remote-bundle-" });
   const outside = await Deno.makeTempDir({ prefix: "remote-outside-" });
   try {
-    const bundled = await run(Deno.execPath(), ["run", "-A", "scripts/bundle.ts", "--output", `${build}/remote.js`], root, {
-      ...home.env,
-      PATH: Deno.env.get("PATH") ?? "",
-    });
+    const bundled = await run(
+      Deno.execPath(),
+      ["run", "-A", "scripts/bundle.ts", "--output", `${build}/remote.js`],
+      root,
+      {
+        ...home.env,
+        PATH: Deno.env.get("PATH") ?? "",
+      },
+    );
     assertEquals(bundled.code, 0, bundled.stderr);
     await Deno.copyFile(`${build}/remote.js`, `${outside}/remote.js`);
     const remote = (args: string[]) =>
-      run(Deno.execPath(), ["run", "-A", "--no-config", "--no-lock", "--quiet", `${outside}/remote.js`, ...args], outside, {
-        ...home.env,
-        PATH: Deno.env.get("PATH") ?? "",
-      });
+      run(
+        Deno.execPath(),
+        ["run", "-A", "--no-config", "--no-lock", "--quiet", `${outside}/remote.js`, ...args],
+        outside,
+        {
+          ...home.env,
+          PATH: Deno.env.get("PATH") ?? "",
+        },
+      );
 
     const version = await remote(["--version"]);
     assertEquals(version.code, 0, version.stderr);

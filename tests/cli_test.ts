@@ -28,7 +28,10 @@ Deno.test("remote with an unknown verb exits 230 with a hint", async () => {
   await using home = await tempHome();
   const run = await runRemote(["entr", "db1"], { env: home.env });
   assertEquals(run.code, 230);
-  assertEquals(run.stderr, "remote: 'entr' is not a remote verb\nhint: did you mean 'remote enter'? all verbs: remote --help\n");
+  assertEquals(
+    run.stderr,
+    "remote: 'entr' is not a remote verb\nhint: did you mean 'remote enter'? all verbs: remote --help\n",
+  );
 });
 
 Deno.test("remote enter with a malformed host exits 230 naming the problem", async () => {

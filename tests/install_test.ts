@@ -41,7 +41,11 @@ Deno.test("install.sh installs a working remote into --prefix, idempotently, and
 });
 
 Deno.test("install.sh rejects an unknown option with a hint", async () => {
-  const out = await new Deno.Command("sh", { args: [`${root}install.sh`, "--frobnicate"], stdout: "piped", stderr: "piped" })
+  const out = await new Deno.Command("sh", {
+    args: [`${root}install.sh`, "--frobnicate"],
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   assertEquals(out.code, 2);
   assertEquals(

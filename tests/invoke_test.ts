@@ -4,8 +4,8 @@
  * on stdin, Ctrl-C, and connection reuse (handshakes counted in sshd's log, the master's idle exit).
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { startSshd, type SshdServer, withLogOnFailure } from "./harness/sshd.ts";
-import { runRemote, tempHome, type TempHome } from "./run_remote.ts";
+import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
+import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -156,7 +156,7 @@ Deno.test("remote invoke: Ctrl-C sends INT to every remote command and exits 130
         out += decoder.decode(value);
       }
       const status = await child.status;
-      const stderr = decoder.decode((await new Response(child.stderr).arrayBuffer()));
+      const stderr = decoder.decode(await new Response(child.stderr).arrayBuffer());
       assertEquals(status.code, 130, stderr);
       assert(/remote: interrupted/.test(stderr), stderr);
       // Each remote command was sent INT (RFC 4254 6.9). OpenSSH acts on it only with privilege

@@ -42,6 +42,8 @@ async function withHost(fn: (sshd: SshdServer, socket: string) => Promise<void>,
     await withLogOnFailure(sshd, () => fn(sshd, socket));
   } finally {
     await tmux(socket, "kill-server");
+    // tmux leaves its socket file behind when the last session ends
+    await Deno.remove(`${Deno.env.get("TMUX_TMPDIR") ?? "/tmp"}/tmux-${Deno.uid()}/${socket}`).catch(() => {});
     const home = Deno.env.get("HOME") ?? "/root";
     await Deno.remove(`${home}/.local/state/remote-sessions/${socket}`, { recursive: true }).catch(() => {});
   }
@@ -96,10 +98,12 @@ Deno.test("remote new, ~&, then get, receive and connect from a fresh HOME pick 
     const found = await second.run("get", "--computer-name", "127.0.0.1", ...second.ssh);
     assertEquals(found.code, 0, found.stderr);
     match(found.stdout, /\n1 +ITTask +127\.0\.0\.1 +ssh +Disconnected +None\n$/);
-    const output = await eventually("the job's end in receive", async () => {
+    let output = "";
+    await eventually("the job's end in receive", async () => {
       const r = await second.run("receive", "--name", "ITTask");
       assertEquals(r.code, 0, r.stderr);
-      return r.stdout.includes("JOB-42") ? r.stdout : undefined;
+      output += r.stdout;
+      return output.includes("JOB-42") ? true : undefined;
     });
     assert(output.includes("step-3"), output);
     assertEquals((await second.run("receive", "--name", "ITTask")).stdout.includes("JOB-42"), false);

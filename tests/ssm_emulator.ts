@@ -75,6 +75,8 @@ export interface SsmEmulatorStats {
   /** input frames the agent received while it had paused publication */
   inputWhilePaused: number;
   inputDuplicates: number;
+  /** smux frames with a version other than 1 (the stream of Output payloads was corrupted) */
+  smuxProtocolErrors: number;
   /** frames the agent put on the socket, resends and acks included */
   framesOut: number;
   lastSize?: { cols: number; rows: number };
@@ -532,6 +534,14 @@ class Agent {
     while (joined.length - at >= 8) {
       const len = joined[at + 2] | (joined[at + 3] << 8);
       if (joined.length - at < 8 + len) break;
+      if (joined[at] !== 1) {
+        // xtaci/smux `recvLoop`: a bad version is ErrInvalidProtocol and ends the smux session; the agent's
+        // port session ends with it (`port_mux.go`)
+        this.#stats.smuxProtocolErrors++;
+        this.#smuxBuf = new Uint8Array(0);
+        this.closeChannel("smux: invalid protocol");
+        return;
+      }
       const cmd = joined[at + 1];
       const sid = new DataView(joined.buffer, at + 4, 4).getUint32(0, true);
       const data = joined.slice(at + 8, at + 8 + len);
@@ -730,6 +740,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     resumes: 0,
     inputWhilePaused: 0,
     inputDuplicates: 0,
+    smuxProtocolErrors: 0,
     framesOut: 0,
     clientVersions: [],
     handshakeResponses: [],

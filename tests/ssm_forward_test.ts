@@ -101,6 +101,7 @@ Deno.test("forward() carries 10 MB each way on 3 concurrent connections, SHA-256
     await server.close();
   }
   assert.equal(emu.stats.calls.TerminateSession, 1);
+  assert.equal(emu.stats.smuxProtocolErrors, 0);
 });
 
 Deno.test("forward() to a remote host uses the ToRemoteHost document and reports a refused port", async () => {

@@ -28,7 +28,7 @@ Deno.test("runInteractive() gives a local shell the terminal's size, follows res
   pty.write(`sh -c "trap 'stty size; exit 0' WINCH; echo armed; while :; do sleep 0.1; done"\r`);
   await pty.waitFor("\r\narmed\r\n", WAIT);
   pty.resize(100, 30);
-  await pty.waitFor(/\r\n30 100\r\n/, WAIT);
+  await pty.waitFor("30 100\r\n", WAIT);
   await pty.waitFor("inner$ ", WAIT);
   pty.write("stty size\r");
   await pty.waitFor(/\r\n30 100\r\n/, WAIT);
@@ -112,7 +112,13 @@ Deno.test("runInteractive() with escapes off sends ~. to the far side", async ()
   assertEquals((await pty.exited).code, 0);
 });
 
-for (const [how, keys, code] of [["exit", "exit 0\r", 0], ["~.", "~.", 250], ["SIGTERM", "kill -TERM $PPID\r", 143]] as const) {
+for (
+  const [how, keys, code] of [["exit", "exit 0\r", 0], ["~.", "~.", 250], [
+    "SIGTERM",
+    "kill -TERM $PPID\r",
+    143,
+  ]] as const
+) {
   Deno.test(`runInteractive() leaves the terminal modes as it found them after ${how}`, async () => {
     await using pty = await spawnInPty("/bin/sh", ["-c", `stty -g; ${FIXTURE_CMD}; echo "rc=$?"; stty -g`], {
       env: ENV,

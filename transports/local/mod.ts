@@ -48,6 +48,9 @@ const SIGNALS: ReadonlySet<string> = new Set([
   "USR2",
 ]);
 
+/** Output read ahead of the consumer before the process is made to wait. */
+const BUFFER_BYTES = 64 * 1024;
+
 /** How long a process may take to end after SIGHUP/SIGTERM at dispose before it gets SIGKILL. */
 const GRACE_MS = 2_000;
 
@@ -131,7 +134,7 @@ function openPty(shell: string, args: string[], env: Record<string, string>, pty
     cancel() {
       term.resume();
     },
-  }, { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength });
+  }, { highWaterMark: BUFFER_BYTES, size: (chunk) => chunk.byteLength });
   term.onData((data: unknown) => {
     if (ended) return;
     // node-pty hands out Node Buffers (views into pooled memory); copy into a plain Uint8Array
@@ -237,7 +240,10 @@ function openPipes(shell: string, args: string[], env: Record<string, string>): 
   };
 }
 
-/** Passes a stream through and reports when it has been read to its end or cancelled. */
+/**
+ * Passes a stream through and reports when its end has been taken in (or it was cancelled). It reads
+ * ahead up to a buffer's worth, so a reader that is slow, or only reads stdout, still sees `exit` settle.
+ */
 function watchEnd(source: ReadableStream<Uint8Array>): { stream: ReadableStream<Uint8Array>; done: Promise<void> } {
   const done = Promise.withResolvers<void>();
   const reader = source.getReader();
@@ -260,7 +266,7 @@ function watchEnd(source: ReadableStream<Uint8Array>): { stream: ReadableStream<
       done.resolve();
       return reader.cancel(reason);
     },
-  }, { highWaterMark: 0 });
+  }, { highWaterMark: BUFFER_BYTES, size: (chunk) => chunk.byteLength });
   return { stream, done: done.promise };
 }
 

@@ -4,6 +4,9 @@ import { manifest, open } from "./mod.ts";
 
 const decoder = new TextDecoder();
 
+// a known shell: $SHELL may be a bash whose rc file sets its own prompt
+Deno.env.set("SHELL", "/bin/sh");
+
 function context(signal = new AbortController().signal): OpenContext {
   return {
     target: { transport: "local", host: "localhost", display: "local" },
@@ -23,17 +26,28 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
   return text;
 }
 
-/** Reads `stream` until `pattern` shows up; the caller bounds the time with the test's own deadline. */
+/** Reads until `pattern` shows up, for at most 30 s. */
 async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, pattern: RegExp): Promise<string> {
   let text = "";
-  const deadline = AbortSignal.timeout(30_000);
-  while (!pattern.test(text)) {
-    assert(!deadline.aborted, `no ${pattern} in ${JSON.stringify(text)}`);
-    const { value, done } = await reader.read();
-    assert(!done, `stream ended before ${pattern}: ${JSON.stringify(text)}`);
-    text += decoder.decode(value);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 30_000));
+  try {
+    while (!pattern.test(text)) {
+      const chunk = await Promise.race([reader.read(), late]);
+      assert(chunk !== "late", `no ${pattern} within 30 s in ${JSON.stringify(text)}`);
+      assert(!chunk.done, `stream ended before ${pattern}: ${JSON.stringify(text)}`);
+      text += decoder.decode(chunk.value);
+    }
+    return text;
+  } finally {
+    clearTimeout(timer);
   }
-  return text;
+}
+
+/** Reads the rest of a stream a test has read part of, so `exit` can settle (it waits for all output). */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  while (!(await reader.read()).done) { /* discard */ }
+  reader.releaseLock();
 }
 
 async function run(request: OpenRequest, input?: string) {
@@ -67,7 +81,10 @@ Deno.test("open() runs an exec request with separate stdout and stderr and its e
 });
 
 Deno.test("open() feeds stdin to an exec request and passes env", async () => {
-  const { stdout } = await run({ kind: "exec", command: 'tr a-z A-Z; echo "$GREETING"', env: { GREETING: "hej" } }, "abc\n");
+  const { stdout } = await run(
+    { kind: "exec", command: 'tr a-z A-Z; echo "$GREETING"', env: { GREETING: "hej" } },
+    "abc\n",
+  );
   assertEquals(stdout, "ABC\nhej\n");
 });
 
@@ -87,8 +104,8 @@ Deno.test("open() sends INT to a piped command on request", async () => {
   const reader = channel.stdout.getReader();
   await readUntil(reader, /ready/);
   await channel.signal!("INT");
+  await drain(reader);
   assertEquals(await channel.exit, { kind: "signaled", signal: "INT", code: 130 });
-  reader.releaseLock();
 });
 
 Deno.test("open() refuses an unknown signal name", async () => {
@@ -124,7 +141,7 @@ Deno.test("open() resizes a PTY and the process sees SIGWINCH", async () => {
   await readUntil(reader, /ready/);
   await channel.resize!({ columns: 120, rows: 40 });
   await readUntil(reader, /40 120/);
-  reader.releaseLock();
+  await drain(reader);
   assertEquals(await channel.exit, { kind: "exited", code: 0 });
 });
 
@@ -141,8 +158,8 @@ Deno.test("open() runs a shell in a PTY and reports a signal that killed it", as
   await readUntil(reader, /42\r\n/);
   writer.releaseLock();
   await channel.signal!("KILL");
+  await drain(reader);
   assertEquals(await channel.exit, { kind: "signaled", signal: "KILL", code: 137 });
-  reader.releaseLock();
 });
 
 Deno.test("open() delivers all of a PTY's output before exit settles", async () => {
@@ -182,7 +199,7 @@ Deno.test("dispose ends a PTY shell and the background jobs in its session", asy
 });
 
 Deno.test("dispose ends a piped command and its children", async () => {
-  const channel = await open(context(), { kind: "exec", command: "sleep 300 & echo \"job=$!\"; wait" });
+  const channel = await open(context(), { kind: "exec", command: 'sleep 300 & echo "job=$!"; wait' });
   const reader = channel.stdout.getReader();
   const text = await readUntil(reader, /job=\d+\n/);
   const job = Number(/job=(\d+)/.exec(text)![1]);

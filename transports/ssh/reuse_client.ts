@@ -31,24 +31,24 @@ export function selfCommand(): { command: string; args: string[]; cwd: string } 
   return { command: Deno.execPath(), args: ["run", "--allow-all", "--quiet", Deno.mainModule], cwd: dir || "/" };
 }
 
-let starting: Promise<void> | undefined;
+/** Sockets this process started a master for: 32 hosts connecting at once start one master, not 32. */
+const started = new Set<string>();
 
 /** Starts the master in the background (its own session, so the terminal's Ctrl-C never reaches it). */
-function startMaster(socketPath: string, idleMs: number): Promise<void> {
-  starting ??= (async () => {
-    const self = selfCommand();
-    const child = new Deno.Command(self.command, {
-      args: [...self.args, "__transport-background", "ssh", "master", socketPath, String(idleMs)],
-      cwd: self.cwd,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-      detached: true,
-    }).spawn();
-    child.unref();
-    child.status.catch(() => {});
-  })().finally(() => starting = undefined);
-  return starting;
+function startMaster(socketPath: string, idleMs: number): void {
+  if (started.has(socketPath)) return;
+  started.add(socketPath);
+  const self = selfCommand();
+  const child = new Deno.Command(self.command, {
+    args: [...self.args, "__transport-background", "ssh", "master", socketPath, String(idleMs)],
+    cwd: self.cwd,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  child.unref();
+  child.status.catch(() => {});
 }
 
 async function connectTo(socketPath: string): Promise<Deno.UnixConn | undefined> {
@@ -67,7 +67,7 @@ async function connectTo(socketPath: string): Promise<Deno.UnixConn | undefined>
 async function masterConnection(socketPath: string, idleMs: number, signal: AbortSignal): Promise<Deno.UnixConn> {
   const first = await connectTo(socketPath);
   if (first) return first;
-  await startMaster(socketPath, idleMs);
+  startMaster(socketPath, idleMs);
   const deadline = Date.now() + MASTER_START_MS;
   while (Date.now() < deadline && !signal.aborted) {
     await new Promise((r) => setTimeout(r, 15));

@@ -37,7 +37,10 @@ Deno.test("connectionKey() differs for another user, port or key, not for parame
   assertEquals(connectionKey(base), connectionKey({ ...base, parameters: { ConfigFile: "/c", KeyFilePath: ["/k1"] } }));
   assertNotEquals(connectionKey(base), connectionKey({ ...base, target: { ...base.target, user: "bob" } }));
   assertNotEquals(connectionKey(base), connectionKey({ ...base, target: { ...base.target, port: 2222 } }));
-  assertNotEquals(connectionKey(base), connectionKey({ ...base, parameters: { ...base.parameters, KeyFilePath: ["/k2"] } }));
+  assertNotEquals(
+    connectionKey(base),
+    connectionKey({ ...base, parameters: { ...base.parameters, KeyFilePath: ["/k2"] } }),
+  );
 });
 
 Deno.test("idleMsFrom() reads ControlPersist, then REMOTE_SSH_PERSIST, else 60 s", () => {

@@ -27,7 +27,6 @@ import {
   type ExitStatus,
   type HostSession,
   type OpenContext,
-  type PtyRequest,
   RemoteError,
   type SessionHost,
   UsageError,
@@ -91,6 +90,8 @@ lock() {
   n=0
   while ! mkdir "$log.lock" 2>/dev/null; do
     n=$((n + 1))
+    # the state directory is gone (the session was removed meanwhile): nothing left to guard
+    [ -d "$dir" ] || exit 0
     # a holder killed mid-trim leaves its lock behind: after ~5 s it is stale
     [ "$n" -gt 100 ] && rmdir "$log.lock" 2>/dev/null
     sleep 0.05 2>/dev/null || sleep 1
@@ -222,6 +223,7 @@ watch)
   trap '[ "$(opt @remote_watcher)" = $$ ] && t set-option -qu -t "$tg" @remote_watcher' EXIT
   while :; do
     info=$(t display-message -p -t "$tg" '#{session_attached} #{@remote_watcher} #{@remote_detached_at} #{@remote_idle_timeout}' 2>/dev/null) || exit 0
+    # shellcheck disable=SC2086 # splitting the fields is the point
     set -- $info
     [ "$1" = 0 ] && [ "$2" = $$ ] && [ "$3" = "$gen" ] && [ "$#" -ge 4 ] || exit 0
     left=$(($3 + $4 - $(date +%s)))

@@ -60,6 +60,8 @@ async function withHost(
     await fn(host, tmux);
   } finally {
     await new Deno.Command("tmux", { args: ["-L", socket, "kill-server"], stderr: "null" }).output();
+    // tmux leaves its socket file behind when the last session ends
+    await Deno.remove(`${Deno.env.get("TMUX_TMPDIR") ?? "/tmp"}/tmux-${Deno.uid()}/${socket}`).catch(() => {});
     await Deno.remove(home, { recursive: true }).catch(() => {});
   }
 }
@@ -156,10 +158,16 @@ Deno.test("tmuxSessionHost() drop keeps the newest output and says how much was 
     await host.create(context(), "drop", { instanceId: crypto.randomUUID(), pty: PTY });
     await host.disconnect(context(), "drop", { outputBufferingMode: "drop" });
     await typeLine(tmux, "drop", "seq 1 5000; echo END-$((1+1))");
+    // read only once it is all printed: a receive in between would leave nothing to drop
+    await eventually(
+      "END-2 on the screen",
+      async () => (await tmux("capture-pane", "-p", "-t", "=drop:")).includes("END-2") || undefined,
+    );
     const notices: string[] = [];
-    const text = await eventually("END-2", async () => {
-      const got = new TextDecoder().decode(await host.receive(context(notices), "drop"));
-      return got.includes("END-2") ? got : undefined;
+    let text = "";
+    await eventually("END-2 in receive", async () => {
+      text += new TextDecoder().decode(await host.receive(context(notices), "drop"));
+      return text.includes("END-2") || undefined;
     });
     assert(!text.includes("\n1\r\n2\r\n3\r\n"), "the oldest output was kept");
     assert(text.includes("5000\r\n"), "the newest output was dropped");
@@ -181,7 +189,11 @@ Deno.test("tmuxSessionHost() block keeps every byte of unread output", async () 
       async () => (await tmux("capture-pane", "-p", "-t", "=block:")).includes("END-2") || undefined,
     );
     const notices: string[] = [];
-    const text = new TextDecoder().decode(await host.receive(context(notices), "block"));
+    let text = "";
+    await eventually("END-2 in receive", async () => {
+      text += new TextDecoder().decode(await host.receive(context(notices), "block"));
+      return text.includes("END-2") || undefined;
+    });
     const numbers = text.split(/\r?\n|\r/).filter((l) => /^\d+$/.test(l)).map(Number);
     assertEquals(numbers, Array.from({ length: 5000 }, (_, i) => i + 1));
     assertEquals(notices, []);

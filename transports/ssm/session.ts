@@ -256,7 +256,7 @@ export class SsmSession {
       await ready;
     } catch (error) {
       dc.close();
-      await terminateSession(control, sessionId).catch(() => {});
+      await terminateSession({ ...control, signal: AbortSignal.timeout(10_000) }, sessionId).catch(() => {});
       throw error;
     } finally {
       clearTimeout(timer);
@@ -274,11 +274,19 @@ export class SsmSession {
     return next;
   }
 
-  /** sends Output bytes in payloads of at most 1024 bytes, in order */
-  async write(data: Uint8Array): Promise<void> {
-    for (let at = 0; at < data.length; at += STREAM_DATA_PAYLOAD_SIZE) {
-      await this.#send(PayloadType.output, data.slice(at, at + STREAM_DATA_PAYLOAD_SIZE));
-    }
+  /**
+   * Sends Output bytes in payloads of at most 1024 bytes, in order. One call is one unit on the
+   * send queue: concurrent writers (smux streams) must not interleave their chunks, or the agent's
+   * smux reader sees half a frame followed by another frame's bytes.
+   */
+  write(data: Uint8Array): Promise<void> {
+    const next = this.#queue.then(async () => {
+      for (let at = 0; at < data.length; at += STREAM_DATA_PAYLOAD_SIZE) {
+        await this.#dc.send(PayloadType.output, data.slice(at, at + STREAM_DATA_PAYLOAD_SIZE));
+      }
+    });
+    this.#queue = next.catch(() => {});
+    return next;
   }
 
   /** sends a terminal size (`{"cols","rows"}`) */
@@ -306,7 +314,15 @@ export class SsmSession {
     if (this.#terminated) return;
     this.#terminated = true;
     this.#dc.close();
-    await terminateSession(this.#control, this.info.sessionId).catch(() => {});
+    await terminateSession(this.#cleanupControl(), this.info.sessionId).catch(() => {});
+  }
+
+  /**
+   * The control plane for TerminateSession: the caller's signal is usually the one that was just
+   * aborted (Ctrl-C, `~.`), and an aborted request would leave the session open on the service.
+   */
+  #cleanupControl(): ControlPlaneConfig {
+    return { ...this.#control, signal: AbortSignal.timeout(10_000) };
   }
 }
 

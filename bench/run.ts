@@ -1,0 +1,380 @@
+/**
+ * `deno task bench`: remote against OpenSSH, alternating in the same run against one throwaway sshd on
+ * loopback, so both meet the same machine load. Prints medians and ratios (remote ÷ ssh; < 1 means
+ * remote is faster, except throughput where > 1 is better) and, with `--write`, replaces the results
+ * section of BENCHMARKS.md. Asserts nothing: speed belongs here, never in tests.
+ *
+ * Run: deno task bench [--runs N] [--write]
+ *
+ * @module
+ */
+import { type SshdServer, startSshd } from "../tests/harness/sshd.ts";
+import { spawnInPty } from "../tests/pty.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+const runsArg = Deno.args.indexOf("--runs");
+const RUNS = runsArg >= 0 ? Number(Deno.args[runsArg + 1]) : 7;
+
+/** One result line. */
+interface Row {
+  name: string;
+  remote: number;
+  ssh: number;
+  unit: string;
+  goal: string;
+  /** true when a larger value is better (throughput) */
+  higherBetter?: boolean;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+};
+
+interface Env {
+  sshd: SshdServer;
+  home: string;
+  config: string;
+  env: Record<string, string>;
+}
+
+const remoteCmd = (args: string[]) => [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, ...args];
+
+async function setup(): Promise<Env> {
+  const sshd = await startSshd({ config: "MaxStartups 100:30:200\nMaxSessions 100" });
+  const home = await Deno.makeTempDir({ prefix: "remote-bench-" });
+  await Deno.mkdir(`${home}/.ssh`, { mode: 0o700 });
+  await Deno.mkdir(`${home}/run`, { mode: 0o700 });
+  await Deno.writeTextFile(`${home}/.ssh/known_hosts`, sshd.knownHostsLine() + "\n");
+  const lines = [];
+  for (let i = 1; i <= 50; i++) lines.push(`Host h${String(i).padStart(2, "0")}`, `  HostName 127.0.0.1`);
+  lines.push(
+    "Host *",
+    `  Port ${sshd.port}`,
+    `  User ${sshd.user}`,
+    `  IdentityFile ${sshd.userKey}`,
+    "  IdentitiesOnly yes",
+    `  UserKnownHostsFile ${home}/.ssh/known_hosts`,
+    "  BatchMode yes",
+    "",
+  );
+  const config = `${home}/ssh_config`;
+  await Deno.writeTextFile(config, lines.join("\n"));
+  const env = {
+    HOME: home,
+    XDG_RUNTIME_DIR: `${home}/run`,
+    XDG_CONFIG_HOME: `${home}/.config`,
+    XDG_STATE_HOME: `${home}/.local/state`,
+    SSH_AUTH_SOCK: "",
+    NO_COLOR: "1",
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+  };
+  return { sshd, home, config, env };
+}
+
+/** Wall time of a whole process in ms, its stdout discarded. */
+async function wall(argv: string[], env: Record<string, string>): Promise<number> {
+  const t = performance.now();
+  const out = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env,
+    clearEnv: true,
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  const ms = performance.now() - t;
+  if (!out.success) throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  return ms;
+}
+
+/** Time to the first stdout byte, and bytes/ms over the whole run. */
+async function firstByte(
+  argv: string[],
+  env: Record<string, string>,
+): Promise<{ first: number; total: number; bytes: number }> {
+  const t = performance.now();
+  const child = new Deno.Command(argv[0], { args: argv.slice(1), env, clearEnv: true, stdout: "piped", stderr: "null" })
+    .spawn();
+  let first = 0;
+  let bytes = 0;
+  for await (const chunk of child.stdout) {
+    if (bytes === 0) first = performance.now() - t;
+    bytes += chunk.length;
+  }
+  const status = await child.status;
+  if (!status.success) throw new Error(`${argv.join(" ")} exited ${status.code}`);
+  return { first, total: performance.now() - t, bytes };
+}
+
+async function alternate(
+  runs: number,
+  a: () => Promise<number>,
+  b: () => Promise<number>,
+): Promise<{ a: number[]; b: number[] }> {
+  const out = { a: [] as number[], b: [] as number[] };
+  await a(); // warm both (page cache, sshd's first fork)
+  await b();
+  for (let i = 0; i < runs; i++) {
+    out.a.push(await a());
+    out.b.push(await b());
+  }
+  return out;
+}
+
+async function benchStart(e: Env): Promise<Row> {
+  const r = await alternate(RUNS, () => wall(remoteCmd(["--version"]), e.env), () => wall(["ssh", "-V"], e.env));
+  return {
+    name: "(1) cold start: remote --version vs ssh -V",
+    remote: median(r.a),
+    ssh: median(r.b),
+    unit: "ms",
+    goal: "-",
+  };
+}
+
+async function benchFirstByte(e: Env): Promise<Row[]> {
+  const remote = (extra: string[]) => remoteCmd(["invoke", "h01", "-F", e.config, ...extra, "--", "echo hi"]);
+  const ssh = (extra: string[]) => ["ssh", "-F", e.config, ...extra, "h01", "echo hi"];
+  const cold = await alternate(
+    RUNS,
+    async () => (await firstByte(remote(["--no-reuse"]), e.env)).first,
+    async () => (await firstByte(ssh([]), e.env)).first,
+  );
+  const cm = ["-o", "ControlMaster=auto", "-o", `ControlPath=${e.home}/cm-%C`, "-o", "ControlPersist=120"];
+  const reused = await alternate(
+    RUNS,
+    async () => (await firstByte(remote(["-o", "ControlPersist=120"]), e.env)).first,
+    async () => (await firstByte(ssh(cm), e.env)).first,
+  );
+  await new Deno.Command("ssh", { args: ["-F", e.config, ...cm, "-O", "exit", "h01"], stderr: "null" }).output();
+  const coldSsh = median(cold.b);
+  return [
+    { name: "(2a) first byte of echo hi, cold", remote: median(cold.a), ssh: coldSsh, unit: "ms", goal: "≤ 1.0×" },
+    {
+      name: "(2b) first byte, reused vs ssh ControlMaster",
+      remote: median(reused.a),
+      ssh: median(reused.b),
+      unit: "ms",
+      goal: `≤ 0.2× cold ssh (${(median(reused.a) / coldSsh).toFixed(2)}×)`,
+    },
+  ];
+}
+
+async function benchBulk(e: Env): Promise<Row> {
+  const size = 200 * 1024 * 1024;
+  const cmd = `head -c ${size} /dev/zero`;
+  const r = await alternate(
+    Math.max(3, Math.floor(RUNS / 2)),
+    async () => {
+      const x = await firstByte(remoteCmd(["invoke", "h01", "-F", e.config, "--no-reuse", "--", cmd]), e.env);
+      if (x.bytes !== size) throw new Error(`remote delivered ${x.bytes} bytes`);
+      return x.bytes / 1e6 / (x.total / 1000);
+    },
+    async () => {
+      const x = await firstByte(["ssh", "-F", e.config, "h01", cmd], e.env);
+      return x.bytes / 1e6 / (x.total / 1000);
+    },
+  );
+  return {
+    name: "(3) 200 MB bulk output",
+    remote: median(r.a),
+    ssh: median(r.b),
+    unit: "MB/s",
+    goal: "≥ 1.0×",
+    higherBetter: true,
+  };
+}
+
+async function benchFanOut(e: Env): Promise<Row> {
+  const hosts = Array.from({ length: 50 }, (_, i) => `h${String(i + 1).padStart(2, "0")}`);
+  const hostFile = `${e.home}/hosts`;
+  await Deno.writeTextFile(hostFile, hosts.join("\n") + "\n");
+  const r = await alternate(
+    Math.max(3, Math.floor(RUNS / 2)),
+    () =>
+      wall(
+        remoteCmd([
+          "invoke",
+          "--host-file",
+          hostFile,
+          "-F",
+          e.config,
+          "--no-reuse",
+          "--throttle-limit",
+          "32",
+          "--",
+          "hostname",
+        ]),
+        e.env,
+      ),
+    () => wall(["sh", "-c", `xargs -P 32 -I{} ssh -F ${e.config} {} hostname < ${hostFile}`], e.env),
+  );
+  return {
+    name: "(4) hostname on 50 aliases, throttle 32 vs xargs -P 32 ssh",
+    remote: median(r.a),
+    ssh: median(r.b),
+    unit: "ms",
+    goal: "≤ 1.0×",
+  };
+}
+
+/** Keystroke echo latency in a PTY: type one character, time until it is echoed. */
+async function echoLatencies(
+  argv: string[],
+  env: Record<string, string>,
+  keys: number,
+): Promise<{ lat: number[]; rss: number }> {
+  await using pty = await spawnInPty(argv[0], argv.slice(1), { env: { ...env, PS1: "READY$ " }, cols: 80, rows: 24 });
+  await pty.waitFor(/[$#] $/m, 30_000);
+  pty.write("export PS1='READY$ '; stty -ixon\r");
+  await pty.waitFor("READY$ ", 10_000);
+  await new Promise((r) => setTimeout(r, 1000)); // settle: the session is now idle
+  const rss = peakRss(pty.pid);
+  const lat: number[] = [];
+  const letters = "abcdefghijklmnopqrstuvwxyz";
+  for (let i = 0; i < keys; i++) {
+    const ch = letters[i % letters.length];
+    const t = performance.now();
+    const seen = pty.waitFor(ch, 5000);
+    pty.write(ch);
+    await seen;
+    lat.push(performance.now() - t);
+    if (i % 20 === 19) {
+      pty.write("\x15"); // Ctrl-U: clear the line, keep it short
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  pty.write("\x15exit\r");
+  await Promise.race([pty.exited, new Promise((r) => setTimeout(r, 5000))]);
+  return { lat, rss };
+}
+
+/** Peak resident set (VmHWM) of a process and its descendants, in MB. */
+function peakRss(pid: number): number {
+  let total = 0;
+  const children = (p: number): number[] => {
+    try {
+      return Deno.readTextFileSync(`/proc/${p}/task/${p}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const walk = (p: number) => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${p}/status`));
+      if (m) total += Number(m[1]) / 1024;
+    } catch { /* gone */ }
+    for (const c of children(p)) walk(c);
+  };
+  walk(pid);
+  return total;
+}
+
+async function benchPty(e: Env): Promise<Row[]> {
+  const keys = 100;
+  const r = await echoLatencies(remoteCmd(["enter", "h01", "-F", e.config]), e.env, keys);
+  const s = await echoLatencies(["ssh", "-tt", "-F", e.config, "h01"], e.env, keys);
+  return [
+    {
+      name: "(5) keystroke echo p50",
+      remote: percentile(r.lat, 0.5),
+      ssh: percentile(s.lat, 0.5),
+      unit: "ms",
+      goal: "≤ ssh + 1 ms",
+    },
+    {
+      name: "(5) keystroke echo p99",
+      remote: percentile(r.lat, 0.99),
+      ssh: percentile(s.lat, 0.99),
+      unit: "ms",
+      goal: "-",
+    },
+    { name: "(6) peak RSS, idle interactive session", remote: r.rss, ssh: s.rss, unit: "MB", goal: "-" },
+  ];
+}
+
+function table(rows: Row[]): string {
+  const lines = [
+    "| measurement | remote | ssh | ratio | goal |",
+    "| --- | ---: | ---: | ---: | --- |",
+    ...rows.map((r) =>
+      `| ${r.name} | ${r.remote.toFixed(r.unit === "ms" && r.remote < 10 ? 2 : 1)} ${r.unit} | ` +
+      `${r.ssh.toFixed(r.unit === "ms" && r.ssh < 10 ? 2 : 1)} ${r.unit} | ${
+        (r.remote / r.ssh).toFixed(2)
+      }× | ${r.goal} |`
+    ),
+  ];
+  return lines.join("\n") + "\n";
+}
+
+async function machine(): Promise<string> {
+  const cpu = /model name\s*:\s*(.*)/.exec(await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))?.[1] ??
+    "unknown cpu";
+  const ssh = new TextDecoder().decode(
+    (await new Deno.Command("ssh", { args: ["-V"], stderr: "piped" }).output()).stderr,
+  ).trim();
+  const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "")).split(" ").slice(0, 3).join(" ");
+  return `${cpu}, ${navigator.hardwareConcurrency} cores, ${Deno.build.os}/${Deno.build.arch}; deno ${Deno.version.deno}; ` +
+    `${ssh}; load average at start ${load}; ${new Date().toISOString().slice(0, 10)}; ${RUNS} alternating runs`;
+}
+
+async function extraBenches(): Promise<string> {
+  const lines: string[] = [];
+  try {
+    const { benchSsm } = await import("./ssm_bench.ts");
+    for (const r of await benchSsm()) lines.push(`- ssm: ${r.name}: ${r.value.toFixed(1)} ${r.unit}`);
+  } catch (err) {
+    lines.push(`- ssm bench failed: ${(err as Error).message}`);
+  }
+  const winrm = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", new URL("./winrm_bench.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(winrm.stdout).trim();
+  lines.push(...(winrm.success ? text.split("\n").map((l) => `- winrm: ${l}`) : ["- winrm bench failed"]));
+  return lines.join("\n") + "\n";
+}
+
+if (import.meta.main) {
+  const e = await setup();
+  const rows: Row[] = [];
+  try {
+    const header = await machine();
+    console.log(header);
+    for (const bench of [benchStart, benchFirstByte, benchBulk, benchFanOut, benchPty]) {
+      const got = await bench(e);
+      for (const row of [got].flat()) {
+        rows.push(row);
+        console.log(
+          `${row.name}: remote ${row.remote.toFixed(2)} ${row.unit}, ssh ${row.ssh.toFixed(2)} ${row.unit}, ` +
+            `ratio ${(row.remote / row.ssh).toFixed(2)}`,
+        );
+      }
+    }
+    const extra = Deno.args.includes("--no-extra") ? "" : await extraBenches();
+    if (extra) console.log(extra);
+    const out = table(rows);
+    console.log(out);
+    if (Deno.args.includes("--write")) {
+      const file = `${ROOT}BENCHMARKS.md`;
+      const old = await Deno.readTextFile(file).catch(() => "");
+      const start = "<!-- bench:start -->";
+      const end = "<!-- bench:end -->";
+      const section = `${start}\n${header}\n\n${out}\n${extra}${end}`;
+      const next = old.includes(start)
+        ? old.replace(new RegExp(`${start}[\\s\\S]*${end}`), section)
+        : `${old}\n${section}\n`;
+      await Deno.writeTextFile(file, next);
+    }
+  } finally {
+    await e.sshd[Symbol.asyncDispose]();
+    await Deno.remove(e.home, { recursive: true }).catch(() => {});
+  }
+}
