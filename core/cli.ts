@@ -4,18 +4,13 @@
  *
  * @module
  */
+// Only what --version and --help need is imported up front; the rest loads with the verb that uses it,
+// so the commonest quick calls stay quick (see BENCHMARKS.md, cold start).
 import type { TransportManifest } from "../plugins/types.ts";
-import { renderCompletions } from "./completions.ts";
-import { loadConfig, type UserConfig } from "./config.ts";
+import type { UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
-import { renderHelp } from "./help.ts";
-import { promptForMissing, resolveParameterSet, type VerbSpec } from "./parameter_set.ts";
-import { defaultPluginDir, loadPluginEntries } from "./plugin_loader.ts";
-import { describeOrigin, mergeCatalog } from "../plugins/validate.ts";
-import { terminalPrompter } from "./prompt.ts";
+import type { VerbSpec } from "./parameter_set.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
-import { verbSpecs } from "./verbs.ts";
-import { runVerb } from "./verb_handlers.ts";
 import { writeOut } from "./output.ts";
 
 /** What `main.ts` passes in. */
@@ -71,6 +66,8 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     return 0;
   }
   if (verb === BACKGROUND_VERB) return await transportBackground(rest.slice(1), options.transports);
+  const [{ loadConfig }, { defaultPluginDir, loadPluginEntries }, { mergeCatalog }, { verbSpecs }] = await Promise
+    .all([import("./config.ts"), import("./plugin_loader.ts"), import("../plugins/validate.ts"), import("./verbs.ts")]);
   const config = await loadConfig();
   const extra = await loadPluginEntries({
     specifiers: [...plugins, ...config.plugins.map(pluginSpecifier)],
@@ -87,7 +84,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   switch (verb) {
     case "help": {
       const spec = args[0] ? findVerb(specs, args[0]) : undefined;
-      await writeOut(spec ? renderHelp(spec) : TOP_HELP);
+      await writeOut(spec ? (await import("./help.ts")).renderHelp(spec) : TOP_HELP);
       return 0;
     }
     case "completions": {
@@ -97,6 +94,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
           hint: "use: remote completions bash|zsh|fish",
         });
       }
+      const { renderCompletions } = await import("./completions.ts");
       await writeOut(renderCompletions(shell, "remote", specs));
       return 0;
     }
@@ -106,9 +104,14 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   const spec = findVerb(specs, verb);
   const beforeCommand = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
   if (beforeCommand.includes("--help") || beforeCommand.includes("-h")) {
-    await writeOut(renderHelp(spec));
+    await writeOut((await import("./help.ts")).renderHelp(spec));
     return 0;
   }
+  const [{ promptForMissing, resolveParameterSet }, { terminalPrompter }, { runVerb }] = await Promise.all([
+    import("./parameter_set.ts"),
+    import("./prompt.ts"),
+    import("./verb_handlers.ts"),
+  ]);
   const prompter = terminalPrompter();
   let resolution = resolveParameterSet(spec, args);
   if (resolution.missing.length > 0 && !localEnter(verb, resolution.given)) {
@@ -192,6 +195,7 @@ function versionText(options: CliOptions): string {
 }
 
 async function pluginVerb(args: string[], entries: readonly TransportEntry[], specs: VerbSpec[]): Promise<number> {
+  const { describeOrigin } = await import("../plugins/validate.ts");
   const sub = args[0] ?? "list";
   if (sub === "list") {
     const rows = entries.map((e) => [
@@ -210,13 +214,13 @@ async function pluginVerb(args: string[], entries: readonly TransportEntry[], sp
     if (!entry) {
       throw new RemoteError("notFound", `no transport named '${name ?? ""}'`, { hint: "see: remote plugin list" });
     }
-    await writeOut(pluginInfo(entry.manifest, specs));
+    await writeOut(await pluginInfo(entry.manifest, specs));
     return 0;
   }
   throw new UsageError(`'remote plugin ${sub}' is not a command`, { hint: "use: remote plugin list | info <name>" });
 }
 
-function pluginInfo(manifest: TransportManifest, specs: VerbSpec[]): string {
+async function pluginInfo(manifest: TransportManifest, specs: VerbSpec[]): Promise<string> {
   const enter = specs.find((s) => s.name === "enter");
   const own = new Set(manifest.parameters.map((p) => p.name));
   const sets = new Set(manifest.parameters.flatMap((p) => Object.keys(p.sets ?? {})));
@@ -232,7 +236,7 @@ function pluginInfo(manifest: TransportManifest, specs: VerbSpec[]): string {
       .map((p) => ({ ...p, sets: p.sets && Object.fromEntries(Object.entries(p.sets).filter(([s]) => sets.has(s))) })),
     examples: [],
   };
-  return header + renderHelp(view);
+  return header + (await import("./help.ts")).renderHelp(view);
 }
 
 /** A plain text table, columns padded to their widest cell. */

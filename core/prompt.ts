@@ -70,8 +70,9 @@ export function terminalPrompter(): Prompter {
   return {
     interactive,
     async ask(question, options = {}) {
+      if (options.secret) return await readSecret(question);
       await writeAll(Deno.stderr, encoder.encode(question));
-      return options.secret ? await readSecret() : await readLine();
+      return await readLine();
     },
   };
 }
@@ -101,14 +102,16 @@ async function readLine(): Promise<string> {
 }
 
 /** A line read in raw mode, so nothing is echoed; the line discipline's editing is redone here. */
-async function readSecret(): Promise<string> {
+async function readSecret(question: string): Promise<string> {
   const bytes: number[] = [];
   const buf = new Uint8Array(1024);
+  // echo goes off before the question shows, so keys typed the moment it appears are not echoed
   Deno.stdin.setRaw(true);
   // Deno.exit() elsewhere skips our finally; the unload event still runs
   const onUnload = () => Deno.stdin.setRaw(false);
   globalThis.addEventListener("unload", onUnload);
   try {
+    await writeAll(Deno.stderr, encoder.encode(question));
     read: while (true) {
       const n = await Deno.stdin.read(buf);
       if (n === null) throw interrupted();

@@ -209,6 +209,8 @@ class Agent {
   #smuxBuf = new Uint8Array(0);
   #streams = new Map<number, { conn?: Deno.TcpConn; chain: Promise<void>; closed: boolean }>();
   #outChain: Promise<void> = Promise.resolve();
+  #closeTimer?: ReturnType<typeof setTimeout>;
+  #closingWs?: WebSocket;
 
   constructor(rec: SessionRecord, opts: SsmEmulatorOptions, stats: SsmEmulatorStats) {
     this.#rec = rec;
@@ -626,10 +628,18 @@ class Agent {
         shortHeader: short,
       }),
     );
-    this.shutdown();
+    // Deno's server WebSocket can drop a frame sent just before close() while the client floods it
+    // (the client then sees 1006 and no channel_closed); the service flushes, so close a little later
+    this.shutdown(100);
   }
 
-  shutdown(): void {
+  shutdown(graceMs = 0): void {
+    if (this.#closeTimer !== undefined) {
+      clearTimeout(this.#closeTimer);
+      this.#closeTimer = undefined;
+      this.#closeSocket(this.#closingWs);
+      return;
+    }
     this.#closed = true;
     this.#rec.terminated = true;
     clearInterval(this.#timer);
@@ -643,6 +653,18 @@ class Agent {
     this.#streams.clear();
     const ws = this.#ws;
     this.#ws = undefined;
+    if (graceMs > 0 && ws) {
+      this.#closingWs = ws;
+      this.#closeTimer = setTimeout(() => {
+        this.#closeTimer = undefined;
+        this.#closeSocket(ws);
+      }, graceMs);
+      return;
+    }
+    this.#closeSocket(ws);
+  }
+
+  #closeSocket(ws: WebSocket | undefined): void {
     try {
       ws?.close(1000);
     } catch { /* closed */ }

@@ -79,6 +79,7 @@ Deno.test("forward() carries 10 MB each way on 3 concurrent connections, SHA-256
   const ctx = emulatorContext(emu);
   const { promise: listening, resolve } = Promise.withResolvers<number>();
   const forwarding = forward(ctx, { localPort: 0, remotePort: server.port, onListening: resolve });
+  forwarding.catch(() => {}); // an early failure is rethrown by the await in `finally`, not left unhandled
   try {
     const localPort = await listening;
     const sent = [1, 2, 3].map((seed) => pattern(size, seed));
