@@ -46,6 +46,7 @@ export function reportError(error: unknown): number {
 
 if (import.meta.main) {
   const code = await main(Deno.args);
-  // Let stdout drain before leaving; Deno.exit does not wait for pending writes.
+  // Exit explicitly: a read of piped stdin cannot be cancelled, and would keep the process alive after
+  // the remote side has ended. Output was written with awaited writes, so nothing is lost.
   Deno.exit(code);
 }

@@ -146,7 +146,7 @@ async function transportBackground(args: string[], transports: readonly Transpor
 
 /** `enter` with nothing at all opens the local loopback session, as Enter-PSSession's first example. */
 function localEnter(verb: string, given: readonly string[]): boolean {
-  return verb === "enter" && given.length === 0;
+  return verb === "enter" && given.every((name) => name === "EscapeChar");
 }
 
 function pluginSpecifier(entry: UserConfig["plugins"][number]): string {

@@ -41,6 +41,7 @@ const CORE_PARAMETERS = new Set([
   "WhatIf",
   "Confirm",
   "State",
+  "EscapeChar",
 ]);
 
 /**

@@ -14,7 +14,7 @@ import type { Resolution, VerbSpec } from "./parameter_set.ts";
 import { Registry } from "./registry.ts";
 import { type Route, route } from "./route.ts";
 import { generateSessionName, type SessionRecord } from "./session.ts";
-import { ptyRequestFromEnvironment, runInteractive } from "./terminal_bridge.ts";
+import { parseEscapeChar, ptyRequestFromEnvironment, runInteractive } from "./terminal_bridge.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 import { exitCodeOf, loadTransport, openContext, requireCapability, sessionHost } from "./transport_use.ts";
 
@@ -81,7 +81,8 @@ function contextFor(r: Route, prompter: Prompter, signal: AbortSignal): OpenCont
 async function enter(input: VerbInput): Promise<number> {
   const { resolution, entries, config, prompter } = input;
   if (SELECTOR_SETS.has(resolution.set)) return await attachRecorded(input, false);
-  const r = resolution.given.length === 0
+  const escapeChar = escapeCharOf(resolution);
+  const r = resolution.given.every((name) => name === "EscapeChar")
     ? localRoute(entries)
     : route(resolution, entries, config, targetText(resolution));
   requireCapability(r.entry, "shell");
@@ -94,12 +95,22 @@ async function enter(input: VerbInput): Promise<number> {
   const controller = new AbortController();
   const channel = await transport.open(contextFor(r, prompter, controller.signal), request);
   try {
-    const status = await runInteractive(channel, { canDetach: false, onEscapeList: listForEscape });
+    const status = await runInteractive(channel, {
+      canDetach: false,
+      onEscapeList: listForEscape,
+      escapeChar,
+    });
     return exitCodeOf(status, r.target.display);
   } finally {
     controller.abort();
     await channel[Symbol.asyncDispose]();
   }
+}
+
+/** `-e` as ssh reads it; `~` when not given. */
+function escapeCharOf(resolution: Resolution): string | null {
+  const value = resolution.values.EscapeChar;
+  return typeof value === "string" ? parseEscapeChar(value) : "~";
 }
 
 function localRoute(entries: readonly TransportEntry[]): Route {
@@ -228,6 +239,7 @@ async function connect(input: VerbInput): Promise<number> {
 async function attachRecorded(input: VerbInput, force: boolean): Promise<number> {
   const { resolution, entries, config, prompter } = input;
   const registry = new Registry();
+  const escapeChar = escapeCharOf(resolution);
   let record: SessionRecord;
   let r: Route;
   using interrupt = interruptSignal();
@@ -280,6 +292,7 @@ async function attachRecorded(input: VerbInput, force: boolean): Promise<number>
     status = await runInteractive(channel, {
       canDetach: typeof channel.detach === "function",
       onEscapeList: listForEscape,
+      escapeChar,
     });
   } finally {
     await channel[Symbol.asyncDispose]();

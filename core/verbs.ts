@@ -26,6 +26,16 @@ function hostNameParameter(set: string, list: boolean): ParameterSpec {
   };
 }
 
+/** ssh's -e: the escape character of the terminal bridge. */
+const escapeCharParameter: ParameterSpec = {
+  name: "EscapeChar",
+  short: "e",
+  type: { kind: "string" },
+  help: "escape character of the session (one character, ^X, or none), as ssh -e",
+  default: "~",
+  valueName: "<char>",
+};
+
 const idParameter: ParameterSpec = {
   name: "Id",
   type: { kind: "int", min: 1 },
@@ -84,6 +94,7 @@ export function verbSpecs(manifests: readonly TransportManifest[], defaultTransp
         idParameter,
         instanceIdParameter,
         sessionNameParameter,
+        escapeCharParameter,
       ],
       examples: [
         { command: "remote enter", description: "a shell on this computer (the local transport)" },
@@ -155,6 +166,7 @@ export function verbSpecs(manifests: readonly TransportManifest[], defaultTransp
           "ComputerName",
         ).filter((p) => p.name !== "ComputerName"),
         { name: "Force", type: { kind: "switch" }, help: "take over a session another client is attached to" },
+        escapeCharParameter,
       ],
       examples: [
         { command: "remote connect --name ITTask", description: "attach again to ITTask" },

@@ -111,3 +111,22 @@ Deno.test("remote with a bad config file exits 231 naming file and line", async 
   assertEquals(run.code, 231);
   match(run.stderr, /config\.toml:2/);
 });
+
+Deno.test("remote enter -e rejects a bad escape character before connecting", async () => {
+  await using home = await tempHome();
+  const run = await runRemote(["enter", "-e", "xx", "db1.invalid"], { env: home.env });
+  assertEquals(run, {
+    code: 230,
+    stdout: "",
+    stderr: 'remote: bad escape character "xx"\nhint: use one ASCII character, ^X for a control key, or none\n',
+  });
+});
+
+Deno.test("remote enter with no target opens the local shell, and -e none passes ~. through", async () => {
+  await using home = await tempHome();
+  const run = await runRemote(["enter", "-e", "none"], {
+    env: { ...home.env, SHELL: "/bin/sh" },
+    stdin: "echo '~.' local-$((4+4))\nexit 6\n",
+  });
+  assertEquals(run, { code: 6, stdout: "~. local-8\n", stderr: "" });
+});

@@ -929,8 +929,9 @@ export class OutputReader {
   #chunks: Uint8Array[] = [];
   #length = 0;
   #text = "";
+  // the unsearched text: searching the whole output would flatten a multi-megabyte rope on every chunk
+  #window = "";
   #decoder = new TextDecoder();
-  #searchedTo = 0;
   #finished = false;
   #waiters: (() => void)[] = [];
   readonly done: Promise<void>;
@@ -941,7 +942,9 @@ export class OutputReader {
         for await (const chunk of stream) {
           this.#chunks.push(chunk);
           this.#length += chunk.length;
-          this.#text += this.#decoder.decode(chunk, { stream: true });
+          const text = this.#decoder.decode(chunk, { stream: true });
+          this.#text += text;
+          this.#window += text;
           this.#waiters.splice(0).forEach((w) => w());
         }
       } finally {
@@ -967,21 +970,23 @@ export class OutputReader {
     return this.#text;
   }
 
-  /** waits until `needle` appears after what earlier waits consumed */
+  /**
+   * Waits until `needle` appears after what earlier waits consumed. Waits are sequential: text
+   * searched without a match is consumed too, except a tail that could start the needle.
+   */
   async waitFor(needle: string, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let from = this.#searchedTo;
     for (;;) {
-      const at = this.#text.indexOf(needle, from);
+      const at = this.#window.indexOf(needle);
       if (at >= 0) {
-        this.#searchedTo = at + needle.length;
+        this.#window = this.#window.slice(at + needle.length);
         return;
       }
-      from = Math.max(from, this.#text.length - needle.length + 1);
-      const tail = JSON.stringify(this.#text.slice(-200));
-      if (this.#finished) throw new Error(`output ended without ${JSON.stringify(needle)}: ${tail}`);
+      this.#window = this.#window.slice(Math.max(0, this.#window.length - needle.length + 1));
+      const tail = () => JSON.stringify(this.#text.slice(-200));
+      if (this.#finished) throw new Error(`output ended without ${JSON.stringify(needle)}: ${tail()}`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${JSON.stringify(needle)}: ${tail}`);
+      if (left <= 0) throw new Error(`timed out waiting for ${JSON.stringify(needle)}: ${tail()}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.#waiters.push(() => {

@@ -90,8 +90,9 @@ Deno.test("runInteractive() says ~& cannot keep a local session and carries on",
 Deno.test("runInteractive() sends Ctrl-C to the far side instead of ending", async () => {
   await using pty = await startFixture();
   await pty.waitFor("inner$ ", WAIT);
-  pty.write("sleep 60; echo not-interrupted\r");
-  await pty.waitFor("sleep 60; echo not-interrupted\r\n", WAIT);
+  // the key must reach a running job, not the shell still starting it: wait for the job's own output
+  pty.write("sh -c 'echo slee''ping; exec sleep 60'; echo not-interrupted\r");
+  await pty.waitFor("\r\nsleeping\r\n", WAIT);
   pty.write("\x03");
   await pty.waitFor("inner$ ", WAIT);
   pty.write("echo after-ctrl-c\r");

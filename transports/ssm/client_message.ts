@@ -95,17 +95,40 @@ export function newMessageId(): string {
   return randomUUID();
 }
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false });
+// lookup tables: these conversions run twice per data message (its ID and its acknowledgement's)
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+const NIBBLE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) {
+  NIBBLE[i.toString(16).charCodeAt(0)] = i;
+  NIBBLE[i.toString(16).toUpperCase().charCodeAt(0)] = i;
+}
+
 function uuidToBytes(id: string): Uint8Array {
-  const hex = id.replace(/-/g, "");
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new TypeError(`not a uuid: ${id}`);
   const out = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  let n = 0;
+  for (let i = 0; i < id.length && n <= 32; i++) {
+    const c = id.charCodeAt(i);
+    if (c === 0x2d) continue; // "-"
+    const v = c < 128 ? NIBBLE[c] : -1;
+    if (v < 0) throw new TypeError(`not a uuid: ${id}`);
+    if (n < 32) out[n >> 1] |= n & 1 ? v : v << 4;
+    n++;
+  }
+  if (n !== 32) throw new TypeError(`not a uuid: ${id}`);
   return out;
 }
 
-function bytesToUuid(bytes: Uint8Array): string {
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+/** Formats 16 bytes at `at` in canonical order: `swapped` reads the wire order (low half first). */
+function bytesToUuid(bytes: Uint8Array, at = 0, swapped = false): string {
+  let hex = "";
+  for (let i = 0; i < 16; i++) {
+    const j = swapped ? (i + 8) % 16 : i;
+    hex += HEX[bytes[at + j]];
+    if (i === 3 || i === 5 || i === 7 || i === 9) hex += "-";
+  }
+  return hex;
 }
 
 /**
@@ -123,7 +146,7 @@ function bytesToUuid(bytes: Uint8Array): string {
  * ```
  */
 export function encodeClientMessage(message: ClientMessage): Uint8Array {
-  const typeBytes = new TextEncoder().encode(message.messageType);
+  const typeBytes = encoder.encode(message.messageType);
   if (typeBytes.length > TYPE_LENGTH) throw new TypeError(`message type too long: ${message.messageType}`);
   const out = new Uint8Array(HEADER_LENGTH + 4 + message.payload.length);
   const view = new DataView(out.buffer);
@@ -151,7 +174,7 @@ function trimType(raw: Uint8Array): string {
   const pad = (b: number) => b === 0 || b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
   while (start < end && pad(raw[start])) start++;
   while (end > start && pad(raw[end - 1])) end--;
-  return new TextDecoder("utf-8", { fatal: false }).decode(raw.subarray(start, end));
+  return decoder.decode(raw.subarray(start, end));
 }
 
 /**
@@ -188,13 +211,12 @@ export function decodeClientMessage(frame: Uint8Array): DecodedMessage {
   if (!publication && (messageType === "" || createdDate === 0)) {
     throw new MalformedMessageError("message type or creation date is empty");
   }
-  const idBytes = new Uint8Array(16);
-  idBytes.set(frame.subarray(ID_OFFSET + 8, ID_OFFSET + 16), 0);
-  idBytes.set(frame.subarray(ID_OFFSET, ID_OFFSET + 8), 8);
   const payload = frame.slice(headerLength + 4);
-  const digest = frame.subarray(DIGEST_OFFSET, DIGEST_OFFSET + 32);
-  const actual = sha256(payload);
-  const digestOk = payload.length === 0 || actual.every((b, i) => b === digest[i]);
+  let digestOk = true;
+  if (payload.length > 0) {
+    const actual = sha256(payload);
+    for (let i = 0; i < 32 && digestOk; i++) digestOk = actual[i] === frame[DIGEST_OFFSET + i];
+  }
   return {
     headerLength,
     messageType,
@@ -202,7 +224,7 @@ export function decodeClientMessage(frame: Uint8Array): DecodedMessage {
     createdDate,
     sequenceNumber: Number(view.getBigInt64(SEQ_OFFSET)),
     flags: Number(view.getBigUint64(FLAGS_OFFSET)),
-    messageId: bytesToUuid(idBytes),
+    messageId: bytesToUuid(frame, ID_OFFSET, true),
     payloadType: headerLength >= HEADER_LENGTH ? view.getUint32(PAYLOAD_TYPE_OFFSET) : 0,
     payload,
     digestOk,
@@ -235,7 +257,7 @@ export function encodeAcknowledge(
     flags: 3,
     messageId: newMessageId(),
     payloadType: 0,
-    payload: new TextEncoder().encode(JSON.stringify(content)),
+    payload: encoder.encode(JSON.stringify(content)),
   });
 }
 

@@ -239,7 +239,9 @@ export class DataChannel {
 
   #resendDue(): void {
     if (this.#ended || this.#paused || !this.#ws) return;
-    const { frames, exhausted } = this.#tx.due(Date.now());
+    // only the oldest, as the plugin does (`ResendStreamDataMessageScheduler`): the socket is TCP, so a
+    // late ack means a busy peer, and resending the whole window would only add to its load
+    const { frames, exhausted } = this.#tx.due(Date.now(), 1);
     if (exhausted || this.#tx.oldestAttempts > (this.#options.maxAttempts ?? Retransmission.maxAttempts)) {
       this.#fail(
         new TransportError("the SSM agent stopped acknowledging input", {

@@ -52,31 +52,66 @@ export function encodeSmuxFrame(cmd: number, streamId: number, data: Uint8Array 
  * ```
  */
 export class SmuxFrameReader {
-  #buf = new Uint8Array(0);
+  // chunks are queued, not re-joined on every push: a 32 KiB frame arrives in 1 KiB payloads
+  #chunks: Uint8Array[] = [];
+  #first = 0;
+  #length = 0;
 
   /** feeds bytes; returns the frames completed by them
    * @throws {Error} on a frame with a version other than 1 or 2 */
   push(bytes: Uint8Array): SmuxFrame[] {
-    const joined = new Uint8Array(this.#buf.length + bytes.length);
-    joined.set(this.#buf);
-    joined.set(bytes, this.#buf.length);
-    const frames: SmuxFrame[] = [];
-    let at = 0;
-    while (joined.length - at >= HEADER) {
-      const view = new DataView(joined.buffer, joined.byteOffset + at, HEADER);
-      const version = view.getUint8(0);
-      if (version !== 1 && version !== 2) throw new Error(`smux frame version ${version}`);
-      const length = view.getUint16(2, true);
-      if (joined.length - at < HEADER + length) break;
-      frames.push({
-        cmd: view.getUint8(1),
-        streamId: view.getUint32(4, true),
-        data: joined.slice(at + HEADER, at + HEADER + length),
-      });
-      at += HEADER + length;
+    if (bytes.length > 0) {
+      this.#chunks.push(bytes);
+      this.#length += bytes.length;
     }
-    this.#buf = joined.slice(at);
+    const frames: SmuxFrame[] = [];
+    while (this.#length >= HEADER) {
+      const header = this.#peek(HEADER);
+      const version = header[0];
+      if (version !== 1 && version !== 2) throw new Error(`smux frame version ${version}`);
+      const length = header[2] | (header[3] << 8);
+      if (this.#length < HEADER + length) break;
+      this.#take(HEADER);
+      const view = new DataView(header.buffer, header.byteOffset, HEADER);
+      frames.push({ cmd: header[1], streamId: view.getUint32(4, true), data: this.#take(length) });
+    }
     return frames;
+  }
+
+  /** the next `n` bytes, without consuming them (a view when they lie in one chunk) */
+  #peek(n: number): Uint8Array {
+    const head = this.#chunks[0];
+    if (head.length - this.#first >= n) return head.subarray(this.#first, this.#first + n);
+    const out = new Uint8Array(n);
+    let at = 0;
+    let offset = this.#first;
+    for (const chunk of this.#chunks) {
+      const part = chunk.subarray(offset, offset + n - at);
+      out.set(part, at);
+      at += part.length;
+      offset = 0;
+      if (at === n) break;
+    }
+    return out;
+  }
+
+  /** consumes `n` bytes into a new array */
+  #take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const chunk = this.#chunks[0];
+      const part = chunk.subarray(this.#first, this.#first + n - at);
+      out.set(part, at);
+      at += part.length;
+      this.#first += part.length;
+      if (this.#first === chunk.length) {
+        this.#chunks.shift();
+        this.#first = 0;
+      }
+    }
+    this.#length -= n;
+    return out;
   }
 }
 
