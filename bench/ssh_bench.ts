@@ -67,13 +67,11 @@ const results: Record<string, { ttfb: number[]; mbps: number[] }> = {
 };
 await ours("true"); // warm the JIT and module graph once, as a long-running CLI would not need
 for (let i = 0; i < runs; i++) {
-  console.error("run", i);
   results["remote (ssh2, in-process)"].ttfb.push((await ours("echo hi")).firstByteMs);
   results["ssh (OpenSSH defaults)"].ttfb.push((await openssh("echo hi")).firstByteMs);
   results["ssh -o KexAlgorithms=curve25519-sha256"].ttfb.push(
     (await openssh("echo hi", ["-o", "KexAlgorithms=curve25519-sha256"])).firstByteMs,
   );
-  console.error("ttfb done");
   const a = await ours(`head -c ${BYTES} /dev/zero`);
   results["remote (ssh2, in-process)"].mbps.push(a.bytes / 1e6 / (a.totalMs / 1000));
   const b = await openssh(`head -c ${BYTES} /dev/zero`);

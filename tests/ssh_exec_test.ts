@@ -107,6 +107,24 @@ Deno.test("open() exec round-trips 10 MB of random bytes through cat", async () 
   });
 });
 
+Deno.test("open() exec delivers 20 MB of output after stdin was closed", async () => {
+  await using sshd = await startSshd();
+  await withLogOnFailure(sshd, async () => {
+    await using home = await isolatedHome();
+    await Deno.writeTextFile(home.knownHosts, sshd.knownHostsLine() + "\n");
+    const ctx = sshContext({ host: sshd.host, port: sshd.port, user: sshd.user }, home, {
+      KeyFilePath: [sshd.userKey],
+    });
+    await using ch = await open(ctx, { kind: "exec", command: "head -c 20000000 /dev/zero" });
+    // closing stdin first once ended the channel's reading too, stalling output past the first window
+    await ch.stdin.close();
+    let size = 0;
+    for await (const c of ch.stdout) size += c.length;
+    assertEquals(size, 20_000_000);
+    assertEquals(await ch.exit, { kind: "exited", code: 0 });
+  });
+});
+
 /** Reads `ch.stdout` into `sink.text` until it contains `needle`. */
 async function waitFor(reader: ReadableStreamDefaultReader<Uint8Array>, sink: { text: string }, needle: string) {
   const decoder = new TextDecoder();

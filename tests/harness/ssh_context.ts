@@ -29,7 +29,7 @@ export interface IsolatedHome extends AsyncDisposable {
  * ssh at these files with -o options instead.
  */
 export async function isolatedHome(): Promise<IsolatedHome> {
-  const dir = await Deno.makeTempDir({ prefix: "remote-home-" });
+  const dir = await Deno.makeTempDir({ prefix: "remote-sshfiles-" });
   await Deno.mkdir(`${dir}/.ssh`, { mode: 0o700 });
   const config = `${dir}/.ssh/config`;
   await Deno.writeTextFile(config, "");

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Readable, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import { type Channel, type ExitStatus, TransportError, type WindowSize } from "../../plugins/mod.ts";
 
@@ -93,7 +93,7 @@ export function toChannel(ch: ClientChannel, options: ToChannelOptions): Channel
 
   let disposed = false;
   return {
-    stdin: Writable.toWeb(ch) as WritableStream<Uint8Array>,
+    stdin: channelWriter(ch),
     stdout,
     stderr,
     exit,
@@ -133,4 +133,37 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The channel's input as a web stream. Not `Writable.toWeb`: under Deno its close also ends the
+ * readable side, so no more window adjustments go out and a large output stalls after ~2 MB.
+ */
+function channelWriter(ch: ClientChannel): WritableStream<Uint8Array> {
+  const gone = () => ch.destroyed || ch.writableEnded;
+  return new WritableStream<Uint8Array>({
+    write(chunk) {
+      if (gone()) return;
+      if (ch.write(chunk)) return;
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          ch.off("drain", done);
+          ch.off("close", done);
+          resolve();
+        };
+        ch.on("drain", done);
+        ch.on("close", done);
+      });
+    },
+    close() {
+      if (gone()) return;
+      return new Promise<void>((resolve) => {
+        ch.end(() => resolve());
+        ch.once("close", () => resolve());
+      });
+    },
+    abort() {
+      if (!gone()) ch.end();
+    },
+  });
 }

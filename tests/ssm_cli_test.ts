@@ -1,0 +1,230 @@
+/**
+ * The ssm transport through the real command line: `remote enter --target i-…`, `remote enter ssm://i-…`
+ * and `remote forward --target …`, against tests/ssm_emulator.ts (AWS cannot run here; the emulator's
+ * header names the documents it follows). Interactive runs use a real PTY.
+ *
+ * @module
+ */
+import { deepStrictEqual as assertEquals, match, ok } from "node:assert/strict";
+import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
+import { spawnInPty } from "./pty.ts";
+import { runRemote, tempHome } from "./run_remote.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const TARGET = "i-0123456789abcdef0";
+
+/** The environment of a user with static keys in the environment and nothing in ~/.aws. */
+function awsEnv(home: { env: Record<string, string>; dir: string }, keyId: string = TEST_CREDENTIALS.accessKeyId) {
+  return {
+    ...home.env,
+    AWS_ACCESS_KEY_ID: keyId,
+    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    AWS_SESSION_TOKEN: "",
+    AWS_PROFILE: "",
+    AWS_SHARED_CREDENTIALS_FILE: `${home.dir}/.aws/credentials`,
+    AWS_CONFIG_FILE: `${home.dir}/.aws/config`,
+    SSH_AUTH_SOCK: "",
+  };
+}
+
+const quote = (args: string[]) => args.map((a) => `'${a}'`).join(" ");
+
+Deno.test("remote enter --target gives an SSM shell in a PTY: echo, size, resize, ~. and the terminal restored", async () => {
+  await using emu = await startSsmEmulator();
+  await using home = await tempHome();
+  const command = quote([
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    MAIN,
+    "enter",
+    "--target",
+    TARGET,
+    "--endpoint-url",
+    emu.endpoint,
+    "--region",
+    emu.region,
+  ]);
+  await using pty = await spawnInPty("/bin/sh", ["-c", `stty -g; ${command}; echo "code=$?"; stty -g`], {
+    cols: 100,
+    rows: 30,
+    env: awsEnv(home),
+  });
+  const before = (await pty.waitFor(/^[0-9a-f:]{20,}\r?$/m)).trim();
+  await pty.waitFor("$ ", 30_000);
+  pty.write("echo hello-ssm\r");
+  await pty.waitFor(/^hello-ssm\r$/m);
+  pty.write("stty size\r");
+  await pty.waitFor(/^30 100\r$/m);
+  pty.resize(120, 40);
+  // the bridge sends a Size message on SIGWINCH; poll until the agent's pty has it
+  let resized = false;
+  for (let i = 0; i < 20 && !resized; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    resized = emu.stats.lastSize?.cols === 120 && emu.stats.lastSize?.rows === 40;
+  }
+  pty.write("stty size\r");
+  await pty.waitFor(/^40 120\r$/m);
+  pty.write("\r~.");
+  await pty.waitFor(/code=\d+/, 20_000);
+  const after = (await pty.waitFor(/^[0-9a-f:]{20,}\r?$/m)).trim();
+  assertEquals(after, before);
+  match(pty.output(), /code=250/);
+  await pty.exited;
+  assertEquals(emu.stats.calls.StartSession, 1);
+  // ~. leaves nothing running on the service
+  for (let i = 0; i < 50 && emu.stats.calls.TerminateSession === undefined; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assertEquals(emu.stats.calls.TerminateSession, 1);
+});
+
+Deno.test("remote enter ssm://i-… opens the same shell and exits 0 when the shell exits", async () => {
+  await using emu = await startSsmEmulator();
+  await using home = await tempHome();
+  await using pty = await spawnInPty(
+    Deno.execPath(),
+    ["run", "-A", "--quiet", MAIN, "enter", `ssm://${TARGET}`, "--endpoint-url", emu.endpoint, "--region", emu.region],
+    { cols: 90, rows: 20, env: awsEnv(home) },
+  );
+  await pty.waitFor("$ ", 30_000);
+  pty.write("echo via-scheme\r");
+  await pty.waitFor(/^via-scheme\r$/m);
+  pty.write("stty size\r");
+  await pty.waitFor(/^20 90\r$/m);
+  pty.write("exit\r");
+  assertEquals((await pty.exited).code, 0);
+});
+
+/** A TCP server on loopback that answers each read with "echo:" and the bytes. */
+function startEchoServer() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        const buf = new Uint8Array(4096);
+        try {
+          for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+            await conn.write(new Uint8Array([...new TextEncoder().encode("echo:"), ...buf.subarray(0, n)]));
+          }
+        } catch { /* closed */ }
+        conns.delete(conn);
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      })();
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await serving.catch(() => {});
+    },
+  };
+}
+
+Deno.test("remote forward --target listens, round-trips bytes, and exits 0 on SIGINT leaving nothing listening", async () => {
+  await using emu = await startSsmEmulator();
+  await using home = await tempHome();
+  const server = startEchoServer();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      MAIN,
+      "forward",
+      "--target",
+      TARGET,
+      "--local-port",
+      "0",
+      "--remote-port",
+      String(server.port),
+      "--endpoint-url",
+      emu.endpoint,
+      "--region",
+      emu.region,
+    ],
+    env: awsEnv(home),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const stdout = new Response(child.stdout).text();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  try {
+    let announced: RegExpExecArray | null = null;
+    while (!announced) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`remote forward ended early: ${stderr}`);
+      stderr += value;
+      announced = /^remote: forwarding 127\.0\.0\.1:(\d+) to (.*)$/m.exec(stderr);
+    }
+    const port = Number(announced[1]);
+    ok(port > 0);
+    match(announced[2], new RegExp(`:${server.port} via `));
+    for (const word of ["first", "second"]) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        await conn.write(new TextEncoder().encode(word));
+        const buf = new Uint8Array(64);
+        let got = "";
+        while (got.length < `echo:${word}`.length) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          got += new TextDecoder().decode(buf.subarray(0, n));
+        }
+        assertEquals(got, `echo:${word}`);
+      } finally {
+        conn.close();
+      }
+    }
+    child.kill("SIGINT");
+    const status = await child.status;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) stderr += r.value;
+    assertEquals(status.code, 0, stderr);
+    assertEquals(await stdout, "");
+    await Deno.connect({ hostname: "127.0.0.1", port }).then(
+      (conn) => {
+        conn.close();
+        throw new Error(`port ${port} still accepts connections after SIGINT`);
+      },
+      (error) => ok(error instanceof Deno.errors.ConnectionRefused, String(error)),
+    );
+    assertEquals(emu.stats.calls.TerminateSession, 1);
+  } finally {
+    clearTimeout(killer);
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await reader.cancel().catch(() => {});
+    await stdout.catch(() => {});
+    await server.close();
+  }
+});
+
+Deno.test("remote enter --target with a key the service rejects exits 245 with one line and a hint", async () => {
+  await using emu = await startSsmEmulator();
+  await using home = await tempHome();
+  const run = await runRemote(
+    ["enter", "--target", TARGET, "--endpoint-url", emu.endpoint, "--region", emu.region],
+    { env: awsEnv(home, "AKIDNOTKNOWNTOAWS000"), timeoutMs: 30_000 },
+  );
+  assertEquals(run.code, 245, run.stderr);
+  match(run.stderr, /^remote: [^\n]+\nhint: [^\n]+\n$/);
+  assertEquals(run.stderr.includes(TEST_CREDENTIALS.secretAccessKey), false, "the secret never appears");
+  assertEquals(run.stdout, "");
+  assertEquals(emu.stats.calls.StartSession, undefined, "a rejected signature is no session");
+});

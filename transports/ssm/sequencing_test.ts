@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { ReceiveBuffer, Retransmission, SendBuffer } from "./sequencing.ts";
+
+const frame = (n: number) => new Uint8Array([n]);
+
+Deno.test("ReceiveBuffer delivers in order, holds early messages and fills the gap", () => {
+  const rx = new ReceiveBuffer<string>();
+  assert.deepEqual(rx.accept(2, "c"), { ack: true, deliver: [], duplicate: false });
+  assert.deepEqual(rx.accept(1, "b"), { ack: true, deliver: [], duplicate: false });
+  assert.equal(rx.expected, 0);
+  assert.deepEqual(rx.accept(0, "a"), { ack: true, deliver: ["a", "b", "c"], duplicate: false });
+  assert.equal(rx.expected, 3);
+  assert.deepEqual(rx.accept(3, "d").deliver, ["d"]);
+});
+
+Deno.test("ReceiveBuffer acknowledges duplicates again but never delivers them twice", () => {
+  const rx = new ReceiveBuffer<string>();
+  rx.accept(0, "a");
+  rx.accept(2, "c");
+  assert.deepEqual(rx.accept(0, "a"), { ack: true, deliver: [], duplicate: true }, "already delivered");
+  assert.deepEqual(rx.accept(2, "c"), { ack: true, deliver: [], duplicate: true }, "already buffered");
+  assert.deepEqual(rx.accept(1, "b").deliver, ["b", "c"]);
+});
+
+Deno.test("ReceiveBuffer does not acknowledge early messages beyond its capacity", () => {
+  const rx = new ReceiveBuffer<string>(2);
+  rx.accept(1, "b");
+  rx.accept(2, "c");
+  assert.deepEqual(rx.accept(3, "d"), { ack: false, deliver: [], duplicate: false }, "the sender must resend it");
+  assert.deepEqual(rx.accept(0, "a").deliver, ["a", "b", "c"]);
+  assert.deepEqual(rx.accept(3, "d").deliver, ["d"]);
+});
+
+Deno.test("SendBuffer matches acks by sequence number and ignores unknown or repeated ones", () => {
+  const tx = new SendBuffer();
+  tx.add(0, frame(0), 0);
+  tx.add(1, frame(1), 0);
+  assert.equal(tx.size, 2);
+  assert.equal(tx.acknowledge(1, 10), true);
+  assert.equal(tx.acknowledge(1, 10), false);
+  assert.equal(tx.acknowledge(7, 10), false);
+  assert.equal(tx.size, 1);
+});
+
+Deno.test("SendBuffer adapts the timeout to the measured round trip as the plugin does", () => {
+  const tx = new SendBuffer();
+  assert.equal(tx.rtoMs, Retransmission.initialRtoMs);
+  // sample 20: RTTV = 0.25·|100−20| = 20, RTT = 0.875·100 + 0.125·20 = 90, RTO = 90 + max(10, 80) = 170
+  tx.add(0, frame(0), 1000);
+  tx.acknowledge(0, 1020);
+  assert.equal(tx.rtoMs, 170);
+  // a steady 90 ms round trip shrinks the variance term to its 10 ms floor
+  for (let i = 1; i < 60; i++) {
+    tx.add(i, frame(i), 0);
+    tx.acknowledge(i, 90);
+  }
+  assert.ok(Math.abs(tx.rtoMs - 100) < 0.5, `rto ${tx.rtoMs}`);
+  // a huge sample is capped at 1 s
+  for (let i = 60; i < 100; i++) {
+    tx.add(i, frame(i), 0);
+    tx.acknowledge(i, 60_000);
+  }
+  assert.equal(tx.rtoMs, Retransmission.maxRtoMs);
+});
+
+Deno.test("SendBuffer resends the oldest due frames first and skips RTT samples of resent ones (Karn)", () => {
+  const tx = new SendBuffer();
+  tx.add(0, frame(0), 0);
+  tx.add(1, frame(1), 50);
+  assert.deepEqual(tx.due(100).frames, [], "nothing is older than 200 ms yet");
+  assert.deepEqual(tx.due(210, 1).frames, [frame(0)], "only the oldest with a limit of 1");
+  assert.equal(tx.oldestAttempts, 1);
+  assert.deepEqual(tx.due(260).frames, [frame(1)], "frame 0 was just resent");
+  const rto = tx.rtoMs;
+  tx.acknowledge(0, 5000);
+  assert.equal(tx.rtoMs, rto, "the ack of a resent frame is no RTT sample");
+  assert.deepEqual(tx.all(6000), [frame(1)]);
+  assert.deepEqual(tx.due(6100).frames, [], "all() marks frames as sent");
+});
+
+Deno.test("SendBuffer reports exhaustion after the maximum number of attempts", () => {
+  const tx = new SendBuffer();
+  tx.add(0, frame(0), 0);
+  let exhausted = false;
+  for (let i = 1; i <= Retransmission.maxAttempts + 1 && !exhausted; i++) exhausted = tx.due(i * 1000).exhausted;
+  assert.equal(exhausted, true);
+  assert.equal(tx.oldestAttempts, Retransmission.maxAttempts + 1);
+});
