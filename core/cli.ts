@@ -78,7 +78,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   });
   const entries = mergeCatalog([...options.transports, ...extra]);
   const manifests = entries.map((e) => e.manifest);
-  const specs = verbSpecs(manifests, config.defaults.transport ?? "ssh");
+  const specs = verbSpecs(manifests);
   const args = rest.slice(1);
 
   switch (verb) {

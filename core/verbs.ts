@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ParameterSpec, TransportManifest } from "../plugins/types.ts";
+import { HOST_SET, type ParameterSpec, type TransportManifest } from "../plugins/types.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 
 const selectorSets = {
@@ -73,14 +73,11 @@ function transportParameters(manifests: readonly TransportManifest[], set?: stri
   return [...byName.values()];
 }
 
-/** The default parameter set of the connecting verbs: the default transport's own. */
-function defaultConnectingSet(manifests: readonly TransportManifest[], defaultTransport: string): string {
-  return manifests.find((m) => m.id === defaultTransport)?.defaultSet ?? "SSHHost";
-}
-
 /** All verbs, given the manifests of the transports known to this run. */
-export function verbSpecs(manifests: readonly TransportManifest[], defaultTransport = "ssh"): VerbSpec[] {
-  const hostSet = defaultConnectingSet(manifests, defaultTransport);
+export function verbSpecs(manifests: readonly TransportManifest[]): VerbSpec[] {
+  // The target set has one name whatever the default transport: a bare target is routed after binding
+  // (scheme, then the user's host mapping, then the default transport), so binding need not know it.
+  const hostSet = HOST_SET;
   const connecting = transportParameters(manifests);
   const jsonSwitch: ParameterSpec = { name: "Json", type: { kind: "switch" }, help: "print JSON instead of a table" };
   return [

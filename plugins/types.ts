@@ -51,6 +51,12 @@ export const CAPABILITIES: readonly Capability[] = [
   "forward",
 ];
 
+/**
+ * The parameter set of a bare or `scheme://` target (`remote enter db1`, `remote enter ssm://i-0abc`).
+ * A transport that claims a scheme lists here the options it accepts with such a target.
+ */
+export const HOST_SET = "SSHHost";
+
 /** The value type of a parameter; the resolver converts and validates argv text into it. */
 export type ParameterType =
   | { kind: "string" }

@@ -1,6 +1,6 @@
-import { SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
+import { HOST_SET, SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
 
-const ssh = { SSHHost: {} } as const;
+const ssh = { [HOST_SET]: {} } as const;
 
 /** The SSH transport: Enter-PSSession's SSHHost parameter set, spelled as OpenSSH users expect. */
 export const manifest: TransportManifest = {
@@ -9,14 +9,14 @@ export const manifest: TransportManifest = {
   version: "0.1.0",
   summary: "OpenSSH-compatible SSH (keys, agent, known_hosts, ssh_config, ProxyJump)",
   capabilities: ["shell", "exec", "pty", "pty-resize", "signals", "disconnect", "list", "receive", "remove"],
-  defaultSet: "SSHHost",
+  defaultSet: HOST_SET,
   defaultPort: 22,
   parameters: [
     {
       name: "Port",
       short: "p",
       type: { kind: "int", min: 1, max: 65535 },
-      sets: { SSHHost: {} },
+      sets: ssh,
       help: "port to connect to; a port in user@host:port wins",
       default: "22",
     },

@@ -14,13 +14,18 @@
  *
  * @module
  */
-import type { Channel, OpenContext, OpenRequest, SessionHost } from "../../plugins/mod.ts";
-import { connectSsh } from "./connection.ts";
-import { tmuxSessionHost } from "./tmux_sessions.ts";
+// ssh2 costs ~75 ms to load, so the modules that use it (connection, tmux sessions, the reuse master)
+// load on first use: a command sent through a running reuse master never pays for it.
+import type { BackgroundContext, Channel, OpenContext, OpenRequest, SessionHost } from "../../plugins/mod.ts";
 import { openReused, reusable } from "./reuse_client.ts";
 export { manifest } from "./manifest.ts";
-export { background } from "./reuse_master.ts";
-export { type ChannelOptions, connectSsh, type SshConnection } from "./connection.ts";
+export type { ChannelOptions, SshConnection } from "./connection.ts";
+
+/** Runs the connection-reuse master (`remote __transport-background ssh …`); see docs/invoke.md. */
+export async function background(args: readonly string[], ctx: BackgroundContext): Promise<number> {
+  const { background } = await import("./reuse_master.ts");
+  return await background(args, ctx);
+}
 
 /**
  * Connects to `ctx.target` and starts `request` on the connection; disposing the channel closes the
@@ -30,6 +35,7 @@ export { type ChannelOptions, connectSsh, type SshConnection } from "./connectio
  */
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   if (request.kind === "exec" && reusable(ctx, request)) return await openReused(ctx, request);
+  const { connectSsh } = await import("./connection.ts");
   const connection = await connectSsh(ctx);
   try {
     const subsystem = request.kind === "subsystem"
@@ -58,4 +64,19 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
 }
 
 /** Persistent sessions hosted by tmux on the host (`tmux -L remote`); see docs/persistent-sessions.md. */
-export const sessions: SessionHost = tmuxSessionHost();
+export const sessions: SessionHost = lazySessionHost(async () =>
+  (await import("./tmux_sessions.ts")).tmuxSessionHost()
+);
+
+function lazySessionHost(make: () => Promise<SessionHost>): SessionHost {
+  let host: Promise<SessionHost> | undefined;
+  const get = () => host ??= make();
+  return {
+    list: async (ctx) => await (await get()).list(ctx),
+    create: async (ctx, name, options) => await (await get()).create(ctx, name, options),
+    attach: async (ctx, name, options) => await (await get()).attach(ctx, name, options),
+    disconnect: async (ctx, name, options) => await (await get()).disconnect(ctx, name, options),
+    receive: async (ctx, name) => await (await get()).receive(ctx, name),
+    remove: async (ctx, name) => await (await get()).remove(ctx, name),
+  };
+}

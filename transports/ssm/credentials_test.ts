@@ -25,7 +25,9 @@ function rejects(fn: () => unknown, message: string, hint: RegExp, layer: string
 }
 
 Deno.test("parseIni() reads sections, keys in any case, and skips comments and nested settings", () => {
-  const ini = parseIni("# top\n[default]\nAWS_Access_Key_Id = AK\n; c\ns3 =\n  max_concurrent_requests = 5\n[profile x]\nregion=eu");
+  const ini = parseIni(
+    "# top\n[default]\nAWS_Access_Key_Id = AK\n; c\ns3 =\n  max_concurrent_requests = 5\n[profile x]\nregion=eu",
+  );
   assert.deepEqual([...ini.keys()], ["default", "profile x"]);
   assert.equal(ini.get("default")?.get("aws_access_key_id"), "AK");
   assert.equal(ini.get("default")?.has("max_concurrent_requests"), false);
@@ -75,7 +77,12 @@ Deno.test("resolveAws() lets --profile beat the environment, and AWS_PROFILE pic
 });
 
 Deno.test("resolveAws() explains a missing region, missing credentials and an unknown profile", () => {
-  rejects(() => resolveAws(sources({ AWS_ACCESS_KEY_ID: "A", AWS_SECRET_ACCESS_KEY: "s" })), "no AWS region is set", /--region/, "config");
+  rejects(
+    () => resolveAws(sources({ AWS_ACCESS_KEY_ID: "A", AWS_SECRET_ACCESS_KEY: "s" })),
+    "no AWS region is set",
+    /--region/,
+    "config",
+  );
   rejects(() => resolveAws(sources({ AWS_REGION: "r" })), "no AWS credentials found", /AWS_ACCESS_KEY_ID/, "auth");
   rejects(
     () => resolveAws(sources({ AWS_REGION: "r" }, {}, "nope")),

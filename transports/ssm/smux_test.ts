@@ -52,12 +52,14 @@ Deno.test("SmuxClient opens odd stream IDs from 3, splits large writes, and rout
     [SmuxCmd.psh, 3, 10],
   ]);
 
-  client.feed(new Uint8Array([
-    ...encodeSmuxFrame(SmuxCmd.psh, 5, new Uint8Array(4)),
-    ...encodeSmuxFrame(SmuxCmd.psh, 99, new Uint8Array(4)), // unknown stream: dropped
-    ...encodeSmuxFrame(SmuxCmd.fin, 5),
-    ...encodeSmuxFrame(SmuxCmd.psh, 5, new Uint8Array(4)), // after FIN: dropped
-  ]));
+  client.feed(
+    new Uint8Array([
+      ...encodeSmuxFrame(SmuxCmd.psh, 5, new Uint8Array(4)),
+      ...encodeSmuxFrame(SmuxCmd.psh, 99, new Uint8Array(4)), // unknown stream: dropped
+      ...encodeSmuxFrame(SmuxCmd.fin, 5),
+      ...encodeSmuxFrame(SmuxCmd.psh, 5, new Uint8Array(4)), // after FIN: dropped
+    ]),
+  );
   assert.deepEqual(events, ["b data 4", "b close"]);
   assert.equal(client.streams, 1);
 
