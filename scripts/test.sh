@@ -46,7 +46,7 @@ status=0
 NO_COLOR=1 "$DENO" task test "$@" 2>&1 | tee "$log" || status=$?
 # deno test's own summary is "ok | 5 passed (3 steps) | 0 failed (1s)"; restate it plainly.
 summary="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n 1 || true)"
-passed="$(printf '%s' "$summary" | sed -n 's/^[A-Z]* | \([0-9]*\) passed.*/\1/p')"
+passed="$(printf '%s' "$summary" | sed -n 's/^[A-Za-z]* | \([0-9]*\) passed.*/\1/p')"
 failed="$(printf '%s' "$summary" | sed -n 's/.*| \([0-9]*\) failed.*/\1/p')"
 if [ -z "$passed" ]; then
   echo "remote tests: deno test printed no summary" >&2

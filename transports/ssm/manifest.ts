@@ -1,7 +1,5 @@
 import { HOST_SET, SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
 
-// also in the host set, which the positional `ssm://i-…` binds: core names that set after the default
-// transport's (SSHHost unless configured otherwise), so `remote enter ssm://i-… --region r` resolves
 // Also in the host set, so `remote enter ssm://i-0abc --region eu-west-1` takes them.
 const target = { Target: {}, [HOST_SET]: {} } as const;
 
