@@ -13,7 +13,7 @@ import { writeErr, writeOut } from "./output.ts";
 import type { Resolution, VerbSpec } from "./parameter_set.ts";
 import { Registry } from "./registry.ts";
 import { type Route, route } from "./route.ts";
-import { generateSessionName, type SessionRecord } from "./session.ts";
+import { generateSessionName, type SessionRecord, type SessionState, transition } from "./session.ts";
 import { parseEscapeChar, ptyRequestFromEnvironment, runInteractive } from "./terminal_bridge.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 import { exitCodeOf, loadTransport, openContext, requireCapability, sessionHost } from "./transport_use.ts";
@@ -165,6 +165,21 @@ async function newSession(input: VerbInput): Promise<number> {
   return 0;
 }
 
+/**
+ * The state a recorded session moves to, through the legal path of docs/sessions.md: attaching to a
+ * disconnected session passes Reconnecting; staying put is no move. An illegal move is a bug.
+ */
+function advance(from: SessionState, to: SessionState): SessionState {
+  if (from === to) return to;
+  if (from === "Disconnected" && to === "Opened") return transition(transition(from, "Reconnecting"), to);
+  return transition(from, to);
+}
+
+/** The state of a session its host no longer has: Broken, unless it had already ended. */
+function gone(state: SessionState): SessionState {
+  return state === "Closed" || state === "Broken" ? state : advance(state, "Broken");
+}
+
 /** Bound values that are safe to keep on disk: never a secret. */
 function storableParameters(r: Route): Record<string, unknown> {
   const secret = new Set(r.entry.manifest.parameters.filter((p) => p.secret).map((p) => p.name));
@@ -269,7 +284,7 @@ async function attachRecorded(input: VerbInput, force: boolean): Promise<number>
   if (!force && r.entry.manifest.capabilities.includes("list")) {
     const onHost = (await host.list(ctx)).find((s) => s.name === record.name);
     if (!onHost) {
-      await registry.update(record.instanceId, { state: "Closed", availability: "None" });
+      await registry.update(record.instanceId, { state: gone(record.state), availability: "None" });
       throw new RemoteError("notFound", `session ${record.name} no longer exists on ${record.computerName}`, {
         hint: `forget it with: remote remove --id ${record.id}`,
       });
@@ -282,8 +297,13 @@ async function attachRecorded(input: VerbInput, force: boolean): Promise<number>
   }
   const pty = ptyRequestFromEnvironment() ?? { term: "xterm-256color", columns: 80, rows: 24 };
   const channel = await host.attach(ctx, record.name, { force, pty });
+  if (record.state === "Broken" || record.state === "Closed") {
+    throw new RemoteError("notFound", `session ${record.name} on ${record.computerName} is ${record.state}`, {
+      hint: `forget it with: remote remove --id ${record.id}`,
+    });
+  }
   await registry.update(record.instanceId, {
-    state: "Opened",
+    state: advance(record.state, "Opened"),
     availability: "Available",
     lastSeenAt: new Date().toISOString(),
   });
@@ -299,7 +319,11 @@ async function attachRecorded(input: VerbInput, force: boolean): Promise<number>
   }
   const now = new Date().toISOString();
   if (status.kind === "detached" || status.kind === "lost") {
-    await registry.update(record.instanceId, { state: "Disconnected", availability: "None", lastSeenAt: now });
+    await registry.update(record.instanceId, {
+      state: advance("Opened", "Disconnected"),
+      availability: "None",
+      lastSeenAt: now,
+    });
     if (status.kind === "detached") {
       await writeErr(`remote: disconnected from ${record.name}; it keeps running on ${record.computerName}\n`);
     }
@@ -359,7 +383,7 @@ async function getSessions(input: VerbInput): Promise<number> {
     for (const rec of await registry.find({ computerName: r.target.host })) {
       if (!seen.has(rec.instanceId) && rec.transport === r.entry.manifest.id) {
         stale.add(rec.instanceId);
-        await registry.update(rec.instanceId, { state: "Closed", availability: "None" });
+        await registry.update(rec.instanceId, { state: gone(rec.state), availability: "None" });
       }
     }
   }
@@ -446,7 +470,7 @@ async function disconnect(input: VerbInput): Promise<number> {
       : undefined,
   });
   const updated = await registry.update(record.instanceId, {
-    state: "Disconnected",
+    state: advance(record.state, "Disconnected"),
     availability: "None",
     lastSeenAt: new Date().toISOString(),
   });

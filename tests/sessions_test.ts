@@ -130,7 +130,7 @@ Deno.test("remote disconnect --idle-timeout ends the session on the host with no
     );
     const got = await c.run("get", "--computer-name", "127.0.0.1", ...c.ssh);
     assertEquals(got.code, 0, got.stderr);
-    match(got.stdout, /Idle +127\.0\.0\.1 +ssh +Closed \(stale\) +None/);
+    match(got.stdout, /Idle +127\.0\.0\.1 +ssh +Broken \(stale\) +None/);
   });
 });
 
