@@ -103,3 +103,21 @@ Deno.test("remote enter asks about an unknown host key on a terminal and remembe
   ok(new TextDecoder().decode(found.stdout).includes("ssh-ed25519 "));
   assertEquals((await Deno.stat(knownHosts)).mode! & 0o777, 0o600);
 });
+
+Deno.test("remote enter asks for a missing target on a terminal; the port in the answer wins over --port", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  const knownHosts = `${home.dir}/known_hosts`;
+  await Deno.writeTextFile(knownHosts, sshd.knownHostsLine() + "\n");
+  await using pty = await spawnInPty(
+    Deno.execPath(),
+    ["run", "-A", "--quiet", MAIN, "enter", "-p", "1", "-i", sshd.userKey, "-o", `UserKnownHostsFile=${knownHosts}`],
+    { env: { ...home.env, SSH_AUTH_SOCK: "" } },
+  );
+  await pty.waitFor(/host-name \(.*\): $/, 20_000);
+  pty.write(`${sshd.user}@127.0.0.1:${sshd.port}\r`);
+  pty.write("echo ASKED-$((5*5))\r");
+  await pty.waitFor("ASKED-25", 20_000);
+  pty.write("exit 0\r");
+  assertEquals((await pty.exited).code, 0);
+});
