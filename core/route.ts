@@ -9,7 +9,7 @@ import type { Target } from "../plugins/types.ts";
 import type { UserConfig } from "./config.ts";
 import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
-import type { Resolution } from "./parameter_set.ts";
+import { flagOf, type Resolution } from "./parameter_set.ts";
 import { parseTarget, transportForScheme, transportForSet } from "./target.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 
@@ -31,6 +31,8 @@ const CORE_PARAMETERS = new Set([
   "ThrottleLimit",
   "Json",
   "NoReuse",
+  "InDisconnectedSession",
+  "SessionName",
   "Command",
   "Force",
   "LocalPort",
@@ -114,7 +116,9 @@ export function route(
   for (const name of resolution.given) {
     if (CORE_PARAMETERS.has(name) || own.has(name)) continue;
     const owners = manifests.filter((m) => m.parameters.some((p) => p.name === name)).map((m) => m.id);
-    throw new UsageError(`--${kebab(name)} is an option of ${owners.join(", ")}, not of ${manifest.id}`, {
+    const spec = manifests.flatMap((m) => m.parameters).find((p) => p.name === name);
+    const flag = spec ? flagOf(spec) : name;
+    throw new UsageError(`--${flag} is an option of ${owners.join(", ")}, not of ${manifest.id}`, {
       hint: `drop it, or pick the transport with a scheme, e.g. ${owners[0]}://${parsed.host}`,
     });
   }
@@ -141,9 +145,6 @@ function knownSchemes(entries: readonly TransportEntry[]): string[] {
   return entries.flatMap((e) => [e.manifest.id, ...(e.manifest.schemes ?? [])]);
 }
 
-function kebab(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2").toLowerCase();
-}
 
 function numberOrUndefined(value: unknown): number | undefined {
   return typeof value === "number" ? value : undefined;

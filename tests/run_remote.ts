@@ -19,7 +19,11 @@ export interface TempHome extends AsyncDisposable {
 /** Makes a throwaway HOME with its own XDG config, state and data folders. */
 export async function tempHome(): Promise<TempHome> {
   const dir = await Deno.makeTempDir({ prefix: "remote-home-" });
+  const realHome = Deno.env.get("HOME") ?? "/root";
   const env = {
+    // Deno's own module cache stays the real one: a fresh HOME would make every run fetch npm metadata.
+    DENO_DIR: Deno.env.get("DENO_DIR") ??
+      `${Deno.env.get("XDG_CACHE_HOME") ?? `${realHome}/.cache`}/deno`,
     HOME: dir,
     XDG_CONFIG_HOME: `${dir}/.config`,
     XDG_STATE_HOME: `${dir}/.local/state`,
