@@ -36,6 +36,8 @@ export interface ChannelOptions {
   pty?: PtyRequest;
   /** variables to send (the server keeps only those its AcceptEnv allows) */
   env?: Readonly<Record<string, string>>;
+  /** where SendEnv takes values from; default this process's environment (the reuse master passes its client's) */
+  localEnv?: Readonly<Record<string, string>>;
 }
 
 /** An authenticated connection; dispose to close it (and every hop under it). */
@@ -134,6 +136,10 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
   const configFile = param(ctx, "ConfigFile", isString);
   const config = await resolveSshConfig(ctx.target.host, { configFile, options, localUser, home });
   for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
+  // --send-env adds to ssh_config's SendEnv, as repeated SendEnv lines accumulate
+  for (const name of param(ctx, "SendEnv", isStringList) ?? []) {
+    if (!config.sendEnv.includes(name)) config.sendEnv.push(name);
+  }
   if (config.proxyCommand) {
     throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
       layer: "config",
@@ -278,9 +284,9 @@ function makeConnection(ctx: OpenContext, clients: Client[], final: Hop): SshCon
       });
     });
   const ptyOptions = (p: PtyRequest): PseudoTtyOptions => ({ rows: p.rows, cols: p.columns, term: p.term });
-  const sendEnv = (env?: Readonly<Record<string, string>>) => {
+  const sendEnv = (env?: Readonly<Record<string, string>>, localEnv?: Readonly<Record<string, string>>) => {
     const out: Record<string, string> = {};
-    for (const [name, value] of Object.entries(Deno.env.toObject())) {
+    for (const [name, value] of Object.entries(localEnv ?? Deno.env.toObject())) {
       if (final.config.sendEnv.some((p) => globMatch(name, p))) out[name] = value;
     }
     return { ...out, ...(env ?? {}) };
@@ -296,14 +302,14 @@ function makeConnection(ctx: OpenContext, clients: Client[], final: Hop): SshCon
         (cb) =>
           client.exec(command, {
             pty: options.pty ? ptyOptions(options.pty) : undefined,
-            env: sendEnv(options.env),
+            env: sendEnv(options.env, options.localEnv),
           }, cb),
         "the command",
         options.pty !== undefined,
       );
     },
     shell(options = {}) {
-      const env = sendEnv(options.env);
+      const env = sendEnv(options.env, options.localEnv);
       return open(
         (cb) => client.shell(options.pty ? ptyOptions(options.pty) : false, { env }, cb),
         "a shell",
@@ -420,9 +426,16 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     identitiesOnly: hop.config.identitiesOnly,
     prompt,
   });
-  const sock = options.openSock
-    ? await raceAbort(options.openSock(), deadline)
-    : await connectSocket(hop.host, hop.port, { deadline });
+  let sock: Duplex;
+  try {
+    sock = options.openSock
+      ? await raceAbort(options.openSock(), deadline)
+      : await connectSocket(hop.host, hop.port, { deadline });
+  } catch (err) {
+    // the deadline also carries Ctrl-C: report that as such (130), not as a timeout (242)
+    if (ctx.signal.aborted) throw new RemoteError("interrupted", "interrupted while connecting", { cause: err });
+    throw err;
+  }
 
   const client = new Client();
   let hostKeyError: unknown;

@@ -95,6 +95,11 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
     case "cert-authority":
       break;
   }
+  // ssh2 offers no certificate host key algorithms, so a @cert-authority line can never vouch for the server
+  const ca = found.kind === "unknown" ? found.certAuthority : found.kind === "cert-authority" ? found : undefined;
+  const caText = ca
+    ? `host certificates (@cert-authority) are not supported yet, so ${ca.file}:${ca.line} cannot vouch for it`
+    : undefined;
   const strict = check.strict ?? "ask";
   const target = userFiles[0];
   if (strict === "accept-new" || strict === "no") {
@@ -102,6 +107,7 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
     return { kind: "trusted" };
   }
   if (strict === "ask" && check.prompt.interactive) {
+    if (caText) check.notice(`warning: ${caText}`);
     let question = `The authenticity of host '${name}' can't be established.\n` +
       `${label} key fingerprint is ${fingerprint}.\n` +
       "This key is not known by any other names.\n" +
@@ -122,15 +128,20 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
   }
   const short = keyType === "ssh-rsa" ? "rsa" : keyType.replace(/^ssh-/, "").replace(/^ecdsa-sha2-nistp\d+$/, "ecdsa");
   const portFlag = check.port === 22 ? "" : `-p ${check.port} `;
+  const keyscan = `ssh-keyscan ${portFlag}-t ${short} ${check.host} >> ${target ?? "~/.ssh/known_hosts"}`;
+  if (caText) {
+    throw new TransportError(`host key of ${name} is not known (${label} ${fingerprint}): ${caText}`, {
+      layer: "host-key",
+      hint: `add the host key itself: ${keyscan} (after checking it is ${fingerprint})`,
+    });
+  }
   throw new TransportError(
     strict === "yes"
       ? `host key of ${name} is not known (${label} ${fingerprint}) and StrictHostKeyChecking is yes`
       : `host key of ${name} is not known (${label} ${fingerprint}) and no terminal can confirm it`,
     {
       layer: "host-key",
-      hint: `if ${fingerprint} is right, run: ssh-keyscan ${portFlag}-t ${short} ${check.host} >> ${
-        target ?? "~/.ssh/known_hosts"
-      } (or pass -o StrictHostKeyChecking=accept-new)`,
+      hint: `if ${fingerprint} is right, run: ${keyscan} (or pass -o StrictHostKeyChecking=accept-new)`,
     },
   );
 }

@@ -121,6 +121,7 @@ export async function openReused(
     parameters,
     command: request.command,
     env: request.env ? { ...request.env } : undefined,
+    localEnv: Deno.env.toObject(),
     interactive: ctx.prompt.interactive,
   };
 

@@ -224,7 +224,7 @@ async function serveClient(conn: Deno.Conn, held: Map<string, Held>, signal: Abo
     let connection: SshConnection;
     try {
       connection = await acquire(held, req, { prompt, notice: (line) => void send(Frame.M_NOTICE, { line }), signal });
-      channel = await connection.exec(req.command, { env: req.env });
+      channel = await connection.exec(req.command, { env: req.env, localEnv: req.localEnv });
     } catch (error) {
       await send(Frame.M_ERROR, wireError(error));
       return;

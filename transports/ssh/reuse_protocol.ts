@@ -43,6 +43,8 @@ export interface ReuseRequest {
   parameters: Record<string, unknown>;
   command: string;
   env?: Record<string, string>;
+  /** the client's environment, which SendEnv picks from (the master's own is that of the client that started it) */
+  localEnv?: Record<string, string>;
   /** whether a person can answer prompts on the client's side */
   interactive: boolean;
 }
