@@ -12,7 +12,8 @@ import type { Channel, Prompter } from "../plugins/types.ts";
 import { ExitCode, RemoteError, UsageError } from "./errors.ts";
 import { useColor, writeErr, writeOut } from "./output.ts";
 import { type Route, route } from "./route.ts";
-import type { VerbInput } from "./verb_handlers.ts";
+import type { SessionRecord } from "./session.ts";
+import { createSession, formatSessions, publicRecord, type VerbInput } from "./verb_handlers.ts";
 import { exitCodeOf, loadTransport, openContext, requireCapability } from "./transport_use.ts";
 
 /** How one host's run ended. */
@@ -38,7 +39,14 @@ export async function runInvoke(input: VerbInput): Promise<number> {
   const routes: Route[] = targets.length > 0
     ? targets.map((t) => route(resolution, entries, config, t))
     : [route(resolution, entries, config)];
-  for (const r of routes) requireCapability(r.entry, "exec");
+  const disconnected = v.InDisconnectedSession === true;
+  if (typeof v.SessionName === "string" && !disconnected) {
+    throw new UsageError("--session-name names the sessions of --in-disconnected-session", {
+      hint: "add --in-disconnected-session, or drop --session-name",
+    });
+  }
+  // before anything starts: a host that cannot keep a disconnected session fails the whole run
+  for (const r of routes) requireCapability(r.entry, disconnected ? "disconnect" : "exec");
   const throttle = typeof v.ThrottleLimit === "number" ? v.ThrottleLimit : config.defaults.throttleLimit ?? 32;
   const controller = new AbortController();
   const options: RunOptions = {
@@ -56,6 +64,10 @@ export async function runInvoke(input: VerbInput): Promise<number> {
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onInterrupt);
   try {
+    if (disconnected) {
+      const name = typeof v.SessionName === "string" ? v.SessionName : undefined;
+      return await startDisconnected(routes, throttle, options, name, v.Json === true);
+    }
     if (routes.length === 1 && v.Json !== true) return await runSingle(routes[0], options);
     const json = v.Json === true;
     const printer = new PrefixPrinter(json, useColor(Deno.stdout), useColor(Deno.stderr));
@@ -215,6 +227,59 @@ async function runOne(r: Route, options: RunOptions, printer: PrefixPrinter): Pr
     await printer.failure(host, err);
     return { kind: "failed", host, error: err };
   }
+}
+
+/**
+ * Invoke-Command -InDisconnectedSession: starts the command in a new persistent session on every
+ * host (throttled like the fan-out), records each, and prints their Get-PSSession rows (or JSON lines)
+ * without waiting for the commands. As in the fan-out, one host without `--json` fails with remote's
+ * own error; otherwise failures are reported per host and summarised.
+ */
+async function startDisconnected(
+  routes: readonly Route[],
+  throttle: number,
+  options: RunOptions,
+  name: string | undefined,
+  json: boolean,
+): Promise<number> {
+  const taken = new Set<string>();
+  const create = (r: Route) => {
+    const ctx = { ...openContext(r.target, r.parameters, options.prompter, options.signal), reuse: options.reuse };
+    return createSession(r, ctx, { name, command: options.command, taken });
+  };
+  if (routes.length === 1 && !json) {
+    await writeOut(formatSessions([{ record: await create(routes[0]) }]));
+    return 0;
+  }
+  const printer = new PrefixPrinter(json, useColor(Deno.stdout), useColor(Deno.stderr));
+  const records = new Map<Route, SessionRecord>();
+  const outcomes = await fanOut(
+    routes,
+    throttle,
+    options.signal,
+    async (r): Promise<HostOutcome> => {
+      const host = r.target.display;
+      try {
+        const record = await create(r);
+        records.set(r, record);
+        if (json) await writeOut(JSON.stringify(publicRecord(record)) + "\n");
+        return { kind: "exited", host, code: 0 };
+      } catch (error) {
+        if (options.signal.aborted) return { kind: "cancelled", host };
+        const err = error instanceof Error ? error : new Error(String(error));
+        await printer.failure(host, err);
+        return { kind: "failed", host, error: err };
+      }
+    },
+    (r): HostOutcome => ({ kind: "cancelled", host: r.target.display }),
+  );
+  if (!json && records.size > 0) {
+    await writeOut(formatSessions(routes.flatMap((r) => {
+      const record = records.get(r);
+      return record ? [{ record }] : [];
+    })));
+  }
+  return await summarise(outcomes, json);
 }
 
 const COLORS = [36, 32, 33, 35, 34, 31];

@@ -145,7 +145,6 @@ function knownSchemes(entries: readonly TransportEntry[]): string[] {
   return entries.flatMap((e) => [e.manifest.id, ...(e.manifest.schemes ?? [])]);
 }
 
-
 function numberOrUndefined(value: unknown): number | undefined {
   return typeof value === "number" ? value : undefined;
 }

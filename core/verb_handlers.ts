@@ -131,24 +131,54 @@ async function listForEscape(): Promise<string> {
 async function newSession(input: VerbInput): Promise<number> {
   const { resolution, entries, config, prompter } = input;
   const r = route(resolution, entries, config, targetText(resolution));
+  using interrupt = interruptSignal();
+  const record = await createSession(r, contextFor(r, prompter, interrupt.signal), {
+    name: typeof resolution.values.Name === "string" ? resolution.values.Name : undefined,
+  });
+  await writeOut(formatSessions([{ record }]));
+  return 0;
+}
+
+/** What {@linkcode createSession} makes, besides where. */
+export interface CreateSessionRequest {
+  /** the session's name; default `Session<N>`, free in the registry, on the host and in `taken` */
+  name?: string;
+  /** a command the session starts with (see `SessionHost.create`); default an interactive shell */
+  command?: string;
+  /** names already given to sessions created in this run; a generated name is added */
+  taken?: Set<string>;
+}
+
+/**
+ * Creates a session on the route's host and records it in the local registry: New-PSSession, and
+ * Invoke-Command -InDisconnectedSession with a command. Returns the recorded session.
+ *
+ * @throws {UnsupportedError} when the route's transport cannot host disconnected sessions
+ */
+export async function createSession(
+  r: Route,
+  ctx: OpenContext,
+  request: CreateSessionRequest = {},
+): Promise<SessionRecord> {
   const host = await sessionHost(r.entry, "disconnect");
   const registry = new Registry();
-  using interrupt = interruptSignal();
-  const ctx = contextFor(r, prompter, interrupt.signal);
   const computerName = r.target.host;
-  let name = typeof resolution.values.Name === "string" ? resolution.values.Name : undefined;
+  let name = request.name;
   if (!name) {
     const known = (await registry.find({ computerName })).map((s) => s.name);
     const onHost = r.entry.manifest.capabilities.includes("list") ? (await host.list(ctx)).map((s) => s.name) : [];
-    name = generateSessionName([...known, ...onHost]);
+    // no await between choosing and reserving: sessions created side by side get distinct names
+    name = generateSessionName([...known, ...onHost, ...request.taken ?? []]);
+    request.taken?.add(name);
   }
   const instanceId = crypto.randomUUID();
   const created = await host.create(ctx, name, {
     instanceId,
     pty: ptyRequestFromEnvironment() ?? { term: "xterm-256color", columns: 80, rows: 24 },
+    ...(request.command === undefined ? {} : { command: request.command }),
   });
   const now = new Date().toISOString();
-  const record = await registry.add({
+  return await registry.add({
     instanceId: created.instanceId ?? instanceId,
     name: created.name,
     computerName,
@@ -161,8 +191,6 @@ async function newSession(input: VerbInput): Promise<number> {
     target: { host: r.target.host, port: r.target.port, user: r.target.user },
     parameters: storableParameters(r),
   });
-  await writeOut(formatSessions([{ record }]));
-  return 0;
 }
 
 /**
@@ -418,7 +446,8 @@ function hostParameters(r: Route, values: Record<string, unknown>): Record<strin
   return Object.fromEntries(Object.entries(values).filter(([k]) => own.has(k) && k !== "ComputerName"));
 }
 
-function publicRecord(record: SessionRecord): Record<string, unknown> {
+/** A recorded session as `remote get --json` prints it. */
+export function publicRecord(record: SessionRecord): Record<string, unknown> {
   return {
     id: record.id,
     name: record.name,

@@ -235,6 +235,16 @@ export function verbSpecs(manifests: readonly TransportManifest[]): VerbSpec[] {
         },
         jsonSwitch,
         { name: "NoReuse", type: { kind: "switch" }, help: "open a new connection rather than reuse a master" },
+        {
+          name: "InDisconnectedSession",
+          type: { kind: "switch" },
+          help: "start the command in a new persistent session on each host and return at once (see remote receive)",
+        },
+        {
+          name: "SessionName",
+          type: { kind: "string" },
+          help: "with --in-disconnected-session: the sessions' name (default: Session<N>)",
+        },
       ],
       remainder: {
         name: "Command",
@@ -244,6 +254,10 @@ export function verbSpecs(manifests: readonly TransportManifest[]): VerbSpec[] {
       examples: [
         { command: "remote invoke db1 db2 -- uptime", description: "uptime on two hosts" },
         { command: "remote invoke --computer-name win01 -- ipconfig", description: "ipconfig over WinRM" },
+        {
+          command: "remote invoke db1 db2 --in-disconnected-session -- ./nightly.sh",
+          description: "start a long job in a session on each host; collect it later with remote receive",
+        },
       ],
     },
     {

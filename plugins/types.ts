@@ -251,7 +251,21 @@ export interface DisconnectOptions {
 export interface SessionHost {
   list(ctx: OpenContext): Promise<HostSession[]>;
   /** creates a named session on the host and leaves it running, not attached */
-  create(ctx: OpenContext, name: string, options: { instanceId: string; pty: PtyRequest }): Promise<HostSession>;
+  create(
+    ctx: OpenContext,
+    name: string,
+    options: {
+      instanceId: string;
+      pty: PtyRequest;
+      /**
+       * Invoke-Command -InDisconnectedSession: the session runs this command (as the user's shell runs an
+       * `exec` command) instead of starting with an interactive shell, and is Disconnected at once, so
+       * `receive` returns everything the command prints. When the command ends the session stays, with an
+       * interactive shell, until removed, as a PSSession does. A host that cannot do this throws.
+       */
+      command?: string;
+    },
+  ): Promise<HostSession>;
   /** attaches to a session; `force` takes over a session another client has */
   attach(ctx: OpenContext, name: string, options: { force: boolean; pty: PtyRequest }): Promise<Channel>;
   disconnect(ctx: OpenContext, name: string, options: DisconnectOptions): Promise<void>;

@@ -130,7 +130,16 @@ create)
   cols=$1 rows=$2 id=$3 limit=$4
   if t has-session -t "$tg" 2>/dev/null; then die exists; fi
   : > "$log"
-  t -f /dev/null new-session -d -s "$name" -x "$cols" -y "$rows" || { rm -f "$log"; die create-failed; }
+  if [ "$#" -ge 5 ]; then
+    # a command (invoke --in-disconnected-session): the user's shell runs it as sshd runs an exec command,
+    # then an interactive login shell keeps the session; it waits for pipe-pane so the log misses nothing
+    # shellcheck disable=SC2016 # expanded by the session's sh, from its arguments
+    t -f /dev/null new-session -d -s "$name" -x "$cols" -y "$rows" sh -c \
+      'tmux -L "$1" wait-for "remote-go-$2"; s=$SHELL; [ -n "$s" ] || s=/bin/sh; "$s" -c "$3"; exec "$s" -l' \
+      remote "$sock" "$id" "$5" || { rm -f "$log"; die create-failed; }
+  else
+    t -f /dev/null new-session -d -s "$name" -x "$cols" -y "$rows" || { rm -f "$log"; die create-failed; }
+  fi
   # tmux must be invisible: no status line, no prefix key; ~& of remote is the way out
   t set-option -g status off 2>/dev/null
   t set-option -g prefix None 2>/dev/null
@@ -140,7 +149,8 @@ create)
     setopt @remote_buffering drop && setopt @remote_mark 0 && setopt @remote_marked 1 &&
     t set-hook -t "$tg" client-detached "run-shell -b 'sh $hs mark $sock $name'" &&
     t pipe-pane -t "$tg" "exec sh $hs log $sock $name"; then
-    exit 0
+    # started with a command, the session is Disconnected from the start, as Invoke-Command leaves it
+    if [ "$#" -ge 5 ]; then setopt @remote_detached_at "$(date +%s)" && t wait-for -S "remote-go-$id"; fi && exit 0
   fi
   t kill-session -t "$tg" 2>/dev/null
   rm -f "$log"
@@ -398,15 +408,18 @@ export function tmuxSessionHost(options: TmuxSessionHostOptions = {}): SessionHo
       });
     },
 
-    async create(ctx, name, { instanceId, pty }) {
+    async create(ctx, name, { instanceId, pty, command }) {
       checkName(name, "session name");
       const limit = options.bufferLimit ?? bufferLimit();
+      const args = [String(pty.columns), String(pty.rows), instanceId, String(limit)];
+      if (command !== undefined) args.push(command);
       return await withConnection(ctx, async (conn) => {
-        await helper(conn, ctx, "create", name, [String(pty.columns), String(pty.rows), instanceId, String(limit)]);
+        await helper(conn, ctx, "create", name, args);
         return {
           name,
-          state: "Opened",
-          availability: "Available",
+          // a session started with a command has no client and never had one: Disconnected at once
+          state: command === undefined ? "Opened" : "Disconnected",
+          availability: command === undefined ? "Available" : "None",
           instanceId,
           createdAt: new Date().toISOString(),
         };

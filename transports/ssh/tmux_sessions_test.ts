@@ -139,6 +139,33 @@ Deno.test("tmuxSessionHost() receive returns the output no client has seen, once
   });
 });
 
+Deno.test("tmuxSessionHost() create with a command runs it Disconnected, misses no output, and keeps the session", async () => {
+  await withHost(async (host, tmux) => {
+    const id = crypto.randomUUID();
+    const created = await host.create(context(), "job", {
+      instanceId: id,
+      pty: PTY,
+      command: "echo early-$((6*7)); exit 3",
+    });
+    assertEquals([created.state, created.availability, created.instanceId], ["Disconnected", "None", id]);
+    const listed = await host.list(context());
+    assertEquals(listed.map((s) => [s.name, s.state, s.availability]), [["job", "Disconnected", "None"]]);
+    // printed at once, yet in the log: the command waits for pipe-pane
+    const got = await eventually("the command's output in receive", async () => {
+      const text = new TextDecoder().decode(await host.receive(context(), "job"));
+      return text.includes("early-42") ? text : undefined;
+    });
+    assert(!got.includes("echo early"), `the command was typed, not run: ${JSON.stringify(got)}`);
+    // the command has ended (exit 3); an interactive shell keeps the session
+    await typeLine(tmux, "job", "echo after-$((6*7))");
+    await eventually("the shell after the command", async () => {
+      const text = new TextDecoder().decode(await host.receive(context(), "job"));
+      return text.includes("after-42") ? true : undefined;
+    });
+    assertEquals((await host.list(context())).length, 1);
+  });
+});
+
 Deno.test("tmuxSessionHost() disconnect with an idle timeout ends the session on the host", async () => {
   await withHost(async (host, tmux) => {
     await host.create(context(), "idle", { instanceId: crypto.randomUUID(), pty: PTY });
