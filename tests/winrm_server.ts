@@ -30,7 +30,16 @@
  * | `ping -t <host>` | a reply line every 100 ms until ctrl_c or terminate; ctrl_c exits 0xC000013A |
  * | `cmd` | interactive: banner, prompt, echoes each stdin line as cmd does on a pipe, runs it; `exit` ends |
  * | `powershell.exe … -EncodedCommand <b64>` | decodes; `Write-Output <text>` prints text |
+ * | `>&2 echo <text>` | `<text>\r\n` on stderr, exit 0 (cmd takes a redirection before the command) |
+ * | `ping -n <n> <host> >nul` | the classic cmd sleep: silent for n-1 seconds, exit 0; ctrl_c exits 0xC000013A |
+ * | `powershell.exe -NoProfile -NonInteractive -Command "$i = [Console]::OpenStandardInput(); …CopyTo($o)…"` | copies stdin to stdout byte for byte until stdin ends, exit 0 |
+ * | `powershell.exe -NoProfile -NonInteractive -Command "[Console]::OpenStandardOutput().Write([byte[]]::new(<n>), 0, <n>)"` | n zero bytes on stdout, exit 0 |
  * | anything else | cmd's "is not recognized" on stderr, exit 9009 |
+ *
+ * The `>&2 echo`, `ping -n` and `powershell.exe -Command` rows are the conformance suite's cmd.exe
+ * recipes (plugins/conformance.ts `WINDOWS_CMD_COMMANDS`). Their binary output waits while 256 KiB
+ * are not yet received, as a writer to a full pipe does, so one ReceiveResponse stays within the
+ * default MaxEnvelopeSizekb (500).
  *
  * Hostile modes (for tests) replace the reply to one operation: a DOCTYPE/entity bomb, a truncated
  * body, garbage, a wrong RelatesTo, or no answer at all.
@@ -605,6 +614,13 @@ class ProcessIo {
     this.notify();
   }
 
+  /** queues binary stdout; waits while 256 KiB are not yet received, as a writer to a full pipe does */
+  async writeBytes(data: Uint8Array): Promise<void> {
+    while (this.p.out.reduce((n, c) => n + c.data.length, 0) >= 256 * 1024) await this.wait(5);
+    this.p.out.push({ stream: "stdout", data: data.slice() });
+    this.notify();
+  }
+
   /** true once per ctrl_c received */
   takeInterrupt(): boolean {
     if (this.p.interrupted > this.#seenInterrupts) {
@@ -708,6 +724,37 @@ async function scripted(shell: Shell, io: ProcessIo, line: string, inCmd: boolea
     }
     io.write("stderr", `${script.split(/\s/)[0]} : The term '${script.split(/\s/)[0]}' is not recognized\r\n`);
     return 1;
+  }
+  if ((r = m(/^>&2 echo(?:\s(.*)|\.)$/i))) {
+    io.write("stderr", `${r[1] ?? ""}\r\n`);
+    return 0;
+  }
+  if ((r = m(/^ping -n (\d+) \S+ >nul$/i))) {
+    // ping waits a second between echo requests, so n requests take n-1 seconds
+    const until = Date.now() + Math.max(0, Number(r[1]) - 1) * 1000;
+    while (Date.now() < until) {
+      await io.wait(Math.min(100, until - Date.now()));
+      if (io.takeInterrupt()) return CONTROL_C_EXIT;
+    }
+    return 0;
+  }
+  if (
+    m(/^powershell\.exe -NoProfile -NonInteractive -Command "\$i = \[Console\]::OpenStandardInput\(\); \$o = \[Console\]::OpenStandardOutput\(\); \$i\.CopyTo\(\$o\); \$o\.Flush\(\)"$/)
+  ) {
+    for (;;) {
+      const d = await io.read();
+      if (d === undefined) return 0;
+      if (io.takeInterrupt()) return CONTROL_C_EXIT;
+      await io.writeBytes(d);
+    }
+  }
+  if (
+    (r = m(
+      /^powershell\.exe -NoProfile -NonInteractive -Command "\[Console\]::OpenStandardOutput\(\)\.Write\(\[byte\[\]\]::new\((\d+)\), 0, (\d+)\)"$/,
+    )) && r[1] === r[2]
+  ) {
+    for (let left = Number(r[1]); left > 0; left -= 65536) await io.writeBytes(new Uint8Array(Math.min(left, 65536)));
+    return 0;
   }
   if (/^cmd$/i.test(line) && !inCmd) return await interactiveCmd(shell, io);
   const word = line.split(/\s+/)[0];

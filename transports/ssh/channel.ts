@@ -92,6 +92,19 @@ export function toChannel(ch: ClientChannel, options: ToChannelOptions): Channel
   });
 
   let disposed = false;
+  const sendSignal = (name: string): void => {
+    const sig = name.replace(/^SIG/, "");
+    // ssh2's signal() sends nothing once stdin is closed (state "eof"), yet RFC 4254 6.9 allows the
+    // request until the channel closes: a command run with stdin at EOF must still get Ctrl-C.
+    const raw = ch as unknown as {
+      outgoing?: { id: number; state: string };
+      _client?: { _protocol?: { signal(id: number, signal: string): void } };
+    };
+    const state = raw.outgoing?.state;
+    if ((state === "open" || state === "eof") && raw._client?._protocol) {
+      raw._client._protocol.signal(raw.outgoing!.id, sig);
+    } else ch.signal(sig);
+  };
   return {
     stdin: channelWriter(ch),
     stdout,
@@ -100,22 +113,17 @@ export function toChannel(ch: ClientChannel, options: ToChannelOptions): Channel
     resize(size: WindowSize) {
       ch.setWindow(size.rows, size.columns, 0, 0);
     },
-    signal(name: string) {
-      const sig = name.replace(/^SIG/, "");
-      // ssh2's signal() sends nothing once stdin is closed (state "eof"), yet RFC 4254 6.9 allows the
-      // request until the channel closes: a command run with stdin at EOF must still get Ctrl-C.
-      const raw = ch as unknown as {
-        outgoing?: { id: number; state: string };
-        _client?: { _protocol?: { signal(id: number, signal: string): void } };
-      };
-      const state = raw.outgoing?.state;
-      if ((state === "open" || state === "eof") && raw._client?._protocol) {
-        raw._client._protocol.signal(raw.outgoing!.id, sig);
-      } else ch.signal(sig);
-    },
+    signal: sendSignal,
     async [Symbol.asyncDispose]() {
       if (disposed) return;
       disposed = true;
+      // Without a PTY, sshd leaves a command running when its channel closes (OpenSSH session.c
+      // waits for the child), so ask it to end first; RFC 4254 6.9, best effort: a server may refuse.
+      if (!status && !options.pty) {
+        try {
+          sendSignal("TERM");
+        } catch { /* the connection is gone already */ }
+      }
       try {
         ch.close();
       } catch { /* the connection is gone already */ }

@@ -104,6 +104,22 @@ export async function callSsm(
   input: object,
   target?: string,
 ): Promise<Record<string, unknown>> {
+  // a client per call, closed once the reply is read: a pooled keep-alive connection would outlive the session
+  const client = Deno.createHttpClient({});
+  try {
+    return await call(client, config, operation, input, target);
+  } finally {
+    client.close();
+  }
+}
+
+async function call(
+  client: Deno.HttpClient,
+  config: ControlPlaneConfig,
+  operation: "StartSession" | "ResumeSession" | "TerminateSession",
+  input: object,
+  target?: string,
+): Promise<Record<string, unknown>> {
   const body = JSON.stringify(input);
   const signed = signRequest({
     method: "POST",
@@ -119,6 +135,7 @@ export async function callSsm(
   let response: Response;
   try {
     response = await fetch(config.endpoint, {
+      client,
       method: "POST",
       headers,
       body,
