@@ -41,4 +41,5 @@ export {
   type MalformedCase,
   POSIX_COMMANDS,
   runConformance,
+  WINDOWS_CMD_COMMANDS,
 } from "./conformance.ts";
