@@ -4,7 +4,7 @@
  * remote is faster, except throughput where > 1 is better) and, with `--write`, replaces the results
  * section of BENCHMARKS.md. Asserts nothing: speed belongs here, never in tests.
  *
- * Run: deno task bench [--runs N] [--write]
+ * Run: deno task bench [--runs N] [--only start,first-byte,bulk,fan-out,pty] [--no-extra] [--write]
  *
  * @module
  */
@@ -232,7 +232,9 @@ async function echoLatencies(
 ): Promise<{ lat: number[]; rss: number }> {
   await using pty = await spawnInPty(argv[0], argv.slice(1), { env: { ...env, PS1: "READY$ " }, cols: 80, rows: 24 });
   await pty.waitFor(/[$#] $/m, 30_000);
-  pty.write("export PS1='READY$ '; stty -ixon\r");
+  // The quotes keep the echoed command line from containing the prompt itself: waiting for "READY$ " must
+  // stop after the real prompt, or the letters of the echoed line (s, t, y...) would match keystrokes early.
+  pty.write("export PS1='RE''ADY$ '; stty -ixon\r");
   await pty.waitFor("READY$ ", 10_000);
   await new Promise((r) => setTimeout(r, 1000)); // settle: the session is now idle
   const rss = peakRss(pty.pid);
@@ -348,7 +350,18 @@ if (import.meta.main) {
   try {
     const header = await machine();
     console.log(header);
-    for (const bench of [benchStart, benchFirstByte, benchBulk, benchFanOut, benchPty]) {
+    const all = {
+      start: benchStart,
+      "first-byte": benchFirstByte,
+      bulk: benchBulk,
+      "fan-out": benchFanOut,
+      pty: benchPty,
+    };
+    const onlyArg = Deno.args.indexOf("--only");
+    const only = onlyArg >= 0 ? (Deno.args[onlyArg + 1] ?? "").split(",") : Object.keys(all);
+    const unknown = only.filter((name) => !(name in all));
+    if (unknown.length) throw new Error(`--only takes ${Object.keys(all).join(",")}; not ${unknown.join(",")}`);
+    for (const bench of only.map((name) => all[name as keyof typeof all])) {
       const got = await bench(e);
       for (const row of [got].flat()) {
         rows.push(row);

@@ -11,6 +11,7 @@ import type { UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
+import type { VerbInput } from "./verb_handlers.ts";
 import { writeOut } from "./output.ts";
 
 /** What `main.ts` passes in. */
@@ -110,7 +111,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   const [{ promptForMissing, resolveParameterSet }, { terminalPrompter }, { runVerb }] = await Promise.all([
     import("./parameter_set.ts"),
     import("./prompt.ts"),
-    import("./verb_handlers.ts"),
+    verbRunner(verb),
   ]);
   const prompter = terminalPrompter();
   let resolution = resolveParameterSet(spec, args);
@@ -118,6 +119,19 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     resolution = await promptForMissing(spec, resolution, prompter);
   }
   return await runVerb({ verb, spec, resolution, entries, config, prompter });
+}
+
+/**
+ * The handler module for `verb`. `invoke` (verb_handlers.ts hands it straight to runInvoke) skips the
+ * handlers of the session verbs, whose modules (registry, file locks, terminal bridge) a quick repeated
+ * command would otherwise load on every run (see BENCHMARKS.md, reused first byte).
+ */
+async function verbRunner(verb: string): Promise<{ runVerb(input: VerbInput): Promise<number> }> {
+  if (verb === "invoke") {
+    const { runInvoke } = await import("./invoke.ts");
+    return { runVerb: runInvoke };
+  }
+  return await import("./verb_handlers.ts");
 }
 
 /** The hidden verb that runs a built-in transport's background helper (e.g. the SSH reuse master). */

@@ -13,7 +13,7 @@ import { ExitCode, RemoteError, UsageError } from "./errors.ts";
 import { useColor, writeErr, writeOut } from "./output.ts";
 import { type Route, route } from "./route.ts";
 import type { SessionRecord } from "./session.ts";
-import { createSession, formatSessions, publicRecord, type VerbInput } from "./verb_handlers.ts";
+import type { VerbInput } from "./verb_handlers.ts";
 import { exitCodeOf, loadTransport, openContext, requireCapability } from "./transport_use.ts";
 
 /** How one host's run ended. */
@@ -242,6 +242,9 @@ async function startDisconnected(
   name: string | undefined,
   json: boolean,
 ): Promise<number> {
+  // loaded here, not up front: a plain invoke would otherwise load every session verb's modules (the
+  // registry, file locks, the terminal bridge) on each run; see BENCHMARKS.md, reused first byte
+  const { createSession, formatSessions, publicRecord } = await import("./verb_handlers.ts");
   const taken = new Set<string>();
   const create = (r: Route) => {
     const ctx = { ...openContext(r.target, r.parameters, options.prompter, options.signal), reuse: options.reuse };

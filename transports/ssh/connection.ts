@@ -8,7 +8,7 @@
 import type { Buffer } from "node:buffer";
 import * as os from "node:os";
 import type { Duplex } from "node:stream";
-import { Client, type ClientChannel, type ConnectConfig, type PseudoTtyOptions } from "ssh2";
+import type { Client, ClientChannel, ConnectConfig, PseudoTtyOptions } from "ssh2";
 import {
   type Channel,
   type OpenContext,
@@ -19,7 +19,6 @@ import {
   UsageError,
 } from "../../plugins/mod.ts";
 import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./algorithms.ts";
-import { createAuthHandler, loadIdentities } from "./auth.ts";
 import { toChannel } from "./channel.ts";
 import { decoupledStream } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
@@ -394,17 +393,34 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   const where = hostPort(hop.host, hop.port);
   const display = `${hop.user}@${where}`;
   const deadline = AbortSignal.any([ctx.signal, AbortSignal.timeout(options.timeoutMs)]);
+  // Connect before loading ssh2 (~60 ms, with auth.ts): sshd forks and re-executes itself before it answers,
+  // which then overlaps the load (see BENCHMARKS.md, cold first byte). The socket is awaited only after the
+  // keys are read, so a bad key file is still reported before a connection error.
+  const sockPromise: Promise<Duplex> = options.openSock
+    ? raceAbort(options.openSock(), deadline)
+    : connectSocket(hop.host, hop.port, { deadline });
+  sockPromise.catch(() => {});
+  const dropSocket = (err: unknown) => {
+    sockPromise.then((s) => s.destroy(), () => {});
+    throw err;
+  };
+  const [{ createAuthHandler, loadIdentities }, { Client: SshClient }] = await Promise.all([
+    import("./auth.ts"),
+    import("ssh2"),
+  ]).catch(dropSocket);
   const explicitFiles = options.keyFiles.map((path) => ({ path, explicit: true }));
   const configFiles = hop.config.identityFiles.map((path) => ({ path, explicit: false }));
   const identities = await loadIdentities(
     explicitFiles.length && hop.config.defaultIdentityFiles ? explicitFiles : [...explicitFiles, ...configFiles],
     options.home,
-  );
-  const agentInfo = await findAgent(hop.config);
+  ).catch(dropSocket);
+  const agentInfo = await findAgent(hop.config).catch(dropSocket);
   if (options.explicitAgentForward && !agentInfo.socket) {
-    throw new RemoteError("agent", agentInfo.note ?? "agent forwarding needs an agent, and SSH_AUTH_SOCK is not set", {
-      hint: "start ssh-agent and ssh-add your key, or leave out -A",
-    });
+    dropSocket(
+      new RemoteError("agent", agentInfo.note ?? "agent forwarding needs an agent, and SSH_AUTH_SOCK is not set", {
+        hint: "start ssh-agent and ssh-add your key, or leave out -A",
+      }),
+    );
   }
   // the connect deadline stops counting once someone was asked something: people take their time
   let prompted = false;
@@ -428,16 +444,14 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   });
   let sock: Duplex;
   try {
-    sock = options.openSock
-      ? await raceAbort(options.openSock(), deadline)
-      : await connectSocket(hop.host, hop.port, { deadline });
+    sock = await sockPromise;
   } catch (err) {
     // the deadline also carries Ctrl-C: report that as such (130), not as a timeout (242)
     if (ctx.signal.aborted) throw new RemoteError("interrupted", "interrupted while connecting", { cause: err });
     throw err;
   }
 
-  const client = new Client();
+  const client = new SshClient();
   let hostKeyError: unknown;
   let retryKeyTypes: string[] | undefined;
   let handshakeSeen = false; // the server's host key arrived
