@@ -5,7 +5,8 @@
  * the sessions from there.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
-import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
+import type { SshdServer } from "./harness/sshd.ts";
+import { eventually, tmux, withTmuxHost } from "./harness/tmux_host.ts";
 import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
 
 /** A client of one sshd: a HOME whose ~/.ssh/config has aliases h01, h02 of the sshd; this test's tmux socket. */
@@ -43,36 +44,9 @@ function refusedPort(): number {
   return port;
 }
 
-/** One test's host: sshd plus a tmux socket of its own, killed with its state at the end. */
-async function withHost(fn: (sshd: SshdServer, socket: string) => Promise<void>): Promise<void> {
-  await using sshd = await startSshd();
-  const socket = `remote-ids-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await withLogOnFailure(sshd, () => fn(sshd, socket));
-  } finally {
-    await tmux(socket, "kill-server");
-    // tmux leaves its socket file behind when the last session ends
-    await Deno.remove(`${Deno.env.get("TMUX_TMPDIR") ?? "/tmp"}/tmux-${Deno.uid()}/${socket}`).catch(() => {});
-    const home = Deno.env.get("HOME") ?? "/root";
-    await Deno.remove(`${home}/.local/state/remote-sessions/${socket}`, { recursive: true }).catch(() => {});
-  }
-}
-
-/** tmux on the host, which is this machine; the harness sshd logs in as this user. */
-async function tmux(socket: string, ...args: string[]): Promise<{ code: number; stdout: string }> {
-  const out = await new Deno.Command("tmux", { args: ["-L", socket, ...args], stdout: "piped", stderr: "null" })
-    .output();
-  return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/** One test's host: sshd plus a tmux socket of its own. */
+function withHostFor(fn: (sshd: SshdServer, socket: string) => Promise<void>): Promise<void> {
+  return withTmuxHost(fn, { prefix: "remote-ids" });
 }
 
 /** Everything `receive` prints for `name` until `text` has appeared. */
@@ -95,7 +69,7 @@ function gatedCommand(gate: string): string {
 const HEADER = /^Id +Name +ComputerName +Transport +State +ConfigurationName +Availability\n-+ /;
 
 Deno.test("remote invoke --in-disconnected-session returns at once with a Disconnected row; receive, get, remove follow", async () => {
-  await withHost(async (sshd, socket) => {
+  await withHostFor(async (sshd, socket) => {
     await using c = await client(sshd, socket);
     const gate = `${c.home.dir}/gate`;
     const started = await c.run(
@@ -135,7 +109,7 @@ Deno.test("remote invoke --in-disconnected-session returns at once with a Discon
 });
 
 Deno.test("remote invoke --in-disconnected-session on two hosts names the sessions apart; --json; a host down", async () => {
-  await withHost(async (sshd, socket) => {
+  await withHostFor(async (sshd, socket) => {
     await using c = await client(sshd, socket);
     const gate = `${c.home.dir}/gate`;
     const started = await c.run(
@@ -181,7 +155,7 @@ Deno.test("remote invoke --in-disconnected-session on two hosts names the sessio
 });
 
 Deno.test("remote invoke --in-disconnected-session refuses a winrm target before creating anything", async () => {
-  await withHost(async (sshd, socket) => {
+  await withHostFor(async (sshd, socket) => {
     await using c = await client(sshd, socket);
     const expected = "remote: transport winrm does not support disconnected sessions\n" +
       "hint: a WinRS cmd shell cannot be disconnected or reconnected (MS-WSMV 3.1.4.15); PSRP shells come later\n";

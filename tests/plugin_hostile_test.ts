@@ -47,12 +47,25 @@ async function descendants(): Promise<number[]> {
   return [...out];
 }
 
-async function assertNoChildren(): Promise<void> {
+/**
+ * Descendants running `fixture`: `deno test --parallel` runs every test file in this one process, so
+ * other files' servers are descendants too and must not count.
+ */
+async function pluginProcesses(fixture: string): Promise<number[]> {
+  const found = [];
+  for (const pid of await descendants()) {
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+    if (cmdline.includes(fixture)) found.push(pid);
+  }
+  return found;
+}
+
+async function assertNoChildren(fixture: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    if ((await descendants()).length === 0) return;
+    if ((await pluginProcesses(fixture)).length === 0) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`plugin processes left behind: ${(await descendants()).join(", ")}`);
+  throw new Error(`plugin processes left behind: ${(await pluginProcesses(fixture)).join(", ")}`);
 }
 
 async function executableEntry(name: string, file: string): Promise<{ entry: TransportEntry; dir: string }> {
@@ -151,7 +164,7 @@ Deno.test("an out-of-process plugin that crashes mid-session ends the session wi
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  await assertNoChildren();
+  await assertNoChildren("plugin_crash.ts");
 });
 
 Deno.test("an out-of-process plugin writing garbage on stdout is refused and killed", async () => {
@@ -163,7 +176,7 @@ Deno.test("an out-of-process plugin writing garbage on stdout is refused and kil
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  await assertNoChildren();
+  await assertNoChildren("plugin_garbage.ts");
 });
 
 Deno.test("an out-of-process plugin speaking a newer protocol is refused and stopped", async () => {
@@ -176,5 +189,5 @@ Deno.test("an out-of-process plugin speaking a newer protocol is refused and sto
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  await assertNoChildren();
+  await assertNoChildren("plugin_future_protocol.ts");
 });

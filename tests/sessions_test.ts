@@ -4,7 +4,8 @@
  * long job in a new session, disconnect, pick it up from a second `remote` with a fresh HOME.
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
-import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
+import type { SshdServer } from "./harness/sshd.ts";
+import { eventually, tmux, withTmuxHost } from "./harness/tmux_host.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
 
@@ -34,36 +35,9 @@ async function client(sshd: SshdServer, socket: string, port = sshd.port): Promi
   };
 }
 
-/** One test's host: sshd plus a tmux socket of its own, killed with its state at the end. */
-async function withHost(fn: (sshd: SshdServer, socket: string) => Promise<void>, config?: string): Promise<void> {
-  await using sshd = await startSshd({ config });
-  const socket = `remote-e2e-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await withLogOnFailure(sshd, () => fn(sshd, socket));
-  } finally {
-    await tmux(socket, "kill-server");
-    // tmux leaves its socket file behind when the last session ends
-    await Deno.remove(`${Deno.env.get("TMUX_TMPDIR") ?? "/tmp"}/tmux-${Deno.uid()}/${socket}`).catch(() => {});
-    const home = Deno.env.get("HOME") ?? "/root";
-    await Deno.remove(`${home}/.local/state/remote-sessions/${socket}`, { recursive: true }).catch(() => {});
-  }
-}
-
-/** tmux on the host, which is this machine; the harness sshd logs in as this user. */
-async function tmux(socket: string, ...args: string[]): Promise<{ code: number; stdout: string }> {
-  const out = await new Deno.Command("tmux", { args: ["-L", socket, ...args], stdout: "piped", stderr: "null" })
-    .output();
-  return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/** One test's host: sshd plus a tmux socket of its own. */
+function withHostFor(fn: (sshd: SshdServer, socket: string) => Promise<void>, config?: string): Promise<void> {
+  return withTmuxHost(fn, { config, prefix: "remote-e2e" });
 }
 
 function attachInPty(c: Client, ...args: string[]) {
@@ -75,7 +49,7 @@ function attachInPty(c: Client, ...args: string[]) {
 }
 
 Deno.test("remote new, ~&, then get, receive and connect from a fresh HOME pick up the finished job", async () => {
-  await withHost(async (sshd, socket) => {
+  await withHostFor(async (sshd, socket) => {
     await using first = await client(sshd, socket);
     const created = await first.run("new", "127.0.0.1", ...first.ssh, "--name", "ITTask");
     assertEquals(created.code, 0, created.stderr);
@@ -118,7 +92,7 @@ Deno.test("remote new, ~&, then get, receive and connect from a fresh HOME pick 
 });
 
 Deno.test("remote disconnect --idle-timeout ends the session on the host with nobody attached", async () => {
-  await withHost(async (sshd, socket) => {
+  await withHostFor(async (sshd, socket) => {
     await using c = await client(sshd, socket);
     assertEquals((await c.run("new", "127.0.0.1", ...c.ssh, "--name", "Idle")).code, 0);
     const d = await c.run("disconnect", "--name", "Idle", "--idle-timeout", "2s");
@@ -135,7 +109,7 @@ Deno.test("remote disconnect --idle-timeout ends the session on the host with no
 });
 
 Deno.test("remote connect refuses a Busy session and --force takes it over", async () => {
-  await withHost(async (sshd, socket) => {
+  await withHostFor(async (sshd, socket) => {
     await using first = await client(sshd, socket);
     assertEquals((await first.run("new", "127.0.0.1", ...first.ssh, "--name", "Shared")).code, 0);
     await using one = await attachInPty(first, "enter", "--name", "Shared");
@@ -198,7 +172,7 @@ function relay(targetPort: number) {
 }
 
 Deno.test("a connection cut mid-session leaves the session Disconnected, and connect resumes it", async () => {
-  await withHost(async (sshd, socket) => {
+  await withHostFor(async (sshd, socket) => {
     await using link = relay(sshd.port);
     await using c = await client(sshd, socket, link.port);
     assertEquals((await c.run("new", "127.0.0.1", ...c.ssh, "--name", "Flaky")).code, 0);
@@ -224,7 +198,7 @@ Deno.test("a connection cut mid-session leaves the session Disconnected, and con
 });
 
 Deno.test("remote remove ends the session and every process in it, --what-if ends nothing", async () => {
-  await withHost(async (sshd, socket) => {
+  await withHostFor(async (sshd, socket) => {
     await using c = await client(sshd, socket);
     assertEquals((await c.run("new", "127.0.0.1", ...c.ssh, "--name", "Doomed")).code, 0);
     const marker = `${2000 + Math.floor(Math.random() * 1000)}.25`;
@@ -253,7 +227,7 @@ Deno.test("remote new on a host without tmux fails once, naming the package, and
       const found = await new Deno.Command("/bin/sh", { args: ["-c", `command -v ${tool}`], stdout: "piped" }).output();
       await Deno.symlink(new TextDecoder().decode(found.stdout).trim(), `${bin}/${tool}`);
     }
-    await withHost(async (sshd, socket) => {
+    await withHostFor(async (sshd, socket) => {
       await using c = await client(sshd, socket);
       const r = await c.run("new", "127.0.0.1", ...c.ssh, "--name", "NoTmux");
       assertEquals(r.code, 252);
