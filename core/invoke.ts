@@ -11,7 +11,7 @@
 import type { Channel, Prompter } from "../plugins/types.ts";
 import { ExitCode, RemoteError, UsageError } from "./errors.ts";
 import { useColor, writeErr, writeOut } from "./output.ts";
-import { type Route, route } from "./route.ts";
+import { refuseUnusedOptions, type Route, route } from "./route.ts";
 import type { SessionRecord } from "./session.ts";
 import type { VerbInput } from "./verb_handlers.ts";
 import { exitCodeOf, loadTransport, openContext, requireCapability } from "./transport_use.ts";
@@ -37,8 +37,11 @@ export async function runInvoke(input: VerbInput): Promise<number> {
   const targets = [...(Array.isArray(v.HostName) ? v.HostName.map(String) : [])];
   if (typeof v.HostFile === "string") targets.push(...await readHostFile(v.HostFile));
   const routes: Route[] = targets.length > 0
-    ? targets.map((t) => route(resolution, entries, config, t))
+    ? targets.map((t) => route(resolution, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
     : [route(resolution, entries, config)];
+  if (routes.length > 1) {
+    refuseUnusedOptions(resolution, entries.map((e) => e.manifest), routes.map((r) => r.entry.manifest), targets[0]);
+  }
   const disconnected = v.InDisconnectedSession === true;
   if (typeof v.SessionName === "string" && !disconnected) {
     throw new UsageError("--session-name names the sessions of --in-disconnected-session", {

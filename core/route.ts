@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Target } from "../plugins/types.ts";
+import type { Target, TransportManifest } from "../plugins/types.ts";
 import type { UserConfig } from "./config.ts";
 import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
@@ -58,6 +58,8 @@ export function route(
   entries: readonly TransportEntry[],
   config: UserConfig,
   targetText?: string,
+  /** "ignore" when several targets share the options, and {@linkcode refuseUnusedOptions} checks them */
+  foreignOptions: "refuse" | "ignore" = "refuse",
 ): Route {
   const manifests = entries.map((e) => e.manifest);
   const values = resolution.values;
@@ -113,15 +115,7 @@ export function route(
   }
   const manifest = entry.manifest;
   const own = new Set(manifest.parameters.map((p) => p.name));
-  for (const name of resolution.given) {
-    if (CORE_PARAMETERS.has(name) || own.has(name)) continue;
-    const owners = manifests.filter((m) => m.parameters.some((p) => p.name === name)).map((m) => m.id);
-    const spec = manifests.flatMap((m) => m.parameters).find((p) => p.name === name);
-    const flag = spec ? flagOf(spec) : name;
-    throw new UsageError(`--${flag} is an option of ${owners.join(", ")}, not of ${manifest.id}`, {
-      hint: `drop it, or pick the transport with a scheme, e.g. ${owners[0]}://${parsed.host}`,
-    });
-  }
+  if (foreignOptions === "refuse") refuseUnusedOptions(resolution, manifests, [manifest], parsed.host);
   const parameters: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(values)) {
     if (!CORE_PARAMETERS.has(name) && own.has(name)) parameters[name] = value;
@@ -139,6 +133,33 @@ export function route(
       display: parsed.display,
     },
   };
+}
+
+/**
+ * Refuses options that none of `used` (the transports the targets go to) takes: with one target an
+ * option of another transport is a mistake, and with several (`invoke db1 winrm://w1 -- …`) each
+ * transport takes its own options and only one no target uses is.
+ *
+ * @throws {UsageError} naming the option, its owners and how to pick one
+ */
+export function refuseUnusedOptions(
+  resolution: Resolution,
+  manifests: readonly TransportManifest[],
+  used: readonly TransportManifest[],
+  exampleHost: string,
+): void {
+  for (const name of resolution.given) {
+    if (CORE_PARAMETERS.has(name) || used.some((m) => m.parameters.some((p) => p.name === name))) continue;
+    const owners = manifests.filter((m) => m.parameters.some((p) => p.name === name)).map((m) => m.id);
+    const spec = manifests.flatMap((m) => m.parameters).find((p) => p.name === name);
+    const flag = spec ? flagOf(spec) : name;
+    throw new UsageError(
+      `--${flag} is an option of ${owners.join(", ")}, not of ${[...new Set(used.map((m) => m.id))].join(", ")}`,
+      {
+        hint: `drop it, or pick the transport with a scheme, e.g. ${owners[0]}://${exampleHost}`,
+      },
+    );
+  }
 }
 
 function knownSchemes(entries: readonly TransportEntry[]): string[] {

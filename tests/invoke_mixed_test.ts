@@ -1,0 +1,46 @@
+/**
+ * One `remote invoke` across transports: a real sshd and the WS-Man test server of tests/winrm_server.ts
+ * (MS-WSMV, MS-NLMP; no Windows host can run here). Each transport takes its own options.
+ */
+import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
+import { startSshd } from "./harness/sshd.ts";
+import { runRemote, tempHome } from "./run_remote.ts";
+import { startWinrmServer } from "./winrm_server.ts";
+
+Deno.test("remote invoke runs one command over ssh and winrm in one run, each with its own options", async () => {
+  await using sshd = await startSshd();
+  const winrm = await startWinrmServer({});
+  try {
+    await using home = await tempHome();
+    const knownHosts = `${home.dir}/known_hosts`;
+    await Deno.writeTextFile(knownHosts, sshd.knownHostsLine() + "\n");
+    const winrmPort = new URL(winrm.url).port;
+    const run = await runRemote([
+      "invoke",
+      "-p",
+      String(sshd.port),
+      "-i",
+      sshd.userKey,
+      "-o",
+      `UserKnownHostsFile=${knownHosts}`,
+      "--no-reuse",
+      `${sshd.user}@127.0.0.1`,
+      `winrm://WIN01%5Calice@127.0.0.1:${winrmPort}`,
+      "--",
+      "echo",
+      "mixed",
+    ], { env: { ...home.env, REMOTE_WINRM_PASSWORD: "Secr3t-pässword" } });
+    assertEquals(run.code, 0, run.stderr);
+    match(run.stdout, new RegExp(`^\\[${sshd.user}@127\\.0\\.0\\.1\\] mixed$`, "m"));
+    match(run.stdout, new RegExp(`^\\[winrm://WIN01%5Calice@127\\.0\\.0\\.1:${winrmPort}\\] mixed\\r$`, "m"));
+    assertEquals(winrm.shells().length, 0);
+
+    const unused = await runRemote(["invoke", "--region", "eu-west-1", "a.invalid", "b.invalid", "--", "true"], {
+      env: home.env,
+    });
+    assertEquals(unused.code, 230);
+    match(unused.stderr, /^remote: --region is an option of ssm, not of ssh\n/);
+  } finally {
+    await winrm.close();
+  }
+});
