@@ -74,3 +74,19 @@ Deno.test("remote new on winrm says why cmd shells cannot be disconnected", asyn
       "hint: a WinRS cmd shell cannot be disconnected or reconnected (MS-WSMV 3.1.4.15); PSRP shells come later\n",
   );
 });
+
+Deno.test("remote invoke over winrm without a terminal or REMOTE_WINRM_PASSWORD says how to give the password", async () => {
+  await using home = await tempHome();
+  const run = await runRemote(
+    ["invoke", "--computer-name", "win01.invalid", "--credential", "CORP\\ops", "--", "ver"],
+    {
+      env: home.env,
+    },
+  );
+  assertEquals(run, {
+    code: 230,
+    stdout: "",
+    stderr: "remote: no password for CORP\\ops@win01.invalid, and no terminal to ask on\n" +
+      "hint: run remote in a terminal, or set REMOTE_WINRM_PASSWORD (see docs/winrm.md for its risk)\n",
+  });
+});
