@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { startSshd } from "./harness/sshd.ts";
-import { tempHome } from "./run_remote.ts";
+import { sshOptions, tempHome } from "./run_remote.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -52,12 +52,7 @@ Deno.test("the bundle runs from outside the source tree: --version and a real in
     await Deno.writeTextFile(knownHosts, sshd.knownHostsLine() + "\n");
     const invoked = await remote([
       "invoke",
-      "-p",
-      String(sshd.port),
-      "-i",
-      sshd.userKey,
-      "-o",
-      `UserKnownHostsFile=${knownHosts}`,
+      ...sshOptions(sshd, knownHosts),
       `${sshd.user}@127.0.0.1`,
       "--",
       "echo bundled-ok; exit 5",

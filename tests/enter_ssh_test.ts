@@ -5,20 +5,12 @@
 import { deepStrictEqual as assertEquals, match, ok } from "node:assert/strict";
 import { startSshd } from "./harness/sshd.ts";
 import { spawnInPty } from "./pty.ts";
-import { runRemote, tempHome } from "./run_remote.ts";
+import { runRemote, sshOptions, tempHome } from "./run_remote.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function sshArgs(sshd: { port: number; userKey: string; user: string }, knownHosts: string): string[] {
-  return [
-    "-p",
-    String(sshd.port),
-    "-i",
-    sshd.userKey,
-    "-o",
-    `UserKnownHostsFile=${knownHosts}`,
-    `${sshd.user}@127.0.0.1`,
-  ];
+  return [...sshOptions(sshd, knownHosts), `${sshd.user}@127.0.0.1`];
 }
 
 Deno.test("remote enter gives a PTY shell: prompt, stty size, resize, exit 3", async () => {

@@ -4,7 +4,7 @@
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { startSshd } from "./harness/sshd.ts";
-import { runRemote, tempHome } from "./run_remote.ts";
+import { runRemote, sshOptions, tempHome } from "./run_remote.ts";
 import { startWinrmServer } from "./winrm_server.ts";
 
 Deno.test("remote invoke runs one command over ssh and winrm in one run, each with its own options", async () => {
@@ -17,12 +17,7 @@ Deno.test("remote invoke runs one command over ssh and winrm in one run, each wi
     const winrmPort = new URL(winrm.url).port;
     const run = await runRemote([
       "invoke",
-      "-p",
-      String(sshd.port),
-      "-i",
-      sshd.userKey,
-      "-o",
-      `UserKnownHostsFile=${knownHosts}`,
+      ...sshOptions(sshd, knownHosts),
       "--no-reuse",
       `${sshd.user}@127.0.0.1`,
       `winrm://WIN01%5Calice@127.0.0.1:${winrmPort}`,

@@ -70,3 +70,11 @@ export async function runRemote(
     clearTimeout(timer);
   }
 }
+
+/**
+ * The options that point `remote` at a harness sshd as a user would: its port, its user key, and a
+ * known_hosts file the test wrote.
+ */
+export function sshOptions(server: { port: number; userKey: string }, knownHosts: string): string[] {
+  return ["-p", String(server.port), "-i", server.userKey, "-o", `UserKnownHostsFile=${knownHosts}`];
+}

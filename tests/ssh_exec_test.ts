@@ -4,18 +4,14 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startDropbear } from "./harness/dropbear.ts";
-import { isolatedHome, readText, sshContext } from "./harness/ssh_context.ts";
+import { isolatedHome, readText, trustedContext } from "./harness/ssh_context.ts";
 import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
 import { open } from "../transports/ssh/mod.ts";
 import type { Channel } from "../plugins/mod.ts";
 
 async function execText(server: SshdServer, command: string, parameters: Record<string, unknown> = {}) {
   await using home = await isolatedHome();
-  await Deno.writeTextFile(home.knownHosts, server.knownHostsLine() + "\n");
-  const ctx = sshContext({ host: server.host, port: server.port, user: server.user }, home, {
-    KeyFilePath: [server.userKey],
-    ...parameters,
-  });
+  const ctx = await trustedContext(server, home, parameters);
   await using ch = await open(ctx, { kind: "exec", command });
   await ch.stdin.close();
   const [stdout, stderr] = await Promise.all([readText(ch.stdout), readText(ch.stderr)]);
@@ -55,10 +51,7 @@ Deno.test("open() exec sends request.env that the server accepts", async () => {
   await using sshd = await startSshd();
   await withLogOnFailure(sshd, async () => {
     await using home = await isolatedHome();
-    await Deno.writeTextFile(home.knownHosts, sshd.knownHostsLine() + "\n");
-    const ctx = sshContext({ host: sshd.host, port: sshd.port, user: sshd.user }, home, {
-      KeyFilePath: [sshd.userKey],
-    });
+    const ctx = await trustedContext(sshd, home);
     await using ch = await open(ctx, {
       kind: "exec",
       command: 'echo "$REMOTE_TEST_COLOR"',
@@ -80,10 +73,7 @@ Deno.test("open() exec round-trips 10 MB of random bytes through cat", async () 
   await using sshd = await startSshd();
   await withLogOnFailure(sshd, async () => {
     await using home = await isolatedHome();
-    await Deno.writeTextFile(home.knownHosts, sshd.knownHostsLine() + "\n");
-    const ctx = sshContext({ host: sshd.host, port: sshd.port, user: sshd.user }, home, {
-      KeyFilePath: [sshd.userKey],
-    });
+    const ctx = await trustedContext(sshd, home);
     const input = new Uint8Array(10 * 1024 * 1024);
     for (let i = 0; i < input.length; i += 65536) crypto.getRandomValues(input.subarray(i, i + 65536));
     await using ch = await open(ctx, { kind: "exec", command: "cat" });
@@ -111,10 +101,7 @@ Deno.test("open() exec delivers 20 MB of output after stdin was closed", async (
   await using sshd = await startSshd();
   await withLogOnFailure(sshd, async () => {
     await using home = await isolatedHome();
-    await Deno.writeTextFile(home.knownHosts, sshd.knownHostsLine() + "\n");
-    const ctx = sshContext({ host: sshd.host, port: sshd.port, user: sshd.user }, home, {
-      KeyFilePath: [sshd.userKey],
-    });
+    const ctx = await trustedContext(sshd, home);
     await using ch = await open(ctx, { kind: "exec", command: "head -c 20000000 /dev/zero" });
     // closing stdin first once ended the channel's reading too, stalling output past the first window
     await ch.stdin.close();
@@ -139,10 +126,7 @@ Deno.test("open() shell with a PTY has the requested size, follows resize, and e
   await using sshd = await startSshd();
   await withLogOnFailure(sshd, async () => {
     await using home = await isolatedHome();
-    await Deno.writeTextFile(home.knownHosts, sshd.knownHostsLine() + "\n");
-    const ctx = sshContext({ host: sshd.host, port: sshd.port, user: sshd.user }, home, {
-      KeyFilePath: [sshd.userKey],
-    });
+    const ctx = await trustedContext(sshd, home);
     await using ch: Channel = await open(ctx, {
       kind: "shell",
       pty: { columns: 100, rows: 30, term: "xterm-256color" },
@@ -166,10 +150,7 @@ Deno.test("open() subsystem starts the server's sftp subsystem", async () => {
   await using sshd = await startSshd();
   await withLogOnFailure(sshd, async () => {
     await using home = await isolatedHome();
-    await Deno.writeTextFile(home.knownHosts, sshd.knownHostsLine() + "\n");
-    const ctx = sshContext({ host: sshd.host, port: sshd.port, user: sshd.user }, home, {
-      KeyFilePath: [sshd.userKey],
-    });
+    const ctx = await trustedContext(sshd, home);
     await using ch = await open(ctx, { kind: "subsystem", name: "sftp" });
     // SSH_FXP_INIT version 3 (draft-ietf-secsh-filexfer-02 §4); the server answers SSH_FXP_VERSION (2)
     const writer = ch.stdin.getWriter();

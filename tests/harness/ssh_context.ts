@@ -88,6 +88,32 @@ export function sshContext(
   };
 }
 
+/** A server the test trusts: its host keys go into known_hosts, and its user key is the one offered. */
+export interface TrustedServer {
+  host: string;
+  port: number;
+  user: string;
+  userKey: string;
+  knownHostsLine(): string;
+}
+
+/**
+ * An OpenContext for `server` whose isolated known_hosts already holds the server's keys and which
+ * logs in with the server's user key; `parameters` add to or replace those.
+ */
+export async function trustedContext(
+  server: TrustedServer,
+  home: IsolatedHome,
+  parameters: Record<string, unknown> = {},
+  options: { prompt?: Prompter; signal?: AbortSignal } = {},
+): Promise<OpenContext & { notices: string[] }> {
+  await Deno.writeTextFile(home.knownHosts, server.knownHostsLine() + "\n");
+  return sshContext({ host: server.host, port: server.port, user: server.user }, home, {
+    KeyFilePath: [server.userKey],
+    ...parameters,
+  }, options);
+}
+
 /** Reads a whole stream into one string. */
 export async function readText(stream: ReadableStream<Uint8Array>): Promise<string> {
   let text = "";
