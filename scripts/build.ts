@@ -124,7 +124,7 @@ async function compile(entry: string, target: string, out: string): Promise<stri
   const text = new TextDecoder().decode(result.stderr);
   if (/denort/i.test(text) && /(error sending request|dns error|failed to download|connect)/i.test(text)) {
     return `cannot compile for ${target}: deno compile could not download denort for it (offline?)\n` +
-      `hint: set DENORT_BIN to a denort binary for ${target}, or build where dl.deno.land is reachable`;
+      `hint: set DENORT_BIN to a denort binary for ${target}, or build where the Deno release host is reachable`;
   }
   const last = text.trim().split("\n").filter((l) => l.trim() !== "").pop() ?? `exit code ${result.code}`;
   return `cannot compile for ${target}: ${last}`;
