@@ -267,7 +267,11 @@ export function verbSpecs(manifests: readonly TransportManifest[]): VerbSpec[] {
       parameters: [
         { ...hostNameParameter(hostSet, false), aliases: [], sets: { [hostSet]: { position: 0 } } },
         ...connecting,
-        { name: "LocalPort", type: { kind: "int", min: 0, max: 65535 }, help: "local port to listen on (0: any)" },
+        {
+          name: "LocalPort",
+          type: { kind: "int", min: 0, max: 65535 },
+          help: "local port to listen on (0 picks a free one)",
+        },
         {
           name: "RemotePort",
           type: { kind: "int", min: 1, max: 65535 },

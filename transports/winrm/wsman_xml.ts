@@ -314,7 +314,7 @@ function body(env: XmlElement): XmlElement {
   return b;
 }
 
-/** The ShellId of a CreateResponse: any Selector named ShellId (as pywinrm looks for it). */
+/** The ShellId of a CreateResponse: the first Selector named ShellId, wherever it is (as pywinrm looks for it). */
 export function parseCreateResponse(env: XmlElement): string {
   const sel = descendants(body(env), NS.w, "Selector").find((s) => s.attrs.Name === "ShellId")?.text ??
     child(child(body(env), NS.rsp, "Shell"), NS.rsp, "ShellId")?.text;
