@@ -22,7 +22,7 @@ function ctxFor(s: WinrmServer): OpenContext {
     target: { transport: "winrm", host: "127.0.0.1", port: s.port, display: s.url },
     parameters: { ConnectionUri: s.url, Credential: "WIN01\\alice" },
     signal: AbortSignal.timeout(60_000),
-    prompt: { interactive: false, ask: () => Promise.resolve("Secr3t-pässword") },
+    prompt: { interactive: true, ask: () => Promise.resolve("Secr3t-pässword") },
     notice: () => {},
   };
 }
