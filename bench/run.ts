@@ -385,6 +385,8 @@ if (import.meta.main) {
         ? old.replace(new RegExp(`${start}[\\s\\S]*${end}`), section)
         : `${old}\n${section}\n`;
       await Deno.writeTextFile(file, next);
+      // the table is written plainly; `deno fmt --check` (part of the test command) wants it laid out
+      await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", file] }).output();
     }
   } finally {
     await e.sshd[Symbol.asyncDispose]();
