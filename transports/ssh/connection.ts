@@ -110,14 +110,8 @@ export function parseProxyJump(text: string): { host: string; port?: number; use
   });
 }
 
-/**
- * Connects and authenticates, following ctx.target (which wins), then the bound parameters, then
- * ssh_config.
- *
- * @throws {RemoteError} with the codes of core/errors.ts: dns 240, refused 241, timeout 242,
- * unreachable 243, protocol 244, auth 245, hostKey 246, keyFile 247, passphrase 248, agent 249
- */
-export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
+/** Where a connection for `ctx` goes, from the target, parameters and ssh_config as they read now. */
+async function planRoute(ctx: OpenContext): Promise<{ config: SshHostConfig; final: Hop; hops: Hop[]; home: string }> {
   const { user: localUser, home } = localIdentity();
   const options: Record<string, string> = { ...(param(ctx, "Options", isMap) ?? {}) };
   const user = ctx.target.user ?? param(ctx, "UserName", isString);
@@ -134,16 +128,9 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
   if (jumpParam !== undefined) options.ProxyJump = jumpParam;
   const configFile = param(ctx, "ConfigFile", isString);
   const config = await resolveSshConfig(ctx.target.host, { configFile, options, localUser, home });
-  for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
   // --send-env adds to ssh_config's SendEnv, as repeated SendEnv lines accumulate
   for (const name of param(ctx, "SendEnv", isStringList) ?? []) {
     if (!config.sendEnv.includes(name)) config.sendEnv.push(name);
-  }
-  if (config.proxyCommand) {
-    throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
-      layer: "config",
-      hint: "use ProxyJump (-J) instead, or ProxyCommand none",
-    });
   }
   const final: Hop = { host: config.hostName, port: config.port ?? 22, user: config.user ?? localUser, config };
 
@@ -163,6 +150,34 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
     }
   }
   hops.push(final);
+  return { config, final, hops, home };
+}
+
+/**
+ * What decides where and as whom a connection for `ctx` logs in, as ssh_config reads now: the connection-reuse
+ * master keys held connections on it, so an edited ~/.ssh/config takes effect at once, as with ssh.
+ */
+export async function routeFingerprint(ctx: OpenContext): Promise<string> {
+  const { hops } = await planRoute(ctx);
+  return JSON.stringify(hops);
+}
+
+/**
+ * Connects and authenticates, following ctx.target (which wins), then the bound parameters, then
+ * ssh_config.
+ *
+ * @throws {RemoteError} with the codes of core/errors.ts: dns 240, refused 241, timeout 242,
+ * unreachable 243, protocol 244, auth 245, hostKey 246, keyFile 247, passphrase 248, agent 249
+ */
+export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
+  const { config, final, hops, home } = await planRoute(ctx);
+  for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
+  if (config.proxyCommand) {
+    throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
+      layer: "config",
+      hint: "use ProxyJump (-J) instead, or ProxyCommand none",
+    });
+  }
 
   const timeoutMs = param(ctx, "ConnectingTimeout", isNumber) ?? config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const keyFiles = param(ctx, "KeyFilePath", isStringList) ?? [];

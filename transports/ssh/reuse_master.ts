@@ -13,7 +13,7 @@
  */
 import type { BackgroundContext, Channel, ExitStatus, OpenContext, Prompter } from "../../plugins/mod.ts";
 import { RemoteError } from "../../plugins/mod.ts";
-import { connectSsh, type SshConnection } from "./connection.ts";
+import { connectSsh, routeFingerprint, type SshConnection } from "./connection.ts";
 import {
   connectionKey,
   encodeFrame,
@@ -266,15 +266,6 @@ async function acquire(
   req: ReuseRequest,
   io: { prompt: Prompter; notice(line: string): void; signal: AbortSignal },
 ): Promise<SshConnection> {
-  const key = connectionKey(req);
-  const known = held.get(key);
-  if (known?.alive) {
-    try {
-      return await known.connection;
-    } catch {
-      // a failed connect is not kept; fall through and try again for this client
-    }
-  }
   const ctx: OpenContext = {
     target: req.target,
     parameters: req.parameters,
@@ -283,6 +274,16 @@ async function acquire(
     prompt: io.prompt,
     notice: io.notice,
   };
+  // ssh_config is read again for every request: after an edit, the old connection may go to another host or user
+  const key = `${connectionKey(req)}\0${await routeFingerprint(ctx)}`;
+  const known = held.get(key);
+  if (known?.alive) {
+    try {
+      return await known.connection;
+    } catch {
+      // a failed connect is not kept; fall through and try again for this client
+    }
+  }
   const entry: Held = { connection: connectSsh(ctx), alive: true };
   held.set(key, entry);
   entry.connection.then((c) =>
