@@ -11,6 +11,7 @@
  */
 import { runCli } from "./core/cli.ts";
 import { ExitCode, RemoteError } from "./core/errors.ts";
+import { printable } from "./core/output.ts";
 import type { TransportEntry } from "./core/transport_catalog.ts";
 import { builtinTransports } from "./transports/mod.ts";
 
@@ -32,9 +33,12 @@ export async function main(argv: string[], extraTransports: readonly TransportEn
 /** Prints an error as the user should see it and returns the exit code. */
 export function reportError(error: unknown): number {
   const debug = Deno.env.get("REMOTE_DEBUG") === "1";
+  // The reader of stdout went away (`remote help enter | head -1`): stop quietly, as a tool killed by
+  // SIGPIPE would, with its status 128+13.
+  if (error instanceof Deno.errors.BrokenPipe) return ExitCode.brokenPipe;
   if (error instanceof RemoteError) {
-    console.error(`remote: ${error.message}`);
-    if (error.hint) console.error(`hint: ${error.hint}`);
+    console.error(`remote: ${printable(error.message)}`);
+    if (error.hint) console.error(`hint: ${printable(error.hint)}`);
     if (debug) console.error(error.stack, error.cause);
     return error.exitCode;
   }

@@ -182,7 +182,9 @@ function takeGlobalOptions(argv: string[]): { plugins: string[]; rest: string[] 
       plugins.push(value);
       i++;
     } else if (arg.startsWith("--plugin=")) {
-      plugins.push(arg.slice("--plugin=".length));
+      const value = arg.slice("--plugin=".length);
+      if (value === "") throw new UsageError("--plugin needs a value", { hint: "--plugin ./my_transport.ts" });
+      plugins.push(value);
     } else {
       rest.push(arg);
     }

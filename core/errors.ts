@@ -15,6 +15,8 @@ export const ExitCode = {
   bug: 1,
   /** interrupted by Ctrl-C */
   interrupted: 130,
+  /** the reader of stdout went away (`remote help enter | head -1`), as a tool killed by SIGPIPE */
+  brokenPipe: 141,
   /** bad arguments: unknown option, no parameter set fits, missing mandatory parameter */
   usage: 230,
   /** a bad user config file or plugin list */

@@ -10,7 +10,7 @@
  */
 import type { Channel, Prompter } from "../plugins/types.ts";
 import { ExitCode, RemoteError, UsageError } from "./errors.ts";
-import { useColor, writeErr, writeOut } from "./output.ts";
+import { printable, useColor, writeErr, writeOut } from "./output.ts";
 import { refuseUnusedOptions, type Route, route } from "./route.ts";
 import type { SessionRecord } from "./session.ts";
 import type { VerbInput } from "./verb_handlers.ts";
@@ -351,7 +351,7 @@ export class PrefixPrinter {
     if (this.#json) {
       await writeOut(JSON.stringify({ host, stream: "error", data: error.message, exitCode }) + "\n");
     } else {
-      await writeErr(`${this.#prefix(host, "stderr")}remote: ${error.message}\n`);
+      await writeErr(`${this.#prefix(host, "stderr")}remote: ${printable(error.message)}\n`);
     }
   }
 }
@@ -368,7 +368,7 @@ export async function summarise(outcomes: readonly (HostOutcome | undefined)[], 
     const parts = failed.map((o) =>
       o.kind === "failed" ? `${o.host} (${o.error.message})` : o.kind === "exited" ? `${o.host} (exit ${o.code})` : ""
     );
-    await writeErr(`remote: ${failed.length} of ${all.length} hosts failed: ${parts.join(", ")}\n`);
+    await writeErr(`remote: ${failed.length} of ${all.length} hosts failed: ${printable(parts.join(", "))}\n`);
   }
   if (cancelled.length > 0 || all.length < outcomes.length) {
     if (!json) await writeErr(`remote: interrupted; ${cancelled.length} of ${all.length} hosts did not finish\n`);

@@ -21,6 +21,18 @@ export async function writeErr(data: string | Uint8Array): Promise<void> {
   await writeAll(Deno.stderr, typeof data === "string" ? encoder.encode(data) : data);
 }
 
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
+
+/**
+ * `text` with control characters shown as escapes (`\n`, `\x1b`): names and messages can come from a
+ * host or a file, and must neither split a line nor drive the user's terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 /** Whether colour may be used on stream `fd`: a TTY, and NO_COLOR unset (https://no-color.org). */
 export function useColor(stream: { isTerminal(): boolean }): boolean {
   const noColor = Deno.env.get("NO_COLOR");

@@ -708,7 +708,9 @@ function strayPositional(state: State, text: string): ParameterBindingError {
   const sets = [...state.candidates];
   const parts = sets.slice(0, 4).map((set) => {
     const slots = positionalOf(model, set);
-    if (slots.length === 0) return `set ${set} takes no bare arguments`;
+    if (slots.length === 0) {
+      return `${set === ALL_SETS ? `remote ${model.verb.name}` : `set ${set}`} takes no bare arguments`;
+    }
     const filled = slots.map((p) => {
       const b = state.bound.get(p.name);
       if (!b) return `--${p.flag} unset`;

@@ -9,7 +9,7 @@ import type { ExitStatus, HostSession, OpenContext, OpenRequest, Prompter, Targe
 import type { UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { runInvoke } from "./invoke.ts";
-import { writeErr, writeOut } from "./output.ts";
+import { printable, writeErr, writeOut } from "./output.ts";
 import type { Resolution, VerbSpec } from "./parameter_set.ts";
 import { Registry } from "./registry.ts";
 import { type Route, route } from "./route.ts";
@@ -353,7 +353,9 @@ async function attachRecorded(input: VerbInput, force: boolean): Promise<number>
       lastSeenAt: now,
     });
     if (status.kind === "detached") {
-      await writeErr(`remote: disconnected from ${record.name}; it keeps running on ${record.computerName}\n`);
+      await writeErr(
+        printable(`remote: disconnected from ${record.name}; it keeps running on ${record.computerName}`) + "\n",
+      );
     }
   } else {
     await registry.remove(record.instanceId);
@@ -470,15 +472,17 @@ function wildcard(pattern: string): RegExp {
 /** Get-PSSession's columns: Id Name ComputerName Transport State ConfigurationName Availability. */
 export function formatSessions(rows: { record: SessionRecord; stale?: boolean }[]): string {
   const headers = ["Id", "Name", "ComputerName", "Transport", "State", "ConfigurationName", "Availability"];
-  const cells = rows.map(({ record, stale }) => [
-    String(record.id),
-    record.name,
-    record.computerName,
-    record.transport,
-    stale ? `${record.state} (stale)` : record.state,
-    record.configurationName ?? "",
-    record.availability,
-  ]);
+  const cells = rows.map(({ record, stale }) =>
+    [
+      String(record.id),
+      record.name,
+      record.computerName,
+      record.transport,
+      stale ? `${record.state} (stale)` : record.state,
+      record.configurationName ?? "",
+      record.availability,
+    ].map(printable)
+  );
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i])).join(" ").trimEnd();
   return [line(headers), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
@@ -524,7 +528,7 @@ async function remove(input: VerbInput): Promise<number> {
   const records = await selectMany(registry, resolution);
   using interrupt = interruptSignal();
   for (const record of records) {
-    const what = `session ${record.name} (Id ${record.id}) on ${record.computerName}`;
+    const what = printable(`session ${record.name} (Id ${record.id}) on ${record.computerName}`);
     if (resolution.values.WhatIf === true) {
       await writeOut(`What if: removing ${what}\n`);
       continue;
