@@ -46,7 +46,8 @@ trap 'rm -f "$log" "$log.status"' EXIT
 { NO_COLOR=1 "$DENO" task test "$@" 2>&1 && echo 0 >"$log.status" || echo $? >"$log.status"; } | tee "$log"
 status="$(cat "$log.status")"
 # deno test's own summaries ("ok | 5 passed (3 steps) | 0 failed (1s)", one per run of the task); restate them
-# plainly, added up. The conformance suite runs on its own: its leak check watches every process of the test run.
+# plainly, added up. The conformance suites run on their own: their leak check watches every process of the test run,
+# and in a parallel run other files' servers would count as leaks.
 passed=0
 failed=0
 runs=0

@@ -223,7 +223,9 @@ function openPipes(shell: string, args: string[], env: Record<string, string>): 
     exit,
     signal(name: string) {
       const sig = checkSignal(name);
-      if (!ended) child.kill(sig);
+      // To the command's whole process group, as a terminal's Ctrl-C goes to its foreground group: a shell
+      // such as dash runs `sleep 60` as a child and waits, so a signal to the shell alone would not stop it.
+      if (!ended) killGroup(pid, sig);
     },
     async [Symbol.asyncDispose]() {
       disposed.resolve();
