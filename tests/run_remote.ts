@@ -78,3 +78,8 @@ export async function runRemote(
 export function sshOptions(server: { port: number; userKey: string }, knownHosts: string): string[] {
   return ["-p", String(server.port), "-i", server.userKey, "-o", `UserKnownHostsFile=${knownHosts}`];
 }
+
+/** `text` matched literally inside a RegExp (fingerprints hold `+` and `/`, paths hold `.`). */
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

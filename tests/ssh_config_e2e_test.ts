@@ -6,14 +6,10 @@
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { run } from "./harness/process.ts";
 import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
-import { runRemote, tempHome } from "./run_remote.ts";
+import { escapeRegExp, runRemote, tempHome } from "./run_remote.ts";
 
 async function fingerprintOf(publicKeyFile: string): Promise<string> {
   return (await run("ssh-keygen", ["-l", "-E", "sha256", "-f", publicKeyFile])).split(" ")[1];
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** Prints both servers' logs when `fn` fails. */
@@ -62,7 +58,7 @@ Deno.test("remote invoke reaches an ssh_config alias through its ProxyJump alias
     await Deno.writeTextFile(knownHosts, target.knownHostsLine() + "\n");
     const noJumpKey = await invoke();
     assertEquals(noJumpKey.code, 246, noJumpKey.stderr);
-    match(noJumpKey.stderr, new RegExp(`host key of ${escape(`[127.0.0.1]:${jump.port}`)} is not known`));
+    match(noJumpKey.stderr, new RegExp(`host key of ${escapeRegExp(`[127.0.0.1]:${jump.port}`)} is not known`));
     assertEquals(noJumpKey.stdout, "");
     assert(!(await jump.log()).includes("direct-tcpip"), "the jump host forwarded before its key was trusted");
 
@@ -70,7 +66,7 @@ Deno.test("remote invoke reaches an ssh_config alias through its ProxyJump alias
     await Deno.writeTextFile(knownHosts, jump.knownHostsLine() + "\n");
     const noTargetKey = await invoke();
     assertEquals(noTargetKey.code, 246, noTargetKey.stderr);
-    match(noTargetKey.stderr, new RegExp(`host key of ${escape(`[127.0.0.1]:${target.port}`)} is not known`));
+    match(noTargetKey.stderr, new RegExp(`host key of ${escapeRegExp(`[127.0.0.1]:${target.port}`)} is not known`));
 
     await Deno.writeTextFile(knownHosts, target.knownHostsLine() + "\n", { append: true });
     const through = await invoke();
@@ -83,14 +79,14 @@ Deno.test("remote invoke reaches an ssh_config alias through its ProxyJump alias
 
     // each hop authenticated with the IdentityFile of its own Host block
     const jumpLog = await jump.log();
-    match(jumpLog, new RegExp(`Accepted publickey .* ${escape(await fingerprintOf(`${jump.userKey}.pub`))}`));
+    match(jumpLog, new RegExp(`Accepted publickey .* ${escapeRegExp(await fingerprintOf(`${jump.userKey}.pub`))}`));
     match(
       jumpLog,
       new RegExp(`server_request_direct_tcpip: .*target 127\\.0\\.0\\.1 port ${target.port}\\b`),
     );
     match(
       await target.log(),
-      new RegExp(`Accepted publickey .* ${escape(await fingerprintOf(`${target.userKey}.pub`))}`),
+      new RegExp(`Accepted publickey .* ${escapeRegExp(await fingerprintOf(`${target.userKey}.pub`))}`),
     );
   });
 });

@@ -8,6 +8,7 @@ import { type IsolatedHome, isolatedHome, readText, ScriptedPrompter, sshContext
 import { type SshdServer, startSshd } from "./harness/sshd.ts";
 import { open } from "../transports/ssh/mod.ts";
 import { type Prompter, RemoteError } from "../plugins/mod.ts";
+import { escapeRegExp } from "./run_remote.ts";
 
 async function echo(
   server: SshdServer,
@@ -51,7 +52,7 @@ Deno.test("open() refuses an unknown host key without a terminal and names the c
   await rejects(
     echo(sshd, home),
     hostKeyError(
-      new RegExp(`host key of \\[127\\.0\\.0\\.1\\]:${sshd.port} is not known \\(ED25519 ${fp.replace("+", "\\+")}\\)`),
+      new RegExp(`host key of \\[127\\.0\\.0\\.1\\]:${sshd.port} is not known \\(ED25519 ${escapeRegExp(fp)}\\)`),
       new RegExp(
         `ssh-keyscan -p ${sshd.port} -t ed25519 127\\.0\\.0\\.1 >> ${home.knownHosts}.*StrictHostKeyChecking=accept-new`,
       ),
