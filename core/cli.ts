@@ -12,7 +12,7 @@ import { RemoteError, UsageError } from "./errors.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 import type { VerbInput } from "./verb_handlers.ts";
-import { writeOut } from "./output.ts";
+import { table, writeOut } from "./output.ts";
 
 /** What `main.ts` passes in. */
 export interface CliOptions {
@@ -253,11 +253,4 @@ async function pluginInfo(manifest: TransportManifest, specs: VerbSpec[]): Promi
     examples: [],
   };
   return header + (await import("./help.ts")).renderHelp(view);
-}
-
-/** A plain text table, columns padded to their widest cell. */
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n") + "\n";
 }

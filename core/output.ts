@@ -38,3 +38,13 @@ export function useColor(stream: { isTerminal(): boolean }): boolean {
   const noColor = Deno.env.get("NO_COLOR");
   return stream.isTerminal() && (noColor === undefined || noColor === "");
 }
+
+/**
+ * A plain text table: a header row, a row of dashes, then `rows`, each column padded to its widest cell
+ * and separated by `gap`.
+ */
+export function table(headers: readonly string[], rows: readonly string[][], gap = "  "): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(gap).trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n") + "\n";
+}

@@ -9,9 +9,10 @@ import type { ExitStatus, HostSession, OpenContext, OpenRequest, Prompter, Targe
 import type { UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { runInvoke } from "./invoke.ts";
-import { printable, writeErr, writeOut } from "./output.ts";
+import { printable, table, writeErr, writeOut } from "./output.ts";
 import type { Resolution, VerbSpec } from "./parameter_set.ts";
 import { Registry } from "./registry.ts";
+import { wildcardToRegExp } from "./_wildcard.ts";
 import { type Route, route } from "./route.ts";
 import { generateSessionName, type SessionRecord, type SessionState, transition } from "./session.ts";
 import { parseEscapeChar, ptyRequestFromEnvironment, runInteractive } from "./terminal_bridge.ts";
@@ -403,9 +404,11 @@ async function getSessions(input: VerbInput): Promise<number> {
   const v = resolution.values;
   const hosts = Array.isArray(v.ComputerName) ? v.ComputerName.map(String) : [];
   const stale = new Set<string>();
+  const asked = new Set<string>();
   using interrupt = interruptSignal();
   for (const hostText of hosts) {
     const r = route({ ...resolution, set: "", given: [] }, entries, config, hostText);
+    asked.add(r.target.host);
     const host = await sessionHost(r.entry, "list");
     const onHost = await host.list(contextFor({ ...r, parameters: hostParameters(r, v) }, prompter, interrupt.signal));
     const seen = new Set<string>();
@@ -421,16 +424,11 @@ async function getSessions(input: VerbInput): Promise<number> {
   if (typeof v.Id === "number") records = records.filter((s) => s.id === v.Id);
   if (typeof v.InstanceId === "string") records = records.filter((s) => s.instanceId === v.InstanceId);
   if (typeof v.Name === "string") {
-    const pattern = wildcard(v.Name);
+    const pattern = wildcardToRegExp(v.Name);
     records = records.filter((s) => pattern.test(s.name));
   }
   if (typeof v.State === "string") records = records.filter((s) => s.state === v.State);
-  if (hosts.length > 0) {
-    const wanted = new Set(
-      hosts.map((h) => route({ ...resolution, set: "", given: [] }, entries, config, h).target.host),
-    );
-    records = records.filter((s) => wanted.has(s.computerName));
-  }
+  if (hosts.length > 0) records = records.filter((s) => asked.has(s.computerName));
   const rows = records.map((record) => ({ record, stale: stale.has(record.instanceId) }));
   if (v.Json === true) {
     for (const { record, stale } of rows) {
@@ -464,11 +462,6 @@ export function publicRecord(record: SessionRecord): Record<string, unknown> {
   };
 }
 
-function wildcard(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  return new RegExp(`^${body}$`, "i");
-}
-
 /** Get-PSSession's columns: Id Name ComputerName Transport State ConfigurationName Availability. */
 export function formatSessions(rows: { record: SessionRecord; stale?: boolean }[]): string {
   const headers = ["Id", "Name", "ComputerName", "Transport", "State", "ConfigurationName", "Availability"];
@@ -483,9 +476,7 @@ export function formatSessions(rows: { record: SessionRecord; stale?: boolean }[
       record.availability,
     ].map(printable)
   );
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i])).join(" ").trimEnd();
-  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
+  return table(headers, cells, " ");
 }
 
 async function disconnect(input: VerbInput): Promise<number> {
