@@ -16,8 +16,8 @@
  * @module
  */
 import * as os from "node:os";
-import { Child, freePort, mountNamespacePrefix, requireProgram, run, shQuote, waitForPort } from "./process.ts";
-import type { SshdServer } from "./sshd.ts";
+import { Child, freePort, mountNamespacePrefix, requireProgram, run, shQuote } from "./process.ts";
+import { listening, serverHandle, type SshdServer } from "./sshd.ts";
 
 /** Where dropbear lives (Debian's dropbear-bin). */
 export const DROPBEAR = "/usr/sbin/dropbear";
@@ -51,33 +51,9 @@ export async function startDropbear(options: { authorizedKeys?: string[] } = {})
         "-c",
         `mount --bind ${shQuote(home)} ${shQuote(info.homedir)} && exec ${DROPBEAR} ${args.map(shQuote).join(" ")}`,
       ], { stderrFile: logFile });
-      const up = await waitForPort(port, () => child.alive).catch(async (err) => {
-        await child[Symbol.asyncDispose]();
-        throw err;
-      });
-      if (!up) {
-        await child[Symbol.asyncDispose]();
-        const log = await Deno.readTextFile(logFile).catch(() => "");
-        if (attempt < 4 && /Address already in use/.test(log)) continue;
-        throw new Error(`dropbear did not start:\n${log}`);
-      }
-      let stopped = false;
-      return {
-        host: "127.0.0.1",
-        port,
-        user: info.username,
-        dir,
-        userKey,
-        hostKeys: [{ type: "ssh-ed25519", publicLine }],
-        knownHostsLine: () => `[127.0.0.1]:${port} ${publicLine.split(" ").slice(0, 2).join(" ")}`,
-        log: () => Deno.readTextFile(logFile).catch(() => ""),
-        async [Symbol.asyncDispose]() {
-          if (stopped) return;
-          stopped = true;
-          await child[Symbol.asyncDispose]();
-          await Deno.remove(dir, { recursive: true }).catch(() => {});
-        },
-      };
+      if (!await listening(child, port, logFile, "dropbear", attempt)) continue;
+      const hostKeys = [{ type: "ssh-ed25519", publicLine }];
+      return serverHandle({ port, user: info.username, dir, userKey, hostKeys, logFile, child });
     }
   } catch (err) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

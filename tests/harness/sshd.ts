@@ -42,6 +42,59 @@ export interface SshdServer extends AsyncDisposable {
   log(): Promise<string>;
 }
 
+/**
+ * Waits until a just-started server listens on `port`. False when another process took the port first
+ * (start again on a new one, at most 4 times); throws with the server's log when it failed otherwise.
+ */
+export async function listening(
+  child: Child,
+  port: number,
+  logFile: string,
+  name: string,
+  attempt: number,
+): Promise<boolean> {
+  const up = await waitForPort(port, () => child.alive).catch(async (err) => {
+    await child[Symbol.asyncDispose]();
+    throw err;
+  });
+  if (up) return true;
+  await child[Symbol.asyncDispose]();
+  const log = await Deno.readTextFile(logFile).catch(() => "");
+  if (attempt < 4 && /Address already in use|Bind to port/.test(log)) return false;
+  throw new Error(`${name} did not start:\n${log}`);
+}
+
+/** The handle of a started server; disposing it stops the process and removes its folder. */
+export function serverHandle(server: {
+  port: number;
+  user: string;
+  dir: string;
+  userKey: string;
+  hostKeys: HostKey[];
+  logFile: string;
+  child: Child;
+}): SshdServer {
+  const { port, dir, logFile, child, hostKeys } = server;
+  let stopped = false;
+  return {
+    host: "127.0.0.1",
+    port,
+    user: server.user,
+    dir,
+    userKey: server.userKey,
+    hostKeys,
+    knownHostsLine: () =>
+      hostKeys.map((k) => `[127.0.0.1]:${port} ${k.publicLine.split(" ").slice(0, 2).join(" ")}`).join("\n"),
+    log: () => Deno.readTextFile(logFile).catch(() => ""),
+    async [Symbol.asyncDispose]() {
+      if (stopped) return;
+      stopped = true;
+      await child[Symbol.asyncDispose]();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
 /** Options of {@linkcode startSshd}. */
 export interface SshdOptions {
   /** extra sshd_config lines; they come first, so they win (sshd keeps the first value it reads) */
@@ -113,34 +166,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
           `mount --bind ${shQuote(pam)} /etc/pam.d/sshd && exec ${SSHD} ${sshdArgs.map(shQuote).join(" ")}`,
         ], { stderrFile: logFile })
         : new Child(SSHD, sshdArgs, { stderrFile: logFile });
-      const up = await waitForPort(port, () => child.alive).catch(async (err) => {
-        await child[Symbol.asyncDispose]();
-        throw err;
-      });
-      if (!up) {
-        await child[Symbol.asyncDispose]();
-        const log = await Deno.readTextFile(logFile).catch(() => "");
-        if (attempt < 4 && /Address already in use|Bind to port/.test(log)) continue;
-        throw new Error(`sshd did not start:\n${log}`);
-      }
-      let stopped = false;
-      return {
-        host: "127.0.0.1",
-        port,
-        user,
-        dir,
-        userKey,
-        hostKeys,
-        knownHostsLine: () =>
-          hostKeys.map((k) => `[127.0.0.1]:${port} ${k.publicLine.split(" ").slice(0, 2).join(" ")}`).join("\n"),
-        log: () => Deno.readTextFile(logFile).catch(() => ""),
-        async [Symbol.asyncDispose]() {
-          if (stopped) return;
-          stopped = true;
-          await child[Symbol.asyncDispose]();
-          await Deno.remove(dir, { recursive: true }).catch(() => {});
-        },
-      };
+      if (!await listening(child, port, logFile, "sshd", attempt)) continue;
+      return serverHandle({ port, user, dir, userKey, hostKeys, logFile, child });
     }
   } catch (err) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
