@@ -5,7 +5,7 @@
  * @module
  */
 import type { ParameterInSet, ParameterSpec, ParameterType } from "../plugins/types.ts";
-import type { VerbSpec } from "./parameter_set.ts";
+import type { VerbSpec } from "./verb_spec.ts";
 
 /** PowerShell's name for "every set", used when a verb declares no set at all. */
 export const ALL_SETS = "__AllParameterSets";

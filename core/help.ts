@@ -7,7 +7,7 @@
  */
 import { expectedOf } from "./_convert.ts";
 import { compileVerb, inSet, type ModelParam, setsOfParam, valueNameOf, type VerbModel } from "./_verb_model.ts";
-import type { VerbSpec } from "./parameter_set.ts";
+import type { VerbSpec } from "./verb_spec.ts";
 
 /** Options of {@linkcode renderHelp} and {@linkcode renderSyntax}. */
 export interface HelpOptions {

@@ -23,20 +23,8 @@ import {
   valueNameOf,
   type VerbModel,
 } from "./_verb_model.ts";
-
-/** A verb declared as data: help, completions and binding all read it. */
-export interface VerbSpec {
-  /** the word after `remote`, e.g. `enter` */
-  name: string;
-  /** one line for help */
-  summary: string;
-  parameters: ParameterSpec[];
-  /** the set chosen when several remain, as PowerShell's `DefaultParameterSetName` */
-  defaultSet?: string;
-  examples: { command: string; description: string }[];
-  /** words after a literal `--` (`remote invoke host -- ls -l`), bound under `name` as `string[]` */
-  remainder?: { name: string; help: string; mandatorySets?: string[] };
-}
+import type { VerbSpec } from "./verb_spec.ts";
+export type { VerbSpec } from "./verb_spec.ts";
 
 /** The outcome of binding argv to a verb. */
 export interface Resolution {

@@ -1,0 +1,115 @@
+/**
+ * Attaching to a persistent session, found in the registry or discovered on a host: `remote connect`,
+ * and `remote enter --name/--id/--instance-id`.
+ *
+ * @module
+ */
+import type { ExitStatus } from "../../plugins/types.ts";
+import { RemoteError } from "../errors.ts";
+import { printable } from "../output.ts";
+import type { Registry } from "../registry.ts";
+import { type Route, route } from "../route.ts";
+import type { SessionRecord } from "../session.ts";
+import { advance, formatSessions, gone, recordRoute, selectOne, upsertDiscovered } from "../session_records.ts";
+import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
+import { exitCodeOf, sessionHost } from "../transport_use.ts";
+import type { VerbInput } from "./_verb.ts";
+import { contextFor, escapeCharOf, interruptSignal, sessionChoice } from "./_run.ts";
+
+/** The session list the escape `~#` prints while attached. */
+export function listForEscape(registry: () => Promise<Registry>): () => Promise<string> {
+  return async () => formatSessions((await (await registry()).list()).map((r) => ({ record: r })));
+}
+
+/**
+ * Attaches to a session found in the registry, or discovered on a host (`--computer-name`), and
+ * keeps the registry in step with how the attachment ended.
+ */
+export async function attachRecorded(input: VerbInput, force: boolean): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const registry = await input.registry();
+  const escapeChar = escapeCharOf(resolution);
+  let record: SessionRecord;
+  let r: Route;
+  using interrupt = interruptSignal();
+  if (resolution.set === "ComputerName") {
+    const hostText = String(resolution.values.ComputerName);
+    const hostResolution = { ...resolution, set: "", given: resolution.given.filter((n) => n !== "ComputerName") };
+    r = route(hostResolution, entries, config, hostText);
+    const host = await sessionHost(r.entry, "list");
+    const sessions = await host.list(contextFor(r, prompter, interrupt.signal));
+    const wanted = typeof resolution.values.Name === "string" ? resolution.values.Name : undefined;
+    const matches = sessions.filter((s) => wanted === undefined || s.name === wanted);
+    if (matches.length !== 1) {
+      const names = sessions.map((s) => `${s.name} (${s.state})`).join(", ") || "none";
+      throw new RemoteError(
+        matches.length === 0 ? "notFound" : "usage",
+        wanted ? `no session named ${wanted} on ${r.target.display}` : `${r.target.host} has ${names}`,
+        { hint: `sessions on ${r.target.host}: ${names}; pick one with --name` },
+      );
+    }
+    record = await upsertDiscovered(registry, r, matches[0]);
+  } else {
+    record = await selectOne(registry, sessionChoice(resolution));
+    r = recordRoute(record, entries);
+  }
+  const host = await sessionHost(r.entry, "disconnect");
+  const ctx = contextFor(r, prompter, interrupt.signal);
+  if (!force && r.entry.manifest.capabilities.includes("list")) {
+    const onHost = (await host.list(ctx)).find((s) => s.name === record.name);
+    if (!onHost) {
+      await registry.update(record.instanceId, { state: gone(record.state), availability: "None" });
+      throw new RemoteError("notFound", `session ${record.name} no longer exists on ${record.computerName}`, {
+        hint: `forget it with: remote remove --id ${record.id}`,
+      });
+    }
+    if (onHost.availability === "Busy") {
+      throw new RemoteError("usage", `session ${record.name} on ${record.computerName} is in use by another client`, {
+        hint: `take it over with: remote connect --name ${record.name} --force`,
+      });
+    }
+  }
+  const pty = ptyRequestFromEnvironment() ?? { term: "xterm-256color", columns: 80, rows: 24 };
+  const channel = await host.attach(ctx, record.name, { force, pty });
+  if (record.state === "Broken" || record.state === "Closed") {
+    throw new RemoteError("notFound", `session ${record.name} on ${record.computerName} is ${record.state}`, {
+      hint: `forget it with: remote remove --id ${record.id}`,
+    });
+  }
+  await registry.update(record.instanceId, {
+    state: advance(record.state, "Opened"),
+    availability: "Available",
+    lastSeenAt: new Date().toISOString(),
+  });
+  let status: ExitStatus;
+  try {
+    status = await runInteractive(channel, {
+      canDetach: typeof channel.detach === "function",
+      onEscapeList: listForEscape(input.registry),
+      escapeChar,
+    });
+  } finally {
+    await channel[Symbol.asyncDispose]();
+  }
+  const now = new Date().toISOString();
+  if (status.kind === "detached" || status.kind === "lost") {
+    await registry.update(record.instanceId, {
+      state: advance("Opened", "Disconnected"),
+      availability: "None",
+      lastSeenAt: now,
+    });
+    if (status.kind === "detached") {
+      await input.io.err(
+        printable(`remote: disconnected from ${record.name}; it keeps running on ${record.computerName}`) + "\n",
+      );
+    }
+  } else {
+    await registry.remove(record.instanceId);
+  }
+  const resume = `resume it with: remote connect --name ${record.name}`;
+  if (status.kind === "lost") {
+    // the transport's own hint (e.g. "reconnect") does not know the session survived: name the way back
+    throw new RemoteError("lost", status.error.message, { hint: resume, cause: status.error });
+  }
+  return exitCodeOf(status, record.computerName, resume);
+}

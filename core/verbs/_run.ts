@@ -1,0 +1,66 @@
+/**
+ * What the verbs' handlers share: Ctrl-C for verbs without a terminal bridge, the context a transport
+ * is opened with, and reading the target, escape character and session selector they were given.
+ *
+ * @module
+ */
+import type { OpenContext, Prompter } from "../../plugins/types.ts";
+import { RemoteError } from "../errors.ts";
+import type { Resolution } from "../parameter_set.ts";
+import type { Route } from "../route.ts";
+import type { SessionChoice } from "../session_records.ts";
+import { parseEscapeChar } from "../terminal_bridge.ts";
+import type { TransportEntry } from "../transport_catalog.ts";
+import { openContext } from "../transport_use.ts";
+
+/** A shutdown signal for non-interactive verbs: Ctrl-C and SIGTERM abort it. */
+export function interruptSignal(): { signal: AbortSignal; [Symbol.dispose](): void } {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new RemoteError("interrupted", "interrupted"));
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  return {
+    signal: controller.signal,
+    [Symbol.dispose]() {
+      for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    },
+  };
+}
+
+/** The one target of `enter`, `new`, `forward`, if given. */
+export function targetText(resolution: Resolution): string | undefined {
+  const value = resolution.values.HostName;
+  return typeof value === "string" ? value : undefined;
+}
+
+/** The context the route's transport is opened with. */
+export function contextFor(r: Route, prompter: Prompter, signal: AbortSignal): OpenContext {
+  return openContext(r.target, r.parameters, prompter, signal);
+}
+
+/** `-e` as ssh reads it; `~` when not given. */
+export function escapeCharOf(resolution: Resolution): string | null {
+  const value = resolution.values.EscapeChar;
+  return typeof value === "string" ? parseEscapeChar(value) : "~";
+}
+
+/** The recorded sessions a verb's `--id`, `--instance-id` or `--name` picks. */
+export function sessionChoice(resolution: Resolution): SessionChoice {
+  const v = resolution.values;
+  return typeof v.Id === "number"
+    ? { id: v.Id }
+    : typeof v.InstanceId === "string"
+    ? { instanceId: v.InstanceId }
+    : { name: String(v.Name ?? "") };
+}
+
+/** The route of `remote enter` with no target: a shell on this computer. */
+export function localRoute(entries: readonly TransportEntry[]): Route {
+  const entry = entries.find((e) => e.manifest.id === "local");
+  if (!entry) throw new RemoteError("notFound", "no local transport in this build", { hint: "name a host" });
+  return {
+    entry,
+    parameters: {},
+    target: { transport: "local", host: "localhost", display: "localhost" },
+  };
+}

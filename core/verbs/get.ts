@@ -1,0 +1,96 @@
+/**
+ * `remote get`: the sessions this computer knows, merged with what the hosts named report
+ * (Get-PSSession).
+ *
+ * @module
+ */
+import type { TransportManifest } from "../../plugins/types.ts";
+import { type Route, route } from "../route.ts";
+import { formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
+import { sessionHost } from "../transport_use.ts";
+import type { VerbSpec } from "../verb_spec.ts";
+import { wildcardToRegExp } from "../_wildcard.ts";
+import type { VerbInput } from "./_verb.ts";
+import { jsonParameter, transportParameters } from "./_parameters.ts";
+import { contextFor, interruptSignal } from "./_run.ts";
+
+/** `remote get`'s declaration. */
+export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  return {
+    name: "get",
+    summary: "Lists sessions: the local registry merged with what the hosts report (Get-PSSession)",
+    parameters: [
+      {
+        name: "ComputerName",
+        aliases: ["cn"],
+        type: { kind: "list" },
+        help: "also ask these hosts for their sessions",
+      },
+      { name: "Name", type: { kind: "string" }, help: "only sessions whose name matches this pattern (* and ?)" },
+      { name: "Id", type: { kind: "int", min: 1 }, help: "only the session with this Id" },
+      { name: "InstanceId", type: { kind: "guid" }, help: "only the session with this InstanceId" },
+      {
+        name: "State",
+        type: { kind: "enum", values: ["Opened", "Disconnected", "Broken", "Closed"] },
+        help: "only sessions in this state",
+      },
+      ...transportParameters(manifests.filter((m) => m.capabilities.includes("list")), "__AllParameterSets")
+        .filter((p) => p.name !== "ComputerName")
+        .map((p) => ({ ...p, sets: undefined })),
+      jsonParameter,
+    ],
+    examples: [
+      { command: "remote get", description: "sessions this computer knows" },
+      { command: "remote get --computer-name db1 --json", description: "db1's sessions, as JSON" },
+    ],
+  };
+}
+
+/** Asks the hosts named, merges their answer into the registry, and prints the sessions that match. */
+export async function run(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const registry = await input.registry();
+  const v = resolution.values;
+  const hosts = Array.isArray(v.ComputerName) ? v.ComputerName.map(String) : [];
+  const stale = new Set<string>();
+  const asked = new Set<string>();
+  using interrupt = interruptSignal();
+  for (const hostText of hosts) {
+    const r = route({ ...resolution, set: "", given: [] }, entries, config, hostText);
+    asked.add(r.target.host);
+    const host = await sessionHost(r.entry, "list");
+    const onHost = await host.list(contextFor({ ...r, parameters: hostParameters(r, v) }, prompter, interrupt.signal));
+    const seen = new Set<string>();
+    for (const s of onHost) seen.add((await upsertDiscovered(registry, r, s)).instanceId);
+    for (const rec of await registry.find({ computerName: r.target.host })) {
+      if (!seen.has(rec.instanceId) && rec.transport === r.entry.manifest.id) {
+        stale.add(rec.instanceId);
+        await registry.update(rec.instanceId, { state: gone(rec.state), availability: "None" });
+      }
+    }
+  }
+  let records = await registry.list();
+  if (typeof v.Id === "number") records = records.filter((s) => s.id === v.Id);
+  if (typeof v.InstanceId === "string") records = records.filter((s) => s.instanceId === v.InstanceId);
+  if (typeof v.Name === "string") {
+    const pattern = wildcardToRegExp(v.Name);
+    records = records.filter((s) => pattern.test(s.name));
+  }
+  if (typeof v.State === "string") records = records.filter((s) => s.state === v.State);
+  if (hosts.length > 0) records = records.filter((s) => asked.has(s.computerName));
+  const rows = records.map((record) => ({ record, stale: stale.has(record.instanceId) }));
+  if (v.Json === true) {
+    for (const { record, stale } of rows) {
+      await input.io.out(JSON.stringify({ ...publicRecord(record), stale }) + "\n");
+    }
+  } else if (rows.length > 0) {
+    await input.io.out(formatSessions(rows));
+  }
+  return 0;
+}
+
+/** The parameters given to `get` that the host's transport understands (e.g. -p, -i, -o). */
+function hostParameters(r: Route, values: Record<string, unknown>): Record<string, unknown> {
+  const own = new Set(r.entry.manifest.parameters.map((p) => p.name));
+  return Object.fromEntries(Object.entries(values).filter(([k]) => own.has(k) && k !== "ComputerName"));
+}

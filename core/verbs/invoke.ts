@@ -1,0 +1,102 @@
+/**
+ * `remote invoke`: one command on one or many computers (Invoke-Command). The fan-out itself lives in
+ * `core/invoke.ts`; this module reads the command line and routes each target.
+ *
+ * @module
+ */
+import { HOST_SET, type TransportManifest } from "../../plugins/types.ts";
+import { UsageError } from "../errors.ts";
+import { readHostFile, runInvoke } from "../invoke.ts";
+import { refuseUnusedOptions, type Route, route } from "../route.ts";
+import { requireCapability } from "../transport_use.ts";
+import type { VerbSpec } from "../verb_spec.ts";
+import type { VerbInput } from "./_verb.ts";
+import { hostNameParameter, jsonParameter, transportParameters } from "./_parameters.ts";
+
+/** `remote invoke`'s declaration. */
+export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  const connecting = transportParameters(manifests);
+  return {
+    name: "invoke",
+    summary: "Runs a command on one or many computers (Invoke-Command)",
+    defaultSet: HOST_SET,
+    parameters: [
+      hostNameParameter(HOST_SET, true),
+      ...connecting,
+      {
+        name: "HostFile",
+        type: { kind: "string" },
+        help: "read targets from this file, one per line (- for stdin)",
+        valueName: "<file>",
+      },
+      {
+        name: "ThrottleLimit",
+        type: { kind: "int", min: 1, max: 1024 },
+        help: "run on at most this many hosts at once",
+        default: "32",
+      },
+      jsonParameter,
+      { name: "NoReuse", type: { kind: "switch" }, help: "open a new connection rather than reuse a master" },
+      {
+        name: "InDisconnectedSession",
+        type: { kind: "switch" },
+        help: "start the command in a new persistent session on each host and return at once (see remote receive)",
+      },
+      {
+        name: "SessionName",
+        type: { kind: "string" },
+        help: "with --in-disconnected-session: the sessions' name (default: Session<N>)",
+      },
+    ],
+    remainder: {
+      name: "Command",
+      help: "the command to run, after --",
+      mandatorySets: [...new Set([HOST_SET, ...connecting.flatMap((p) => Object.keys(p.sets ?? {}))])],
+    },
+    examples: [
+      { command: "remote invoke db1 db2 -- uptime", description: "uptime on two hosts" },
+      { command: "remote invoke --computer-name win01 -- ipconfig", description: "ipconfig over WinRM" },
+      {
+        command: "remote invoke db1 db2 --in-disconnected-session -- ./nightly.sh",
+        description: "start a long job in a session on each host; collect it later with remote receive",
+      },
+    ],
+  };
+}
+
+/** Routes every target, checks each transport can run the command, then fans it out. */
+export async function run(input: VerbInput): Promise<number> {
+  const { resolution, entries, config } = input;
+  const v = resolution.values;
+  const command = Array.isArray(v.Command) ? v.Command.map(String) : [];
+  if (command.length === 0) {
+    throw new UsageError("no command to run", { hint: "put it after --, e.g. remote invoke db1 -- uptime" });
+  }
+  const targets = [...(Array.isArray(v.HostName) ? v.HostName.map(String) : [])];
+  if (typeof v.HostFile === "string") targets.push(...await readHostFile(v.HostFile));
+  const routes: Route[] = targets.length > 0
+    ? targets.map((t) => route(resolution, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
+    : [route(resolution, entries, config)];
+  if (routes.length > 1) {
+    refuseUnusedOptions(resolution, entries.map((e) => e.manifest), routes.map((r) => r.entry.manifest), targets[0]);
+  }
+  const disconnected = v.InDisconnectedSession === true;
+  if (typeof v.SessionName === "string" && !disconnected) {
+    throw new UsageError("--session-name names the sessions of --in-disconnected-session", {
+      hint: "add --in-disconnected-session, or drop --session-name",
+    });
+  }
+  // before anything starts: a host that cannot keep a disconnected session fails the whole run
+  for (const r of routes) requireCapability(r.entry, disconnected ? "disconnect" : "exec");
+  return await runInvoke({
+    routes,
+    command: command.join(" "),
+    throttle: typeof v.ThrottleLimit === "number" ? v.ThrottleLimit : config.defaults.throttleLimit ?? 32,
+    json: v.Json === true,
+    reuse: v.NoReuse !== true,
+    disconnected,
+    sessionName: typeof v.SessionName === "string" ? v.SessionName : undefined,
+    prompter: input.prompter,
+    registry: input.registry,
+  });
+}

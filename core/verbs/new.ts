@@ -1,0 +1,39 @@
+/**
+ * `remote new`: a persistent session on a remote computer, left running (New-PSSession).
+ *
+ * @module
+ */
+import { HOST_SET, type TransportManifest } from "../../plugins/types.ts";
+import { route } from "../route.ts";
+import { createSession, formatSessions } from "../session_records.ts";
+import type { VerbSpec } from "../verb_spec.ts";
+import type { VerbInput } from "./_verb.ts";
+import { hostNameParameter, transportParameters } from "./_parameters.ts";
+import { contextFor, interruptSignal, targetText } from "./_run.ts";
+
+/** `remote new`'s declaration. */
+export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  return {
+    name: "new",
+    summary: "Creates a persistent session on a remote computer and leaves it running (New-PSSession)",
+    defaultSet: HOST_SET,
+    parameters: [
+      hostNameParameter(HOST_SET, false),
+      ...transportParameters(manifests),
+      { name: "Name", type: { kind: "string" }, help: "the session's name (default: Session<N>)" },
+    ],
+    examples: [{ command: "remote new db1 --name ITTask", description: "a session named ITTask on db1" }],
+  };
+}
+
+/** Creates the session on its host, records it and prints its row. */
+export async function run(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const r = route(resolution, entries, config, targetText(resolution));
+  using interrupt = interruptSignal();
+  const record = await createSession(await input.registry(), r, contextFor(r, prompter, interrupt.signal), {
+    name: typeof resolution.values.Name === "string" ? resolution.values.Name : undefined,
+  });
+  await input.io.out(formatSessions([{ record }]));
+  return 0;
+}
