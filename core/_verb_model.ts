@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { kebabCase } from "../plugins/parameters.ts";
 import type { ParameterInSet, ParameterSpec, ParameterType } from "../plugins/types.ts";
 import type { VerbSpec } from "./verb_spec.ts";
 
@@ -46,14 +47,6 @@ export interface VerbModel {
 }
 
 const cache = new WeakMap<VerbSpec, VerbModel>();
-
-/** Kebab-case of a PowerShell name: `SkipCACheck` → `skip-ca-check`. */
-export function kebabCase(name: string): string {
-  return name
-    .replace(/([a-z0-9])([A-Z])/g, "$1-$2")
-    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2")
-    .toLowerCase();
-}
 
 /**
  * Compiles (and caches) a verb. Inconsistent declarations are bugs in remote or a plugin, so they

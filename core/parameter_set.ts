@@ -9,13 +9,14 @@
  *
  * @module
  */
-import type { ParameterSpec, Prompter } from "../plugins/types.ts";
+import type { CredentialValue } from "../plugins/parameters.ts";
+import type { Prompter } from "../plugins/types.ts";
 import { UsageError } from "./errors.ts";
-import { convertValue, exampleOf, expectedOf, fitsExactly } from "./_convert.ts";
+import { exampleOf, expectedOf } from "../plugins/parameters.ts";
+import { convertValue, fitsExactly } from "./_convert.ts";
 import {
   ALL_SETS,
   compileVerb,
-  kebabCase,
   mandatoryOf,
   type ModelParam,
   positionalOf,
@@ -25,6 +26,8 @@ import {
 } from "./_verb_model.ts";
 import type { VerbSpec } from "./verb_spec.ts";
 export type { VerbSpec } from "./verb_spec.ts";
+export { flagOf } from "../plugins/parameters.ts";
+export type { CredentialValue } from "../plugins/parameters.ts";
 
 /** The outcome of binding argv to a verb. */
 export interface Resolution {
@@ -41,12 +44,6 @@ export interface Resolution {
   given: string[];
   /** mandatory parameters of the chosen set still unbound */
   missing: string[];
-}
-
-/** The bound value of a `credential` parameter; `password` only once prompted for. */
-export interface CredentialValue {
-  user: string;
-  password?: string;
 }
 
 /** Stable IDs of binding errors, named after PowerShell's error IDs. */
@@ -70,19 +67,6 @@ export class ParameterBindingError extends UsageError {
     this.name = "ParameterBindingError";
     this.errorId = errorId;
   }
-}
-
-/**
- * The long CLI spelling of a parameter, without dashes: `flag`, else the kebab-case of its name.
- *
- * @example Spellings
- * ```ts
- * import { flagOf } from "./parameter_set.ts";
- * console.assert(flagOf({ name: "SkipCACheck", type: { kind: "switch" }, help: "" }) === "skip-ca-check");
- * ```
- */
-export function flagOf(p: ParameterSpec): string {
-  return p.flag ?? kebabCase(p.name);
 }
 
 /**

@@ -20,6 +20,16 @@
  */
 export * from "./types.ts";
 export {
+  type CredentialValue,
+  type DeclaredParameters,
+  declareParameters,
+  flagOf,
+  type ParameterKey,
+  parameterKey,
+  type ParameterValue,
+  type ParameterValues,
+} from "./parameters.ts";
+export {
   ExitCode,
   type ExitCodeName,
   PluginError,

@@ -8,9 +8,17 @@ import type { ExitStatus } from "../../plugins/types.ts";
 import { RemoteError } from "../errors.ts";
 import { printable } from "../output.ts";
 import type { Registry } from "../registry.ts";
-import { type Route, route } from "../route.ts";
+import { type CoreParameters, type Route, route } from "../route.ts";
 import type { SessionRecord } from "../session.ts";
-import { advance, formatSessions, gone, recordRoute, selectOne, upsertDiscovered } from "../session_records.ts";
+import {
+  advance,
+  formatSessions,
+  gone,
+  recordRoute,
+  selectOne,
+  type SessionChoice,
+  upsertDiscovered,
+} from "../session_records.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
 import { exitCodeOf, sessionHost } from "../transport_use.ts";
 import type { VerbInput } from "./_verb.ts";
@@ -21,24 +29,33 @@ export function listForEscape(registry: () => Promise<Registry>): () => Promise<
   return async () => formatSessions((await (await registry()).list()).map((r) => ({ record: r })));
 }
 
+/** Which session to attach to, and how. */
+export interface Attachment extends SessionChoice {
+  /** with the `ComputerName` set: the host to discover the session on */
+  computerName?: string;
+  escapeChar?: string;
+  /** take the session over from another client */
+  force: boolean;
+}
+
 /**
  * Attaches to a session found in the registry, or discovered on a host (`--computer-name`), and
- * keeps the registry in step with how the attachment ended.
+ * keeps the registry in step with how the attachment ended. `core` are the calling verb's own
+ * parameters (see `route()`).
  */
-export async function attachRecorded(input: VerbInput, force: boolean): Promise<number> {
+export async function attachRecorded(input: VerbInput, core: CoreParameters, attachment: Attachment): Promise<number> {
   const { resolution, entries, config, prompter } = input;
+  const { force } = attachment;
   const registry = await input.registry();
-  const escapeChar = escapeCharOf(resolution);
+  const escapeChar = escapeCharOf(attachment.escapeChar);
   let record: SessionRecord;
   let r: Route;
   using interrupt = interruptSignal();
   if (resolution.set === "ComputerName") {
-    const hostText = String(resolution.values.ComputerName);
-    const hostResolution = { ...resolution, set: "", given: resolution.given.filter((n) => n !== "ComputerName") };
-    r = route(hostResolution, entries, config, hostText);
+    r = route({ ...resolution, set: "" }, core, entries, config, attachment.computerName);
     const host = await sessionHost(r.entry, "list");
     const sessions = await host.list(contextFor(r, prompter, interrupt.signal));
-    const wanted = typeof resolution.values.Name === "string" ? resolution.values.Name : undefined;
+    const wanted = attachment.name;
     const matches = sessions.filter((s) => wanted === undefined || s.name === wanted);
     if (matches.length !== 1) {
       const names = sessions.map((s) => `${s.name} (${s.state})`).join(", ") || "none";
@@ -50,7 +67,7 @@ export async function attachRecorded(input: VerbInput, force: boolean): Promise<
     }
     record = await upsertDiscovered(registry, r, matches[0]);
   } else {
-    record = await selectOne(registry, sessionChoice(resolution));
+    record = await selectOne(registry, sessionChoice(attachment));
     r = recordRoute(record, entries);
   }
   const host = await sessionHost(r.entry, "disconnect");

@@ -6,7 +6,6 @@
  */
 import type { OpenContext, Prompter } from "../../plugins/types.ts";
 import { RemoteError } from "../errors.ts";
-import type { Resolution } from "../parameter_set.ts";
 import type { Route } from "../route.ts";
 import type { SessionChoice } from "../session_records.ts";
 import { parseEscapeChar } from "../terminal_bridge.ts";
@@ -27,31 +26,23 @@ export function interruptSignal(): { signal: AbortSignal; [Symbol.dispose](): vo
   };
 }
 
-/** The one target of `enter`, `new`, `forward`, if given. */
-export function targetText(resolution: Resolution): string | undefined {
-  const value = resolution.values.HostName;
-  return typeof value === "string" ? value : undefined;
-}
-
 /** The context the route's transport is opened with. */
 export function contextFor(r: Route, prompter: Prompter, signal: AbortSignal): OpenContext {
   return openContext(r.target, r.parameters, prompter, signal);
 }
 
 /** `-e` as ssh reads it; `~` when not given. */
-export function escapeCharOf(resolution: Resolution): string | null {
-  const value = resolution.values.EscapeChar;
-  return typeof value === "string" ? parseEscapeChar(value) : "~";
+export function escapeCharOf(value: string | undefined): string | null {
+  return value === undefined ? "~" : parseEscapeChar(value);
 }
 
-/** The recorded sessions a verb's `--id`, `--instance-id` or `--name` picks. */
-export function sessionChoice(resolution: Resolution): SessionChoice {
-  const v = resolution.values;
-  return typeof v.Id === "number"
-    ? { id: v.Id }
-    : typeof v.InstanceId === "string"
-    ? { instanceId: v.InstanceId }
-    : { name: String(v.Name ?? "") };
+/** The recorded sessions a verb's `--id`, `--instance-id` or `--name` picks: the first given, in that order. */
+export function sessionChoice(params: SessionChoice): SessionChoice {
+  return params.id !== undefined
+    ? { id: params.id }
+    : params.instanceId !== undefined
+    ? { instanceId: params.instanceId }
+    : { name: params.name ?? "" };
 }
 
 /** The route of `remote enter` with no target: a shell on this computer. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { declareParameters } from "../../plugins/parameters.ts";
 import type { TransportManifest } from "../../plugins/types.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
@@ -16,29 +17,36 @@ import {
   transportParameters,
 } from "./_parameters.ts";
 
+/** The parameters `connect` declares itself; the transports' join them in {@linkcode spec}. */
+export const parameters = declareParameters([
+  { ...sessionNameParameter, sets: { Name: { mandatory: true }, ComputerName: {} } },
+  {
+    name: "ComputerName",
+    aliases: ["cn"],
+    type: { kind: "string" },
+    sets: { ComputerName: { position: 0, mandatory: true } },
+    help: "discover the session on this host ([user@]host[:port]) rather than in the local registry",
+  },
+  idParameter,
+  instanceIdParameter,
+  { name: "Force", type: { kind: "switch" }, help: "take over a session another client is attached to" },
+  escapeCharParameter,
+]);
+
 /** `remote connect`'s declaration. */
 export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  const own = parameters.specs;
   return {
     name: "connect",
     summary: "Reconnects to a disconnected session and attaches to it (Connect-PSSession)",
     defaultSet: "Name",
     parameters: [
-      { ...sessionNameParameter, sets: { Name: { mandatory: true }, ComputerName: {} } },
-      {
-        name: "ComputerName",
-        aliases: ["cn"],
-        type: { kind: "string" },
-        sets: { ComputerName: { position: 0, mandatory: true } },
-        help: "discover the session on this host ([user@]host[:port]) rather than in the local registry",
-      },
-      idParameter,
-      instanceIdParameter,
+      ...own.slice(0, 4),
       ...transportParameters(
         manifests.filter((m) => m.capabilities.includes("disconnect")),
         "ComputerName",
       ).filter((p) => p.name !== "ComputerName"),
-      { name: "Force", type: { kind: "switch" }, help: "take over a session another client is attached to" },
-      escapeCharParameter,
+      ...own.slice(4),
     ],
     examples: [
       { command: "remote connect --name ITTask", description: "attach again to ITTask" },
@@ -52,5 +60,6 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
 
 /** Attaches to the session; `--force` takes it over from another client. */
 export async function run(input: VerbInput): Promise<number> {
-  return await attachRecorded(input, input.resolution.values.Force === true);
+  const params = parameters.read(input.resolution.values);
+  return await attachRecorded(input, parameters.names, { ...params, force: params.force === true });
 }

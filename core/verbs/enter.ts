@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { declareParameters } from "../../plugins/parameters.ts";
 import { HOST_SET, type OpenRequest, type TransportManifest } from "../../plugins/types.ts";
 import { route } from "../route.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
@@ -19,9 +20,18 @@ import {
   sessionNameParameter,
   transportParameters,
 } from "./_parameters.ts";
-import { contextFor, escapeCharOf, localRoute, targetText } from "./_run.ts";
+import { contextFor, escapeCharOf, localRoute } from "./_run.ts";
 
 const SELECTOR_SETS = new Set(["Id", "Name", "InstanceId"]);
+
+/** The parameters `enter` declares itself; the transports' join them in {@linkcode spec}. */
+export const parameters = declareParameters([
+  hostNameParameter(HOST_SET),
+  idParameter,
+  instanceIdParameter,
+  sessionNameParameter,
+  escapeCharParameter,
+]);
 
 /** `remote enter`'s declaration. */
 export function spec(manifests: readonly TransportManifest[]): VerbSpec {
@@ -29,14 +39,7 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
     name: "enter",
     summary: "Starts an interactive session with a remote computer (Enter-PSSession)",
     defaultSet: HOST_SET,
-    parameters: [
-      hostNameParameter(HOST_SET, false),
-      ...transportParameters(manifests),
-      idParameter,
-      instanceIdParameter,
-      sessionNameParameter,
-      escapeCharParameter,
-    ],
+    parameters: [parameters.specs[0], ...transportParameters(manifests), ...parameters.specs.slice(1)],
     examples: [
       { command: "remote enter", description: "a shell on this computer (the local transport)" },
       { command: "remote enter admin@db1", description: "a shell on db1 over SSH" },
@@ -53,11 +56,14 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
 /** Opens a shell through the routed transport and bridges it to the terminal. */
 export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, config, prompter } = input;
-  if (SELECTOR_SETS.has(resolution.set)) return await attachRecorded(input, false);
-  const escapeChar = escapeCharOf(resolution);
+  const params = parameters.read(resolution.values);
+  if (SELECTOR_SETS.has(resolution.set)) {
+    return await attachRecorded(input, parameters.names, { ...params, force: false });
+  }
+  const escapeChar = escapeCharOf(params.escapeChar);
   const r = resolution.given.every((name) => name === "EscapeChar")
     ? localRoute(entries)
-    : route(resolution, entries, config, targetText(resolution));
+    : route(resolution, parameters.names, entries, config, params.hostName);
   requireCapability(r.entry, "shell");
   const transport = await loadTransport(r.entry);
   const pty = Deno.stdin.isTerminal() ? ptyRequestFromEnvironment() : undefined;

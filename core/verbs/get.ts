@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { declareParameters } from "../../plugins/parameters.ts";
 import type { TransportManifest } from "../../plugins/types.ts";
 import { type Route, route } from "../route.ts";
 import { formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
@@ -14,30 +15,36 @@ import type { VerbInput } from "./_verb.ts";
 import { jsonParameter, transportParameters } from "./_parameters.ts";
 import { contextFor, interruptSignal } from "./_run.ts";
 
+/** The parameters `get` declares itself; the options of the transports that list sessions join them. */
+export const parameters = declareParameters([
+  {
+    name: "ComputerName",
+    aliases: ["cn"],
+    type: { kind: "list" },
+    help: "also ask these hosts for their sessions",
+  },
+  { name: "Name", type: { kind: "string" }, help: "only sessions whose name matches this pattern (* and ?)" },
+  { name: "Id", type: { kind: "int", min: 1 }, help: "only the session with this Id" },
+  { name: "InstanceId", type: { kind: "guid" }, help: "only the session with this InstanceId" },
+  {
+    name: "State",
+    type: { kind: "enum", values: ["Opened", "Disconnected", "Broken", "Closed"] },
+    help: "only sessions in this state",
+  },
+  jsonParameter,
+]);
+
 /** `remote get`'s declaration. */
 export function spec(manifests: readonly TransportManifest[]): VerbSpec {
   return {
     name: "get",
     summary: "Lists sessions: the local registry merged with what the hosts report (Get-PSSession)",
     parameters: [
-      {
-        name: "ComputerName",
-        aliases: ["cn"],
-        type: { kind: "list" },
-        help: "also ask these hosts for their sessions",
-      },
-      { name: "Name", type: { kind: "string" }, help: "only sessions whose name matches this pattern (* and ?)" },
-      { name: "Id", type: { kind: "int", min: 1 }, help: "only the session with this Id" },
-      { name: "InstanceId", type: { kind: "guid" }, help: "only the session with this InstanceId" },
-      {
-        name: "State",
-        type: { kind: "enum", values: ["Opened", "Disconnected", "Broken", "Closed"] },
-        help: "only sessions in this state",
-      },
+      ...parameters.specs.slice(0, -1),
       ...transportParameters(manifests.filter((m) => m.capabilities.includes("list")), "__AllParameterSets")
         .filter((p) => p.name !== "ComputerName")
         .map((p) => ({ ...p, sets: undefined })),
-      jsonParameter,
+      parameters.specs[parameters.specs.length - 1],
     ],
     examples: [
       { command: "remote get", description: "sessions this computer knows" },
@@ -51,12 +58,13 @@ export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, config, prompter } = input;
   const registry = await input.registry();
   const v = resolution.values;
-  const hosts = Array.isArray(v.ComputerName) ? v.ComputerName.map(String) : [];
+  const params = parameters.read(v);
+  const hosts = params.computerName ?? [];
   const stale = new Set<string>();
   const asked = new Set<string>();
   using interrupt = interruptSignal();
   for (const hostText of hosts) {
-    const r = route({ ...resolution, set: "", given: [] }, entries, config, hostText);
+    const r = route({ ...resolution, set: "", given: [] }, parameters.names, entries, config, hostText);
     asked.add(r.target.host);
     const host = await sessionHost(r.entry, "list");
     const onHost = await host.list(contextFor({ ...r, parameters: hostParameters(r, v) }, prompter, interrupt.signal));
@@ -70,16 +78,17 @@ export async function run(input: VerbInput): Promise<number> {
     }
   }
   let records = await registry.list();
-  if (typeof v.Id === "number") records = records.filter((s) => s.id === v.Id);
-  if (typeof v.InstanceId === "string") records = records.filter((s) => s.instanceId === v.InstanceId);
-  if (typeof v.Name === "string") {
-    const pattern = wildcardToRegExp(v.Name);
+  const { id, instanceId, name, state } = params;
+  if (id !== undefined) records = records.filter((s) => s.id === id);
+  if (instanceId !== undefined) records = records.filter((s) => s.instanceId === instanceId);
+  if (name !== undefined) {
+    const pattern = wildcardToRegExp(name);
     records = records.filter((s) => pattern.test(s.name));
   }
-  if (typeof v.State === "string") records = records.filter((s) => s.state === v.State);
+  if (state !== undefined) records = records.filter((s) => s.state === state);
   if (hosts.length > 0) records = records.filter((s) => asked.has(s.computerName));
   const rows = records.map((record) => ({ record, stale: stale.has(record.instanceId) }));
-  if (v.Json === true) {
+  if (params.json === true) {
     for (const { record, stale } of rows) {
       await input.io.out(JSON.stringify({ ...publicRecord(record), stale }) + "\n");
     }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { declareParameters } from "../../plugins/parameters.ts";
 import { HOST_SET, type TransportManifest } from "../../plugins/types.ts";
 import { UsageError } from "../errors.ts";
 import { readHostFile, runInvoke } from "../invoke.ts";
@@ -11,7 +12,43 @@ import { refuseUnusedOptions, type Route, route } from "../route.ts";
 import { requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
-import { hostNameParameter, jsonParameter, transportParameters } from "./_parameters.ts";
+import { THROTTLE_LIMIT } from "../throttle_limit.ts";
+import { hostNamesParameter, jsonParameter, transportParameters } from "./_parameters.ts";
+
+/** The parameters `invoke` declares itself; the transports' join them in {@linkcode spec}. */
+export const parameters = declareParameters([
+  hostNamesParameter(HOST_SET),
+  {
+    name: "HostFile",
+    type: { kind: "string" },
+    help: "read targets from this file, one per line (- for stdin)",
+    valueName: "<file>",
+  },
+  {
+    name: "ThrottleLimit",
+    type: { kind: "int", min: THROTTLE_LIMIT.min, max: THROTTLE_LIMIT.max },
+    help: "run on at most this many hosts at once",
+    default: String(THROTTLE_LIMIT.default),
+  },
+  jsonParameter,
+  { name: "NoReuse", type: { kind: "switch" }, help: "open a new connection rather than reuse a master" },
+  {
+    name: "InDisconnectedSession",
+    type: { kind: "switch" },
+    help: "start the command in a new persistent session on each host and return at once (see remote receive)",
+  },
+  {
+    name: "SessionName",
+    type: { kind: "string" },
+    help: "with --in-disconnected-session: the sessions' name (default: Session<N>)",
+  },
+]);
+
+/** The words after `--`: the command to run. */
+const COMMAND = "Command";
+
+/** What stays with the core: `invoke`'s own parameters and its command. */
+const core = new Set([...parameters.names, COMMAND]);
 
 /** `remote invoke`'s declaration. */
 export function spec(manifests: readonly TransportManifest[]): VerbSpec {
@@ -20,36 +57,9 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
     name: "invoke",
     summary: "Runs a command on one or many computers (Invoke-Command)",
     defaultSet: HOST_SET,
-    parameters: [
-      hostNameParameter(HOST_SET, true),
-      ...connecting,
-      {
-        name: "HostFile",
-        type: { kind: "string" },
-        help: "read targets from this file, one per line (- for stdin)",
-        valueName: "<file>",
-      },
-      {
-        name: "ThrottleLimit",
-        type: { kind: "int", min: 1, max: 1024 },
-        help: "run on at most this many hosts at once",
-        default: "32",
-      },
-      jsonParameter,
-      { name: "NoReuse", type: { kind: "switch" }, help: "open a new connection rather than reuse a master" },
-      {
-        name: "InDisconnectedSession",
-        type: { kind: "switch" },
-        help: "start the command in a new persistent session on each host and return at once (see remote receive)",
-      },
-      {
-        name: "SessionName",
-        type: { kind: "string" },
-        help: "with --in-disconnected-session: the sessions' name (default: Session<N>)",
-      },
-    ],
+    parameters: [parameters.specs[0], ...connecting, ...parameters.specs.slice(1)],
     remainder: {
-      name: "Command",
+      name: COMMAND,
       help: "the command to run, after --",
       mandatorySets: [...new Set([HOST_SET, ...connecting.flatMap((p) => Object.keys(p.sets ?? {}))])],
     },
@@ -67,21 +77,22 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
 /** Routes every target, checks each transport can run the command, then fans it out. */
 export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, config } = input;
-  const v = resolution.values;
-  const command = Array.isArray(v.Command) ? v.Command.map(String) : [];
+  const params = parameters.read(resolution.values);
+  const command = commandOf(resolution.values[COMMAND]);
   if (command.length === 0) {
     throw new UsageError("no command to run", { hint: "put it after --, e.g. remote invoke db1 -- uptime" });
   }
-  const targets = [...(Array.isArray(v.HostName) ? v.HostName.map(String) : [])];
-  if (typeof v.HostFile === "string") targets.push(...await readHostFile(v.HostFile));
+  const targets = [...params.hostName ?? []];
+  if (params.hostFile !== undefined) targets.push(...await readHostFile(params.hostFile));
   const routes: Route[] = targets.length > 0
-    ? targets.map((t) => route(resolution, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
-    : [route(resolution, entries, config)];
+    ? targets.map((t) => route(resolution, core, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
+    : [route(resolution, core, entries, config)];
   if (routes.length > 1) {
-    refuseUnusedOptions(resolution, entries.map((e) => e.manifest), routes.map((r) => r.entry.manifest), targets[0]);
+    const manifests = entries.map((e) => e.manifest);
+    refuseUnusedOptions(resolution, core, manifests, routes.map((r) => r.entry.manifest), targets[0]);
   }
-  const disconnected = v.InDisconnectedSession === true;
-  if (typeof v.SessionName === "string" && !disconnected) {
+  const disconnected = params.inDisconnectedSession === true;
+  if (params.sessionName !== undefined && !disconnected) {
     throw new UsageError("--session-name names the sessions of --in-disconnected-session", {
       hint: "add --in-disconnected-session, or drop --session-name",
     });
@@ -91,12 +102,17 @@ export async function run(input: VerbInput): Promise<number> {
   return await runInvoke({
     routes,
     command: command.join(" "),
-    throttle: typeof v.ThrottleLimit === "number" ? v.ThrottleLimit : config.defaults.throttleLimit ?? 32,
-    json: v.Json === true,
-    reuse: v.NoReuse !== true,
+    throttle: params.throttleLimit ?? config.defaults.throttleLimit ?? THROTTLE_LIMIT.default,
+    json: params.json === true,
+    reuse: params.noReuse !== true,
     disconnected,
-    sessionName: typeof v.SessionName === "string" ? v.SessionName : undefined,
+    sessionName: params.sessionName,
     prompter: input.prompter,
     registry: input.registry,
   });
+}
+
+/** The remainder as bound: the words after `--` (`string[]`). */
+function commandOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [];
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { declareParameters } from "../../plugins/parameters.ts";
 import type { TransportManifest } from "../../plugins/types.ts";
 import { recordRoute, selectOne } from "../session_records.ts";
 import { sessionHost } from "../transport_use.ts";
@@ -12,13 +13,16 @@ import type { VerbInput } from "./_verb.ts";
 import { idParameter, instanceIdParameter, sessionNameParameter } from "./_parameters.ts";
 import { contextFor, interruptSignal, sessionChoice } from "./_run.ts";
 
+/** The parameters of `receive`. */
+export const parameters = declareParameters([sessionNameParameter, idParameter, instanceIdParameter]);
+
 /** `remote receive`'s declaration. */
 export function spec(_manifests: readonly TransportManifest[]): VerbSpec {
   return {
     name: "receive",
     summary: "Prints the output a disconnected session produced, without attaching (Receive-PSSession)",
     defaultSet: "Name",
-    parameters: [sessionNameParameter, idParameter, instanceIdParameter],
+    parameters: [...parameters.specs],
     examples: [{ command: "remote receive --name ITTask", description: "what ITTask printed since the detach" }],
   };
 }
@@ -26,7 +30,7 @@ export function spec(_manifests: readonly TransportManifest[]): VerbSpec {
 /** Prints the session's output kept on its host. */
 export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, prompter } = input;
-  const record = await selectOne(await input.registry(), sessionChoice(resolution));
+  const record = await selectOne(await input.registry(), sessionChoice(parameters.read(resolution.values)));
   const r = recordRoute(record, entries);
   const host = await sessionHost(r.entry, "receive");
   using interrupt = interruptSignal();

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { declareParameters } from "../../plugins/parameters.ts";
 import type { TransportManifest } from "../../plugins/types.ts";
 import { RemoteError } from "../errors.ts";
 import { printable } from "../output.ts";
@@ -13,19 +14,22 @@ import type { VerbInput } from "./_verb.ts";
 import { idParameter, instanceIdParameter, sessionNameParameter } from "./_parameters.ts";
 import { contextFor, interruptSignal, sessionChoice } from "./_run.ts";
 
+/** The parameters of `remove`. */
+export const parameters = declareParameters([
+  sessionNameParameter,
+  idParameter,
+  instanceIdParameter,
+  { name: "WhatIf", type: { kind: "switch" }, help: "show what would be removed, remove nothing" },
+  { name: "Confirm", type: { kind: "switch" }, help: "ask before removing each session" },
+]);
+
 /** `remote remove`'s declaration. */
 export function spec(_manifests: readonly TransportManifest[]): VerbSpec {
   return {
     name: "remove",
     summary: "Ends a session and every process in it (Remove-PSSession)",
     defaultSet: "Name",
-    parameters: [
-      sessionNameParameter,
-      idParameter,
-      instanceIdParameter,
-      { name: "WhatIf", type: { kind: "switch" }, help: "show what would be removed, remove nothing" },
-      { name: "Confirm", type: { kind: "switch" }, help: "ask before removing each session" },
-    ],
+    parameters: [...parameters.specs],
     examples: [{ command: "remote remove --name ITTask", description: "end ITTask on its host" }],
   };
 }
@@ -34,15 +38,16 @@ export function spec(_manifests: readonly TransportManifest[]): VerbSpec {
 export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, prompter } = input;
   const registry = await input.registry();
-  const records = await selectMany(registry, sessionChoice(resolution));
+  const params = parameters.read(resolution.values);
+  const records = await selectMany(registry, sessionChoice(params));
   using interrupt = interruptSignal();
   for (const record of records) {
     const what = printable(`session ${record.name} (Id ${record.id}) on ${record.computerName}`);
-    if (resolution.values.WhatIf === true) {
+    if (params.whatIf === true) {
       await input.io.out(`What if: removing ${what}\n`);
       continue;
     }
-    if (resolution.values.Confirm === true) {
+    if (params.confirm === true) {
       const answer = await prompter.ask(`remove ${what}? [y/N] `, { what: "--confirm answer" });
       if (!/^y(es)?$/i.test(answer.trim())) continue;
     }

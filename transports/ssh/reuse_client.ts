@@ -8,6 +8,7 @@
  */
 import type { Channel, ExitStatus, OpenContext, OpenRequest } from "../../plugins/mod.ts";
 import { ExitCode, type ExitCodeName, RemoteError, TransportError } from "../../plugins/mod.ts";
+import { parameters } from "./manifest.ts";
 import {
   encodeFrame,
   Frame,
@@ -87,13 +88,12 @@ async function masterConnection(socketPath: string, idleMs: number, signal: Abor
  */
 export function reusable(ctx: OpenContext, request: OpenRequest): boolean {
   if (ctx.reuse !== true || request.kind !== "exec" || request.pty !== undefined) return false;
-  if (typeof ctx.parameters.Subsystem === "string") return false;
+  if (parameters.read(ctx.parameters).subsystem !== undefined) return false;
   return idleMsFrom(optionsOf(ctx)) > 0;
 }
 
 function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
-  const o = ctx.parameters.Options;
-  return typeof o === "object" && o !== null ? o as Record<string, string> : undefined;
+  return parameters.read(ctx.parameters).options;
 }
 
 /**

@@ -1,7 +1,29 @@
-import { HOST_SET, SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
+import { declareParameters, HOST_SET, SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
 
 // Also in the host set, so `remote enter ssm://i-0abc --region eu-west-1` takes them.
 const target = { Target: {}, [HOST_SET]: {} } as const;
+
+/** The SSM transport's parameters, declared once: the manifest publishes them, connection.ts reads them. */
+export const parameters = declareParameters([
+  {
+    name: "Target",
+    type: { kind: "string" },
+    sets: { Target: { mandatory: true } },
+    help: "managed instance ID, e.g. i-0123456789abcdef0",
+  },
+  { name: "DocumentName", type: { kind: "string" }, sets: target, help: "Session Manager document to run" },
+  {
+    name: "Parameter",
+    type: { kind: "map" },
+    sets: target,
+    help: "document parameter key=value (repeatable)",
+    valueName: "<key=value>",
+  },
+  { name: "Reason", type: { kind: "string" }, sets: target, help: "reason recorded with the session" },
+  { name: "ProfileName", aliases: ["profile"], type: { kind: "string" }, sets: target, help: "AWS profile" },
+  { name: "Region", type: { kind: "string" }, sets: target, help: "AWS region" },
+  { name: "EndpointUrl", type: { kind: "uri" }, sets: target, help: "SSM endpoint URL (private endpoints, tests)" },
+]);
 
 /** The SSM transport: Start-SSMSession's parameters, without the AWS CLI or session-manager-plugin. */
 export const manifest: TransportManifest = {
@@ -11,24 +33,5 @@ export const manifest: TransportManifest = {
   summary: "AWS Systems Manager Session Manager (WebSocket data channel), shells and port forwarding",
   capabilities: ["shell", "pty", "pty-resize", "forward"],
   defaultSet: "Target",
-  parameters: [
-    {
-      name: "Target",
-      type: { kind: "string" },
-      sets: { Target: { mandatory: true } },
-      help: "managed instance ID, e.g. i-0123456789abcdef0",
-    },
-    { name: "DocumentName", type: { kind: "string" }, sets: target, help: "Session Manager document to run" },
-    {
-      name: "Parameter",
-      type: { kind: "map" },
-      sets: target,
-      help: "document parameter key=value (repeatable)",
-      valueName: "<key=value>",
-    },
-    { name: "Reason", type: { kind: "string" }, sets: target, help: "reason recorded with the session" },
-    { name: "ProfileName", aliases: ["profile"], type: { kind: "string" }, sets: target, help: "AWS profile" },
-    { name: "Region", type: { kind: "string" }, sets: target, help: "AWS region" },
-    { name: "EndpointUrl", type: { kind: "uri" }, sets: target, help: "SSM endpoint URL (private endpoints, tests)" },
-  ],
+  parameters: parameters.specs,
 };
