@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ParameterInSet, ParameterSpec, ParameterType } from "../plugins/types.ts";
+import type { ParameterInSet, ParameterSpec, ParameterType } from "../plugins/mod.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 
 /** PowerShell's name for "every set", used when a verb declares no set at all. */

@@ -11,25 +11,25 @@ import { ExitCode, PluginError, RemoteError, TransportError, type TransportLayer
 import type { TransportEntry } from "./transport_catalog.ts";
 import {
   type Call,
+  type Channel,
   encodeMessage,
+  type ExitStatus,
   FrameDecoder,
+  type HostSession,
+  mergeCatalog,
   type Message,
+  type OpenContext,
+  type OpenRequest,
   PROTOCOL_NAME,
   PROTOCOL_VERSION,
   readMessages,
+  type SessionHost,
+  type Transport,
+  type TransportManifest,
+  validateManifest,
+  validateTransportModule,
   type WireExitStatus,
-} from "../plugins/protocol.ts";
-import type {
-  Channel,
-  ExitStatus,
-  HostSession,
-  OpenContext,
-  OpenRequest,
-  SessionHost,
-  Transport,
-  TransportManifest,
-} from "../plugins/types.ts";
-import { mergeCatalog, validateManifest, validateTransportModule } from "../plugins/validate.ts";
+} from "../plugins/mod.ts";
 
 /** What {@linkcode loadPluginEntries} looks at. */
 export interface PluginLoaderOptions {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Target, TransportManifest } from "../plugins/types.ts";
+import type { Target, TransportManifest } from "../plugins/mod.ts";
 import type { UserConfig } from "./config.ts";
 import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";

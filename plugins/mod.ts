@@ -16,6 +16,10 @@
  * };
  * ```
  *
+ * The SDK is the bottom layer: nothing here imports the core, a transport or a test. What travels on
+ * the wire or in the contract lives here (types, errors and the exit-code table, manifest validation,
+ * the stdio protocol), and the core imports it through this module only (tests/architecture_test.ts).
+ *
  * @module
  */
 export * from "./types.ts";
@@ -29,7 +33,26 @@ export {
   type TransportLayer,
   UnsupportedError,
   UsageError,
-} from "../core/errors.ts";
+} from "./errors.ts";
+export type { TransportEntry, TransportOrigin } from "./transport_catalog.ts";
+export { describeOrigin, mergeCatalog, validateManifest, validateTransportModule } from "./validate.ts";
+export {
+  type Call,
+  type CallOp,
+  DATA_CHUNK,
+  encodeMessage,
+  exitStatusToWire,
+  FrameDecoder,
+  FrameType,
+  type FrameTypeName,
+  HEADER_SIZE,
+  MAX_PAYLOAD,
+  type Message,
+  PROTOCOL_NAME,
+  PROTOCOL_VERSION,
+  readMessages,
+  type WireExitStatus,
+} from "./protocol.ts";
 export { serve, type ServeOptions } from "./serve.ts";
 export {
   conformance,

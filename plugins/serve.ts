@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { RemoteError, TransportError, type TransportLayer } from "../core/errors.ts";
+import { RemoteError, TransportError, type TransportLayer } from "./errors.ts";
 import {
   type Call,
   encodeMessage,

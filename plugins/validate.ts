@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { PluginError } from "../core/errors.ts";
-import type { TransportEntry, TransportOrigin } from "../core/transport_catalog.ts";
+import { PluginError } from "./errors.ts";
+import type { TransportEntry, TransportOrigin } from "./transport_catalog.ts";
 import { CAPABILITIES, type Capability, SDK_VERSION, type Transport, type TransportManifest } from "./types.ts";
 
 const ID = /^[a-z][a-z0-9+.-]*$/;
@@ -203,8 +203,17 @@ export function describeOrigin(origin: TransportOrigin): string {
  * @example
  * ```ts
  * import { mergeCatalog } from "./validate.ts";
- * import { builtinTransports } from "../transports/mod.ts";
- * console.assert(mergeCatalog([...builtinTransports]).length === builtinTransports.length);
+ * import type { TransportEntry } from "./transport_catalog.ts";
+ * const entry = (id: string, schemes: string[]): TransportEntry => ({
+ *   manifest: { id, sdk: 1, version: "1.0.0", summary: id, schemes, capabilities: ["exec"], parameters: [] },
+ *   origin: { kind: "module", specifier: `./${id}.ts` },
+ *   load: () => Promise.reject(new Error("not loaded in this example")),
+ * });
+ * try {
+ *   mergeCatalog([entry("web", ["https"]), entry("api", ["https"])]);
+ * } catch (e) {
+ *   console.assert(String(e).includes('scheme "https" is already claimed by web'));
+ * }
  * ```
  */
 export function mergeCatalog(entries: readonly TransportEntry[]): TransportEntry[] {
