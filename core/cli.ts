@@ -67,8 +67,19 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     return 0;
   }
   if (verb === BACKGROUND_VERB) return await transportBackground(rest.slice(1), options.transports);
-  const [{ loadConfig }, { defaultPluginDir, loadPluginEntries }, { mergeCatalog }, { verbSpecs }] = await Promise
-    .all([import("./config.ts"), import("./plugin_loader.ts"), import("../plugins/mod.ts"), import("./verbs.ts")]);
+  const [
+    { loadConfig },
+    { defaultPluginDir, loadPluginEntries },
+    { mergeCatalog },
+    { verbSpecs },
+    { reservedParameters },
+  ] = await Promise.all([
+    import("./config.ts"),
+    import("./plugin_loader.ts"),
+    import("../plugins/mod.ts"),
+    import("./verbs.ts"),
+    import("./reserved_parameters.ts"),
+  ]);
   const config = await loadConfig();
   const extra = await loadPluginEntries({
     specifiers: [...plugins, ...config.plugins.map(pluginSpecifier)],
@@ -76,6 +87,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     pluginDir: defaultPluginDir(),
     path: Deno.env.get("PATH") ?? "",
     warn: (line) => console.error(line),
+    reserved: reservedParameters(),
   });
   const entries = mergeCatalog([...options.transports, ...extra]);
   const manifests = entries.map((e) => e.manifest);

@@ -22,7 +22,7 @@ export interface Route {
 }
 
 /** Parameters that belong to the core, never passed to a transport. */
-const CORE_PARAMETERS = new Set([
+export const CORE_PARAMETERS: ReadonlySet<string> = new Set([
   "HostName",
   "Id",
   "InstanceId",

@@ -35,7 +35,15 @@ export {
   UsageError,
 } from "./errors.ts";
 export type { TransportEntry, TransportOrigin } from "./transport_catalog.ts";
-export { describeOrigin, mergeCatalog, validateManifest, validateTransportModule } from "./validate.ts";
+export { kebabCase } from "./parameter_flag.ts";
+export {
+  describeOrigin,
+  mergeCatalog,
+  type ReservedParameters,
+  validateManifest,
+  type ValidateOptions,
+  validateTransportModule,
+} from "./validate.ts";
 export {
   type Call,
   type CallOp,

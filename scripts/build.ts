@@ -13,6 +13,7 @@
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { validateTransportModule } from "../plugins/mod.ts";
+import { reservedParameters } from "../core/reserved_parameters.ts";
 
 /** The targets `deno compile` can build remote for. */
 export const TARGETS = [
@@ -93,7 +94,8 @@ export async function writeEntry(plugins: readonly string[], out: string): Promi
   ];
   for (const path of plugins) {
     const mod = await import(pathToFileURL(path).href);
-    const { manifest } = validateTransportModule(mod, path);
+    // The core's own parameters are refused here, at build time, as the loader refuses them at run time.
+    const { manifest } = validateTransportModule(mod, path, { reserved: reservedParameters() });
     const literal = JSON.stringify(spec(path));
     lines.push(
       "  {",
