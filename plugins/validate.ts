@@ -7,7 +7,14 @@
 import { PluginError } from "./errors.ts";
 import type { TransportEntry, TransportOrigin } from "./transport_catalog.ts";
 import { kebabCase } from "./parameter_flag.ts";
-import { CAPABILITIES, type Capability, SDK_VERSION, type Transport, type TransportManifest } from "./types.ts";
+import {
+  CAPABILITIES,
+  type Capability,
+  HOST_SET,
+  SDK_VERSION,
+  type Transport,
+  type TransportManifest,
+} from "./types.ts";
 
 const ID = /^[a-z][a-z0-9+.-]*$/;
 const PARAMETER_NAME = /^[A-Z][A-Za-z0-9]*$/;
@@ -162,6 +169,9 @@ export function validateManifest(value: unknown, origin: string, options: Valida
         if (place.position !== undefined && !(Number.isInteger(place.position) && Number(place.position) >= 0)) {
           fail(`${where} in set ${set} has a bad position`);
         }
+        if (set === HOST_SET && place.position === 0) {
+          fail(`${where} takes position 0 in set ${HOST_SET}, which is the target's`, `give it another position`);
+        }
         if (place.mandatory !== undefined && typeof place.mandatory !== "boolean") {
           fail(`${where} in set ${set} has a non-boolean mandatory`);
         }
@@ -289,5 +299,58 @@ export function mergeCatalog(entries: readonly TransportEntry[]): TransportEntry
       );
     }
   }
+  checkSharedParameters(entries);
   return [...entries];
+}
+
+/**
+ * Transports' parameters join the same verbs, so a name shared by two transports (`Port`) must have one
+ * type, and a spelling, a short flag or a position in a set must mean one parameter; otherwise the core
+ * could not build the verb's command line.
+ */
+function checkSharedParameters(entries: readonly TransportEntry[]): void {
+  type Claim = { parameter: string; entry: TransportEntry; kind?: string };
+  const claims = new Map<string, Claim>();
+  const claim = (key: string, mine: Claim, clash: (other: Claim) => string | undefined) => {
+    const other = claims.get(key);
+    if (other === undefined) return void claims.set(key, mine);
+    const problem = clash(other);
+    if (problem === undefined) return;
+    throw new PluginError(
+      mine.entry.manifest.id,
+      `parameter ${mine.parameter} ${problem} in ${other.entry.manifest.id} (${describeOrigin(other.entry.origin)})`,
+      { hint: `rename it in ${describeOrigin(mine.entry.origin)}, or declare it as ${other.entry.manifest.id} does` },
+    );
+  };
+  for (const entry of entries) {
+    for (const p of entry.manifest.parameters) {
+      const mine = { parameter: p.name, entry, kind: p.type.kind };
+      claim(
+        `name:${p.name}`,
+        mine,
+        (o) => o.kind === p.type.kind ? undefined : `is of type ${p.type.kind}, but of type ${o.kind}`,
+      );
+      for (const f of new Set([p.flag ?? kebabCase(p.name), ...(p.aliases ?? [])].map((f) => f.toLowerCase()))) {
+        claim(`flag:${f}`, mine, (o) => o.parameter === p.name ? undefined : `is spelled --${f}, as ${o.parameter} is`);
+      }
+      if (p.short !== undefined) {
+        claim(
+          `short:${p.short}`,
+          mine,
+          (o) => o.parameter === p.name ? undefined : `takes -${p.short}, as ${o.parameter} does`,
+        );
+      }
+      for (const [set, place] of Object.entries(p.sets ?? {})) {
+        if (place.position === undefined) continue;
+        claim(
+          `position:${set}:${place.position}`,
+          mine,
+          (o) =>
+            o.parameter === p.name
+              ? undefined
+              : `takes position ${place.position} in set ${set}, as ${o.parameter} does`,
+        );
+      }
+    }
+  }
 }

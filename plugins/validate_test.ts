@@ -155,3 +155,46 @@ Deno.test("validateTransportModule() refuses null and keeps background", () => {
     if (!(e instanceof PluginError)) throw e;
   }
 });
+
+Deno.test("mergeCatalog() refuses a parameter another transport types, spells or places differently", () => {
+  const entry = (id: string, parameter: Record<string, unknown>): TransportEntry => ({
+    manifest: {
+      ...good,
+      id,
+      schemes: [],
+      defaultSet: undefined,
+      parameters: [{ type: { kind: "int" }, help: "h", ...parameter } as TransportManifest["parameters"][number]],
+    },
+    origin: { kind: "module", specifier: `./${id}.ts` },
+    load: () => Promise.reject(new Error("unused")),
+  });
+  const first = entry("one", { name: "Port", short: "p", aliases: ["pt"], sets: { Net: { position: 1 } } });
+  mergeCatalog([first, entry("two", { name: "Port", short: "p", sets: { Net: { position: 1 } } })]);
+  for (
+    const [parameter, part] of [
+      [
+        { name: "Port", type: { kind: "string" } },
+        "parameter Port is of type string, but of type int in one (./one.ts)",
+      ],
+      [{ name: "Size", flag: "port" }, "parameter Size is spelled --port, as Port is in one (./one.ts)"],
+      [{ name: "Size", aliases: ["PT"] }, "parameter Size is spelled --pt, as Port is in one (./one.ts)"],
+      [{ name: "Size", short: "p" }, "parameter Size takes -p, as Port does in one (./one.ts)"],
+      [{ name: "Size", sets: { Net: { position: 1 } } }, "parameter Size takes position 1 in set Net, as Port does"],
+    ] as const
+  ) {
+    try {
+      mergeCatalog([first, entry("two", parameter)]);
+    } catch (e) {
+      if (!(e instanceof PluginError) || e.plugin !== "two" || !e.message.includes(part)) throw e;
+      if (!e.hint?.includes("./two.ts")) throw new Error(`hint: ${e.hint}`);
+      continue;
+    }
+    throw new Error(`accepted (wanted "${part}")`);
+  }
+});
+
+Deno.test("validateManifest() keeps position 0 of the target's set for the target", () => {
+  const parameters = [{ name: "Thing", type: { kind: "string" }, sets: { SSHHost: { position: 0 } }, help: "h" }];
+  refused({ ...good, defaultSet: undefined, parameters }, "demo", "takes position 0 in set SSHHost");
+  validateManifest({ ...good, defaultSet: undefined, parameters: [{ ...parameters[0], sets: { SSHHost: {} } }] }, "x");
+});

@@ -42,6 +42,20 @@ Deno.test("a plugin parameter named or spelled like one of remote's own is refus
   assert(!/^contract /m.test(listed.stdout), listed.stdout);
 });
 
+Deno.test("a plugin parameter a built-in declares with another type, or another's spelling, is refused with exit 235", async () => {
+  await using home = await tempHome();
+  for (
+    const [name, line] of [
+      ["Port", "remote: plugin contract: parameter Port is of type switch, but of type int in ssh (built-in)"],
+      ["Cn", "remote: plugin contract: parameter Cn is spelled --cn, as ComputerName is in winrm (built-in)"],
+    ]
+  ) {
+    const env = { ...home.env, CONTRACT_PARAMETER: name };
+    const run = await runRemote(["--plugin", FIXTURE, "invoke", "contract://h", "--", "hi"], { env });
+    assert(run.code === 235 && run.stderr.startsWith(`${line}\nhint: `), `exit ${run.code}: ${run.stderr}`);
+  }
+});
+
 Deno.test("a plugin's unknown optional capability is ignored, an unknown mandatory (*) one refuses it", async () => {
   for (const how of ["in-process", "out-of-process"]) {
     await using home = await tempHome();
