@@ -1,5 +1,7 @@
 /**
- * remote's own errors and the one table of its exit codes.
+ * remote's own errors and the one table of its exit codes. They belong to the contract: a plugin
+ * raises them, and their names travel in the protocol's `error` reply. The core re-exports them from
+ * core/errors.ts.
  *
  * `enter` and `invoke` pass the remote command's status through, so remote's own failures use codes
  * from 230 up, which ordinary commands rarely use (ssh keeps 255 for itself in the same way). The

@@ -1,7 +1,12 @@
 /**
  * The SDK for writing a `remote` transport plugin: the contract's types, the errors a plugin raises,
  * and `serve()` to run the same plugin module as an out-of-process `remote-transport-<name>`
- * executable.
+ * executable, with the conformance suite to test it.
+ *
+ * The SDK is the bottom layer: nothing here imports the core, a transport or a test. What travels on
+ * the wire or in the contract lives here (types, errors and the exit-code table, catalog types,
+ * manifest validation, the stdio protocol), and the core imports it through this module only
+ * (tests/architecture_test.ts).
  *
  * @example A minimal manifest
  * ```ts
@@ -15,10 +20,6 @@
  *   parameters: [],
  * };
  * ```
- *
- * The SDK is the bottom layer: nothing here imports the core, a transport or a test. What travels on
- * the wire or in the contract lives here (types, errors and the exit-code table, manifest validation,
- * the stdio protocol), and the core imports it through this module only (tests/architecture_test.ts).
  *
  * @module
  */
