@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ParameterType } from "../plugins/types.ts";
+import type { ParameterType } from "../plugins/mod.ts";
 
 /** A converted value, or what was expected instead. */
 export type Converted = { ok: true; value: unknown } | { ok: false; expected: string; example: string };

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ParameterInSet, ParameterSpec, ParameterType } from "../plugins/types.ts";
+import { kebabCase, type ParameterInSet, type ParameterSpec, type ParameterType } from "../plugins/mod.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 
 /** PowerShell's name for "every set", used when a verb declares no set at all. */
@@ -47,13 +47,8 @@ export interface VerbModel {
 
 const cache = new WeakMap<VerbSpec, VerbModel>();
 
-/** Kebab-case of a PowerShell name: `SkipCACheck` → `skip-ca-check`. */
-export function kebabCase(name: string): string {
-  return name
-    .replace(/([a-z0-9])([A-Z])/g, "$1-$2")
-    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2")
-    .toLowerCase();
-}
+/** Kebab-case of a PowerShell name (`SkipCACheck` → `skip-ca-check`): the contract's, so the SDK's. */
+export { kebabCase };
 
 /**
  * Compiles (and caches) a verb. Inconsistent declarations are bugs in remote or a plugin, so they

@@ -6,7 +6,7 @@
  */
 // Only what --version and --help need is imported up front; the rest loads with the verb that uses it,
 // so the commonest quick calls stay quick (see BENCHMARKS.md, cold start).
-import type { TransportManifest } from "../plugins/types.ts";
+import type { TransportManifest } from "../plugins/mod.ts";
 import type { UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import type { VerbSpec } from "./parameter_set.ts";
@@ -67,8 +67,19 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     return 0;
   }
   if (verb === BACKGROUND_VERB) return await transportBackground(rest.slice(1), options.transports);
-  const [{ loadConfig }, { defaultPluginDir, loadPluginEntries }, { mergeCatalog }, { verbSpecs }] = await Promise
-    .all([import("./config.ts"), import("./plugin_loader.ts"), import("../plugins/validate.ts"), import("./verbs.ts")]);
+  const [
+    { loadConfig },
+    { defaultPluginDir, loadPluginEntries },
+    { mergeCatalog },
+    { verbSpecs },
+    { reservedParameters },
+  ] = await Promise.all([
+    import("./config.ts"),
+    import("./plugin_loader.ts"),
+    import("../plugins/mod.ts"),
+    import("./verbs.ts"),
+    import("./reserved_parameters.ts"),
+  ]);
   const config = await loadConfig();
   const extra = await loadPluginEntries({
     specifiers: [...plugins, ...config.plugins.map(pluginSpecifier)],
@@ -76,6 +87,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     pluginDir: defaultPluginDir(),
     path: Deno.env.get("PATH") ?? "",
     warn: (line) => console.error(line),
+    reserved: reservedParameters(),
   });
   const entries = mergeCatalog([...options.transports, ...extra]);
   const manifests = entries.map((e) => e.manifest);
@@ -211,7 +223,7 @@ function versionText(options: CliOptions): string {
 }
 
 async function pluginVerb(args: string[], entries: readonly TransportEntry[], specs: VerbSpec[]): Promise<number> {
-  const { describeOrigin } = await import("../plugins/validate.ts");
+  const { describeOrigin } = await import("../plugins/mod.ts");
   const sub = args[0] ?? "list";
   if (sub === "list") {
     const rows = entries.map((e) => [

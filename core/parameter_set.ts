@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { ParameterSpec, Prompter } from "../plugins/types.ts";
+import type { ParameterSpec, Prompter } from "../plugins/mod.ts";
 import { UsageError } from "./errors.ts";
 import { convertValue, exampleOf, expectedOf, fitsExactly } from "./_convert.ts";
 import {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Target, TransportManifest } from "../plugins/types.ts";
+import type { Target, TransportManifest } from "../plugins/mod.ts";
 import type { UserConfig } from "./config.ts";
 import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
@@ -22,7 +22,7 @@ export interface Route {
 }
 
 /** Parameters that belong to the core, never passed to a transport. */
-const CORE_PARAMETERS = new Set([
+export const CORE_PARAMETERS: ReadonlySet<string> = new Set([
   "HostName",
   "Id",
   "InstanceId",

@@ -4,15 +4,7 @@
  *
  * @module
  */
-import type {
-  Capability,
-  ExitStatus,
-  OpenContext,
-  Prompter,
-  SessionHost,
-  Target,
-  Transport,
-} from "../plugins/types.ts";
+import type { Capability, ExitStatus, OpenContext, Prompter, SessionHost, Target, Transport } from "../plugins/mod.ts";
 import { RemoteError, UnsupportedError } from "./errors.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 

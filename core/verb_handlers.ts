@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ExitStatus, HostSession, OpenContext, OpenRequest, Prompter, Target } from "../plugins/types.ts";
+import type { ExitStatus, HostSession, OpenContext, OpenRequest, Prompter, Target } from "../plugins/mod.ts";
 import type { UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { runInvoke } from "./invoke.ts";

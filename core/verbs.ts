@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { HOST_SET, type ParameterSpec, type TransportManifest } from "../plugins/types.ts";
+import { HOST_SET, type ParameterSpec, type TransportManifest } from "../plugins/mod.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 
 const selectorSets = {
