@@ -67,7 +67,21 @@ import { decryptMessage, encryptMessage, isEncrypted } from "../transports/winrm
 import { child, NS, parseEnvelope, type XmlElement } from "../transports/winrm/wsman_xml.ts";
 
 /** Ways the server misbehaves on purpose. */
-export type HostileMode = "doctype" | "entity-bomb" | "truncated" | "garbage" | "bad-relates-to" | "silent";
+export type HostileMode =
+  | "doctype"
+  | "entity-bomb"
+  | "truncated"
+  | "garbage"
+  | "bad-relates-to"
+  | "silent"
+  /** a well-formed reply of the right action that lacks its payload: no ShellId, CommandId or ReceiveResponse */
+  | "no-payload"
+  /** a sealed, well-formed envelope holding 200,000 empty elements (800 KB) */
+  | "many-elements"
+  /** floods (`floodBytes`): a 200 reply without a length, header lines without end, a huge Content-Length */
+  | "flood-no-length"
+  | "flood-header"
+  | "flood-elements";
 
 /** Options of {@linkcode startWinrmServer}. */
 export interface WinrmServerOptions {
@@ -79,8 +93,10 @@ export interface WinrmServerOptions {
   /** AllowUnencrypted on the service: Basic and unsealed traffic over http */
   allowUnencrypted?: boolean;
   maxShellsPerUser?: number;
-  /** misbehave on this operation (`Create`, `Command`, `Receive`, …) */
+  /** misbehave on this operation (`Create`, `Command`, `Receive`, …), or `auth`: the first request of a connection */
   hostile?: { mode: HostileMode; on: string };
+  /** how many bytes a flood sends at most; default 32 MiB */
+  floodBytes?: number;
   /** answer every POST with a redirect to this URL */
   redirectTo?: string;
   /** the user is authenticated but not allowed to use WinRM */
@@ -97,6 +113,8 @@ export interface WinrmServerStats {
   signals: string[];
   encryptedRequests: number;
   plainRequests: number;
+  /** the last flood: bytes written, and whether all of them were (false: the client hung up first) */
+  flood?: { sent: number; finished: boolean };
 }
 
 /** A running server. */
@@ -271,6 +289,10 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       if (!req) return;
       stats.requests++;
       const reply = await handle(req, state);
+      if (typeof reply === "function") {
+        await reply(c);
+        return;
+      }
       if (reply === "silent") {
         await new Promise<void>((r) => {
           const i = setInterval(() => closing && (clearInterval(i), r()), 20);
@@ -283,6 +305,31 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
   }
 
   type Reply = Uint8Array & { closeAfter?: boolean };
+  /** a reply written by the function itself, after which the connection closes */
+  type Streamed = (c: Deno.Conn) => Promise<void>;
+
+  function flood(mode: "flood-no-length" | "flood-header" | "flood-elements"): Streamed {
+    const total = opts.floodBytes ?? 32 * 1024 * 1024;
+    const unit = mode === "flood-header" ? `X-Flood: ${"a".repeat(90)}\r\n` : "<a/>";
+    const head = mode === "flood-header"
+      ? "HTTP/1.1 200 OK\r\n"
+      : `HTTP/1.1 200 OK\r\nServer: Microsoft-HTTPAPI/2.0\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n` +
+        (mode === "flood-elements" ? `Content-Length: ${total}\r\n` : "") +
+        `\r\n<s:Envelope xmlns:s="${NS.s}"><s:Body>`;
+    const block = enc.encode(unit.repeat(Math.ceil(65536 / unit.length)));
+    return async (c) => {
+      const f = { sent: 0, finished: false };
+      stats.flood = f;
+      try {
+        await writeAll(c, enc.encode(head));
+        while (f.sent < total) {
+          await writeAll(c, block);
+          f.sent += block.length;
+        }
+        f.finished = true;
+      } catch { /* the client hung up */ }
+    };
+  }
 
   function http(status: number, headers: [string, string][], body: Uint8Array = new Uint8Array()): Reply {
     const reason: Record<number, string> = {
@@ -305,8 +352,11 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     return http(401, h);
   }
 
-  async function handle(req: Req, conn: Conn): Promise<Reply | "silent"> {
+  async function handle(req: Req, conn: Conn): Promise<Reply | Streamed | "silent"> {
     const authz = req.headers.get("authorization") ?? "";
+    if (opts.hostile?.on === "auth" && !conn.user && !conn.ntlm && opts.hostile.mode.startsWith("flood-")) {
+      return flood(opts.hostile.mode as "flood-no-length");
+    }
     // authentication (the connection stays authenticated once NTLM completes, MS-NLMP 3.2.5)
     if (/^Negotiate /i.test(authz) && auth.includes("negotiate")) {
       const tok = Uint8Array.from(atob(authz.slice(10).trim()), (ch) => ch.charCodeAt(0));
@@ -368,7 +418,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     const body = child(env, NS.s, "Body")!;
 
     if (opts.hostile && opts.hostile.on === op) {
-      const h = hostileReply(opts.hostile.mode, messageId);
+      const mode = opts.hostile.mode;
+      if (mode === "flood-no-length" || mode === "flood-header" || mode === "flood-elements") return flood(mode);
+      const h = hostileReply(mode, messageId, action);
       if (h === "silent") return "silent";
       if (h.truncated) {
         const full = conn.session ? encryptMessage(conn.session, h.bytes) : h.bytes;
@@ -382,19 +434,23 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       return soapReply(conn, 200, h.bytes);
     }
 
-    let result: { status: number; xml: string };
+    let result: { status: number; xml: string; relatesTo?: string };
     try {
       if (opts.denyAccess) throw fault("s:Sender", "w:AccessDenied", 2147942405, "Access is denied. ");
-      result = { status: 200, xml: await dispatch(op, body, selectors, options, timeoutMs, conn) };
+      result = {
+        status: 200,
+        xml: await dispatch(op, body, selectors, options, timeoutMs, conn),
+        relatesTo: messageId,
+      };
     } catch (e) {
       if (!(e instanceof Fault)) throw e;
       if (e.wsmanCode === 2150858793) stats.timedOut++;
-      result = { status: 500, xml: faultBody(e) };
+      result = { status: 500, xml: faultBody(e), relatesTo: e.shape.noRelatesTo ? undefined : messageId };
     }
     const responseAction = result.status === 200
       ? `${action}Response`
       : "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault";
-    return soapReply(conn, result.status, enc.encode(envelope(responseAction, messageId, result.xml)));
+    return soapReply(conn, result.status, enc.encode(envelope(responseAction, result.relatesTo, result.xml)));
   }
 
   function soapReply(conn: Conn, status: number, bytes: Uint8Array): Reply {
@@ -419,11 +475,18 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       const mine = [...shells.values()].filter((s) => s.owner === conn.user).length;
       const max = opts.maxShellsPerUser ?? 5;
       if (mine >= max) {
+        // WinRb/WinRM spec/stubs/responses/wmi_error_v2.xml: s:Sender/w:QuotaLimit, an MSFT_WmiError, no RelatesTo
         throw fault(
-          "s:Receiver",
-          "w:InternalError",
+          "s:Sender",
+          "w:QuotaLimit",
           2150859173,
           `The WS-Management service cannot process the request. This user is allowed a maximum number of ${max} concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. `,
+          {
+            reason:
+              "The WS-Management service cannot process the request. The maximum number of concurrent shells for this user has been exceeded. Close existing shells or raise the quota for this user. ",
+            wmiError: true,
+            noRelatesTo: true,
+          },
         );
       }
       const shellEl = child(body, NS.rsp, "Shell");
@@ -448,16 +511,19 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
         "w:InvalidSelectors",
         2150858843,
         `The request for the Windows Remote Shell with ShellId ${sel.ShellId} failed because the shell was not found on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer exists on the server. Provide the correct ShellId or create a new shell and retry the operation. `,
+        { reason: INVALID_SELECTORS_REASON, faultDetail: UNEXPECTED_SELECTORS },
       );
     }
     const cmdOf = (id: string | undefined) => {
       const p = shell.commands.get(id ?? "");
       if (!p) {
+        // pypsrp tests/tests_pypsrp/responses/test_winrs_bad_cmd_id.yml (a Receive for an unknown CommandId)
         throw fault(
           "s:Sender",
-          "w:InvalidParameter",
+          "w:InvalidSelectors",
           2150858843,
-          `The request for the Windows Remote Shell with ShellId ${shell.id} failed because the command was not found. `,
+          "The Windows Remote Shell received a request to perform an operation on a command identifier that does not exist. Either the command has completed execution or the client specified an invalid command identifier. ",
+          { reason: INVALID_SELECTORS_REASON, faultDetail: UNEXPECTED_SELECTORS },
         );
       }
       return p;
@@ -798,32 +864,91 @@ async function interactiveCmd(shell: Shell, io: ProcessIo): Promise<number> {
   }
 }
 
+/** How a fault differs from the plain shape (s:Reason and f:WSManFault/f:Message carrying the same text). */
+interface FaultShape {
+  /** s:Reason text when it differs from the detail message */
+  reason?: string;
+  /** w:FaultDetail URI before the WSManFault (DSP0226 14.6) */
+  faultDetail?: string;
+  /** the detail is an MSFT_WmiError instance instead of a WSManFault */
+  wmiError?: boolean;
+  /** the reply carries no a:RelatesTo (faults raised before the request was matched to a message) */
+  noRelatesTo?: boolean;
+}
+
 class Fault extends Error {
-  constructor(readonly code: string, readonly subcode: string, readonly wsmanCode: number, readonly text: string) {
+  constructor(
+    readonly code: string,
+    readonly subcode: string,
+    readonly wsmanCode: number,
+    readonly text: string,
+    readonly shape: FaultShape = {},
+  ) {
     super(text);
   }
 }
 
-function fault(code: string, subcode: string, wsmanCode: number, text: string): Fault {
-  return new Fault(code, subcode, wsmanCode, text);
+function fault(code: string, subcode: string, wsmanCode: number, text: string, shape?: FaultShape): Fault {
+  return new Fault(code, subcode, wsmanCode, text, shape);
 }
+
+/** DSP0226 faultDetail URI of a selector the resource does not have */
+const UNEXPECTED_SELECTORS = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors";
+const INVALID_SELECTORS_REASON =
+  "The WS-Management service cannot process the request because the request contained invalid selectors for the resource. ";
 
 function faultBody(f: Fault): string {
-  return `<s:Fault><s:Code><s:Value>${f.code}</s:Value><s:Subcode><s:Value>${f.subcode}</s:Value></s:Subcode></s:Code>` +
-    `<s:Reason><s:Text xml:lang="en-US">${f.text}</s:Text></s:Reason>` +
-    `<s:Detail><f:WSManFault xmlns:f="${NS.f}" Code="${f.wsmanCode}" Machine="${MACHINE}"><f:Message>${f.text}</f:Message></f:WSManFault></s:Detail></s:Fault>`;
+  const head = `<s:Fault><s:Code><s:Value>${f.code}</s:Value><s:Subcode><s:Value>${f.subcode}</s:Value></s:Subcode>` +
+    `</s:Code><s:Reason><s:Text xml:lang="en-US">${f.shape.reason ?? f.text}</s:Text></s:Reason><s:Detail>`;
+  if (f.shape.wmiError) {
+    // as WinRb/WinRM spec/stubs/responses/wmi_error_v2.xml records the shell quota fault
+    const cim = "http://schemas.dmtf.org/wbem/wscim/1/common";
+    const t = (name: string, type: string, value: string | undefined) =>
+      value === undefined
+        ? `<p:${name} xsi:nil="true" xsi:type="cim:${type}"/>`
+        : `<p:${name} xsi:type="cim:${type}">${value}</p:${name}>`;
+    return head +
+      `<p:MSFT_WmiError b:IsCIM_Error="true" xmlns:b="http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd" ` +
+      `xmlns:cim="${cim}" xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/MSFT_WmiError" ` +
+      `xsi:type="p:MSFT_WmiError_Type" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">` +
+      t("CIMStatusCode", "cimUnsignedInt", "27") + t("CIMStatusCodeDescription", "cimString", undefined) +
+      t("ErrorSource", "cimString", undefined) + t("ErrorSourceFormat", "cimUnsignedShort", "0") +
+      t("ErrorType", "cimUnsignedShort", "0") + t("Message", "cimString", f.text) +
+      t("MessageID", "cimString", `HRESULT 0x${f.wsmanCode.toString(16)}`) +
+      t("OtherErrorSourceFormat", "cimString", undefined) + t("OtherErrorType", "cimString", undefined) +
+      t("OwningEntity", "cimString", undefined) + t("PerceivedSeverity", "cimUnsignedShort", "0") +
+      t("ProbableCause", "cimUnsignedShort", "0") + t("ProbableCauseDescription", "cimString", undefined) +
+      t("error_Category", "cimUnsignedInt", "30") + t("error_Code", "cimUnsignedInt", String(f.wsmanCode)) +
+      t("error_Type", "cimString", "HRESULT") + t("error_WindowsErrorMessage", "cimString", f.text) +
+      `</p:MSFT_WmiError></s:Detail></s:Fault>`;
+  }
+  const detail = f.shape.faultDetail ? `<w:FaultDetail>${f.shape.faultDetail}</w:FaultDetail>` : "";
+  return head + detail +
+    `<f:WSManFault xmlns:f="${NS.f}" Code="${f.wsmanCode}" Machine="${MACHINE}"><f:Message>${f.text}</f:Message></f:WSManFault></s:Detail></s:Fault>`;
 }
 
-function envelope(action: string, relatesTo: string, body: string): string {
+function envelope(action: string, relatesTo: string | undefined, body: string): string {
   return `<s:Envelope xml:lang="en-US" xmlns:s="${NS.s}" xmlns:a="${NS.a}" xmlns:x="${NS.x}" xmlns:w="${NS.w}" ` +
     `xmlns:rsp="${NS.rsp}" xmlns:p="${NS.p}"><s:Header><a:Action>${action}</a:Action>` +
     `<a:MessageID>uuid:${randomUUID().toUpperCase()}</a:MessageID>` +
     `<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>` +
-    `<a:RelatesTo>${relatesTo}</a:RelatesTo></s:Header><s:Body>${body}</s:Body></s:Envelope>`;
+    (relatesTo === undefined ? "" : `<a:RelatesTo>${relatesTo}</a:RelatesTo>`) +
+    `</s:Header><s:Body>${body}</s:Body></s:Envelope>`;
 }
 
-function hostileReply(mode: HostileMode, messageId: string): { bytes: Uint8Array; truncated?: boolean } | "silent" {
+function hostileReply(
+  mode: Exclude<HostileMode, `flood-${string}`>,
+  messageId: string,
+  action: string,
+): { bytes: Uint8Array; truncated?: boolean } | "silent" {
   switch (mode) {
+    case "no-payload": {
+      const op = action.slice(action.lastIndexOf("/") + 1);
+      const body = op === "Create" ? "<x:ResourceCreated/>" : op === "Command" ? "<rsp:CommandResponse/>" : "";
+      return { bytes: enc.encode(envelope(`${action}Response`, messageId, body)) };
+    }
+    case "many-elements":
+      return { bytes: enc.encode(envelope(`${action}Response`, messageId, "<a/>".repeat(200_000))) };
     case "silent":
       return "silent";
     case "doctype":

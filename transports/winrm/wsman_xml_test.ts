@@ -2,6 +2,8 @@ import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   buildEnvelope,
   checkRelatesTo,
+  MAX_DEPTH,
+  MAX_ELEMENTS,
   parseEnvelope,
   parseFault,
   parseReceiveResponse,
@@ -78,4 +80,23 @@ Deno.test("buildEnvelope() escapes selector values", () => {
   });
   assertEquals(xml.includes(`<w:Selector Name="ShellId">&lt;&quot;&amp;&gt;</w:Selector>`), true);
   parseEnvelope(xml);
+});
+
+Deno.test("parseEnvelope() refuses too many or too deeply nested elements before parsing them", () => {
+  const open = `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>`;
+  const close = `</s:Body></s:Envelope>`;
+  throws(() => parseEnvelope(open + "<a/>".repeat(MAX_ELEMENTS) + close), /more than 10000 elements; refused/);
+  throws(
+    () => parseEnvelope(open + "<a>".repeat(MAX_DEPTH) + "</a>".repeat(MAX_DEPTH) + close),
+    /nests elements deeper than 32; refused/,
+  );
+  // a '/>' or '>' inside a quoted attribute value neither closes nor hides a start tag
+  throws(
+    () => parseEnvelope(open + `<a x="/>">`.repeat(MAX_DEPTH) + "</a>".repeat(MAX_DEPTH) + close),
+    /nests elements deeper than 32/,
+  );
+  // markup in comments and CDATA is not counted
+  const fine = open + `<!-- ${"<a>".repeat(100)} --><a><![CDATA[${"<b>".repeat(MAX_ELEMENTS)}]]></a>` +
+    "<a/>".repeat(MAX_ELEMENTS - 10) + close;
+  assertEquals(parseEnvelope(fine).children[0].children.length, MAX_ELEMENTS - 9);
 });
