@@ -4,6 +4,16 @@ import type { Channel, ExitStatus, OpenContext } from "../plugins/mod.ts";
 import { RemoteError } from "../plugins/mod.ts";
 import { open, openWith, PASSWORD_ENV, resolveSettings } from "../transports/winrm/mod.ts";
 import { WinrmClient, WinrmFaultError } from "../transports/winrm/client.ts";
+import {
+  Action,
+  buildEnvelope,
+  child,
+  NS,
+  parseCreateResponse,
+  parseEnvelope,
+  receiveBody,
+  type XmlElement,
+} from "../transports/winrm/wsman_xml.ts";
 import { startWinrmServer, type WinrmServer, type WinrmServerOptions } from "./winrm_server.ts";
 
 const PASSWORD = "Secr3t-pässword";
@@ -205,11 +215,101 @@ Deno.test("winrm reports the invalid-selectors fault with its WSManFault code", 
   });
 });
 
+/** one unsealed request (Basic over http) and the parsed reply, to compare the server with captures */
+async function rawPost(
+  s: WinrmServer,
+  action: string,
+  body: string,
+  selectors?: Record<string, string>,
+): Promise<{ status: number; env: XmlElement; messageId: string }> {
+  const messageId = `uuid:${crypto.randomUUID().toUpperCase()}`;
+  const soap = buildEnvelope({
+    action,
+    to: s.url,
+    messageId,
+    sessionId: "uuid:0",
+    operationTimeout: "PT1S",
+    selectors,
+    body,
+  });
+  const r = await fetch(s.url, {
+    method: "POST",
+    headers: {
+      Authorization: `Basic ${btoa(String.fromCharCode(...enc.encode(`alice:${PASSWORD}`)))}`,
+      "Content-Type": "application/soap+xml;charset=UTF-8",
+    },
+    body: soap,
+  });
+  return { status: r.status, env: parseEnvelope(await r.text()), messageId };
+}
+
+const path = (el: XmlElement | undefined, ...steps: [string, string][]) =>
+  steps.reduce<XmlElement | undefined>((e, [ns, name]) => child(e, ns, name), el);
+
+Deno.test("the test server answers an unknown CommandId as Windows does (pypsrp test_winrs_bad_cmd_id.yml)", async () => {
+  await withServer({ allowUnencrypted: true }, async (s) => {
+    const created = await rawPost(s, Action.create, "<rsp:Shell/>");
+    const shellId = parseCreateResponse(created.env);
+    const r = await rawPost(s, Action.receive, receiveBody("87E77BEB-6761-4C48-9D70-A00266B8459A"), {
+      ShellId: shellId,
+    });
+    assertEquals(r.status, 500);
+    const fault = path(r.env, [NS.s, "Body"], [NS.s, "Fault"]);
+    assertEquals(path(fault, [NS.s, "Code"], [NS.s, "Value"])?.text, "s:Sender");
+    assertEquals(path(fault, [NS.s, "Code"], [NS.s, "Subcode"], [NS.s, "Value"])?.text, "w:InvalidSelectors");
+    assertEquals(
+      path(fault, [NS.s, "Detail"], [NS.w, "FaultDetail"])?.text,
+      "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
+    );
+    assertEquals(path(fault, [NS.s, "Detail"], [NS.f, "WSManFault"])?.attrs.Code, "2150858843");
+    assertEquals(path(r.env, [NS.s, "Header"], [NS.a, "RelatesTo"])?.text, r.messageId);
+  });
+});
+
+Deno.test("the test server answers the shell quota as Windows does (WinRb wmi_error_v2.xml)", async () => {
+  await withServer({ allowUnencrypted: true, maxShellsPerUser: 0 }, async (s) => {
+    const r = await rawPost(s, Action.create, "<rsp:Shell/>");
+    assertEquals(r.status, 500);
+    const fault = path(r.env, [NS.s, "Body"], [NS.s, "Fault"]);
+    assertEquals(path(fault, [NS.s, "Code"], [NS.s, "Value"])?.text, "s:Sender");
+    assertEquals(path(fault, [NS.s, "Code"], [NS.s, "Subcode"], [NS.s, "Value"])?.text, "w:QuotaLimit");
+    const wmi = path(fault, [NS.s, "Detail"], [NS.wmiError, "MSFT_WmiError"]);
+    assertEquals(child(wmi, NS.wmiError, "error_Code")?.text, "2150859173");
+    assertEquals(child(wmi, NS.wmiError, "MessageID")?.text, "HRESULT 0x803381a5");
+    assertEquals(path(fault, [NS.s, "Detail"], [NS.f, "WSManFault"]), undefined);
+    assertEquals(path(r.env, [NS.s, "Header"], [NS.a, "RelatesTo"]), undefined);
+  });
+});
+
+Deno.test("winrm reports a Receive for a command the host does not know as invalid selectors", async () => {
+  await withServer({ https: true }, async (s) => {
+    const client = httpsClient(s);
+    try {
+      const shell = await client.createShell({});
+      const err = await client.receive(shell, "87E77BEB-6761-4C48-9D70-A00266B8459A").then(() => undefined, (e) => e);
+      assert(err instanceof WinrmFaultError, String(err));
+      assertEquals(err.fault.code, 2150858843);
+      assert(err.message.includes("no longer knows the shell or command"), err.message);
+      assert(err.message.includes("command identifier that does not exist"), err.message);
+      assertEquals(err.exitCode, 251);
+      await client.deleteShell(shell);
+    } finally {
+      client.close();
+    }
+  });
+});
+
 Deno.test("winrm explains the shell quota and access-denied faults", async () => {
   await withServer({ maxShellsPerUser: 0 }, async (s) => {
     const err = await open(ctxFor(s), { kind: "exec", command: "echo x" }).then(() => undefined, (e) => e);
     assert(err instanceof WinrmFaultError);
-    assert(/shell quota is used up.*2150859173.*maximum number of 0 concurrent shells/.test(err.message), err.message);
+    assert(
+      /shell quota is used up \(MSFT_WmiError 2150859173, 0x803381a5\): .*maximum number of 0 concurrent shells/.test(
+        err.message,
+      ),
+      err.message,
+    );
+    assertEquals(err.exitCode, 251);
   });
   await withServer({ denyAccess: true }, async (s) => {
     const err = await open(ctxFor(s), { kind: "exec", command: "echo x" }).then(() => undefined, (e) => e);

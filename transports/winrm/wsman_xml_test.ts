@@ -33,6 +33,27 @@ Deno.test("parseFault() reads the WSManFault code whatever the prefixes", () => 
   });
 });
 
+// the shell quota fault as WinRb/WinRM spec/stubs/responses/wmi_error_v2.xml records it (shortened): no
+// RelatesTo, no WSManFault, an MSFT_WmiError in s:Detail
+const QUOTA = `<s:Envelope xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"
+ xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">
+<s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action></s:Header><s:Body><s:Fault><s:Code>
+<s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:QuotaLimit</s:Value></s:Subcode></s:Code><s:Reason>
+<s:Text xml:lang="en-US">The maximum number of concurrent shells for this user has been exceeded. </s:Text></s:Reason>
+<s:Detail><p:MSFT_WmiError xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/MSFT_WmiError">
+<p:CIMStatusCode>27</p:CIMStatusCode><p:Message>This user is allowed a maximum number of 30 concurrent shells, which
+ has been exceeded. </p:Message><p:error_Code>2150859173</p:error_Code></p:MSFT_WmiError></s:Detail></s:Fault>
+</s:Body></s:Envelope>`;
+
+Deno.test("parseFault() reads an MSFT_WmiError detail as pywinrm does", () => {
+  assertEquals(parseFault(parseEnvelope(QUOTA)), {
+    subcode: "w:QuotaLimit",
+    code: 2150859173,
+    source: "MSFT_WmiError",
+    message: "This user is allowed a maximum number of 30 concurrent shells, which has been exceeded.",
+  });
+});
+
 Deno.test("parseEnvelope() resolves namespaces instead of trusting prefixes", () => {
   const fake = TIMED_OUT.replace('xmlns:env="http://www.w3.org/2003/05/soap-envelope"', 'xmlns:env="urn:other"');
   throws(() => parseEnvelope(fake), /not a SOAP envelope/);
