@@ -235,7 +235,7 @@ async function rawPost(
   const r = await fetch(s.url, {
     method: "POST",
     headers: {
-      Authorization: `Basic ${btoa(String.fromCharCode(...enc.encode(`alice:${PASSWORD}`)))}`,
+      Authorization: `Basic ${btoa(`alice:${PASSWORD}`)}`, // Latin-1, as windows-1252 has it
       "Content-Type": "application/soap+xml;charset=UTF-8",
     },
     body: soap,

@@ -90,6 +90,11 @@ export interface WinrmServerOptions {
   auth?: ("basic" | "negotiate")[];
   /** user name as the client sends it (NTLM: user and domain) and the password */
   user?: { name: string; domain: string; password: string };
+  /**
+   * the host's ANSI code page, which the WinRM service decodes Basic credentials with (see
+   * transports/winrm/basic_charset.ts); a WHATWG Encoding label, default windows-1252 (en-US Windows)
+   */
+  basicCharset?: string;
   /** AllowUnencrypted on the service: Basic and unsealed traffic over http */
   allowUnencrypted?: boolean;
   maxShellsPerUser?: number;
@@ -378,8 +383,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       } else return unauthorized();
     } else if (/^Basic /i.test(authz) && auth.includes("basic")) {
       if (!opts.https && !opts.allowUnencrypted) return unauthorized();
-      const [name, ...pw] = atob(authz.slice(6).trim()).split(":");
-      const pass = new TextDecoder().decode(Uint8Array.from(pw.join(":"), (ch) => ch.charCodeAt(0)));
+      const bytes = Uint8Array.from(atob(authz.slice(6).trim()), (ch) => ch.charCodeAt(0));
+      const [name, ...pw] = new TextDecoder(opts.basicCharset ?? "windows-1252").decode(bytes).split(":");
+      const pass = pw.join(":");
       const bare = name.replace(/^.*\\/, "").replace(/@.*$/, "");
       if (bare.toLowerCase() !== user.name.toLowerCase() || pass !== user.password) return unauthorized();
       conn.user = user.name;

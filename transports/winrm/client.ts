@@ -5,10 +5,11 @@
  *
  * @module
  */
-import { type RemoteError, TransportError } from "../../plugins/mod.ts";
+import { type RemoteError, TransportError, UsageError } from "../../plugins/mod.ts";
 import { createHash, randomUUID } from "node:crypto";
 import { concat, NtlmClient, NtlmError, type NtlmSession } from "./ntlm.ts";
 import { decryptMessage, ENCRYPTED_CONTENT_TYPE, EncryptionError, encryptMessage, isEncrypted } from "./encryption.ts";
+import { type BasicCharset, DEFAULT_BASIC_CHARSET, encodeBasic, isAscii } from "./basic_charset.ts";
 import {
   HttpConnection,
   HttpError,
@@ -43,6 +44,8 @@ export interface WinrmSettings {
   /** the endpoint, e.g. `http://win01:5985/wsman` */
   url: URL;
   auth: "basic" | "negotiate";
+  /** the code page Basic credentials are sent in (the host's ANSI code page); default windows-1252 */
+  basicCharset?: BasicCharset;
   /** as typed: `DOMAIN\user`, `user@domain` or `user` */
   username: string;
   password: string;
@@ -110,9 +113,7 @@ class WsmanConnection {
       "Connection": "Keep-Alive",
     };
     let body: Uint8Array = te.encode(soap);
-    if (s.auth === "basic") {
-      headers["Authorization"] = `Basic ${btoa(String.fromCharCode(...te.encode(`${s.username}:${s.password}`)))}`;
-    }
+    if (s.auth === "basic") headers["Authorization"] = `Basic ${b64(this.client.basicCredentials())}`;
     if (this.#session) {
       headers["Content-Type"] = ENCRYPTED_CONTENT_TYPE;
       body = encryptMessage(this.#session, body);
@@ -293,9 +294,31 @@ export class WinrmClient {
 
   /** the error for rejected credentials */
   accessDenied(): TransportError {
-    return new TransportError(`access denied for ${this.settings.username} at ${this.settings.url.host}`, {
+    const s = this.settings;
+    const charset = s.basicCharset ?? DEFAULT_BASIC_CHARSET;
+    return new TransportError(`access denied for ${s.username} at ${s.url.host}`, {
       layer: "auth",
-      hint: "check the user name and password (--credential DOMAIN\\user), and that the account may use WinRM",
+      hint: s.auth === "basic" && !isAscii(`${s.username}${s.password}`)
+        ? `the credentials are not ASCII and were sent in ${charset}; Windows decodes Basic credentials in its ` +
+          "ANSI code page: pass --basic-charset with the host's (e.g. windows-1251), or use --authentication Negotiate"
+        : "check the user name and password (--credential DOMAIN\\user), and that the account may use WinRM",
+    });
+  }
+
+  /**
+   * `user:password` in the Basic charset.
+   *
+   * @throws {UsageError} when a character has no code in it (the message never shows the password)
+   */
+  basicCredentials(): Uint8Array {
+    const s = this.settings;
+    const charset = s.basicCharset ?? DEFAULT_BASIC_CHARSET;
+    const bytes = encodeBasic(`${s.username}:${s.password}`, charset);
+    if (bytes) return bytes;
+    const which = encodeBasic(s.username, charset) ? "password" : "user name";
+    throw new UsageError(`the ${which} has characters that ${charset} cannot encode for Basic authentication`, {
+      hint: "pass --basic-charset with the host's ANSI code page (e.g. windows-1251 for Cyrillic), " +
+        "or use --authentication Negotiate, which sends Unicode",
     });
   }
 
