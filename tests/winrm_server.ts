@@ -41,8 +41,16 @@
  * are not yet received, as a writer to a full pipe does, so one ReceiveResponse stays within the
  * default MaxEnvelopeSizekb (500).
  *
+ * Faults have the shapes of the captures: an unknown ShellId or CommandId is s:Sender/w:InvalidSelectors
+ * with w:FaultDetail UnexpectedSelectors (pypsrp tests/tests_pypsrp/responses/test_winrs_bad_cmd_id.yml),
+ * the shell quota s:Sender/w:QuotaLimit with an MSFT_WmiError detail and no RelatesTo (WinRb/WinRM
+ * spec/stubs/responses/wmi_error_v2.xml). Basic credentials are decoded in the host's ANSI code page
+ * (`basicCharset`). pywinrm 0.3.0 (Basic, and NTLM with message encryption) runs commands against it and
+ * reads both faults as it reads Windows'.
+ *
  * Hostile modes (for tests) replace the reply to one operation: a DOCTYPE/entity bomb, a truncated
- * body, garbage, a wrong RelatesTo, or no answer at all.
+ * body, garbage, a wrong RelatesTo, a reply without its payload, 200,000 empty elements, floods (no
+ * length, endless header, huge Content-Length), or no answer at all.
  *
  * @module
  */
