@@ -8,9 +8,12 @@ import {
   Action,
   buildEnvelope,
   child,
+  commandBody,
   NS,
+  parseCommandResponse,
   parseCreateResponse,
   parseEnvelope,
+  parseReceiveResponse,
   receiveBody,
   type XmlElement,
 } from "../transports/winrm/wsman_xml.ts";
@@ -221,7 +224,7 @@ async function rawPost(
   action: string,
   body: string,
   selectors?: Record<string, string>,
-): Promise<{ status: number; env: XmlElement; messageId: string }> {
+): Promise<{ status: number; env: XmlElement; messageId: string; bytes: number }> {
   const messageId = `uuid:${crypto.randomUUID().toUpperCase()}`;
   const soap = buildEnvelope({
     action,
@@ -240,7 +243,8 @@ async function rawPost(
     },
     body: soap,
   });
-  return { status: r.status, env: parseEnvelope(await r.text()), messageId };
+  const text = await r.text();
+  return { status: r.status, env: parseEnvelope(text), messageId, bytes: new TextEncoder().encode(text).length };
 }
 
 const path = (el: XmlElement | undefined, ...steps: [string, string][]) =>
@@ -278,6 +282,34 @@ Deno.test("the test server answers the shell quota as Windows does (WinRb wmi_er
     assertEquals(child(wmi, NS.wmiError, "MessageID")?.text, "HRESULT 0x803381a5");
     assertEquals(path(fault, [NS.s, "Detail"], [NS.f, "WSManFault"]), undefined);
     assertEquals(path(r.env, [NS.s, "Header"], [NS.a, "RelatesTo"]), undefined);
+  });
+});
+
+Deno.test("the test server keeps each ReceiveResponse within the MaxEnvelopeSize asked for", async () => {
+  await withServer({ allowUnencrypted: true }, async (s) => {
+    const shellId = parseCreateResponse((await rawPost(s, Action.create, "<rsp:Shell/>")).env);
+    const n = 600_000;
+    const cmd = await rawPost(
+      s,
+      Action.command,
+      commandBody(
+        `powershell.exe -NoProfile -NonInteractive -Command "[Console]::OpenStandardOutput().Write([byte[]]::new(${n}), 0, ${n})"`,
+      ),
+      { ShellId: shellId },
+    );
+    const commandId = parseCommandResponse(cmd.env);
+    let got = 0;
+    let receives = 0;
+    for (;;) {
+      const r = await rawPost(s, Action.receive, receiveBody(commandId), { ShellId: shellId });
+      receives++;
+      assert(r.bytes <= 153_600, `a reply of ${r.bytes} bytes`);
+      const result = parseReceiveResponse(r.env, commandId);
+      for (const c of result.chunks) got += c.data.length;
+      if (result.done) break;
+    }
+    assertEquals(got, n);
+    assert(receives >= 5, `${receives} receives`);
   });
 });
 

@@ -38,8 +38,9 @@
  *
  * The `>&2 echo`, `ping -n` and `powershell.exe -Command` rows are the conformance suite's cmd.exe
  * recipes (plugins/conformance.ts `WINDOWS_CMD_COMMANDS`). Their binary output waits while 256 KiB
- * are not yet received, as a writer to a full pipe does, so one ReceiveResponse stays within the
- * default MaxEnvelopeSizekb (500).
+ * are not yet received, as a writer to a full pipe does. A ReceiveResponse carries as much output as
+ * fits the w:MaxEnvelopeSize of its request (DSP0226 6.2; at most MaxEnvelopeSizekb, 500) and the rest
+ * goes with the next one; Done comes with the last.
  *
  * Faults have the shapes of the captures: an unknown ShellId or CommandId is s:Sender/w:InvalidSelectors
  * with w:FaultDetail UnexpectedSelectors (pypsrp tests/tests_pypsrp/responses/test_winrs_bad_cmd_id.yml),
@@ -72,7 +73,7 @@ import {
 import { Rc4 } from "../transports/winrm/rc4.ts";
 import { tlsChannelBindings } from "../transports/winrm/client.ts";
 import { decryptMessage, encryptMessage, isEncrypted } from "../transports/winrm/encryption.ts";
-import { child, NS, parseEnvelope, type XmlElement } from "../transports/winrm/wsman_xml.ts";
+import { child, NS, parseEnvelope, toBase64, type XmlElement } from "../transports/winrm/wsman_xml.ts";
 
 /** Ways the server misbehaves on purpose. */
 export type HostileMode =
@@ -423,6 +424,8 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     const op = action.slice(action.lastIndexOf("/") + 1);
     stats.byAction[op] = (stats.byAction[op] ?? 0) + 1;
     const timeoutMs = parseDuration(child(header, NS.w, "OperationTimeout")?.text ?? "PT60S");
+    // a reply stays within the w:MaxEnvelopeSize asked for (DSP0226 6.2), and within MaxEnvelopeSizekb (500)
+    const maxEnvelope = Math.min(Number(child(header, NS.w, "MaxEnvelopeSize")?.text) || 153_600, 512_000);
     const selectors = Object.fromEntries(
       (child(header, NS.w, "SelectorSet")?.children ?? []).map((s) => [s.attrs.Name, s.text]),
     );
@@ -453,7 +456,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       if (opts.denyAccess) throw fault("s:Sender", "w:AccessDenied", 2147942405, "Access is denied. ");
       result = {
         status: 200,
-        xml: await dispatch(op, body, selectors, options, timeoutMs, conn),
+        xml: await dispatch(op, body, selectors, options, timeoutMs, maxEnvelope, conn),
         relatesTo: messageId,
       };
     } catch (e) {
@@ -483,6 +486,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     sel: Record<string, string>,
     options: Record<string, string>,
     timeoutMs: number,
+    maxEnvelope: number,
     conn: Conn,
   ): Promise<string> {
     if (op === "Create") {
@@ -612,14 +616,29 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
         }
         // real hosts gather output for a moment before answering
         if (!p.done) await new Promise((r) => setTimeout(r, 5));
-        const chunks = p.out.splice(0);
+        // as much output as fits the envelope (the header and the closing CommandState take under 2 KB);
+        // the rest waits for the next Receive, and Done is not reported while output remains
+        let room = maxEnvelope - 2048;
         let xml = `<rsp:ReceiveResponse>`;
-        for (const c of chunks) {
-          xml += `<rsp:Stream Name="${c.stream}" CommandId="${p.id}">${
-            btoa(String.fromCharCode(...c.data))
-          }</rsp:Stream>`;
+        while (p.out.length) {
+          const c = p.out[0];
+          const stream = (data: Uint8Array) =>
+            `<rsp:Stream Name="${c.stream}" CommandId="${p.id}">${toBase64(data)}</rsp:Stream>`;
+          const cost = 100 + Math.ceil(c.data.length / 3) * 4;
+          if (cost <= room) {
+            xml += stream(c.data);
+            room -= cost;
+            p.out.shift();
+            continue;
+          }
+          const fits = Math.floor((room - 100) / 4) * 3;
+          if (fits > 0) {
+            xml += stream(c.data.subarray(0, fits));
+            c.data = c.data.subarray(fits);
+          }
+          break;
         }
-        if (p.done) {
+        if (p.done && !p.out.length) {
           xml += `<rsp:Stream Name="stdout" CommandId="${p.id}" End="true"></rsp:Stream>` +
             `<rsp:Stream Name="stderr" CommandId="${p.id}" End="true"></rsp:Stream>` +
             `<rsp:CommandState CommandId="${p.id}" State="${DONE}"><rsp:ExitCode>${p.exitCode}</rsp:ExitCode></rsp:CommandState>`;
