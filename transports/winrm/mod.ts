@@ -26,6 +26,7 @@ import {
   UsageError,
 } from "../../plugins/mod.ts";
 import { RECEIVE_TIMED_OUT, WinrmClient, type WinrmSettings } from "./client.ts";
+import { type BasicCharset, DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
 import { EchoFilter, LineEditor } from "./line_editor.ts";
 import { utf16le } from "./ntlm.ts";
 import { SignalCode, toBase64 } from "./wsman_xml.ts";
@@ -97,6 +98,7 @@ export function resolveSettings(ctx: OpenContext): ResolvedSettings {
   return {
     url,
     auth,
+    basicCharset: param<BasicCharset>(ctx, "BasicCharset") ?? DEFAULT_BASIC_CHARSET,
     username,
     tls: {
       verifyCa: param<boolean>(ctx, "SkipCACheck") !== true,
@@ -162,7 +164,9 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
     request.kind === "exec" ? request.command : undefined,
   );
   const password = await getPassword(ctx, resolved.username, resolved.url.hostname);
-  return await openWith(new WinrmClient({ ...resolved, password }), ctx.signal, request, commandLine);
+  const client = new WinrmClient({ ...resolved, password });
+  if (resolved.auth === "basic") client.basicCredentials(); // a charset that cannot carry them fails before connecting
+  return await openWith(client, ctx.signal, request, commandLine);
 }
 
 /** Opens the channel on an existing client (the part of {@linkcode open} tests and benchmarks drive). */
