@@ -228,3 +228,17 @@ Deno.test("remote enter --target with a key the service rejects exits 245 with o
   assertEquals(run.stdout, "");
   assertEquals(emu.stats.calls.StartSession, undefined, "a rejected signature is no session");
 });
+
+Deno.test("remote enter shows a CustomerMessage with control sequences escaped, one line per line", async () => {
+  // a hostile or careless banner: set the window title, clear the screen, ring the bell, a C1 CSI
+  const message = "\x1b]0;owned\x07\x1b[2J\x1b[Hwelcome\r\nsecond\x9b31m line\n";
+  await using emu = await startSsmEmulator({ customerMessage: message });
+  await using home = await tempHome();
+  const run = await runRemote(
+    ["enter", "--target", TARGET, "--endpoint-url", emu.endpoint, "--region", emu.region],
+    { env: awsEnv(home), stdin: "exit\n", timeoutMs: 30_000 },
+  );
+  assertEquals(run.code, 0, run.stderr);
+  assertEquals(run.stderr, "\\x1b]0;owned\\x07\\x1b[2J\\x1b[Hwelcome\nsecond\\x9b31m line\n");
+  match(run.stdout, /^\$ exit\r\n$/);
+});

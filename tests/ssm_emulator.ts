@@ -63,6 +63,8 @@ export interface SsmEmulatorOptions {
   /** `modern` (default), `legacy` (no handshake, old agent), `kms` (asks for KMS encryption) */
   handshake?: "modern" | "legacy" | "kms";
   agentVersion?: string;
+  /** the HandshakeComplete's CustomerMessage, shown to the user (default "") */
+  customerMessage?: string;
   /** send channel_closed with the 112-byte header (default true) */
   shortChannelClosed?: boolean;
 }
@@ -457,7 +459,9 @@ class Agent {
         }
         void this.#send(
           PT.hsDone,
-          te.encode(JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: "" })),
+          te.encode(
+            JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: this.#opts.customerMessage ?? "" }),
+          ),
         );
         this.#ready = true;
         this.#startSession();

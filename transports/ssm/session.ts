@@ -138,7 +138,9 @@ export class SsmSession {
         case PayloadType.handshakeComplete: {
           const body = parseJsonPayload(m.payload);
           const text = typeof body?.["CustomerMessage"] === "string" ? body["CustomerMessage"] : "";
-          if (text) options.notice(text);
+          // one notice per line: the sink escapes control characters, so a banner's line breaks would
+          // otherwise show as `\n`
+          for (const line of text.split(/\r?\n/)) if (line.trim() !== "") options.notice(line);
           isReady = true;
           setReady();
           return;
