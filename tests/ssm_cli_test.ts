@@ -6,7 +6,7 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, match, ok } from "node:assert/strict";
-import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
+import { blobBytes, startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
 
@@ -241,4 +241,71 @@ Deno.test("remote enter shows a CustomerMessage with control sequences escaped, 
   assertEquals(run.code, 0, run.stderr);
   assertEquals(run.stderr, "\\x1b]0;owned\\x07\\x1b[2J\\x1b[Hwelcome\nsecond\\x9b31m line\n");
   match(run.stdout, /^\$ exit\r\n$/);
+});
+
+Deno.test("remote enter under a flood of out-of-order frames, stdout not read, holds a bounded number of bytes and then delivers all of them", async () => {
+  const size = 24 * 1024 * 1024; // 384 frames of 64 KiB, the first held back until the others are sent
+  await using emu = await startSsmEmulator({ floodFrameBytes: 64 * 1024 });
+  await using home = await tempHome();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      MAIN,
+      "enter",
+      "--target",
+      TARGET,
+      "--endpoint-url",
+      emu.endpoint,
+      "--region",
+      emu.region,
+    ],
+    env: awsEnv(home),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  const stderr = new Response(child.stderr).text();
+  const stdin = child.stdin.getWriter();
+  try {
+    await stdin.write(new TextEncoder().encode(`flood ${size}\n`));
+    // nobody reads remote's stdout: wait until the agent is stuck resending what remote does not take,
+    // or (the defect) until remote has taken everything
+    while (emu.stats.outputBytesAcked < size && emu.stats.maxResendAttempts < 3) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const limit = 8 * 1024 * 1024; // 4 MiB out of order, 1 MiB queued for stdout, a pipe, frames in flight
+    ok(emu.stats.floodEarlyAckedBytes <= 4 * 1024 * 1024, `buffered out of order: ${emu.stats.floodEarlyAckedBytes}`);
+    ok(emu.stats.outputBytesAcked <= limit, `taken while stdout was not read: ${emu.stats.outputBytesAcked}`);
+
+    const expected = new Uint8Array([
+      ...new TextEncoder().encode(`$ flood ${size}\r\n`),
+      ...blobBytes(size),
+      ...new TextEncoder().encode("$ exit\r\n"),
+    ]);
+    const got = new Uint8Array(expected.length + 64);
+    let length = 0;
+    let exitSent = false;
+    for await (const chunk of child.stdout) {
+      got.set(chunk.subarray(0, got.length - length), length);
+      length += chunk.length;
+      if (!exitSent && length >= expected.length - "exit\r\n".length) {
+        exitSent = true;
+        await stdin.write(new TextEncoder().encode("exit\n"));
+        await stdin.close();
+      }
+    }
+    assertEquals((await child.status).code, 0, await stderr);
+    assertEquals(length, expected.length);
+    ok(got.subarray(0, length).every((b, i) => b === expected[i]), "the output differs from what the agent sent");
+  } finally {
+    clearTimeout(killer);
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await stderr.catch(() => {});
+  }
 });

@@ -63,6 +63,10 @@ export interface SsmEmulatorOptions {
   /** `modern` (default), `legacy` (no handshake, old agent), `kms` (asks for KMS encryption) */
   handshake?: "modern" | "legacy" | "kms";
   agentVersion?: string;
+  /** payload bytes per frame of the shell's `flood N` command (default 65536; the real agent sends ≤ 1024) */
+  floodFrameBytes?: number;
+  /** unacknowledged output frames before the agent waits (default 1000) */
+  agentWindow?: number;
   /** the HandshakeComplete's CustomerMessage, shown to the user (default "") */
   customerMessage?: string;
   /** send channel_closed with the 112-byte header (default true) */
@@ -81,6 +85,12 @@ export interface SsmEmulatorStats {
   smuxProtocolErrors: number;
   /** frames the agent put on the socket, resends and acks included */
   framesOut: number;
+  /** output payload bytes the client acknowledged (each frame once) */
+  outputBytesAcked: number;
+  /** payload bytes of a `flood` the client acknowledged before the frame that fills its gap: what it buffered */
+  floodEarlyAckedBytes: number;
+  /** the most resends of one output frame still unacknowledged */
+  maxResendAttempts: number;
   lastSize?: { cols: number; rows: number };
   clientVersions: string[];
   handshakeResponses: unknown[];
@@ -193,7 +203,8 @@ class Agent {
   #stats: SsmEmulatorStats;
   #ws?: WebSocket;
   #outSeq = 0;
-  #unacked = new Map<number, { frame: Frame; sentAt: number }>();
+  #unacked = new Map<number, { frame: Frame; sentAt: number; attempts: number }>();
+  #floodGap?: { seq: number; last: number };
   #windowWaiters: (() => void)[] = [];
   #expected = 0;
   #early = new Map<number, Frame>();
@@ -320,7 +331,7 @@ class Agent {
   }
 
   async #send(payloadType: number, payload: Uint8Array): Promise<void> {
-    while (this.#unacked.size >= 1000 && !this.#closed) {
+    while (this.#unacked.size >= (this.#opts.agentWindow ?? 1000) && !this.#closed) {
       await new Promise<void>((r) => this.#windowWaiters.push(r));
     }
     if (this.#closed) return;
@@ -333,7 +344,7 @@ class Agent {
       payloadType,
       payload,
     };
-    this.#unacked.set(seq, { frame, sentAt: Date.now() });
+    this.#unacked.set(seq, { frame, sentAt: Date.now(), attempts: 0 });
     this.#transmit(frame);
   }
 
@@ -378,6 +389,8 @@ class Agent {
       if (budget-- <= 0) break;
       if (now - u.sentAt < 1000) continue; // the agent's RTO cap; a loaded loop must not trigger a resend storm
       u.sentAt = now;
+      u.attempts++;
+      this.#stats.maxResendAttempts = Math.max(this.#stats.maxResendAttempts, u.attempts);
       this.#rawSend(frameBytes(u.frame));
     }
   }
@@ -402,7 +415,17 @@ class Agent {
     }
     if (f.type === "acknowledge") {
       const ack = JSON.parse(td.decode(f.payload));
-      if (this.#unacked.delete(ack.AcknowledgedMessageSequenceNumber)) {
+      const seq = ack.AcknowledgedMessageSequenceNumber;
+      const acked = this.#unacked.get(seq);
+      if (acked?.frame.payloadType === PT.output) {
+        this.#stats.outputBytesAcked += acked.frame.payload.length;
+        const gap = this.#floodGap;
+        if (gap && seq === gap.seq) this.#floodGap = undefined;
+        else if (gap && seq > gap.seq && seq <= gap.last) {
+          this.#stats.floodEarlyAckedBytes += acked.frame.payload.length;
+        }
+      }
+      if (this.#unacked.delete(seq)) {
         const w = this.#windowWaiters;
         this.#windowWaiters = [];
         w.forEach((r) => r());
@@ -513,6 +536,15 @@ class Agent {
     if (cmd === "") return void this.#out("$ ");
     if (cmd === "echo") return void this.#out(args.join(" ") + "\r\n$ ");
     if (cmd === "stty" && args[0] === "size") return void this.#out(`${this.#size.rows} ${this.#size.cols}\r\n$ `);
+    if (cmd === "flood") {
+      // `flood N`: N bytes as `blob` prints them, in large frames, the first one held back until all the
+      // others are on the socket: the client must buffer them out of order (or refuse some), then catch up
+      const bytes = blobBytes(Number(args[0] ?? 0));
+      this.#outChain = this.#outChain.then(() => this.#sendGapped(bytes)).then(() =>
+        this.#send(PT.output, te.encode("$ "))
+      );
+      return;
+    }
     if (cmd === "blob") {
       // `blob N`: N deterministic bytes, then the prompt
       void this.#out(blobBytes(Number(args[0] ?? 0))).then(() => this.#out("$ "));
@@ -524,6 +556,40 @@ class Agent {
       return;
     }
     void this.#out(`sh: ${cmd}: command not found\r\n$ `);
+  }
+
+  async #sendGapped(bytes: Uint8Array): Promise<void> {
+    const size = this.#opts.floodFrameBytes ?? 65536;
+    let gap: Frame | undefined;
+    const sendGap = () => {
+      if (gap) this.#rawSend(frameBytes(gap));
+      gap = undefined;
+    };
+    for (let at = 0; at < bytes.length; at += size) {
+      while (this.#unacked.size >= (this.#opts.agentWindow ?? 1000) && !this.#closed) {
+        sendGap(); // a full window must not wait for the frame held back
+        await new Promise<void>((r) => this.#windowWaiters.push(r));
+      }
+      if (this.#closed) return;
+      const seq = this.#outSeq++;
+      const frame: Frame = {
+        type: "output_stream_data",
+        seq,
+        flags: 0,
+        id: randomUUID(),
+        payloadType: PT.output,
+        payload: bytes.slice(at, at + size),
+      };
+      this.#unacked.set(seq, { frame, sentAt: Date.now(), attempts: 0 });
+      if (at === 0) {
+        gap = frame;
+        this.#floodGap = { seq, last: seq };
+        continue;
+      }
+      if (this.#floodGap) this.#floodGap.last = seq;
+      this.#rawSend(frameBytes(frame));
+    }
+    sendGap();
   }
 
   async #drained(): Promise<void> {
@@ -785,6 +851,9 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     inputDuplicates: 0,
     smuxProtocolErrors: 0,
     framesOut: 0,
+    outputBytesAcked: 0,
+    floodEarlyAckedBytes: 0,
+    maxResendAttempts: 0,
     clientVersions: [],
     handshakeResponses: [],
   };

@@ -30,6 +30,13 @@ export const CLIENT_VERSION = "1.2.694.0";
 /** The payload size the plugin reads stdin and sockets in (`StreamDataPayloadSize`). */
 export const STREAM_DATA_PAYLOAD_SIZE = 1024;
 
+/**
+ * The largest WebSocket message accepted. The agent's frames carry at most 1 KiB of payload
+ * (`StreamDataPayloadSize`); the `ws` default (100 MiB) would let one frame of a broken or hostile
+ * peer take that much memory before it is even parsed.
+ */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
 /** A fresh endpoint to dial after a drop. */
 export interface StreamGrant {
   streamUrl: string;
@@ -66,6 +73,8 @@ export interface DataChannelStats {
   badDigests: number;
   unknownTypes: number;
   resumes: number;
+  /** early messages left unacknowledged because the receive buffer was full */
+  refused: number;
 }
 
 const MAX_CONSECUTIVE_MALFORMED = 64;
@@ -88,7 +97,7 @@ function toBytes(data: unknown): Uint8Array | undefined {
 
 function dial(url: string, token: string, clientId: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { handshakeTimeout: 30_000 });
+    const ws = new WebSocket(url, { handshakeTimeout: 30_000, maxPayload: MAX_FRAME_BYTES });
     const fail = (error: Error) => {
       ws.removeAllListeners();
       ws.on("error", () => {});
@@ -145,6 +154,7 @@ export class DataChannel {
     badDigests: 0,
     unknownTypes: 0,
     resumes: 0,
+    refused: 0,
   };
   #options: DataChannelOptions;
   #clientId = crypto.randomUUID();
@@ -156,6 +166,7 @@ export class DataChannel {
   #paused = false;
   #ended = false;
   #reconnecting = false;
+  #readingPaused = false;
   #consecutiveMalformed = 0;
   #waiters: (() => void)[] = [];
   #timer: ReturnType<typeof setInterval>;
@@ -184,13 +195,41 @@ export class DataChannel {
     return this.#ended;
   }
 
+  /**
+   * Stops reading the socket, for output backpressure: what the agent sends meanwhile waits in TCP
+   * buffers and in the agent's own send buffer (it resends what stays unacknowledged), not here.
+   * Messages `ws` had already read are still delivered.
+   */
+  pauseReading(): void {
+    if (this.#readingPaused) return;
+    this.#readingPaused = true;
+    this.#ws?.pause();
+  }
+
+  /** Reads the socket again after {@linkcode DataChannel.pauseReading}. */
+  resumeReading(): void {
+    if (!this.#readingPaused) return;
+    this.#readingPaused = false;
+    this.#ws?.resume();
+  }
+
   #attach(ws: WebSocket): void {
     this.#ws = ws;
+    if (this.#readingPaused) ws.pause();
     ws.on("message", (data: unknown) => {
       const bytes = toBytes(data);
       if (bytes) this.#receive(bytes);
     });
-    ws.on("error", () => {}); // a close event follows; it decides
+    ws.on("error", (error: Error & { code?: string }) => {
+      // otherwise a close event follows and decides; a frame over the limit would come again after a resume
+      if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        this.#fail(
+          new TransportError(`the SSM data channel sent a frame larger than ${MAX_FRAME_BYTES} bytes`, {
+            layer: "protocol",
+          }),
+        );
+      }
+    });
     ws.on("close", () => {
       if (this.#ws !== ws) return;
       this.#ws = undefined;
@@ -275,8 +314,9 @@ export class DataChannel {
     if (!message.digestOk) this.stats.badDigests++; // tolerated: some agent versions send wrong digests
     switch (message.messageType) {
       case MessageType.output: {
-        const result = this.#rx.accept(message.sequenceNumber, message);
+        const result = this.#rx.accept(message.sequenceNumber, message, message.payload.length);
         if (result.duplicate) this.stats.duplicates++;
+        else if (!result.ack) this.stats.refused++;
         if (result.ack) this.#transmit(encodeAcknowledge(message));
         for (const m of result.deliver) {
           if (this.#ended) break;

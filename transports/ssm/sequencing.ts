@@ -127,24 +127,36 @@ export interface ReceiveResult<T> {
 }
 
 /**
+ * The bytes of early (out-of-order) payloads the receiver holds. The plugin bounds the buffer by count
+ * only (10000 messages), which a peer sending large frames turns into hundreds of megabytes; beyond
+ * this the receiver leaves messages unacknowledged and the agent resends them once the gap is filled.
+ * The agent's own payloads are at most 1 KiB, so 4 MiB holds about 4000 of them.
+ */
+export const EARLY_BYTES_LIMIT = 4 * 1024 * 1024;
+
+/**
  * Orders incoming stream data: delivers the expected sequence number and any buffered successors,
- * buffers early messages (up to `capacity`, 10000 in the plugin), and reports duplicates.
+ * buffers early messages (up to `capacity` messages, 10000 as in the plugin, and `maxBytes` bytes),
+ * and reports duplicates.
  *
  * @example Early message held until the gap fills
  * ```ts
  * import { ReceiveBuffer } from "./sequencing.ts";
  * const rx = new ReceiveBuffer<string>();
- * console.assert(rx.accept(1, "b").deliver.length === 0);
- * console.assert(rx.accept(0, "a").deliver.join("") === "ab");
+ * console.assert(rx.accept(1, "b", 1).deliver.length === 0);
+ * console.assert(rx.accept(0, "a", 1).deliver.join("") === "ab");
  * ```
  */
 export class ReceiveBuffer<T> {
   #expected = 0;
-  #early = new Map<number, T>();
+  #early = new Map<number, { item: T; size: number }>();
+  #earlyBytes = 0;
   readonly capacity: number;
+  readonly maxBytes: number;
 
-  constructor(capacity = 10000) {
+  constructor(capacity = 10000, maxBytes: number = EARLY_BYTES_LIMIT) {
     this.capacity = capacity;
+    this.maxBytes = maxBytes;
   }
 
   /** the next sequence number to deliver */
@@ -152,22 +164,31 @@ export class ReceiveBuffer<T> {
     return this.#expected;
   }
 
-  /** takes one message */
-  accept(sequenceNumber: number, item: T): ReceiveResult<T> {
+  /** the payload bytes of early messages held now */
+  get earlyBytes(): number {
+    return this.#earlyBytes;
+  }
+
+  /** takes one message of `size` payload bytes */
+  accept(sequenceNumber: number, item: T, size = 0): ReceiveResult<T> {
     if (sequenceNumber < this.#expected || this.#early.has(sequenceNumber)) {
       // a duplicate: ack again, since the first ack may have been lost
       return { ack: true, deliver: [], duplicate: true };
     }
     if (sequenceNumber > this.#expected) {
-      if (this.#early.size >= this.capacity) return { ack: false, deliver: [], duplicate: false };
-      this.#early.set(sequenceNumber, item);
+      if (this.#early.size >= this.capacity || this.#earlyBytes + size > this.maxBytes) {
+        return { ack: false, deliver: [], duplicate: false };
+      }
+      this.#early.set(sequenceNumber, { item, size });
+      this.#earlyBytes += size;
       return { ack: true, deliver: [], duplicate: false };
     }
     const deliver = [item];
     this.#expected++;
     for (let next = this.#early.get(this.#expected); next !== undefined; next = this.#early.get(this.#expected)) {
       this.#early.delete(this.#expected);
-      deliver.push(next);
+      this.#earlyBytes -= next.size;
+      deliver.push(next.item);
       this.#expected++;
     }
     return { ack: true, deliver, duplicate: false };

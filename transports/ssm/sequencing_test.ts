@@ -31,6 +31,18 @@ Deno.test("ReceiveBuffer does not acknowledge early messages beyond its capacity
   assert.deepEqual(rx.accept(3, "d").deliver, ["d"]);
 });
 
+Deno.test("ReceiveBuffer bounds early messages by bytes, not only by count", () => {
+  const rx = new ReceiveBuffer<string>(10000, 100);
+  assert.equal(rx.accept(1, "b", 60).ack, true);
+  assert.deepEqual(rx.accept(2, "c", 60), { ack: false, deliver: [], duplicate: false }, "160 bytes > 100");
+  assert.equal(rx.accept(3, "d", 40).ack, true, "exactly 100 bytes fit");
+  assert.equal(rx.earlyBytes, 100);
+  assert.deepEqual(rx.accept(0, "a", 60).deliver, ["a", "b"]);
+  assert.equal(rx.earlyBytes, 40, "delivered messages free their bytes");
+  assert.deepEqual(rx.accept(2, "c", 60).deliver, ["c", "d"], "the resend fills the gap");
+  assert.equal(rx.earlyBytes, 0);
+});
+
 Deno.test("SendBuffer matches acks by sequence number and ignores unknown or repeated ones", () => {
   const tx = new SendBuffer();
   tx.add(0, frame(0), 0);

@@ -291,6 +291,19 @@ export class SsmSession {
     return next;
   }
 
+  /**
+   * Stops taking output from the agent until {@linkcode SsmSession.resumeOutput}: the caller's
+   * consumer is not draining (stdout piped to a slow reader, a local socket not read).
+   */
+  pauseOutput(): void {
+    this.#dc.pauseReading();
+  }
+
+  /** Takes output again after {@linkcode SsmSession.pauseOutput}. */
+  resumeOutput(): void {
+    this.#dc.resumeReading();
+  }
+
   /** sends a terminal size (`{"cols","rows"}`) */
   resize(columns: number, rows: number): Promise<void> {
     return this.#send(PayloadType.size, new TextEncoder().encode(JSON.stringify({ cols: columns, rows })));
