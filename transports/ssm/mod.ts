@@ -52,6 +52,7 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   let stderrCtl!: ReadableStreamDefaultController<Uint8Array>;
   // backpressure: a queue over its high-water mark pauses the data channel, a pull resumes it
   const cancelled = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  // deno-lint-ignore prefer-const -- assigned once started; the stream callbacks defined before read it
   let session: SsmSession | undefined;
   const full = (c: ReadableStreamDefaultController<Uint8Array>) => !cancelled.has(c) && (c.desiredSize ?? 1) <= 0;
   const flow = () => {
