@@ -309,3 +309,124 @@ Deno.test("remote enter under a flood of out-of-order frames, stdout not read, h
     await stderr.catch(() => {});
   }
 });
+
+/** A TCP server that, on each connection, sends `reply` at once and reads `expect` bytes, then closes it. */
+function startTalkingServer(expect: number, reply: Uint8Array) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const received: Uint8Array[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const got = new Uint8Array(expect);
+        let at = 0;
+        const writing = (async () => {
+          for (let off = 0; off < reply.length;) off += await conn.write(reply.subarray(off));
+        })();
+        while (at < expect) {
+          const n = await conn.read(got.subarray(at));
+          if (n === null) break;
+          at += n;
+        }
+        await writing;
+        received.push(got.subarray(0, at));
+      })().catch(() => {}).finally(() => {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      });
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    received,
+    async close() {
+      listener.close();
+      await serving.catch(() => {});
+    },
+  };
+}
+
+Deno.test("remote forward to an agent without smux (3.0.196.0) carries raw bytes both ways, byte for byte, connection after connection", async () => {
+  await using emu = await startSsmEmulator({ agentVersion: "3.0.196.0" });
+  await using home = await tempHome();
+  const up = blobBytes(300_000).map((b, i) => b ^ (i & 0x1f));
+  const down = blobBytes(200_000);
+  const server = startTalkingServer(up.length, down);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      MAIN,
+      "forward",
+      "--target",
+      TARGET,
+      "--local-port",
+      "0",
+      "--remote-port",
+      String(server.port),
+      "--endpoint-url",
+      emu.endpoint,
+      "--region",
+      emu.region,
+    ],
+    env: awsEnv(home),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const stdout = new Response(child.stdout).text();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  try {
+    let announced: RegExpExecArray | null = null;
+    while (!announced) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`remote forward ended early: ${stderr}`);
+      stderr += value;
+      announced = /^remote: forwarding 127\.0\.0\.1:(\d+) to /m.exec(stderr);
+    }
+    const port = Number(announced[1]);
+    for (let round = 1; round <= 2; round++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        const got = new Uint8Array(down.length);
+        const reading = (async () => {
+          let at = 0;
+          while (at < got.length) {
+            const n = await conn.read(got.subarray(at));
+            if (n === null) throw new Error(`round ${round}: the connection ended after ${at} bytes`);
+            at += n;
+          }
+        })();
+        for (let off = 0; off < up.length;) off += await conn.write(up.subarray(off));
+        await reading;
+        ok(got.every((b, i) => b === down[i]), `round ${round}: the bytes from the server differ`);
+      } finally {
+        conn.close();
+      }
+      // the server has what it read once its connection is done
+      for (let i = 0; i < 200 && server.received.length < round; i++) await new Promise((r) => setTimeout(r, 50));
+      assertEquals(server.received[round - 1]?.length, up.length, `round ${round}: bytes the server read`);
+      ok(server.received[round - 1].every((b, i) => b === up[i]), `round ${round}: the bytes to the server differ`);
+    }
+    assertEquals(emu.stats.portMode, "basic");
+    assertEquals(emu.stats.smuxProtocolErrors, 0);
+    assertEquals(emu.stats.basicDials, 2, "one destination connection per local connection");
+    child.kill("SIGINT");
+    const status = await child.status;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) stderr += r.value;
+    assertEquals(status.code, 0, stderr);
+    assertEquals(await stdout, "");
+  } finally {
+    clearTimeout(killer);
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await reader.cancel().catch(() => {});
+    await stdout.catch(() => {});
+    await server.close();
+  }
+});
