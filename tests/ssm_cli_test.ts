@@ -347,7 +347,9 @@ function startTalkingServer(expect: number, reply: Uint8Array) {
 }
 
 Deno.test("remote forward to an agent without smux (3.0.196.0) carries raw bytes both ways, byte for byte, connection after connection", async () => {
-  await using emu = await startSsmEmulator({ agentVersion: "3.0.196.0" });
+  // and the socket drops once before the agent could acknowledge the 5th data message, which it then
+  // discards when it comes again (agents before 3.2.1041.0 do not ack processed input again)
+  await using emu = await startSsmEmulator({ agentVersion: "3.0.196.0", faults: { loseInputAck: 5 } });
   await using home = await tempHome();
   const up = blobBytes(300_000).map((b, i) => b ^ (i & 0x1f));
   const down = blobBytes(200_000);
@@ -414,6 +416,8 @@ Deno.test("remote forward to an agent without smux (3.0.196.0) carries raw bytes
     assertEquals(emu.stats.portMode, "basic");
     assertEquals(emu.stats.smuxProtocolErrors, 0);
     assertEquals(emu.stats.basicDials, 2, "one destination connection per local connection");
+    assertEquals(emu.stats.resumes, 1);
+    ok(emu.stats.inputDiscarded >= 1, "the agent discarded the message whose ack was lost");
     child.kill("SIGINT");
     const status = await child.status;
     for (let r = await reader.read(); !r.done; r = await reader.read()) stderr += r.value;

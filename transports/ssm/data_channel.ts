@@ -61,6 +61,8 @@ export interface DataChannelOptions {
   maxAttempts?: number;
   /** attempts to resume after one drop (plugin: 5) */
   resumeAttempts?: number;
+  /** the channel was resumed and everything unacknowledged sent again */
+  onResumed?(): void;
 }
 
 /** Counters, for tests and `REMOTE_DEBUG`. */
@@ -75,6 +77,8 @@ export interface DataChannelStats {
   resumes: number;
   /** early messages left unacknowledged because the receive buffer was full */
   refused: number;
+  /** input messages settled by a later ack (an agent that discards what it has processed) */
+  impliedAcks: number;
 }
 
 const MAX_CONSECUTIVE_MALFORMED = 64;
@@ -155,6 +159,7 @@ export class DataChannel {
     unknownTypes: 0,
     resumes: 0,
     refused: 0,
+    impliedAcks: 0,
   };
   #options: DataChannelOptions;
   #clientId = crypto.randomUUID();
@@ -237,11 +242,25 @@ export class DataChannel {
     });
   }
 
-  #transmit(frame: Uint8Array): void {
+  #transmit(frame: Uint8Array, sequenceNumber?: number): void {
     const ws = this.#ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     this.stats.framesOut++;
     ws.send(frame);
+    if (sequenceNumber !== undefined) this.#tx.sent(sequenceNumber);
+  }
+
+  /**
+   * Set once the agent is known to discard input it has already processed without acknowledging
+   * it again (agents before 3.2.1041.0, aws/amazon-ssm-agent commit b0e8d778): a later ack then
+   * settles older messages, or a message whose ack was lost in a dropped connection would be resent
+   * until the session is given up.
+   */
+  agentDiscardsProcessedInput = false;
+
+  /** stream data messages sent and not yet acknowledged */
+  get pendingInput(): number {
+    return this.#tx.size;
   }
 
   /**
@@ -267,7 +286,7 @@ export class DataChannel {
       payload,
     });
     this.#tx.add(sequenceNumber, frame, Date.now());
-    if (!this.#paused) this.#transmit(frame);
+    if (!this.#paused) this.#transmit(frame, sequenceNumber);
   }
 
   #wake(): void {
@@ -280,7 +299,7 @@ export class DataChannel {
     if (this.#ended || this.#paused || !this.#ws) return;
     // only the oldest, as the plugin does (`ResendStreamDataMessageScheduler`): the socket is TCP, so a
     // late ack means a busy peer, and resending the whole window would only add to its load
-    const { frames, exhausted } = this.#tx.due(Date.now(), 1);
+    const { frames, sequenceNumbers, exhausted } = this.#tx.due(Date.now(), 1);
     if (exhausted || this.#tx.oldestAttempts > (this.#options.maxAttempts ?? Retransmission.maxAttempts)) {
       this.#fail(
         new TransportError("the SSM agent stopped acknowledging input", {
@@ -291,7 +310,7 @@ export class DataChannel {
       return;
     }
     this.stats.resent += frames.length;
-    for (const frame of frames) this.#transmit(frame);
+    frames.forEach((frame, i) => this.#transmit(frame, sequenceNumbers[i]));
   }
 
   #receive(bytes: Uint8Array): void {
@@ -327,7 +346,10 @@ export class DataChannel {
       case MessageType.acknowledge: {
         const ack = parseJsonPayload(message.payload);
         const seq = ack?.["AcknowledgedMessageSequenceNumber"];
-        if (typeof seq === "number" && this.#tx.acknowledge(seq, Date.now())) this.#wake();
+        if (typeof seq === "number" && this.#tx.acknowledge(seq, Date.now(), this.agentDiscardsProcessedInput)) {
+          this.stats.impliedAcks = this.#tx.impliedAcks;
+          this.#wake();
+        }
         if (this.#paused) this.#unpause(); // the agent also resumes on any incoming ack
         return;
       }
@@ -351,7 +373,7 @@ export class DataChannel {
 
   #unpause(): void {
     this.#paused = false;
-    for (const frame of this.#tx.all(Date.now())) this.#transmit(frame);
+    for (const { sequenceNumber, frame } of this.#tx.all(Date.now())) this.#transmit(frame, sequenceNumber);
   }
 
   async #reconnect(): Promise<void> {
@@ -379,10 +401,14 @@ export class DataChannel {
           break;
         }
         this.stats.resumes++;
+        this.#tx.newConnection();
         this.#attach(ws);
         this.#reconnecting = false;
         // sequence numbers and buffers are kept; everything unacknowledged goes again
-        if (!this.#paused) { for (const frame of this.#tx.all(Date.now())) this.#transmit(frame); }
+        if (!this.#paused) {
+          for (const { sequenceNumber, frame } of this.#tx.all(Date.now())) this.#transmit(frame, sequenceNumber);
+        }
+        this.#options.onResumed?.();
         return;
       } catch (error) {
         lastError = error;

@@ -27,6 +27,9 @@ interface Pending {
   firstSentAt: number;
   lastSentAt: number;
   attempts: number;
+  /** the connection it was last put on, and the place of its first transmission there */
+  connection: number;
+  order: number;
 }
 
 /**
@@ -47,6 +50,9 @@ export class SendBuffer {
   #rtt: number = Retransmission.initialRttMs;
   #rttVariance = 0;
   #rto: number = Retransmission.initialRtoMs;
+  #connection = 0;
+  #order = 0;
+  #implied = 0;
 
   /** the current retransmission timeout in milliseconds */
   get rtoMs(): number {
@@ -60,19 +66,59 @@ export class SendBuffer {
 
   /** remembers a message just sent */
   add(sequenceNumber: number, frame: Uint8Array, now: number): void {
-    this.#pending.set(sequenceNumber, { sequenceNumber, frame, firstSentAt: now, lastSentAt: now, attempts: 0 });
+    this.#pending.set(sequenceNumber, {
+      sequenceNumber,
+      frame,
+      firstSentAt: now,
+      lastSentAt: now,
+      attempts: 0,
+      connection: -1,
+      order: 0,
+    });
+  }
+
+  /** a new connection (after a resume): transmission order starts over */
+  newConnection(): void {
+    this.#connection++;
+  }
+
+  /** records that the message was put on the current connection */
+  sent(sequenceNumber: number): void {
+    const entry = this.#pending.get(sequenceNumber);
+    if (!entry || entry.connection === this.#connection) return;
+    entry.connection = this.#connection;
+    entry.order = ++this.#order;
   }
 
   /**
    * Removes an acknowledged message; returns false for unknown or repeated acks. The RTT sample is
    * taken only from messages sent once (Karn), so a resend's ack cannot shrink the timeout.
+   *
+   * With `impliesEarlier` (agents that discard input they have already processed without a new ack,
+   * before 3.2.1041.0) the ack also settles every older message put on this connection before this
+   * one: the agent handles messages in the order they arrive and acks each it takes, so one it passed
+   * over in silence is one it had processed, whose ack was lost with an earlier connection.
    */
-  acknowledge(sequenceNumber: number, now: number): boolean {
+  acknowledge(sequenceNumber: number, now: number, impliesEarlier = false): boolean {
     const entry = this.#pending.get(sequenceNumber);
     if (!entry) return false;
     this.#pending.delete(sequenceNumber);
     if (entry.attempts === 0) this.#sample(now - entry.firstSentAt);
+    if (impliesEarlier && entry.connection === this.#connection) {
+      for (const older of this.#pending.values()) {
+        if (older.sequenceNumber > sequenceNumber) break;
+        if (older.connection === this.#connection && older.order < entry.order) {
+          this.#pending.delete(older.sequenceNumber);
+          this.#implied++;
+        }
+      }
+    }
     return true;
+  }
+
+  /** messages settled by a later ack (see {@linkcode SendBuffer.acknowledge}) */
+  get impliedAcks(): number {
+    return this.#implied;
   }
 
   #sample(rtt: number): void {
@@ -88,8 +134,9 @@ export class SendBuffer {
    * The frames to send again now: every pending message, oldest first, whose last transmission is
    * older than the timeout, at most `limit` of them. Marks them as sent at `now`.
    */
-  due(now: number, limit = 256): { frames: Uint8Array[]; exhausted: boolean } {
+  due(now: number, limit = 256): { frames: Uint8Array[]; sequenceNumbers: number[]; exhausted: boolean } {
     const frames: Uint8Array[] = [];
+    const sequenceNumbers: number[] = [];
     let exhausted = false;
     for (const entry of this.#pending.values()) {
       if (frames.length >= limit) break;
@@ -98,15 +145,16 @@ export class SendBuffer {
       entry.lastSentAt = now;
       if (entry.attempts > Retransmission.maxAttempts) exhausted = true;
       frames.push(entry.frame);
+      sequenceNumbers.push(entry.sequenceNumber);
     }
-    return { frames, exhausted };
+    return { frames, sequenceNumbers, exhausted };
   }
 
-  /** every pending frame, oldest first, marked as sent at `now` (after a reconnect) */
-  all(now: number): Uint8Array[] {
+  /** every pending message, oldest first, marked as sent at `now` (after a reconnect) */
+  all(now: number): { sequenceNumber: number; frame: Uint8Array }[] {
     return [...this.#pending.values()].map((entry) => {
       entry.lastSentAt = now;
-      return entry.frame;
+      return { sequenceNumber: entry.sequenceNumber, frame: entry.frame };
     });
   }
 

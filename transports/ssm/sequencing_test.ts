@@ -86,8 +86,40 @@ Deno.test("SendBuffer resends the oldest due frames first and skips RTT samples 
   const rto = tx.rtoMs;
   tx.acknowledge(0, 5000);
   assert.equal(tx.rtoMs, rto, "the ack of a resent frame is no RTT sample");
-  assert.deepEqual(tx.all(6000), [frame(1)]);
+  assert.deepEqual(tx.all(6000).map((e) => e.frame), [frame(1)]);
   assert.deepEqual(tx.due(6100).frames, [], "all() marks frames as sent");
+});
+
+Deno.test("SendBuffer settles older messages with a later ack only for agents that discard processed input", () => {
+  const frame = (n: number) => new Uint8Array([n]);
+  for (const impliesEarlier of [false, true]) {
+    const tx = new SendBuffer();
+    for (let n = 0; n < 3; n++) {
+      tx.add(n, frame(n), 0);
+      tx.sent(n);
+    }
+    tx.acknowledge(0, 10);
+    // the connection drops before the ack of 1 arrives; 1 and 2 go again on the next one, then 3 is new
+    tx.newConnection();
+    for (const { sequenceNumber } of tx.all(20)) tx.sent(sequenceNumber);
+    tx.add(3, frame(3), 30);
+    tx.sent(3);
+    tx.acknowledge(2, 40, impliesEarlier); // the agent passed over 1 in silence: it had processed it
+    assert.equal(tx.size, impliesEarlier ? 1 : 2, `impliesEarlier ${impliesEarlier}`);
+    assert.equal(tx.impliedAcks, impliesEarlier ? 1 : 0);
+    tx.acknowledge(3, 50, impliesEarlier);
+    assert.equal(tx.size, impliesEarlier ? 0 : 1);
+  }
+});
+
+Deno.test("SendBuffer does not settle a message put on the connection after the acknowledged one", () => {
+  const tx = new SendBuffer();
+  tx.add(0, new Uint8Array([0]), 0);
+  tx.add(1, new Uint8Array([1]), 0);
+  tx.sent(1); // 0 was not transmitted (publication paused), 1 was
+  tx.sent(0);
+  tx.acknowledge(1, 10, true);
+  assert.equal(tx.size, 1, "0 reached the agent after 1: its silence says nothing yet");
 });
 
 Deno.test("SendBuffer reports exhaustion after the maximum number of attempts", () => {
