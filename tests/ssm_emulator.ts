@@ -19,8 +19,14 @@
  * mistake in one is not mirrored by the other. Only SigV4 is shared: transports/ssm/sigv4.ts is
  * checked against AWS's published test-suite values.
  *
- * Fault knobs: drop the socket after N output bytes, reorder, duplicate, corrupt digests, bad
- * lengths, unknown message types, never acknowledge, pause publication, KMS or legacy handshakes.
+ * - aws/amazon-ssm-agent at tag 3.0.196.0 `agent/session/plugins/port/port.go` and at HEAD
+ *   `port_basic.go` (basic port sessions: raw bytes, the destination dialled at session start and
+ *   again after DisconnectToPort, input refused unacknowledged until connected), `port.go`
+ *   `GetSession` (smux only for LocalPortForwarding, agents after 3.0.196.0 and clients ≥ 1.1.70).
+ *
+ * Fault knobs: drop the socket after N output bytes or instead of acknowledging the Nth input,
+ * reorder, duplicate, corrupt digests, bad lengths, unknown message types, never acknowledge, pause
+ * publication, KMS or legacy handshakes; the shell's `flood N` sends large frames out of order.
  *
  * @module
  */
