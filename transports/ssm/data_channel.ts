@@ -311,6 +311,8 @@ export class DataChannel {
     }
     this.stats.resent += frames.length;
     frames.forEach((frame, i) => this.#transmit(frame, sequenceNumbers[i]));
+    const settled = this.#tx.dueSettled(Date.now());
+    settled.frames.forEach((frame, i) => this.#transmit(frame, settled.sequenceNumbers[i]));
   }
 
   #receive(bytes: Uint8Array): void {

@@ -72,7 +72,10 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
 
   const conns = new Set<Deno.TcpConn>();
   const { promise: ended, resolve: end } = Promise.withResolvers<Error | undefined>();
-  let onOutput: (data: Uint8Array) => void = () => {};
+  // output that comes with the end of the handshake, before the mode is known (a basic agent's destination
+  // may speak first): kept for the handler chosen below
+  const beforeMode: Uint8Array[] = [];
+  let onOutput: (data: Uint8Array) => void = (data) => void beforeMode.push(data);
   let session: SsmSession;
   try {
     session = await SsmSession.start({
@@ -203,6 +206,7 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
     };
   }
 
+  for (const data of beforeMode.splice(0)) onOutput(data);
   request.onListening?.(localPort);
   const accepting = (async () => {
     for (;;) {

@@ -30,7 +30,12 @@ interface Pending {
   /** the connection it was last put on, and the place of its first transmission there */
   connection: number;
   order: number;
+  /** the connection it was first put on */
+  firstConnection: number;
 }
+
+/** How often a message settled by a later ack is still sent again: from 1 s, doubling, at most every 30 s. */
+const SETTLED_RESEND_MS = { initial: 1000, max: 30_000 } as const;
 
 /**
  * Messages sent and not yet acknowledged, in sequence order. Acks match by sequence number only,
@@ -53,6 +58,7 @@ export class SendBuffer {
   #connection = 0;
   #order = 0;
   #implied = 0;
+  #settled = new Map<number, { entry: Pending; nextAt: number; backoff: number }>();
 
   /** the current retransmission timeout in milliseconds */
   get rtoMs(): number {
@@ -74,6 +80,7 @@ export class SendBuffer {
       attempts: 0,
       connection: -1,
       order: 0,
+      firstConnection: -1,
     });
   }
 
@@ -84,8 +91,9 @@ export class SendBuffer {
 
   /** records that the message was put on the current connection */
   sent(sequenceNumber: number): void {
-    const entry = this.#pending.get(sequenceNumber);
+    const entry = this.#pending.get(sequenceNumber) ?? this.#settled.get(sequenceNumber)?.entry;
     if (!entry || entry.connection === this.#connection) return;
+    if (entry.firstConnection < 0) entry.firstConnection = this.#connection;
     entry.connection = this.#connection;
     entry.order = ++this.#order;
   }
@@ -100,6 +108,7 @@ export class SendBuffer {
    * over in silence is one it had processed, whose ack was lost with an earlier connection.
    */
   acknowledge(sequenceNumber: number, now: number, impliesEarlier = false): boolean {
+    this.#settled.delete(sequenceNumber); // its ack came after all
     const entry = this.#pending.get(sequenceNumber);
     if (!entry) return false;
     this.#pending.delete(sequenceNumber);
@@ -107,13 +116,42 @@ export class SendBuffer {
     if (impliesEarlier && entry.connection === this.#connection) {
       for (const older of this.#pending.values()) {
         if (older.sequenceNumber > sequenceNumber) break;
-        if (older.connection === this.#connection && older.order < entry.order) {
+        // only a message carried over a dropped connection: at the start of a session these agents also
+        // pass over input in silence while their handler is not ready (ErrHandlerNotReady, 3.0.655.0 on),
+        // and that input must come again; so a settled message is still sent, rarely, in case
+        if (
+          older.connection === this.#connection && older.order < entry.order &&
+          older.firstConnection < this.#connection
+        ) {
           this.#pending.delete(older.sequenceNumber);
+          this.#settled.set(older.sequenceNumber, {
+            entry: older,
+            nextAt: now + SETTLED_RESEND_MS.initial,
+            backoff: SETTLED_RESEND_MS.initial,
+          });
           this.#implied++;
         }
       }
     }
     return true;
+  }
+
+  /**
+   * Settled messages (see {@linkcode SendBuffer.acknowledge}) to send again now, with a backoff; they
+   * never exhaust the session. An agent that had processed one discards it again; one whose handler
+   * was not ready takes it now.
+   */
+  dueSettled(now: number): { frames: Uint8Array[]; sequenceNumbers: number[] } {
+    const frames: Uint8Array[] = [];
+    const sequenceNumbers: number[] = [];
+    for (const settled of this.#settled.values()) {
+      if (settled.nextAt > now) continue;
+      settled.backoff = Math.min(settled.backoff * 2, SETTLED_RESEND_MS.max);
+      settled.nextAt = now + settled.backoff;
+      frames.push(settled.entry.frame);
+      sequenceNumbers.push(settled.entry.sequenceNumber);
+    }
+    return { frames, sequenceNumbers };
   }
 
   /** messages settled by a later ack (see {@linkcode SendBuffer.acknowledge}) */
