@@ -434,3 +434,75 @@ Deno.test("remote forward to an agent without smux (3.0.196.0) carries raw bytes
     await server.close();
   }
 });
+
+Deno.test("remote forward holds a bounded number of bytes for a local client that does not read, then delivers all of them", async () => {
+  await using emu = await startSsmEmulator();
+  await using home = await tempHome();
+  const down = blobBytes(32 * 1024 * 1024);
+  const server = startTalkingServer(0, down);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      MAIN,
+      "forward",
+      "--target",
+      TARGET,
+      "--local-port",
+      "0",
+      "--remote-port",
+      String(server.port),
+      "--endpoint-url",
+      emu.endpoint,
+      "--region",
+      emu.region,
+    ],
+    env: awsEnv(home),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), 90_000);
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  try {
+    let announced: RegExpExecArray | null = null;
+    while (!announced) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`remote forward ended early: ${stderr}`);
+      stderr += value;
+      announced = /^remote: forwarding 127\.0\.0\.1:(\d+) to /m.exec(stderr);
+    }
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(announced[1]) });
+    try {
+      // the client does not read: wait until the agent is stuck resending, or (the defect) remote took it all
+      while (emu.stats.outputBytesAcked < down.length && emu.stats.maxResendAttempts < 3) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // 1 MiB queued in remote, the rest in the loopback socket's kernel buffers
+      ok(emu.stats.outputBytesAcked <= 16 * 1024 * 1024, `taken while nobody read: ${emu.stats.outputBytesAcked}`);
+      const got = new Uint8Array(down.length);
+      for (let at = 0; at < got.length;) {
+        const n = await conn.read(got.subarray(at));
+        if (n === null) throw new Error(`the connection ended after ${at} bytes`);
+        at += n;
+      }
+      ok(got.every((b, i) => b === down[i]), "the bytes from the server differ");
+    } finally {
+      conn.close();
+    }
+    child.kill("SIGINT");
+    const status = await child.status;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) stderr += r.value;
+    assertEquals(status.code, 0, stderr);
+  } finally {
+    clearTimeout(killer);
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await reader.cancel().catch(() => {});
+    await server.close();
+  }
+});
