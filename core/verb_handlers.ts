@@ -219,8 +219,11 @@ export async function createSession(
         () => `the new session ${created.name} was removed from ${where}`,
         () => `the new session ${created.name} is left on ${where}, unrecorded: remove it there`,
       );
-      await registry.remove(instanceId).catch(() => {});
-      throw withConsequence(error, printable(undone));
+      const forgotten = await registry.remove(instanceId).then(
+        () => "",
+        () => ` (its entry Id ${reserved.id} stays Opening until: remote remove --id ${reserved.id})`,
+      );
+      throw withConsequence(error, printable(undone + forgotten));
     }
   }
 }

@@ -287,48 +287,61 @@ Deno.test("one session reached as an ssh_config alias and as its address stays o
   });
 });
 
+/**
+ * Runs `remote new 127.0.0.1 --name <name>` with its registry directory on a 16 KiB tmpfs of which only
+ * `freePages` pages of 4 KiB are left, in a mount namespace of that run only; returns what it printed
+ * and the names left in the directory.
+ */
+async function newOnSmallDisk(c: Client, name: string, freePages: number) {
+  const state = `${c.env.XDG_STATE_HOME}/remote`;
+  await Deno.mkdir(state, { recursive: true, mode: 0o700 });
+  const script = `mount -t tmpfs -o size=16k,mode=0700 tmpfs "$1" && ` +
+    `{ dd if=/dev/zero of="$1/fill" bs=4k count=${4 - freePages} 2>/dev/null; ` +
+    `shift; "$@"; rc=$?; ls -A "$STATE" > "$HOME/after"; exit $rc; }`;
+  const [unshare, ...prefix] = mountNamespacePrefix();
+  const out = await new Deno.Command(unshare, {
+    args: [...prefix, "sh", "-c", script, "sh", state, Deno.execPath(), "run", "--allow-all", "--quiet", MAIN]
+      .concat(["new", "127.0.0.1", ...c.ssh, "--name", name]),
+    env: { ...c.env, STATE: state, SSH_AUTH_SOCK: "" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const left = (await Deno.readTextFile(`${c.home.dir}/after`)).split("\n").filter(Boolean);
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr), state, left };
+}
+
 Deno.test("remote new with a full state directory exits 232, leaves no lock and nothing on the host", async () => {
   await withHostFor(async (sshd, socket) => {
     await using c = await client(sshd, socket);
-    const state = `${c.env.XDG_STATE_HOME}/remote`;
-    await Deno.mkdir(state, { recursive: true, mode: 0o700 });
-    // a tiny tmpfs over the registry directory, filled up, in a mount namespace of this run only
-    const script =
-      `mount -t tmpfs -o size=16k,mode=0700 tmpfs "$1" && { dd if=/dev/zero of="$1/fill" bs=4k 2>/dev/null; ` +
-      `shift; "$@"; rc=$?; ls -A "$STATE" > "$HOME/after"; exit $rc; }`;
-    const out = await new Deno.Command(mountNamespacePrefix()[0], {
-      args: [
-        ...mountNamespacePrefix().slice(1),
-        "sh",
-        "-c",
-        script,
-        "sh",
-        state,
-        Deno.execPath(),
-        "run",
-        "--allow-all",
-        "--quiet",
-        MAIN,
-        "new",
-        "127.0.0.1",
-        ...c.ssh,
-        "--name",
-        "Full",
-      ],
-      env: { ...c.env, STATE: state, SSH_AUTH_SOCK: "" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assertEquals(out.code, 232, stderr);
+    const r = await newOnSmallDisk(c, "Full", 0);
+    assertEquals(r.code, 232, r.stderr);
     match(
-      stderr,
+      r.stderr,
       new RegExp(
-        `^remote: cannot write the lock file of the session registry ${escapeRegExp(state)}/sessions\\.lock: ` +
+        `^remote: cannot write the lock file of the session registry ${escapeRegExp(r.state)}/sessions\\.lock: ` +
           `No space left on device \\(os error 28\\); nothing was created on 127\\.0\\.0\\.1\\nhint: .+\\n$`,
       ),
     );
-    assertEquals(await Deno.readTextFile(`${c.home.dir}/after`), "fill\n");
+    assertEquals(r.left, ["fill"]);
+    assertEquals((await tmux(socket, "list-sessions")).stdout, "");
+  });
+});
+
+Deno.test("remote new whose registry fills up after the host made the session removes it there, and says so", async () => {
+  await withHostFor(async (sshd, socket) => {
+    await using c = await client(sshd, socket);
+    // two pages: the name is reserved (lock and temp file), then recording the result needs a third
+    const r = await newOnSmallDisk(c, "Late", 2);
+    assertEquals(r.code, 232, r.stderr);
+    match(
+      r.stderr,
+      new RegExp(
+        `^remote: cannot write the session registry ${escapeRegExp(r.state)}/sessions\\.json: ` +
+          `No space left on device \\(os error 28\\); the new session Late was removed from 127\\.0\\.0\\.1 ` +
+          `\\(its entry Id 1 stays Opening until: remote remove --id 1\\)\\nhint: .+\\n$`,
+      ),
+    );
+    assertEquals(r.left.sort(), ["fill", "sessions.json"]);
     assertEquals((await tmux(socket, "list-sessions")).stdout, "");
   });
 });
