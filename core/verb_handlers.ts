@@ -230,7 +230,8 @@ export async function createSession(
 
 /** `error` with what it left behind appended to its message (a registry failure mid-way through `new`). */
 function withConsequence(error: unknown, consequence: string): unknown {
-  if (!(error instanceof RemoteError)) return error;
+  // a name already taken says all there is to say
+  if (!(error instanceof RemoteError) || error.code === "usage") return error;
   return new RemoteError(error.code, `${error.message}; ${consequence}`, { hint: error.hint, cause: error.cause });
 }
 
@@ -399,6 +400,15 @@ async function attachRecorded(input: VerbInput, force: boolean): Promise<number>
       throw new RemoteError("notFound", `session ${record.name} no longer exists on ${record.computerName}`, {
         hint: `forget it with: remote remove --id ${record.id}`,
       });
+    }
+    if (onHost.foreign) {
+      // an entry an older remote made for a session made by hand
+      throw new UsageError(
+        printable(`session ${JSON.stringify(record.name)} on ${record.computerName} was not created by remote`),
+        {
+          hint: `remote attaches only to sessions it created; forget this entry with: remote remove --id ${record.id}`,
+        },
+      );
     }
     if (onHost.availability === "Busy") {
       throw new RemoteError("usage", `session ${record.name} on ${record.computerName} is in use by another client`, {

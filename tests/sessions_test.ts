@@ -393,6 +393,12 @@ Deno.test("an entry an older remote recorded for a session made by hand is forgo
     const registry = JSON.parse(await Deno.readTextFile(path));
     registry.sessions.push({ ...registry.sessions[0], id: 2, name: "my sess", instanceId: crypto.randomUUID() });
     await Deno.writeTextFile(path, JSON.stringify(registry));
+    const attach = await c.run("connect", "--name", "my sess");
+    assertEquals(attach.code, 230);
+    match(
+      attach.stderr,
+      /\nremote: session "my sess" on 127\.0\.0\.1 was not created by remote\nhint: remote attaches only to sessions it created; forget this entry with: remote remove --id 2\n$/,
+    );
     const removed = await c.run("remove", "--name", "my sess");
     assertEquals(removed.code, 0, removed.stderr);
     match(removed.stderr, /^remote: session my sess uses options recorded at its creation: UserKnownHostsFile=\S+\n$/);
