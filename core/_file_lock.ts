@@ -142,8 +142,14 @@ async function readHolder(path: string, what = "a lock"): Promise<Holder | undef
   }
 }
 
+/** How long a lock may stay empty: its creator writes its pid right after creating it. */
+const EMPTY_LOCK_MS = 1000;
+
 function isStale(holder: Holder, staleMs: number): boolean {
-  if (Date.now() - holder.mtimeMs > staleMs) return true;
+  const age = Date.now() - holder.mtimeMs;
+  if (age > staleMs) return true;
+  // left by a process killed (or a disk filled) between create and write: no pid to wait for
+  if (holder.content === "" && age > Math.min(EMPTY_LOCK_MS, staleMs)) return true;
   // a pid means nothing on another host (a shared home directory), so only the age bound applies there
   if (holder.pid !== undefined && holder.host === hostName()) return !processAlive(holder.pid);
   return false;

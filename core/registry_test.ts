@@ -457,3 +457,15 @@ Deno.test("Registry refuses a file or directory that others may write, or a symb
     assert.equal((await Deno.lstat(registry.path)).isSymlink, true);
   });
 });
+
+Deno.test("Registry takes over an empty lock after a second, not after the stale bound", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir, { lockTimeoutMs: 5_000, staleLockMs: 60_000 });
+    await Deno.writeTextFile(registry.lockPath, "");
+    const old = new Date(Date.now() - 2_000);
+    await Deno.utime(registry.lockPath, old, old);
+    const rec = await registry.add(session({ name: "Job" }));
+    assert.equal(rec.name, "Job");
+    assert.equal(await exists(registry.lockPath), false);
+  });
+});
