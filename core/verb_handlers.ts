@@ -205,14 +205,24 @@ export async function createSession(
       throw error;
     }
     try {
-      return await registry.update(instanceId, {
+      const result = {
         name: created.name,
         configurationName: created.configurationName,
         state: created.state,
         availability: created.availability,
         createdAt: created.createdAt ?? now,
         lastSeenAt: new Date().toISOString(),
-      });
+      };
+      if (created.instanceId === undefined || created.instanceId === instanceId) {
+        return await registry.update(instanceId, result);
+      }
+      // the host gave the session an id of its own (a plugin's): the reserved entry takes it
+      const recorded = await registry.upsert(
+        { ...reserved, ...result, instanceId: created.instanceId },
+        () => ({ ...result, instanceId: created.instanceId }),
+      );
+      if (recorded.id !== reserved.id) await registry.remove(instanceId);
+      return recorded;
     } catch (error) {
       // a session the registry does not know would run on unseen: end it rather than lose track of it
       const undone = await host.remove(ctx, created.name).then(
