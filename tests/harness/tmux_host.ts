@@ -38,8 +38,13 @@ function paneShell(config: string): string {
 
 /** tmux on the host, which is this machine; the harness sshd logs in as this user. */
 export async function tmux(socket: string, ...args: string[]): Promise<{ code: number; stdout: string }> {
-  const out = await new Deno.Command("tmux", { args: ["-L", socket, ...args], stdout: "piped", stderr: "null" })
-    .output();
+  // a server this starts runs /bin/sh in its panes, as those started through the harness sshd do
+  const out = await new Deno.Command("tmux", {
+    args: ["-L", socket, ...args],
+    env: { SHELL: "/bin/sh" },
+    stdout: "piped",
+    stderr: "null",
+  }).output();
   return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
 }
 
