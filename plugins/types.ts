@@ -246,6 +246,8 @@ export interface HostSession {
   /** last time a client attached or detached, ISO 8601 */
   lastSeenAt?: string;
   configurationName?: string;
+  /** made on the host by someone else, not by remote: listed, but never recorded, attached to or removed */
+  foreign?: boolean;
 }
 
 /** Options of `remote disconnect`. */
