@@ -23,7 +23,7 @@ export const ExitCode = {
   usage: 230,
   /** a bad user config file or plugin list */
   config: 231,
-  /** the session registry is corrupt or from a newer remote; kept untouched */
+  /** the session registry cannot be used: corrupt, newer, unsafe (owner, mode, symlink) or unwritable; kept untouched */
   state: 232,
   /** no such session, host entry or plugin */
   notFound: 233,
@@ -39,7 +39,7 @@ export const ExitCode = {
   timeout: 242,
   /** no route to the host or network */
   unreachable: 243,
-  /** the server closed the connection or broke the protocol during the handshake */
+  /** the server closed the connection during the handshake, or broke the protocol at any time */
   protocol: 244,
   /** every authentication method was rejected */
   auth: 245,
