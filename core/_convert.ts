@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { exampleOf, expectedOf } from "../plugins/parameters.ts";
-import type { ParameterType } from "../plugins/types.ts";
+import { exampleOf, expectedOf, type ParameterType } from "../plugins/mod.ts";
 
 /** A converted value, or what was expected instead. */
 export type Converted = { ok: true; value: unknown } | { ok: false; expected: string; example: string };

@@ -57,7 +57,7 @@ export class FileLock implements AsyncDisposable {
     let lastHolder: Holder | undefined;
     for (;;) {
       if (await tryCreate(path, content, options.what)) return new FileLock(path, token);
-      const holder = await readHolder(path);
+      const holder = await readHolder(path, options.what);
       if (holder === undefined) continue; // released between our create and our read: try again now
       lastHolder = holder;
       if (isStale(holder, options.staleMs)) {
@@ -114,13 +114,20 @@ async function tryCreate(path: string, content: string, what: string): Promise<b
   }
   try {
     await writeAll(file, encoder.encode(content));
-  } finally {
+  } catch (err) {
+    // an empty lock (a full disk) has no pid to judge it by: others would wait for the age bound
     file.close();
+    await Deno.remove(path).catch(() => {});
+    throw new RemoteError("state", `cannot write the lock file of ${what} ${path}: ${errorText(err)}`, {
+      hint: `check the free space there: df -h ${shellQuote(dirName(path))}`,
+      cause: err,
+    });
   }
+  file.close();
   return true;
 }
 
-async function readHolder(path: string): Promise<Holder | undefined> {
+async function readHolder(path: string, what = "a lock"): Promise<Holder | undefined> {
   try {
     const [info, content] = await Promise.all([Deno.stat(path), Deno.readTextFile(path)]);
     const [pidText, host] = content.split("\n");
@@ -128,12 +135,21 @@ async function readHolder(path: string): Promise<Holder | undefined> {
     return { content, pid, host: host || undefined, ino: info.ino, mtimeMs: info.mtime?.getTime() ?? 0 };
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
+    throw new RemoteError("state", `cannot read the lock file of ${what} ${path}: ${errorText(err)}`, {
+      hint: `check its owner and permissions: ls -l ${shellQuote(path)}`,
+      cause: err,
+    });
   }
 }
 
+/** How long a lock may stay empty: its creator writes its pid right after creating it. */
+const EMPTY_LOCK_MS = 1000;
+
 function isStale(holder: Holder, staleMs: number): boolean {
-  if (Date.now() - holder.mtimeMs > staleMs) return true;
+  const age = Date.now() - holder.mtimeMs;
+  if (age > staleMs) return true;
+  // left by a process killed (or a disk filled) between create and write: no pid to wait for
+  if (holder.content === "" && age > Math.min(EMPTY_LOCK_MS, staleMs)) return true;
   // a pid means nothing on another host (a shared home directory), so only the age bound applies there
   if (holder.pid !== undefined && holder.host === hostName()) return !processAlive(holder.pid);
   return false;
@@ -151,7 +167,12 @@ async function breakStale(path: string, stale: Holder, staleMs: number): Promise
   try {
     file = await Deno.open(breakPath, { write: true, createNew: true, mode: 0o600 });
   } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    if (!(err instanceof Deno.errors.AlreadyExists)) {
+      throw new RemoteError("state", `cannot take over the stale lock ${path}: ${errorText(err)}`, {
+        hint: `check the directory's owner, permissions and free space: ls -ld ${shellQuote(dirName(path))}`,
+        cause: err,
+      });
+    }
     // another process is breaking it; its own break file is stale only if that process died in between
     const other = await readHolder(breakPath);
     if (other !== undefined && Date.now() - other.mtimeMs > staleMs) await removeIfExists(breakPath);
@@ -159,11 +180,9 @@ async function breakStale(path: string, stale: Holder, staleMs: number): Promise
     return;
   }
   try {
-    try {
-      await writeAll(file, encoder.encode(`${Deno.pid}\n${hostName()}\n`));
-    } finally {
-      file.close();
-    }
+    // for people reading it only: its age is all that is judged, so a full disk does not matter here
+    await writeAll(file, encoder.encode(`${Deno.pid}\n${hostName()}\n`)).catch(() => {});
+    file.close();
     const now = await readHolder(path);
     if (now && now.ino === stale.ino && now.mtimeMs === stale.mtimeMs && now.content === stale.content) {
       await removeIfExists(path);

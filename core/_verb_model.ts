@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { kebabCase } from "../plugins/parameters.ts";
-import type { ParameterInSet, ParameterSpec, ParameterType } from "../plugins/types.ts";
+import { kebabCase, type ParameterInSet, type ParameterSpec, type ParameterType } from "../plugins/mod.ts";
 import type { VerbSpec } from "./verb_spec.ts";
 
 /** PowerShell's name for "every set", used when a verb declares no set at all. */

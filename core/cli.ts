@@ -6,7 +6,7 @@
  */
 // Only what --version and --help need is imported up front; the rest loads with the verb that uses it,
 // so the commonest quick calls stay quick (see BENCHMARKS.md, cold start).
-import type { TransportManifest } from "../plugins/types.ts";
+import type { TransportManifest } from "../plugins/mod.ts";
 import type { UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import type { VerbSpec } from "./verb_spec.ts";
@@ -71,7 +71,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   const [{ loadConfig }, { defaultPluginDir, loadPluginEntries }, { mergeCatalog }, verbs] = await Promise.all([
     import("./config.ts"),
     import("./plugin_loader.ts"),
-    import("../plugins/validate.ts"),
+    import("../plugins/mod.ts"),
     import("./verbs/mod.ts"),
   ]);
   const module = verbs.loadVerb(verb);
@@ -83,6 +83,9 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     pluginDir: defaultPluginDir(),
     path: Deno.env.get("PATH") ?? "",
     warn: (line) => console.error(line),
+    // the core's own parameters, which no plugin may declare: worked out only when there is a plugin to check
+    reserved: async () =>
+      (await import("./reserved_parameters.ts")).reservedParameters(options.transports.map((e) => e.manifest)),
   });
   const entries = mergeCatalog([...options.transports, ...extra]);
   const manifests = entries.map((e) => e.manifest);
@@ -235,7 +238,7 @@ function versionText(options: CliOptions): string {
 
 /** `remote plugin list` and `remote plugin info <name>`. */
 async function pluginCommand(args: string[], entries: readonly TransportEntry[]): Promise<number> {
-  const { describeOrigin } = await import("../plugins/validate.ts");
+  const { describeOrigin } = await import("../plugins/mod.ts");
   const sub = args[0] ?? "list";
   if (sub === "list") {
     const rows = entries.map((e) => [

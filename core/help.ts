@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { expectedOf } from "../plugins/parameters.ts";
+import { expectedOf } from "../plugins/mod.ts";
 import { compileVerb, inSet, type ModelParam, setsOfParam, valueNameOf, type VerbModel } from "./_verb_model.ts";
 import type { VerbSpec } from "./verb_spec.ts";
 

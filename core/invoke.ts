@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Channel, Prompter } from "../plugins/types.ts";
+import type { Channel, Prompter } from "../plugins/mod.ts";
 import { ExitCode, RemoteError, UsageError } from "./errors.ts";
 import { printable, useColor, writeErr, writeOut } from "./output.ts";
 import type { Registry } from "./registry.ts";

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import type { Prompter } from "../plugins/types.ts";
+import type { Prompter } from "../plugins/mod.ts";
 import { RemoteError } from "./errors.ts";
 import { fanOut, type HostOutcome, oncePrompter, parseHostList, summarise } from "./invoke.ts";
 

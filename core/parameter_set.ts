@@ -9,10 +9,8 @@
  *
  * @module
  */
-import type { CredentialValue } from "../plugins/parameters.ts";
-import type { Prompter } from "../plugins/types.ts";
+import { type CredentialValue, exampleOf, expectedOf, type Prompter } from "../plugins/mod.ts";
 import { UsageError } from "./errors.ts";
-import { exampleOf, expectedOf } from "../plugins/parameters.ts";
 import { convertValue, fitsExactly } from "./_convert.ts";
 import {
   ALL_SETS,
@@ -26,8 +24,7 @@ import {
 } from "./_verb_model.ts";
 import type { VerbSpec } from "./verb_spec.ts";
 export type { VerbSpec } from "./verb_spec.ts";
-export { flagOf } from "../plugins/parameters.ts";
-export type { CredentialValue } from "../plugins/parameters.ts";
+export { type CredentialValue, flagOf } from "../plugins/mod.ts";
 
 /** The outcome of binding argv to a verb. */
 export interface Resolution {

@@ -4,7 +4,7 @@
  * the 17 cases of §4 and the error texts of §5.
  */
 import assert from "node:assert/strict";
-import type { ParameterSpec, Prompter } from "../plugins/types.ts";
+import type { ParameterSpec, Prompter } from "../plugins/mod.ts";
 import { UsageError } from "./errors.ts";
 import {
   type BindingErrorId,

@@ -11,25 +11,26 @@ import { ExitCode, PluginError, RemoteError, TransportError, type TransportLayer
 import type { TransportEntry } from "./transport_catalog.ts";
 import {
   type Call,
+  type Channel,
   encodeMessage,
+  type ExitStatus,
   FrameDecoder,
+  type HostSession,
+  mergeCatalog,
   type Message,
+  type OpenContext,
+  type OpenRequest,
   PROTOCOL_NAME,
   PROTOCOL_VERSION,
   readMessages,
+  type ReservedParameters,
+  type SessionHost,
+  type Transport,
+  type TransportManifest,
+  validateManifest,
+  validateTransportModule,
   type WireExitStatus,
-} from "../plugins/protocol.ts";
-import type {
-  Channel,
-  ExitStatus,
-  HostSession,
-  OpenContext,
-  OpenRequest,
-  SessionHost,
-  Transport,
-  TransportManifest,
-} from "../plugins/types.ts";
-import { mergeCatalog, validateManifest, validateTransportModule } from "../plugins/validate.ts";
+} from "../plugins/mod.ts";
 
 /** What {@linkcode loadPluginEntries} looks at. */
 export interface PluginLoaderOptions {
@@ -43,6 +44,11 @@ export interface PluginLoaderOptions {
   path: string;
   /** receives broken discovered executables, which are then skipped; without it they throw */
   warn?(error: PluginError): void;
+  /**
+   * the core's own parameters, which no plugin may declare (see core/reserved_parameters.ts); a function
+   * is called once, and only when there is a plugin to check
+   */
+  reserved?: ReservedParameters | (() => Promise<ReservedParameters>);
 }
 
 /** The prefix of an out-of-process plugin's file name. */
@@ -83,12 +89,14 @@ export function defaultPluginDir(): string {
  */
 export async function loadPluginEntries(opts: PluginLoaderOptions): Promise<TransportEntry[]> {
   const entries: TransportEntry[] = [];
-  for (const specifier of opts.specifiers) entries.push(await loadModuleEntry(specifier));
+  let reserving: Promise<ReservedParameters> | undefined;
+  const reserved = () => typeof opts.reserved === "function" ? reserving ??= opts.reserved() : opts.reserved;
+  for (const specifier of opts.specifiers) entries.push(await loadModuleEntry(specifier, await reserved()));
   if (opts.executables) {
     const found = await findExecutables([opts.pluginDir, ...opts.path.split(delimiter)]);
     const loaded = await Promise.all(found.map(async ({ name, path }) => {
       try {
-        return await loadExecutableEntry(path, name);
+        return await loadExecutableEntry(path, name, await reserved());
       } catch (e) {
         if (opts.warn === undefined || !(e instanceof PluginError)) throw e;
         opts.warn(e);
@@ -105,7 +113,7 @@ function isCompiled(): boolean {
   return !/^deno(\.exe)?$/i.test(Deno.execPath().split(/[\\/]/).pop() ?? "");
 }
 
-async function loadModuleEntry(specifier: string): Promise<TransportEntry> {
+async function loadModuleEntry(specifier: string, reserved?: ReservedParameters): Promise<TransportEntry> {
   const url = /^(npm|jsr|https?|file):/.test(specifier)
     ? specifier
     : pathToFileURL(isAbsolute(specifier) ? specifier : resolve(specifier)).href;
@@ -122,7 +130,7 @@ async function loadModuleEntry(specifier: string): Promise<TransportEntry> {
         : "check the path or npm: specifier given to --plugin or in the config",
     });
   }
-  const transport = validateTransportModule(mod, specifier);
+  const transport = validateTransportModule(mod, specifier, { reserved });
   return {
     manifest: transport.manifest,
     origin: { kind: "module", specifier },
@@ -166,7 +174,11 @@ async function findExecutables(dirs: readonly string[]): Promise<{ name: string;
  * @throws {PluginError} naming the plugin when it fails, prints no valid manifest, or its ID is not
  * its file name's
  */
-export async function loadExecutableEntry(path: string, name: string): Promise<TransportEntry> {
+export async function loadExecutableEntry(
+  path: string,
+  name: string,
+  reserved?: ReservedParameters,
+): Promise<TransportEntry> {
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command(path, {
@@ -196,7 +208,7 @@ export async function loadExecutableEntry(path: string, name: string): Promise<T
       hint: "an out-of-process plugin prints its manifest as JSON on stdout (serve() does this)",
     });
   }
-  const manifest = validateManifest(value, path);
+  const manifest = validateManifest(value, path, { reserved });
   if (manifest.id !== name) {
     throw new PluginError(name, `${path} declares the id "${manifest.id}", not "${name}"`, {
       hint: `rename the file to ${EXECUTABLE_PREFIX}${manifest.id} or fix its manifest`,

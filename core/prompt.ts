@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Prompter } from "../plugins/types.ts";
+import type { Prompter } from "../plugins/mod.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 
 const encoder = new TextEncoder();

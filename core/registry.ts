@@ -6,6 +6,11 @@
  * fsync, rename). Writers take `sessions.lock` (see `_file_lock.ts`), read, change, write, unlock. A file
  * that is corrupt or from a newer remote is reported and kept exactly as it is.
  *
+ * The registry decides how later connections are made (hosts, ports, ssh options), so it is trusted only
+ * as ssh trusts `~/.ssh/config`: the directory and the file must belong to this user (or root) and be
+ * writable by nobody else, and the file must be a regular file, not a symbolic link. Anything else is
+ * refused before a byte is read.
+ *
  * @module
  */
 
@@ -120,29 +125,81 @@ export class Registry {
   /**
    * Records a new session and returns it with its id: the smallest one not in use, from 1. An empty
    * `name` gets the next free `SessionN` on that host, chosen under the lock so concurrent processes
-   * never pick the same one. Parameters whose names suggest a secret (`Password`, `Credential`,
-   * `*Token`…) are dropped, never written.
+   * never pick the same one; it also avoids the names in `options.avoid` (those the host already has)
+   * and in `options.taken`, to which it is added. Parameters whose names suggest a secret (`Password`,
+   * `Credential`, `*Token`…) are dropped, never written.
    *
    * @throws {UsageError} when the host already has a session of that name (case-insensitive)
-   * @throws {Error} when the record is malformed (a caller bug)
+   * @throws {Error} when the record is malformed or its instance id is recorded already (a caller bug)
    */
-  async add(rec: Omit<SessionRecord, "id">): Promise<SessionRecord> {
-    const fresh = { ...structuredClone(rec), id: 1 } as SessionRecord;
-    const problem = recordProblem(fresh);
-    if (problem) throw new Error(`cannot add session to the registry: ${problem}`);
-    fresh.parameters = withoutSecrets(fresh.parameters) as Record<string, unknown>;
-    if (fresh.name !== "") checkName(fresh.name);
+  async add(
+    rec: Omit<SessionRecord, "id">,
+    options: { avoid?: readonly string[]; taken?: Set<string> } = {},
+  ): Promise<SessionRecord> {
+    const fresh = this.#fresh(rec);
     return await this.#mutate((records) => {
       if (records.some((r) => r.instanceId === fresh.instanceId)) {
         throw new Error(`cannot add session to the registry: instance id ${fresh.instanceId} is already recorded`);
       }
       const sameHost = records.filter((r) => sameText(r.computerName, fresh.computerName));
-      if (fresh.name === "") fresh.name = generateSessionName(sameHost.map((r) => r.name));
-      else checkNameFree(sameHost, fresh);
+      if (fresh.name === "") {
+        const avoid = [...sameHost.map((r) => r.name), ...options.avoid ?? [], ...options.taken ?? []];
+        fresh.name = generateSessionName(avoid);
+        options.taken?.add(fresh.name);
+      } else checkNameFree(sameHost, fresh);
       fresh.id = smallestFreeId(records);
       records.push(fresh);
       return { records, result: fresh };
     });
+  }
+
+  /**
+   * Records a session found on a host, or refreshes the entry that already stands for it, in one step
+   * under the lock. The entry is the one with the same instance id, whatever host name it was recorded
+   * under (one host may be reached as an alias and as its address), else the one with the same name on
+   * the same `computerName`. `refresh` gives the changes for an existing entry.
+   *
+   * @throws {UsageError} when the name is not valid
+   * @throws {Error} when the record or the changes are malformed (a caller bug)
+   */
+  async upsert(
+    rec: Omit<SessionRecord, "id">,
+    refresh: (old: SessionRecord) => Partial<Omit<SessionRecord, "id">>,
+  ): Promise<SessionRecord> {
+    const fresh = this.#fresh(rec);
+    return await this.#mutate((records) => {
+      let i = records.findIndex((r) => sameText(r.instanceId, fresh.instanceId));
+      if (i < 0) {
+        i = records.findIndex((r) => sameText(r.computerName, fresh.computerName) && sameText(r.name, fresh.name));
+      }
+      if (i < 0) {
+        checkNameFree(records.filter((r) => sameText(r.computerName, fresh.computerName)), fresh);
+        fresh.id = smallestFreeId(records);
+        records.push(fresh);
+        return { records, result: fresh };
+      }
+      const changes = structuredClone(refresh(records[i]));
+      if (changes.parameters !== undefined) {
+        changes.parameters = withoutSecrets(changes.parameters) as Record<string, unknown>;
+      }
+      if (changes.instanceId !== undefined && records.some((r, j) => j !== i && r.instanceId === changes.instanceId)) {
+        delete changes.instanceId;
+      }
+      const next: SessionRecord = { ...records[i], ...changes, id: records[i].id };
+      const problem = recordProblem(next);
+      if (problem) throw new Error(`cannot update session in the registry: ${problem}`);
+      records[i] = next;
+      return { records, result: next };
+    });
+  }
+
+  #fresh(rec: Omit<SessionRecord, "id">): SessionRecord {
+    const fresh = { ...structuredClone(rec), id: 1 } as SessionRecord;
+    const problem = recordProblem(fresh);
+    if (problem) throw new Error(`cannot add session to the registry: ${problem}`);
+    fresh.parameters = withoutSecrets(fresh.parameters) as Record<string, unknown>;
+    if (fresh.name !== "") checkName(fresh.name);
+    return fresh;
   }
 
   /**
@@ -204,31 +261,106 @@ export class Registry {
   }
 
   async #ensureDir(): Promise<void> {
+    let info: Deno.FileInfo;
     try {
       await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
-      const info = await Deno.stat(this.dir);
+      info = await Deno.stat(this.dir);
       if (!info.isDirectory) throw new Error("not a directory");
-      // an existing directory from an older remote or a copy: the registry is private either way
-      if (info.mode !== null && (info.mode & 0o077) !== 0) await Deno.chmod(this.dir, 0o700);
     } catch (err) {
       throw new RemoteError("state", `cannot use the session registry directory ${this.dir}: ${errorText(err)}`, {
         hint: `check its owner and permissions: ls -ld ${shellQuote(this.dir)}`,
         cause: err,
       });
     }
+    this.#checkDir(info);
+    // an existing directory from an older remote or a copy: the registry is private either way
+    if (info.mode !== null && (info.mode & 0o077) !== 0) {
+      await Deno.chmod(this.dir, 0o700).catch((err) => {
+        throw new RemoteError("state", `cannot make the session registry directory ${this.dir} private`, {
+          hint: `check its owner and permissions: ls -ld ${shellQuote(this.dir)}`,
+          cause: err,
+        });
+      });
+    }
+  }
+
+  /** Refuses a directory another user owns or may write to: they could swap the registry (ssh's rule). */
+  #checkDir(info: Deno.FileInfo): void {
+    const problem = ownershipProblem(info);
+    if (problem) {
+      throw new RemoteError(
+        "state",
+        `session registry directory ${this.dir} has bad owner or permissions: ${problem}`,
+        {
+          hint: `if it is yours, make it private: chown "$(id -u)" ${shellQuote(this.dir)} && chmod 700 ${
+            shellQuote(this.dir)
+          }`,
+        },
+      );
+    }
+  }
+
+  /**
+   * The registry's bytes, read only after checking who may have written them: never through a symbolic
+   * link, never from a file or directory another user owns or may write to.
+   */
+  async #readTrusted(): Promise<Uint8Array | undefined> {
+    let dirInfo: Deno.FileInfo;
+    let info: Deno.FileInfo;
+    try {
+      dirInfo = await Deno.stat(this.dir);
+      info = await Deno.lstat(this.path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw this.#unreadable(err);
+    }
+    this.#checkDir(dirInfo);
+    if (info.isSymlink) {
+      const target = await Deno.readLink(this.path).catch(() => "?");
+      throw new RemoteError(
+        "state",
+        `session registry ${this.path} is a symbolic link (to ${target}); remote reads and replaces only a regular file`,
+        {
+          hint: `replace the link by a copy of its file: cp ${shellQuote(this.path)} ${
+            shellQuote(`${this.path}.copy`)
+          } && mv ${shellQuote(`${this.path}.copy`)} ${shellQuote(this.path)}`,
+        },
+      );
+    }
+    if (!info.isFile) {
+      throw new RemoteError("state", `session registry ${this.path} is not a regular file`, {
+        hint: `move it aside: mv ${shellQuote(this.path)} ${shellQuote(`${this.path}.bad`)}`,
+      });
+    }
+    const problem = ownershipProblem(info);
+    if (problem) {
+      throw new RemoteError("state", `session registry ${this.path} has bad owner or permissions: ${problem}`, {
+        hint: `if it is yours: chown "$(id -u)" ${shellQuote(this.path)} && chmod 600 ${
+          shellQuote(this.path)
+        }; if not, move it aside: mv ${shellQuote(this.path)} ${shellQuote(`${this.path}.bad`)}`,
+      });
+    }
+    try {
+      using file = await Deno.open(this.path, { read: true });
+      // the file checked above must be the file read: a swap in between is refused, not raced
+      const opened = await file.stat();
+      if (opened.ino !== info.ino || opened.dev !== info.dev) throw new Error("it changed while being checked");
+      return await readAll(file);
+    } catch (err) {
+      throw this.#unreadable(err);
+    }
+  }
+
+  #unreadable(err: unknown): RemoteError {
+    return new RemoteError("state", `cannot read the session registry ${this.path}: ${errorText(err)}`, {
+      hint: `check its owner and permissions: ls -l ${shellQuote(this.path)}`,
+      cause: err,
+    });
   }
 
   async #read(): Promise<SessionRecord[]> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(this.path);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return [];
-      throw new RemoteError("state", `cannot read the session registry ${this.path}: ${errorText(err)}`, {
-        hint: `check its owner and permissions: ls -l ${shellQuote(this.path)}`,
-        cause: err,
-      });
-    }
+    const bytes = await this.#readTrusted();
+    if (bytes === undefined) return [];
     let data: unknown;
     try {
       data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -320,6 +452,39 @@ export class Registry {
       }
     } catch { /* tidying only */ }
   }
+}
+
+/**
+ * Why a file or directory of the registry cannot be trusted, or undefined: as ssh judges `~/.ssh/config`
+ * (`secure_permissions()` in OpenSSH's misc.c), it must belong to this user or root and be writable by
+ * nobody else.
+ */
+function ownershipProblem(info: Deno.FileInfo): string | undefined {
+  const uid = Deno.uid();
+  if (uid === null || info.uid === null || info.mode === null) return undefined; // no owners here (Windows)
+  const mode = `mode ${(info.mode & 0o7777).toString(8).padStart(4, "0")}`;
+  if (info.uid !== uid && info.uid !== 0) return `owned by uid ${info.uid}, not by you (uid ${uid}), ${mode}`;
+  if ((info.mode & 0o022) !== 0) return `writable by others (${mode})`;
+  return undefined;
+}
+
+async function readAll(file: Deno.FsFile): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const chunk = new Uint8Array(64 * 1024);
+    const n = await file.read(chunk);
+    if (n === null) break;
+    chunks.push(chunk.subarray(0, n));
+    size += n;
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return all;
 }
 
 /** Makes the rename durable: on a crash right after, the directory entry could otherwise be lost. */

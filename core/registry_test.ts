@@ -406,3 +406,66 @@ Deno.test("Registry stays consistent when 20 processes find a dead process's loc
     await runWorkers(dir, 20, 2);
   });
 });
+
+Deno.test("Registry.add() picks a name free in the registry, in avoid and in taken, and adds it to taken", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    await registry.add(session({ name: "Session1" }));
+    const taken = new Set(["Session3"]);
+    const rec = await registry.add(session(), { avoid: ["session2"], taken });
+    assert.equal(rec.name, "Session4");
+    assert.deepEqual([...taken].sort(), ["Session3", "Session4"]);
+  });
+});
+
+Deno.test("Registry.upsert() finds a session by instance id under another host name and keeps one entry", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    const first = await registry.add(session({ name: "Job", computerName: "box", state: "Opened" }));
+    const again = await registry.upsert(
+      session({ instanceId: first.instanceId, name: "Job", computerName: "10.0.0.5", state: "Disconnected" }),
+      () => ({ state: "Disconnected", availability: "None" }),
+    );
+    assert.deepEqual([again.id, again.computerName, again.state], [first.id, "box", "Disconnected"]);
+    assert.equal((await registry.list()).length, 1);
+    // same name on the same host, another instance id: the host's session replaced the one recorded
+    const replaced = crypto.randomUUID();
+    const next = await registry.upsert(
+      session({ instanceId: replaced, name: "job", computerName: "BOX" }),
+      () => ({ instanceId: replaced }),
+    );
+    assert.deepEqual([next.id, next.instanceId], [first.id, replaced]);
+    const added = await registry.upsert(session({ name: "Other", computerName: "box" }), () => ({}));
+    assert.equal(added.id, 2);
+  });
+});
+
+Deno.test("Registry refuses a file or directory that others may write, or a symbolic link, before reading", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir);
+    await registry.add(session({ name: "Job" }));
+    await Deno.chmod(registry.path, 0o620);
+    await rejectsWith(registry.list(), RemoteError, "has bad owner or permissions: writable by others (mode 0620)");
+    await Deno.chmod(registry.path, 0o600);
+    await Deno.chmod(dir, 0o770);
+    await rejectsWith(registry.add(session()), RemoteError, "directory");
+    await Deno.chmod(dir, 0o700);
+    await Deno.rename(registry.path, `${dir}/real.json`);
+    await Deno.symlink(`${dir}/real.json`, registry.path);
+    const err = await rejectsWith(registry.add(session()), RemoteError, "is a symbolic link");
+    assert.equal(err.code, "state");
+    assert.equal((await Deno.lstat(registry.path)).isSymlink, true);
+  });
+});
+
+Deno.test("Registry takes over an empty lock after a second, not after the stale bound", async () => {
+  await withTempDir(async (dir) => {
+    const registry = new Registry(dir, { lockTimeoutMs: 5_000, staleLockMs: 60_000 });
+    await Deno.writeTextFile(registry.lockPath, "");
+    const old = new Date(Date.now() - 2_000);
+    await Deno.utime(registry.lockPath, old, old);
+    const rec = await registry.add(session({ name: "Job" }));
+    assert.equal(rec.name, "Job");
+    assert.equal(await exists(registry.lockPath), false);
+  });
+});

@@ -5,11 +5,10 @@
  *
  * @module
  */
-import type { Target, TransportManifest } from "../plugins/types.ts";
 import type { UserConfig } from "./config.ts";
 import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
-import { flagOf } from "../plugins/parameters.ts";
+import { flagOf, type Target, type TransportManifest } from "../plugins/mod.ts";
 import type { Resolution } from "./parameter_set.ts";
 import { parseTarget, transportForScheme, transportForSet } from "./target.ts";
 import type { TransportEntry } from "./transport_catalog.ts";

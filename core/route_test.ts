@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
-import type { Transport, TransportManifest } from "../plugins/types.ts";
+import type { Transport, TransportManifest } from "../plugins/mod.ts";
 import type { UserConfig } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import type { Resolution } from "./parameter_set.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import { UsageError } from "./errors.ts";
-import type { TransportManifest } from "../plugins/types.ts";
+import type { TransportManifest } from "../plugins/mod.ts";
 
 /** A target string taken apart. */
 export interface ParsedTarget {

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Channel, ExitStatus, PtyRequest, WindowSize } from "../plugins/types.ts";
+import type { Channel, ExitStatus, PtyRequest, WindowSize } from "../plugins/mod.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 
 /** The keyboard side: `Deno.stdin` or a stand-in. */

@@ -3,7 +3,7 @@ import { type EscapeEvent, escapeHelp, EscapeScanner, parseEscapeChar, runIntera
 import { nonInteractivePrompter } from "./prompt.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { open } from "../transports/local/mod.ts";
-import type { Channel, OpenRequest } from "../plugins/types.ts";
+import type { Channel, OpenRequest } from "../plugins/mod.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
 const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);

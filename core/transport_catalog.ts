@@ -1,21 +1,7 @@
 /**
- * The transports known to this run: built-ins, in-process plugins and out-of-process plugins, each
- * as a manifest (data, cheap) plus a loader that imports the code only when the transport is used.
+ * The transports known to this run, each as a manifest plus a loader. The types are the SDK's
+ * (plugins/transport_catalog.ts), since validation works on them; the core's modules import them from here.
  *
  * @module
  */
-import type { Transport, TransportManifest } from "../plugins/types.ts";
-
-/** Where a transport came from, for `remote plugin list`. */
-export type TransportOrigin =
-  | { kind: "builtin" }
-  | { kind: "module"; specifier: string }
-  | { kind: "executable"; path: string };
-
-/** One known transport: its manifest now, its code on demand. */
-export interface TransportEntry {
-  manifest: TransportManifest;
-  origin: TransportOrigin;
-  /** imports (or starts) the transport; called at most once per run by the core */
-  load(): Promise<Transport>;
-}
+export type { TransportEntry, TransportOrigin } from "../plugins/mod.ts";

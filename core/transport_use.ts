@@ -4,16 +4,9 @@
  *
  * @module
  */
-import type {
-  Capability,
-  ExitStatus,
-  OpenContext,
-  Prompter,
-  SessionHost,
-  Target,
-  Transport,
-} from "../plugins/types.ts";
+import type { Capability, ExitStatus, OpenContext, Prompter, SessionHost, Target, Transport } from "../plugins/mod.ts";
 import { RemoteError, UnsupportedError } from "./errors.ts";
+import { printable } from "./output.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 
 const loaded = new Map<TransportEntry, Promise<Transport>>();
@@ -67,7 +60,10 @@ export async function sessionHost(entry: TransportEntry, capability: Capability)
   return transport.sessions;
 }
 
-/** The context a transport is opened with; notices go to stderr, one line each. */
+/**
+ * The context a transport is opened with; notices go to stderr, one line each, with control characters
+ * escaped: a notice may carry a host's or a plugin's text (an SSM CustomerMessage, a relayed plugin notice).
+ */
 export function openContext(
   target: Target,
   parameters: Record<string, unknown>,
@@ -79,7 +75,7 @@ export function openContext(
     parameters,
     signal,
     prompt,
-    notice: (line) => console.error(line),
+    notice: (line) => console.error(printable(line)),
   };
 }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ParameterSpec } from "../plugins/types.ts";
+import type { ParameterSpec } from "../plugins/mod.ts";
 
 /** A verb declared as data: help, completions and binding all read it. */
 export interface VerbSpec {

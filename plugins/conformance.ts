@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { RemoteError } from "../core/errors.ts";
+import { RemoteError } from "./errors.ts";
 import type { Capability, Channel, ExitStatus, OpenContext, OpenRequest, Target, Transport } from "./types.ts";
 
 /** Shell recipes for the far side's OS; every transport's host speaks a different shell. */

@@ -1,7 +1,12 @@
 /**
  * The SDK for writing a `remote` transport plugin: the contract's types, the errors a plugin raises,
  * and `serve()` to run the same plugin module as an out-of-process `remote-transport-<name>`
- * executable.
+ * executable, with the conformance suite to test it.
+ *
+ * The SDK is the bottom layer: nothing here imports the core, a transport or a test. What travels on
+ * the wire or in the contract lives here (types, errors and the exit-code table, catalog types,
+ * manifest validation, the stdio protocol), and the core imports it through this module only
+ * (tests/architecture_test.ts).
  *
  * @example A minimal manifest
  * ```ts
@@ -23,7 +28,8 @@ export {
   type CredentialValue,
   type DeclaredParameters,
   declareParameters,
-  flagOf,
+  exampleOf,
+  expectedOf,
   type ParameterKey,
   parameterKey,
   type ParameterValue,
@@ -39,7 +45,34 @@ export {
   type TransportLayer,
   UnsupportedError,
   UsageError,
-} from "../core/errors.ts";
+} from "./errors.ts";
+export type { TransportEntry, TransportOrigin } from "./transport_catalog.ts";
+export { flagOf, kebabCase } from "./parameter_flag.ts";
+export {
+  describeOrigin,
+  mergeCatalog,
+  type ReservedParameters,
+  validateManifest,
+  type ValidateOptions,
+  validateTransportModule,
+} from "./validate.ts";
+export {
+  type Call,
+  type CallOp,
+  DATA_CHUNK,
+  encodeMessage,
+  exitStatusToWire,
+  FrameDecoder,
+  FrameType,
+  type FrameTypeName,
+  HEADER_SIZE,
+  MAX_PAYLOAD,
+  type Message,
+  PROTOCOL_NAME,
+  PROTOCOL_VERSION,
+  readMessages,
+  type WireExitStatus,
+} from "./protocol.ts";
 export { serve, type ServeOptions } from "./serve.ts";
 export {
   conformance,

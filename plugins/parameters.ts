@@ -24,7 +24,8 @@
  *
  * @module
  */
-import { UsageError } from "../core/errors.ts";
+import { UsageError } from "./errors.ts";
+import { flagOf } from "./parameter_flag.ts";
 import type { ParameterSpec, ParameterType } from "./types.ts";
 
 /** The bound value of a `credential` parameter; `password` only once prompted for. */
@@ -81,35 +82,6 @@ export interface DeclaredParameters<P extends readonly ParameterSpec[]> {
    * @throws {TypeError} when a value has another type than declared (a bug of the caller)
    */
   read(values: Readonly<Record<string, unknown>>): ParameterValues<P>;
-}
-
-/**
- * Kebab case of a PowerShell name: `SkipCACheck` → `skip-ca-check`.
- *
- * @example Kebab case
- * ```ts
- * import { kebabCase } from "./parameters.ts";
- * console.assert(kebabCase("SkipCACheck") === "skip-ca-check");
- * ```
- */
-export function kebabCase(name: string): string {
-  return name
-    .replace(/([a-z0-9])([A-Z])/g, "$1-$2")
-    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2")
-    .toLowerCase();
-}
-
-/**
- * The long CLI spelling of a parameter, without dashes: `flag`, else the kebab case of its name.
- *
- * @example Spellings
- * ```ts
- * import { flagOf } from "./parameters.ts";
- * console.assert(flagOf({ name: "SkipCACheck", type: { kind: "switch" }, help: "" }) === "skip-ca-check");
- * ```
- */
-export function flagOf(p: ParameterSpec): string {
-  return p.flag ?? kebabCase(p.name);
 }
 
 /** What a value of `type` looks like, for messages: "an integer from 1 to 65535". */

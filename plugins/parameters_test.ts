@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
-import { UsageError } from "../core/errors.ts";
+import { UsageError } from "./errors.ts";
 import { declareParameters, parameterKey } from "./parameters.ts";
 
 const parameters = declareParameters([

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { PluginError } from "../core/errors.ts";
+import { PluginError } from "./errors.ts";
 import type { ExitStatus, OpenRequest, Target } from "./types.ts";
 
 /** The protocol name in the handshake. */

@@ -1,4 +1,4 @@
-import { PluginError } from "../core/errors.ts";
+import { PluginError } from "./errors.ts";
 import { DATA_CHUNK, encodeMessage, FrameDecoder, MAX_PAYLOAD, type Message } from "./protocol.ts";
 
 function decodeAll(bytes: Uint8Array, from: "plugin" | "core" = "plugin", step = bytes.length): Message[] {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { RemoteError, TransportError, type TransportLayer } from "../core/errors.ts";
+import { RemoteError, TransportError, type TransportLayer } from "./errors.ts";
 import {
   type Call,
   encodeMessage,
@@ -16,7 +16,15 @@ import {
   PROTOCOL_VERSION,
   readMessages,
 } from "./protocol.ts";
-import type { Channel, DisconnectOptions, OpenContext, Prompter, PtyRequest, Transport } from "./types.ts";
+import type {
+  Channel,
+  DisconnectOptions,
+  OpenContext,
+  Prompter,
+  PtyRequest,
+  Transport,
+  TransportManifest,
+} from "./types.ts";
 import { validateTransportModule } from "./validate.ts";
 
 /** Where `serve()` reads and writes; defaults to the process's own stdio and arguments. */
@@ -41,13 +49,16 @@ export interface ServeOptions {
  */
 export async function serve(transport: Transport | Record<string, unknown>, options: ServeOptions = {}): Promise<void> {
   const plugin = validateTransportModule(transport, "serve()");
+  // remote reads the manifest as declared, `*` marks and capabilities this SDK does not know included: a
+  // newer remote may use them.
+  const declared = (transport as { manifest: unknown }).manifest;
   const args = options.args ?? Deno.args;
   const output = options.output ?? Deno.stdout.writable;
   const writer = output.getWriter();
   const send = (m: Message) => writer.write(encodeMessage(m));
   try {
     if (args.includes("--manifest")) {
-      await writer.write(new TextEncoder().encode(JSON.stringify(plugin.manifest) + "\n"));
+      await writer.write(new TextEncoder().encode(JSON.stringify(declared) + "\n"));
       return;
     }
     if (args.length > 0) {
@@ -57,7 +68,7 @@ export async function serve(transport: Transport | Record<string, unknown>, opti
       );
       return;
     }
-    await serveSession(plugin, options.input ?? Deno.stdin.readable, send);
+    await serveSession(plugin, declared, options.input ?? Deno.stdin.readable, send);
   } finally {
     await writer.close().catch(() => {});
   }
@@ -65,6 +76,7 @@ export async function serve(transport: Transport | Record<string, unknown>, opti
 
 async function serveSession(
   plugin: Transport,
+  declared: unknown,
   input: ReadableStream<Uint8Array>,
   send: (m: Message) => Promise<void>,
 ): Promise<void> {
@@ -80,7 +92,7 @@ async function serveSession(
   let pumps: Promise<unknown> = Promise.resolve();
   let finished = false;
 
-  await send({ type: "hello", protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, manifest: plugin.manifest });
+  await send({ type: "hello", protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, manifest: declared });
   const messages = readMessages(input, new FrameDecoder(plugin.manifest.id, "core"));
   try {
     const first = await messages.next();
@@ -99,7 +111,7 @@ async function serveSession(
     };
     const ctx: OpenContext = {
       target: call.target,
-      parameters: call.parameters,
+      parameters: parametersFromWire(plugin.manifest, call.parameters),
       signal: aborter.signal,
       prompt,
       notice: (line) => void send({ type: "notice", line }).catch(() => {}),
@@ -172,6 +184,19 @@ async function serveSession(
     // Not awaited: a read may be pending until remote closes our stdin, which it does next.
     void messages.return(undefined).catch(() => {});
   }
+}
+
+/**
+ * The bound values as the core holds them in-process: JSON carries a `uri` value (a `URL`) as its
+ * text, so it becomes a `URL` again, and a plugin sees one type whether it runs in-process or not.
+ */
+function parametersFromWire(manifest: TransportManifest, parameters: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...parameters };
+  for (const p of manifest.parameters) {
+    const value = out[p.name];
+    if (p.type.kind === "uri" && typeof value === "string" && URL.canParse(value)) out[p.name] = new URL(value);
+  }
+  return out;
 }
 
 async function callSessionHost(plugin: Transport, ctx: OpenContext, call: Call): Promise<unknown> {

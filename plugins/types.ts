@@ -63,6 +63,7 @@ export type ParameterType =
   | { kind: "int"; min?: number; max?: number }
   /** a flag with no value */
   | { kind: "switch" }
+  /** a URL with a scheme; bound as a `URL`, in-process and out-of-process alike */
   | { kind: "uri" }
   | { kind: "guid" }
   /** `90s`, `15m`, `15h`, `2d` or a number of seconds; bound as milliseconds */
@@ -120,6 +121,11 @@ export interface TransportManifest {
   summary: string;
   /** URL schemes it claims besides its ID, e.g. `["http", "https"]` for winrm */
   schemes?: readonly string[];
+  /**
+   * What it can do. As declared (JSON from an executable) a name may carry a leading `*`, marking it
+   * mandatory, and names this SDK does not know are ignored unless mandatory (git's remote-helper
+   * convention); validation returns only known names, without `*`.
+   */
   capabilities: readonly Capability[];
   /**
    * Parameters it adds to the connecting verbs (`enter`, `new`, `invoke`, `connect`, `forward`), with
@@ -180,7 +186,10 @@ export interface Prompter {
 /** Everything a transport is handed to open a connection. */
 export interface OpenContext {
   target: Target;
-  /** bound values by PowerShell name (`Port`, `KeyFilePath`, `Credential`…), already type-converted */
+  /**
+   * bound values by PowerShell name (`Port`, `KeyFilePath`, `Credential`…), already type-converted (see
+   * {@linkcode ParameterType}); never one of remote's own parameters
+   */
   parameters: Readonly<Record<string, unknown>>;
   /** cancels connecting and, once open, closes the channel */
   signal: AbortSignal;
@@ -237,6 +246,8 @@ export interface HostSession {
   /** last time a client attached or detached, ISO 8601 */
   lastSeenAt?: string;
   configurationName?: string;
+  /** made on the host by someone else, not by remote: listed, but never recorded, attached to or removed */
+  foreign?: boolean;
 }
 
 /** Options of `remote disconnect`. */
@@ -297,7 +308,8 @@ export interface Transport {
   /**
    * A long-lived helper process the transport starts for itself (e.g. the SSH connection-reuse master),
    * run by the hidden verb `remote __transport-background <id> ...args` so it works from the compiled
-   * binary too; resolves with the helper's exit code
+   * binary too; resolves with the helper's exit code. Built-in and compiled-in transports only: protocol
+   * 1 carries no background helper for an executable plugin.
    */
   background?(args: readonly string[], ctx: BackgroundContext): Promise<number>;
 }

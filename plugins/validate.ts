@@ -4,9 +4,17 @@
  *
  * @module
  */
-import { PluginError } from "../core/errors.ts";
-import type { TransportEntry, TransportOrigin } from "../core/transport_catalog.ts";
-import { CAPABILITIES, type Capability, SDK_VERSION, type Transport, type TransportManifest } from "./types.ts";
+import { PluginError } from "./errors.ts";
+import type { TransportEntry, TransportOrigin } from "./transport_catalog.ts";
+import { kebabCase } from "./parameter_flag.ts";
+import {
+  CAPABILITIES,
+  type Capability,
+  HOST_SET,
+  SDK_VERSION,
+  type Transport,
+  type TransportManifest,
+} from "./types.ts";
 
 const ID = /^[a-z][a-z0-9+.-]*$/;
 const PARAMETER_NAME = /^[A-Z][A-Za-z0-9]*$/;
@@ -18,6 +26,25 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/**
+ * What remote's own verbs use, so a plugin may not: a transport never receives a parameter the core
+ * keeps for itself, and two parameters cannot share a spelling on one command line.
+ */
+export interface ReservedParameters {
+  /** PowerShell names (`Json`, `Name`), compared without regard to case */
+  names: readonly string[];
+  /** long spellings without dashes (`json`, `host`), compared without regard to case */
+  flags: readonly string[];
+  /** one-letter short flags (`e`) */
+  shorts: readonly string[];
+}
+
+/** What {@linkcode validateManifest} checks besides the manifest itself. */
+export interface ValidateOptions {
+  /** the core's own parameters and spellings, refused in the manifest; the core passes them */
+  reserved?: ReservedParameters;
+}
+
 function nameOf(value: unknown, origin: string): string {
   return isRecord(value) && typeof value.id === "string" && ID.test(value.id) ? value.id : origin;
 }
@@ -25,10 +52,15 @@ function nameOf(value: unknown, origin: string): string {
 /**
  * Checks that `value` is a manifest this core can use and returns it typed.
  *
+ * Capabilities follow git's remote helpers (gitremote-helpers(7)): one this SDK does not know is
+ * ignored, unless a leading `*` marks it mandatory, which refuses the plugin. The manifest returned
+ * lists only the known capabilities, without `*`; it is `value` itself when that changes nothing.
+ *
  * @param value the manifest as the plugin gave it (parsed JSON or a module export)
  * @param origin where it came from (a path or specifier), named in errors when the ID is unusable
+ * @param options the core's reserved parameters, when the core validates
  * @throws {PluginError} naming the plugin: wrong `sdk`, a missing or mistyped field, an unknown
- * capability, a bad parameter spec
+ * mandatory capability, a bad parameter spec, a parameter or spelling that is remote's own
  *
  * @example Rejecting a manifest from a newer SDK
  * ```ts
@@ -40,7 +72,7 @@ function nameOf(value: unknown, origin: string): string {
  * }
  * ```
  */
-export function validateManifest(value: unknown, origin: string): TransportManifest {
+export function validateManifest(value: unknown, origin: string, options: ValidateOptions = {}): TransportManifest {
   const plugin = nameOf(value, origin);
   const fail = (message: string, hint?: string): never => {
     throw new PluginError(plugin, message, { hint: hint ?? `fix the manifest of ${origin}` });
@@ -65,12 +97,19 @@ export function validateManifest(value: unknown, origin: string): TransportManif
     }
   }
   if (!Array.isArray(value.capabilities)) return fail("manifest has no capabilities list");
+  const caps: Capability[] = [];
   for (const c of value.capabilities as unknown[]) {
-    if (typeof c !== "string" || !(CAPABILITIES as readonly string[]).includes(c)) {
-      fail(`unknown capability ${JSON.stringify(c)}`, `capabilities are: ${CAPABILITIES.join(", ")}`);
-    }
+    if (typeof c !== "string" || !/^\*?[a-z][a-z0-9-]*$/.test(c)) fail(`capability ${JSON.stringify(c)} is not a name`);
+    const name = (c as string).replace(/^\*/, "");
+    if ((CAPABILITIES as readonly string[]).includes(name)) {
+      if (!caps.includes(name as Capability)) caps.push(name as Capability);
+    } else if (name !== c) {
+      fail(
+        `needs the capability "${name}", which this remote does not have`,
+        `upgrade remote, or use a build of the plugin that does not need ${name} (known: ${CAPABILITIES.join(", ")})`,
+      );
+    } // an unknown optional capability is ignored, so a plugin can offer more to a newer remote
   }
-  const caps = value.capabilities as Capability[];
   if (caps.includes("pty-resize") && !caps.includes("pty")) fail(`capability "pty-resize" needs "pty"`);
   if (!Array.isArray(value.parameters)) return fail("manifest has no parameters list (use [] for none)");
   const names = new Set<string>();
@@ -83,15 +122,31 @@ export function validateManifest(value: unknown, origin: string): TransportManif
     if (names.has(p.name as string)) fail(`${where} is declared twice`);
     names.add(p.name as string);
     if (typeof p.help !== "string" || p.help === "") fail(`${where} has no help line`);
+    const reserved = options.reserved;
+    if (reserved?.names.some((n) => n.toLowerCase() === (p.name as string).toLowerCase())) {
+      fail(
+        `${where} is one of remote's own parameters`,
+        `rename it in the manifest of ${origin}: remote keeps ${p.name} for itself and never passes it to a transport`,
+      );
+    }
     for (const f of [p.flag, ...(Array.isArray(p.aliases) ? p.aliases : [])]) {
       if (f === undefined) continue;
       if (typeof f !== "string" || !FLAG.test(f)) fail(`${where} has a bad flag ${JSON.stringify(f)}`);
       if (flags.has(f as string)) fail(`${where} reuses the flag --${f}`);
       flags.add(f as string);
     }
+    const spellings = [p.flag ?? kebabCase(p.name as string), ...(Array.isArray(p.aliases) ? p.aliases : [])];
+    for (const f of spellings as string[]) {
+      if (reserved?.flags.some((r) => r.toLowerCase() === f.toLowerCase())) {
+        fail(`${where} is spelled --${f}, one of remote's own options`, `give it another flag in ${origin}`);
+      }
+    }
     if (p.aliases !== undefined && !Array.isArray(p.aliases)) fail(`${where} aliases is not a list`);
     if (p.short !== undefined && (typeof p.short !== "string" || !/^[A-Za-z]$/.test(p.short))) {
       fail(`${where} short flag must be one letter`);
+    }
+    if (p.short !== undefined && reserved?.shorts.includes(p.short as string)) {
+      fail(`${where} takes the short flag -${p.short}, one of remote's own`, `give it another short flag in ${origin}`);
     }
     const t = p.type;
     if (!isRecord(t) || typeof t.kind !== "string" || !TYPE_KINDS.includes(t.kind)) {
@@ -114,6 +169,9 @@ export function validateManifest(value: unknown, origin: string): TransportManif
         if (place.position !== undefined && !(Number.isInteger(place.position) && Number(place.position) >= 0)) {
           fail(`${where} in set ${set} has a bad position`);
         }
+        if (set === HOST_SET && place.position === 0) {
+          fail(`${where} takes position 0 in set ${HOST_SET}, which is the target's`, `give it another position`);
+        }
         if (place.mandatory !== undefined && typeof place.mandatory !== "boolean") {
           fail(`${where} in set ${set} has a non-boolean mandatory`);
         }
@@ -130,7 +188,9 @@ export function validateManifest(value: unknown, origin: string): TransportManif
   ) {
     fail("defaultPort is not a port number");
   }
-  return value as unknown as TransportManifest;
+  const declared = value.capabilities as unknown[];
+  const same = caps.length === declared.length && caps.every((c, i) => c === declared[i]);
+  return (same ? value : { ...value, capabilities: caps }) as unknown as TransportManifest;
 }
 
 /**
@@ -146,12 +206,12 @@ export function validateManifest(value: unknown, origin: string): TransportManif
  * console.assert(validateTransportModule(mod, "docker").manifest.id === "docker");
  * ```
  */
-export function validateTransportModule(mod: unknown, origin: string): Transport {
-  if (!isRecord(mod) && typeof mod !== "object") {
+export function validateTransportModule(mod: unknown, origin: string, options: ValidateOptions = {}): Transport {
+  if (!isRecord(mod)) {
     throw new PluginError(origin, "is not a module", { hint: "a plugin module exports manifest and open" });
   }
-  const m = mod as Record<string, unknown>;
-  const manifest = validateManifest(m.manifest, origin);
+  const m = mod;
+  const manifest = validateManifest(m.manifest, origin, options);
   const fail = (message: string): never => {
     throw new PluginError(manifest.id, message, { hint: `fix ${origin}` });
   };
@@ -174,11 +234,15 @@ export function validateTransportModule(mod: unknown, origin: string): Transport
     }
   }
   if (caps.includes("forward") && typeof m.forward !== "function") fail("advertises forward but exports no forward()");
+  if (m.background !== undefined && typeof m.background !== "function") {
+    fail("exports a background that is no function");
+  }
   return {
     manifest,
     open: m.open as Transport["open"],
     ...(m.sessions !== undefined ? { sessions: m.sessions as Transport["sessions"] } : {}),
     ...(typeof m.forward === "function" ? { forward: m.forward as Transport["forward"] } : {}),
+    ...(typeof m.background === "function" ? { background: m.background as Transport["background"] } : {}),
   };
 }
 
@@ -203,8 +267,17 @@ export function describeOrigin(origin: TransportOrigin): string {
  * @example
  * ```ts
  * import { mergeCatalog } from "./validate.ts";
- * import { builtinTransports } from "../transports/mod.ts";
- * console.assert(mergeCatalog([...builtinTransports]).length === builtinTransports.length);
+ * import type { TransportEntry } from "./transport_catalog.ts";
+ * const entry = (id: string, schemes: string[]): TransportEntry => ({
+ *   manifest: { id, sdk: 1, version: "1.0.0", summary: id, schemes, capabilities: ["exec"], parameters: [] },
+ *   origin: { kind: "module", specifier: `./${id}.ts` },
+ *   load: () => Promise.reject(new Error("not loaded in this example")),
+ * });
+ * try {
+ *   mergeCatalog([entry("web", ["https"]), entry("api", ["https"])]);
+ * } catch (e) {
+ *   console.assert(String(e).includes('scheme "https" is already claimed by web'));
+ * }
  * ```
  */
 export function mergeCatalog(entries: readonly TransportEntry[]): TransportEntry[] {
@@ -226,5 +299,58 @@ export function mergeCatalog(entries: readonly TransportEntry[]): TransportEntry
       );
     }
   }
+  checkSharedParameters(entries);
   return [...entries];
+}
+
+/**
+ * Transports' parameters join the same verbs, so a name shared by two transports (`Port`) must have one
+ * type, and a spelling, a short flag or a position in a set must mean one parameter; otherwise the core
+ * could not build the verb's command line.
+ */
+function checkSharedParameters(entries: readonly TransportEntry[]): void {
+  type Claim = { parameter: string; entry: TransportEntry; kind?: string };
+  const claims = new Map<string, Claim>();
+  const claim = (key: string, mine: Claim, clash: (other: Claim) => string | undefined) => {
+    const other = claims.get(key);
+    if (other === undefined) return void claims.set(key, mine);
+    const problem = clash(other);
+    if (problem === undefined) return;
+    throw new PluginError(
+      mine.entry.manifest.id,
+      `parameter ${mine.parameter} ${problem} in ${other.entry.manifest.id} (${describeOrigin(other.entry.origin)})`,
+      { hint: `rename it in ${describeOrigin(mine.entry.origin)}, or declare it as ${other.entry.manifest.id} does` },
+    );
+  };
+  for (const entry of entries) {
+    for (const p of entry.manifest.parameters) {
+      const mine = { parameter: p.name, entry, kind: p.type.kind };
+      claim(
+        `name:${p.name}`,
+        mine,
+        (o) => o.kind === p.type.kind ? undefined : `is of type ${p.type.kind}, but of type ${o.kind}`,
+      );
+      for (const f of new Set([p.flag ?? kebabCase(p.name), ...(p.aliases ?? [])].map((f) => f.toLowerCase()))) {
+        claim(`flag:${f}`, mine, (o) => o.parameter === p.name ? undefined : `is spelled --${f}, as ${o.parameter} is`);
+      }
+      if (p.short !== undefined) {
+        claim(
+          `short:${p.short}`,
+          mine,
+          (o) => o.parameter === p.name ? undefined : `takes -${p.short}, as ${o.parameter} does`,
+        );
+      }
+      for (const [set, place] of Object.entries(p.sets ?? {})) {
+        if (place.position === undefined) continue;
+        claim(
+          `position:${set}:${place.position}`,
+          mine,
+          (o) =>
+            o.parameter === p.name
+              ? undefined
+              : `takes position ${place.position} in set ${set}, as ${o.parameter} does`,
+        );
+      }
+    }
+  }
 }

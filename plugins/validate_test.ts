@@ -1,5 +1,5 @@
-import { PluginError } from "../core/errors.ts";
-import type { TransportEntry } from "../core/transport_catalog.ts";
+import { PluginError } from "./errors.ts";
+import type { TransportEntry } from "./transport_catalog.ts";
 import { mergeCatalog, validateManifest, validateTransportModule } from "./validate.ts";
 import type { TransportManifest } from "./types.ts";
 
@@ -36,7 +36,8 @@ Deno.test("validateManifest() names what is wrong and the plugin", () => {
   refused({ ...good, sdk: undefined }, "demo", "has no sdk version");
   refused({ ...good, id: "Bad Id" }, "./demo.ts", "is not a lower-case URL scheme name");
   refused({ ...good, summary: "" }, "demo", "manifest has no summary");
-  refused({ ...good, capabilities: ["exec", "teleport"] }, "demo", `unknown capability "teleport"`);
+  refused({ ...good, capabilities: ["exec", "*teleport"] }, "demo", `needs the capability "teleport"`);
+  refused({ ...good, capabilities: ["exec", 7] }, "demo", "capability 7 is not a name");
   refused({ ...good, capabilities: ["pty-resize"] }, "demo", `"pty-resize" needs "pty"`);
   refused({ ...good, schemes: ["HTTP"] }, "demo", "is not a URL scheme name");
   refused({ ...good, parameters: [{ name: "x", type: { kind: "string" }, help: "h" }] }, "demo", "PascalCase");
@@ -98,9 +99,102 @@ Deno.test("mergeCatalog() refuses a second id or scheme, naming both origins", (
   }
 });
 
-Deno.test("validateManifest() accepts every built-in manifest and the docker example's", async () => {
-  const { builtinTransports } = await import("../transports/mod.ts");
-  const { manifest } = await import("./examples/docker/manifest.ts");
-  for (const m of [...builtinTransports.map((e) => e.manifest), manifest]) validateManifest(m, m.id);
-  mergeCatalog([...builtinTransports]);
+Deno.test("validateManifest() ignores an unknown optional capability and reads a * as mandatory", () => {
+  const declared = { ...good, capabilities: ["exec", "teleport", "*pty", "pty-resize", "*exec"] };
+  const manifest = validateManifest(declared, "./demo.ts");
+  if (manifest.capabilities.join() !== "exec,pty,pty-resize") throw new Error(manifest.capabilities.join());
+  if (declared.capabilities.length !== 5) throw new Error("the declared manifest was changed");
+});
+
+Deno.test("validateManifest() refuses a parameter named or spelled like one of the core's, naming it", () => {
+  const reserved = { names: ["Json", "Name"], flags: ["json", "name", "host"], shorts: ["e"] };
+  const refusedWith = (parameter: Record<string, unknown>, part: string) => {
+    try {
+      validateManifest(
+        { ...good, defaultSet: undefined, parameters: [{ type: { kind: "switch" }, help: "h", ...parameter }] },
+        "./demo.ts",
+        {
+          reserved,
+        },
+      );
+    } catch (e) {
+      if (!(e instanceof PluginError) || e.exitCode !== 235 || !e.message.includes(part) || !e.hint) throw e;
+      return;
+    }
+    throw new Error(`accepted (wanted "${part}")`);
+  };
+  refusedWith({ name: "Json" }, "parameter Json is one of remote's own parameters");
+  refusedWith({ name: "JSON" }, "parameter JSON is one of remote's own parameters");
+  refusedWith({ name: "Pretty", flag: "json" }, "parameter Pretty is spelled --json");
+  refusedWith({ name: "Target", aliases: ["host"] }, "parameter Target is spelled --host");
+  refusedWith({ name: "Escape", short: "e" }, "parameter Escape takes the short flag -e");
+  validateManifest(good, "./demo.ts", { reserved: { names: ["Json"], flags: ["json"], shorts: ["e"] } });
+  const json = { name: "Json", type: { kind: "switch" }, help: "h" } as const;
+  validateManifest({ ...good, defaultSet: undefined, parameters: [json] }, "./demo.ts"); // the core passes reserved
+});
+
+Deno.test("validateTransportModule() refuses null and keeps background", () => {
+  const open = () => Promise.reject(new Error("x"));
+  for (const mod of [null, undefined, 7, "mod", []]) {
+    try {
+      validateTransportModule(mod, "./demo.ts");
+    } catch (e) {
+      if (!(e instanceof PluginError) || !e.message.includes("is not a module")) throw e;
+      continue;
+    }
+    throw new Error(`accepted ${JSON.stringify(mod)}`);
+  }
+  const background = () => Promise.resolve(0);
+  if (validateTransportModule({ manifest: good, open, background }, "./demo.ts").background !== background) {
+    throw new Error("background was dropped");
+  }
+  try {
+    validateTransportModule({ manifest: good, open, background: "yes" }, "./demo.ts");
+    throw new Error("a background that is no function was accepted");
+  } catch (e) {
+    if (!(e instanceof PluginError)) throw e;
+  }
+});
+
+Deno.test("mergeCatalog() refuses a parameter another transport types, spells or places differently", () => {
+  const entry = (id: string, parameter: Record<string, unknown>): TransportEntry => ({
+    manifest: {
+      ...good,
+      id,
+      schemes: [],
+      defaultSet: undefined,
+      parameters: [{ type: { kind: "int" }, help: "h", ...parameter } as TransportManifest["parameters"][number]],
+    },
+    origin: { kind: "module", specifier: `./${id}.ts` },
+    load: () => Promise.reject(new Error("unused")),
+  });
+  const first = entry("one", { name: "Port", short: "p", aliases: ["pt"], sets: { Net: { position: 1 } } });
+  mergeCatalog([first, entry("two", { name: "Port", short: "p", sets: { Net: { position: 1 } } })]);
+  for (
+    const [parameter, part] of [
+      [
+        { name: "Port", type: { kind: "string" } },
+        "parameter Port is of type string, but of type int in one (./one.ts)",
+      ],
+      [{ name: "Size", flag: "port" }, "parameter Size is spelled --port, as Port is in one (./one.ts)"],
+      [{ name: "Size", aliases: ["PT"] }, "parameter Size is spelled --pt, as Port is in one (./one.ts)"],
+      [{ name: "Size", short: "p" }, "parameter Size takes -p, as Port does in one (./one.ts)"],
+      [{ name: "Size", sets: { Net: { position: 1 } } }, "parameter Size takes position 1 in set Net, as Port does"],
+    ] as const
+  ) {
+    try {
+      mergeCatalog([first, entry("two", parameter)]);
+    } catch (e) {
+      if (!(e instanceof PluginError) || e.plugin !== "two" || !e.message.includes(part)) throw e;
+      if (!e.hint?.includes("./two.ts")) throw new Error(`hint: ${e.hint}`);
+      continue;
+    }
+    throw new Error(`accepted (wanted "${part}")`);
+  }
+});
+
+Deno.test("validateManifest() keeps position 0 of the target's set for the target", () => {
+  const parameters = [{ name: "Thing", type: { kind: "string" }, sets: { SSHHost: { position: 0 } }, help: "h" }];
+  refused({ ...good, defaultSet: undefined, parameters }, "demo", "takes position 0 in set SSHHost");
+  validateManifest({ ...good, defaultSet: undefined, parameters: [{ ...parameters[0], sets: { SSHHost: {} } }] }, "x");
 });

@@ -1,6 +1,8 @@
 /**
- * The seams of STYLE.md, checked on the source: dependencies point inward, built-ins load lazily with
- * literal specifiers, and nothing is imported from JSR or a URL (CI cannot reach them).
+ * The seams of STYLE.md and docs/architecture.md, checked on the source: the SDK (plugins/) is the floor
+ * and imports nothing above it, the core reaches the SDK through plugins/mod.ts only, dependencies point
+ * inward, built-ins load lazily with literal specifiers, and nothing is imported from JSR or a URL (CI
+ * cannot reach them).
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 
@@ -44,6 +46,19 @@ Deno.test("core imports no transport", async () => {
   // Tests beside the core may drive it with a real transport; the core's own modules may not.
   const wrong = (await allImports(["core"]))
     .filter((i) => !i.file.endsWith("_test.ts") && i.target.startsWith("transports/"));
+  assertEquals(wrong, []);
+});
+
+Deno.test("the SDK imports nothing from the core, a transport or the tests", async () => {
+  // plugins/ is the floor a plugin author builds on alone: its tests and examples too.
+  const wrong = (await allImports(["plugins"]))
+    .filter((i) => i.specifier.startsWith(".") && !i.target.startsWith("plugins/"));
+  assertEquals(wrong, []);
+});
+
+Deno.test("the core imports the SDK only through plugins/mod.ts", async () => {
+  const wrong = (await allImports(["core"]))
+    .filter((i) => i.target.startsWith("plugins/") && i.target !== "plugins/mod.ts");
   assertEquals(wrong, []);
 });
 

@@ -102,7 +102,9 @@ Deno.test("remote invoke --in-disconnected-session returns at once with a Discon
     assertEquals((await tmux(socket, "has-session", "-t", "=Nightly")).code, 0);
 
     const removed = await c.run("remove", "--name", "Nightly");
-    assertEquals([removed.code, removed.stderr], [0, ""]);
+    assertEquals(removed.code, 0, removed.stderr);
+    // -o UserKnownHostsFile came back from the registry: said, not silent (docs/sessions.md, Trust)
+    match(removed.stderr, /^remote: session Nightly uses options recorded at its creation: UserKnownHostsFile=\S+\n$/);
     assertEquals((await tmux(socket, "list-sessions")).stdout, "");
     assertEquals((await c.run("get")).stdout, "");
   });

@@ -5,8 +5,7 @@
  */
 import { loadPluginEntries } from "../core/plugin_loader.ts";
 import type { TransportEntry } from "../core/transport_catalog.ts";
-import { type OpenContext, PluginError, UsageError } from "../plugins/mod.ts";
-import { mergeCatalog } from "../plugins/validate.ts";
+import { mergeCatalog, type OpenContext, PluginError, UsageError, validateManifest } from "../plugins/mod.ts";
 import { builtinTransports } from "../transports/mod.ts";
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
@@ -190,4 +189,11 @@ Deno.test("an out-of-process plugin speaking a newer protocol is refused and sto
     await Deno.remove(dir, { recursive: true });
   }
   await assertNoChildren("plugin_future_protocol.ts");
+});
+
+Deno.test("validateManifest() accepts every built-in manifest and the docker example's", async () => {
+  const { builtinTransports } = await import("../transports/mod.ts");
+  const { manifest } = await import("../plugins/examples/docker/manifest.ts");
+  for (const m of [...builtinTransports.map((e) => e.manifest), manifest]) validateManifest(m, m.id);
+  mergeCatalog([...builtinTransports]);
 });

@@ -19,8 +19,14 @@
  * mistake in one is not mirrored by the other. Only SigV4 is shared: transports/ssm/sigv4.ts is
  * checked against AWS's published test-suite values.
  *
- * Fault knobs: drop the socket after N output bytes, reorder, duplicate, corrupt digests, bad
- * lengths, unknown message types, never acknowledge, pause publication, KMS or legacy handshakes.
+ * - aws/amazon-ssm-agent at tag 3.0.196.0 `agent/session/plugins/port/port.go` and at HEAD
+ *   `port_basic.go` (basic port sessions: raw bytes, the destination dialled at session start and
+ *   again after DisconnectToPort, input refused unacknowledged until connected), `port.go`
+ *   `GetSession` (smux only for LocalPortForwarding, agents after 3.0.196.0 and clients ≥ 1.1.70).
+ *
+ * Fault knobs: drop the socket after N output bytes or instead of acknowledging the Nth input,
+ * reorder, duplicate, corrupt digests, bad lengths, unknown message types, never acknowledge, pause
+ * publication, KMS or legacy handshakes; the shell's `flood N` sends large frames out of order.
  *
  * @module
  */
@@ -51,6 +57,11 @@ export interface SsmFaults {
   neverAck?: boolean;
   /** send pause_publication after the handshake, start_publication this many ms later */
   pauseMs?: number;
+  /**
+   * process the Nth client data message after the handshake (1 = the first), then drop the socket
+   * instead of acknowledging it (once): the ack is lost with the connection
+   */
+  loseInputAck?: number;
 }
 
 /** Options of {@linkcode startSsmEmulator}. */
@@ -62,7 +73,19 @@ export interface SsmEmulatorOptions {
   offlineTargets?: readonly string[];
   /** `modern` (default), `legacy` (no handshake, old agent), `kms` (asks for KMS encryption) */
   handshake?: "modern" | "legacy" | "kms";
+  /**
+   * the AgentVersion of the handshake (default 3.3.1142.0). It selects behaviour as the real agent's
+   * releases differ: up to 3.0.196.0 port sessions are basic (raw bytes, no smux: `port.go` at tag
+   * 3.0.196.0); before 3.2.1041.0 client data already processed is discarded without a new ack
+   * (`datachannel.go` `handleStreamDataMessage`, changed by commit b0e8d778)
+   */
   agentVersion?: string;
+  /** payload bytes per frame of the shell's `flood N` command (default 65536; the real agent sends ≤ 1024) */
+  floodFrameBytes?: number;
+  /** unacknowledged output frames before the agent waits (default 1000) */
+  agentWindow?: number;
+  /** the HandshakeComplete's CustomerMessage, shown to the user (default "") */
+  customerMessage?: string;
   /** send channel_closed with the 112-byte header (default true) */
   shortChannelClosed?: boolean;
 }
@@ -75,10 +98,22 @@ export interface SsmEmulatorStats {
   /** input frames the agent received while it had paused publication */
   inputWhilePaused: number;
   inputDuplicates: number;
+  /** client data messages already processed, discarded unacknowledged (agents before 3.2.1041.0) */
+  inputDiscarded: number;
+  /** how the port session runs: smux streams or basic (raw bytes on the data channel) */
+  portMode?: "mux" | "basic";
+  /** connections the basic port session opened to the destination */
+  basicDials: number;
   /** smux frames with a version other than 1 (the stream of Output payloads was corrupted) */
   smuxProtocolErrors: number;
   /** frames the agent put on the socket, resends and acks included */
   framesOut: number;
+  /** output payload bytes the client acknowledged (each frame once) */
+  outputBytesAcked: number;
+  /** payload bytes of a `flood` the client acknowledged before the frame that fills its gap: what it buffered */
+  floodEarlyAckedBytes: number;
+  /** the most resends of one output frame still unacknowledged */
+  maxResendAttempts: number;
   lastSize?: { cols: number; rows: number };
   clientVersions: string[];
   handshakeResponses: unknown[];
@@ -158,6 +193,17 @@ function parseFrame(b: Uint8Array): Frame & { digestOk: boolean } {
   };
 }
 
+/** `a` compared with `b` as dotted versions (`3.0.196.0`): negative, 0 or positive. */
+function versionCompare(a: string, b: string): number {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] || 0) - (pb[i] || 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
 // ---- smux v1 server side ----------------------------------------------------------------------
 
 function smuxFrame(cmd: number, sid: number, data = new Uint8Array()): Uint8Array {
@@ -191,7 +237,8 @@ class Agent {
   #stats: SsmEmulatorStats;
   #ws?: WebSocket;
   #outSeq = 0;
-  #unacked = new Map<number, { frame: Frame; sentAt: number }>();
+  #unacked = new Map<number, { frame: Frame; sentAt: number; attempts: number }>();
+  #floodGap?: { seq: number; last: number };
   #windowWaiters: (() => void)[] = [];
   #expected = 0;
   #early = new Map<number, Frame>();
@@ -212,6 +259,14 @@ class Agent {
   #streams = new Map<number, { conn?: Deno.TcpConn; chain: Promise<void>; closed: boolean }>();
   #outChain: Promise<void> = Promise.resolve();
   #closeTimer?: ReturnType<typeof setTimeout>;
+  // basic port sessions (`port.go` before smux): one destination connection, raw bytes
+  #basic = false;
+  #basicConn?: Deno.TcpConn;
+  #basicReconnect = false;
+  #basicChain: Promise<void> = Promise.resolve();
+  #clientVersion = "";
+  #inputCount = 0;
+  #ackLost = false;
   #closingWs?: WebSocket;
 
   constructor(rec: SessionRecord, opts: SsmEmulatorOptions, stats: SsmEmulatorStats) {
@@ -261,18 +316,24 @@ class Agent {
     void this.#send(
       PT.hsReq,
       te.encode(JSON.stringify({
-        AgentVersion: this.#opts.agentVersion ?? "3.3.1142.0",
+        AgentVersion: this.#agentVersion,
         RequestedClientActions: actions,
       })),
     );
   }
 
+  get #agentVersion(): string {
+    return this.#opts.agentVersion ?? "3.3.1142.0";
+  }
+
   #properties(): Record<string, string> {
     if (this.sessionType !== "Port") return {};
     const p = this.#rec.parameters;
+    // the document's properties with the session's parameters filled in, localPortNumber included
     return {
       portNumber: p.portNumber?.[0] ?? "",
       type: "LocalPortForwarding",
+      ...(p.localPortNumber ? { localPortNumber: p.localPortNumber[0] } : {}),
       ...(p.host ? { host: p.host[0] } : {}),
     };
   }
@@ -305,6 +366,14 @@ class Agent {
       }, this.#opts.faults.pauseMs);
     }
     if (this.sessionType === "Standard_Stream") void this.#out("$ ");
+    if (this.sessionType === "Port") {
+      // smux iff the agent has it (after 3.0.196.0), the session is LocalPortForwarding and the client is
+      // 1.1.70 or newer (`port.go` `GetSession`); else basic, which dials the destination at once
+      this.#basic = versionCompare(this.#agentVersion, "3.0.196.0") <= 0 ||
+        this.#properties().type !== "LocalPortForwarding" || versionCompare(this.#clientVersion, "1.1.70") < 0;
+      this.#stats.portMode = this.#basic ? "basic" : "mux";
+      if (this.#basic) this.#basicChain = this.#basicDial();
+    }
   }
 
   // -- outgoing
@@ -318,7 +387,7 @@ class Agent {
   }
 
   async #send(payloadType: number, payload: Uint8Array): Promise<void> {
-    while (this.#unacked.size >= 1000 && !this.#closed) {
+    while (this.#unacked.size >= (this.#opts.agentWindow ?? 1000) && !this.#closed) {
       await new Promise<void>((r) => this.#windowWaiters.push(r));
     }
     if (this.#closed) return;
@@ -331,7 +400,7 @@ class Agent {
       payloadType,
       payload,
     };
-    this.#unacked.set(seq, { frame, sentAt: Date.now() });
+    this.#unacked.set(seq, { frame, sentAt: Date.now(), attempts: 0 });
     this.#transmit(frame);
   }
 
@@ -376,6 +445,8 @@ class Agent {
       if (budget-- <= 0) break;
       if (now - u.sentAt < 1000) continue; // the agent's RTO cap; a loaded loop must not trigger a resend storm
       u.sentAt = now;
+      u.attempts++;
+      this.#stats.maxResendAttempts = Math.max(this.#stats.maxResendAttempts, u.attempts);
       this.#rawSend(frameBytes(u.frame));
     }
   }
@@ -400,7 +471,17 @@ class Agent {
     }
     if (f.type === "acknowledge") {
       const ack = JSON.parse(td.decode(f.payload));
-      if (this.#unacked.delete(ack.AcknowledgedMessageSequenceNumber)) {
+      const seq = ack.AcknowledgedMessageSequenceNumber;
+      const acked = this.#unacked.get(seq);
+      if (acked?.frame.payloadType === PT.output) {
+        this.#stats.outputBytesAcked += acked.frame.payload.length;
+        const gap = this.#floodGap;
+        if (gap && seq === gap.seq) this.#floodGap = undefined;
+        else if (gap && seq > gap.seq && seq <= gap.last) {
+          this.#stats.floodEarlyAckedBytes += acked.frame.payload.length;
+        }
+      }
+      if (this.#unacked.delete(seq)) {
         const w = this.#windowWaiters;
         this.#windowWaiters = [];
         w.forEach((r) => r());
@@ -411,6 +492,8 @@ class Agent {
     if (this.#paused) this.#stats.inputWhilePaused++;
     if (!this.#ready && f.payloadType !== PT.hsResp) return; // not acked: the client resends
     if (this.#ready && this.#opts.faults?.neverAck) return;
+    // the port plugin's handler is not ready before its destination connection: ErrHandlerNotReady, no ack
+    if (this.#basic && !this.#basicConn && f.payloadType === PT.output) return;
     const ack = () =>
       this.#rawSend(frameBytes({
         type: "acknowledge",
@@ -427,7 +510,20 @@ class Agent {
       }));
     if (f.seq < this.#expected || this.#early.has(f.seq)) {
       this.#stats.inputDuplicates++;
+      if (f.seq < this.#expected && versionCompare(this.#agentVersion, "3.2.1041.0") < 0) {
+        this.#stats.inputDiscarded++; // "Discarding already processed message", no ack
+        return;
+      }
       ack();
+      return;
+    }
+    const lose = this.#ready && f.seq === this.#expected && f.payloadType !== PT.hsResp &&
+      ++this.#inputCount === this.#opts.faults?.loseInputAck && !this.#ackLost;
+    if (lose) {
+      this.#ackLost = true;
+      this.#process(f);
+      this.#expected++;
+      this.#ws?.close(4000, "emulated drop before the ack");
       return;
     }
     ack();
@@ -450,6 +546,7 @@ class Agent {
         const body = JSON.parse(td.decode(f.payload));
         this.#stats.handshakeResponses.push(body);
         this.#stats.clientVersions.push(body.ClientVersion);
+        this.#clientVersion = String(body.ClientVersion ?? "");
         const failed = (body.ProcessedClientActions ?? []).some((a: { ActionStatus: number }) => a.ActionStatus !== 1);
         if (failed) {
           void this.closeChannel("handshake failed");
@@ -457,7 +554,9 @@ class Agent {
         }
         void this.#send(
           PT.hsDone,
-          te.encode(JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: "" })),
+          te.encode(
+            JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: this.#opts.customerMessage ?? "" }),
+          ),
         );
         this.#ready = true;
         this.#startSession();
@@ -472,10 +571,15 @@ class Agent {
       case PT.flag: {
         const v = new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0);
         if (v === 2) void this.closeChannel(""); // TerminateSession flag
+        if (v === 1 && this.#basic) {
+          // DisconnectToPort: close the destination connection; the next data from the client dials again
+          this.#basicChain = this.#basicChain.then(() => this.#basicClose());
+        }
         return;
       }
       case PT.output:
-        if (this.sessionType === "Port") this.#smuxIn(f.payload);
+        if (this.#basic) this.#basicIn(f.payload);
+        else if (this.sessionType === "Port") this.#smuxIn(f.payload);
         else this.#shellIn(f.payload);
     }
   }
@@ -509,6 +613,15 @@ class Agent {
     if (cmd === "") return void this.#out("$ ");
     if (cmd === "echo") return void this.#out(args.join(" ") + "\r\n$ ");
     if (cmd === "stty" && args[0] === "size") return void this.#out(`${this.#size.rows} ${this.#size.cols}\r\n$ `);
+    if (cmd === "flood") {
+      // `flood N`: N bytes as `blob` prints them, in large frames, the first one held back until all the
+      // others are on the socket: the client must buffer them out of order (or refuse some), then catch up
+      const bytes = blobBytes(Number(args[0] ?? 0));
+      this.#outChain = this.#outChain.then(() => this.#sendGapped(bytes)).then(() =>
+        this.#send(PT.output, te.encode("$ "))
+      );
+      return;
+    }
     if (cmd === "blob") {
       // `blob N`: N deterministic bytes, then the prompt
       void this.#out(blobBytes(Number(args[0] ?? 0))).then(() => this.#out("$ "));
@@ -522,10 +635,88 @@ class Agent {
     void this.#out(`sh: ${cmd}: command not found\r\n$ `);
   }
 
+  async #sendGapped(bytes: Uint8Array): Promise<void> {
+    const size = this.#opts.floodFrameBytes ?? 65536;
+    let gap: Frame | undefined;
+    const sendGap = () => {
+      if (gap) this.#rawSend(frameBytes(gap));
+      gap = undefined;
+    };
+    for (let at = 0; at < bytes.length; at += size) {
+      while (this.#unacked.size >= (this.#opts.agentWindow ?? 1000) && !this.#closed) {
+        sendGap(); // a full window must not wait for the frame held back
+        await new Promise<void>((r) => this.#windowWaiters.push(r));
+      }
+      if (this.#closed) return;
+      const seq = this.#outSeq++;
+      const frame: Frame = {
+        type: "output_stream_data",
+        seq,
+        flags: 0,
+        id: randomUUID(),
+        payloadType: PT.output,
+        payload: bytes.slice(at, at + size),
+      };
+      this.#unacked.set(seq, { frame, sentAt: Date.now(), attempts: 0 });
+      if (at === 0) {
+        gap = frame;
+        this.#floodGap = { seq, last: seq };
+        continue;
+      }
+      if (this.#floodGap) this.#floodGap.last = seq;
+      this.#rawSend(frameBytes(frame));
+    }
+    sendGap();
+  }
+
   async #drained(): Promise<void> {
     for (let waited = 0; this.#unacked.size > 0 && !this.#closed && waited < 10_000; waited += 20) {
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  // -- the basic port session: raw bytes to one destination connection (`port_basic.go`)
+
+  async #basicDial(): Promise<void> {
+    const host = this.#rec.parameters.host?.[0] ?? "127.0.0.1";
+    const port = Number(this.#rec.parameters.portNumber?.[0]);
+    try {
+      const conn = await Deno.connect({ hostname: host, port });
+      if (this.#closed) return conn.close();
+      this.#stats.basicDials++;
+      this.#basicConn = conn;
+      this.#basicReconnect = false;
+      void this.#basicPump(conn);
+    } catch (error) {
+      // the plugin's execute() ends the session with the error as its output
+      this.closeChannel(`Unable to connect to specified port: ${(error as Error).message}`);
+    }
+  }
+
+  #basicIn(payload: Uint8Array): void {
+    this.#basicChain = this.#basicChain.then(async () => {
+      if (this.#basicReconnect) await this.#basicDial();
+      const conn = this.#basicConn;
+      if (!conn || this.#closed) return;
+      let off = 0;
+      while (off < payload.length) off += await conn.write(payload.subarray(off));
+    }).catch(() => {});
+  }
+
+  #basicClose(): void {
+    try {
+      this.#basicConn?.close();
+    } catch { /* closed by the read error already */ }
+    this.#basicReconnect = true;
+  }
+
+  async #basicPump(conn: Deno.TcpConn): Promise<void> {
+    const buf = new Uint8Array(1024);
+    try {
+      for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) await this.#out(buf.slice(0, n));
+    } catch { /* closed on DisconnectToPort */ }
+    // LocalPortForwarding: close and wait for the client's next data to dial again; the client is not told
+    if (this.#basicConn === conn) this.#basicClose();
   }
 
   // -- the port session: smux v1 server, one TCP connection per stream
@@ -668,6 +859,9 @@ class Agent {
       } catch { /* closed */ }
     }
     this.#streams.clear();
+    try {
+      this.#basicConn?.close();
+    } catch { /* closed */ }
     const ws = this.#ws;
     this.#ws = undefined;
     if (graceMs > 0 && ws) {
@@ -779,8 +973,13 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     resumes: 0,
     inputWhilePaused: 0,
     inputDuplicates: 0,
+    inputDiscarded: 0,
+    basicDials: 0,
     smuxProtocolErrors: 0,
     framesOut: 0,
+    outputBytesAcked: 0,
+    floodEarlyAckedBytes: 0,
+    maxResendAttempts: 0,
     clientVersions: [],
     handshakeResponses: [],
   };

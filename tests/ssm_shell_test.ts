@@ -142,6 +142,51 @@ Deno.test("a session whose agent never acknowledges input ends as lost", async (
   await session.terminate();
 });
 
+Deno.test("an ack lost in a dropped connection does not stall a session with an agent that discards processed input", async () => {
+  // agent 3.0.196.0 processes the first line, the socket drops before its ack; after the resume the
+  // client sends the line again and the agent discards it without an ack ("already processed")
+  await using emu = await startSsmEmulator({ agentVersion: "3.0.196.0", faults: { loseInputAck: 2 } });
+  const connection = resolveConnection(emulatorContext(emu));
+  let text = "";
+  let changed = () => {};
+  const { promise: ended, resolve } = Promise.withResolvers<{ kind: string }>();
+  const session = await SsmSession.start({
+    ...connection,
+    notice: () => {},
+    maxAttempts: 5,
+    handlers: {
+      onOutput: (d) => {
+        text += new TextDecoder().decode(d);
+        changed();
+      },
+      onEnd: (r) => resolve(r),
+    },
+  });
+  const waitFor = async (needle: string) => {
+    while (!text.includes(needle)) {
+      const more = new Promise<void>((r) => changed = r);
+      const end = await Promise.race([more.then(() => false), ended.then(() => true)]);
+      if (end && !text.includes(needle)) throw new Error(`the session ended before ${JSON.stringify(needle)}: ${text}`);
+    }
+  };
+  await waitFor("$ ");
+  await session.resize(100, 30);
+  await session.write(new TextEncoder().encode("echo one\r"));
+  await waitFor("one\r\n$ ");
+  // idle after the resume: the size sent again is acked, and that ack settles the line
+  for (let i = 0; i < 200 && session.pendingInput > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(session.pendingInput, 0, "the line is still being resent");
+  assert.deepEqual(emu.stats.lastSize, { cols: 100, rows: 30 });
+  await session.write(new TextEncoder().encode("echo two\r"));
+  await waitFor("two\r\n$ ");
+  assert.equal(emu.stats.resumes, 1, "the socket dropped once");
+  assert.ok(emu.stats.inputDiscarded >= 1, "the agent discarded the resent line");
+  assert.equal(session.pendingInput, 0, "nothing is left to resend");
+  assert.equal(session.stats.impliedAcks, 1);
+  assert.equal(text.split("\r\none\r\n").length, 2, "the line ran once");
+  await session.terminate();
+});
+
 Deno.test("open() reports bad credentials, an expired token and an offline target clearly", async () => {
   await using emu = await startSsmEmulator({
     expiredTokens: ["expired-token"],

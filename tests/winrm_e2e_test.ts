@@ -4,6 +4,19 @@ import type { Channel, ExitStatus, OpenContext } from "../plugins/mod.ts";
 import { RemoteError } from "../plugins/mod.ts";
 import { open, openWith, PASSWORD_ENV, resolveSettings } from "../transports/winrm/mod.ts";
 import { WinrmClient, WinrmFaultError } from "../transports/winrm/client.ts";
+import {
+  Action,
+  buildEnvelope,
+  child,
+  commandBody,
+  NS,
+  parseCommandResponse,
+  parseCreateResponse,
+  parseEnvelope,
+  parseReceiveResponse,
+  receiveBody,
+  type XmlElement,
+} from "../transports/winrm/wsman_xml.ts";
 import { startWinrmServer, type WinrmServer, type WinrmServerOptions } from "./winrm_server.ts";
 
 const PASSWORD = "Secr3t-pässword";
@@ -205,11 +218,130 @@ Deno.test("winrm reports the invalid-selectors fault with its WSManFault code", 
   });
 });
 
+/** one unsealed request (Basic over http) and the parsed reply, to compare the server with captures */
+async function rawPost(
+  s: WinrmServer,
+  action: string,
+  body: string,
+  selectors?: Record<string, string>,
+): Promise<{ status: number; env: XmlElement; messageId: string; bytes: number }> {
+  const messageId = `uuid:${crypto.randomUUID().toUpperCase()}`;
+  const soap = buildEnvelope({
+    action,
+    to: s.url,
+    messageId,
+    sessionId: "uuid:0",
+    operationTimeout: "PT1S",
+    selectors,
+    body,
+  });
+  const r = await fetch(s.url, {
+    method: "POST",
+    headers: {
+      Authorization: `Basic ${btoa(`alice:${PASSWORD}`)}`, // Latin-1, as windows-1252 has it
+      "Content-Type": "application/soap+xml;charset=UTF-8",
+    },
+    body: soap,
+  });
+  const text = await r.text();
+  return { status: r.status, env: parseEnvelope(text), messageId, bytes: new TextEncoder().encode(text).length };
+}
+
+const path = (el: XmlElement | undefined, ...steps: [string, string][]) =>
+  steps.reduce<XmlElement | undefined>((e, [ns, name]) => child(e, ns, name), el);
+
+Deno.test("the test server answers an unknown CommandId as Windows does (pypsrp test_winrs_bad_cmd_id.yml)", async () => {
+  await withServer({ allowUnencrypted: true }, async (s) => {
+    const created = await rawPost(s, Action.create, "<rsp:Shell/>");
+    const shellId = parseCreateResponse(created.env);
+    const r = await rawPost(s, Action.receive, receiveBody("87E77BEB-6761-4C48-9D70-A00266B8459A"), {
+      ShellId: shellId,
+    });
+    assertEquals(r.status, 500);
+    const fault = path(r.env, [NS.s, "Body"], [NS.s, "Fault"]);
+    assertEquals(path(fault, [NS.s, "Code"], [NS.s, "Value"])?.text, "s:Sender");
+    assertEquals(path(fault, [NS.s, "Code"], [NS.s, "Subcode"], [NS.s, "Value"])?.text, "w:InvalidSelectors");
+    assertEquals(
+      path(fault, [NS.s, "Detail"], [NS.w, "FaultDetail"])?.text,
+      "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
+    );
+    assertEquals(path(fault, [NS.s, "Detail"], [NS.f, "WSManFault"])?.attrs.Code, "2150858843");
+    assertEquals(path(r.env, [NS.s, "Header"], [NS.a, "RelatesTo"])?.text, r.messageId);
+  });
+});
+
+Deno.test("the test server answers the shell quota as Windows does (WinRb wmi_error_v2.xml)", async () => {
+  await withServer({ allowUnencrypted: true, maxShellsPerUser: 0 }, async (s) => {
+    const r = await rawPost(s, Action.create, "<rsp:Shell/>");
+    assertEquals(r.status, 500);
+    const fault = path(r.env, [NS.s, "Body"], [NS.s, "Fault"]);
+    assertEquals(path(fault, [NS.s, "Code"], [NS.s, "Value"])?.text, "s:Sender");
+    assertEquals(path(fault, [NS.s, "Code"], [NS.s, "Subcode"], [NS.s, "Value"])?.text, "w:QuotaLimit");
+    const wmi = path(fault, [NS.s, "Detail"], [NS.wmiError, "MSFT_WmiError"]);
+    assertEquals(child(wmi, NS.wmiError, "error_Code")?.text, "2150859173");
+    assertEquals(child(wmi, NS.wmiError, "MessageID")?.text, "HRESULT 0x803381a5");
+    assertEquals(path(fault, [NS.s, "Detail"], [NS.f, "WSManFault"]), undefined);
+    assertEquals(path(r.env, [NS.s, "Header"], [NS.a, "RelatesTo"]), undefined);
+  });
+});
+
+Deno.test("the test server keeps each ReceiveResponse within the MaxEnvelopeSize asked for", async () => {
+  await withServer({ allowUnencrypted: true }, async (s) => {
+    const shellId = parseCreateResponse((await rawPost(s, Action.create, "<rsp:Shell/>")).env);
+    const n = 600_000;
+    const cmd = await rawPost(
+      s,
+      Action.command,
+      commandBody(
+        `powershell.exe -NoProfile -NonInteractive -Command "[Console]::OpenStandardOutput().Write([byte[]]::new(${n}), 0, ${n})"`,
+      ),
+      { ShellId: shellId },
+    );
+    const commandId = parseCommandResponse(cmd.env);
+    let got = 0;
+    let receives = 0;
+    for (;;) {
+      const r = await rawPost(s, Action.receive, receiveBody(commandId), { ShellId: shellId });
+      receives++;
+      assert(r.bytes <= 153_600, `a reply of ${r.bytes} bytes`);
+      const result = parseReceiveResponse(r.env, commandId);
+      for (const c of result.chunks) got += c.data.length;
+      if (result.done) break;
+    }
+    assertEquals(got, n);
+    assert(receives >= 5, `${receives} receives`);
+  });
+});
+
+Deno.test("winrm reports a Receive for a command the host does not know as invalid selectors", async () => {
+  await withServer({ https: true }, async (s) => {
+    const client = httpsClient(s);
+    try {
+      const shell = await client.createShell({});
+      const err = await client.receive(shell, "87E77BEB-6761-4C48-9D70-A00266B8459A").then(() => undefined, (e) => e);
+      assert(err instanceof WinrmFaultError, String(err));
+      assertEquals(err.fault.code, 2150858843);
+      assert(err.message.includes("no longer knows the shell or command"), err.message);
+      assert(err.message.includes("command identifier that does not exist"), err.message);
+      assertEquals(err.exitCode, 251);
+      await client.deleteShell(shell);
+    } finally {
+      client.close();
+    }
+  });
+});
+
 Deno.test("winrm explains the shell quota and access-denied faults", async () => {
   await withServer({ maxShellsPerUser: 0 }, async (s) => {
     const err = await open(ctxFor(s), { kind: "exec", command: "echo x" }).then(() => undefined, (e) => e);
     assert(err instanceof WinrmFaultError);
-    assert(/shell quota is used up.*2150859173.*maximum number of 0 concurrent shells/.test(err.message), err.message);
+    assert(
+      /shell quota is used up \(MSFT_WmiError 2150859173, 0x803381a5\): .*maximum number of 0 concurrent shells/.test(
+        err.message,
+      ),
+      err.message,
+    );
+    assertEquals(err.exitCode, 251);
   });
   await withServer({ denyAccess: true }, async (s) => {
     const err = await open(ctxFor(s), { kind: "exec", command: "echo x" }).then(() => undefined, (e) => e);
@@ -245,12 +377,12 @@ for (const mode of ["doctype", "entity-bomb", "garbage", "truncated", "bad-relat
     await withServer({ hostile: { mode, on: "Create" } }, async (s) => {
       const err = await open(ctxFor(s), { kind: "exec", command: "echo x" }).then(() => undefined, (e) => e);
       assert(err instanceof RemoteError, String(err));
-      assertEquals(err.exitCode, mode === "truncated" ? 250 : 244, err.message);
+      assertEquals(err.exitCode, 244, err.message);
       const expected = {
         doctype: /bad reply to Create .*DOCTYPE.*refused/,
         "entity-bomb": /bad reply to Create .*DOCTYPE.*refused/,
         garbage: /bad reply to Create .*not well-formed/,
-        truncated: /Create to 127\.0\.0\.1:\d+ failed: the server closed the connection/,
+        truncated: /Create to 127\.0\.0\.1:\d+ failed: the reply was cut short/,
         "bad-relates-to": /bad reply to Create .*relates to uuid:0000/,
       }[mode];
       assert(expected.test(err.message), err.message);

@@ -38,11 +38,20 @@
  *
  * The `>&2 echo`, `ping -n` and `powershell.exe -Command` rows are the conformance suite's cmd.exe
  * recipes (plugins/conformance.ts `WINDOWS_CMD_COMMANDS`). Their binary output waits while 256 KiB
- * are not yet received, as a writer to a full pipe does, so one ReceiveResponse stays within the
- * default MaxEnvelopeSizekb (500).
+ * are not yet received, as a writer to a full pipe does. A ReceiveResponse carries as much output as
+ * fits the w:MaxEnvelopeSize of its request (DSP0226 6.2; at most MaxEnvelopeSizekb, 500) and the rest
+ * goes with the next one; Done comes with the last.
+ *
+ * Faults have the shapes of the captures: an unknown ShellId or CommandId is s:Sender/w:InvalidSelectors
+ * with w:FaultDetail UnexpectedSelectors (pypsrp tests/tests_pypsrp/responses/test_winrs_bad_cmd_id.yml),
+ * the shell quota s:Sender/w:QuotaLimit with an MSFT_WmiError detail and no RelatesTo (WinRb/WinRM
+ * spec/stubs/responses/wmi_error_v2.xml). Basic credentials are decoded in the host's ANSI code page
+ * (`basicCharset`). pywinrm 0.3.0 (Basic, and NTLM with message encryption) runs commands against it and
+ * reads both faults as it reads Windows'.
  *
  * Hostile modes (for tests) replace the reply to one operation: a DOCTYPE/entity bomb, a truncated
- * body, garbage, a wrong RelatesTo, or no answer at all.
+ * body, garbage, a wrong RelatesTo, a reply without its payload, 200,000 empty elements, floods (no
+ * length, endless header, huge Content-Length), or no answer at all.
  *
  * @module
  */
@@ -64,10 +73,24 @@ import {
 import { Rc4 } from "../transports/winrm/rc4.ts";
 import { tlsChannelBindings } from "../transports/winrm/client.ts";
 import { decryptMessage, encryptMessage, isEncrypted } from "../transports/winrm/encryption.ts";
-import { child, NS, parseEnvelope, type XmlElement } from "../transports/winrm/wsman_xml.ts";
+import { child, NS, parseEnvelope, toBase64, type XmlElement } from "../transports/winrm/wsman_xml.ts";
 
 /** Ways the server misbehaves on purpose. */
-export type HostileMode = "doctype" | "entity-bomb" | "truncated" | "garbage" | "bad-relates-to" | "silent";
+export type HostileMode =
+  | "doctype"
+  | "entity-bomb"
+  | "truncated"
+  | "garbage"
+  | "bad-relates-to"
+  | "silent"
+  /** a well-formed reply of the right action that lacks its payload: no ShellId, CommandId or ReceiveResponse */
+  | "no-payload"
+  /** a sealed, well-formed envelope holding 200,000 empty elements (800 KB) */
+  | "many-elements"
+  /** floods (`floodBytes`): a 200 reply without a length, header lines without end, a huge Content-Length */
+  | "flood-no-length"
+  | "flood-header"
+  | "flood-elements";
 
 /** Options of {@linkcode startWinrmServer}. */
 export interface WinrmServerOptions {
@@ -76,11 +99,18 @@ export interface WinrmServerOptions {
   auth?: ("basic" | "negotiate")[];
   /** user name as the client sends it (NTLM: user and domain) and the password */
   user?: { name: string; domain: string; password: string };
+  /**
+   * the host's ANSI code page, which the WinRM service decodes Basic credentials with (see
+   * transports/winrm/basic_charset.ts); a WHATWG Encoding label, default windows-1252 (en-US Windows)
+   */
+  basicCharset?: string;
   /** AllowUnencrypted on the service: Basic and unsealed traffic over http */
   allowUnencrypted?: boolean;
   maxShellsPerUser?: number;
-  /** misbehave on this operation (`Create`, `Command`, `Receive`, …) */
+  /** misbehave on this operation (`Create`, `Command`, `Receive`, …), or `auth`: the first request of a connection */
   hostile?: { mode: HostileMode; on: string };
+  /** how many bytes a flood sends at most; default 32 MiB */
+  floodBytes?: number;
   /** answer every POST with a redirect to this URL */
   redirectTo?: string;
   /** the user is authenticated but not allowed to use WinRM */
@@ -97,6 +127,8 @@ export interface WinrmServerStats {
   signals: string[];
   encryptedRequests: number;
   plainRequests: number;
+  /** the last flood: bytes written, and whether all of them were (false: the client hung up first) */
+  flood?: { sent: number; finished: boolean };
 }
 
 /** A running server. */
@@ -271,6 +303,10 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       if (!req) return;
       stats.requests++;
       const reply = await handle(req, state);
+      if (typeof reply === "function") {
+        await reply(c);
+        return;
+      }
       if (reply === "silent") {
         await new Promise<void>((r) => {
           const i = setInterval(() => closing && (clearInterval(i), r()), 20);
@@ -283,6 +319,31 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
   }
 
   type Reply = Uint8Array & { closeAfter?: boolean };
+  /** a reply written by the function itself, after which the connection closes */
+  type Streamed = (c: Deno.Conn) => Promise<void>;
+
+  function flood(mode: "flood-no-length" | "flood-header" | "flood-elements"): Streamed {
+    const total = opts.floodBytes ?? 32 * 1024 * 1024;
+    const unit = mode === "flood-header" ? `X-Flood: ${"a".repeat(90)}\r\n` : "<a/>";
+    const head = mode === "flood-header"
+      ? "HTTP/1.1 200 OK\r\n"
+      : `HTTP/1.1 200 OK\r\nServer: Microsoft-HTTPAPI/2.0\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n` +
+        (mode === "flood-elements" ? `Content-Length: ${total}\r\n` : "") +
+        `\r\n<s:Envelope xmlns:s="${NS.s}"><s:Body>`;
+    const block = enc.encode(unit.repeat(Math.ceil(65536 / unit.length)));
+    return async (c) => {
+      const f = { sent: 0, finished: false };
+      stats.flood = f;
+      try {
+        await writeAll(c, enc.encode(head));
+        while (f.sent < total) {
+          await writeAll(c, block);
+          f.sent += block.length;
+        }
+        f.finished = true;
+      } catch { /* the client hung up */ }
+    };
+  }
 
   function http(status: number, headers: [string, string][], body: Uint8Array = new Uint8Array()): Reply {
     const reason: Record<number, string> = {
@@ -305,8 +366,11 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     return http(401, h);
   }
 
-  async function handle(req: Req, conn: Conn): Promise<Reply | "silent"> {
+  async function handle(req: Req, conn: Conn): Promise<Reply | Streamed | "silent"> {
     const authz = req.headers.get("authorization") ?? "";
+    if (opts.hostile?.on === "auth" && !conn.user && !conn.ntlm && opts.hostile.mode.startsWith("flood-")) {
+      return flood(opts.hostile.mode as "flood-no-length");
+    }
     // authentication (the connection stays authenticated once NTLM completes, MS-NLMP 3.2.5)
     if (/^Negotiate /i.test(authz) && auth.includes("negotiate")) {
       const tok = Uint8Array.from(atob(authz.slice(10).trim()), (ch) => ch.charCodeAt(0));
@@ -328,8 +392,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       } else return unauthorized();
     } else if (/^Basic /i.test(authz) && auth.includes("basic")) {
       if (!opts.https && !opts.allowUnencrypted) return unauthorized();
-      const [name, ...pw] = atob(authz.slice(6).trim()).split(":");
-      const pass = new TextDecoder().decode(Uint8Array.from(pw.join(":"), (ch) => ch.charCodeAt(0)));
+      const bytes = Uint8Array.from(atob(authz.slice(6).trim()), (ch) => ch.charCodeAt(0));
+      const [name, ...pw] = new TextDecoder(opts.basicCharset ?? "windows-1252").decode(bytes).split(":");
+      const pass = pw.join(":");
       const bare = name.replace(/^.*\\/, "").replace(/@.*$/, "");
       if (bare.toLowerCase() !== user.name.toLowerCase() || pass !== user.password) return unauthorized();
       conn.user = user.name;
@@ -359,6 +424,8 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     const op = action.slice(action.lastIndexOf("/") + 1);
     stats.byAction[op] = (stats.byAction[op] ?? 0) + 1;
     const timeoutMs = parseDuration(child(header, NS.w, "OperationTimeout")?.text ?? "PT60S");
+    // a reply stays within the w:MaxEnvelopeSize asked for (DSP0226 6.2), and within MaxEnvelopeSizekb (500)
+    const maxEnvelope = Math.min(Number(child(header, NS.w, "MaxEnvelopeSize")?.text) || 153_600, 512_000);
     const selectors = Object.fromEntries(
       (child(header, NS.w, "SelectorSet")?.children ?? []).map((s) => [s.attrs.Name, s.text]),
     );
@@ -368,7 +435,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     const body = child(env, NS.s, "Body")!;
 
     if (opts.hostile && opts.hostile.on === op) {
-      const h = hostileReply(opts.hostile.mode, messageId);
+      const mode = opts.hostile.mode;
+      if (mode === "flood-no-length" || mode === "flood-header" || mode === "flood-elements") return flood(mode);
+      const h = hostileReply(mode, messageId, action);
       if (h === "silent") return "silent";
       if (h.truncated) {
         const full = conn.session ? encryptMessage(conn.session, h.bytes) : h.bytes;
@@ -382,19 +451,23 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       return soapReply(conn, 200, h.bytes);
     }
 
-    let result: { status: number; xml: string };
+    let result: { status: number; xml: string; relatesTo?: string };
     try {
       if (opts.denyAccess) throw fault("s:Sender", "w:AccessDenied", 2147942405, "Access is denied. ");
-      result = { status: 200, xml: await dispatch(op, body, selectors, options, timeoutMs, conn) };
+      result = {
+        status: 200,
+        xml: await dispatch(op, body, selectors, options, timeoutMs, maxEnvelope, conn),
+        relatesTo: messageId,
+      };
     } catch (e) {
       if (!(e instanceof Fault)) throw e;
       if (e.wsmanCode === 2150858793) stats.timedOut++;
-      result = { status: 500, xml: faultBody(e) };
+      result = { status: 500, xml: faultBody(e), relatesTo: e.shape.noRelatesTo ? undefined : messageId };
     }
     const responseAction = result.status === 200
       ? `${action}Response`
       : "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault";
-    return soapReply(conn, result.status, enc.encode(envelope(responseAction, messageId, result.xml)));
+    return soapReply(conn, result.status, enc.encode(envelope(responseAction, result.relatesTo, result.xml)));
   }
 
   function soapReply(conn: Conn, status: number, bytes: Uint8Array): Reply {
@@ -413,17 +486,25 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     sel: Record<string, string>,
     options: Record<string, string>,
     timeoutMs: number,
+    maxEnvelope: number,
     conn: Conn,
   ): Promise<string> {
     if (op === "Create") {
       const mine = [...shells.values()].filter((s) => s.owner === conn.user).length;
       const max = opts.maxShellsPerUser ?? 5;
       if (mine >= max) {
+        // WinRb/WinRM spec/stubs/responses/wmi_error_v2.xml: s:Sender/w:QuotaLimit, an MSFT_WmiError, no RelatesTo
         throw fault(
-          "s:Receiver",
-          "w:InternalError",
+          "s:Sender",
+          "w:QuotaLimit",
           2150859173,
           `The WS-Management service cannot process the request. This user is allowed a maximum number of ${max} concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. `,
+          {
+            reason:
+              "The WS-Management service cannot process the request. The maximum number of concurrent shells for this user has been exceeded. Close existing shells or raise the quota for this user. ",
+            wmiError: true,
+            noRelatesTo: true,
+          },
         );
       }
       const shellEl = child(body, NS.rsp, "Shell");
@@ -448,16 +529,19 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
         "w:InvalidSelectors",
         2150858843,
         `The request for the Windows Remote Shell with ShellId ${sel.ShellId} failed because the shell was not found on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer exists on the server. Provide the correct ShellId or create a new shell and retry the operation. `,
+        { reason: INVALID_SELECTORS_REASON, faultDetail: UNEXPECTED_SELECTORS },
       );
     }
     const cmdOf = (id: string | undefined) => {
       const p = shell.commands.get(id ?? "");
       if (!p) {
+        // pypsrp tests/tests_pypsrp/responses/test_winrs_bad_cmd_id.yml (a Receive for an unknown CommandId)
         throw fault(
           "s:Sender",
-          "w:InvalidParameter",
+          "w:InvalidSelectors",
           2150858843,
-          `The request for the Windows Remote Shell with ShellId ${shell.id} failed because the command was not found. `,
+          "The Windows Remote Shell received a request to perform an operation on a command identifier that does not exist. Either the command has completed execution or the client specified an invalid command identifier. ",
+          { reason: INVALID_SELECTORS_REASON, faultDetail: UNEXPECTED_SELECTORS },
         );
       }
       return p;
@@ -532,14 +616,29 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
         }
         // real hosts gather output for a moment before answering
         if (!p.done) await new Promise((r) => setTimeout(r, 5));
-        const chunks = p.out.splice(0);
+        // as much output as fits the envelope (the header and the closing CommandState take under 2 KB);
+        // the rest waits for the next Receive, and Done is not reported while output remains
+        let room = maxEnvelope - 2048;
         let xml = `<rsp:ReceiveResponse>`;
-        for (const c of chunks) {
-          xml += `<rsp:Stream Name="${c.stream}" CommandId="${p.id}">${
-            btoa(String.fromCharCode(...c.data))
-          }</rsp:Stream>`;
+        while (p.out.length) {
+          const c = p.out[0];
+          const stream = (data: Uint8Array) =>
+            `<rsp:Stream Name="${c.stream}" CommandId="${p.id}">${toBase64(data)}</rsp:Stream>`;
+          const cost = 100 + Math.ceil(c.data.length / 3) * 4;
+          if (cost <= room) {
+            xml += stream(c.data);
+            room -= cost;
+            p.out.shift();
+            continue;
+          }
+          const fits = Math.floor((room - 100) / 4) * 3;
+          if (fits > 0) {
+            xml += stream(c.data.subarray(0, fits));
+            c.data = c.data.subarray(fits);
+          }
+          break;
         }
-        if (p.done) {
+        if (p.done && !p.out.length) {
           xml += `<rsp:Stream Name="stdout" CommandId="${p.id}" End="true"></rsp:Stream>` +
             `<rsp:Stream Name="stderr" CommandId="${p.id}" End="true"></rsp:Stream>` +
             `<rsp:CommandState CommandId="${p.id}" State="${DONE}"><rsp:ExitCode>${p.exitCode}</rsp:ExitCode></rsp:CommandState>`;
@@ -798,32 +897,91 @@ async function interactiveCmd(shell: Shell, io: ProcessIo): Promise<number> {
   }
 }
 
+/** How a fault differs from the plain shape (s:Reason and f:WSManFault/f:Message carrying the same text). */
+interface FaultShape {
+  /** s:Reason text when it differs from the detail message */
+  reason?: string;
+  /** w:FaultDetail URI before the WSManFault (DSP0226 14.6) */
+  faultDetail?: string;
+  /** the detail is an MSFT_WmiError instance instead of a WSManFault */
+  wmiError?: boolean;
+  /** the reply carries no a:RelatesTo (faults raised before the request was matched to a message) */
+  noRelatesTo?: boolean;
+}
+
 class Fault extends Error {
-  constructor(readonly code: string, readonly subcode: string, readonly wsmanCode: number, readonly text: string) {
+  constructor(
+    readonly code: string,
+    readonly subcode: string,
+    readonly wsmanCode: number,
+    readonly text: string,
+    readonly shape: FaultShape = {},
+  ) {
     super(text);
   }
 }
 
-function fault(code: string, subcode: string, wsmanCode: number, text: string): Fault {
-  return new Fault(code, subcode, wsmanCode, text);
+function fault(code: string, subcode: string, wsmanCode: number, text: string, shape?: FaultShape): Fault {
+  return new Fault(code, subcode, wsmanCode, text, shape);
 }
+
+/** DSP0226 faultDetail URI of a selector the resource does not have */
+const UNEXPECTED_SELECTORS = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors";
+const INVALID_SELECTORS_REASON =
+  "The WS-Management service cannot process the request because the request contained invalid selectors for the resource. ";
 
 function faultBody(f: Fault): string {
-  return `<s:Fault><s:Code><s:Value>${f.code}</s:Value><s:Subcode><s:Value>${f.subcode}</s:Value></s:Subcode></s:Code>` +
-    `<s:Reason><s:Text xml:lang="en-US">${f.text}</s:Text></s:Reason>` +
-    `<s:Detail><f:WSManFault xmlns:f="${NS.f}" Code="${f.wsmanCode}" Machine="${MACHINE}"><f:Message>${f.text}</f:Message></f:WSManFault></s:Detail></s:Fault>`;
+  const head = `<s:Fault><s:Code><s:Value>${f.code}</s:Value><s:Subcode><s:Value>${f.subcode}</s:Value></s:Subcode>` +
+    `</s:Code><s:Reason><s:Text xml:lang="en-US">${f.shape.reason ?? f.text}</s:Text></s:Reason><s:Detail>`;
+  if (f.shape.wmiError) {
+    // as WinRb/WinRM spec/stubs/responses/wmi_error_v2.xml records the shell quota fault
+    const cim = "http://schemas.dmtf.org/wbem/wscim/1/common";
+    const t = (name: string, type: string, value: string | undefined) =>
+      value === undefined
+        ? `<p:${name} xsi:nil="true" xsi:type="cim:${type}"/>`
+        : `<p:${name} xsi:type="cim:${type}">${value}</p:${name}>`;
+    return head +
+      `<p:MSFT_WmiError b:IsCIM_Error="true" xmlns:b="http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd" ` +
+      `xmlns:cim="${cim}" xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/MSFT_WmiError" ` +
+      `xsi:type="p:MSFT_WmiError_Type" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">` +
+      t("CIMStatusCode", "cimUnsignedInt", "27") + t("CIMStatusCodeDescription", "cimString", undefined) +
+      t("ErrorSource", "cimString", undefined) + t("ErrorSourceFormat", "cimUnsignedShort", "0") +
+      t("ErrorType", "cimUnsignedShort", "0") + t("Message", "cimString", f.text) +
+      t("MessageID", "cimString", `HRESULT 0x${f.wsmanCode.toString(16)}`) +
+      t("OtherErrorSourceFormat", "cimString", undefined) + t("OtherErrorType", "cimString", undefined) +
+      t("OwningEntity", "cimString", undefined) + t("PerceivedSeverity", "cimUnsignedShort", "0") +
+      t("ProbableCause", "cimUnsignedShort", "0") + t("ProbableCauseDescription", "cimString", undefined) +
+      t("error_Category", "cimUnsignedInt", "30") + t("error_Code", "cimUnsignedInt", String(f.wsmanCode)) +
+      t("error_Type", "cimString", "HRESULT") + t("error_WindowsErrorMessage", "cimString", f.text) +
+      `</p:MSFT_WmiError></s:Detail></s:Fault>`;
+  }
+  const detail = f.shape.faultDetail ? `<w:FaultDetail>${f.shape.faultDetail}</w:FaultDetail>` : "";
+  return head + detail +
+    `<f:WSManFault xmlns:f="${NS.f}" Code="${f.wsmanCode}" Machine="${MACHINE}"><f:Message>${f.text}</f:Message></f:WSManFault></s:Detail></s:Fault>`;
 }
 
-function envelope(action: string, relatesTo: string, body: string): string {
+function envelope(action: string, relatesTo: string | undefined, body: string): string {
   return `<s:Envelope xml:lang="en-US" xmlns:s="${NS.s}" xmlns:a="${NS.a}" xmlns:x="${NS.x}" xmlns:w="${NS.w}" ` +
     `xmlns:rsp="${NS.rsp}" xmlns:p="${NS.p}"><s:Header><a:Action>${action}</a:Action>` +
     `<a:MessageID>uuid:${randomUUID().toUpperCase()}</a:MessageID>` +
     `<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>` +
-    `<a:RelatesTo>${relatesTo}</a:RelatesTo></s:Header><s:Body>${body}</s:Body></s:Envelope>`;
+    (relatesTo === undefined ? "" : `<a:RelatesTo>${relatesTo}</a:RelatesTo>`) +
+    `</s:Header><s:Body>${body}</s:Body></s:Envelope>`;
 }
 
-function hostileReply(mode: HostileMode, messageId: string): { bytes: Uint8Array; truncated?: boolean } | "silent" {
+function hostileReply(
+  mode: Exclude<HostileMode, `flood-${string}`>,
+  messageId: string,
+  action: string,
+): { bytes: Uint8Array; truncated?: boolean } | "silent" {
   switch (mode) {
+    case "no-payload": {
+      const op = action.slice(action.lastIndexOf("/") + 1);
+      const body = op === "Create" ? "<x:ResourceCreated/>" : op === "Command" ? "<rsp:CommandResponse/>" : "";
+      return { bytes: enc.encode(envelope(`${action}Response`, messageId, body)) };
+    }
+    case "many-elements":
+      return { bytes: enc.encode(envelope(`${action}Response`, messageId, "<a/>".repeat(200_000))) };
     case "silent":
       return "silent";
     case "doctype":

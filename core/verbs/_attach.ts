@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { ExitStatus } from "../../plugins/types.ts";
-import { RemoteError } from "../errors.ts";
+import type { ExitStatus } from "../../plugins/mod.ts";
+import { RemoteError, UsageError } from "../errors.ts";
 import { printable } from "../output.ts";
 import type { Registry } from "../registry.ts";
 import { type CoreParameters, type Route, route } from "../route.ts";
@@ -65,6 +65,12 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
         { hint: `sessions on ${r.target.host}: ${names}; pick one with --name` },
       );
     }
+    if (matches[0].foreign) {
+      throw new UsageError(
+        printable(`session ${JSON.stringify(matches[0].name)} on ${r.target.display} was not created by remote`),
+        { hint: "remote attaches only to sessions it created; use the host's own tools for this one" },
+      );
+    }
     record = await upsertDiscovered(registry, r, matches[0]);
   } else {
     record = await selectOne(registry, sessionChoice(attachment));
@@ -79,6 +85,15 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
       throw new RemoteError("notFound", `session ${record.name} no longer exists on ${record.computerName}`, {
         hint: `forget it with: remote remove --id ${record.id}`,
       });
+    }
+    if (onHost.foreign) {
+      // an entry an older remote made for a session made by hand
+      throw new UsageError(
+        printable(`session ${JSON.stringify(record.name)} on ${record.computerName} was not created by remote`),
+        {
+          hint: `remote attaches only to sessions it created; forget this entry with: remote remove --id ${record.id}`,
+        },
+      );
     }
     if (onHost.availability === "Busy") {
       throw new RemoteError("usage", `session ${record.name} on ${record.computerName} is in use by another client`, {

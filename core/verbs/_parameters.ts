@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ParameterSpec, TransportManifest } from "../../plugins/types.ts";
+import type { ParameterSpec, TransportManifest } from "../../plugins/mod.ts";
 
 const valueName = "<[user@]host[:port]>";
 

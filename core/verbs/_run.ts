@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { OpenContext, Prompter } from "../../plugins/types.ts";
+import type { OpenContext, Prompter } from "../../plugins/mod.ts";
 import { RemoteError } from "../errors.ts";
 import type { Route } from "../route.ts";
 import type { SessionChoice } from "../session_records.ts";

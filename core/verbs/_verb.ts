@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Prompter, TransportManifest } from "../../plugins/types.ts";
+import type { Prompter, TransportManifest } from "../../plugins/mod.ts";
 import type { UserConfig } from "../config.ts";
 import type { Resolution } from "../parameter_set.ts";
 import type { Registry } from "../registry.ts";

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { declareParameters } from "../../plugins/parameters.ts";
-import type { TransportManifest } from "../../plugins/types.ts";
+import { declareParameters, type TransportManifest } from "../../plugins/mod.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { attachRecorded } from "./_attach.ts";

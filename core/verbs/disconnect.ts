@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { declareParameters } from "../../plugins/parameters.ts";
-import type { TransportManifest } from "../../plugins/types.ts";
+import { declareParameters, type TransportManifest } from "../../plugins/mod.ts";
 import { advance, formatSessions, recordRoute, selectOne } from "../session_records.ts";
 import { sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { declareParameters } from "../../plugins/parameters.ts";
-import { HOST_SET, type OpenRequest, type TransportManifest } from "../../plugins/types.ts";
+import { declareParameters, HOST_SET, type OpenRequest, type TransportManifest } from "../../plugins/mod.ts";
 import { route } from "../route.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
 import { exitCodeOf, loadTransport, requireCapability } from "../transport_use.ts";

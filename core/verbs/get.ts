@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { declareParameters } from "../../plugins/parameters.ts";
-import type { TransportManifest } from "../../plugins/types.ts";
+import { declareParameters, type TransportManifest } from "../../plugins/mod.ts";
 import { type Route, route } from "../route.ts";
-import { formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
+import type { SessionRecord } from "../session.ts";
+import { foreignRecord, formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
 import { sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import { wildcardToRegExp } from "../_wildcard.ts";
@@ -62,14 +62,20 @@ export async function run(input: VerbInput): Promise<number> {
   const hosts = params.computerName ?? [];
   const stale = new Set<string>();
   const asked = new Set<string>();
+  const seenAnywhere = new Set<string>();
+  const foreign: SessionRecord[] = [];
   using interrupt = interruptSignal();
   for (const hostText of hosts) {
     const r = route({ ...resolution, set: "", given: [] }, parameters.names, entries, config, hostText);
-    asked.add(r.target.host);
+    asked.add(r.target.host.toLowerCase());
     const host = await sessionHost(r.entry, "list");
     const onHost = await host.list(contextFor({ ...r, parameters: hostParameters(r, v) }, prompter, interrupt.signal));
     const seen = new Set<string>();
-    for (const s of onHost) seen.add((await upsertDiscovered(registry, r, s)).instanceId);
+    for (const s of onHost) {
+      if (s.foreign) foreign.push(foreignRecord(r, s));
+      else seen.add((await upsertDiscovered(registry, r, s)).instanceId);
+    }
+    for (const id of seen) seenAnywhere.add(id);
     for (const rec of await registry.find({ computerName: r.target.host })) {
       if (!seen.has(rec.instanceId) && rec.transport === r.entry.manifest.id) {
         stale.add(rec.instanceId);
@@ -77,7 +83,7 @@ export async function run(input: VerbInput): Promise<number> {
       }
     }
   }
-  let records = await registry.list();
+  let records = [...await registry.list(), ...foreign];
   const { id, instanceId, name, state } = params;
   if (id !== undefined) records = records.filter((s) => s.id === id);
   if (instanceId !== undefined) records = records.filter((s) => s.instanceId === instanceId);
@@ -86,11 +92,13 @@ export async function run(input: VerbInput): Promise<number> {
     records = records.filter((s) => pattern.test(s.name));
   }
   if (state !== undefined) records = records.filter((s) => s.state === state);
-  if (hosts.length > 0) records = records.filter((s) => asked.has(s.computerName));
-  const rows = records.map((record) => ({ record, stale: stale.has(record.instanceId) }));
+  if (hosts.length > 0) {
+    records = records.filter((s) => asked.has(s.computerName.toLowerCase()) || seenAnywhere.has(s.instanceId));
+  }
+  const rows = records.map((record) => ({ record, stale: stale.has(record.instanceId), foreign: record.id === 0 }));
   if (params.json === true) {
-    for (const { record, stale } of rows) {
-      await input.io.out(JSON.stringify({ ...publicRecord(record), stale }) + "\n");
+    for (const { record, stale, foreign } of rows) {
+      await input.io.out(JSON.stringify({ ...publicRecord(record), stale, foreign }) + "\n");
     }
   } else if (rows.length > 0) {
     await input.io.out(formatSessions(rows));

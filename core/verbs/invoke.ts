@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { declareParameters } from "../../plugins/parameters.ts";
-import { HOST_SET, type TransportManifest } from "../../plugins/types.ts";
+import { declareParameters, HOST_SET, type TransportManifest } from "../../plugins/mod.ts";
 import { UsageError } from "../errors.ts";
 import { readHostFile, runInvoke } from "../invoke.ts";
 import { refuseUnusedOptions, type Route, route } from "../route.ts";

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { TransportManifest } from "../../plugins/types.ts";
+import type { TransportManifest } from "../../plugins/mod.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { Verb } from "./_verb.ts";
 export type { Verb, VerbInput, VerbIo } from "./_verb.ts";

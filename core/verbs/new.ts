@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { declareParameters } from "../../plugins/parameters.ts";
-import { HOST_SET, type TransportManifest } from "../../plugins/types.ts";
+import { declareParameters, HOST_SET, type TransportManifest } from "../../plugins/mod.ts";
 import { route } from "../route.ts";
 import { createSession, formatSessions } from "../session_records.ts";
 import type { VerbSpec } from "../verb_spec.ts";

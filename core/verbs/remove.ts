@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { declareParameters } from "../../plugins/parameters.ts";
-import type { TransportManifest } from "../../plugins/types.ts";
+import { declareParameters, type TransportManifest } from "../../plugins/mod.ts";
 import { RemoteError } from "../errors.ts";
 import { printable } from "../output.ts";
 import { recordRoute, selectMany } from "../session_records.ts";

@@ -7,7 +7,7 @@ import type {
   SessionHost,
   Transport,
   TransportManifest,
-} from "../../plugins/types.ts";
+} from "../../plugins/mod.ts";
 import { RemoteError } from "../errors.ts";
 import { resolveParameterSet } from "../parameter_set.ts";
 import { Registry } from "../registry.ts";
@@ -132,6 +132,7 @@ Deno.test("get.run() prints the registry as Get-PSSession's table, and JSON line
     createdAt: rec.createdAt,
     lastSeenAt: rec.lastSeenAt,
     stale: false,
+    foreign: false,
   });
 });
 

@@ -11,7 +11,7 @@ export async function withTmuxHost(
   fn: (sshd: SshdServer, socket: string) => Promise<void>,
   options: { config?: string; prefix?: string } = {},
 ): Promise<void> {
-  await using sshd = await startSshd({ config: options.config });
+  await using sshd = await startSshd({ config: paneShell(options.config ?? "") });
   const socket = `${options.prefix ?? "remote-e2e"}-${crypto.randomUUID().slice(0, 8)}`;
   try {
     await withLogOnFailure(sshd, () => fn(sshd, socket));
@@ -24,10 +24,27 @@ export async function withTmuxHost(
   }
 }
 
+/**
+ * sshd_config that makes the sessions' shell `/bin/sh` (`$SHELL`, which the panes run): the user's own
+ * login shell may run slow profile hooks (a version manager's rehash with its own lock file) that the
+ * test's cleanup would kill half-way, leaving that lock behind for every later login on this machine.
+ * sshd uses only the first `SetEnv` line, so the variable joins a given one.
+ */
+function paneShell(config: string): string {
+  return /^SetEnv /m.test(config)
+    ? config.replace(/^SetEnv .*$/m, (line) => `${line} SHELL=/bin/sh`)
+    : `SetEnv SHELL=/bin/sh\n${config}`;
+}
+
 /** tmux on the host, which is this machine; the harness sshd logs in as this user. */
 export async function tmux(socket: string, ...args: string[]): Promise<{ code: number; stdout: string }> {
-  const out = await new Deno.Command("tmux", { args: ["-L", socket, ...args], stdout: "piped", stderr: "null" })
-    .output();
+  // a server this starts runs /bin/sh in its panes, as those started through the harness sshd do
+  const out = await new Deno.Command("tmux", {
+    args: ["-L", socket, ...args],
+    env: { SHELL: "/bin/sh" },
+    stdout: "piped",
+    stderr: "null",
+  }).output();
   return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
 }
 

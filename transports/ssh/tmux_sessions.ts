@@ -78,6 +78,7 @@ cmd=$1 sock=$2 name=$3
 shift 3
 dir="$HOME/.local/state/remote-sessions/$sock"
 log="$dir/$name.log"
+status="$dir/$name.status"
 # exact name, current window: session and pane commands alike accept it
 tg="=$name:"
 hs="\"\$HOME/.local/state/remote-sessions/$sock/host.sh\""
@@ -130,16 +131,18 @@ create)
   cols=$1 rows=$2 id=$3 limit=$4
   if t has-session -t "$tg" 2>/dev/null; then die exists; fi
   : > "$log"
-  if [ "$#" -ge 5 ]; then
-    # a command (invoke --in-disconnected-session): the user's shell runs it as sshd runs an exec command,
-    # then an interactive login shell keeps the session; it waits for pipe-pane so the log misses nothing
-    # shellcheck disable=SC2016 # expanded by the session's sh, from its arguments
-    t -f /dev/null new-session -d -s "$name" -x "$cols" -y "$rows" sh -c \
-      'tmux -L "$1" wait-for "remote-go-$2"; s=$SHELL; [ -n "$s" ] || s=/bin/sh; "$s" -c "$3"; exec "$s" -l' \
-      remote "$sock" "$id" "$5" || { rm -f "$log"; die create-failed; }
-  else
-    t -f /dev/null new-session -d -s "$name" -x "$cols" -y "$rows" || { rm -f "$log"; die create-failed; }
-  fi
+  rm -f "$status"
+  # the pane runs sh, which runs the user's login shell and, when a client is attached as it exits,
+  # leaves its exit status for that client (see attach); with a command (invoke --in-disconnected-session)
+  # the shell first runs it as sshd runs an exec command, after waiting for pipe-pane so the log misses nothing
+  # shellcheck disable=SC2016 # expanded by the session's sh, from its arguments
+  pane='s=$SHELL; [ -n "$s" ] || s=/bin/sh
+    if [ "$#" -ge 4 ]; then tmux -L "$1" wait-for "remote-go-$2"; "$s" -c "$4"; fi
+    "$s" -l; st=$?
+    [ "$(tmux -L "$1" display-message -p -t "$TMUX_PANE" "#{session_attached}" 2>/dev/null)" = 0 ] || echo "$st" > "$3"
+    exit "$st"'
+  new_pane() { t -f /dev/null new-session -d -s "$name" -x "$cols" -y "$rows" sh -c "$pane" remote "$sock" "$id" "$status" "$@"; }
+  if [ "$#" -ge 5 ]; then new_pane "$5"; else new_pane; fi || { rm -f "$log"; die create-failed; }
   # tmux must be invisible: no status line, no prefix key; ~& of remote is the way out
   t set-option -g status off 2>/dev/null
   t set-option -g prefix None 2>/dev/null
@@ -153,11 +156,12 @@ create)
     if [ "$#" -ge 5 ]; then setopt @remote_detached_at "$(date +%s)" && t wait-for -S "remote-go-$id"; fi && exit 0
   fi
   t kill-session -t "$tg" 2>/dev/null
-  rm -f "$log"
+  rm -f "$log" "$status"
   die create-failed
   ;;
 list)
-  out=$(t list-sessions -F '#{session_name}|#{session_attached}|#{session_created}|#{@remote_instance_id}|#{@remote_detached_at}' 2>&1) || {
+  # the name last: a session made by hand may have a | in its name
+  out=$(t list-sessions -F '#{session_attached}|#{session_created}|#{@remote_instance_id}|#{@remote_detached_at}|#{session_name}' 2>&1) || {
     case $out in
       *"no server running"* | *"error connecting to"*) exit 0 ;;
     esac
@@ -215,7 +219,7 @@ remove)
     done
     pkill -KILL -s "$p" 2>/dev/null
   done
-  rm -f "$log" "$log.tmp"
+  rm -f "$log" "$log.tmp" "$status"
   rmdir "$log.lock" 2>/dev/null
   exit 0
   ;;
@@ -255,7 +259,11 @@ log)
   keep=$((limit / 2))
   while :; do
     n=$(dd bs=65536 count=1 2> /dev/null | tee -a "$log" | wc -c)
-    [ "$((n))" -gt 0 ] || exit 0
+    if [ "$((n))" = 0 ]; then
+      # the pane is gone: when its session ended too, its transcript goes with it
+      t has-session -t "$tg" 2>/dev/null || { rm -f "$log" "$log.tmp"; rmdir "$log.lock" 2>/dev/null; }
+      exit 0
+    fi
     size=$(wc -c < "$log")
     [ "$((size))" -gt "$limit" ] || continue
     attached=$(t display-message -p -t "$tg" '#{session_attached}' 2>/dev/null) || exit 0
@@ -289,6 +297,21 @@ log)
 esac
 `;
 
+/**
+ * The attach command (`sh -c ATTACH remote SOCKET NAME [force]`): the tmux client exits 0 whether it
+ * was detached or its session ended, so when the session is gone the status its shell left (see
+ * `create`) becomes the channel's exit status, as with `ssh host`.
+ */
+const ATTACH = String
+  .raw`if [ "$3" = force ]; then tmux -L "$1" attach-session -d -t "=$2"; else tmux -L "$1" attach-session -t "=$2"; fi
+st=$?
+f="$HOME/.local/state/remote-sessions/$1/$2.status"
+if [ -f "$f" ] && ! tmux -L "$1" has-session -t "=$2" 2>/dev/null; then
+  read -r st < "$f" || st=0
+  rm -f "$f"
+fi
+exit "$st"`;
+
 /** The script sent on stdin: installs the helper file for tmux's hooks, then runs the command. */
 function program(): Uint8Array {
   const text = [
@@ -307,12 +330,21 @@ function program(): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-/** Parses the helper's `list` output (`|`-separated: tmux turns a tab into `_`) into host sessions. */
+const INSTANCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Parses the helper's `list` output into host sessions: `|`-separated, the name last (tmux escapes
+ * newlines and tabs in names, but a name made by hand may hold a `|`). A session without remote's
+ * instance id, or with a name remote would not give, was made by someone else: it is marked foreign.
+ */
 export function parseSessionList(text: string): HostSession[] {
   const sessions: HostSession[] = [];
   for (const line of text.split("\n")) {
-    if (line.trim() === "") continue;
-    const [name, attached, created, instanceId, detachedAt] = line.split("|");
+    if (line === "") continue;
+    const fields = line.split("|");
+    if (fields.length < 5) continue;
+    const [attached, created, instanceId, detachedAt] = fields;
+    const name = fields.slice(4).join("|");
     const busy = Number(attached) > 0;
     const session: HostSession = {
       name,
@@ -320,7 +352,8 @@ export function parseSessionList(text: string): HostSession[] {
       state: busy || !detachedAt ? "Opened" : "Disconnected",
       availability: busy ? "Busy" : detachedAt ? "None" : "Available",
     };
-    if (instanceId) session.instanceId = instanceId;
+    if (INSTANCE_ID.test(instanceId) && SAFE_NAME.test(name)) session.instanceId = instanceId;
+    else session.foreign = true;
     const createdAt = unixTime(created);
     if (createdAt) session.createdAt = createdAt;
     const seen = unixTime(detachedAt);
@@ -432,8 +465,7 @@ export function tmuxSessionHost(options: TmuxSessionHostOptions = {}): SessionHo
       try {
         await helper(conn, ctx, "prepare-attach", name);
         const socket = socketName(options);
-        const command = ["tmux", "-L", socket, "attach-session", ...(force ? ["-d"] : []), "-t", `=${name}`]
-          .map(shellQuote).join(" ");
+        const command = ["sh", "-c", ATTACH, "remote", socket, name, force ? "force" : ""].map(shellQuote).join(" ");
         const channel = await conn.exec(`exec ${command}`, { pty });
         return attachedChannel(channel, conn, socket, name, () => helper(conn, ctx, "detach", name));
       } catch (err) {
@@ -465,7 +497,16 @@ export function tmuxSessionHost(options: TmuxSessionHostOptions = {}): SessionHo
     },
 
     async remove(ctx, name) {
-      checkName(name, "session name");
+      if (!SAFE_NAME.test(name)) {
+        // an entry an older remote recorded for a session made by hand: it is not remote's to end
+        throw new RemoteError(
+          "notFound",
+          `session ${JSON.stringify(name)} on ${ctx.target.display} was not created by remote`,
+          {
+            hint: "it is left running there; end it with the host's own tools",
+          },
+        );
+      }
       return await withConnection(ctx, async (conn) => {
         await helper(conn, ctx, "remove", name);
       });

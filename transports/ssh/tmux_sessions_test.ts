@@ -87,16 +87,33 @@ Deno.test("shellQuote() single-quotes and escapes embedded quotes", () => {
 });
 
 Deno.test("parseSessionList() maps attached, never-detached and detached sessions", () => {
+  const [ida, idb, idc] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
   const sessions = parseSessionList(
-    "a|1|1700000000|id-a|\nb|0|1700000000|id-b|\nc|0|1700000000||1700000100\n",
+    `1|1700000000|${ida}||a\n0|1700000000|${idb}||b\n0|1700000000|${idc}|1700000100|c\n`,
   );
-  assertEquals(sessions.map((s) => [s.name, s.state, s.availability, s.instanceId]), [
-    ["a", "Opened", "Busy", "id-a"],
-    ["b", "Opened", "Available", "id-b"],
-    ["c", "Disconnected", "None", undefined],
+  assertEquals(sessions.map((s) => [s.name, s.state, s.availability, s.instanceId, s.foreign]), [
+    ["a", "Opened", "Busy", ida, undefined],
+    ["b", "Opened", "Available", idb, undefined],
+    ["c", "Disconnected", "None", idc, undefined],
   ]);
   assertEquals(sessions[2].lastSeenAt, "2023-11-14T22:15:00.000Z");
   assertEquals(parseSessionList(""), []);
+});
+
+Deno.test("parseSessionList() marks sessions remote did not make foreign, whatever their names", () => {
+  const id = crypto.randomUUID();
+  const sessions = parseSessionList(
+    `0|1700000000|||my sess\n0|1700000000||| lead\n0|1700000000|||star*\n0|1700000000|||a|b\n` +
+      `0|1700000000|${id}||bad name\n0|1700000000|||plain\n`,
+  );
+  assertEquals(sessions.map((s) => [s.name, s.foreign, s.instanceId]), [
+    ["my sess", true, undefined],
+    [" lead", true, undefined],
+    ["star*", true, undefined],
+    ["a|b", true, undefined],
+    ["bad name", true, undefined],
+    ["plain", true, undefined],
+  ]);
 });
 
 Deno.test("tmuxSessionHost() creates, lists and refuses a duplicate or unsafe name", async () => {

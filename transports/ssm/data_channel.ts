@@ -30,6 +30,13 @@ export const CLIENT_VERSION = "1.2.694.0";
 /** The payload size the plugin reads stdin and sockets in (`StreamDataPayloadSize`). */
 export const STREAM_DATA_PAYLOAD_SIZE = 1024;
 
+/**
+ * The largest WebSocket message accepted. The agent's frames carry at most 1 KiB of payload
+ * (`StreamDataPayloadSize`); the `ws` default (100 MiB) would let one frame of a broken or hostile
+ * peer take that much memory before it is even parsed.
+ */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
 /** A fresh endpoint to dial after a drop. */
 export interface StreamGrant {
   streamUrl: string;
@@ -54,6 +61,8 @@ export interface DataChannelOptions {
   maxAttempts?: number;
   /** attempts to resume after one drop (plugin: 5) */
   resumeAttempts?: number;
+  /** the channel was resumed and everything unacknowledged sent again */
+  onResumed?(): void;
 }
 
 /** Counters, for tests and `REMOTE_DEBUG`. */
@@ -66,6 +75,10 @@ export interface DataChannelStats {
   badDigests: number;
   unknownTypes: number;
   resumes: number;
+  /** early messages left unacknowledged because the receive buffer was full */
+  refused: number;
+  /** input messages settled by a later ack (an agent that discards what it has processed) */
+  impliedAcks: number;
 }
 
 const MAX_CONSECUTIVE_MALFORMED = 64;
@@ -88,7 +101,7 @@ function toBytes(data: unknown): Uint8Array | undefined {
 
 function dial(url: string, token: string, clientId: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { handshakeTimeout: 30_000 });
+    const ws = new WebSocket(url, { handshakeTimeout: 30_000, maxPayload: MAX_FRAME_BYTES });
     const fail = (error: Error) => {
       ws.removeAllListeners();
       ws.on("error", () => {});
@@ -145,6 +158,8 @@ export class DataChannel {
     badDigests: 0,
     unknownTypes: 0,
     resumes: 0,
+    refused: 0,
+    impliedAcks: 0,
   };
   #options: DataChannelOptions;
   #clientId = crypto.randomUUID();
@@ -156,6 +171,7 @@ export class DataChannel {
   #paused = false;
   #ended = false;
   #reconnecting = false;
+  #readingPaused = false;
   #consecutiveMalformed = 0;
   #waiters: (() => void)[] = [];
   #timer: ReturnType<typeof setInterval>;
@@ -184,13 +200,41 @@ export class DataChannel {
     return this.#ended;
   }
 
+  /**
+   * Stops reading the socket, for output backpressure: what the agent sends meanwhile waits in TCP
+   * buffers and in the agent's own send buffer (it resends what stays unacknowledged), not here.
+   * Messages `ws` had already read are still delivered.
+   */
+  pauseReading(): void {
+    if (this.#readingPaused) return;
+    this.#readingPaused = true;
+    this.#ws?.pause();
+  }
+
+  /** Reads the socket again after {@linkcode DataChannel.pauseReading}. */
+  resumeReading(): void {
+    if (!this.#readingPaused) return;
+    this.#readingPaused = false;
+    this.#ws?.resume();
+  }
+
   #attach(ws: WebSocket): void {
     this.#ws = ws;
+    if (this.#readingPaused) ws.pause();
     ws.on("message", (data: unknown) => {
       const bytes = toBytes(data);
       if (bytes) this.#receive(bytes);
     });
-    ws.on("error", () => {}); // a close event follows; it decides
+    ws.on("error", (error: Error & { code?: string }) => {
+      // otherwise a close event follows and decides; a frame over the limit would come again after a resume
+      if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        this.#fail(
+          new TransportError(`the SSM data channel sent a frame larger than ${MAX_FRAME_BYTES} bytes`, {
+            layer: "protocol",
+          }),
+        );
+      }
+    });
     ws.on("close", () => {
       if (this.#ws !== ws) return;
       this.#ws = undefined;
@@ -198,11 +242,25 @@ export class DataChannel {
     });
   }
 
-  #transmit(frame: Uint8Array): void {
+  #transmit(frame: Uint8Array, sequenceNumber?: number): void {
     const ws = this.#ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     this.stats.framesOut++;
     ws.send(frame);
+    if (sequenceNumber !== undefined) this.#tx.sent(sequenceNumber);
+  }
+
+  /**
+   * Set once the agent is known to discard input it has already processed without acknowledging
+   * it again (agents before 3.2.1041.0, aws/amazon-ssm-agent commit b0e8d778): a later ack then
+   * settles older messages, or a message whose ack was lost in a dropped connection would be resent
+   * until the session is given up.
+   */
+  agentDiscardsProcessedInput = false;
+
+  /** stream data messages sent and not yet acknowledged */
+  get pendingInput(): number {
+    return this.#tx.size;
   }
 
   /**
@@ -228,7 +286,7 @@ export class DataChannel {
       payload,
     });
     this.#tx.add(sequenceNumber, frame, Date.now());
-    if (!this.#paused) this.#transmit(frame);
+    if (!this.#paused) this.#transmit(frame, sequenceNumber);
   }
 
   #wake(): void {
@@ -241,7 +299,7 @@ export class DataChannel {
     if (this.#ended || this.#paused || !this.#ws) return;
     // only the oldest, as the plugin does (`ResendStreamDataMessageScheduler`): the socket is TCP, so a
     // late ack means a busy peer, and resending the whole window would only add to its load
-    const { frames, exhausted } = this.#tx.due(Date.now(), 1);
+    const { frames, sequenceNumbers, exhausted } = this.#tx.due(Date.now(), 1);
     if (exhausted || this.#tx.oldestAttempts > (this.#options.maxAttempts ?? Retransmission.maxAttempts)) {
       this.#fail(
         new TransportError("the SSM agent stopped acknowledging input", {
@@ -252,7 +310,9 @@ export class DataChannel {
       return;
     }
     this.stats.resent += frames.length;
-    for (const frame of frames) this.#transmit(frame);
+    frames.forEach((frame, i) => this.#transmit(frame, sequenceNumbers[i]));
+    const settled = this.#tx.dueSettled(Date.now());
+    settled.frames.forEach((frame, i) => this.#transmit(frame, settled.sequenceNumbers[i]));
   }
 
   #receive(bytes: Uint8Array): void {
@@ -275,8 +335,9 @@ export class DataChannel {
     if (!message.digestOk) this.stats.badDigests++; // tolerated: some agent versions send wrong digests
     switch (message.messageType) {
       case MessageType.output: {
-        const result = this.#rx.accept(message.sequenceNumber, message);
+        const result = this.#rx.accept(message.sequenceNumber, message, message.payload.length);
         if (result.duplicate) this.stats.duplicates++;
+        else if (!result.ack) this.stats.refused++;
         if (result.ack) this.#transmit(encodeAcknowledge(message));
         for (const m of result.deliver) {
           if (this.#ended) break;
@@ -287,7 +348,10 @@ export class DataChannel {
       case MessageType.acknowledge: {
         const ack = parseJsonPayload(message.payload);
         const seq = ack?.["AcknowledgedMessageSequenceNumber"];
-        if (typeof seq === "number" && this.#tx.acknowledge(seq, Date.now())) this.#wake();
+        if (typeof seq === "number" && this.#tx.acknowledge(seq, Date.now(), this.agentDiscardsProcessedInput)) {
+          this.stats.impliedAcks = this.#tx.impliedAcks;
+          this.#wake();
+        }
         if (this.#paused) this.#unpause(); // the agent also resumes on any incoming ack
         return;
       }
@@ -311,7 +375,7 @@ export class DataChannel {
 
   #unpause(): void {
     this.#paused = false;
-    for (const frame of this.#tx.all(Date.now())) this.#transmit(frame);
+    for (const { sequenceNumber, frame } of this.#tx.all(Date.now())) this.#transmit(frame, sequenceNumber);
   }
 
   async #reconnect(): Promise<void> {
@@ -339,10 +403,14 @@ export class DataChannel {
           break;
         }
         this.stats.resumes++;
+        this.#tx.newConnection();
         this.#attach(ws);
         this.#reconnecting = false;
         // sequence numbers and buffers are kept; everything unacknowledged goes again
-        if (!this.#paused) { for (const frame of this.#tx.all(Date.now())) this.#transmit(frame); }
+        if (!this.#paused) {
+          for (const { sequenceNumber, frame } of this.#tx.all(Date.now())) this.#transmit(frame, sequenceNumber);
+        }
+        this.#options.onResumed?.();
         return;
       } catch (error) {
         lastError = error;

@@ -29,6 +29,12 @@ export { manifest } from "./manifest.ts";
 export { forward } from "./port_forward.ts";
 
 /**
+ * Output bytes queued for the reader of stdout or stderr before remote stops reading the data channel.
+ * The agent keeps what it cannot send and resends it, so nothing is lost while the reader is slow.
+ */
+export const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
+
+/**
  * Opens an interactive shell on the target. Ctrl-C and friends are plain bytes (0x03) on stdin;
  * window size changes go as Size messages.
  *
@@ -44,8 +50,28 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   const connection = resolveConnection(ctx);
   let stdoutCtl!: ReadableStreamDefaultController<Uint8Array>;
   let stderrCtl!: ReadableStreamDefaultController<Uint8Array>;
-  const stdout = new ReadableStream<Uint8Array>({ start: (c) => void (stdoutCtl = c) });
-  const stderr = new ReadableStream<Uint8Array>({ start: (c) => void (stderrCtl = c) });
+  // backpressure: a queue over its high-water mark pauses the data channel, a pull resumes it
+  const cancelled = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  // deno-lint-ignore prefer-const -- assigned once started; the stream callbacks defined before read it
+  let session: SsmSession | undefined;
+  const full = (c: ReadableStreamDefaultController<Uint8Array>) => !cancelled.has(c) && (c.desiredSize ?? 1) <= 0;
+  const flow = () => {
+    if (full(stdoutCtl) || full(stderrCtl)) session?.pauseOutput();
+    else session?.resumeOutput();
+  };
+  const outputStream = (set: (c: ReadableStreamDefaultController<Uint8Array>) => void) => {
+    let ctl: ReadableStreamDefaultController<Uint8Array>;
+    return new ReadableStream<Uint8Array>({
+      start: (c) => set(ctl = c),
+      pull: flow,
+      cancel: () => {
+        cancelled.add(ctl);
+        flow();
+      },
+    }, new ByteLengthQueuingStrategy({ highWaterMark: OUTPUT_HIGH_WATER_BYTES }));
+  };
+  const stdout = outputStream((c) => stdoutCtl = c);
+  const stderr = outputStream((c) => stderrCtl = c);
   const { promise: exit, resolve: settle } = Promise.withResolvers<ExitStatus>();
   let settled = false;
   let exitCode: number | undefined;
@@ -64,9 +90,10 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
     try {
       c.enqueue(data);
     } catch { /* the reader cancelled */ }
+    if (full(c)) session?.pauseOutput();
   };
 
-  const session = await SsmSession.start({
+  session = await SsmSession.start({
     control: connection.control,
     input: connection.input,
     notice: (line) => ctx.notice(line),
@@ -82,8 +109,10 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
     },
   });
 
+  const started = session;
+  flow(); // output delivered during the handshake may have filled a queue already
   const onAbort = () => {
-    void session.terminate();
+    void started.terminate();
     finish({
       kind: "lost",
       error: new TransportError("the session was closed", { layer: "channel", code: "interrupted" }),
@@ -92,13 +121,13 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   ctx.signal.addEventListener("abort", onAbort, { once: true });
   void exit.then(() => ctx.signal.removeEventListener("abort", onAbort));
 
-  if (request.pty) await session.resize(request.pty.columns, request.pty.rows);
+  if (request.pty) await started.resize(request.pty.columns, request.pty.rows);
 
   const stdin = new WritableStream<Uint8Array>({
     async write(chunk) {
       if (settled) return;
       // the plugin sends a lone newline as a carriage return (`streaming.go`)
-      await session.write(chunk.length === 1 && chunk[0] === 0x0a ? new Uint8Array([0x0d]) : chunk);
+      await started.write(chunk.length === 1 && chunk[0] === 0x0a ? new Uint8Array([0x0d]) : chunk);
     },
   });
 
@@ -107,10 +136,10 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
     stdout,
     stderr,
     exit,
-    resize: (size) => session.resize(size.columns, size.rows),
+    resize: (size) => started.resize(size.columns, size.rows),
     async [Symbol.asyncDispose]() {
       // after channel_closed the session is over already; otherwise end it on the service too
-      if (!session.ended) await session.terminate();
+      if (!started.ended) await started.terminate();
       finish({ kind: "lost", error: new TransportError("the session was closed", { layer: "channel" }) });
     },
   };

@@ -6,7 +6,13 @@
  * stream (plugin `portsession/muxportforwarding.go`; the agent muxes because remote's ClientVersion
  * is at least 1.1.70, agent `plugins/port/port.go`). Older agents get the "basic" mode: one local
  * connection at a time, Flag DisconnectToPort when it ends (`basicportforwarding.go`); further
- * connections wait their turn.
+ * connections wait their turn. A basic agent dials the destination when the session starts (so a
+ * server that speaks first is heard before any local client connects: that output waits for the
+ * first connection) and again on the first data after a DisconnectToPort (agent `port_basic.go`).
+ *
+ * Output waiting for slow local clients is bounded: past {@linkcode FORWARD_HIGH_WATER_BYTES} the
+ * data channel is not read until it drains (smux v1 has no per-stream window, so a stalled stream
+ * holds the whole session, as xtaci/smux's own receive buffer does).
  *
  * @module
  */
@@ -17,6 +23,9 @@ import { compareVersions, SsmSession } from "./session.ts";
 import { SmuxClient } from "./smux.ts";
 
 const MUX_AFTER_AGENT = "3.0.196.0";
+
+/** Output bytes queued for local connections before remote stops reading the data channel. */
+export const FORWARD_HIGH_WATER_BYTES = 1024 * 1024;
 const TERMINATE_FLAG_AFTER_AGENT = "2.3.722.0";
 
 function listen(port: number): Deno.TcpListener {
@@ -63,7 +72,10 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
 
   const conns = new Set<Deno.TcpConn>();
   const { promise: ended, resolve: end } = Promise.withResolvers<Error | undefined>();
-  let onOutput: (data: Uint8Array) => void = () => {};
+  // output that comes with the end of the handshake, before the mode is known (a basic agent's destination
+  // may speak first): kept for the handler chosen below
+  const beforeMode: Uint8Array[] = [];
+  let onOutput: (data: Uint8Array) => void = (data) => void beforeMode.push(data);
   let session: SsmSession;
   try {
     session = await SsmSession.start({
@@ -101,6 +113,17 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
   }
   const mux = info.properties.type === "LocalPortForwarding" && compareVersions(info.agentVersion, MUX_AFTER_AGENT) > 0;
 
+  // bytes handed to local sockets and not yet written: backpressure on the data channel
+  let queued = 0;
+  const deliver = (writer: WritableStreamDefaultWriter<Uint8Array>, data: Uint8Array): Promise<void> => {
+    queued += data.length;
+    if (queued > FORWARD_HIGH_WATER_BYTES) session.pauseOutput();
+    return writer.write(data).finally(() => {
+      queued -= data.length;
+      if (queued <= FORWARD_HIGH_WATER_BYTES / 2) session.resumeOutput();
+    });
+  };
+
   const pump = async (conn: Deno.TcpConn, send: (d: Uint8Array) => Promise<void>) => {
     const reader = conn.readable.getReader();
     try {
@@ -133,7 +156,12 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
       let chain = Promise.resolve();
       const id = await smux.open({
         onData: (data) => {
-          chain = chain.then(() => writer.write(data)).catch(() => {});
+          queued += data.length; // counted at once: the chain may hold many
+          if (queued > FORWARD_HIGH_WATER_BYTES) session.pauseOutput();
+          chain = chain.then(() => {
+            queued -= data.length;
+            return deliver(writer, data);
+          }).catch(() => {});
         },
         onClose: () => {
           chain = chain.then(() => writer.close()).catch(() => {}).then(() => closeQuietly(conn));
@@ -147,11 +175,27 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
   } else {
     // basic mode: one connection at a time over the plain Output stream
     let current: WritableStreamDefaultWriter<Uint8Array> | undefined;
+    // what the destination said before the first local connection (the agent dials at session start)
+    let early: Uint8Array[] | undefined = [];
+    let earlyBytes = 0;
     let turn = Promise.resolve();
-    onOutput = (data) => void current?.write(data).catch(() => {});
+    onOutput = (data) => {
+      if (current) {
+        void deliver(current, data).catch(() => {});
+      } else if (early) {
+        early.push(data);
+        earlyBytes += data.length;
+        if (earlyBytes > FORWARD_HIGH_WATER_BYTES) session.pauseOutput();
+      }
+      // else: the previous connection's destination, which the agent closes on DisconnectToPort
+    };
     handle = (conn) => {
       const run = async () => {
-        current = conn.writable.getWriter();
+        const writer = conn.writable.getWriter();
+        current = writer;
+        for (const data of early ?? []) void deliver(writer, data).catch(() => {});
+        early = undefined;
+        if (queued <= FORWARD_HIGH_WATER_BYTES / 2) session.resumeOutput(); // counted as queued now
         await pump(conn, (d) => session.write(d));
         current = undefined;
         closeQuietly(conn);
@@ -162,6 +206,7 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
     };
   }
 
+  for (const data of beforeMode.splice(0)) onOutput(data);
   request.onListening?.(localPort);
   const accepting = (async () => {
     for (;;) {

@@ -27,7 +27,15 @@ interface Pending {
   firstSentAt: number;
   lastSentAt: number;
   attempts: number;
+  /** the connection it was last put on, and the place of its first transmission there */
+  connection: number;
+  order: number;
+  /** the connection it was first put on */
+  firstConnection: number;
 }
+
+/** How often a message settled by a later ack is still sent again: from 1 s, doubling, at most every 30 s. */
+const SETTLED_RESEND_MS = { initial: 1000, max: 30_000 } as const;
 
 /**
  * Messages sent and not yet acknowledged, in sequence order. Acks match by sequence number only,
@@ -47,6 +55,10 @@ export class SendBuffer {
   #rtt: number = Retransmission.initialRttMs;
   #rttVariance = 0;
   #rto: number = Retransmission.initialRtoMs;
+  #connection = 0;
+  #order = 0;
+  #implied = 0;
+  #settled = new Map<number, { entry: Pending; nextAt: number; backoff: number }>();
 
   /** the current retransmission timeout in milliseconds */
   get rtoMs(): number {
@@ -60,19 +72,91 @@ export class SendBuffer {
 
   /** remembers a message just sent */
   add(sequenceNumber: number, frame: Uint8Array, now: number): void {
-    this.#pending.set(sequenceNumber, { sequenceNumber, frame, firstSentAt: now, lastSentAt: now, attempts: 0 });
+    this.#pending.set(sequenceNumber, {
+      sequenceNumber,
+      frame,
+      firstSentAt: now,
+      lastSentAt: now,
+      attempts: 0,
+      connection: -1,
+      order: 0,
+      firstConnection: -1,
+    });
+  }
+
+  /** a new connection (after a resume): transmission order starts over */
+  newConnection(): void {
+    this.#connection++;
+  }
+
+  /** records that the message was put on the current connection */
+  sent(sequenceNumber: number): void {
+    const entry = this.#pending.get(sequenceNumber) ?? this.#settled.get(sequenceNumber)?.entry;
+    if (!entry || entry.connection === this.#connection) return;
+    if (entry.firstConnection < 0) entry.firstConnection = this.#connection;
+    entry.connection = this.#connection;
+    entry.order = ++this.#order;
   }
 
   /**
    * Removes an acknowledged message; returns false for unknown or repeated acks. The RTT sample is
    * taken only from messages sent once (Karn), so a resend's ack cannot shrink the timeout.
+   *
+   * With `impliesEarlier` (agents that discard input they have already processed without a new ack,
+   * before 3.2.1041.0) the ack also settles every older message put on this connection before this
+   * one: the agent handles messages in the order they arrive and acks each it takes, so one it passed
+   * over in silence is one it had processed, whose ack was lost with an earlier connection.
    */
-  acknowledge(sequenceNumber: number, now: number): boolean {
+  acknowledge(sequenceNumber: number, now: number, impliesEarlier = false): boolean {
+    this.#settled.delete(sequenceNumber); // its ack came after all
     const entry = this.#pending.get(sequenceNumber);
     if (!entry) return false;
     this.#pending.delete(sequenceNumber);
     if (entry.attempts === 0) this.#sample(now - entry.firstSentAt);
+    if (impliesEarlier && entry.connection === this.#connection) {
+      for (const older of this.#pending.values()) {
+        if (older.sequenceNumber > sequenceNumber) break;
+        // only a message carried over a dropped connection: at the start of a session these agents also
+        // pass over input in silence while their handler is not ready (ErrHandlerNotReady, 3.0.655.0 on),
+        // and that input must come again; so a settled message is still sent, rarely, in case
+        if (
+          older.connection === this.#connection && older.order < entry.order &&
+          older.firstConnection < this.#connection
+        ) {
+          this.#pending.delete(older.sequenceNumber);
+          this.#settled.set(older.sequenceNumber, {
+            entry: older,
+            nextAt: now + SETTLED_RESEND_MS.initial,
+            backoff: SETTLED_RESEND_MS.initial,
+          });
+          this.#implied++;
+        }
+      }
+    }
     return true;
+  }
+
+  /**
+   * Settled messages (see {@linkcode SendBuffer.acknowledge}) to send again now, with a backoff; they
+   * never exhaust the session. An agent that had processed one discards it again; one whose handler
+   * was not ready takes it now.
+   */
+  dueSettled(now: number): { frames: Uint8Array[]; sequenceNumbers: number[] } {
+    const frames: Uint8Array[] = [];
+    const sequenceNumbers: number[] = [];
+    for (const settled of this.#settled.values()) {
+      if (settled.nextAt > now) continue;
+      settled.backoff = Math.min(settled.backoff * 2, SETTLED_RESEND_MS.max);
+      settled.nextAt = now + settled.backoff;
+      frames.push(settled.entry.frame);
+      sequenceNumbers.push(settled.entry.sequenceNumber);
+    }
+    return { frames, sequenceNumbers };
+  }
+
+  /** messages settled by a later ack (see {@linkcode SendBuffer.acknowledge}) */
+  get impliedAcks(): number {
+    return this.#implied;
   }
 
   #sample(rtt: number): void {
@@ -88,8 +172,9 @@ export class SendBuffer {
    * The frames to send again now: every pending message, oldest first, whose last transmission is
    * older than the timeout, at most `limit` of them. Marks them as sent at `now`.
    */
-  due(now: number, limit = 256): { frames: Uint8Array[]; exhausted: boolean } {
+  due(now: number, limit = 256): { frames: Uint8Array[]; sequenceNumbers: number[]; exhausted: boolean } {
     const frames: Uint8Array[] = [];
+    const sequenceNumbers: number[] = [];
     let exhausted = false;
     for (const entry of this.#pending.values()) {
       if (frames.length >= limit) break;
@@ -98,15 +183,16 @@ export class SendBuffer {
       entry.lastSentAt = now;
       if (entry.attempts > Retransmission.maxAttempts) exhausted = true;
       frames.push(entry.frame);
+      sequenceNumbers.push(entry.sequenceNumber);
     }
-    return { frames, exhausted };
+    return { frames, sequenceNumbers, exhausted };
   }
 
-  /** every pending frame, oldest first, marked as sent at `now` (after a reconnect) */
-  all(now: number): Uint8Array[] {
+  /** every pending message, oldest first, marked as sent at `now` (after a reconnect) */
+  all(now: number): { sequenceNumber: number; frame: Uint8Array }[] {
     return [...this.#pending.values()].map((entry) => {
       entry.lastSentAt = now;
-      return entry.frame;
+      return { sequenceNumber: entry.sequenceNumber, frame: entry.frame };
     });
   }
 
@@ -127,24 +213,36 @@ export interface ReceiveResult<T> {
 }
 
 /**
+ * The bytes of early (out-of-order) payloads the receiver holds. The plugin bounds the buffer by count
+ * only (10000 messages), which a peer sending large frames turns into hundreds of megabytes; beyond
+ * this the receiver leaves messages unacknowledged and the agent resends them once the gap is filled.
+ * The agent's own payloads are at most 1 KiB, so 4 MiB holds about 4000 of them.
+ */
+export const EARLY_BYTES_LIMIT = 4 * 1024 * 1024;
+
+/**
  * Orders incoming stream data: delivers the expected sequence number and any buffered successors,
- * buffers early messages (up to `capacity`, 10000 in the plugin), and reports duplicates.
+ * buffers early messages (up to `capacity` messages, 10000 as in the plugin, and `maxBytes` bytes),
+ * and reports duplicates.
  *
  * @example Early message held until the gap fills
  * ```ts
  * import { ReceiveBuffer } from "./sequencing.ts";
  * const rx = new ReceiveBuffer<string>();
- * console.assert(rx.accept(1, "b").deliver.length === 0);
- * console.assert(rx.accept(0, "a").deliver.join("") === "ab");
+ * console.assert(rx.accept(1, "b", 1).deliver.length === 0);
+ * console.assert(rx.accept(0, "a", 1).deliver.join("") === "ab");
  * ```
  */
 export class ReceiveBuffer<T> {
   #expected = 0;
-  #early = new Map<number, T>();
+  #early = new Map<number, { item: T; size: number }>();
+  #earlyBytes = 0;
   readonly capacity: number;
+  readonly maxBytes: number;
 
-  constructor(capacity = 10000) {
+  constructor(capacity = 10000, maxBytes: number = EARLY_BYTES_LIMIT) {
     this.capacity = capacity;
+    this.maxBytes = maxBytes;
   }
 
   /** the next sequence number to deliver */
@@ -152,22 +250,31 @@ export class ReceiveBuffer<T> {
     return this.#expected;
   }
 
-  /** takes one message */
-  accept(sequenceNumber: number, item: T): ReceiveResult<T> {
+  /** the payload bytes of early messages held now */
+  get earlyBytes(): number {
+    return this.#earlyBytes;
+  }
+
+  /** takes one message of `size` payload bytes */
+  accept(sequenceNumber: number, item: T, size = 0): ReceiveResult<T> {
     if (sequenceNumber < this.#expected || this.#early.has(sequenceNumber)) {
       // a duplicate: ack again, since the first ack may have been lost
       return { ack: true, deliver: [], duplicate: true };
     }
     if (sequenceNumber > this.#expected) {
-      if (this.#early.size >= this.capacity) return { ack: false, deliver: [], duplicate: false };
-      this.#early.set(sequenceNumber, item);
+      if (this.#early.size >= this.capacity || this.#earlyBytes + size > this.maxBytes) {
+        return { ack: false, deliver: [], duplicate: false };
+      }
+      this.#early.set(sequenceNumber, { item, size });
+      this.#earlyBytes += size;
       return { ack: true, deliver: [], duplicate: false };
     }
     const deliver = [item];
     this.#expected++;
     for (let next = this.#early.get(this.#expected); next !== undefined; next = this.#early.get(this.#expected)) {
       this.#early.delete(this.#expected);
-      deliver.push(next);
+      this.#earlyBytes -= next.size;
+      deliver.push(next.item);
       this.#expected++;
     }
     return { ack: true, deliver, duplicate: false };

@@ -31,6 +31,18 @@ Deno.test("ReceiveBuffer does not acknowledge early messages beyond its capacity
   assert.deepEqual(rx.accept(3, "d").deliver, ["d"]);
 });
 
+Deno.test("ReceiveBuffer bounds early messages by bytes, not only by count", () => {
+  const rx = new ReceiveBuffer<string>(10000, 100);
+  assert.equal(rx.accept(1, "b", 60).ack, true);
+  assert.deepEqual(rx.accept(2, "c", 60), { ack: false, deliver: [], duplicate: false }, "160 bytes > 100");
+  assert.equal(rx.accept(3, "d", 40).ack, true, "exactly 100 bytes fit");
+  assert.equal(rx.earlyBytes, 100);
+  assert.deepEqual(rx.accept(0, "a", 60).deliver, ["a", "b"]);
+  assert.equal(rx.earlyBytes, 40, "delivered messages free their bytes");
+  assert.deepEqual(rx.accept(2, "c", 60).deliver, ["c", "d"], "the resend fills the gap");
+  assert.equal(rx.earlyBytes, 0);
+});
+
 Deno.test("SendBuffer matches acks by sequence number and ignores unknown or repeated ones", () => {
   const tx = new SendBuffer();
   tx.add(0, frame(0), 0);
@@ -74,8 +86,63 @@ Deno.test("SendBuffer resends the oldest due frames first and skips RTT samples 
   const rto = tx.rtoMs;
   tx.acknowledge(0, 5000);
   assert.equal(tx.rtoMs, rto, "the ack of a resent frame is no RTT sample");
-  assert.deepEqual(tx.all(6000), [frame(1)]);
+  assert.deepEqual(tx.all(6000).map((e) => e.frame), [frame(1)]);
   assert.deepEqual(tx.due(6100).frames, [], "all() marks frames as sent");
+});
+
+Deno.test("SendBuffer settles older messages with a later ack only for agents that discard processed input", () => {
+  const frame = (n: number) => new Uint8Array([n]);
+  for (const impliesEarlier of [false, true]) {
+    const tx = new SendBuffer();
+    for (let n = 0; n < 3; n++) {
+      tx.add(n, frame(n), 0);
+      tx.sent(n);
+    }
+    tx.acknowledge(0, 10);
+    // the connection drops before the ack of 1 arrives; 1 and 2 go again on the next one, then 3 is new
+    tx.newConnection();
+    for (const { sequenceNumber } of tx.all(20)) tx.sent(sequenceNumber);
+    tx.add(3, frame(3), 30);
+    tx.sent(3);
+    tx.acknowledge(2, 40, impliesEarlier); // the agent passed over 1 in silence: it had processed it
+    assert.equal(tx.size, impliesEarlier ? 1 : 2, `impliesEarlier ${impliesEarlier}`);
+    assert.equal(tx.impliedAcks, impliesEarlier ? 1 : 0);
+    tx.acknowledge(3, 50, impliesEarlier);
+    assert.equal(tx.size, impliesEarlier ? 0 : 1);
+    if (impliesEarlier) {
+      // a settled message still goes now and then, with a backoff, and a late ack ends that
+      assert.deepEqual(tx.dueSettled(1000).frames, []);
+      assert.deepEqual(tx.dueSettled(1040).frames, [frame(1)]);
+      assert.deepEqual(tx.dueSettled(2000).frames, [], "the next one waits 2 s");
+      assert.deepEqual(tx.dueSettled(3040).frames, [frame(1)]);
+      tx.acknowledge(1, 3050, true);
+      assert.deepEqual(tx.dueSettled(100_000).frames, []);
+    }
+  }
+});
+
+Deno.test("SendBuffer settles only messages carried over a dropped connection", () => {
+  // at the start of a session an agent whose handler is not ready passes over input in silence too
+  const tx = new SendBuffer();
+  for (let n = 0; n < 2; n++) {
+    tx.add(n, new Uint8Array([n]), 0);
+    tx.sent(n);
+  }
+  tx.acknowledge(1, 10, true);
+  assert.equal(tx.size, 1, "0 was never on an earlier connection: it must come again");
+});
+
+Deno.test("SendBuffer does not settle a message put on the connection after the acknowledged one", () => {
+  const tx = new SendBuffer();
+  tx.add(0, new Uint8Array([0]), 0);
+  tx.add(1, new Uint8Array([1]), 0);
+  tx.sent(0);
+  tx.sent(1);
+  tx.newConnection();
+  tx.sent(1); // on the new connection 1 went first (0 waited, e.g. publication paused)
+  tx.sent(0);
+  tx.acknowledge(1, 10, true);
+  assert.equal(tx.size, 1, "0 reached the agent after 1: its silence says nothing yet");
 });
 
 Deno.test("SendBuffer reports exhaustion after the maximum number of attempts", () => {

@@ -21,6 +21,12 @@ import {
 } from "./control_plane.ts";
 import { CLIENT_VERSION, DataChannel, STREAM_DATA_PAYLOAD_SIZE } from "./data_channel.ts";
 
+/**
+ * The first agent release that acknowledges again input it has already processed (commit b0e8d778);
+ * older ones discard it in silence.
+ */
+const RE_ACKS_PROCESSED_INPUT_FROM = "3.2.1041.0";
+
 /** What the agent told us in the handshake. */
 export interface SessionInfo {
   sessionId: string;
@@ -78,11 +84,17 @@ export class SsmSession {
   #control: ControlPlaneConfig;
   #queue: Promise<void> = Promise.resolve();
   #terminated = false;
+  #size?: { columns: number; rows: number };
 
   private constructor(info: SessionInfo, dc: DataChannel, control: ControlPlaneConfig) {
     this.info = info;
     this.#dc = dc;
     this.#control = control;
+  }
+
+  /** input messages sent and not yet acknowledged */
+  get pendingInput(): number {
+    return this.#dc.pendingInput;
   }
 
   /** the data channel's counters */
@@ -138,7 +150,9 @@ export class SsmSession {
         case PayloadType.handshakeComplete: {
           const body = parseJsonPayload(m.payload);
           const text = typeof body?.["CustomerMessage"] === "string" ? body["CustomerMessage"] : "";
-          if (text) options.notice(text);
+          // one notice per line: the sink escapes control characters, so a banner's line breaks would
+          // otherwise show as `\n`
+          for (const line of text.split(/\r?\n/)) if (line.trim() !== "") options.notice(line);
           isReady = true;
           setReady();
           return;
@@ -150,6 +164,7 @@ export class SsmSession {
           if (info.agentVersion === "") {
             // an agent without a handshake: a shell that starts talking right away
             info.sessionType = "Standard_Stream";
+            if (dc) dc.agentDiscardsProcessedInput = true;
             isReady = true;
             setReady();
             deliver(m);
@@ -168,6 +183,7 @@ export class SsmSession {
       const body = parseJsonPayload(m.payload);
       if (!body) throw new TransportError("the SSM agent sent a handshake that is not JSON", { layer: "handshake" });
       info.agentVersion = typeof body.AgentVersion === "string" ? body.AgentVersion : "unknown";
+      dc!.agentDiscardsProcessedInput = compareVersions(info.agentVersion, RE_ACKS_PROCESSED_INPUT_FROM) < 0;
       const actions = Array.isArray(body.RequestedClientActions) ? body.RequestedClientActions : [];
       const processed: Record<string, unknown>[] = [];
       let needsKms = false;
@@ -236,6 +252,9 @@ export class SsmSession {
       onLost: (error) => end({ kind: "lost", error }),
       window: options.window,
       maxAttempts: options.maxAttempts,
+      onResumed: () => {
+        if (session) session.#probe();
+      },
     });
 
     const timeoutMs = options.handshakeTimeoutMs ?? 30_000;
@@ -289,9 +308,35 @@ export class SsmSession {
     return next;
   }
 
+  /**
+   * Stops taking output from the agent until {@linkcode SsmSession.resumeOutput}: the caller's
+   * consumer is not draining (stdout piped to a slow reader, a local socket not read).
+   */
+  pauseOutput(): void {
+    this.#dc.pauseReading();
+  }
+
+  /** Takes output again after {@linkcode SsmSession.pauseOutput}. */
+  resumeOutput(): void {
+    this.#dc.resumeReading();
+  }
+
   /** sends a terminal size (`{"cols","rows"}`) */
   resize(columns: number, rows: number): Promise<void> {
+    this.#size = { columns, rows };
     return this.#send(PayloadType.size, new TextEncoder().encode(JSON.stringify({ cols: columns, rows })));
+  }
+
+  /**
+   * After a resume, with an agent that discards input it has processed in silence: something it acks
+   * at once, so that ack settles what it passed over (see `SendBuffer.acknowledge`) even when nothing
+   * else is sent; else a message whose ack was lost would be resent until the session is given up. A
+   * shell gets its size again (no change, no SIGWINCH); a port session ignores Size payloads.
+   */
+  #probe(): void {
+    if (!this.#dc.agentDiscardsProcessedInput || this.#dc.pendingInput === 0) return;
+    const size = this.#size ?? (this.info.sessionType === "Port" ? { columns: 0, rows: 0 } : undefined);
+    if (size) void this.resize(size.columns, size.rows).catch(() => {});
   }
 
   /** sends a Flag payload */

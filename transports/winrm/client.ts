@@ -5,11 +5,19 @@
  *
  * @module
  */
-import { type RemoteError, TransportError } from "../../plugins/mod.ts";
+import { type RemoteError, TransportError, UsageError } from "../../plugins/mod.ts";
 import { createHash, randomUUID } from "node:crypto";
 import { concat, NtlmClient, NtlmError, type NtlmSession } from "./ntlm.ts";
 import { decryptMessage, ENCRYPTED_CONTENT_TYPE, EncryptionError, encryptMessage, isEncrypted } from "./encryption.ts";
-import { HttpConnection, HttpError, type HttpResponse } from "./http_connection.ts";
+import { type BasicCharset, DEFAULT_BASIC_CHARSET, encodeBasic, isAscii } from "./basic_charset.ts";
+import {
+  HttpConnection,
+  HttpError,
+  type HttpResponse,
+  MAX_BODY,
+  MAX_HEADER,
+  MAX_PREAUTH_BODY,
+} from "./http_connection.ts";
 import {
   Action,
   buildEnvelope,
@@ -36,6 +44,8 @@ export interface WinrmSettings {
   /** the endpoint, e.g. `http://win01:5985/wsman` */
   url: URL;
   auth: "basic" | "negotiate";
+  /** the code page Basic credentials are sent in (the host's ANSI code page); default windows-1252 */
+  basicCharset?: BasicCharset;
   /** as typed: `DOMAIN\user`, `user@domain` or `user` */
   username: string;
   password: string;
@@ -53,6 +63,8 @@ export function replyTimeoutMs(operationTimeoutMs: number): number {
 }
 
 const MAX_REDIRECTS = 5;
+const NOT_WINRM_HINT = "the host does not answer as a WinRM service does; check the address and port, " +
+  "and any proxy in between";
 const SOAP_TYPE = "application/soap+xml;charset=UTF-8";
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -101,15 +113,18 @@ class WsmanConnection {
       "Connection": "Keep-Alive",
     };
     let body: Uint8Array = te.encode(soap);
-    if (s.auth === "basic") {
-      headers["Authorization"] = `Basic ${btoa(String.fromCharCode(...te.encode(`${s.username}:${s.password}`)))}`;
-    }
+    if (s.auth === "basic") headers["Authorization"] = `Basic ${b64(this.client.basicCredentials())}`;
     if (this.#session) {
       headers["Content-Type"] = ENCRYPTED_CONTENT_TYPE;
       body = encryptMessage(this.#session, body);
     } else headers["Content-Type"] = SOAP_TYPE;
     this.client.stats.requests++;
-    const r = await http.request("POST", s.url.pathname || "/wsman", headers, body, timeoutMs);
+    // until the host has accepted the credentials, nothing it sends is trusted with more than a small reply
+    const r = await http.request("POST", s.url.pathname || "/wsman", headers, body, timeoutMs, {
+      maxHeader: MAX_HEADER,
+      maxBody: this.#authed ? MAX_BODY : MAX_PREAUTH_BODY,
+    });
+    if (s.auth === "basic" && r.status !== 401) this.#authed = true;
     let text: string;
     if (this.#session && r.body.length) {
       if (!isEncrypted(r.headers.get("content-type"))) {
@@ -156,6 +171,7 @@ class WsmanConnection {
       { ...common, Authorization: `Negotiate ${b64(ntlm.negotiate())}` },
       new Uint8Array(),
       timeoutMs,
+      PREAUTH,
     );
     const token = /Negotiate\s+([A-Za-z0-9+/=]+)/i.exec(r1.headers.get("www-authenticate") ?? "")?.[1];
     if (r1.status !== 401 || !token) {
@@ -184,6 +200,7 @@ class WsmanConnection {
       { ...common, Authorization: `Negotiate ${b64(auth.message)}` },
       new Uint8Array(),
       timeoutMs,
+      PREAUTH,
     );
     if (r2.status === 401) throw this.client.accessDenied();
     if (r2.status >= 300) {
@@ -195,6 +212,8 @@ class WsmanConnection {
     if (!https) this.#session = auth.session;
   }
 }
+
+const PREAUTH = { maxHeader: MAX_HEADER, maxBody: MAX_PREAUTH_BODY };
 
 function b64(b: Uint8Array): string {
   return btoa(String.fromCharCode(...b));
@@ -275,27 +294,47 @@ export class WinrmClient {
 
   /** the error for rejected credentials */
   accessDenied(): TransportError {
-    return new TransportError(`access denied for ${this.settings.username} at ${this.settings.url.host}`, {
+    const s = this.settings;
+    const charset = s.basicCharset ?? DEFAULT_BASIC_CHARSET;
+    return new TransportError(`access denied for ${s.username} at ${s.url.host}`, {
       layer: "auth",
-      hint: "check the user name and password (--credential DOMAIN\\user), and that the account may use WinRM",
+      hint: s.auth === "basic" && !isAscii(`${s.username}${s.password}`)
+        ? `the credentials are not ASCII and were sent in ${charset}; Windows decodes Basic credentials in its ` +
+          "ANSI code page: pass --basic-charset with the host's (e.g. windows-1251), or use --authentication Negotiate"
+        : "check the user name and password (--credential DOMAIN\\user), and that the account may use WinRM",
+    });
+  }
+
+  /**
+   * `user:password` in the Basic charset.
+   *
+   * @throws {UsageError} when a character has no code in it (the message never shows the password)
+   */
+  basicCredentials(): Uint8Array {
+    const s = this.settings;
+    const charset = s.basicCharset ?? DEFAULT_BASIC_CHARSET;
+    const bytes = encodeBasic(`${s.username}:${s.password}`, charset);
+    if (bytes) return bytes;
+    const which = encodeBasic(s.username, charset) ? "password" : "user name";
+    throw new UsageError(`the ${which} has characters that ${charset} cannot encode for Basic authentication`, {
+      hint: "pass --basic-charset with the host's ANSI code page (e.g. windows-1251 for Cyrillic), " +
+        "or use --authentication Negotiate, which sends Unicode",
     });
   }
 
   /** Create: a cmd shell with UTF-8 code page; returns the ShellId */
   async createShell(o: { env?: Readonly<Record<string, string>>; workingDirectory?: string }): Promise<string> {
-    const env = await this.#invoke(Action.create, createShellBody(o), {
+    return await this.#invoke(Action.create, createShellBody(o), {
       options: { WINRS_NOPROFILE: "FALSE", WINRS_CODEPAGE: "65001" },
-    });
-    return parseCreateResponse(env);
+    }, parseCreateResponse);
   }
 
   /** Command: starts `commandLine` in the shell; returns the CommandId */
   async command(shellId: string, commandLine: string): Promise<string> {
-    const env = await this.#invoke(Action.command, commandBody(commandLine), {
+    return await this.#invoke(Action.command, commandBody(commandLine), {
       selectors: { ShellId: shellId },
       options: { WINRS_CONSOLEMODE_STDIN: "TRUE", WINRS_SKIP_CMD_SHELL: "FALSE" },
-    });
-    return parseCommandResponse(env);
+    }, parseCommandResponse);
   }
 
   /** Send: stdin bytes, split to fit MaxEnvelopeSize; `end` closes the command's stdin */
@@ -314,11 +353,10 @@ export class WinrmClient {
   /** Receive: one long poll; {@linkcode RECEIVE_TIMED_OUT} when the host had nothing within OperationTimeout */
   async receive(shellId: string, commandId: string): Promise<ReceiveResult | typeof RECEIVE_TIMED_OUT> {
     try {
-      const env = await this.#invoke(Action.receive, receiveBody(commandId), {
+      return await this.#invoke(Action.receive, receiveBody(commandId), {
         selectors: { ShellId: shellId },
         options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
-      });
-      return parseReceiveResponse(env, commandId);
+      }, (env) => parseReceiveResponse(env, commandId));
     } catch (e) {
       if (e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout) return RECEIVE_TIMED_OUT;
       throw e;
@@ -343,11 +381,13 @@ export class WinrmClient {
     this.#idle = [];
   }
 
-  async #invoke(
+  /** one operation; `parse` reads the reply, and a reply it cannot read is the host breaking the protocol */
+  async #invoke<T = XmlElement>(
     action: string,
     body: string,
     o: { selectors?: Record<string, string>; options?: Record<string, string> },
-  ): Promise<XmlElement> {
+    parse: (env: XmlElement) => T = (env) => env as T,
+  ): Promise<T> {
     const s = this.settings;
     for (;;) {
       const messageId = `uuid:${randomUUID().toUpperCase()}`;
@@ -374,34 +414,36 @@ export class WinrmClient {
           layer: "protocol",
         });
       }
+      const badReply = (e: unknown) => {
+        if (!(e instanceof WsmanXmlError)) return e;
+        return new TransportError(`bad reply to ${op} from ${s.url.host}: ${e.message}`, {
+          layer: "protocol",
+          hint: NOT_WINRM_HINT,
+          cause: e,
+        });
+      };
       let env: XmlElement;
       try {
         env = parseEnvelope(r.text);
       } catch (e) {
-        if (e instanceof WsmanXmlError) {
-          throw new TransportError(`bad reply to ${op} from ${s.url.host}: ${e.message}`, {
-            layer: "protocol",
-            cause: e,
-          });
-        }
-        throw e;
+        throw badReply(e);
       }
       const fault = parseFault(env);
       try {
         checkRelatesTo(env, messageId);
       } catch (e) {
         // a fault raised before the request was understood may carry no RelatesTo
-        if (!fault) {
-          throw new TransportError(`bad reply to ${op} from ${s.url.host}: ${(e as Error).message}`, {
-            layer: "protocol",
-          });
-        }
+        if (!fault) throw badReply(e);
       }
       if (fault) throw new WinrmFaultError(op, s.url.host, fault);
       if (r.status !== 200) {
         throw new TransportError(`${s.url.host} answered ${op} with HTTP ${r.status}`, { layer: "protocol" });
       }
-      return env;
+      try {
+        return parse(env);
+      } catch (e) {
+        throw badReply(e);
+      }
     }
   }
 
@@ -461,6 +503,7 @@ export class WinrmClient {
         }
         throw new TransportError(`${op} to ${host} failed: ${e.message}`, {
           layer: e.kind === "protocol" ? "protocol" : "channel",
+          hint: e.kind === "protocol" ? NOT_WINRM_HINT : undefined,
           cause: e,
         });
       }
@@ -486,7 +529,9 @@ function describeFault(op: string, host: string, f: WsmanFault): {
   hint?: string;
   code: RemoteError["code"];
 } {
-  const codeText = f.code !== undefined ? ` (WSManFault ${f.code}, 0x${f.code.toString(16)})` : ` (${f.subcode})`;
+  const codeText = f.code !== undefined
+    ? ` (${f.source ?? "WSManFault"} ${f.code}, 0x${f.code.toString(16)})`
+    : ` (${f.subcode})`;
   const text = f.message ? `: ${f.message.replace(/[.\s]+$/, "")}` : "";
   const sub = f.subcode.replace(/^.*:/, "");
   if (f.code === FaultCode.accessDenied || sub === "AccessDenied") {

@@ -45,8 +45,80 @@ export class HttpError extends Error {
 }
 
 const enc = new TextEncoder();
-const MAX_HEADER = 64 * 1024;
-const MAX_BODY = 64 * 1024 * 1024;
+
+/** Limits on one reply; every byte past them is refused, not buffered. */
+export interface ReplyLimits {
+  /** the status line and header fields together, 1xx replies included */
+  maxHeader: number;
+  /** the body, whatever its framing (Content-Length, chunked, or up to the close) */
+  maxBody: number;
+}
+
+/** A status line and header fields of a real WinRM reply take well under 1 KiB. */
+export const MAX_HEADER = 64 * 1024;
+/**
+ * Replies of an unauthenticated exchange (the NTLM handshake, a 401): Windows sends at most a short
+ * HTML page with them.
+ */
+export const MAX_PREAUTH_BODY = 64 * 1024;
+/**
+ * Any other reply. Requests ask for envelopes of at most 153,600 bytes (w:MaxEnvelopeSize, DSP0226
+ * 6.2) and Windows answers larger ones with w:EncodingLimit; sealing adds a few hundred bytes. The
+ * rest is headroom for servers that count loosely.
+ */
+export const MAX_BODY = 1024 * 1024;
+/** Socket reads pause while this much is buffered and unread (backpressure through TCP). */
+const HIGH_WATER = 256 * 1024;
+/** The longest line of chunked framing (a chunk size with extensions, a trailer field). */
+const MAX_CHUNK_LINE = 4096;
+
+/** Unread bytes: appended at the end, taken from the front, compacted instead of copied per packet. */
+class ByteQueue {
+  #buf = new Uint8Array(16 * 1024);
+  #start = 0;
+  #end = 0;
+
+  get length(): number {
+    return this.#end - this.#start;
+  }
+
+  push(d: Uint8Array): void {
+    if (this.#end + d.length > this.#buf.length) {
+      const live = this.length;
+      if (live + d.length <= this.#buf.length) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        const n = new Uint8Array(Math.max(this.#buf.length * 2, live + d.length));
+        n.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = n;
+      }
+      this.#start = 0;
+      this.#end = live;
+    }
+    this.#buf.set(d, this.#end);
+    this.#end += d.length;
+  }
+
+  /** the offset of `byte` at or after `from` (relative to the front), or -1 */
+  indexOf(byte: number, from: number): number {
+    return this.#buf.subarray(this.#start, this.#end).indexOf(byte, from);
+  }
+
+  /** removes up to `n` bytes from the front into `out` at `at`; returns how many */
+  takeInto(out: Uint8Array, at: number, n: number): number {
+    const k = Math.min(n, this.length);
+    out.set(this.#buf.subarray(this.#start, this.#start + k), at);
+    this.#start += k;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    return k;
+  }
+
+  take(n: number): Uint8Array {
+    const out = new Uint8Array(Math.min(n, this.length));
+    this.takeInto(out, 0, out.length);
+    return out;
+  }
+}
 
 /**
  * One socket, one request at a time.
@@ -61,11 +133,14 @@ const MAX_BODY = 64 * 1024 * 1024;
  */
 export class HttpConnection {
   #socket: net.Socket;
-  #buf = new Uint8Array(0);
+  #queue = new ByteQueue();
   #waiter?: () => void;
   #ended = false;
   #error?: Error;
   #busy = false;
+  #paused = false;
+  /** a line of the current reply has arrived */
+  #replyStarted = false;
   readonly host: string;
   readonly port: number;
 
@@ -74,10 +149,11 @@ export class HttpConnection {
     this.host = host;
     this.port = port;
     socket.on("data", (d: Buffer) => {
-      const n = new Uint8Array(this.#buf.length + d.length);
-      n.set(this.#buf);
-      n.set(d, this.#buf.length);
-      this.#buf = n;
+      this.#queue.push(d);
+      if (this.#queue.length >= HIGH_WATER && !this.#paused) {
+        this.#paused = true;
+        socket.pause();
+      }
       this.#wake();
     });
     socket.on("end", () => {
@@ -152,13 +228,17 @@ export class HttpConnection {
     return raw ? new Uint8Array(raw) : undefined;
   }
 
-  /** sends one request and reads its reply; a timeout or a broken socket closes the connection */
+  /**
+   * sends one request and reads its reply within `limits`; a timeout, a broken socket or a reply
+   * past the limits closes the connection
+   */
   async request(
     method: string,
     path: string,
     headers: Readonly<Record<string, string>>,
     body: Uint8Array,
     timeoutMs: number,
+    limits: ReplyLimits = { maxHeader: MAX_HEADER, maxBody: MAX_BODY },
   ): Promise<HttpResponse> {
     if (this.#busy) throw new Error("http connection is busy");
     if (this.closed) throw new HttpError("the connection is closed", "closed");
@@ -177,7 +257,11 @@ export class HttpConnection {
       all.set(enc.encode(head));
       all.set(body, head.length);
       this.#socket.write(all);
-      return await this.#readResponse();
+      return await this.#readResponse(limits);
+    } catch (e) {
+      // the rest of a refused reply would be read as the next one
+      if (e instanceof HttpError && e.kind === "protocol") this.close();
+      throw e;
     } finally {
       clearTimeout(timer);
       this.#busy = false;
@@ -197,6 +281,7 @@ export class HttpConnection {
     w?.();
   }
 
+  /** waits for more bytes; throws once the connection has ended */
   async #more(): Promise<void> {
     if (this.#ended) {
       throw this.#error instanceof HttpError ? this.#error : new HttpError(
@@ -204,42 +289,77 @@ export class HttpConnection {
         "closed",
       );
     }
+    if (this.#paused) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
     await new Promise<void>((r) => this.#waiter = r);
   }
 
-  #take(n: number): Uint8Array {
-    const out = this.#buf.slice(0, n);
-    this.#buf = this.#buf.slice(n);
-    return out;
+  /** one line without its CR LF; refuses a line longer than `max` before buffering more of it */
+  async #readLine(max: number, tooLong: string): Promise<string> {
+    let scanned = 0;
+    for (;;) {
+      const i = this.#queue.indexOf(10, scanned);
+      if (i >= 0) {
+        if (i > max) break;
+        return new TextDecoder().decode(this.#queue.take(i + 1)).replace(/\r?\n$/, "");
+      }
+      scanned = this.#queue.length;
+      if (scanned > max) break;
+      await this.#more();
+    }
+    throw new HttpError(tooLong, "protocol");
   }
 
-  async #readLine(): Promise<string> {
+  /** exactly `n` bytes, copied out as they arrive */
+  async #readExactly(n: number): Promise<Uint8Array> {
+    const out = new Uint8Array(n);
+    let got = 0;
     for (;;) {
-      const i = this.#buf.indexOf(10);
-      if (i >= 0) return new TextDecoder().decode(this.#take(i + 1)).replace(/\r?\n$/, "");
-      if (this.#buf.length > MAX_HEADER) throw new HttpError("the reply header is too long", "protocol");
+      got += this.#queue.takeInto(out, got, n - got);
+      if (got === n) return out;
       await this.#more();
     }
   }
 
-  async #readExactly(n: number): Promise<Uint8Array> {
-    if (n > MAX_BODY) throw new HttpError("the reply is too large", "protocol");
-    while (this.#buf.length < n) await this.#more();
-    return this.#take(n);
+  async #readResponse(limits: ReplyLimits): Promise<HttpResponse> {
+    try {
+      return await this.#readFramed(limits);
+    } catch (e) {
+      // a clean close after the reply began leaves it incomplete (RFC 9112 section 8): the server broke it
+      if (e instanceof HttpError && e.kind === "closed" && this.#began && !this.#error) {
+        throw new HttpError("the reply was cut short (the server closed the connection before its end)", "protocol");
+      }
+      throw e;
+    }
   }
 
-  async #readResponse(): Promise<HttpResponse> {
+  get #began(): boolean {
+    return this.#queue.length > 0 || this.#replyStarted;
+  }
+
+  async #readFramed(limits: ReplyLimits): Promise<HttpResponse> {
+    this.#replyStarted = false;
     let status: number;
     let headers: Map<string, string>;
+    let headerLeft = limits.maxHeader;
+    const headerTooLong = `the reply header is longer than ${size(limits.maxHeader)}`;
+    const headerLine = async () => {
+      const line = await this.#readLine(Math.max(0, headerLeft), headerTooLong);
+      this.#replyStarted = true;
+      headerLeft -= line.length + 2;
+      return line;
+    };
     // 100 Continue and other 1xx replies precede the real one
     do {
-      const line = await this.#readLine();
+      const line = await headerLine();
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(line);
       if (!m) throw new HttpError("the reply is not HTTP", "protocol");
       status = Number(m[1]);
       headers = new Map();
       for (;;) {
-        const h = await this.#readLine();
+        const h = await headerLine();
         if (h === "") break;
         const c = h.indexOf(":");
         if (c <= 0) throw new HttpError("the reply has a malformed header", "protocol");
@@ -248,46 +368,75 @@ export class HttpConnection {
         headers.set(k, headers.has(k) ? `${headers.get(k)}, ${v}` : v);
       }
     } while (status >= 100 && status < 200);
+    const tooLarge = () => new HttpError(`the reply is larger than ${size(limits.maxBody)}`, "protocol");
     let body: Uint8Array;
     if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) {
       const parts: Uint8Array[] = [];
       let total = 0;
       for (;;) {
-        const size = parseInt((await this.#readLine()).split(";")[0], 16);
+        const size = parseInt(
+          (await this.#readLine(MAX_CHUNK_LINE, "the reply has an overlong chunk size line")).split(";")[0],
+          16,
+        );
         if (!Number.isFinite(size) || size < 0) throw new HttpError("the reply has a bad chunk size", "protocol");
         if (size === 0) {
-          while ((await this.#readLine()) !== "");
+          let trailerLeft = headerLeft;
+          for (;;) {
+            const t = await this.#readLine(Math.max(0, trailerLeft), headerTooLong);
+            if (t === "") break;
+            trailerLeft -= t.length + 2;
+          }
           break;
         }
         total += size;
-        if (total > MAX_BODY) throw new HttpError("the reply is too large", "protocol");
+        if (total > limits.maxBody) throw tooLarge();
         parts.push(await this.#readExactly(size));
-        await this.#readLine();
+        await this.#readLine(MAX_CHUNK_LINE, "the reply has an overlong chunk end");
       }
-      body = new Uint8Array(total);
-      let o = 0;
-      for (const p of parts) {
-        body.set(p, o);
-        o += p.length;
-      }
+      body = join(parts, total);
     } else if (headers.has("content-length")) {
       const n = Number(headers.get("content-length"));
       if (!Number.isInteger(n) || n < 0) throw new HttpError("the reply has a bad Content-Length", "protocol");
+      if (n > limits.maxBody) throw tooLarge();
       body = await this.#readExactly(n);
     } else if (status === 204 || status === 304) {
       body = new Uint8Array(0);
     } else {
       // no length: the body runs to the end of the connection
-      try {
-        for (;;) await this.#more();
-      } catch (e) {
-        if (!(e instanceof HttpError) || e.kind !== "closed") throw e;
+      const parts: Uint8Array[] = [];
+      let total = 0;
+      for (;;) {
+        if (this.#queue.length) {
+          total += this.#queue.length;
+          if (total > limits.maxBody) throw tooLarge();
+          parts.push(this.#queue.take(this.#queue.length));
+        }
+        try {
+          await this.#more();
+        } catch (e) {
+          if (!(e instanceof HttpError) || e.kind !== "closed") throw e;
+          if (this.#queue.length === 0) break;
+        }
       }
-      body = this.#take(this.#buf.length);
+      body = join(parts, total);
     }
     if (/close/i.test(headers.get("connection") ?? "")) this.close();
     return { status, headers, body };
   }
+}
+
+function join(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function size(n: number): string {
+  return n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
 }
 
 function connectError(e: Error & { code?: string }, where: string, isTls: boolean): TransportError {

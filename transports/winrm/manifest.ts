@@ -1,4 +1,5 @@
 import { declareParameters, SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
+import { BASIC_CHARSETS, DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
 
 const both = { ComputerName: {}, Uri: {} } as const;
 
@@ -38,6 +39,14 @@ export const parameters = declareParameters([
     sets: both,
     help: "Negotiate (NTLM, sealed over http) or Basic (https); Kerberos and CredSSP are not supported yet",
     default: "Negotiate",
+  },
+  {
+    name: "BasicCharset",
+    type: { kind: "enum", values: BASIC_CHARSETS },
+    sets: both,
+    help: "code page of the user name and password with Basic: the host's ANSI code page (Windows decodes " +
+      "Basic credentials in it), e.g. windows-1251 for Cyrillic; NTLM always sends Unicode",
+    default: DEFAULT_BASIC_CHARSET,
   },
   { name: "AllowRedirection", type: { kind: "switch" }, sets: { Uri: {} }, help: "follow up to 5 redirections" },
   {

@@ -26,6 +26,7 @@ import {
   UsageError,
 } from "../../plugins/mod.ts";
 import { RECEIVE_TIMED_OUT, WinrmClient, type WinrmSettings } from "./client.ts";
+import { DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
 import { EchoFilter, LineEditor } from "./line_editor.ts";
 import { utf16le } from "./ntlm.ts";
 import { SignalCode, toBase64 } from "./wsman_xml.ts";
@@ -89,6 +90,7 @@ export function resolveSettings(ctx: OpenContext): ResolvedSettings {
   return {
     url,
     auth,
+    basicCharset: params.basicCharset ?? DEFAULT_BASIC_CHARSET,
     username,
     tls: {
       verifyCa: params.skipCACheck !== true,
@@ -143,7 +145,9 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
     request.kind === "exec" ? request.command : undefined,
   );
   const password = await getPassword(ctx, resolved.username, resolved.url.hostname);
-  return await openWith(new WinrmClient({ ...resolved, password }), ctx.signal, request, commandLine);
+  const client = new WinrmClient({ ...resolved, password });
+  if (resolved.auth === "basic") client.basicCredentials(); // a charset that cannot carry them fails before connecting
+  return await openWith(client, ctx.signal, request, commandLine);
 }
 
 /** Opens the channel on an existing client (the part of {@linkcode open} tests and benchmarks drive). */

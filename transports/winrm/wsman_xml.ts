@@ -18,6 +18,8 @@ export const NS = {
   x: "http://schemas.xmlsoap.org/ws/2004/09/transfer",
   f: "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
   xml: "http://www.w3.org/XML/1998/namespace",
+  /** the CIM class Windows puts in s:Detail for some faults instead of a WSManFault (e.g. the shell quota) */
+  wmiError: "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/MSFT_WmiError",
 } as const;
 
 /** WS-Addressing actions of the WinRS operations. */
@@ -229,14 +231,69 @@ function build(node: Ordered, scope: Map<string, string>): XmlElement | undefine
 }
 
 /**
+ * The most elements one reply may hold. A ReceiveResponse within the 153,600 bytes the client asks
+ * for holds fewer than 2,000 (each rsp:Stream takes 80 bytes or more); the parser needs hundreds of
+ * bytes per element, so a reply of nothing but `<a/>` must be refused before it is parsed.
+ */
+export const MAX_ELEMENTS = 10_000;
+/** The deepest nesting one reply may have; a SOAP fault with an MSFT_WmiError detail needs 6. */
+export const MAX_DEPTH = 32;
+
+/**
+ * Counts start tags and nesting in one pass without building anything, so that a reply of many or
+ * deeply nested elements is refused before the parser allocates for it. Markup inside comments,
+ * CDATA and quoted attribute values is skipped as XML 1.0 section 2 defines them.
+ */
+function checkShape(xml: string): void {
+  let elements = 0;
+  let depth = 0;
+  let i = xml.indexOf("<");
+  const skipTo = (end: string, from: number) => {
+    const j = xml.indexOf(end, from);
+    return j < 0 ? xml.length : j + end.length;
+  };
+  while (i >= 0 && i < xml.length) {
+    const next = xml.charCodeAt(i + 1);
+    if (xml.startsWith("<!--", i)) i = skipTo("-->", i + 4);
+    else if (xml.startsWith("<![CDATA[", i)) i = skipTo("]]>", i + 9);
+    else if (next === 0x3f /* ? */) i = skipTo("?>", i + 2);
+    else if (next === 0x21 /* ! */) i = skipTo(">", i + 2);
+    else if (next === 0x2f /* / */) {
+      depth--;
+      i = skipTo(">", i + 2);
+    } else {
+      if (++elements > MAX_ELEMENTS) {
+        throw new WsmanXmlError(`the reply holds more than ${MAX_ELEMENTS} elements; refused`);
+      }
+      let j = i + 1;
+      let quote = 0;
+      for (; j < xml.length; j++) {
+        const c = xml.charCodeAt(j);
+        if (quote) {
+          if (c === quote) quote = 0;
+        } else if (c === 0x22 || c === 0x27) quote = c;
+        else if (c === 0x3e /* > */) break;
+      }
+      if (xml.charCodeAt(j - 1) !== 0x2f && ++depth > MAX_DEPTH) {
+        throw new WsmanXmlError(`the reply nests elements deeper than ${MAX_DEPTH}; refused`);
+      }
+      i = j + 1;
+    }
+    i = xml.indexOf("<", i);
+  }
+}
+
+/**
  * Parses a reply into its s:Envelope element. Refuses DOCTYPE (entity expansion, external
- * references), malformed or truncated XML, and anything that is not a SOAP 1.2 envelope.
+ * references), more than {@linkcode MAX_ELEMENTS} elements or {@linkcode MAX_DEPTH} levels, malformed
+ * or truncated XML, and anything that is not a SOAP 1.2 envelope.
  */
 export function parseEnvelope(xml: string): XmlElement {
   if (/<!DOCTYPE/i.test(xml) || /<!ENTITY/i.test(xml)) {
     throw new WsmanXmlError("the reply carries a DOCTYPE, which a WS-Man reply never has; refused");
   }
   if (!xml.trim()) throw new WsmanXmlError("the reply is empty");
+  checkShape(xml);
   const valid = XMLValidator.validate(xml);
   if (valid !== true) throw new WsmanXmlError(`the reply is not well-formed XML (${valid.err.msg})`);
   let doc: Ordered[];
@@ -274,12 +331,17 @@ export function descendants(el: XmlElement, ns: string, name: string): XmlElemen
   return out;
 }
 
-/** A SOAP fault with the WSManFault details (parsed as PYPSRP `_parse_wsman_fault` does). */
+/**
+ * A SOAP fault with the WSManFault details (parsed as PYPSRP `_parse_wsman_fault` does), or those of
+ * an MSFT_WmiError detail (as PYWINRM reads `error_Code`).
+ */
 export interface WsmanFault {
   /** the s:Subcode value (or s:Code value), e.g. `w:TimedOut` */
   subcode: string;
-  /** f:WSManFault/@Code */
+  /** f:WSManFault/@Code, or MSFT_WmiError/error_Code */
   code?: number;
+  /** present when the details came from an MSFT_WmiError rather than a WSManFault */
+  source?: "MSFT_WmiError";
   machine?: string;
   message: string;
 }
@@ -290,11 +352,22 @@ export function parseFault(env: XmlElement): WsmanFault | undefined {
   if (!fault) return undefined;
   const code = child(fault, NS.s, "Code");
   const subcode = child(child(code, NS.s, "Subcode"), NS.s, "Value")?.text ?? child(code, NS.s, "Value")?.text ?? "";
-  const wsmanFault = child(child(fault, NS.s, "Detail"), NS.f, "WSManFault");
-  const messageEl = child(wsmanFault, NS.f, "Message");
+  const detail = child(fault, NS.s, "Detail");
+  const wsmanFault = child(detail, NS.f, "WSManFault");
+  const reason = child(child(fault, NS.s, "Reason"), NS.s, "Text")?.text || "";
   const flatten = (e: XmlElement | undefined): string => e ? [e.text, ...e.children.map(flatten)].join(" ") : "";
-  const message = (flatten(messageEl) || child(child(fault, NS.s, "Reason"), NS.s, "Text")?.text || "")
-    .replace(/\s+/g, " ").trim();
+  const tidy = (t: string) => t.replace(/\s+/g, " ").trim();
+  const wmi = wsmanFault ? undefined : child(detail, NS.wmiError, "MSFT_WmiError");
+  if (wmi) {
+    const n = Number(child(wmi, NS.wmiError, "error_Code")?.text.trim() || NaN);
+    return {
+      subcode,
+      code: Number.isFinite(n) ? n : undefined,
+      source: "MSFT_WmiError",
+      message: tidy(child(wmi, NS.wmiError, "Message")?.text || reason),
+    };
+  }
+  const message = tidy(flatten(child(wsmanFault, NS.f, "Message")) || reason);
   const n = wsmanFault?.attrs.Code !== undefined ? Number(wsmanFault.attrs.Code) : NaN;
   return { subcode, code: Number.isFinite(n) ? n : undefined, machine: wsmanFault?.attrs.Machine, message };
 }

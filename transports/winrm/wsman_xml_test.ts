@@ -2,6 +2,8 @@ import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   buildEnvelope,
   checkRelatesTo,
+  MAX_DEPTH,
+  MAX_ELEMENTS,
   parseEnvelope,
   parseFault,
   parseReceiveResponse,
@@ -28,6 +30,27 @@ Deno.test("parseFault() reads the WSManFault code whatever the prefixes", () => 
     code: 2150858793,
     machine: "win01",
     message: "The WS-Management service cannot complete the operation.",
+  });
+});
+
+// the shell quota fault as WinRb/WinRM spec/stubs/responses/wmi_error_v2.xml records it (shortened): no
+// RelatesTo, no WSManFault, an MSFT_WmiError in s:Detail
+const QUOTA = `<s:Envelope xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"
+ xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">
+<s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action></s:Header><s:Body><s:Fault><s:Code>
+<s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:QuotaLimit</s:Value></s:Subcode></s:Code><s:Reason>
+<s:Text xml:lang="en-US">The maximum number of concurrent shells for this user has been exceeded. </s:Text></s:Reason>
+<s:Detail><p:MSFT_WmiError xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/MSFT_WmiError">
+<p:CIMStatusCode>27</p:CIMStatusCode><p:Message>This user is allowed a maximum number of 30 concurrent shells, which
+ has been exceeded. </p:Message><p:error_Code>2150859173</p:error_Code></p:MSFT_WmiError></s:Detail></s:Fault>
+</s:Body></s:Envelope>`;
+
+Deno.test("parseFault() reads an MSFT_WmiError detail as pywinrm does", () => {
+  assertEquals(parseFault(parseEnvelope(QUOTA)), {
+    subcode: "w:QuotaLimit",
+    code: 2150859173,
+    source: "MSFT_WmiError",
+    message: "This user is allowed a maximum number of 30 concurrent shells, which has been exceeded.",
   });
 });
 
@@ -78,4 +101,23 @@ Deno.test("buildEnvelope() escapes selector values", () => {
   });
   assertEquals(xml.includes(`<w:Selector Name="ShellId">&lt;&quot;&amp;&gt;</w:Selector>`), true);
   parseEnvelope(xml);
+});
+
+Deno.test("parseEnvelope() refuses too many or too deeply nested elements before parsing them", () => {
+  const open = `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>`;
+  const close = `</s:Body></s:Envelope>`;
+  throws(() => parseEnvelope(open + "<a/>".repeat(MAX_ELEMENTS) + close), /more than 10000 elements; refused/);
+  throws(
+    () => parseEnvelope(open + "<a>".repeat(MAX_DEPTH) + "</a>".repeat(MAX_DEPTH) + close),
+    /nests elements deeper than 32; refused/,
+  );
+  // a '/>' or '>' inside a quoted attribute value neither closes nor hides a start tag
+  throws(
+    () => parseEnvelope(open + `<a x="/>">`.repeat(MAX_DEPTH) + "</a>".repeat(MAX_DEPTH) + close),
+    /nests elements deeper than 32/,
+  );
+  // markup in comments and CDATA is not counted
+  const fine = open + `<!-- ${"<a>".repeat(100)} --><a><![CDATA[${"<b>".repeat(MAX_ELEMENTS)}]]></a>` +
+    "<a/>".repeat(MAX_ELEMENTS - 10) + close;
+  assertEquals(parseEnvelope(fine).children[0].children.length, MAX_ELEMENTS - 9);
 });

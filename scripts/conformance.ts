@@ -9,7 +9,7 @@
  * @module
  */
 import { loadExecutableEntry, loadPluginEntries } from "../core/plugin_loader.ts";
-import { type MalformedCase, type OpenContext, runConformance, type Transport, UsageError } from "./mod.ts";
+import { type MalformedCase, type OpenContext, runConformance, type Transport, UsageError } from "../plugins/mod.ts";
 
 async function loadTransport(what: string): Promise<Transport> {
   const exe = /(^|[\\/])remote-transport-([a-z][a-z0-9+.-]*)$/.exec(what);
