@@ -537,8 +537,9 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
       handshakeSeen = true;
       verifyHostKey({
-        host: hop.config.hostKeyAlias ?? hop.host,
+        host: hop.host,
         port: hop.port,
+        alias: hop.config.hostKeyAlias,
         key: new Uint8Array(key),
         strict: hop.config.strictHostKeyChecking,
         userKnownHostsFiles: hop.config.userKnownHostsFiles,
