@@ -40,7 +40,8 @@ export async function runInvoke(input: VerbInput): Promise<number> {
     ? targets.map((t) => route(resolution, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
     : [route(resolution, entries, config)];
   if (routes.length > 1) {
-    refuseUnusedOptions(resolution, entries.map((e) => e.manifest), routes.map((r) => r.entry.manifest), targets[0]);
+    const example = routes[0].target.host;
+    refuseUnusedOptions(resolution, entries.map((e) => e.manifest), routes.map((r) => r.entry.manifest), example);
   }
   const disconnected = v.InDisconnectedSession === true;
   if (typeof v.SessionName === "string" && !disconnected) {
