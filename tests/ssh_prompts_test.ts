@@ -124,13 +124,14 @@ Deno.test("remote enter: a link that dies after yes to an unknown host key ends 
 });
 
 for (
-  const [signal, code, message] of [
+  const [what, code, message] of [
     ["SIGHUP", 129, "remote: the terminal hung up (SIGHUP)"],
     ["SIGTERM", 143, "remote: terminated by SIGTERM"],
+    ["Ctrl-C", 130, "remote: interrupted"],
   ] as const
 ) {
   for (const verb of ["invoke", "enter"] as const) {
-    Deno.test(`remote ${verb}: ${signal} at the password prompt restores the terminal and exits ${code}`, async () => {
+    Deno.test(`remote ${verb}: ${what} at the password prompt restores the terminal and exits ${code}`, async () => {
       await using sshd = await startSshd({ password: "pw", config: "KbdInteractiveAuthentication no" });
       await using home = await promptHome(sshd, sshd.port);
       await withLogOnFailure(sshd, async () => {
@@ -138,9 +139,13 @@ for (
         const command = verb === "invoke" ? ["--", "echo", "ok"] : [];
         await using pty = await remoteInPty([verb, ...home.options, target, ...command], home);
         await pty.waitFor(`${target}'s password: `, WAIT);
-        Deno.kill(pty.remotePid, signal);
+        if (what === "Ctrl-C") pty.write("\x03");
+        else Deno.kill(pty.remotePid, what);
         assertEquals(await exitAndModes(pty, pty.modesBefore), code, pty.output());
         assert(pty.output().includes(message), pty.output());
+        // ended by the user, not a failed login: no other method was tried and nothing else was asked
+        assert(!pty.output().includes("permission denied"), pty.output());
+        assertEquals(pty.output().split("password: ").length, 2, pty.output());
       });
     });
   }
