@@ -96,7 +96,7 @@ for (const verb of ["invoke", "enter"] as const) {
       assertEquals(await exitAndModes(pty, pty.modesBefore), 242, pty.output());
       match(
         pty.output(),
-        new RegExp(`remote: timed out logging in to 127\\.0\\.0\\.1:${link.port}: no reply within 3 s`),
+        new RegExp(`remote: timed out logging in to 127\\.0\\.0\\.1:${link.port}: not logged in 3 s after the answer`),
       );
     });
   });
@@ -120,7 +120,7 @@ Deno.test("remote enter: a link that dies after yes to an unknown host key ends 
   link.freeze();
   pty.write("yes\r");
   assertEquals(await exitAndModes(pty, pty.modesBefore), 242, pty.output());
-  match(pty.output(), /remote: timed out logging in to 127\.0\.0\.1:\d+: no reply within 3 s of the answer/);
+  match(pty.output(), /remote: timed out logging in to 127\.0\.0\.1:\d+: not logged in 3 s after the answer/);
 });
 
 for (

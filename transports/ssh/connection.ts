@@ -533,7 +533,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
         ctx.signal.aborted
           ? stoppedWhileConnecting(ctx.signal)
           : connectDeadline.answered
-          ? new TransportError(`timed out logging in to ${where}: no reply within ${seconds} s of the answer`, {
+          ? new TransportError(`timed out logging in to ${where}: not logged in ${seconds} s after the answer`, {
             layer: "timeout",
             hint: "the link or the server stopped answering; connect again (--connecting-timeout sets the wait)",
           })
