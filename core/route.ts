@@ -10,7 +10,7 @@ import type { UserConfig } from "./config.ts";
 import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { flagOf, type Resolution } from "./parameter_set.ts";
-import { parseTarget, transportForScheme, transportForSet } from "./target.ts";
+import { parseTarget, transportForScheme, transportForSet, withoutPassword } from "./target.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 
 /** Where one connection goes. */
@@ -98,13 +98,14 @@ export function route(
     const targetParameter = setOwner.parameters.find((p) => p.sets?.[resolution.set]?.mandatory);
     const raw = targetParameter ? values[targetParameter.name] : undefined;
     if (raw instanceof URL) {
+      const url = withoutPassword(raw);
       parsed = {
-        scheme: raw.protocol.replace(/:$/, ""),
-        host: raw.hostname.replace(/^\[|\]$/g, ""),
-        port: raw.port ? Number(raw.port) : undefined,
-        user: raw.username ? decodeURIComponent(raw.username) : undefined,
-        path: raw.pathname,
-        display: raw.href,
+        scheme: url.protocol.replace(/:$/, ""),
+        host: url.hostname.replace(/^\[|\]$/g, ""),
+        port: url.port ? Number(url.port) : undefined,
+        user: url.username ? decodeURIComponent(url.username) : undefined,
+        path: url.pathname,
+        display: url.href,
       };
     } else if (typeof raw === "string") {
       parsed = parseTarget(raw);
@@ -118,7 +119,9 @@ export function route(
   if (foreignOptions === "refuse") refuseUnusedOptions(resolution, manifests, [manifest], parsed.host);
   const parameters: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(values)) {
-    if (!CORE_PARAMETERS.has(name) && own.has(name)) parameters[name] = value;
+    if (!CORE_PARAMETERS.has(name) && own.has(name)) {
+      parameters[name] = value instanceof URL ? withoutPassword(value) : value;
+    }
   }
   return {
     entry,

@@ -169,7 +169,11 @@ export async function openReused(
               };
               ctx.prompt.ask(q.question, { secret: q.secret, what: q.what }).then(
                 (answer) => send(Frame.C_ANSWER, { id: q.id, answer }),
-                (err: Error) => send(Frame.C_ANSWER, { id: q.id, error: err.message }),
+                (err: Error) => {
+                  // a question ended by Ctrl-C, SIGTERM or SIGHUP ends this run with that error (130, 143, 129)
+                  if (err instanceof RemoteError) failed(err);
+                  return send(Frame.C_ANSWER, { id: q.id, error: err.message });
+                },
               ).catch(() => {});
               break;
             }
@@ -211,7 +215,9 @@ export async function openReused(
   })();
 
   const onAbort = () => {
-    failed(new RemoteError("interrupted", "interrupted while connecting"));
+    // the reason says which: Ctrl-C (130) or SIGTERM (143)
+    const why = ctx.signal.reason instanceof RemoteError ? ctx.signal.reason : undefined;
+    failed(new RemoteError(why?.code ?? "interrupted", `${why?.message ?? "interrupted"} while connecting`));
   };
   ctx.signal.addEventListener("abort", onAbort, { once: true });
   let disposed = false;
