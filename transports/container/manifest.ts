@@ -13,7 +13,7 @@ export const manifest: TransportManifest = {
   version: "0.1.0",
   summary: "A shell or command in a running container (Docker Engine API: Docker, Podman)",
   schemes: ["docker", "podman"],
-  capabilities: ["shell", "exec", "pty", "pty-resize"],
+  capabilities: ["shell", "exec", "pty", "pty-resize", "signals"],
   defaultSet: "ContainerId",
   parameters: [
     {
@@ -68,7 +68,4 @@ export const manifest: TransportManifest = {
       help: "give the command extended privileges (docker exec --privileged)",
     },
   ],
-  unsupportedReasons: {
-    signals: "the engine API cannot signal an exec's process; in a shell, Ctrl-C goes through the terminal",
-  },
 };

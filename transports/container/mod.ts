@@ -38,6 +38,33 @@ const BUFFER_BYTES = 64 * 1024;
 /** How long the exit code may take to appear in the exec's record after its stream ended. */
 const EXIT_CODE_WAIT_MS = 10_000;
 
+/**
+ * The variable that marks every process of one exec. The engine API has no way to signal an exec's process, so a
+ * second exec finds the processes carrying the mark (in /proc/<pid>/environ, inherited by children) and signals
+ * them: the whole command, as a terminal's Ctrl-C reaches a foreground process group.
+ */
+export const EXEC_TAG = "REMOTE_EXEC_TAG";
+
+/** How long a command may take to end after HUP or TERM at dispose before it gets KILL. */
+const GRACE_MS = 2_000;
+
+/** The signals `Channel.signal` accepts, as RFC 4254 §6.10 lists them (without `SIG`). */
+const SIGNALS: ReadonlySet<string> = new Set([
+  "ABRT",
+  "ALRM",
+  "FPE",
+  "HUP",
+  "ILL",
+  "INT",
+  "KILL",
+  "PIPE",
+  "QUIT",
+  "SEGV",
+  "TERM",
+  "USR1",
+  "USR2",
+]);
+
 /** What the transport reads from its parameters; one place, so it can follow the core's typed parameters. */
 export interface ContainerOptions {
   engine: EngineKind;
@@ -123,10 +150,12 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   const shell = containerShell(info.Config?.Env);
   const cmd = request.kind === "exec" ? [shell, "-c", request.command] : [shell];
   const tty = request.pty !== undefined;
+  const tag = crypto.randomUUID();
   const envList = Object.entries({
     ...(request.env ?? {}),
     ...options.environment,
     ...(request.pty ? { TERM: request.pty.term } : {}),
+    [EXEC_TAG]: tag,
   }).map(([k, v]) => `${k}=${v}`);
   // ConsoleSize from API 1.42 (Docker); Podman takes the size as h and w in the start body instead
   const size = request.pty && apiAtLeast(engine.version, "1.42")
@@ -157,8 +186,18 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
     ...size,
     ...podmanSize,
   }, name);
-  const channel = execChannel(engine, execId, conn, first, tty);
-  if (request.pty) void resizeWithRetries(engine, execId, request.pty);
+  const sizer = new Sizer(engine, execId);
+  const channel = execChannel(
+    engine,
+    execId,
+    conn,
+    first,
+    tty,
+    sizer,
+    (signal) => signalTagged(engine, name, tag, signal),
+  );
+  // Podman took the size in the start body; a resize on top of it races it there and may land first
+  if (request.pty && engine.flavor !== "podman") void sizer.initial(request.pty);
   const onAbort = () => void channel[Symbol.asyncDispose]();
   ctx.signal.addEventListener("abort", onAbort, { once: true });
   channel.exit.finally(() => ctx.signal.removeEventListener("abort", onAbort));
@@ -186,14 +225,40 @@ function parseJson(body: Uint8Array, engine: string): unknown {
 }
 
 /**
- * The first resize of a new exec races its start: Docker refuses (after a wait) while the exec is not yet running,
- * and without a size the PTY is 0×0. The docker CLI retries ten times; so does this.
+ * Resizes an exec's terminal, one request at a time, each with the latest size asked for, so an older size never
+ * lands after a newer one. The first resize races the exec's start: Docker refuses it (after a wait) while the exec
+ * is not yet running, and without a size the PTY is 0×0; the docker CLI retries ten times, and so does this.
  */
-async function resizeWithRetries(engine: EngineClient, execId: string, size: WindowSize): Promise<void> {
-  for (let attempt = 1; attempt <= 10; attempt++) {
-    const done = await resize(engine, execId, size).then(() => true, () => false);
-    if (done) return;
-    await new Promise((r) => setTimeout(r, attempt * 10));
+class Sizer {
+  #engine: EngineClient;
+  #execId: string;
+  #wanted: WindowSize | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #applied = false;
+
+  constructor(engine: EngineClient, execId: string) {
+    this.#engine = engine;
+    this.#execId = execId;
+  }
+
+  #apply(): Promise<void> {
+    const next = this.#queue.then(() => resize(this.#engine, this.#execId, this.#wanted!));
+    this.#queue = next.then(() => this.#applied = true, () => {});
+    return next;
+  }
+
+  async initial(size: WindowSize): Promise<void> {
+    this.#wanted ??= size;
+    for (let attempt = 1; attempt <= 10 && !this.#applied; attempt++) {
+      if (await this.#apply().then(() => true, () => false)) return;
+      await new Promise((r) => setTimeout(r, attempt * 10));
+    }
+  }
+
+  /** @throws {RemoteError} when the engine refuses */
+  set(size: WindowSize): Promise<void> {
+    this.#wanted = size;
+    return this.#apply();
   }
 }
 
@@ -259,6 +324,8 @@ function execChannel(
   conn: Deno.Conn,
   first: Uint8Array,
   tty: boolean,
+  sizer: Sizer,
+  kill: (signal: string) => Promise<void>,
 ): Channel {
   const stdout = new Output();
   const stderr = new Output();
@@ -340,6 +407,8 @@ function execChannel(
     },
   });
 
+  let ended = false;
+  void exit.then(() => ended = true);
   let disposing: Promise<void> | undefined;
   return {
     stdin,
@@ -347,13 +416,28 @@ function execChannel(
     stderr: stderr.stream,
     exit,
     async resize(size: WindowSize) {
-      await resize(engine, execId, size).catch((error) => {
+      await sizer.set(size).catch((error) => {
         // the process may have just ended; a resize then has nothing to reach
         if (!(error instanceof RemoteError)) throw error;
       });
     },
+    async signal(name: string) {
+      if (!SIGNALS.has(name)) {
+        throw new UsageError(`unknown signal ${name}`, { hint: `use one of ${[...SIGNALS].join(", ")}` });
+      }
+      if (!ended) await kill(name);
+    },
     [Symbol.asyncDispose]() {
       disposing ??= (async () => {
+        // Closing the connection alone would leave the command running in the container (as docker exec does).
+        if (!ended) {
+          // a terminal going away hangs up its session; a command without one is asked to end
+          await kill(tty ? "HUP" : "TERM").catch(() => {});
+          if (!await settlesWithin(exit, GRACE_MS)) {
+            await kill("KILL").catch(() => {});
+            await settlesWithin(exit, GRACE_MS);
+          }
+        }
         disposed = true;
         closeQuietly(conn);
         stdout.close();
@@ -392,5 +476,51 @@ async function exitCode(engine: EngineClient, execId: string): Promise<ExitStatu
       };
     }
     await new Promise((r) => setTimeout(r, Math.min(100, 5 * (attempt + 1))));
+  }
+}
+
+/**
+ * Sends `signal` to every process of the container that carries `tag`, through a second exec run as root (only
+ * root may read every process's environ). A container without a shell, grep, tr and kill cannot be signalled; that
+ * is reported, not hidden.
+ *
+ * @throws {RemoteError} when the engine refuses the second exec
+ */
+async function signalTagged(engine: EngineClient, container: string, tag: string, signal: string): Promise<void> {
+  const script = `for d in /proc/[0-9]*; do ` +
+    `if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qx '${EXEC_TAG}=${tag}'; then ` +
+    `kill -s ${signal} "\${d#/proc/}" 2>/dev/null; fi; done; true`;
+  const created = await engine.request("POST", `/containers/${encodeURIComponent(container)}/exec`, {
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    User: "0",
+    Cmd: ["/bin/sh", "-c", script],
+  });
+  if (created.status !== 201 && created.status !== 200) throw engineError(created, engine, container);
+  const id = (parseJson(created.body, engine.name) as { Id?: unknown }).Id;
+  if (typeof id !== "string" || !/^[A-Za-z0-9]+$/.test(id)) {
+    throw new TransportError(`${engine.name} created an exec without a usable ID`, { layer: "protocol" });
+  }
+  // attached, so the reply ends when the killer does: by then the signal has been sent
+  const { conn } = await engine.hijack(`/exec/${id}/start`, { Detach: false, Tty: false }, container);
+  const timer = setTimeout(() => closeQuietly(conn), GRACE_MS);
+  try {
+    const sink = new Uint8Array(4096);
+    while ((await conn.read(sink).catch(() => null)) !== null) { /* the script prints nothing worth reading */ }
+  } finally {
+    clearTimeout(timer);
+    closeQuietly(conn);
+  }
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
