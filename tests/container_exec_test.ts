@@ -213,3 +213,32 @@ Deno.test("remote invoke docker://NAME says the engine is not running, exit 241,
     dead.stderr,
   );
 });
+
+Deno.test("remote invoke docker://NAME says permission denied on the socket, exit 245, with a fix", async () => {
+  await using home = await tempHome();
+  const path = `${home.dir}/docker.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  try {
+    // the socket belongs to someone else and only they may use it; root is held to that without CAP_DAC_OVERRIDE
+    if (Deno.uid() === 0) await Deno.chown(path, 65534, 65534);
+    await Deno.chmod(path, Deno.uid() === 0 ? 0o600 : 0o000);
+    const args = ["run", "--allow-all", "--quiet", MAIN, "invoke", "docker://web1", "--", "true"];
+    const out = await new Deno.Command(Deno.uid() === 0 ? "setpriv" : Deno.execPath(), {
+      args: Deno.uid() === 0
+        ? ["--bounding-set", "-dac_override,-dac_read_search", "--", Deno.execPath(), ...args]
+        : args,
+      env: { ...home.env, DOCKER_HOST: `unix://${path}` },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    assertEquals({ code: out.code, stderr: new TextDecoder().decode(out.stderr) }, {
+      code: 245,
+      stderr: `remote: permission denied on the docker engine's socket unix://${path}\n` +
+        "hint: join the socket's group (usually docker: sudo usermod -aG docker $USER, then log in again)\n",
+    });
+  } finally {
+    listener.close();
+  }
+});

@@ -229,7 +229,7 @@ export async function connectEndpoint(
       : "start it (dockerd, or systemctl start docker)";
     if (cause instanceof Deno.errors.PermissionDenied || cause instanceof Deno.errors.NotCapable) {
       return Promise.reject(
-        new TransportError(`permission denied on ${endpoint.display}`, {
+        new TransportError(`permission denied on the ${flavor} engine's socket ${endpoint.display}`, {
           layer: "auth",
           cause,
           hint: flavor === "podman"
