@@ -123,6 +123,18 @@ for (const [scheme, start] of engines) {
         assert(run.stderr.includes("no-such-command: not found"), run.stderr);
       });
 
+      await step("an exec that cannot start says why on stderr, not stdout", async () => {
+        const workdir = await runRemote(["invoke", target, "--workdir", "/nonexistent", "--", "true"], { env });
+        // 126 from Docker 20.10 for any failed start; Podman's runtime reports 127 for this one
+        assertEquals([workdir.code === (scheme === "docker" ? 126 : 127), workdir.stdout], [true, ""]);
+        assert(workdir.stderr.includes('chdir to cwd ("/nonexistent")'), workdir.stderr);
+        const user = await runRemote(["invoke", target, "--user", "nosuch", "--", "true"], { env });
+        assertEquals(user.stdout, "");
+        assert(user.stderr.includes("unable to find user nosuch"), user.stderr);
+        // Docker 20.10 finds out at start (the exec's status, 126), Podman at create (an engine error, 251)
+        assertEquals(user.code, scheme === "docker" ? 126 : 251);
+      });
+
       await step("a missing container is exit 233 with a fix", async () => {
         const run = await runRemote(["invoke", `${scheme}://web9`, "--", "true"], { env });
         assertEquals(run, {

@@ -204,6 +204,21 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   return channel;
 }
 
+/** How Docker's in-stream start failures begin (runc's, and the engine's own for an unknown user or group). */
+const START_FAILURES = ["OCI runtime exec failed", "unable to find user", "unable to find group"];
+
+/** Whether `text` is, or may still become, one of {@linkcode START_FAILURES}. */
+function mayBeStartFailure(text: string): boolean {
+  return START_FAILURES.some((p) => text.startsWith(p) || p.startsWith(text));
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
 /** The container's `$SHELL` from its configured environment, else `/bin/sh`. */
 function containerShell(env: unknown): string {
   if (Array.isArray(env)) {
@@ -333,6 +348,9 @@ function execChannel(
   const decoder = tty ? undefined : new StreamDecoder();
   let systemError = "";
   let disposed = false;
+  // Docker 20.10 writes why an exec could not start (bad --workdir, unknown --user) into the stdout stream; such
+  // text is held until it is clear whether anything else follows, and then goes to stderr, where errors belong
+  const startFailure = { state: tty ? "released" : "watching", held: new Uint8Array(0) as Uint8Array };
 
   const deliver = async (chunk: Uint8Array) => {
     if (!decoder) {
@@ -343,7 +361,18 @@ function execChannel(
     for (const piece of decoder.push(chunk)) {
       // Stream 3 carries the engine's own error text; the payload views a buffer read once, so no copy is needed
       if (piece.stream === "system") systemError += new TextDecoder().decode(piece.bytes);
-      else (piece.stream === "stderr" ? stderr : stdout).push(piece.bytes);
+      else if (piece.stream === "stderr") stderr.push(piece.bytes);
+      else if (startFailure.state === "watching" && startFailure.held.length + piece.bytes.length <= 4096) {
+        startFailure.held = concatBytes(startFailure.held, piece.bytes);
+        if (!mayBeStartFailure(new TextDecoder().decode(startFailure.held.subarray(0, 40)))) {
+          startFailure.state = "released";
+          stdout.push(startFailure.held);
+        }
+      } else {
+        if (startFailure.state === "watching") stdout.push(startFailure.held);
+        startFailure.state = "released";
+        stdout.push(piece.bytes);
+      }
     }
     await stdout.room();
     await stderr.room();
@@ -364,6 +393,9 @@ function execChannel(
       await deliver(buf.subarray(0, n));
     }
     decoder?.finish();
+    if (startFailure.state === "watching" && startFailure.held.length > 0) {
+      (/\r?\n$/.test(new TextDecoder().decode(startFailure.held)) ? stderr : stdout).push(startFailure.held);
+    }
     if (systemError !== "") {
       throw new TransportError(`${engine.name}: ${systemError.trim().split("\n")[0]}`, { layer: "server" });
     }
