@@ -135,6 +135,20 @@ for (const [scheme, start] of engines) {
         assertEquals(user.code, scheme === "docker" ? 126 : 251);
       });
 
+      await step("invoke fans out across containers; a missing one is named and sets the exit code", async () => {
+        for (const name of ["fan1", "fan2"]) await engine.createContainer(name, { env: [`WHO=${name}`] });
+        const run = await runRemote(
+          ["invoke", `${scheme}://fan1`, `${scheme}://fan2`, `${scheme}://fan9`, "--", 'echo "$WHO"'],
+          { env },
+        );
+        assertEquals(run.code, 233);
+        assertEquals(run.stdout.split("\n").filter((l) => l !== "").sort(), [
+          `[${scheme}://fan1] fan1`,
+          `[${scheme}://fan2] fan2`,
+        ]);
+        assert(run.stderr.includes(`remote: 1 of 3 hosts failed: ${scheme}://fan9 (no container fan9 on `), run.stderr);
+      });
+
       await step("a missing container is exit 233 with a fix", async () => {
         const run = await runRemote(["invoke", `${scheme}://web9`, "--", "true"], { env });
         assertEquals(run, {
