@@ -149,6 +149,34 @@ for (const [scheme, start] of engines) {
         assert(run.stderr.includes(`remote: 1 of 3 hosts failed: ${scheme}://fan9 (no container fan9 on `), run.stderr);
       });
 
+      await step("Ctrl-C stops the command in the container and remote exits 130", async () => {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", "--allow-all", "--quiet", MAIN, "invoke", target, "--", "sleep 61; echo not-stopped"],
+          env,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+        try {
+          const running = async () => {
+            const top = await engine.api("GET", "/containers/web1/top?ps_args=-ef");
+            return (top.body as { Processes: string[][] }).Processes.some((p) => p.join(" ").includes("sleep 61"));
+          };
+          for (let i = 0; i < 200 && !await running(); i++) await new Promise((r) => setTimeout(r, 50));
+          assert(await running(), "the command never started");
+          child.kill("SIGINT");
+          const out = await child.output();
+          assertEquals(out.code, 130);
+          assertEquals(new TextDecoder().decode(out.stdout), "");
+          let left = true;
+          for (let i = 0; i < 60 && (left = await running()); i++) await new Promise((r) => setTimeout(r, 50));
+          assertEquals(left, false, "sleep 61 still runs in the container");
+        } finally {
+          clearTimeout(timer);
+        }
+      });
+
       await step("a missing container is exit 233 with a fix", async () => {
         const run = await runRemote(["invoke", `${scheme}://web9`, "--", "true"], { env });
         assertEquals(run, {
