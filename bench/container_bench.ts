@@ -25,8 +25,10 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+type Command = [string, string[]];
+
 /** Runs a command; returns ms to the first stdout byte, ms to the end, and the bytes read. */
-async function timed(cmd: string, args: string[], env: Record<string, string>) {
+async function timed([cmd, args]: Command, env: Record<string, string>) {
   const start = performance.now();
   const child = new Deno.Command(cmd, { args, env, stdin: "null", stdout: "piped", stderr: "inherit" }).spawn();
   let first = 0;
@@ -44,20 +46,21 @@ await using engine = await startDockerEngine();
 console.log(`dockerd and the busybox image ready in ${engine.startupMs} ms`);
 await engine.createContainer("web1");
 const env = { DOCKER_HOST: engine.host, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: engine.dir };
-const remote = (command: string) =>
-  [Deno.execPath(), ["run", "-A", "--quiet", MAIN, "invoke", "docker://web1", "--", command]] as const;
-const docker = (command: string) => [DOCKER, ["exec", "web1", "sh", "-c", command]] as const;
+const remote = (
+  command: string,
+): Command => [Deno.execPath(), ["run", "-A", "--quiet", MAIN, "invoke", "docker://web1", "--", command]];
+const docker = (command: string): Command => [DOCKER, ["exec", "web1", "sh", "-c", command]];
 
 const firstByte = { remote: [] as number[], docker: [] as number[] };
 const throughput = { remote: [] as number[], docker: [] as number[] };
 const big = `head -c ${MB * 1024 * 1024} /dev/zero`;
 // one warm-up each (Deno's module cache, the engine's first exec)
-await timed(...remote("echo hi"), env);
-await timed(...docker("echo hi"), env);
+await timed(remote("echo hi"), env);
+await timed(docker("echo hi"), env);
 for (let i = 0; i < RUNS; i++) {
   for (const [name, make] of [["remote", remote], ["docker", docker]] as const) {
-    firstByte[name].push((await timed(...make("echo hi"), env)).first);
-    const t = await timed(...make(big), env);
+    firstByte[name].push((await timed(make("echo hi"), env)).first);
+    const t = await timed(make(big), env);
     if (t.bytes !== MB * 1024 * 1024) throw new Error(`${name} delivered ${t.bytes} bytes`);
     throughput[name].push(t.bytes / 1024 / 1024 / (t.total / 1000));
   }
