@@ -43,6 +43,48 @@ function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/** A loopback TCP listener that relays each connection to a unix socket, both directions with half-close. */
+function tcpRelay(socketPath: string): { port: number } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (let n; (n = await from.read(buf)) !== null;) {
+        for (let at = 0; at < n;) at += await to.write(buf.subarray(at, n));
+      }
+      await to.closeWrite();
+    } catch {
+      // one side went away
+    }
+  };
+  const serving = (async () => {
+    for await (const client of listener) {
+      const upstream = await Deno.connect({ transport: "unix", path: socketPath });
+      conns.push(client, upstream);
+      void Promise.all([pipe(client, upstream), pipe(upstream, client)]).finally(() => {
+        for (const c of [client, upstream]) {
+          try {
+            c.close();
+          } catch { /* closed */ }
+        }
+      });
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving.catch(() => {});
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}
+
 const engines: [string, () => Promise<ContainerEngine>][] = [
   ["docker", startDockerEngine],
   ["podman", startPodmanEngine],
@@ -176,6 +218,18 @@ for (const [scheme, start] of engines) {
           clearTimeout(timer);
         }
       });
+
+      await step(
+        "--docker-host tcp://host:port reaches the engine (through a loopback relay to its socket)",
+        async () => {
+          await using relay = tcpRelay(engine.socketPath);
+          const run = await runRemote(
+            ["invoke", target, "--docker-host", `tcp://127.0.0.1:${relay.port}`, "--", "echo over-tcp; exit 5"],
+            { env },
+          );
+          assertEquals(run, { code: 5, stdout: "over-tcp\n", stderr: "" });
+        },
+      );
 
       await step("a missing container is exit 233 with a fix", async () => {
         const run = await runRemote(["invoke", `${scheme}://web9`, "--", "true"], { env });
