@@ -3,7 +3,9 @@
  * command runs in a running container through the engine's exec API, as `docker exec` runs it: the container is
  * inspected first (so "no such container" and "not running" come before anything else), an exec is created and
  * started on a hijacked connection, stdout and stderr arrive apart (multiplexed) without a terminal and merged in a
- * real PTY with one, stdin's end is a half-close, and the exit code is read from the exec's record.
+ * real PTY with one, stdin's end is a half-close, and the exit code is read from the exec's record. The API cannot
+ * signal an exec, so signals (and the end of a command still running at close) go through a second exec that signals
+ * the processes carrying this exec's tag. docs/containers.md says it for users.
  *
  * @example A command in a container
  * ```ts ignore
@@ -124,11 +126,10 @@ export function containerOptions(ctx: Pick<OpenContext, "target" | "parameters">
  * on the socket (245), API too old (244)
  */
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
-  const env = processEnv;
   if (request.kind === "subsystem") throw new UnsupportedError("container", `subsystem ${request.name}`);
   const options = containerOptions(ctx);
-  const endpoint = resolveEngineHost(options.engine, options.dockerHost, env);
-  const engine = await EngineClient.connect(endpoint, options.engine, env("DOCKER_API_VERSION"), ctx.signal);
+  const endpoint = resolveEngineHost(options.engine, options.dockerHost, processEnv);
+  const engine = await EngineClient.connect(endpoint, options.engine, processEnv("DOCKER_API_VERSION"), ctx.signal);
   const name = options.container;
   const path = `/containers/${encodeURIComponent(name)}`;
 
