@@ -267,7 +267,7 @@ function header(name: string, type: string, size: number, mode: number, link = "
 
 /** Ends, by process ID, every process whose command line names `dir` (all of them started for this engine). */
 async function killLeftovers(dir: string): Promise<void> {
-  for (let round = 0; round < 20; round++) {
+  for (let round = 0; round < 50; round++) {
     const pids: number[] = [];
     for (const entry of Deno.readDirSync("/proc")) {
       if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
