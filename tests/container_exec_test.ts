@@ -231,6 +231,27 @@ for (const [scheme, start] of engines) {
         },
       );
 
+      await step("without --docker-host or DOCKER_HOST, the current docker context names the engine", async () => {
+        const config = `${home.dir}/.docker`;
+        const hash = createHash("sha256").update("test-ctx").digest("hex");
+        await Deno.mkdir(`${config}/contexts/meta/${hash}`, { recursive: true });
+        await Deno.writeTextFile(
+          `${config}/contexts/meta/${hash}/meta.json`,
+          JSON.stringify({
+            Name: "test-ctx",
+            Metadata: {},
+            Endpoints: { docker: { Host: socket, SkipTLSVerify: false } },
+          }),
+        );
+        await Deno.writeTextFile(`${config}/config.json`, JSON.stringify({ currentContext: "test-ctx" }));
+        try {
+          const run = await runRemote(["invoke", "docker://web1", "--", "echo via-context"], { env: home.env });
+          assertEquals(run, { code: 0, stdout: "via-context\n", stderr: "" });
+        } finally {
+          await Deno.remove(config, { recursive: true });
+        }
+      });
+
       await step("a missing container is exit 233 with a fix", async () => {
         const run = await runRemote(["invoke", `${scheme}://web9`, "--", "true"], { env });
         assertEquals(run, {
