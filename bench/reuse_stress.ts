@@ -3,7 +3,7 @@
  * the reuse master against a throwaway sshd; prints runs, wrong exit codes and lost bytes. Asserts
  * nothing (tests/ssh_reuse_test.ts runs a bounded version). Load the machine yourself for the loaded case.
  *
- * Run: deno run --allow-all bench/reuse_stress.ts [--runs 1000] [--parallel 50]
+ * Run: deno run --allow-all bench/reuse_stress.ts [--runs 1000] [--parallel 50] [--max-sessions N]
  *
  * @module
  */
@@ -17,8 +17,9 @@ const arg = (name: string, fallback: number) => {
 };
 const runs = arg("--runs", 1000);
 const parallel = arg("--parallel", 50);
+const maxSessions = arg("--max-sessions", 0);
 
-await using sshd = await startSshd();
+await using sshd = await startSshd(maxSessions ? { config: `MaxSessions ${maxSessions}` } : {});
 await using home = await tempHome();
 const knownHosts = `${home.dir}/known_hosts`;
 await Deno.writeTextFile(knownHosts, sshd.knownHostsLine() + "\n");

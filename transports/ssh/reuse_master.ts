@@ -333,7 +333,16 @@ async function openChannel(
     notice: io.notice,
   };
   // ssh_config is read again for every request: after an edit, the old connection may go to another host or user
-  const route = await routeFingerprint(ctx);
+  const route = await routeFingerprint(ctx).catch((error) => {
+    if (error instanceof RemoteError && error.code === "config" && /environment variable/.test(error.message)) {
+      throw new RemoteError("config", error.message, {
+        hint:
+          "the connection-reuse master sees only part of your environment: run with --no-reuse, or write the path " +
+          "without ${VAR} (see docs/invoke.md)",
+      });
+    }
+    throw error;
+  });
   const key = `${connectionKey(req)}\0${route}`;
   const hops = JSON.parse(route) as RouteHop[];
   const localEnv = await io.askEnv(hops[hops.length - 1]?.config?.sendEnv ?? []);
