@@ -87,21 +87,28 @@ Deno.test("a server allowing 2 sessions per connection: 12 reused invokes at onc
       // a first run starts the master, so the 12 then meet one master and its one connection
       const first = await runRemote(["invoke", "h01", "-F", config, "--", "echo up"], { env: home.env });
       assertEquals([first.code, first.stdout, first.stderr], [0, "up\n", ""]);
-      const runs = await Promise.all(
-        Array.from(
-          { length: 12 },
-          (_, i) =>
-            runRemote(["invoke", "h01", "-F", config, "--", `sleep 1; echo run-${i}; exit ${i % 5}`], {
-              env: home.env,
-              timeoutMs: 120_000,
-            }),
-        ),
-      );
-      for (const [i, r] of runs.entries()) {
-        assertEquals([r.code, r.stdout], [i % 5, `run-${i}\n`], r.stderr);
-        assert(!/open failed/.test(r.stderr), r.stderr);
+      // each command waits until all 12 run (bounded): 12 sessions open at once, whatever the machine's load
+      const barrier = await Deno.makeTempDir({ prefix: "remote-barrier-" });
+      try {
+        const command = (i: number) =>
+          `touch ${barrier}/${i}; n=0; while [ $(ls ${barrier} | wc -l) -lt 12 ] && [ $n -lt 600 ]; do ` +
+          `sleep 0.1; n=$((n+1)); done; echo run-${i}; exit ${i % 5}`;
+        const runs = await Promise.all(
+          Array.from(
+            { length: 12 },
+            (_, i) =>
+              runRemote(["invoke", "h01", "-F", config, "--", command(i)], { env: home.env, timeoutMs: 120_000 }),
+          ),
+        );
+        for (const [i, r] of runs.entries()) {
+          assertEquals([r.code, r.stdout], [i % 5, `run-${i}\n`], r.stderr);
+          assert(!/open failed/.test(r.stderr), r.stderr);
+        }
+        const count = handshakes(await sshd.log());
+        assert(count >= 6, `12 sessions at once need at least 6 connections of 2 sessions; ${count} logins`);
+      } finally {
+        await Deno.remove(barrier, { recursive: true });
       }
-      assert(handshakes(await sshd.log()) >= 6, "12 commands at once need at least 6 connections of 2 sessions");
     } finally {
       stopMasters(home.dir);
     }
