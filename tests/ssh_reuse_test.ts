@@ -78,6 +78,65 @@ Deno.test("200 reused invokes of one host, 50 at a time, keep every exit code an
   });
 });
 
+Deno.test("a reused invoke keeps its output and exit status when the master hung up before stdin ended", async () => {
+  await using home = await tempHome();
+  const env = { ...home.env, SSH_AUTH_SOCK: "" };
+  const socketPath = masterSocketPath({
+    get: (n) => ({ ...Deno.env.toObject(), ...env } as Record<string, string>)[n],
+  });
+  await Deno.mkdir(socketPath.slice(0, socketPath.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+  const listener = Deno.listen({ transport: "unix", path: socketPath });
+  // A stand-in master: the command's output, its exit status, then it hangs up, as a real master does after a
+  // quick command. The client's stdout is not read yet, so most of the output still waits in the socket.
+  const frames = Array.from({ length: 6 }, (_, i) => new Uint8Array(128 << 10).fill(97 + i));
+  const served = (async () => {
+    const conn = await listener.accept();
+    const decoder = new FrameDecoder();
+    const buf = new Uint8Array(65536);
+    while (!decoder.push(buf.subarray(0, (await conn.read(buf)) ?? 0)).some((f) => f.type === Frame.C_REQUEST));
+    const write = async (bytes: Uint8Array) => {
+      for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+    };
+    await write(encodeFrame(Frame.M_OPENED));
+    for (const f of frames) await write(encodeFrame(Frame.M_STDOUT, f));
+    await write(encodeFrame(Frame.M_EXIT, { kind: "exited", code: 7 }));
+    conn.close();
+  })();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      new URL("../main.ts", import.meta.url).pathname,
+      "invoke",
+      "x",
+      "--",
+      "true",
+    ],
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    await served;
+    // stdin ends only now: the client writes its end to a master that is gone
+    await child.stdin.close();
+    await new Promise((r) => setTimeout(r, 500));
+    const out = await child.output();
+    assertEquals(out.code, 7, new TextDecoder().decode(out.stderr));
+    const want = new Uint8Array(frames.length * (128 << 10));
+    frames.forEach((f, i) => want.set(f, i * f.length));
+    assertEquals(out.stdout.length, want.length);
+    assert(out.stdout.every((b, i) => b === want[i]), "stdout is the command's, byte for byte");
+    assertEquals(new TextDecoder().decode(out.stderr), "");
+  } finally {
+    clearTimeout(killer);
+    listener.close();
+  }
+});
+
 Deno.test("a server allowing 2 sessions per connection: 12 reused invokes at once all run (more connections)", async () => {
   await using sshd = await startSshd({ config: "MaxSessions 2" });
   await using home = await tempHome();
