@@ -62,8 +62,15 @@ interface Held {
   stamp?: string;
 }
 
-/** Held connections by connection key; more than one when a server limits the sessions per connection. */
-type Pools = Map<string, Held[]>;
+/** The held connections of one connection key: more than one when the server limits sessions per connection. */
+interface Pool {
+  held: Held[];
+  /** the sessions per connection the server allowed when it last refused one: a new connection starts with it */
+  limit: number;
+}
+
+/** Pools by connection key. */
+type Pools = Map<string, Pool>;
 
 /**
  * Serves clients on `socketPath` until idle, removed or aborted; returns the exit code.
@@ -122,7 +129,7 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     if (now?.ino === inode) await Deno.remove(options.socketPath).catch(() => {});
     await Promise.race([Promise.allSettled(running), new Promise((r) => setTimeout(r, 2000))]);
     for (const pool of pools.values()) {
-      for (const h of pool) await h.connection.then((c) => c[Symbol.asyncDispose](), () => {});
+      for (const h of pool.held) await h.connection.then((c) => c[Symbol.asyncDispose](), () => {});
     }
   }
   return 0;
@@ -348,11 +355,11 @@ async function openChannel(
   const localEnv = await io.askEnv(hops[hops.length - 1]?.config?.sendEnv ?? []);
   const stamp = await knownHostsStamp(hops);
   for (let attempt = 1;; attempt++) {
-    const pool = pools.get(key) ?? [];
+    const pool = pools.get(key) ?? { held: [], limit: Infinity };
     pools.set(key, pool);
     // known_hosts changed since these were checked (a key revoked, replaced): verify again on a new connection
-    for (const h of [...pool]) if (h.stamp !== undefined && h.stamp !== stamp) retire(pool, h);
-    let held = pool.find((h) => h.alive && h.open < h.limit);
+    for (const h of [...pool.held]) if (h.stamp !== undefined && h.stamp !== stamp) retire(pool, h);
+    let held = pool.held.find((h) => h.alive && h.open < h.limit);
     const fresh = !held;
     held ??= hold(pool, ctx, hops);
     held.open++;
@@ -385,7 +392,8 @@ async function openChannel(
       // a connection that never had a session refusing its first: that is the server's answer
       if (!held.used && held.open === 0) throw error;
       held.limit = Math.min(held.limit, held.open);
-      if (held.limit === 0) retire(pool, held);
+      if (held.limit > 0) pool.limit = held.limit;
+      else retire(pool, held);
     }
   }
 }
@@ -396,13 +404,13 @@ interface RouteHop {
 }
 
 /** Starts a new connection into `pool`; it leaves the pool once lost or failed. */
-function hold(pool: Held[], ctx: OpenContext, hops: RouteHop[]): Held {
-  const held: Held = { connection: connectSsh(ctx), alive: true, open: 0, limit: Infinity, used: false };
-  pool.push(held);
+function hold(pool: Pool, ctx: OpenContext, hops: RouteHop[]): Held {
+  const held: Held = { connection: connectSsh(ctx), alive: true, open: 0, limit: pool.limit, used: false };
+  pool.held.push(held);
   const drop = () => {
     held.alive = false;
-    const at = pool.indexOf(held);
-    if (at >= 0) pool.splice(at, 1);
+    const at = pool.held.indexOf(held);
+    if (at >= 0) pool.held.splice(at, 1);
   };
   held.connection.then(async (c) => {
     // the stamp is taken after the check, so a key this very connect added does not count as a change
@@ -413,10 +421,10 @@ function hold(pool: Held[], ctx: OpenContext, hops: RouteHop[]): Held {
 }
 
 /** Takes `held` out of service: running commands finish, then it closes. */
-function retire(pool: Held[], held: Held): void {
+function retire(pool: Pool, held: Held): void {
   held.alive = false;
-  const at = pool.indexOf(held);
-  if (at >= 0) pool.splice(at, 1);
+  const at = pool.held.indexOf(held);
+  if (at >= 0) pool.held.splice(at, 1);
   if (held.open === 0) void held.connection.then((c) => c[Symbol.asyncDispose](), () => {});
 }
 
