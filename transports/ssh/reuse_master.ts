@@ -82,15 +82,23 @@ type Pools = Map<string, Pool>;
  */
 export async function runMaster(options: MasterOptions): Promise<number> {
   await ensurePrivateDir(options.socketPath.slice(0, options.socketPath.lastIndexOf("/")));
-  // Two clients may start a master at once: the second one leaves the first in charge.
-  const other = await Deno.connect({ transport: "unix", path: options.socketPath }).catch(() => undefined);
-  if (other) {
-    other.close();
-    return 0;
+  // Many clients may start a master at once: under a lock, the first listens and the others leave it in
+  // charge. Without the lock a later one could replace the socket of one that already serves clients.
+  const lock = await Deno.open(`${options.socketPath}.lock`, { create: true, write: true, mode: 0o600 });
+  let listener: Deno.UnixListener;
+  try {
+    await lock.lock(true);
+    const other = await Deno.connect({ transport: "unix", path: options.socketPath }).catch(() => undefined);
+    if (other) {
+      other.close();
+      return 0;
+    }
+    await Deno.remove(options.socketPath).catch(() => {});
+    listener = Deno.listen({ transport: "unix", path: options.socketPath });
+    await Deno.chmod(options.socketPath, 0o600);
+  } finally {
+    lock.close();
   }
-  await Deno.remove(options.socketPath).catch(() => {});
-  const listener = Deno.listen({ transport: "unix", path: options.socketPath });
-  await Deno.chmod(options.socketPath, 0o600);
   const inode = (await Deno.stat(options.socketPath)).ino;
   const stop = new AbortController();
   const signal = AbortSignal.any([options.signal, stop.signal]);
