@@ -216,7 +216,11 @@ export function selectSendEnv(patterns: readonly string[], env: Record<string, s
  * @throws {Error} saying what is wrong with the directory
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new Error(`cannot create ${dir}: ${(err as Error).message}`);
+  }
   const info = await Deno.lstat(dir);
   const uid = Deno.uid();
   if (!info.isDirectory || (uid !== null && info.uid !== uid) || ((info.mode ?? 0) & 0o077) !== 0) {
