@@ -183,6 +183,32 @@ Deno.test("a server allowing 2 sessions per connection: 12 reused invokes at onc
   });
 });
 
+Deno.test("a server taking one session per connection and one login at a time: 8 reused invokes at once all run", async () => {
+  // MaxStartups 1 drops a second connection while one is still logging in: the master queues for a session then
+  await using sshd = await startSshd({ config: "MaxSessions 1\nMaxStartups 1" });
+  await using home = await tempHome();
+  await withLogOnFailure(sshd, async () => {
+    const config = await aliases(sshd, home, 1);
+    try {
+      const first = await runRemote(["invoke", "h01", "-F", config, "--", "echo up"], { env: home.env });
+      assertEquals([first.code, first.stdout, first.stderr], [0, "up\n", ""]);
+      const runs = await Promise.all(
+        Array.from(
+          { length: 8 },
+          (_, i) =>
+            runRemote(["invoke", "h01", "-F", config, "--", `sleep 0.5; echo run-${i}; exit ${i % 5}`], {
+              env: home.env,
+              timeoutMs: 120_000,
+            }),
+        ),
+      );
+      for (const [i, r] of runs.entries()) assertEquals([r.code, r.stdout], [i % 5, `run-${i}\n`], r.stderr);
+    } finally {
+      stopMasters(home.dir);
+    }
+  });
+});
+
 Deno.test("a socket directory of another user: invoke connects directly at once and says why, once", async () => {
   await using sshd = await startSshd();
   await using home = await tempHome();

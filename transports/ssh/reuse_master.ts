@@ -67,6 +67,8 @@ interface Pool {
   held: Held[];
   /** the sessions per connection the server allowed when it last refused one: a new connection starts with it */
   limit: number;
+  /** requests waiting for a session to end on a held connection (the server took no further connection) */
+  waiters: (() => void)[];
 }
 
 /** Pools by connection key. */
@@ -363,7 +365,7 @@ async function openChannel(
   const localEnv = await io.askEnv(hops[hops.length - 1]?.config?.sendEnv ?? []);
   const stamp = await knownHostsStamp(hops);
   for (let attempt = 1;; attempt++) {
-    const pool = pools.get(key) ?? { held: [], limit: Infinity };
+    const pool = pools.get(key) ?? { held: [], limit: Infinity, waiters: [] };
     pools.set(key, pool);
     // known_hosts changed since these were checked (a key revoked, replaced): verify again on a new connection
     for (const h of [...pool.held]) if (h.stamp !== undefined && h.stamp !== stamp) retire(pool, h);
@@ -378,6 +380,13 @@ async function openChannel(
       held.open--;
       // another client's connect failed (declined prompt, Ctrl-C there): this client tries its own
       if (!fresh && attempt < MAX_OPEN_ATTEMPTS) continue;
+      // the server took no further connection (MaxStartups, a login limit) while those held are full: queue
+      // for a session on them rather than fail
+      if (fresh && pool.held.some((h) => h.alive && h.used && h.open > 0)) {
+        await new Promise<void>((resolve) => pool.waiters.push(resolve));
+        attempt--;
+        continue;
+      }
       throw error;
     }
     try {
@@ -392,6 +401,7 @@ async function openChannel(
           released = true;
           h.open--;
           if (!h.alive && h.open === 0) void Promise.resolve(connection[Symbol.asyncDispose]()).catch(() => {});
+          pool.waiters.shift()?.();
         },
       };
     } catch (error) {
@@ -419,6 +429,8 @@ function hold(pool: Pool, ctx: OpenContext, hops: RouteHop[]): Held {
     held.alive = false;
     const at = pool.held.indexOf(held);
     if (at >= 0) pool.held.splice(at, 1);
+    // whoever waited for a session on it connects anew
+    for (const wake of pool.waiters.splice(0)) wake();
   };
   held.connection.then(async (c) => {
     // the stamp is taken after the check, so a key this very connect added does not count as a change
