@@ -58,13 +58,16 @@ export async function runInvoke(plan: InvokePlan): Promise<number> {
     signal: controller.signal,
   };
   let interrupts = 0;
-  const onInterrupt = () => {
-    // The first Ctrl-C asks every remote command to stop; a second one leaves at once.
-    if (++interrupts > 1) Deno.exit(ExitCode.interrupted);
-    controller.abort(new RemoteError("interrupted", "interrupted"));
+  // The first Ctrl-C (or SIGTERM) asks every remote command to stop; a second one leaves at once. The abort's
+  // reason carries the exit code: 130 for Ctrl-C, 143 for SIGTERM.
+  const stopOn = (reason: RemoteError) => () => {
+    if (++interrupts > 1) Deno.exit(reason.exitCode);
+    controller.abort(reason);
   };
+  const onInterrupt = stopOn(new RemoteError("interrupted", "interrupted"));
+  const onTerminate = stopOn(new RemoteError("terminated", "terminated by SIGTERM"));
   Deno.addSignalListener("SIGINT", onInterrupt);
-  Deno.addSignalListener("SIGTERM", onInterrupt);
+  Deno.addSignalListener("SIGTERM", onTerminate);
   try {
     if (plan.disconnected) {
       return await startDisconnected(await plan.registry(), routes, throttle, options, plan.sessionName, json);
@@ -78,10 +81,10 @@ export async function runInvoke(plan: InvokePlan): Promise<number> {
       (r) => runOne(r, options, printer),
       (r): HostOutcome => ({ kind: "cancelled", host: r.target.display }),
     );
-    return await summarise(outcomes, json);
+    return await summarise(outcomes, json, controller.signal.reason);
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
-    Deno.removeSignalListener("SIGTERM", onInterrupt);
+    Deno.removeSignalListener("SIGTERM", onTerminate);
   }
 }
 
@@ -206,7 +209,7 @@ async function runSingle(r: Route, options: RunOptions): Promise<number> {
   ]);
   const status = await channel.exit;
   void stdin;
-  if (options.signal.aborted) return ExitCode.interrupted;
+  if (options.signal.aborted) return stopCode(options.signal.reason);
   return exitCodeOf(status, r.target.display);
 }
 
@@ -283,7 +286,12 @@ async function startDisconnected(
       return record ? [{ record }] : [];
     })));
   }
-  return await summarise(outcomes, json);
+  return await summarise(outcomes, json, options.signal.reason);
+}
+
+/** The exit code of a run stopped with `reason`: 143 after SIGTERM, else 130 (Ctrl-C). */
+function stopCode(reason: unknown): number {
+  return reason instanceof RemoteError ? reason.exitCode : ExitCode.interrupted;
 }
 
 const COLORS = [36, 32, 33, 35, 34, 31];
@@ -356,9 +364,13 @@ export class PrefixPrinter {
 
 /**
  * Prints the failure summary (text mode) and returns the run's exit code: 0 when every host
- * succeeded, 130 after Ctrl-C, else the first failed host's code.
+ * succeeded, 130 after Ctrl-C (143 after SIGTERM: `stopped` is the abort's reason), else the first failed host's code.
  */
-export async function summarise(outcomes: readonly (HostOutcome | undefined)[], json: boolean): Promise<number> {
+export async function summarise(
+  outcomes: readonly (HostOutcome | undefined)[],
+  json: boolean,
+  stopped?: unknown,
+): Promise<number> {
   const all = outcomes.filter((o): o is HostOutcome => o !== undefined);
   const cancelled = all.filter((o) => o.kind === "cancelled");
   const failed = all.filter((o) => o.kind === "failed" || (o.kind === "exited" && o.code !== 0));
@@ -369,12 +381,13 @@ export async function summarise(outcomes: readonly (HostOutcome | undefined)[], 
     await writeErr(`remote: ${failed.length} of ${all.length} hosts failed: ${printable(parts.join(", "))}\n`);
   }
   if (cancelled.length > 0 || all.length < outcomes.length) {
-    if (!json) await writeErr(`remote: interrupted; ${cancelled.length} of ${all.length} hosts did not finish\n`);
-    return ExitCode.interrupted;
+    const why = stopped instanceof RemoteError ? stopped.message : "interrupted";
+    if (!json) await writeErr(`remote: ${why}; ${cancelled.length} of ${all.length} hosts did not finish\n`);
+    return stopCode(stopped);
   }
   const first = failed[0];
   if (!first) return 0;
   if (first.kind === "exited") return first.code;
   if (first.kind === "failed") return first.error instanceof RemoteError ? first.error.exitCode : ExitCode.bug;
-  return ExitCode.interrupted;
+  return stopCode(stopped);
 }

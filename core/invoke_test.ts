@@ -72,5 +72,7 @@ Deno.test("summarise() exits 0 only when every host succeeded", async () => {
   const refused = new RemoteError("refused", "connection refused");
   assertEquals(await summarise([...ok, { kind: "failed", host: "d", error: refused }], true), 241);
   assertEquals(await summarise([...ok, { kind: "cancelled", host: "e" }], true), 130);
+  const sigterm = new RemoteError("terminated", "terminated by SIGTERM");
+  assertEquals(await summarise([...ok, { kind: "cancelled", host: "e" }], true, sigterm), 143);
   assert(await summarise([{ kind: "failed", host: "f", error: new Error("boom") }], true) !== 0);
 });

@@ -12,6 +12,7 @@
 import { type CredentialValue, exampleOf, expectedOf, type Prompter } from "../plugins/mod.ts";
 import { UsageError } from "./errors.ts";
 import { convertValue, fitsExactly } from "./_convert.ts";
+import { withoutTypedPassword } from "./target.ts";
 import {
   ALL_SETS,
   compileVerb,
@@ -449,7 +450,7 @@ function label(typed: string, p: ModelParam): string {
 }
 
 function shownValue(p: ModelParam, text: string): string {
-  return p.spec.secret ? "(hidden)" : `"${text}"`;
+  return p.spec.secret ? "(hidden)" : `"${withoutTypedPassword(text)}"`;
 }
 
 function store(state: State, p: ModelParam, value: unknown): void {
@@ -496,7 +497,7 @@ function bindNamed(state: State, arg: NamedArg): void {
     const text = arg.value ?? "";
     const c = convertValue(p.type, text);
     if (!c.ok) {
-      const got = p.spec.secret ? "" : `, got "${text}"`;
+      const got = p.spec.secret ? "" : `, got "${withoutTypedPassword(text)}"`;
       const asLong = !arg.token.startsWith("--") && arg.token.length > 2
         ? state.model.params.find((q) => q.spellings.some((s) => s.text === arg.token.slice(1).toLowerCase()))
         : undefined;
@@ -674,6 +675,7 @@ function distinctParams(entries: SlotEntry[]): ModelParam[] {
 
 function strayPositional(state: State, text: string): ParameterBindingError {
   const { model } = state;
+  const shown = withoutTypedPassword(text);
   const sets = [...state.candidates];
   const parts = sets.slice(0, 4).map((set) => {
     const slots = positionalOf(model, set);
@@ -691,11 +693,11 @@ function strayPositional(state: State, text: string): ParameterBindingError {
   if (sets.length > 4) parts.push(`${sets.length - 4} more sets`);
   const remainder = model.verb.remainder;
   const hint = remainder
-    ? `put the ${remainder.name.toLowerCase()} after --, e.g. remote ${model.verb.name} <target> -- ${text}`
-    : `name the option "${text}" belongs to; ${seeHelp(model)}`;
+    ? `put the ${remainder.name.toLowerCase()} after --, e.g. remote ${model.verb.name} <target> -- ${shown}`
+    : `name the option "${shown}" belongs to; ${seeHelp(model)}`;
   return new ParameterBindingError(
     "PositionalParameterNotFound",
-    `unexpected argument "${text}": ${parts.join("; ")}`,
+    `unexpected argument "${shown}": ${parts.join("; ")}`,
     hint,
   );
 }

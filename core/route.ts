@@ -10,7 +10,7 @@ import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { flagOf, type Target, type TransportManifest } from "../plugins/mod.ts";
 import type { Resolution } from "./parameter_set.ts";
-import { parseTarget, transportForScheme, transportForSet } from "./target.ts";
+import { parseTarget, transportForScheme, transportForSet, withoutPassword } from "./target.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 
 /** Where one connection goes. */
@@ -81,13 +81,14 @@ export function route(
     const targetParameter = setOwner.parameters.find((p) => p.sets?.[resolution.set]?.mandatory);
     const raw = targetParameter ? values[targetParameter.name] : undefined;
     if (raw instanceof URL) {
+      const url = withoutPassword(raw);
       parsed = {
-        scheme: raw.protocol.replace(/:$/, ""),
-        host: raw.hostname.replace(/^\[|\]$/g, ""),
-        port: raw.port ? Number(raw.port) : undefined,
-        user: raw.username ? decodeURIComponent(raw.username) : undefined,
-        path: raw.pathname,
-        display: raw.href,
+        scheme: url.protocol.replace(/:$/, ""),
+        host: url.hostname.replace(/^\[|\]$/g, ""),
+        port: url.port ? Number(url.port) : undefined,
+        user: url.username ? decodeURIComponent(url.username) : undefined,
+        path: url.pathname,
+        display: url.href,
       };
     } else if (typeof raw === "string") {
       parsed = parseTarget(raw);
@@ -101,7 +102,9 @@ export function route(
   if (foreignOptions === "refuse") refuseUnusedOptions(resolution, core, manifests, [manifest], parsed.host);
   const parameters: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(values)) {
-    if (!core.has(name) && own.has(name)) parameters[name] = value;
+    if (!core.has(name) && own.has(name)) {
+      parameters[name] = value instanceof URL ? withoutPassword(value) : value;
+    }
   }
   return {
     entry,

@@ -1,7 +1,8 @@
 /**
  * Target strings and the choice of transport.
  *
- * A target is `[scheme://][user@]host[:port][/path]`; IPv6 literals go in brackets (`[::1]:22`). The
+ * A target is `[scheme://][user@]host[:port][/path]`; IPv6 literals go in brackets (`[::1]:22`). A password written
+ * in it (`user:password@`) is dropped, never used and never shown (see {@linkcode withoutPassword}). The
  * transport is chosen in this order (issue 3, item 2): an explicit scheme; a parameter set that only
  * one transport declares; the user's per-host mapping; the default transport.
  *
@@ -34,7 +35,7 @@ const HOST_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?$/;
  * ```
  */
 export function parseTarget(text: string): ParsedTarget {
-  const display = text;
+  const display = withoutTypedPassword(text);
   if (text.trim() === "" || /\s/.test(text)) {
     throw new UsageError(`malformed target '${text}'`, { hint: "write it as [user@]host[:port], e.g. admin@db1:22" });
   }
@@ -54,7 +55,10 @@ export function parseTarget(text: string): ParsedTarget {
   let user: string | undefined;
   const at = rest.lastIndexOf("@");
   if (at >= 0) {
-    user = decodeURIComponent(rest.slice(0, at));
+    // user:password@ (RFC 3986 userinfo): the password is left out; no user name holds a ':'
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(":");
+    user = decodeURIComponent(colon >= 0 ? userinfo.slice(0, colon) : userinfo);
     rest = rest.slice(at + 1);
     if (user === "") throw malformed(display, "the user before @ is empty");
   }
@@ -96,6 +100,46 @@ export function parseTarget(text: string): ParsedTarget {
     port = Number(portText);
   }
   return { scheme, user, host, port, path, display };
+}
+
+/**
+ * An argument as typed (a target or a URL) without the password of its `user:password@` part, for messages
+ * that quote it (see {@linkcode withoutPassword}).
+ *
+ * @example Quoting an argument
+ * ```ts
+ * import { withoutTypedPassword } from "./target.ts";
+ * console.assert(withoutTypedPassword("http://alice:pw@h:1/x") === "http://alice@h:1/x");
+ * console.assert(withoutTypedPassword("alice:pw@db1:2222") === "alice@db1:2222");
+ * ```
+ */
+export function withoutTypedPassword(text: string): string {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(text)?.[0] ?? "";
+  const end = text.slice(scheme.length).search(/[/?#]/);
+  const authority = text.slice(scheme.length, end >= 0 ? scheme.length + end : text.length);
+  const at = authority.lastIndexOf("@");
+  const colon = authority.indexOf(":");
+  if (at < 0 || colon < 0 || colon > at) return text;
+  return scheme + authority.slice(0, colon) + text.slice(scheme.length + at);
+}
+
+/**
+ * `url` without the password of its user part. A password written in a URL (`http://alice:pw@win01/wsman`) is
+ * neither shown nor passed to a transport: the core drops it, as git drops credentials from the URLs it prints;
+ * passwords are asked for, or come from where each transport documents.
+ *
+ * @example Dropping the password
+ * ```ts
+ * import { withoutPassword } from "./target.ts";
+ * const url = withoutPassword(new URL("http://alice:s3cret@win01:5985/wsman"));
+ * console.assert(url.href === "http://alice@win01:5985/wsman");
+ * ```
+ */
+export function withoutPassword(url: URL): URL {
+  if (url.password === "") return url;
+  const copy = new URL(url.href);
+  copy.password = "";
+  return copy;
 }
 
 function malformed(target: string, why: string): UsageError {

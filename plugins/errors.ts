@@ -15,10 +15,14 @@ export const ExitCode = {
   ok: 0,
   /** an unexpected failure: a bug, printed with its stack */
   bug: 1,
+  /** the terminal hung up (SIGHUP) while remote asked something, as a shell reports 128 + 1 */
+  hangup: 129,
   /** interrupted by Ctrl-C */
   interrupted: 130,
   /** the reader of stdout went away (`remote help enter | head -1`), as a tool killed by SIGPIPE */
   brokenPipe: 141,
+  /** stopped by SIGTERM (`kill`), as a shell reports 128 + 15 */
+  terminated: 143,
   /** bad arguments: unknown option, no parameter set fits, missing mandatory parameter */
   usage: 230,
   /** a bad user config file or plugin list */

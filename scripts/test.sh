@@ -1,7 +1,8 @@
 #!/bin/sh
 # The test command (README.md, .ci/run): installs what the tests need, then checks, lints and tests.
 #
-# Real peers come from Debian's archive when missing (OpenSSH server, Dropbear, tmux, shellcheck);
+# Real peers come from Debian's archive when missing (OpenSSH server, Dropbear, tmux, shellcheck, Docker Engine,
+# Podman, busybox-static for the containers' image);
 # Deno comes from the npm registry through scripts/deno.sh. Prints "N passed, N failed" last.
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,6 +14,11 @@ command -v dropbear >/dev/null 2>&1 || [ -x /usr/sbin/dropbear ] || need_package
 command -v tmux >/dev/null 2>&1 || need_packages="$need_packages tmux"
 command -v shellcheck >/dev/null 2>&1 || need_packages="$need_packages shellcheck"
 command -v openssl >/dev/null 2>&1 || need_packages="$need_packages openssl"
+[ -x /usr/sbin/dockerd ] || need_packages="$need_packages docker.io"
+[ -x /usr/bin/podman ] || need_packages="$need_packages podman"
+# the containers' image needs the static busybox; Debian's plain busybox package is linked dynamically
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q "ok installed" ||
+  need_packages="$need_packages busybox-static"
 if [ -n "$need_packages" ]; then
   if [ "$(id -u)" = 0 ]; then
     as_root=""

@@ -25,6 +25,8 @@ import { startDropbear } from "./harness/dropbear.ts";
 import { isRoot } from "./harness/process.ts";
 import { startWinrmServer } from "./winrm_server.ts";
 import { emulatorContext, startSsmEmulator, useEmulatorCredentials } from "./ssm_emulator.ts";
+import * as container from "../transports/container/mod.ts";
+import { type ContainerEngine, startDockerEngine, startPodmanEngine } from "./harness/docker_engine.ts";
 
 // a known shell for local: $SHELL may be a shell whose rc files print or prompt unpredictably
 Deno.env.set("SHELL", "/bin/sh");
@@ -209,5 +211,67 @@ Deno.test({
       "close leaves no process or socket behind",
       "malformed parameters give a clear error",
     ]);
+  },
+});
+
+/** The container transport's suite against a started engine, in a busybox container. */
+async function containerSuite(t: Deno.TestContext, engine: ContainerEngine, scheme: string): Promise<void> {
+  await engine.createContainer("web1");
+  const parameters = { DockerHost: engine.host };
+  const context = (signal: AbortSignal): OpenContext => ({
+    target: { transport: "container", host: "web1", display: `${scheme}://web1` },
+    parameters,
+    signal,
+    prompt: nobody,
+    notice: () => {},
+  });
+  // what runs in the container besides its own sleep, as the engine's top reports it
+  const strays = async () => {
+    const top = await engine.api("GET", "/containers/web1/top?ps_args=-ef");
+    // Podman runs the container's own ps (busybox: one column per row), Docker the host's
+    return (top.body as { Processes: string[][] }).Processes.map((p) => p.join(" "))
+      .filter((line) => !/sleep 86400/.test(line));
+  };
+  await runSuite(t, {
+    transport: container as Transport,
+    context,
+    malformed: [
+      { what: "a missing container", target: { host: "web9" }, parameters: {} },
+      { what: "a container name with a slash", parameters: { ...parameters, ContainerId: "web1/../x" } },
+      { what: "an engine address that is not one", parameters: { DockerHost: "http://127.0.0.1:2375" } },
+      { what: "a socket nobody listens on", parameters: { DockerHost: `unix://${engine.dir}/none.sock` } },
+      { what: "root and another user", parameters: { ...parameters, RunAsAdministrator: true, UserName: "nobody" } },
+    ],
+    async assertNoLeaks() {
+      let left: string[] = [];
+      for (let i = 0; i < 60 && (left = await strays()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assertEquals(left, [], "processes of the exec left running in the container");
+    },
+  }, [
+    ...EXEC_CASES,
+    ...SHELL_CASES,
+    "resize reaches the terminal",
+    "INT stops a sleeping command",
+    "shell resize reaches the terminal",
+    "close leaves no process or socket behind",
+    "malformed parameters give a clear error",
+  ]);
+}
+
+Deno.test({
+  name: "container transport passes the conformance suite against a real dockerd",
+  ...common,
+  async fn(t) {
+    await using engine = await startDockerEngine();
+    await containerSuite(t, engine, "docker");
+  },
+});
+
+Deno.test({
+  name: "container transport passes the conformance suite against a real podman",
+  ...common,
+  async fn(t) {
+    await using engine = await startPodmanEngine();
+    await containerSuite(t, engine, "podman");
   },
 });

@@ -8,7 +8,7 @@ import { type IsolatedHome, isolatedHome, readText, ScriptedPrompter, sshContext
 import { type SshdServer, startSshd } from "./harness/sshd.ts";
 import { open } from "../transports/ssh/mod.ts";
 import { type Prompter, RemoteError } from "../plugins/mod.ts";
-import { escapeRegExp } from "./run_remote.ts";
+import { escapeRegExp, runRemote, type TempHome, tempHome } from "./run_remote.ts";
 
 async function echo(
   server: SshdServer,
@@ -140,4 +140,104 @@ Deno.test("open() writes hashed entries when HashKnownHosts is yes", async () =>
   match(recorded, /^\|1\|[^ ]+ ssh-ed25519 /);
   // ssh-keygen finds the hashed entry by name
   await run("ssh-keygen", ["-F", `[127.0.0.1]:${sshd.port}`, "-f", home.knownHosts]);
+});
+
+/**
+ * An ssh_config that names the harness sshd `aliased` (on its own port, never 22), with `extra` lines, and the
+ * known_hosts file it uses; `ssh` and `remote` read the same one.
+ */
+async function aliasedHost(sshd: SshdServer, home: TempHome, extra: string[]) {
+  const knownHosts = `${home.dir}/known_hosts`;
+  const config = `${home.dir}/ssh_config`;
+  await Deno.writeTextFile(
+    config,
+    [
+      "Host aliased",
+      "  HostName 127.0.0.1",
+      `  Port ${sshd.port}`,
+      `  User ${sshd.user}`,
+      `  IdentityFile ${sshd.userKey}`,
+      "  IdentitiesOnly yes",
+      `  UserKnownHostsFile ${knownHosts}`,
+      "  GlobalKnownHostsFile none",
+      ...extra.map((l) => `  ${l}`),
+      "",
+    ].join("\n"),
+  );
+  return {
+    config,
+    knownHosts,
+    /** `ssh -F config aliased true` without a terminal: its exit code and stderr */
+    async ssh(...options: string[]): Promise<{ code: number; stderr: string }> {
+      const out = await new Deno.Command("ssh", {
+        args: ["-F", config, "-o", "BatchMode=yes", ...options, "aliased", "true"],
+        env: { HOME: home.dir },
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    },
+    remote: () => runRemote(["invoke", "-F", config, "aliased", "--", "echo ok"], { env: home.env }),
+  };
+}
+
+/** `type base64` of a fresh ed25519 key, which no server here holds. */
+async function strangerKey(dir: string): Promise<string> {
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/stranger`]);
+  return (await Deno.readTextFile(`${dir}/stranger.pub`)).split(" ").slice(0, 2).join(" ");
+}
+
+for (const strict of ["accept-new", "ask"]) {
+  Deno.test(`remote with StrictHostKeyChecking ${strict} refuses a key that differs from the one under a HostKeyAlias on another port, as ssh does`, async () => {
+    await using sshd = await startSshd();
+    await using home = await tempHome();
+    const host = await aliasedHost(sshd, home, ["HostKeyAlias tunnel-db", `StrictHostKeyChecking ${strict}`]);
+    const recorded = `tunnel-db ${await strangerKey(home.dir)}\n`;
+    await Deno.writeTextFile(host.knownHosts, recorded);
+    // ssh looks the key up under the bare alias, whatever the port (ssh_config(5) HostKeyAlias)
+    const ssh = await host.ssh();
+    assertEquals(ssh.code, 255, ssh.stderr);
+    match(ssh.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
+    const r = await host.remote();
+    assertEquals(r.code, 246, r.stderr);
+    assertEquals(r.stdout, "");
+    match(r.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
+    match(
+      r.stderr,
+      new RegExp(
+        `remote: HOST KEY OF tunnel-db HAS CHANGED: it differs from the key in ${escapeRegExp(host.knownHosts)}:1`,
+      ),
+    );
+    match(r.stderr, /hint: .*ssh-keygen -R 'tunnel-db'/);
+    assertEquals(await Deno.readTextFile(host.knownHosts), recorded, "nothing was added");
+  });
+}
+
+Deno.test("remote records a new key under the bare HostKeyAlias, where ssh finds it on the next connection", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  const host = await aliasedHost(sshd, home, ["HostKeyAlias tunnel-db", "StrictHostKeyChecking accept-new"]);
+  const first = await host.remote();
+  assertEquals([first.code, first.stdout], [0, "ok\n"], first.stderr);
+  match(first.stderr, /permanently added 'tunnel-db' \(ED25519\)/);
+  const [ed] = sshd.knownHostsLine().split("\n");
+  assertEquals(await Deno.readTextFile(host.knownHosts), `tunnel-db ${ed.split(" ").slice(1).join(" ")}\n`);
+  // ssh, told to accept only known keys, takes what remote recorded
+  const ssh = await host.ssh("-o", "StrictHostKeyChecking=yes");
+  assertEquals(ssh.code, 0, ssh.stderr);
+  const again = await host.remote();
+  assertEquals([again.code, again.stdout, again.stderr], [0, "ok\n", ""]);
+});
+
+Deno.test("remote, like ssh, trusts on another port the same key recorded for the bare host name", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  const host = await aliasedHost(sshd, home, ["StrictHostKeyChecking yes"]);
+  const [ed] = sshd.knownHostsLine().split("\n");
+  await Deno.writeTextFile(host.knownHosts, `127.0.0.1 ${ed.split(" ").slice(1).join(" ")}\n`);
+  const ssh = await host.ssh();
+  assertEquals(ssh.code, 0, ssh.stderr);
+  const r = await host.remote();
+  assertEquals([r.code, r.stdout, r.stderr], [0, "ok\n", ""]);
 });

@@ -2,6 +2,7 @@
 import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
 import type { OpenContext } from "../plugins/mod.ts";
 import { UsageError } from "../plugins/mod.ts";
+import { containerOptions } from "../transports/container/mod.ts";
 import { routeFingerprint } from "../transports/ssh/connection.ts";
 import { resolveConnection } from "../transports/ssm/connection.ts";
 import { resolveSettings } from "../transports/winrm/mod.ts";
@@ -16,7 +17,7 @@ function context(transport: string, parameters: Record<string, unknown>): OpenCo
   };
 }
 
-Deno.test("ssh, winrm and ssm refuse a parameter of the wrong type alike, naming it", async () => {
+Deno.test("ssh, winrm, ssm and container refuse a parameter of the wrong type alike, naming it", async () => {
   // before: ssh ignored a port given as text, winrm used it unchecked
   const wrong = (e: unknown) => e instanceof TypeError && e.message === "Port is declared as int but was given string";
   await rejects(routeFingerprint(context("ssh", { Port: "2222" })), wrong);
@@ -24,6 +25,10 @@ Deno.test("ssh, winrm and ssm refuse a parameter of the wrong type alike, naming
   throws(
     () => resolveConnection(context("ssm", { Region: 1 })),
     (e) => e instanceof TypeError && e.message === "Region is declared as string but was given number",
+  );
+  throws(
+    () => containerOptions(context("container", { ContainerId: "web1", Privileged: "yes" })),
+    (e) => e instanceof TypeError && e.message === "Privileged is declared as switch but was given string",
   );
 });
 

@@ -5,6 +5,7 @@
  * @module
  */
 import type { TransportEntry } from "../core/transport_catalog.ts";
+import { manifest as container } from "./container/manifest.ts";
 import { manifest as local } from "./local/manifest.ts";
 import { manifest as ssh } from "./ssh/manifest.ts";
 import { manifest as ssm } from "./ssm/manifest.ts";
@@ -18,4 +19,5 @@ export const builtinTransports: readonly TransportEntry[] = [
   { manifest: winrm, origin: builtin, load: () => import("./winrm/mod.ts") },
   { manifest: ssm, origin: builtin, load: () => import("./ssm/mod.ts") },
   { manifest: local, origin: builtin, load: () => import("./local/mod.ts") },
+  { manifest: container, origin: builtin, load: () => import("./container/mod.ts") },
 ];

@@ -12,16 +12,18 @@ import { parseEscapeChar } from "../terminal_bridge.ts";
 import type { TransportEntry } from "../transport_catalog.ts";
 import { openContext } from "../transport_use.ts";
 
-/** A shutdown signal for non-interactive verbs: Ctrl-C and SIGTERM abort it. */
+/** A shutdown signal for non-interactive verbs: Ctrl-C (reason: 130) and SIGTERM (reason: 143) abort it. */
 export function interruptSignal(): { signal: AbortSignal; [Symbol.dispose](): void } {
   const controller = new AbortController();
-  const onSignal = () => controller.abort(new RemoteError("interrupted", "interrupted"));
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  const listeners: [Deno.Signal, () => void][] = [
+    ["SIGINT", () => controller.abort(new RemoteError("interrupted", "interrupted"))],
+    ["SIGTERM", () => controller.abort(new RemoteError("terminated", "terminated by SIGTERM"))],
+  ];
+  for (const [s, listener] of listeners) Deno.addSignalListener(s, listener);
   return {
     signal: controller.signal,
     [Symbol.dispose]() {
-      for (const s of signals) Deno.removeSignalListener(s, onSignal);
+      for (const [s, listener] of listeners) Deno.removeSignalListener(s, listener);
     },
   };
 }

@@ -88,7 +88,9 @@ export async function run(input: VerbInput): Promise<number> {
     : [route(resolution, core, entries, config)];
   if (routes.length > 1) {
     const manifests = entries.map((e) => e.manifest);
-    refuseUnusedOptions(resolution, core, manifests, routes.map((r) => r.entry.manifest), targets[0]);
+    // the routed host, not the target as typed: that may carry a password (user:secret@host)
+    const example = routes[0].target.host;
+    refuseUnusedOptions(resolution, core, manifests, routes.map((r) => r.entry.manifest), example);
   }
   const disconnected = params.inDisconnectedSession === true;
   if (params.sessionName !== undefined && !disconnected) {

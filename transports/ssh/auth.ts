@@ -133,6 +133,19 @@ export interface AuthSession {
 
 /** Builds the authentication sequence for one host. */
 export function createAuthHandler(options: AuthOptions): AuthSession {
+  // A question that ended without an answer (Ctrl-C, SIGTERM, SIGHUP) ends authentication with its error:
+  // it is not a rejected method, and nothing more may be asked.
+  let stopped: RemoteError | undefined;
+  const prompt: Prompter = {
+    get interactive() {
+      return options.prompt.interactive;
+    },
+    ask: (question, askOptions) =>
+      stopped ? Promise.reject(stopped) : options.prompt.ask(question, askOptions).catch((err) => {
+        if (err instanceof RemoteError) stopped ??= err;
+        throw err;
+      }),
+  };
   const tried: string[] = [];
   const notes: string[] = [];
   if (options.agentNote) notes.push(options.agentNote);
@@ -169,7 +182,7 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
   }
   let kbdTries = 0;
   const kbd: Step = (m) => {
-    if (!m.includes("keyboard-interactive") || !options.prompt.interactive || kbdTries >= 3) {
+    if (!m.includes("keyboard-interactive") || !prompt.interactive || kbdTries >= 3) {
       return Promise.resolve(undefined);
     }
     kbdTries++;
@@ -180,9 +193,9 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
       prompt: (_name, instructions, _lang, prompts, finish) => {
         (async () => {
           const answers: string[] = [];
-          if (instructions) await options.prompt.ask(`${instructions}\n`, { what: "instructions" }).catch(() => "");
+          if (instructions) await prompt.ask(`${instructions}\n`, { what: "instructions" }).catch(() => "");
           for (const p of prompts) {
-            answers.push(await options.prompt.ask(p.prompt, { secret: !p.echo, what: "keyboard-interactive answer" }));
+            answers.push(await prompt.ask(p.prompt, { secret: !p.echo, what: "keyboard-interactive answer" }));
           }
           finish(answers);
         })().catch(() => finish([]));
@@ -192,10 +205,10 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
   steps.push(kbd, kbd, kbd);
   let passwordTries = 0;
   const password: Step = async (m) => {
-    if (!m.includes("password") || !options.prompt.interactive || passwordTries >= 3) return undefined;
+    if (!m.includes("password") || !prompt.interactive || passwordTries >= 3) return undefined;
     passwordTries++;
     if (passwordTries === 1) tried.push("password");
-    const secret = await options.prompt.ask(`${options.display.replace(/:22$/, "")}'s password: `, {
+    const secret = await prompt.ask(`${options.display.replace(/:22$/, "")}'s password: `, {
       secret: true,
       what: "password",
     });
@@ -206,12 +219,12 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
   async function unlock(identity: Identity): Promise<ParsedKey | undefined> {
     if (identity.key) return identity.key;
     if (!identity.data) return undefined;
-    if (!options.prompt.interactive) {
+    if (!prompt.interactive) {
       notes.push(`${identity.path} is encrypted and no terminal can ask its passphrase`);
       return undefined;
     }
     for (let attempt = 0; attempt < 3; attempt++) {
-      const passphrase = await options.prompt.ask(`Enter passphrase for key '${identity.path}': `, {
+      const passphrase = await prompt.ask(`Enter passphrase for key '${identity.path}': `, {
         secret: true,
         what: "key passphrase",
       });
@@ -228,6 +241,7 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
 
   let next = 0;
   const handler: AuthHandlerMiddleware = (methodsLeft, _partial, callback) => {
+    if (stopped) return callback(false as unknown as AnyAuthMethod);
     if (methodsLeft === null) {
       // "none" first, as OpenSSH: learns which methods the server takes before asking anything
       callback({ type: "none", username });
@@ -235,7 +249,7 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
     }
     serverMethods = methodsLeft;
     (async () => {
-      while (next < steps.length) {
+      while (next < steps.length && !stopped) {
         const method = await steps[next++](methodsLeft as AuthenticationType[] & string[]);
         if (method) return method;
       }
@@ -253,6 +267,7 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
     handler,
     agent,
     failure() {
+      if (stopped) return stopped;
       if (passphraseFailed) {
         return new RemoteError("passphrase", `wrong passphrase for key ${passphraseFailed} (3 tries)`, {
           hint: "type the passphrase again, or load the key into ssh-agent with ssh-add",
@@ -265,7 +280,7 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
         `permission denied for ${options.display} (tried: ${triedText}; server accepts: ${accepts})${why}`,
         {
           layer: "auth",
-          hint: options.prompt.interactive
+          hint: prompt.interactive
             ? "pass a key the server accepts with -i <file>, or add yours to its authorized_keys"
             : "pass a key the server accepts with -i <file> or load it into ssh-agent; password prompts need a terminal",
         },

@@ -395,10 +395,63 @@ async function findAgent(config: SshHostConfig): Promise<{ socket?: string; note
   return { note: `SSH_AUTH_SOCK names no agent socket (${socket})` };
 }
 
+/**
+ * The connect timeout of one hop. It runs while remote waits for the network, stops while a person is asked
+ * something (people take their time), and starts again, in full, once they answered: a link that dies after a
+ * prompt still ends in bounded time, before keepalives (which start once logged in) can take over.
+ */
+class ConnectDeadline implements Disposable {
+  readonly #timer = new AbortController();
+  readonly #ms: number;
+  #handle: ReturnType<typeof setTimeout> | undefined;
+  #asking = 0;
+  /** a prompt was answered: the server has stopped answering since */
+  answered = false;
+  /** aborts on the timeout or with `outer` (Ctrl-C, SIGTERM) */
+  readonly signal: AbortSignal;
+
+  constructor(outer: AbortSignal, ms: number) {
+    this.#ms = ms;
+    this.signal = AbortSignal.any([outer, this.#timer.signal]);
+    this.#start();
+  }
+
+  #start() {
+    clearTimeout(this.#handle);
+    this.#handle = setTimeout(() => this.#timer.abort(new DOMException("connect timeout", "TimeoutError")), this.#ms);
+  }
+
+  /** a question is on the terminal */
+  pause(): void {
+    this.#asking++;
+    clearTimeout(this.#handle);
+  }
+
+  /** the question was answered (or given up) */
+  resume(): void {
+    this.answered = true;
+    if (--this.#asking === 0 && !this.#timer.signal.aborted) this.#start();
+  }
+
+  [Symbol.dispose](): void {
+    clearTimeout(this.#handle);
+  }
+}
+
+/** The error for a connection stopped by `signal`: Ctrl-C (130) or SIGTERM (143), as its reason says. */
+function stoppedWhileConnecting(signal: AbortSignal, cause?: unknown): RemoteError {
+  const reason = signal.reason;
+  if (reason instanceof RemoteError) {
+    return new RemoteError(reason.code, `${reason.message} while connecting`, { cause });
+  }
+  return new RemoteError("interrupted", "interrupted while connecting", { cause });
+}
+
 async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, preferKeyTypes?: string[]): Promise<Client> {
   const where = hostPort(hop.host, hop.port);
   const display = `${hop.user}@${where}`;
-  const deadline = AbortSignal.any([ctx.signal, AbortSignal.timeout(options.timeoutMs)]);
+  using connectDeadline = new ConnectDeadline(ctx.signal, options.timeoutMs);
+  const deadline = connectDeadline.signal;
   // Connect before loading ssh2 (~60 ms, with auth.ts): sshd forks and re-executes itself before it answers,
   // which then overlaps the load (see BENCHMARKS.md, cold first byte). The socket is awaited only after the
   // keys are read, so a bad key file is still reported before a connection error.
@@ -428,15 +481,18 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
       }),
     );
   }
-  // the connect deadline stops counting once someone was asked something: people take their time
-  let prompted = false;
+  // the connect deadline stops while someone is asked something, and starts over once they answered
   const prompt: Prompter = {
     get interactive() {
       return ctx.prompt.interactive;
     },
-    ask(question, opts) {
-      prompted = true;
-      return ctx.prompt.ask(question, opts);
+    async ask(question, opts) {
+      connectDeadline.pause();
+      try {
+        return await ctx.prompt.ask(question, opts);
+      } finally {
+        connectDeadline.resume();
+      }
     },
   };
   const auth = createAuthHandler({
@@ -452,8 +508,8 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   try {
     sock = await sockPromise;
   } catch (err) {
-    // the deadline also carries Ctrl-C: report that as such (130), not as a timeout (242)
-    if (ctx.signal.aborted) throw new RemoteError("interrupted", "interrupted while connecting", { cause: err });
+    // the deadline also carries Ctrl-C and SIGTERM: report them as such (130, 143), not as a timeout (242)
+    if (ctx.signal.aborted) throw stoppedWhileConnecting(ctx.signal, err);
     throw err;
   }
 
@@ -463,12 +519,21 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   let handshakeSeen = false; // the server's host key arrived
   const ready = new Promise<void>((resolve, reject) => {
     const onAbort = () => {
-      if (prompted && !ctx.signal.aborted) return;
+      const seconds = Math.round(options.timeoutMs / 100) / 10;
       reject(
-        ctx.signal.aborted ? new RemoteError("interrupted", "interrupted while connecting") : new TransportError(
-          handshakeSeen ? `timed out logging in to ${where}` : `timed out waiting for the ssh handshake with ${where}`,
-          { layer: "timeout", hint: "is an SSH server listening on that port? raise --connecting-timeout" },
-        ),
+        ctx.signal.aborted
+          ? stoppedWhileConnecting(ctx.signal)
+          : connectDeadline.answered
+          ? new TransportError(`timed out logging in to ${where}: not logged in ${seconds} s after the answer`, {
+            layer: "timeout",
+            hint: "the link or the server stopped answering; connect again (--connecting-timeout sets the wait)",
+          })
+          : new TransportError(
+            handshakeSeen
+              ? `timed out logging in to ${where}`
+              : `timed out waiting for the ssh handshake with ${where}`,
+            { layer: "timeout", hint: "is an SSH server listening on that port? raise --connecting-timeout" },
+          ),
       );
       client.end();
       sock.destroy();
@@ -528,8 +593,9 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
       handshakeSeen = true;
       verifyHostKey({
-        host: hop.config.hostKeyAlias ?? hop.host,
+        host: hop.host,
         port: hop.port,
+        alias: hop.config.hostKeyAlias,
         key: new Uint8Array(key),
         strict: hop.config.strictHostKeyChecking,
         userKnownHostsFiles: hop.config.userKnownHostsFiles,
@@ -560,7 +626,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     client.end();
     sock.destroy();
     if (err instanceof RetryWithKeyTypes) return await connectHop(ctx, hop, options, err.keyTypes);
-    if (ctx.signal.aborted) throw new RemoteError("interrupted", "interrupted while connecting", { cause: err });
+    if (ctx.signal.aborted) throw stoppedWhileConnecting(ctx.signal, err);
     throw err;
   }
   return client;

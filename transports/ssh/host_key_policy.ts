@@ -6,13 +6,15 @@
  */
 import { type Prompter, TransportError } from "../../plugins/mod.ts";
 import { fingerprintSha256, keyTypeOf } from "./fingerprint.ts";
-import { appendKnownHost, checkHostKey, knownHostsName } from "./known_hosts.ts";
+import { appendKnownHost, checkHostKey, hostKeyName } from "./known_hosts.ts";
 
 /** The settings and channels {@linkcode verifyHostKey} needs. */
 export interface HostKeyCheck {
-  /** the name known_hosts records: HostKeyAlias or HostName */
+  /** the host name connected to (HostName) */
   host: string;
   port: number;
+  /** HostKeyAlias: the name known_hosts records instead of the host and port */
+  alias?: string;
   /** the key blob the server sent */
   key: Uint8Array;
   /** `ask` when unset, as in OpenSSH */
@@ -54,11 +56,18 @@ function expandHome(path: string, home: string): string {
 export async function verifyHostKey(check: HostKeyCheck, retried = false): Promise<HostKeyVerdict> {
   const keyType = keyTypeOf(check.key);
   const fingerprint = fingerprintSha256(check.key);
-  const name = knownHostsName(check.host, check.port);
+  const name = hostKeyName(check.host, check.port, check.alias);
   const label = keyTypeLabel(keyType);
   const userFiles = check.userKnownHostsFiles.map((f) => expandHome(f, check.home));
   const files = [...userFiles, ...check.globalKnownHostsFiles.map((f) => expandHome(f, check.home))];
-  const found = await checkHostKey({ host: check.host, port: check.port, keyType, key: check.key, files });
+  const found = await checkHostKey({
+    host: check.host,
+    port: check.port,
+    alias: check.alias,
+    keyType,
+    key: check.key,
+    files,
+  });
   switch (found.kind) {
     case "known":
       return { kind: "trusted" };
@@ -128,7 +137,9 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
   }
   const short = keyType === "ssh-rsa" ? "rsa" : keyType.replace(/^ssh-/, "").replace(/^ecdsa-sha2-nistp\d+$/, "ecdsa");
   const portFlag = check.port === 22 ? "" : `-p ${check.port} `;
-  const keyscan = `ssh-keyscan ${portFlag}-t ${short} ${check.host} >> ${target ?? "~/.ssh/known_hosts"}`;
+  // ssh-keyscan names the host as [host]:port; under a HostKeyAlias the line must name the alias instead
+  const rename = check.alias === undefined ? "" : ` | sed 's/^[^ ]*/${name}/'`;
+  const keyscan = `ssh-keyscan ${portFlag}-t ${short} ${check.host}${rename} >> ${target ?? "~/.ssh/known_hosts"}`;
   if (caText) {
     throw new TransportError(`host key of ${name} is not known (${label} ${fingerprint}): ${caText}`, {
       layer: "host-key",
@@ -153,6 +164,7 @@ async function record(check: HostKeyCheck, file: string | undefined, name: strin
       file,
       host: check.host,
       port: check.port,
+      alias: check.alias,
       keyType,
       key: check.key,
       hash: check.hashKnownHosts,

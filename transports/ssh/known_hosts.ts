@@ -2,8 +2,11 @@
  * OpenSSH-compatible known_hosts files (sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT"): lookup with the
  * semantics of OpenSSH's hostfile.c, and appending new keys in plain or hashed form.
  *
- * Lookup rules, as ssh applies them:
- * - the name looked up is `host` for port 22, else `[host]:port`, lower-cased;
+ * Lookup rules, as ssh applies them (sshconnect.c check_host_key, get_hostfile_hostname_ipaddr):
+ * - the name looked up is the HostKeyAlias when one is set, as it is, whatever the port; else `host` for
+ *   port 22 and `[host]:port` otherwise; lower-cased;
+ * - without a HostKeyAlias, a key not found under `[host]:port` is also looked for under the bare `host`:
+ *   the same key there makes it known, anything else found there counts for nothing (the host is new);
  * - a host field is a comma list of patterns (`*`, `?`, `!negation`) or one `|1|salt|hmac` hash;
  * - a key equal to a matching `@revoked` line is refused even if it is also known;
  * - a matching line with the same key → known; with a different key of the same type → changed;
@@ -38,9 +41,11 @@ export type HostKeyCheck =
 
 /** Options of {@linkcode checkHostKey}. */
 export interface CheckHostKeyOptions {
-  /** host name or HostKeyAlias, as ssh would look it up */
+  /** the host name connected to (HostName) */
   host: string;
   port: number;
+  /** HostKeyAlias: when set, the only name looked up, without the port */
+  alias?: string;
   /** the key type the server used, e.g. "ssh-ed25519" (a "-cert-v01@openssh.com" type for certificates) */
   keyType: string;
   /** SSH wire-format public key blob */
@@ -54,6 +59,8 @@ export interface AppendKnownHostOptions {
   file: string;
   host: string;
   port: number;
+  /** HostKeyAlias: recorded instead of the host and port */
+  alias?: string;
   keyType: string;
   key: Uint8Array;
   /** write the host as `|1|salt|hmac` (HashKnownHosts) */
@@ -72,6 +79,22 @@ export interface AppendKnownHostOptions {
 export function knownHostsName(host: string, port: number): string {
   const h = host.toLowerCase();
   return port === 22 ? h : `[${h}]:${port}`;
+}
+
+/**
+ * The name ssh looks a host key up under and records it as: the HostKeyAlias when set, lower-cased and
+ * without the port (ssh_config(5) HostKeyAlias; sshconnect.c get_hostfile_hostname_ipaddr), else
+ * {@linkcode knownHostsName}.
+ *
+ * @example With and without an alias
+ * ```ts
+ * import { hostKeyName } from "./known_hosts.ts";
+ * console.assert(hostKeyName("10.0.0.5", 2222, "DB1-Tunnel") === "db1-tunnel");
+ * console.assert(hostKeyName("10.0.0.5", 2222) === "[10.0.0.5]:2222");
+ * ```
+ */
+export function hostKeyName(host: string, port: number, alias?: string): string {
+  return alias !== undefined ? alias.toLowerCase() : knownHostsName(host, port);
 }
 
 type Marker = "none" | "revoked" | "ca";
@@ -218,7 +241,16 @@ export function certificateSigningKey(cert: Uint8Array): Uint8Array | undefined 
  * ```
  */
 export async function checkHostKey(opts: CheckHostKeyOptions): Promise<HostKeyCheck> {
-  const name = knownHostsName(opts.host, opts.port);
+  const found = await checkUnder(hostKeyName(opts.host, opts.port, opts.alias), opts);
+  // ssh's second look, "checking without port identifier": only the same key counts (a read-only, quiet check)
+  if (found.kind === "unknown" && opts.alias === undefined && opts.port !== 22) {
+    const bare = await checkUnder(knownHostsName(opts.host, 22), opts);
+    if (bare.kind === "known") return bare;
+  }
+  return found;
+}
+
+async function checkUnder(name: string, opts: CheckHostKeyOptions): Promise<HostKeyCheck> {
   const entries = await loadEntries(opts.files, name);
   const isCert = opts.keyType.endsWith(CERT_SUFFIX);
   const caKey = isCert ? certificateSigningKey(opts.key) : undefined;
@@ -265,7 +297,7 @@ export async function checkHostKey(opts: CheckHostKeyOptions): Promise<HostKeyCh
  * ```
  */
 export function knownHostsLine(opts: Omit<AppendKnownHostOptions, "file">): string {
-  const name = knownHostsName(opts.host, opts.port);
+  const name = hostKeyName(opts.host, opts.port, opts.alias);
   let hostField = name;
   if (opts.hash) {
     const salt = randomBytes(20);

@@ -2,7 +2,7 @@
 // hashes files (-H) and looks hosts up (-F) in files this module writes.
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parsePublicKeyLine } from "./fingerprint.ts";
-import { appendKnownHost, certificateSigningKey, checkHostKey, knownHostsName } from "./known_hosts.ts";
+import { appendKnownHost, certificateSigningKey, checkHostKey, hostKeyName, knownHostsName } from "./known_hosts.ts";
 
 async function run(args: string[]): Promise<{ code: number; out: string }> {
   const r = await new Deno.Command("ssh-keygen", { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
@@ -80,7 +80,8 @@ for (const hash of [false, true]) {
         assertEquals(await sshKeygenFind(file, name), 2);
         const r = await checkHostKey({ host: "db1.example.com", port, keyType: a.type, key: a.key, files: [file] });
         assertEquals(r, { kind: "known", file, line: 2 });
-        // the other port is another host to ssh
+        // the other port is another host name to ssh-keygen; ssh itself also accepts, on a port other than 22,
+        // the same key recorded for the bare host (sshconnect.c: "checking without port identifier")
         const otherPort = port === 22 ? 2222 : 22;
         assertEquals(await sshKeygenFind(file, knownHostsName("db1.example.com", otherPort)), undefined);
         const r2 = await checkHostKey({
@@ -90,7 +91,7 @@ for (const hash of [false, true]) {
           key: a.key,
           files: [file],
         });
-        assertEquals(r2.kind, "unknown");
+        assertEquals(r2.kind, otherPort === 22 ? "unknown" : "known");
         const text = await Deno.readTextFile(file);
         assertEquals(text.includes("db1"), !hash);
         assertEquals(text.split("\n").filter((l) => l.startsWith("|1|")).length, hash ? 2 : 0);
@@ -165,6 +166,85 @@ Deno.test("checkHostKey() reports a changed key of the same type with its line",
     await Deno.writeTextFile(file, `# comment\n\nother ${a.text}\ndb1 ${e.text}\ndb1 ${b.text}\n`);
     const r = await checkHostKey({ host: "db1", port: 22, keyType: a.type, key: a.key, files: [`${dir}/none`, file] });
     assertEquals(r, { kind: "changed", file, line: 5, knownType: "ssh-ed25519" });
+  });
+});
+
+Deno.test("hostKeyName() is the bare HostKeyAlias whatever the port, as ssh looks it up", () => {
+  assertEquals(hostKeyName("127.0.0.1", 2222, "Tunnel-DB"), "tunnel-db");
+  assertEquals(hostKeyName("127.0.0.1", 22, "tunnel-db"), "tunnel-db");
+  assertEquals(hostKeyName("127.0.0.1", 2222), "[127.0.0.1]:2222");
+});
+
+Deno.test("checkHostKey() with a HostKeyAlias on another port compares the key under the bare alias", async () => {
+  await withKeys(async (dir, { a, b }) => {
+    const file = `${dir}/known_hosts`;
+    await Deno.writeTextFile(
+      file,
+      `[tunnel]:2222 ${a.text}
+tunnel ${b.text}
+`,
+    );
+    const changed = await checkHostKey({
+      host: "127.0.0.1",
+      port: 2222,
+      alias: "Tunnel",
+      keyType: a.type,
+      key: a.key,
+      files: [file],
+    });
+    assertEquals(changed, { kind: "changed", file, line: 2, knownType: "ssh-ed25519" });
+    const known = await checkHostKey({
+      host: "127.0.0.1",
+      port: 2222,
+      alias: "tunnel",
+      keyType: b.type,
+      key: b.key,
+      files: [file],
+    });
+    assertEquals(known, { kind: "known", file, line: 2 });
+  });
+});
+
+Deno.test("checkHostKey() without an alias also accepts the same key under the bare host, and only that", async () => {
+  await withKeys(async (dir, { a, b }) => {
+    const file = `${dir}/known_hosts`;
+    await Deno.writeTextFile(
+      file,
+      `db1 ${a.text}
+`,
+    );
+    // ssh: "checking without port identifier", "found matching key w/out port"
+    assertEquals(await checkHostKey({ host: "db1", port: 2222, keyType: a.type, key: a.key, files: [file] }), {
+      kind: "known",
+      file,
+      line: 1,
+    });
+    // a different key under the bare name is not a change for port 2222: the host is new there
+    assertEquals(await checkHostKey({ host: "db1", port: 2222, keyType: b.type, key: b.key, files: [file] }), {
+      kind: "unknown",
+    });
+    // with an alias there is no second look
+    assertEquals(
+      await checkHostKey({ host: "db1", port: 2222, alias: "x", keyType: a.type, key: a.key, files: [file] }),
+      { kind: "unknown" },
+    );
+  });
+});
+
+Deno.test("appendKnownHost() records under the bare HostKeyAlias, which ssh-keygen -F finds", async () => {
+  await withKeys(async (dir, { a }) => {
+    const file = `${dir}/known_hosts`;
+    await appendKnownHost({
+      file,
+      host: "127.0.0.1",
+      port: 2222,
+      alias: "Tunnel",
+      keyType: a.type,
+      key: a.key,
+      hash: false,
+    });
+    assertEquals(await Deno.readTextFile(file), `tunnel ${a.text}\n`);
+    assertEquals(await sshKeygenFind(file, "tunnel"), 1);
   });
 });
 

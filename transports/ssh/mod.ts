@@ -35,7 +35,10 @@ export async function background(args: readonly string[], ctx: BackgroundContext
  * @throws {RemoteError} for connection failures, with the codes listed in docs/ssh.md
  */
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
-  if (request.kind === "exec" && reusable(ctx, request)) return await openReused(ctx, request);
+  if (request.kind === "exec" && reusable(ctx, request)) {
+    const reused = await openReused(ctx, request);
+    if (reused) return reused;
+  }
   const { connectSsh } = await import("./connection.ts");
   const connection = await connectSsh(ctx);
   try {

@@ -11,12 +11,15 @@ import { ExitCode, type ExitCodeName, RemoteError, TransportError } from "../../
 import { parameters } from "./manifest.ts";
 import {
   encodeFrame,
+  ensurePrivateDir,
   Frame,
   FrameDecoder,
   framePayloadJson,
   idleMsFrom,
+  masterEnvironment,
   masterSocketPath,
   type ReuseRequest,
+  selectSendEnv,
   type WireError,
   type WireStatus,
 } from "./reuse_protocol.ts";
@@ -32,24 +35,56 @@ export function selfCommand(): { command: string; args: string[]; cwd: string } 
   return { command: Deno.execPath(), args: ["run", "--allow-all", "--quiet", Deno.mainModule], cwd: dir || "/" };
 }
 
-/** Sockets this process started a master for: 32 hosts connecting at once start one master, not 32. */
-const started = new Set<string>();
+/** A master this process started: whether it has exited yet. */
+type Started = { exited(): boolean; code(): number | undefined };
 
-/** Starts the master in the background (its own session, so the terminal's Ctrl-C never reaches it). */
-function startMaster(socketPath: string, idleMs: number): void {
-  if (started.has(socketPath)) return;
-  started.add(socketPath);
+/**
+ * Per socket, the master this process started (32 hosts connecting at once start one master, not 32),
+ * or why none could be started: then every host of this run connects directly.
+ */
+const started = new Map<string, Promise<Started | string>>();
+/** Sockets for which this run has already said why it connects directly. */
+const told = new Set<string>();
+
+/**
+ * Starts the master in the background (its own session, so the terminal's Ctrl-C never reaches it),
+ * with only the environment it needs; resolves with why it cannot be started.
+ */
+function startMaster(socketPath: string, idleMs: number): Promise<Started | string> {
+  let known = started.get(socketPath);
+  if (!known) {
+    known = launch(socketPath, idleMs);
+    started.set(socketPath, known);
+  }
+  return known;
+}
+
+async function launch(socketPath: string, idleMs: number): Promise<Started | string> {
+  try {
+    await ensurePrivateDir(socketPath.slice(0, socketPath.lastIndexOf("/")));
+  } catch (err) {
+    return `${(err as Error).message}; remove it, or set XDG_RUNTIME_DIR to a private directory`;
+  }
   const self = selfCommand();
-  const child = new Deno.Command(self.command, {
-    args: [...self.args, "__transport-background", "ssh", "master", socketPath, String(idleMs)],
-    cwd: self.cwd,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    detached: true,
-  }).spawn();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(self.command, {
+      args: [...self.args, "__transport-background", "ssh", "master", socketPath, String(idleMs)],
+      cwd: self.cwd,
+      clearEnv: true,
+      env: masterEnvironment(),
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    }).spawn();
+  } catch (err) {
+    return `cannot start the connection-reuse master: ${(err as Error).message}`;
+  }
   child.unref();
-  child.status.catch(() => {});
+  let code: number | undefined;
+  child.status.then((s) => code = s.code, () => code = -1);
+  return { exited: () => code !== undefined, code: () => code };
 }
 
 async function connectTo(socketPath: string): Promise<Deno.UnixConn | undefined> {
@@ -64,22 +99,35 @@ async function connectTo(socketPath: string): Promise<Deno.UnixConn | undefined>
   }
 }
 
-/** Connects to the running master, or starts one and waits for it to listen. */
-async function masterConnection(socketPath: string, idleMs: number, signal: AbortSignal): Promise<Deno.UnixConn> {
+/**
+ * Connects to the running master, or starts one and waits for it to listen; returns why not when
+ * it cannot be used (this run then connects directly).
+ */
+async function masterConnection(
+  socketPath: string,
+  idleMs: number,
+  signal: AbortSignal,
+): Promise<Deno.UnixConn | string> {
   const first = await connectTo(socketPath);
   if (first) return first;
-  startMaster(socketPath, idleMs);
+  const master = await startMaster(socketPath, idleMs);
+  if (typeof master === "string") return master;
   const deadline = Date.now() + MASTER_START_MS;
-  while (Date.now() < deadline && !signal.aborted) {
-    await new Promise((r) => setTimeout(r, 15));
+  while (!signal.aborted) {
+    // the exit is read before connecting: a master that lost the race to start leaves the winner listening
+    const exited = master.exited();
     const conn = await connectTo(socketPath);
     if (conn) return conn;
+    if (exited) return `the connection-reuse master exited (code ${master.code()}) without listening on ${socketPath}`;
+    if (Date.now() > deadline) return `the connection-reuse master did not listen within ${MASTER_START_MS / 1000} s`;
+    await new Promise((r) => setTimeout(r, 15));
   }
-  throw new TransportError("the connection-reuse master did not start", {
-    layer: "socket",
-    code: "refused",
-    hint: "run with --no-reuse, or check that remote can run itself in the background",
-  });
+  throw new RemoteError("interrupted", "interrupted while connecting");
+}
+
+/** Writes all of `bytes`; unlike `conn.writable`, a failed write leaves the socket open for reading. */
+async function writeAll(conn: Deno.UnixConn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
 
 /**
@@ -98,6 +146,8 @@ function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
 
 /**
  * Runs `request` (an exec, see {@linkcode reusable}) through the reuse master, starting it if needed.
+ * Resolves `undefined` when no master can be used (its directory is not private, it cannot start):
+ * the caller then connects directly; why is said once per run.
  *
  * @throws {RemoteError} as a direct connection would (the master relays connection errors)
  */
@@ -105,13 +155,24 @@ export async function openReused(
   ctx: OpenContext,
   request: Extract<OpenRequest, { kind: "exec" }>,
   socketPath = masterSocketPath(),
-): Promise<Channel> {
+): Promise<Channel | undefined> {
   const conn = await masterConnection(socketPath, idleMsFrom(optionsOf(ctx)), ctx.signal);
-  const writer = conn.writable.getWriter();
+  if (typeof conn === "string") {
+    if (!told.has(socketPath)) {
+      told.add(socketPath);
+      ctx.notice(`warning: connecting directly, without the connection-reuse master: ${conn}`);
+    }
+    return undefined;
+  }
+  // Frames are written with conn.write, not conn.writable: a write that fails (the master has finished
+  // and closed while stdin's end was still on its way) would close the whole socket through the stream,
+  // cancelling the pending read and losing the output and exit status already received.
   let writing: Promise<void> = Promise.resolve();
   const send = (type: number, payload?: Uint8Array | unknown): Promise<void> => {
-    writing = writing.then(() => writer.write(encodeFrame(type, payload)));
-    return writing;
+    const bytes = encodeFrame(type, payload);
+    const done = writing.then(() => writeAll(conn, bytes));
+    writing = done.catch(() => {});
+    return done;
   };
   const options = { ...(optionsOf(ctx) ?? {}) };
   for (const k of Object.keys(options)) if (/^control(persist|master|path)$/i.test(k)) delete options[k];
@@ -121,7 +182,6 @@ export async function openReused(
     parameters,
     command: request.command,
     env: request.env ? { ...request.env } : undefined,
-    localEnv: Deno.env.toObject(),
     interactive: ctx.prompt.interactive,
   };
 
@@ -169,8 +229,18 @@ export async function openReused(
               };
               ctx.prompt.ask(q.question, { secret: q.secret, what: q.what }).then(
                 (answer) => send(Frame.C_ANSWER, { id: q.id, answer }),
-                (err: Error) => send(Frame.C_ANSWER, { id: q.id, error: err.message }),
+                (err: Error) => {
+                  // a question ended by Ctrl-C, SIGTERM or SIGHUP ends this run with that error (130, 143, 129)
+                  if (err instanceof RemoteError) failed(err);
+                  return send(Frame.C_ANSWER, { id: q.id, error: err.message });
+                },
               ).catch(() => {});
+              break;
+            }
+            case Frame.M_SENDENV: {
+              // only the variables the connection's SendEnv names leave this process
+              const { patterns } = framePayloadJson(frame.payload) as { patterns: string[] };
+              send(Frame.C_SENDENV, { env: selectSendEnv(patterns, Deno.env.toObject()) }).catch(() => {});
               break;
             }
             case Frame.M_NOTICE:
@@ -211,7 +281,9 @@ export async function openReused(
   })();
 
   const onAbort = () => {
-    failed(new RemoteError("interrupted", "interrupted while connecting"));
+    // the reason says which: Ctrl-C (130) or SIGTERM (143)
+    const why = ctx.signal.reason instanceof RemoteError ? ctx.signal.reason : undefined;
+    failed(new RemoteError(why?.code ?? "interrupted", `${why?.message ?? "interrupted"} while connecting`));
   };
   ctx.signal.addEventListener("abort", onAbort, { once: true });
   let disposed = false;
@@ -219,8 +291,7 @@ export async function openReused(
     if (disposed) return;
     disposed = true;
     ctx.signal.removeEventListener("abort", onAbort);
-    await writing.catch(() => {});
-    await writer.close().catch(() => {});
+    await writing;
     await reader.cancel().catch(() => {});
     pull();
     await pump;
@@ -242,7 +313,8 @@ export async function openReused(
   return {
     stdin: new WritableStream<Uint8Array>({
       write: (chunk) => send(Frame.C_STDIN, chunk),
-      close: () => send(Frame.C_STDIN_EOF),
+      // after the command ended the master may be gone already: its output and status still count
+      close: () => send(Frame.C_STDIN_EOF).catch(() => {}),
       abort: () => send(Frame.C_STDIN_EOF).catch(() => {}),
     }),
     stdout,

@@ -6,8 +6,11 @@
  * Security: the socket is 0600 in a 0700 directory owned by the user; a connection is shared only by
  * requests with the same {@linkcode connectionKey} (target, user, keys, agent, config, options); every
  * new connection goes through the full `connectSsh` (host-key verification, authentication), whose
- * questions are relayed to the client that asked for it. The master exits after `idleMs` without
- * clients, when its socket file is removed, or on SIGTERM.
+ * questions are relayed to the client that asked for it. A held connection takes no new request once
+ * a known_hosts file it was checked against has changed (a revoked key must not keep serving).
+ * Requests beyond the sessions a server allows on one connection (sshd's MaxSessions) go on another
+ * connection, never fail. The master exits after `idleMs` without clients, when its socket file is
+ * removed, or on SIGTERM.
  *
  * @module
  */
@@ -17,6 +20,7 @@ import { connectSsh, routeFingerprint, type SshConnection } from "./connection.t
 import {
   connectionKey,
   encodeFrame,
+  ensurePrivateDir,
   Frame,
   FrameDecoder,
   framePayloadJson,
@@ -37,10 +41,38 @@ export interface MasterOptions {
 /** Stdin bytes queued towards a channel before the master stops reading that client (backpressure). */
 const STDIN_QUEUE_MAX = 8 << 20;
 
+/** Connections one request may try before a refused session counts as the server's answer. */
+const MAX_OPEN_ATTEMPTS = 8;
+
+/** How long the master waits for a client to hang up after the exit frame, before closing on it. */
+const LINGER_MS = 5_000;
+
+/** One held connection. */
 interface Held {
   connection: Promise<SshConnection>;
+  /** false once lost, failed or retired: it takes no new channel */
   alive: boolean;
+  /** channels open or opening on it */
+  open: number;
+  /** how many sessions the server allows on it, once it refused one */
+  limit: number;
+  /** a channel has opened on it */
+  used: boolean;
+  /** the known_hosts files it was checked against, as they were then (see knownHostsStamp) */
+  stamp?: string;
 }
+
+/** The held connections of one connection key: more than one when the server limits sessions per connection. */
+interface Pool {
+  held: Held[];
+  /** the sessions per connection the server allowed when it last refused one: a new connection starts with it */
+  limit: number;
+  /** requests waiting for a session to end on a held connection (the server took no further connection) */
+  waiters: (() => void)[];
+}
+
+/** Pools by connection key. */
+type Pools = Map<string, Pool>;
 
 /**
  * Serves clients on `socketPath` until idle, removed or aborted; returns the exit code.
@@ -51,22 +83,28 @@ interface Held {
  * ```
  */
 export async function runMaster(options: MasterOptions): Promise<number> {
-  const dir = options.socketPath.slice(0, options.socketPath.lastIndexOf("/"));
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  await checkPrivateDir(dir);
-  // Two clients may start a master at once: the second one leaves the first in charge.
-  const other = await Deno.connect({ transport: "unix", path: options.socketPath }).catch(() => undefined);
-  if (other) {
-    other.close();
-    return 0;
+  await ensurePrivateDir(options.socketPath.slice(0, options.socketPath.lastIndexOf("/")));
+  // Many clients may start a master at once: under a lock, the first listens and the others leave it in
+  // charge. Without the lock a later one could replace the socket of one that already serves clients.
+  const lock = await Deno.open(`${options.socketPath}.lock`, { create: true, write: true, mode: 0o600 });
+  let listener: Deno.UnixListener;
+  try {
+    await lock.lock(true);
+    const other = await Deno.connect({ transport: "unix", path: options.socketPath }).catch(() => undefined);
+    if (other) {
+      other.close();
+      return 0;
+    }
+    await Deno.remove(options.socketPath).catch(() => {});
+    listener = Deno.listen({ transport: "unix", path: options.socketPath });
+    await Deno.chmod(options.socketPath, 0o600);
+  } finally {
+    lock.close();
   }
-  await Deno.remove(options.socketPath).catch(() => {});
-  const listener = Deno.listen({ transport: "unix", path: options.socketPath });
-  await Deno.chmod(options.socketPath, 0o600);
   const inode = (await Deno.stat(options.socketPath)).ino;
   const stop = new AbortController();
   const signal = AbortSignal.any([options.signal, stop.signal]);
-  const held = new Map<string, Held>();
+  const pools: Pools = new Map();
   let clients = 0;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
   const armIdle = () => {
@@ -85,7 +123,7 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     for await (const conn of listener) {
       clients++;
       clearTimeout(idleTimer);
-      const done = serveClient(conn, held, signal).catch(() => {}).finally(() => {
+      const done = serveClient(conn, pools, signal).catch(() => {}).finally(() => {
         clients--;
         running.delete(done);
         armIdle();
@@ -100,8 +138,8 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     const now = await Deno.stat(options.socketPath).catch(() => undefined);
     if (now?.ino === inode) await Deno.remove(options.socketPath).catch(() => {});
     await Promise.race([Promise.allSettled(running), new Promise((r) => setTimeout(r, 2000))]);
-    for (const h of held.values()) {
-      await h.connection.then((c) => c[Symbol.asyncDispose](), () => {});
+    for (const pool of pools.values()) {
+      for (const h of pool.held) await h.connection.then((c) => c[Symbol.asyncDispose](), () => {});
     }
   }
   return 0;
@@ -122,22 +160,19 @@ export function background(args: readonly string[], ctx: BackgroundContext): Pro
   return runMaster({ socketPath, idleMs: Number(idle), signal: ctx.signal });
 }
 
-/** Refuses a socket directory another user owns or others can enter. */
-export async function checkPrivateDir(dir: string): Promise<void> {
-  const info = await Deno.lstat(dir);
-  const uid = Deno.uid();
-  if (!info.isDirectory || (uid !== null && info.uid !== uid) || ((info.mode ?? 0) & 0o077) !== 0) {
-    throw new RemoteError("config", `${dir} is not a private directory of this user`, {
-      hint: `remove it or chmod 700 it; it holds remote's connection-reuse socket`,
-    });
-  }
+/** Writes all of `bytes`; unlike `conn.writable`, a failed write does not close the socket for reading. */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
 
-async function serveClient(conn: Deno.Conn, held: Map<string, Held>, signal: AbortSignal): Promise<void> {
-  const writer = conn.writable.getWriter();
+async function serveClient(conn: Deno.Conn, pools: Pools, signal: AbortSignal): Promise<void> {
+  let clientGone: () => void = () => {};
+  const gone = new Promise<void>((r) => clientGone = r);
   let writing = Promise.resolve();
   const send = (type: number, payload?: Uint8Array | unknown) => {
-    writing = writing.then(() => writer.write(encodeFrame(type, payload))).catch(() => {});
+    const bytes = encodeFrame(type, payload);
+    // a failed write means the client is gone
+    writing = writing.then(() => writeAll(conn, bytes)).catch(() => clientGone());
     return writing;
   };
   const decoder = new FrameDecoder();
@@ -149,8 +184,8 @@ async function serveClient(conn: Deno.Conn, held: Map<string, Held>, signal: Abo
   let request: ReuseRequest | undefined;
   let requestSeen: (r: ReuseRequest) => void = () => {};
   const firstRequest = new Promise<ReuseRequest>((r) => requestSeen = r);
-  let clientGone: () => void = () => {};
-  const gone = new Promise<void>((r) => clientGone = r);
+  let envSeen: (env: Record<string, string>) => void = () => {};
+  const clientEnv = new Promise<Record<string, string>>((r) => envSeen = r);
   const pendingStdin: (Uint8Array | null)[] = [];
   let stdinChain: Promise<void> = Promise.resolve();
   let queued = 0;
@@ -168,6 +203,11 @@ async function serveClient(conn: Deno.Conn, held: Map<string, Held>, signal: Abo
                 requestSeen(request);
               }
               break;
+            case Frame.C_SENDENV: {
+              const { env } = framePayloadJson(frame.payload) as { env?: Record<string, string> };
+              envSeen(env ?? {});
+              break;
+            }
             case Frame.C_STDIN:
             case Frame.C_STDIN_EOF: {
               const chunk = frame.type === Frame.C_STDIN ? frame.payload : null;
@@ -208,6 +248,8 @@ async function serveClient(conn: Deno.Conn, held: Map<string, Held>, signal: Abo
     }
   })();
 
+  let release = () => {};
+  let finished = false;
   try {
     const req = await Promise.race([firstRequest, gone.then(() => undefined)]);
     if (!req) return;
@@ -221,10 +263,23 @@ async function serveClient(conn: Deno.Conn, held: Map<string, Held>, signal: Abo
         });
       },
     };
-    let connection: SshConnection;
+    // SendEnv's values come from the client, and only those its patterns name (the client picks them)
+    const askEnv = async (patterns: string[]): Promise<Record<string, string>> => {
+      if (patterns.length === 0) return {};
+      await send(Frame.M_SENDENV, { patterns });
+      const env = await Promise.race([clientEnv, gone.then(() => undefined)]);
+      if (!env) throw new RemoteError("interrupted", "the client went away");
+      return env;
+    };
     try {
-      connection = await acquire(held, req, { prompt, notice: (line) => void send(Frame.M_NOTICE, { line }), signal });
-      channel = await connection.exec(req.command, { env: req.env, localEnv: req.localEnv });
+      const opened = await openChannel(pools, req, {
+        prompt,
+        notice: (line) => void send(Frame.M_NOTICE, { line }),
+        signal,
+        askEnv,
+      });
+      channel = opened.channel;
+      release = opened.release;
     } catch (error) {
       await send(Frame.M_ERROR, wireError(error));
       return;
@@ -237,35 +292,55 @@ async function serveClient(conn: Deno.Conn, held: Map<string, Held>, signal: Abo
     stdin = w;
     const open = channel;
     // A client that vanishes mid-command (killed) must not leave the command running unattended.
-    const onGone = gone.then(async () => {
+    void gone.then(async () => {
+      if (finished) return;
       await open.signal?.("TERM");
       await open[Symbol.asyncDispose]();
-    });
+    }).catch(() => {});
     await Promise.all([
       forward(channel.stdout, (b) => send(Frame.M_STDOUT, b)),
       forward(channel.stderr, (b) => send(Frame.M_STDERR, b)),
     ]);
     const status = await channel.exit;
+    finished = true;
     await send(Frame.M_EXIT, wireStatus(status));
-    void onGone;
+    // The client hangs up once it has read the exit frame; closing first would make its late writes
+    // (the end of stdin) fail, so wait for that, but not forever.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([gone, new Promise<void>((r) => timer = setTimeout(r, LINGER_MS))]);
+    clearTimeout(timer);
   } finally {
+    finished = true;
     await Promise.resolve(channel?.[Symbol.asyncDispose]()).catch(() => {});
+    release();
     await writing;
-    await writer.close().catch(() => {});
     reader.cancel().catch(() => {});
     await pump;
     try {
       conn.close();
-    } catch { /* closed by the peer */ }
+    } catch { /* closed by the peer, or by the reader's cancel */ }
   }
 }
 
-/** The held connection for this request's key, connecting (with the client's prompts) when none is alive. */
-async function acquire(
-  held: Map<string, Held>,
+/** What {@linkcode openChannel} needs from the client it serves. */
+interface ClientIo {
+  prompt: Prompter;
+  notice(line: string): void;
+  signal: AbortSignal;
+  /** asks the client for its values of the variables SendEnv `patterns` name */
+  askEnv(patterns: string[]): Promise<Record<string, string>>;
+}
+
+/**
+ * Opens the request's command on a held connection for its key, connecting (with the client's prompts)
+ * when none is alive or has room: a server that refuses another session on a connection (MaxSessions)
+ * gets the command on a new connection instead.
+ */
+async function openChannel(
+  pools: Pools,
   req: ReuseRequest,
-  io: { prompt: Prompter; notice(line: string): void; signal: AbortSignal },
-): Promise<SshConnection> {
+  io: ClientIo,
+): Promise<{ channel: Channel; release(): void }> {
   const ctx: OpenContext = {
     target: req.target,
     parameters: req.parameters,
@@ -275,26 +350,129 @@ async function acquire(
     notice: io.notice,
   };
   // ssh_config is read again for every request: after an edit, the old connection may go to another host or user
-  const key = `${connectionKey(req)}\0${await routeFingerprint(ctx)}`;
-  const known = held.get(key);
-  if (known?.alive) {
+  const route = await routeFingerprint(ctx).catch((error) => {
+    if (error instanceof RemoteError && error.code === "config" && /environment variable/.test(error.message)) {
+      throw new RemoteError("config", error.message, {
+        hint:
+          "the connection-reuse master sees only part of your environment: run with --no-reuse, or write the path " +
+          "without ${VAR} (see docs/invoke.md)",
+      });
+    }
+    throw error;
+  });
+  const key = `${connectionKey(req)}\0${route}`;
+  const hops = JSON.parse(route) as RouteHop[];
+  const localEnv = await io.askEnv(hops[hops.length - 1]?.config?.sendEnv ?? []);
+  const stamp = await knownHostsStamp(hops);
+  for (let attempt = 1;; attempt++) {
+    const pool = pools.get(key) ?? { held: [], limit: Infinity, waiters: [] };
+    pools.set(key, pool);
+    // known_hosts changed since these were checked (a key revoked, replaced): verify again on a new connection
+    for (const h of [...pool.held]) if (h.stamp !== undefined && h.stamp !== stamp) retire(pool, h);
+    let held = pool.held.find((h) => h.alive && h.open < h.limit);
+    const fresh = !held;
+    held ??= hold(pool, ctx, hops);
+    held.open++;
+    let connection: SshConnection;
     try {
-      return await known.connection;
-    } catch {
-      // a failed connect is not kept; fall through and try again for this client
+      connection = await held.connection;
+    } catch (error) {
+      held.open--;
+      // another client's connect failed (declined prompt, Ctrl-C there): this client tries its own
+      if (!fresh && attempt < MAX_OPEN_ATTEMPTS) continue;
+      // the server took no further connection (MaxStartups, a login limit) while those held are full: queue
+      // for a session on them rather than fail
+      if (fresh && pool.held.some((h) => h.alive && h.used && h.open > 0)) {
+        await new Promise<void>((resolve) => pool.waiters.push(resolve));
+        attempt--;
+        continue;
+      }
+      throw error;
+    }
+    try {
+      const channel = await connection.exec(req.command, { env: req.env, localEnv });
+      held.used = true;
+      const h = held;
+      let released = false;
+      return {
+        channel,
+        release: () => {
+          if (released) return;
+          released = true;
+          h.open--;
+          if (!h.alive && h.open === 0) void Promise.resolve(connection[Symbol.asyncDispose]()).catch(() => {});
+          pool.waiters.shift()?.();
+        },
+      };
+    } catch (error) {
+      held.open--;
+      if (!sessionRefused(error) || attempt >= MAX_OPEN_ATTEMPTS) throw error;
+      // a connection that never had a session refusing its first: that is the server's answer
+      if (!held.used && held.open === 0) throw error;
+      held.limit = Math.min(held.limit, held.open);
+      if (held.limit > 0) pool.limit = held.limit;
+      else retire(pool, held);
     }
   }
-  const entry: Held = { connection: connectSsh(ctx), alive: true };
-  held.set(key, entry);
-  entry.connection.then((c) =>
-    c.lost.then(() => {
-      entry.alive = false;
-      if (held.get(key) === entry) held.delete(key);
-    }), () => {
-    entry.alive = false;
-    if (held.get(key) === entry) held.delete(key);
-  });
-  return await entry.connection;
+}
+
+/** A hop of a route, as {@linkcode routeFingerprint} describes it (the parts the master reads). */
+interface RouteHop {
+  config?: { userKnownHostsFiles?: string[]; globalKnownHostsFiles?: string[]; sendEnv?: string[] };
+}
+
+/** Starts a new connection into `pool`; it leaves the pool once lost or failed. */
+function hold(pool: Pool, ctx: OpenContext, hops: RouteHop[]): Held {
+  const held: Held = { connection: connectSsh(ctx), alive: true, open: 0, limit: pool.limit, used: false };
+  pool.held.push(held);
+  const drop = () => {
+    held.alive = false;
+    const at = pool.held.indexOf(held);
+    if (at >= 0) pool.held.splice(at, 1);
+    // whoever waited for a session on it connects anew
+    for (const wake of pool.waiters.splice(0)) wake();
+  };
+  held.connection.then(async (c) => {
+    // the stamp is taken after the check, so a key this very connect added does not count as a change
+    held.stamp = await knownHostsStamp(hops);
+    c.lost.then(drop);
+  }, drop);
+  return held;
+}
+
+/** Takes `held` out of service: running commands finish, then it closes. */
+function retire(pool: Pool, held: Held): void {
+  held.alive = false;
+  const at = pool.held.indexOf(held);
+  if (at >= 0) pool.held.splice(at, 1);
+  if (held.open === 0) void held.connection.then((c) => c[Symbol.asyncDispose](), () => {});
+}
+
+/** Whether `error` is the server refusing to open another session channel (RFC 4254 5.1). */
+function sessionRefused(error: unknown): boolean {
+  const cause = (error as { cause?: unknown })?.cause;
+  return cause instanceof Error && /channel open failure/i.test(cause.message);
+}
+
+/**
+ * What the known_hosts files of a route look like now (path, size, times, inode): a changed stamp
+ * means a key may have been revoked or replaced since a connection was checked against them.
+ */
+async function knownHostsStamp(hops: RouteHop[]): Promise<string> {
+  const files = new Set<string>();
+  for (const hop of hops) {
+    for (const f of [...hop.config?.userKnownHostsFiles ?? [], ...hop.config?.globalKnownHostsFiles ?? []]) {
+      files.add(f);
+    }
+  }
+  const parts: string[] = [];
+  for (const file of [...files].sort()) {
+    const info = await Deno.stat(file).catch(() => undefined);
+    parts.push(
+      info ? `${file}\0${info.size}\0${info.mtime?.getTime()}\0${info.ctime?.getTime()}\0${info.ino}` : `${file}\0-`,
+    );
+  }
+  return parts.join("\n");
 }
 
 async function forward(stream: ReadableStream<Uint8Array>, send: (b: Uint8Array) => Promise<void>): Promise<void> {

@@ -22,6 +22,8 @@ export const Frame = {
   C_SIGNAL: 4,
   /** JSON `{ id, answer }` or `{ id, error }`: the reply to an `M_ASK` */
   C_ANSWER: 5,
+  /** JSON `{ env }`: the client's values of the variables an `M_SENDENV` asked for */
+  C_SENDENV: 6,
   /** the command started */
   M_OPENED: 16,
   M_STDOUT: 17,
@@ -34,6 +36,8 @@ export const Frame = {
   M_ASK: 21,
   /** JSON `{ line }`: a notice for the user */
   M_NOTICE: 22,
+  /** JSON `{ patterns }`: the SendEnv patterns of the connection; the client answers `C_SENDENV` */
+  M_SENDENV: 23,
 } as const;
 
 /** What a client asks the master to run. */
@@ -43,8 +47,6 @@ export interface ReuseRequest {
   parameters: Record<string, unknown>;
   command: string;
   env?: Record<string, string>;
-  /** the client's environment, which SendEnv picks from (the master's own is that of the client that started it) */
-  localEnv?: Record<string, string>;
   /** whether a person can answer prompts on the client's side */
   interactive: boolean;
 }
@@ -131,6 +133,9 @@ export function connectionKey(request: Pick<ReuseRequest, "target" | "parameters
 /** Environment variables that decide identity and files: a master serves only clients that agree on them. */
 const IDENTITY_ENV = ["HOME", "USER", "SSH_AUTH_SOCK", "XDG_CONFIG_HOME"] as const;
 
+/** Bumped when the frames change, so a client never talks to a master of another version (see the hash below). */
+const PROTOCOL = "2";
+
 /**
  * Where the master for this user and environment listens: `$XDG_RUNTIME_DIR/remote/` (else a 0700
  * directory in the temp dir), one socket per uid, HOME and agent socket.
@@ -140,7 +145,8 @@ export function masterSocketPath(env: { get(name: string): string | undefined } 
   const runtime = env.get("XDG_RUNTIME_DIR");
   const dir = runtime ? `${runtime}/remote` : `${env.get("TMPDIR") || "/tmp"}/remote-${uid}`;
   // not node:crypto: loading Deno's Node crypto layer costs the reuse client ~10 ms of CPU per run
-  const hash = sha256Hex(encoder.encode(IDENTITY_ENV.map((n) => `${n}=${env.get(n) ?? ""}`).join("\0"))).slice(0, 16);
+  const identity = [`protocol=${PROTOCOL}`, ...IDENTITY_ENV.map((n) => `${n}=${env.get(n) ?? ""}`)];
+  const hash = sha256Hex(encoder.encode(identity.join("\0"))).slice(0, 16);
   return `${dir}/ssh-${uid}-${hash}.sock`;
 }
 
@@ -162,4 +168,67 @@ export function idleMsFrom(options: Record<string, string> | undefined, env = De
   if (!m) return DEFAULT_IDLE_MS;
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"] ?? 1000;
   return Math.min(Number(m[1]) * unit, 0x7fffffff);
+}
+
+/**
+ * The environment the master runs with: what the SSH transport and the runtime need (identity, agent,
+ * files, locale, terminal type), never the rest of the starting client's environment (passwords, cloud keys).
+ */
+export function masterEnvironment(env: Record<string, string> = Deno.env.toObject()): Record<string, string> {
+  const keep = new Set([
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "PATH",
+    "SSH_AUTH_SOCK",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_STATE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "DENO_DIR",
+    "LANG",
+    "LANGUAGE",
+    "TERM",
+    "TZ",
+    "NO_COLOR",
+  ]);
+  return Object.fromEntries(Object.entries(env).filter(([name]) => keep.has(name) || name.startsWith("LC_")));
+}
+
+/** ssh_config pattern match (`*`, `?`), as SendEnv applies it to variable names. */
+export function envPatternMatch(name: string, pattern: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  return re.test(name);
+}
+
+/** The variables of `env` that SendEnv `patterns` select. */
+export function selectSendEnv(patterns: readonly string[], env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => patterns.some((p) => envPatternMatch(name, p))));
+}
+
+/**
+ * Makes the socket's directory if missing (0700), then refuses it unless it is a directory of this
+ * user that nobody else can enter: another user's directory could hold a fake master that reads our
+ * commands and passwords.
+ *
+ * @throws {Error} saying what is wrong with the directory
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new Error(`cannot create ${dir}: ${(err as Error).message}`);
+  }
+  const info = await Deno.lstat(dir);
+  const uid = Deno.uid();
+  if (!info.isDirectory || (uid !== null && info.uid !== uid) || ((info.mode ?? 0) & 0o077) !== 0) {
+    const why = !info.isDirectory
+      ? "is not a directory"
+      : uid !== null && info.uid !== uid
+      ? `belongs to another user (uid ${info.uid})`
+      : `can be entered by other users (mode ${((info.mode ?? 0) & 0o777).toString(8)})`;
+    throw new Error(`${dir} ${why}`);
+  }
 }

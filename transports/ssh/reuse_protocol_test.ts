@@ -7,7 +7,9 @@ import {
   FrameDecoder,
   framePayloadJson,
   idleMsFrom,
+  masterEnvironment,
   masterSocketPath,
+  selectSendEnv,
 } from "./reuse_protocol.ts";
 
 Deno.test("FrameDecoder.push() rebuilds frames split at any byte", () => {
@@ -59,4 +61,35 @@ Deno.test("masterSocketPath() lives in XDG_RUNTIME_DIR/remote and depends on HOM
   assertNotEquals(a, masterSocketPath(env({ XDG_RUNTIME_DIR: "/run/user/7", HOME: "/home/b" })));
   assertNotEquals(a, masterSocketPath(env({ XDG_RUNTIME_DIR: "/run/user/7", HOME: "/home/a", SSH_AUTH_SOCK: "/s" })));
   assertEquals(masterSocketPath(env({ HOME: "/h", TMPDIR: "/t" })).startsWith(`/t/remote-${Deno.uid()}/`), true);
+});
+
+Deno.test("masterEnvironment() keeps identity, agent, directories and locale, never secrets", () => {
+  const env = masterEnvironment({
+    HOME: "/home/me",
+    USER: "me",
+    SSH_AUTH_SOCK: "/run/agent",
+    XDG_RUNTIME_DIR: "/run/user/1",
+    LANG: "C.UTF-8",
+    LC_CTYPE: "C.UTF-8",
+    TERM: "xterm",
+    REMOTE_WINRM_PASSWORD: "pw",
+    AWS_SECRET_ACCESS_KEY: "key",
+    GITHUB_TOKEN: "t",
+  });
+  assertEquals(env, {
+    HOME: "/home/me",
+    USER: "me",
+    SSH_AUTH_SOCK: "/run/agent",
+    XDG_RUNTIME_DIR: "/run/user/1",
+    LANG: "C.UTF-8",
+    LC_CTYPE: "C.UTF-8",
+    TERM: "xterm",
+  });
+});
+
+Deno.test("selectSendEnv() picks the variables SendEnv patterns name, as ssh_config matches them", () => {
+  const env = { LC_ALL: "C", LANG: "en", LC: "x", AWS_SECRET_ACCESS_KEY: "k", A1: "1", A22: "2" };
+  assertEquals(selectSendEnv(["LC_*", "A?"], env), { LC_ALL: "C", A1: "1" });
+  assertEquals(selectSendEnv([], env), {});
+  assertEquals(selectSendEnv(["*"], env), env);
 });
