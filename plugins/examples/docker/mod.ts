@@ -21,7 +21,7 @@ import {
   type WindowSize,
 } from "../../mod.ts";
 import { engineMessage, hijack, request, socketPath } from "./_engine.ts";
-import { manifest } from "./manifest.ts";
+import { manifest, parameters } from "./manifest.ts";
 export { manifest };
 
 /** The environment variable that marks every process of one exec, so it can be signalled and ended. */
@@ -39,15 +39,15 @@ const STREAM_HEADER = 8;
  * ```
  */
 export async function open(ctx: OpenContext, req: OpenRequest): Promise<Channel> {
-  const container = String(ctx.parameters.ContainerId ?? ctx.target.host ?? "");
+  const params = parameters.read(ctx.parameters);
+  const container = params.containerId ?? ctx.target.host ?? "";
   if (container === "" || /[/?#\s]/.test(container)) {
     throw new TransportError(`"${container}" is not a container ID or name`, {
       layer: "config",
       hint: "give one as shown by docker ps: remote enter docker://<container>",
     });
   }
-  const dockerHost = ctx.parameters.DockerHost;
-  const path = socketPath(typeof dockerHost === "string" ? dockerHost : undefined);
+  const path = socketPath(params.dockerHost);
   if (req.kind === "subsystem") {
     throw new TransportError("docker exec has no subsystems", { layer: "config", code: "unsupported" });
   }
