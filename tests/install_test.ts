@@ -36,7 +36,10 @@ Deno.test("install.sh installs a working remote into --prefix, idempotently, and
     stderr: "piped",
   }).output();
   assertEquals(run.code, 0, new TextDecoder().decode(run.stderr));
-  match(new TextDecoder().decode(run.stdout), /^remote \d+\.\d+\.\d+\n.*\ntransports: ssh, winrm, ssm, local, container\n$/s);
+  match(
+    new TextDecoder().decode(run.stdout),
+    /^remote \d+\.\d+\.\d+\n.*\ntransports: ssh, winrm, ssm, local, container\n$/s,
+  );
   assertEquals((await Deno.stat(`${prefix}/bin/remote`)).mode! & 0o755, 0o755);
 });
 
