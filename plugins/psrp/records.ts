@@ -21,8 +21,6 @@ export interface ErrorRecord {
   targetObject: PSValue;
   scriptStackTrace?: string;
   positionMessage?: string;
-  /** true when Write-Error produced it */
-  writeErrorStream: boolean;
   raw: PSObject;
 }
 
@@ -103,7 +101,6 @@ export function readErrorRecord(value: PSValue): ErrorRecord {
     targetObject: o.get("TargetObject") ?? null,
     scriptStackTrace: scriptStackTrace ? str(scriptStackTrace) : undefined,
     positionMessage: position ? str(position) : undefined,
-    writeErrorStream: o.get("writeErrorStream") === true,
     raw: o,
   };
 }

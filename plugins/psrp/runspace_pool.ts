@@ -90,10 +90,8 @@ export interface PipelineHandlers {
 
 /** Options of {@linkcode RunspacePool.createPipeline}. */
 export interface PipelineOptions extends PipelineHandlers {
-  /** the commands; several statements go in `extraCommands` */
+  /** the commands of one statement, piped into each other; several statements go in one script command */
   commands: CommandSpec[];
-  /** further statements, each its own list of commands (PowerShell's ExtraCmds) */
-  extraCommands?: CommandSpec[][];
   /** true when the caller will send input with {@linkcode Pipeline.sendInput} */
   input?: boolean;
   addToHistory?: boolean;
@@ -446,7 +444,9 @@ export class Pipeline {
    */
   sendInput(value: PSValue): void {
     if (this.#inputEnded) throw new PsrpError("the pipeline takes no more input");
-    this.#pool.sendMessage(MessageType.PIPELINE_INPUT, this.pid, value, "Default");
+    // pwsh 7.6 drops an input message whose data is a bare <S>; inside an <Obj> the string arrives
+    const data = typeof value === "string" ? new PSObject({ value }) : value;
+    this.#pool.sendMessage(MessageType.PIPELINE_INPUT, this.pid, data, "Default");
   }
 
   /** Ends the input (END_OF_PIPELINE_INPUT). Safe to call twice. */
@@ -541,9 +541,6 @@ function createPipelineObject(pool: RunspacePool, o: PipelineOptions): PSObject 
     History: null,
     RedirectShellErrorOutputPipe: true,
   };
-  if (o.extraCommands?.length) {
-    powershell.ExtraCmds = o.extraCommands.map((cmds) => psBag({ Cmds: cmds.map((c) => commandObject(c, protocol)) }));
-  }
   return psBag({
     PowerShell: psBag(powershell),
     NoInput: !o.input,
