@@ -9,7 +9,7 @@ import {
   type InformationRecord,
   PipelineState,
   type ProgressRecord,
-  PSObject,
+  type PSObject,
   PSPrimitive,
   type PSValue,
   RunspacePoolState,
