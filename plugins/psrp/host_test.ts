@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, match, ok } from "node:assert/strict";
-import { deserialize, PLAIN_SESSION_KEY, PSObject, PSSecureString, serialize } from "./clixml.ts";
+import { deserialize, PLAIN_SESSION_KEY, type PSObject, type PSSecureString, serialize } from "./clixml.ts";
 import { decodeHostCall, dispatchHostCall, type HostCall, hostInfoObject, hostResponseObject } from "./host.ts";
 import { readErrorRecord } from "./records.ts";
 

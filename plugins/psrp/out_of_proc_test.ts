@@ -3,7 +3,7 @@
  * The real pwsh is in tests/psrp_pwsh_test.ts; these pin the state machine, the flow control and the failures.
  */
 import { deepStrictEqual as assertEquals, match, ok, rejects } from "node:assert/strict";
-import { deserialize, psBag, PSObject, serialize } from "./clixml.ts";
+import { deserialize, psBag, type PSObject, serialize } from "./clixml.ts";
 import { MessageType, NIL_GUID } from "./constants.ts";
 import { decodeFragments, Defragmenter, Fragmenter } from "./fragment.ts";
 import { decodeMessage, encodeMessage, type Message } from "./message.ts";
