@@ -213,3 +213,19 @@ Deno.test("Large objects cross in many fragments both ways, with a small fragmen
     assertEquals(r.output[1], "y".repeat(250_000) + "é€😀");
   });
 });
+
+Deno.test("Pipeline statements: moreStatements run after the first, in order, in one pipeline", async () => {
+  await withPwsh({}, async ({ pool }) => {
+    const output: PSValue[] = [];
+    const p = pool.createPipeline({
+      commands: [{ cmd: "Write-Output", args: [{ name: "InputObject", value: "first" }] }],
+      moreStatements: [
+        [{ cmd: 'param($a, $b) "$a-$b"', isScript: true, args: [{ value: "x" }, { value: 7 }] }],
+        [{ cmd: "Get-Date" }, { cmd: "Select-Object", args: [{ name: "ExpandProperty", value: "Year" }] }],
+      ],
+      output: (v) => output.push(v),
+    });
+    assertEquals((await p.done).state, PipelineState.Completed);
+    assertEquals(output, ["first", "x-7", new Date().getFullYear()]);
+  });
+});

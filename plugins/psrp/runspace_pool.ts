@@ -90,8 +90,10 @@ export interface PipelineHandlers {
 
 /** Options of {@linkcode RunspacePool.createPipeline}. */
 export interface PipelineOptions extends PipelineHandlers {
-  /** the commands of one statement, piped into each other; several statements go in one script command */
+  /** the commands of the first statement, piped into each other */
   commands: CommandSpec[];
+  /** further statements, run after the first in the same pipeline (PowerShell's AddStatement) */
+  moreStatements?: CommandSpec[][];
   /** true when the caller will send input with {@linkcode Pipeline.sendInput} */
   input?: boolean;
   addToHistory?: boolean;
@@ -541,6 +543,13 @@ function createPipelineObject(pool: RunspacePool, o: PipelineOptions): PSObject 
     History: null,
     RedirectShellErrorOutputPipe: true,
   };
+  if (o.moreStatements?.length) {
+    // not in MS-PSRP: PowerShell batches statements as ExtraCmds holding every statement, the first included,
+    // with Cmds repeating the first
+    powershell.ExtraCmds = [o.commands, ...o.moreStatements].map((cmds) =>
+      psBag({ Cmds: cmds.map((c) => commandObject(c, protocol)) })
+    );
+  }
   return psBag({
     PowerShell: psBag(powershell),
     NoInput: !o.input,
