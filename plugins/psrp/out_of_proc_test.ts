@@ -242,3 +242,27 @@ Deno.test("RUNSPACEPOOL_STATE Broken fails open() with the server's reason", asy
   );
   await rejects(opening, /broke the runspace pool/);
 });
+
+Deno.test("RunspacePool.open(signal) rejects with exit 242 when the deadline passes, never waiting forever", async () => {
+  const s = new Script();
+  await rejects(
+    s.pool.open(AbortSignal.timeout(10)),
+    (e: unknown) => e instanceof Error && "exitCode" in e && e.exitCode === 242,
+  );
+  assertEquals(s.pool.state, 5);
+});
+
+Deno.test("Below protocol 2.4 a secure-string host call is refused with an error, not sent in clear", async () => {
+  const s = new Script({ readLineAsSecureString: () => "secret" });
+  await s.open("2.3");
+  s.data(
+    MessageType.RUNSPACEPOOL_HOST_CALL,
+    NIL_GUID,
+    `<Obj RefId="0"><MS><I64 N="ci">2</I64><Obj N="mi" RefId="1"><ToString>ReadLineAsSecureString</ToString><I32>12</I32></Obj><Obj N="mp" RefId="2"><LST /></Obj></MS></Obj>`,
+  );
+  await new Promise((r) => setTimeout(r, 0));
+  const [response] = s.messages(s.take());
+  assertEquals(response.type, MessageType.RUNSPACEPOOL_HOST_RESPONSE);
+  ok(!response.data.includes("<SS"), response.data);
+  match(response.data, /session key exchange/);
+});

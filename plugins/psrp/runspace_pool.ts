@@ -32,6 +32,7 @@ import {
   SERIALIZATION_VERSION,
 } from "./constants.ts";
 import { PsrpError } from "./errors.ts";
+import { TransportError } from "../errors.ts";
 import { newGuid } from "./guid.ts";
 import { decodeHostCall, dispatchHostCall, hostInfoObject, hostResponseObject, type PSHost } from "./host.ts";
 import type { Message } from "./message.ts";
@@ -156,6 +157,16 @@ function versionValue(text: string): PSPrimitive {
   return new PSPrimitive("Version", text);
 }
 
+// below protocol 2.4 secure strings need the session key of the PUBLIC_KEY exchange, which is not done yet
+const NO_SESSION_KEY: SessionKey = {
+  encrypt() {
+    throw new PsrpError("secure strings below protocol 2.4 need the session key exchange, which is not supported yet");
+  },
+  decrypt() {
+    throw new PsrpError("secure strings below protocol 2.4 need the session key exchange, which is not supported yet");
+  },
+};
+
 function version(v: PSValue): string {
   return v === null || v === undefined ? "" : String(v);
 }
@@ -193,6 +204,7 @@ export class RunspacePool {
   readonly #o: RunspacePoolOptions;
   readonly #pipelines = new Map<string, Pipeline>();
   #opened = deferred<void>();
+  #failed = deferred<never>();
   #closing = false;
 
   constructor(options: RunspacePoolOptions) {
@@ -202,7 +214,9 @@ export class RunspacePool {
 
   /** The session key used for secure strings. */
   get sessionKey(): SessionKey {
-    return this.#o.sessionKey ?? PLAIN_SESSION_KEY;
+    if (this.#o.sessionKey) return this.#o.sessionKey;
+    const [, minor] = parseVersion(this.protocolVersion ?? PROTOCOL_VERSION);
+    return minor >= 4 ? PLAIN_SESSION_KEY : NO_SESSION_KEY;
   }
 
   /** The host answering host calls. */
@@ -216,9 +230,10 @@ export class RunspacePool {
    *
    * @throws {PsrpError} when the server refuses, breaks the pool, or speaks an incompatible version
    */
-  open(): Promise<void> {
+  open(signal?: AbortSignal): Promise<void> {
     if (this.state !== RunspacePoolState.BeforeOpen) throw new PsrpError("the runspace pool was opened already");
     this.state = RunspacePoolState.Opening;
+    this.#abortOn(signal, "opening");
     this.#sendPool(
       MessageType.SESSION_CAPABILITY,
       psBag({
@@ -260,17 +275,36 @@ export class RunspacePool {
   /**
    * Closes the pool: waits for running pipelines to be released, then closes it on the wire.
    */
-  async close(): Promise<void> {
+  async close(signal?: AbortSignal): Promise<void> {
     if (this.state === RunspacePoolState.Closed) return;
     if (this.failure) throw this.failure;
     this.#closing = true;
+    this.#abortOn(signal, "closing");
     const running = [...this.#pipelines.values()];
     for (const p of running) p.stop();
     await Promise.allSettled(running.map((p) => p.done));
+    if (this.failure) throw this.failure;
     if (this.state !== RunspacePoolState.Closed) this.state = RunspacePoolState.Closing;
-    await this.#o.wire.close();
+    await Promise.race([this.#o.wire.close(), this.#failed.promise]);
     this.state = RunspacePoolState.Closed;
     for (const p of this.#pipelines.values()) p._fail(new PsrpError("the runspace pool was closed"));
+  }
+
+  #abortOn(signal: AbortSignal | undefined, what: string): void {
+    if (!signal) return;
+    const abort = () => {
+      const reason = signal.reason;
+      this.fail(
+        reason instanceof Error && reason.name !== "AbortError" && reason.name !== "TimeoutError"
+          ? reason
+          : new TransportError(`powershell remoting: ${what} the runspace pool was cut short`, {
+            layer: reason?.name === "TimeoutError" ? "timeout" : "channel",
+            code: reason?.name === "TimeoutError" ? "timeout" : "interrupted",
+          }),
+      );
+    };
+    if (signal.aborted) abort();
+    else signal.addEventListener("abort", abort, { once: true });
   }
 
   /** Fails the pool and every pipeline with `err` (the wire calls this on a broken connection). */
@@ -279,6 +313,7 @@ export class RunspacePool {
     this.failure = err;
     this.state = RunspacePoolState.Broken;
     this.#opened.reject(err);
+    this.#failed.reject(err);
     for (const p of this.#pipelines.values()) p._fail(err);
   }
 
