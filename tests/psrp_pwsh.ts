@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { connectOutOfProc, type PSHost, RunspacePool, type RunspacePoolOptions } from "../plugins/psrp/mod.ts";
+import {
+  connectOutOfProc,
+  type OutOfProcWire,
+  type PSHost,
+  RunspacePool,
+  type RunspacePoolOptions,
+} from "../plugins/psrp/mod.ts";
 import { missingPeer } from "./harness/process.ts";
 
 /** How to start pwsh: a program and the arguments before pwsh's own. */
@@ -65,6 +71,8 @@ export interface PwshSession {
   stderr(): string;
   /** the child, for tests that watch it exit */
   child: Deno.ChildProcess;
+  /** the wire, for tests that watch its buffers */
+  wire: OutOfProcWire;
   /** closes stdin, as a client does after the pool's CloseAck */
   closeInput(): Promise<void>;
 }
@@ -115,7 +123,7 @@ export async function withPwsh<T>(options: WithPwshOptions, fn: (s: PwshSession)
     return await Promise.race([
       (async () => {
         if (!options.noOpen) await pool.open();
-        const result = await fn({ pool, stderr: () => stderr, child, closeInput: conn.closeInput });
+        const result = await fn({ pool, stderr: () => stderr, child, wire: conn.wire, closeInput: conn.closeInput });
         if (pool.state !== 3 && !pool.failure) await pool.close();
         return result;
       })(),

@@ -229,3 +229,22 @@ Deno.test("Pipeline statements: moreStatements run after the first, in order, in
     assertEquals(output, ["first", "x-7", new Date().getFullYear()]);
   });
 });
+
+Deno.test("10 MB of pipeline output streams object by object with the receive buffer bounded", async () => {
+  await withPwsh({ timeoutMs: 120_000 }, async ({ pool, wire }) => {
+    let objects = 0;
+    let chars = 0;
+    let maxBuffered = 0;
+    const p = pool.createPipeline({
+      commands: [{ cmd: "1..10000 | ForEach-Object { 'x' * 1000 }", isScript: true }],
+      output: (v) => {
+        objects++;
+        chars += String(v).length;
+        maxBuffered = Math.max(maxBuffered, wire.buffered);
+      },
+    });
+    assertEquals((await p.done).state, PipelineState.Completed);
+    assertEquals([objects, chars], [10_000, 10_000_000]);
+    ok(maxBuffered < 256 * 1024, `the wire held ${maxBuffered} bytes at once`);
+  });
+});
