@@ -7,6 +7,14 @@
  */
 import { PsrpError } from "./errors.ts";
 
+// where the i-th byte of the RFC text lands in .NET's order
+const ORDER = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+
+function nibble(c: number): number {
+  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -40,11 +48,13 @@ export function isGuid(text: string): boolean {
  */
 export function guidToBytes(guid: string): Uint8Array {
   if (!GUID_RE.test(guid)) throw new PsrpError(`not a guid: ${guid.slice(0, 40)}`);
-  const hex = guid.replaceAll("-", "");
-  const rfc = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) rfc[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  const out = rfc.slice();
-  out.set([rfc[3], rfc[2], rfc[1], rfc[0], rfc[5], rfc[4], rfc[7], rfc[6]], 0);
+  const out = new Uint8Array(16);
+  let j = 0;
+  for (let i = 0; i < 16; i++) {
+    if (guid.charCodeAt(j) === 0x2d) j++;
+    out[ORDER[i]] = (nibble(guid.charCodeAt(j)) << 4) | nibble(guid.charCodeAt(j + 1));
+    j += 2;
+  }
   return out;
 }
 
@@ -60,7 +70,7 @@ export function guidToBytes(guid: string): Uint8Array {
  */
 export function guidFromBytes(bytes: Uint8Array): string {
   if (bytes.length !== 16) throw new PsrpError(`a guid needs 16 bytes, got ${bytes.length}`);
-  const b = [bytes[3], bytes[2], bytes[1], bytes[0], bytes[5], bytes[4], bytes[7], bytes[6], ...bytes.subarray(8)];
-  const hex = b.map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const h = (i: number) => HEX[bytes[i]];
+  return h(3) + h(2) + h(1) + h(0) + "-" + h(5) + h(4) + "-" + h(7) + h(6) + "-" + h(8) + h(9) + "-" + h(10) + h(11) +
+    h(12) + h(13) + h(14) + h(15);
 }

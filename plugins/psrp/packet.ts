@@ -92,7 +92,7 @@ export class PacketParser {
         this.#pendingLength = 0;
       } else line = piece;
       if (line.length > this.#max) throw tooLong(this.#max);
-      const packet = parsePacketLine(latin1(line));
+      const packet = parsePacketLine(lineText(line));
       if (packet) out.push(packet);
       start = nl + 1;
     }
@@ -116,6 +116,7 @@ function tooLong(max: number): PsrpError {
 }
 
 const ELEMENT_RE = /^<([A-Za-z]+)((?:\s+[A-Za-z]+\s*=\s*(?:'[^']*'|"[^"]*"))*)\s*(\/>|>([A-Za-z0-9+/=\s]*)<\/\1>)$/;
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 const ATTR_RE = /([A-Za-z]+)\s*=\s*(?:'([^']*)'|"([^"]*)")/g;
 const PIPE_ERROR = "__namedpipeerror__:";
 
@@ -136,7 +137,13 @@ export function parsePacketLine(text: string): Packet | undefined {
   if (line.slice(0, PIPE_ERROR.length).toLowerCase() === PIPE_ERROR) {
     throw new PsrpError(`server error: ${printable(line.slice(PIPE_ERROR.length).trim())}`);
   }
-  const m = ELEMENT_RE.exec(line);
+  // a Data line is mostly base64: match its short head and tail, not the whole line, with the regex
+  let m: RegExpExecArray | null;
+  const open = line.startsWith("<Data ") ? line.indexOf(">") : -1;
+  if (open > 0 && line.endsWith("</Data>") && line[open - 1] !== "/") {
+    m = ELEMENT_RE.exec(line.slice(0, open + 1) + "</Data>");
+    if (m) m[4] = line.slice(open + 1, line.length - 7);
+  } else m = ELEMENT_RE.exec(line);
   if (!m) throw new PsrpError(`server sent a line that is not a packet: ${printable(line)}`);
   const [, kind, attrText, close, body] = m;
   const attrs = new Map<string, string>();
@@ -151,7 +158,8 @@ export function parsePacketLine(text: string): Packet | undefined {
     if (attrs.size !== 2) throw new PsrpError("Data packet needs exactly the Stream and PSGuid attributes");
     let data: Uint8Array;
     try {
-      data = base64Decode((body ?? "").replace(/\s+/g, ""));
+      if (body && !BASE64_RE.test(body)) throw new SyntaxError("not base64");
+      data = base64Decode(body ?? "");
     } catch (cause) {
       throw new PsrpError("Data packet holds invalid base64", { cause });
     }
@@ -169,12 +177,11 @@ function printable(s: string): string {
   return clean.length > 200 ? clean.slice(0, 200) + "…" : clean;
 }
 
-function latin1(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return s;
+// packets are ASCII; an error line a server prints may be UTF-8, so decode leniently as UTF-8
+const lineDecoder = new TextDecoder();
+
+function lineText(bytes: Uint8Array): string {
+  return lineDecoder.decode(bytes);
 }
 
 function concat(parts: Uint8Array[], length: number): Uint8Array {
@@ -187,8 +194,18 @@ function concat(parts: Uint8Array[], length: number): Uint8Array {
   return out;
 }
 
+interface Base64Native {
+  toBase64?(this: Uint8Array): string;
+}
+interface Base64NativeCtor {
+  fromBase64?(text: string): Uint8Array;
+}
+const nativeTo = (Uint8Array.prototype as Base64Native).toBase64;
+const nativeFrom = (Uint8Array as unknown as Base64NativeCtor).fromBase64;
+
 /** Standard base64 of bytes. */
 export function base64Encode(bytes: Uint8Array): string {
+  if (nativeTo) return nativeTo.call(bytes);
   let s = "";
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(s);
@@ -200,6 +217,7 @@ export function base64Encode(bytes: Uint8Array): string {
  * @throws {DOMException} on invalid base64
  */
 export function base64Decode(text: string): Uint8Array {
+  if (nativeFrom) return nativeFrom(text);
   const s = atob(text);
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
