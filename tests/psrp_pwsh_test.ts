@@ -12,6 +12,7 @@ import {
   type PSObject,
   PSPrimitive,
   type PSValue,
+  readErrorRecord,
   RunspacePoolState,
 } from "../plugins/psrp/mod.ts";
 import { runScript, withPwsh } from "./psrp_pwsh.ts";
@@ -246,5 +247,50 @@ Deno.test("10 MB of pipeline output streams object by object with the receive bu
     assertEquals((await p.done).state, PipelineState.Completed);
     assertEquals([objects, chars], [10_000, 10_000_000]);
     ok(maxBuffered < 256 * 1024, `the wire held ${maxBuffered} bytes at once`);
+  });
+});
+
+Deno.test("Host calls: PromptForCredential and PromptForChoiceMultipleSelection answered by the host", async () => {
+  const host = {
+    promptForCredential: (_c: string, _m: string, user: string, target: string) => ({
+      userName: `${user}@${target}`,
+      password: "p@ss wörd",
+    }),
+    promptForChoiceMultipleSelection: () => [0, 2],
+  };
+  await withPwsh({ host }, async ({ pool }) => {
+    const r = await runScript(
+      pool,
+      "$c = $host.UI.PromptForCredential('cap', 'msg', 'alice', 'db1'); $c.UserName; $c.GetNetworkCredential().Password; " +
+        "$choices = [System.Management.Automation.Host.ChoiceDescription[]]@('&a', '&b', '&c'); " +
+        "($host.UI.PromptForChoice('cap', 'msg', $choices, [int[]]@(1)) | ForEach-Object { $_ }) -join ','",
+    );
+    assertEquals(r.errors, []);
+    assertEquals(r.output, ["alice@db1", "p@ss wörd", "0,2"]);
+  });
+});
+
+Deno.test("With no host, Read-Host fails in the remote script instead of hanging", async () => {
+  await withPwsh({}, async ({ pool }) => {
+    const r = await runScript(pool, "try { Read-Host 'q' } catch { 'no host' }; 'after'");
+    assertEquals(r.output, ["no host", "after"]);
+  });
+});
+
+Deno.test("mergeErrorToOutput sends a command's errors down its output, as 2>&1", async () => {
+  await withPwsh({}, async ({ pool }) => {
+    const output: PSValue[] = [];
+    const errors: string[] = [];
+    const p = pool.createPipeline({
+      commands: [{ cmd: "Write-Error 'merged'; 'plain'", isScript: true, mergeErrorToOutput: true }],
+      output: (v) => output.push(v),
+      error: (e) => errors.push(e.message),
+    });
+    await p.done;
+    assertEquals(errors, []);
+    assertEquals(output.length, 2);
+    assertEquals((output[0] as PSObject).typeNames[0], "System.Management.Automation.ErrorRecord");
+    assertEquals(readErrorRecord(output[0]).message, "merged");
+    assertEquals(output[1], "plain");
   });
 });
