@@ -294,3 +294,23 @@ Deno.test("mergeErrorToOutput sends a command's errors down its output, as 2>&1"
     assertEquals(output[1], "plain");
   });
 });
+
+Deno.test("20 MB of pipeline input reaches pwsh in order, the sender held back by the server's acks", async () => {
+  await withPwsh({ timeoutMs: 180_000 }, async ({ pool }) => {
+    const output: PSValue[] = [];
+    const p = pool.createPipeline({
+      commands: [{
+        cmd:
+          "begin { $n = 0; $len = 0; $bad = 0 } process { if ([int]$_.Substring(0, 6) -ne $n) { $bad++ }; $n++; $len += $_.Length } end { $n; $len; $bad }",
+        isScript: true,
+      }],
+      input: true,
+      output: (v) => output.push(v),
+    });
+    const chunk = "z".repeat(100_000 - 6);
+    for (let i = 0; i < 200; i++) await p.sendInput(String(i).padStart(6, "0") + chunk);
+    p.endInput();
+    await p.done;
+    assertEquals(output, [200, 20_000_000, 0]);
+  });
+});

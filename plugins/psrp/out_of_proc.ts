@@ -42,6 +42,10 @@ interface Queue {
   items: Item[];
   /** the ack the head item waits for */
   waiting?: Packet["kind"];
+  /** bytes of Data items queued */
+  bytes: number;
+  /** drained() callers: resolved when bytes fall to their mark */
+  waiters: { mark: number; resolve(): void; reject(e: unknown): void }[];
 }
 
 /**
@@ -90,6 +94,7 @@ export class OutOfProcWire implements PsrpWire {
     const q = this.#queue(message.pid);
     for (const fragment of this.#fragmenter.fragment(encodeMessage(message))) {
       q.items.push({ kind: "Data", stream, data: fragment });
+      q.bytes += fragment.length;
     }
     this.#pump(message.pid);
   }
@@ -104,6 +109,13 @@ export class OutOfProcWire implements PsrpWire {
 
   closePipeline(pid: string): void {
     this.#enqueue(pid, { kind: "Close" });
+  }
+
+  drained(pid: string, highWaterMark: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const q = this.#queues.get(pid);
+    if (!q || q.bytes <= highWaterMark) return Promise.resolve();
+    return new Promise((resolve, reject) => q.waiters.push({ mark: highWaterMark, resolve, reject }));
   }
 
   close(): Promise<void> {
@@ -148,11 +160,12 @@ export class OutOfProcWire implements PsrpWire {
     this.#failure = err;
     this.#pool?.fail(err);
     this.#closing?.reject(err);
+    for (const q of this.#queues.values()) for (const w of q.waiters.splice(0)) w.reject(err);
   }
 
   #queue(guid: string): Queue {
     let q = this.#queues.get(guid);
-    if (!q) this.#queues.set(guid, q = { items: [] });
+    if (!q) this.#queues.set(guid, q = { items: [], bytes: 0, waiters: [] });
     return q;
   }
 
@@ -192,8 +205,12 @@ export class OutOfProcWire implements PsrpWire {
           // carry no data, so they are dropped rather than failing the session
           return;
         }
-        q.items.shift();
+        const done = q.items.shift();
         q.waiting = undefined;
+        if (done?.kind === "Data") {
+          q.bytes -= done.data.length;
+          q.waiters = q.waiters.filter((w) => q.bytes <= w.mark ? (w.resolve(), false) : true);
+        }
         if (p.kind === "CloseAck") {
           this.#queues.delete(p.guid);
           if (p.guid === NIL_GUID) {

@@ -266,3 +266,23 @@ Deno.test("Below protocol 2.4 a secure-string host call is refused with an error
   ok(!response.data.includes("<SS"), response.data);
   match(response.data, /session key exchange/);
 });
+
+Deno.test("Pipeline.sendInput() resolves only once less than 1 MiB of input waits for DataAcks", async () => {
+  const s = new Script();
+  await s.open();
+  const p = s.pool.createPipeline({ commands: [{ cmd: "process { }", isScript: true }], input: true });
+  s.ack("CommandAck", p.pid);
+  let settled = false;
+  const big = "y".repeat(300_000);
+  const sends = [1, 2, 3, 4].map(() => p.sendInput(big));
+  const last = sends[3].then(() => settled = true);
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(settled, false, "over the mark: the caller waits");
+  for (let i = 0; i < 200 && !settled; i++) {
+    s.take();
+    s.ack("DataAck", p.pid);
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  await last;
+  ok(s.wire.buffered === 0);
+});

@@ -63,6 +63,8 @@ export interface PsrpWire {
   closePipeline(pid: string): void;
   /** closes the pool once every pipeline is closed; resolves when the server acknowledged */
   close(): Promise<void>;
+  /** resolves once at most `highWaterMark` bytes wait to be sent for `pid`: input's backpressure */
+  drained(pid: string, highWaterMark: number): Promise<void>;
 }
 
 /** One command of a pipeline (MS-PSRP §2.2.3.11). */
@@ -475,15 +477,17 @@ export class Pipeline {
   }
 
   /**
-   * Sends one object of input (PIPELINE_INPUT).
+   * Sends one object of input (PIPELINE_INPUT). The promise resolves once less than 1 MiB of input waits for
+   * the server's acknowledgements; awaiting it keeps memory bounded when input outruns the server.
    *
    * @throws {PsrpError} after {@linkcode endInput} or when the pipeline took no input
    */
-  sendInput(value: PSValue): void {
+  sendInput(value: PSValue): Promise<void> {
     if (this.#inputEnded) throw new PsrpError("the pipeline takes no more input");
     // pwsh 7.6 drops an input message whose data is a bare <S>; inside an <Obj> the string arrives
     const data = typeof value === "string" ? new PSObject({ value }) : value;
     this.#pool.sendMessage(MessageType.PIPELINE_INPUT, this.pid, data, "Default");
+    return this.#pool._wire.drained(this.pid, INPUT_HIGH_WATER_MARK);
   }
 
   /** Ends the input (END_OF_PIPELINE_INPUT). Safe to call twice. */
@@ -544,6 +548,7 @@ export class Pipeline {
 }
 
 const MERGE = "System.Management.Automation.Runspaces.PipelineResultTypes";
+const INPUT_HIGH_WATER_MARK = 1024 * 1024;
 
 function merge(name: keyof typeof PipelineResultTypes): PSObject {
   return psEnum(MERGE, name, PipelineResultTypes[name]);
