@@ -11,6 +11,7 @@ import {
   type ProgressRecord,
   type PSObject,
   PSPrimitive,
+  PSSecureString,
   type PSValue,
   readErrorRecord,
   RunspacePoolState,
@@ -312,5 +313,23 @@ Deno.test("20 MB of pipeline input reaches pwsh in order, the sender held back b
     p.endInput();
     await p.done;
     assertEquals(output, [200, 20_000_000, 0]);
+  });
+});
+
+Deno.test("At protocol 2.3 secure strings cross both ways under the exchanged session key", async () => {
+  const host = { readLineAsSecureString: () => "typed s3cret" };
+  await withPwsh({ protocolVersion: "2.3", host }, async ({ pool }) => {
+    const r = await runScript(
+      pool,
+      "ConvertTo-SecureString 'from pwsh' -AsPlainText -Force; $s = Read-Host -AsSecureString; " +
+        "[Net.NetworkCredential]::new('', $s).Password",
+    );
+    assertEquals(r.errors, []);
+    ok(r.output[0] instanceof PSSecureString);
+    assertEquals(await r.output[0].decrypt(pool.sessionKey), "from pwsh");
+    assertEquals(r.output[1], "typed s3cret");
+    const arg = await PSSecureString.encrypt("to pwsh", pool.sessionKey);
+    const back = await runScript(pool, "param($s) [Net.NetworkCredential]::new('', $s).Password", [arg]);
+    assertEquals(back.output, ["to pwsh"]);
   });
 });

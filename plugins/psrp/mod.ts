@@ -129,6 +129,7 @@ export {
   type RunspacePoolOptions,
   type ServerCapability,
 } from "./runspace_pool.ts";
+export { aesSessionKey, KeyExchange } from "./session_key.ts";
 export {
   connectOutOfProc,
   type ConnectOutOfProcOptions,

@@ -3,7 +3,7 @@
  * The real pwsh is in tests/psrp_pwsh_test.ts; these pin the state machine, the flow control and the failures.
  */
 import { deepStrictEqual as assertEquals, match, ok, rejects } from "node:assert/strict";
-import { deserialize, psBag, type PSObject, serialize } from "./clixml.ts";
+import { deserialize, psBag, type PSObject, type PSSecureString, serialize } from "./clixml.ts";
 import { MessageType, NIL_GUID } from "./constants.ts";
 import { decodeFragments, Defragmenter, Fragmenter } from "./fragment.ts";
 import { decodeMessage, encodeMessage, type Message } from "./message.ts";
@@ -12,6 +12,8 @@ import { OutOfProcWire } from "./out_of_proc.ts";
 import { RunspacePool } from "./runspace_pool.ts";
 import type { PSHost } from "./host.ts";
 import { PsrpError } from "./errors.ts";
+import { aesSessionKey } from "./session_key.ts";
+import { serverEncrypt } from "./_test_helpers.ts";
 
 /** A server played by the test: it sees the client's packets and messages and answers with lines. */
 class Script {
@@ -252,7 +254,7 @@ Deno.test("RunspacePool.open(signal) rejects with exit 242 when the deadline pas
   assertEquals(s.pool.state, 5);
 });
 
-Deno.test("Below protocol 2.4 a secure-string host call is refused with an error, not sent in clear", async () => {
+Deno.test("Below protocol 2.4 a secure string first exchanges the session key (PUBLIC_KEY, ENCRYPTED_SESSION_KEY)", async () => {
   const s = new Script({ readLineAsSecureString: () => "secret" });
   await s.open("2.3");
   s.data(
@@ -260,11 +262,24 @@ Deno.test("Below protocol 2.4 a secure-string host call is refused with an error
     NIL_GUID,
     `<Obj RefId="0"><MS><I64 N="ci">2</I64><Obj N="mi" RefId="1"><ToString>ReadLineAsSecureString</ToString><I32>12</I32></Obj><Obj N="mp" RefId="2"><LST /></Obj></MS></Obj>`,
   );
-  await new Promise((r) => setTimeout(r, 0));
-  const [response] = s.messages(s.take());
-  assertEquals(response.type, MessageType.RUNSPACEPOOL_HOST_RESPONSE);
-  ok(!response.data.includes("<SS"), response.data);
-  match(response.data, /session key exchange/);
+  let sent: Message[] = [];
+  for (let i = 0; i < 500 && !sent.length; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    sent = s.messages(s.take());
+  }
+  assertEquals(sent.map((m) => m.type), [MessageType.PUBLIC_KEY]);
+  s.ack("DataAck", NIL_GUID);
+  const publicKey = (deserialize(sent[0].data) as PSObject).get("PublicKey") as string;
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  s.data(MessageType.ENCRYPTED_SESSION_KEY, NIL_GUID, psBag({ EncryptedSessionKey: serverEncrypt(publicKey, raw) }));
+  let response: Message[] = [];
+  for (let i = 0; i < 500 && !response.length; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    response = s.messages(s.take());
+  }
+  assertEquals(response.map((m) => m.type), [MessageType.RUNSPACEPOOL_HOST_RESPONSE]);
+  const ss = (deserialize(response[0].data) as PSObject).get("mr") as PSSecureString;
+  assertEquals(await ss.decrypt(await aesSessionKey(raw)), "secret");
 });
 
 Deno.test("Pipeline.sendInput() resolves only once less than 1 MiB of input waits for DataAcks", async () => {

@@ -34,6 +34,7 @@ import {
 import { PsrpError } from "./errors.ts";
 import { TransportError } from "../errors.ts";
 import { newGuid } from "./guid.ts";
+import { KeyExchange } from "./session_key.ts";
 import { decodeHostCall, dispatchHostCall, hostInfoObject, hostResponseObject, type PSHost } from "./host.ts";
 import type { Message } from "./message.ts";
 import type { PacketStream } from "./packet.ts";
@@ -159,16 +160,6 @@ function versionValue(text: string): PSPrimitive {
   return new PSPrimitive("Version", text);
 }
 
-// below protocol 2.4 secure strings need the session key of the PUBLIC_KEY exchange, which is not done yet
-const NO_SESSION_KEY: SessionKey = {
-  encrypt() {
-    throw new PsrpError("secure strings below protocol 2.4 need the session key exchange, which is not supported yet");
-  },
-  decrypt() {
-    throw new PsrpError("secure strings below protocol 2.4 need the session key exchange, which is not supported yet");
-  },
-};
-
 function version(v: PSValue): string {
   return v === null || v === undefined ? "" : String(v);
 }
@@ -207,6 +198,7 @@ export class RunspacePool {
   readonly #pipelines = new Map<string, Pipeline>();
   #opened = deferred<void>();
   #failed = deferred<never>();
+  #exchange?: Deferred<SessionKey> & { kx: Promise<KeyExchange> };
   #closing = false;
 
   constructor(options: RunspacePoolOptions) {
@@ -218,7 +210,43 @@ export class RunspacePool {
   get sessionKey(): SessionKey {
     if (this.#o.sessionKey) return this.#o.sessionKey;
     const [, minor] = parseVersion(this.protocolVersion ?? PROTOCOL_VERSION);
-    return minor >= 4 ? PLAIN_SESSION_KEY : NO_SESSION_KEY;
+    if (minor >= 4) return PLAIN_SESSION_KEY;
+    // below 2.4 the first secure string in either direction starts the key exchange
+    return {
+      encrypt: async (plain) => await (await this.exchangeSessionKey()).encrypt(plain),
+      decrypt: async (cipher) => await (await this.exchangeSessionKey()).decrypt(cipher),
+    };
+  }
+
+  /**
+   * The session key for secure strings: protocol 2.4 needs none; below it the client sends PUBLIC_KEY and the
+   * server answers ENCRYPTED_SESSION_KEY (MS-PSRP §3.1.4.3), once per pool.
+   *
+   * @throws {PsrpError} when the pool fails or the server's key is malformed
+   */
+  exchangeSessionKey(): Promise<SessionKey> {
+    if (this.#o.sessionKey) return Promise.resolve(this.#o.sessionKey);
+    const [, minor] = parseVersion(this.protocolVersion ?? PROTOCOL_VERSION);
+    if (minor >= 4) return Promise.resolve(PLAIN_SESSION_KEY);
+    if (this.failure) return Promise.reject(this.failure);
+    if (!this.#exchange) {
+      const d = deferred<SessionKey>();
+      this.#exchange = { ...d, kx: KeyExchange.create() };
+      this.#exchange.kx.then((kx) => {
+        if (!this.failure) this.#sendPool(MessageType.PUBLIC_KEY, psBag({ PublicKey: kx.publicKey }));
+      }).catch((err) => this.fail(err instanceof Error ? err : new Error(String(err))));
+    }
+    return this.#exchange.promise;
+  }
+
+  #sessionKeyArrived(value: PSValue): void {
+    const exchange = this.#exchange;
+    if (!exchange) throw new PsrpError("the server sent a session key nobody asked for");
+    const blob = value instanceof PSObject ? value.get("EncryptedSessionKey") : undefined;
+    if (typeof blob !== "string") throw new PsrpError("ENCRYPTED_SESSION_KEY holds no key");
+    exchange.kx.then((kx) => kx.sessionKey(blob)).then(exchange.resolve, (err) => {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+    });
   }
 
   /** The host answering host calls. */
@@ -316,6 +344,7 @@ export class RunspacePool {
     this.state = RunspacePoolState.Broken;
     this.#opened.reject(err);
     this.#failed.reject(err);
+    this.#exchange?.reject(err);
     for (const p of this.#pipelines.values()) p._fail(err);
   }
 
@@ -355,11 +384,13 @@ export class RunspacePool {
       case MessageType.RUNSPACEPOOL_HOST_CALL:
         return this.#hostCall(value);
       case MessageType.PUBLIC_KEY_REQUEST:
-        throw new PsrpError("the server asks for a session key, which this client does not exchange yet");
+        this.exchangeSessionKey().catch(() => {}); // a failure fails the pool
+        return;
+      case MessageType.ENCRYPTED_SESSION_KEY:
+        return this.#sessionKeyArrived(value);
       case MessageType.USER_EVENT:
       case MessageType.RUNSPACE_AVAILABILITY:
       case MessageType.RUNSPACEPOOL_INIT_DATA:
-      case MessageType.ENCRYPTED_SESSION_KEY:
         return;
     }
     throw new PsrpError(`unexpected ${messageTypeName(message.type)} for the runspace pool`);
