@@ -301,3 +301,15 @@ Deno.test("Pipeline.sendInput() resolves only once less than 1 MiB of input wait
   await last;
   ok(s.wire.buffered === 0);
 });
+
+Deno.test("An open() signal that aborts after the pool opened leaves the pool alone", async () => {
+  const s = new Script();
+  const ac = new AbortController();
+  const opening = s.pool.open(ac.signal);
+  s.take();
+  s.data(MessageType.SESSION_CAPABILITY, NIL_GUID, capability("2.4"));
+  s.data(MessageType.RUNSPACEPOOL_STATE, NIL_GUID, psBag({ RunspaceState: 2 }));
+  await opening;
+  ac.abort();
+  assertEquals([s.pool.state, s.pool.failure], [2, undefined]);
+});

@@ -263,7 +263,8 @@ export class RunspacePool {
   open(signal?: AbortSignal): Promise<void> {
     if (this.state !== RunspacePoolState.BeforeOpen) throw new PsrpError("the runspace pool was opened already");
     this.state = RunspacePoolState.Opening;
-    this.#abortOn(signal, "opening");
+    const done = this.#abortOn(signal, "opening");
+    this.#opened.promise.then(done, done);
     this.#sendPool(
       MessageType.SESSION_CAPABILITY,
       psBag({
@@ -309,19 +310,24 @@ export class RunspacePool {
     if (this.state === RunspacePoolState.Closed) return;
     if (this.failure) throw this.failure;
     this.#closing = true;
-    this.#abortOn(signal, "closing");
-    const running = [...this.#pipelines.values()];
-    for (const p of running) p.stop();
-    await Promise.allSettled(running.map((p) => p.done));
-    if (this.failure) throw this.failure;
-    if (this.state !== RunspacePoolState.Closed) this.state = RunspacePoolState.Closing;
-    await Promise.race([this.#o.wire.close(), this.#failed.promise]);
+    const done = this.#abortOn(signal, "closing");
+    try {
+      const running = [...this.#pipelines.values()];
+      for (const p of running) p.stop();
+      await Promise.allSettled(running.map((p) => p.done));
+      if (this.failure) throw this.failure;
+      if (this.state !== RunspacePoolState.Closed) this.state = RunspacePoolState.Closing;
+      await Promise.race([this.#o.wire.close(), this.#failed.promise]);
+    } finally {
+      done();
+    }
     this.state = RunspacePoolState.Closed;
     for (const p of this.#pipelines.values()) p._fail(new PsrpError("the runspace pool was closed"));
   }
 
-  #abortOn(signal: AbortSignal | undefined, what: string): void {
-    if (!signal) return;
+  /** Fails the pool when `signal` aborts; returns the function that stops watching it. */
+  #abortOn(signal: AbortSignal | undefined, what: string): () => void {
+    if (!signal) return () => {};
     const abort = () => {
       const reason = signal.reason;
       this.fail(
@@ -335,6 +341,7 @@ export class RunspacePool {
     };
     if (signal.aborted) abort();
     else signal.addEventListener("abort", abort, { once: true });
+    return () => signal.removeEventListener("abort", abort);
   }
 
   /** Fails the pool and every pipeline with `err` (the wire calls this on a broken connection). */
