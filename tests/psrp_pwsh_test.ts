@@ -333,3 +333,13 @@ Deno.test("At protocol 2.3 secure strings cross both ways under the exchanged se
     assertEquals(back.output, ["to pwsh"]);
   });
 });
+
+Deno.test("getCommandMetadata() finds Out-Default and Exit-PSSession, as Enter-PSSession checks", async () => {
+  await withPwsh({}, async ({ pool }) => {
+    const output: PSValue[] = [];
+    const p = pool.getCommandMetadata({ names: ["Out-Default", "Exit-PSSession"] }, { output: (v) => output.push(v) });
+    assertEquals((await p.done).state, PipelineState.Completed);
+    assertEquals((output[0] as PSObject).get("Count"), 2);
+    assertEquals(output.slice(1).map((o) => (o as PSObject).get("Name")).sort(), ["Exit-PSSession", "Out-Default"]);
+  });
+});

@@ -119,6 +119,7 @@ export {
   type PSHost,
 } from "./host.ts";
 export {
+  type CommandMetadataQuery,
   type CommandSpec,
   Pipeline,
   type PipelineHandlers,

@@ -106,6 +106,20 @@ export interface PipelineOptions extends PipelineHandlers {
   useRunspaceHost?: boolean;
 }
 
+/** What {@linkcode RunspacePool.getCommandMetadata} looks for. */
+export interface CommandMetadataQuery {
+  /** command names, wildcards allowed */
+  names: string[];
+  /** CommandTypes flags (default All: 383) */
+  commandType?: number;
+  /** module-qualified namespaces to search */
+  namespaces?: string[];
+  argumentList?: PSValue[];
+}
+
+/** CommandTypes.All: Alias, Function, Filter, Cmdlet, ExternalScript, Application, Script, Configuration. */
+const COMMAND_TYPES_ALL = 383;
+
 /** How a pipeline ended. */
 export interface PipelineResult {
   /** Stopped (3), Completed (4) or Failed (5) */
@@ -293,13 +307,36 @@ export class RunspacePool {
    * @throws {PsrpError} when the pool is not open
    */
   createPipeline(options: PipelineOptions): Pipeline {
+    return this.#start(options, MessageType.CREATE_PIPELINE, () => createPipelineObject(this, options));
+  }
+
+  /**
+   * Asks for the metadata of commands (GET_COMMAND_METADATA, MS-PSRP §2.2.2.14): a pipeline whose first output
+   * is an object with the `Count` of commands found, then one object per command (Name, CommandType,
+   * Parameters, …). Enter-PSSession uses it to check that `Out-Default` and `Exit-PSSession` exist.
+   *
+   * @throws {PsrpError} when the pool is not open
+   */
+  getCommandMetadata(query: CommandMetadataQuery, handlers: PipelineHandlers = {}): Pipeline {
+    return this.#start(handlers, MessageType.GET_COMMAND_METADATA, () =>
+      psBag({
+        Name: new PSObject({ typeNames: ["System.String[]", "System.Array", "System.Object"], items: query.names }),
+        CommandType: psEnum("System.Management.Automation.CommandTypes", "All", query.commandType ?? COMMAND_TYPES_ALL),
+        Namespace: query.namespaces
+          ? new PSObject({ typeNames: ["System.String[]", "System.Array", "System.Object"], items: query.namespaces })
+          : null,
+        ArgumentList: query.argumentList ?? null,
+      }));
+  }
+
+  #start(handlers: PipelineHandlers & { input?: boolean }, type: number, body: () => PSValue): Pipeline {
     if (this.failure) throw this.failure;
     if (this.state !== RunspacePoolState.Opened) throw new PsrpError("the runspace pool is not open");
     const pid = newGuid();
-    const pipeline = new Pipeline(this, pid, options);
+    const pipeline = new Pipeline(this, pid, handlers);
     this.#pipelines.set(pid, pipeline);
     this.#o.wire.createPipeline(pid);
-    this.sendMessage(MessageType.CREATE_PIPELINE, pid, createPipelineObject(this, options), "Default");
+    this.sendMessage(type, pid, body(), "Default");
     return pipeline;
   }
 
@@ -506,7 +543,7 @@ export class Pipeline {
   readonly #done = deferred<PipelineResult>();
   #inputEnded = false;
 
-  constructor(pool: RunspacePool, pid: string, options: PipelineOptions) {
+  constructor(pool: RunspacePool, pid: string, options: PipelineHandlers & { input?: boolean }) {
     this.#pool = pool;
     this.pid = pid;
     this.#h = options;
