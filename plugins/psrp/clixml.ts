@@ -175,6 +175,16 @@ export class PSSecureString {
   toString(): string {
     return "<secure string>";
   }
+
+  /** Never the secret, in Deno's console either (at protocol 2.4 the bytes are the text itself). */
+  [Symbol.for("Deno.customInspect")](): string {
+    return "PSSecureString <secure string>";
+  }
+
+  /** Never the secret, in Node's util.inspect either. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return "PSSecureString <secure string>";
+  }
 }
 
 /** Any value CLIXML carries. */

@@ -105,6 +105,8 @@ Deno.test("PSSecureString carries UTF-16LE through the session key and never sho
   const back = deserialize("<SS>cADkAA==</SS>") as PSSecureString;
   assertEquals(await back.decrypt(PLAIN_SESSION_KEY), "pä");
   assertEquals(JSON.stringify({ s }), '{"s":"<secure string>"}');
+  assertEquals(Deno.inspect({ s }).includes("112"), false, Deno.inspect({ s }));
+  assertEquals(Deno.inspect([s]), "[ PSSecureString <secure string> ]");
 });
 
 Deno.test("deserialize() reads a property set (<MS N=…>) and a <PR> progress record", () => {
