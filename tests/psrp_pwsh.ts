@@ -85,6 +85,8 @@ export interface WithPwshOptions extends Partial<Omit<RunspacePoolOptions, "wire
   fragmentSize?: number;
   /** leave the pool unopened */
   noOpen?: boolean;
+  /** the program speaking the out-of-process framing on its stdio instead of `pwsh -s` (e.g. `ssh -s h powershell`) */
+  command?: { program: string; args: string[] };
 }
 
 /**
@@ -93,9 +95,9 @@ export interface WithPwshOptions extends Partial<Omit<RunspacePoolOptions, "wire
  * so nothing waits forever.
  */
 export async function withPwsh<T>(options: WithPwshOptions, fn: (s: PwshSession) => Promise<T>): Promise<T> {
-  const pwsh = await findPwsh();
-  const child = new Deno.Command(pwsh.program, {
-    args: [...pwsh.prefix, "-NoLogo", "-NoProfile", "-s"],
+  const pwsh = options.command ? undefined : await findPwsh();
+  const child = new Deno.Command(options.command?.program ?? pwsh!.program, {
+    args: options.command?.args ?? [...pwsh!.prefix, "-NoLogo", "-NoProfile", "-s"],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
