@@ -259,8 +259,18 @@ function openPty(path: string, args: string[], pty: PtyRequest, signalFar: (name
     stdout,
     stderr: new ReadableStream({ start: (controller) => controller.close() }),
     exit,
-    // The CLI watches its terminal's size (SIGWINCH) and resizes the far one.
-    resize: (size) => ended ? undefined : term.resize(size.columns, size.rows),
+    resize(size) {
+      if (ended) return;
+      // The CLI watches its terminal's size (SIGWINCH) and resizes the far one. The kernel signals only a
+      // change, and a CLI still starting may not watch yet (docker exec installs its handler after the
+      // stream is up), so it is told again: a resize repeated to the same size is not lost for good.
+      term.resize(size.columns, size.rows);
+      try {
+        Deno.kill(term.pid, "SIGWINCH");
+      } catch {
+        // ended meanwhile
+      }
+    },
     signal: (name) => ended ? undefined : signalFar(name),
     [Symbol.asyncDispose]() {
       disposed ??= (async () => {
