@@ -441,6 +441,11 @@ Deno.test({
   name: "remote with the cliexec plugin runs real kubectl exec with the namespace, container and command",
   ...common,
   async fn() {
+    const found = await new Deno.Command("sh", { args: ["-c", "command -v kubectl"], stdout: "null" }).output();
+    if (!found.success) {
+      // Debian has no kubectl package; GitHub's runner images ship one
+      throw new Error("kubectl is not installed; install it: https://kubernetes.io/docs/tasks/tools/");
+    }
     await using home = await tempHome();
     await using api = kubeApiRecorder();
     const kubeconfig = `${home.dir}/kubeconfig`;
