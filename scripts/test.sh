@@ -14,6 +14,8 @@ command -v dropbear >/dev/null 2>&1 || [ -x /usr/sbin/dropbear ] || need_package
 command -v tmux >/dev/null 2>&1 || need_packages="$need_packages tmux"
 command -v shellcheck >/dev/null 2>&1 || need_packages="$need_packages shellcheck"
 command -v openssl >/dev/null 2>&1 || need_packages="$need_packages openssl"
+# kubectl drives the example plugin's test; this kind of machine ships one, Debian's kubernetes-client otherwise
+command -v kubectl >/dev/null 2>&1 || need_packages="$need_packages kubernetes-client"
 [ -x /usr/sbin/dockerd ] || need_packages="$need_packages docker.io"
 [ -x /usr/bin/podman ] || need_packages="$need_packages podman"
 # the containers' image needs the static busybox; Debian's plain busybox package is linked dynamically
