@@ -297,3 +297,29 @@ Deno.test("startForwarding() with AllowTcpForwarding no: -R fails with exit 251,
     assert.equal(echo.clients, 0);
   });
 });
+
+Deno.test("startForwarding() disposal ends forwarded connections, also one still in its SOCKS handshake", async () => {
+  await using sshd = await startSshd();
+  await using echo = echoServer();
+  await withConnection(sshd, async (connection) => {
+    const fwd = await forwarding(connection, [["L", `0:127.0.0.1:${echo.port}`], ["D", "0"]]);
+    const active = await Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd, 0) });
+    await active.write(new Uint8Array([7]));
+    const echoed = new Uint8Array(1);
+    assert.equal(await active.read(echoed), 1);
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd, 1) }); // sends no SOCKS request
+    await new Promise((r) => setTimeout(r, 100)); // accepted by the listener
+    const disposed = fwd[Symbol.asyncDispose]().then(() => "disposed");
+    // bounded, not timed: without tracking, the handshake would hold disposal for its 30 s limit
+    const limit = new Promise((r) => setTimeout(() => r("still waiting"), 10_000));
+    assert.equal(await Promise.race([disposed, limit]), "disposed");
+    for (const conn of [active, silent]) {
+      assert.equal(await conn.read(new Uint8Array(1)).catch(() => null), null);
+      conn.close();
+    }
+    await assert.rejects(
+      Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd, 0) }),
+      Deno.errors.ConnectionRefused,
+    );
+  });
+});

@@ -324,6 +324,17 @@ export async function startForwarding(
   const serveLocal = async (spec: ForwardSpec, conn: Deno.Conn) => {
     if (conn.remoteAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
     const local = connEnd(conn);
+    // tracked from the start, so disposal also ends connections still in their SOCKS handshake or channel open
+    open.add(local);
+    try {
+      if (closed) return local.close();
+      await serveLocalConn(spec, conn, local);
+    } finally {
+      open.delete(local);
+    }
+  };
+
+  const serveLocalConn = async (spec: ForwardSpec, conn: Deno.Conn, local: End) => {
     if (spec.kind === "local") {
       let ch: ClientChannel;
       try {
@@ -332,6 +343,10 @@ export async function startForwarding(
         local.close();
         if (!closed) report(openFailure(display, describeEndpoint(spec.connect!), err, `-L ${spec.text}`));
         return;
+      }
+      if (closed) {
+        ch.close();
+        return local.close();
       }
       await run(local, channelEnd(ch));
       return;
@@ -359,6 +374,7 @@ export async function startForwarding(
       return;
     }
     try {
+      if (closed) throw new Error("closed");
       await hs.reply("ok");
     } catch {
       local.close();
@@ -395,6 +411,15 @@ export async function startForwarding(
     // -R [bind:]port: the server's side speaks SOCKS, connections leave from here
     const ch = accept();
     const remote = channelEnd(ch);
+    open.add(remote);
+    try {
+      await serveRemoteSocks(remote);
+    } finally {
+      open.delete(remote);
+    }
+  };
+
+  const serveRemoteSocks = async (remote: End) => {
     const reader = remote.readable.getReader();
     const writer = remote.writable.getWriter();
     let hs;
