@@ -6,14 +6,15 @@
  * connection, as scp/sftp/ssh do. Prints medians and ratios (> 1: remote is faster). Asserts nothing.
  *
  * Run: deno run -A bench/copy_forward_bench.ts [--runs N] [--mb 200] [--only copy,forward,socks]
- *   [--chunk 65536] [--concurrency 32]
+ *   [--chunk BYTES] [--concurrency N]
  *
  * @module
  */
+import process from "node:process";
 import { startSshd } from "../tests/harness/sshd.ts";
 import { isolatedHome, trustedContext } from "../tests/harness/ssh_context.ts";
 import { connectSsh } from "../transports/ssh/connection.ts";
-import { copyFiles } from "../transports/ssh/sftp_copy.ts";
+import { copyFiles, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY } from "../transports/ssh/sftp_copy.ts";
 import { startForwarding } from "../transports/ssh/forward.ts";
 import { parseForwardSpec } from "../transports/ssh/forward_spec.ts";
 
@@ -24,8 +25,8 @@ const arg = (name: string, fallback: string) => {
 const RUNS = Number(arg("runs", "3"));
 const SIZE_MB = Number(arg("mb", "200"));
 const ONLY = new Set(arg("only", "copy,forward,socks").split(","));
-const CHUNK = Number(arg("chunk", "65536"));
-const CONCURRENCY = Number(arg("concurrency", "32"));
+const CHUNK = Number(arg("chunk", String(DEFAULT_CHUNK_SIZE)));
+const CONCURRENCY = Number(arg("concurrency", String(DEFAULT_CONCURRENCY)));
 const MB = 1024 * 1024;
 const SIZE = SIZE_MB * MB;
 
@@ -52,9 +53,17 @@ const sshArgs = [
 ];
 const target = `${sshd.user}@127.0.0.1`;
 
+/** CPU seconds (user + system) of the client side of the last measured transfer: this process, or the child */
+let lastCpu = 0;
+
+/** Runs a program to completion under bash, whose `times` reports the child's CPU (for lastCpu). */
 async function run(cmd: string, args: string[], stdin?: string): Promise<void> {
-  const child = new Deno.Command(cmd, { args, stdin: stdin ? "piped" : "null", stdout: "null", stderr: "piped" })
-    .spawn();
+  const child = new Deno.Command("bash", {
+    args: ["-c", '"$@" >/dev/null; rc=$?; times; exit $rc', "bash", cmd, ...args],
+    stdin: stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   if (stdin) {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(stdin));
@@ -62,12 +71,23 @@ async function run(cmd: string, args: string[], stdin?: string): Promise<void> {
   }
   const out = await child.output();
   if (!out.success) throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
+  const last = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s/.exec(last);
+  lastCpu = m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : NaN;
 }
 
+/** Wall time of `fn`; when it runs no child, lastCpu becomes this process's CPU time meanwhile. */
 async function timed(fn: () => Promise<void>): Promise<number> {
+  const cpu = process.cpuUsage();
+  lastCpu = -1;
   const t = performance.now();
   await fn();
-  return performance.now() - t;
+  const ms = performance.now() - t;
+  if (lastCpu === -1) {
+    const used = process.cpuUsage(cpu);
+    lastCpu = (used.user + used.system) / 1e6;
+  }
+  return ms;
 }
 
 const rows: { name: string; values: Record<string, number>; unit: string; higherBetter: boolean }[] = [];
@@ -91,48 +111,43 @@ try {
     }
     await Deno.mkdir(`${work}/up`);
     await Deno.mkdir(`${work}/down`);
-    const up: Record<string, number[]> = { remote: [], scp: [], sftp: [] };
-    const down: Record<string, number[]> = { remote: [], scp: [], sftp: [] };
-    const mbps = (ms: number) => SIZE_MB / (ms / 1000);
-    const opts = { chunkSize: CHUNK, concurrency: CONCURRENCY };
-    for (let i = 0; i < RUNS; i++) {
-      up.remote.push(mbps(
-        await timed(async () => {
+    const port = String(sshd.port);
+    // each direction: who → how to run it; measured in turns so all three meet the same load
+    const ways: Record<string, Record<string, () => Promise<void>>> = {
+      up: {
+        remote: async () => {
           await using c = await connectSsh(ctx);
           await copyFiles(c, [{ side: "local", path: src }], { side: "remote", path: `${work}/up/r.bin` }, opts);
-        }),
-      ));
-      up.scp.push(
-        mbps(
-          await timed(() => run("scp", ["-q", "-P", String(sshd.port), ...sshArgs, src, `${target}:${work}/up/s.bin`])),
-        ),
-      );
-      up.sftp.push(mbps(
-        await timed(() =>
-          run("sftp", ["-q", "-b", "-", "-P", String(sshd.port), ...sshArgs, target], `put ${src} ${work}/up/f.bin\n`)
-        ),
-      ));
-      down.remote.push(mbps(
-        await timed(async () => {
+        },
+        scp: () => run("scp", ["-q", "-P", port, ...sshArgs, src, `${target}:${work}/up/s.bin`]),
+        sftp: () => run("sftp", ["-q", "-b", "-", "-P", port, ...sshArgs, target], `put ${src} ${work}/up/f.bin\n`),
+      },
+      down: {
+        remote: async () => {
           await using c = await connectSsh(ctx);
           await copyFiles(c, [{ side: "remote", path: src }], { side: "local", path: `${work}/down/r.bin` }, opts);
-        }),
-      ));
-      down.scp.push(
-        mbps(
-          await timed(() =>
-            run("scp", ["-q", "-P", String(sshd.port), ...sshArgs, `${target}:${src}`, `${work}/down/s.bin`])
-          ),
-        ),
-      );
-      down.sftp.push(mbps(
-        await timed(() =>
-          run("sftp", ["-q", "-b", "-", "-P", String(sshd.port), ...sshArgs, target], `get ${src} ${work}/down/f.bin\n`)
-        ),
-      ));
+        },
+        scp: () => run("scp", ["-q", "-P", port, ...sshArgs, `${target}:${src}`, `${work}/down/s.bin`]),
+        sftp: () => run("sftp", ["-q", "-b", "-", "-P", port, ...sshArgs, target], `get ${src} ${work}/down/f.bin\n`),
+      },
+    };
+    const opts = { chunkSize: CHUNK, concurrency: CONCURRENCY };
+    const speed: Record<string, Record<string, number[]>> = {};
+    const cpu: Record<string, Record<string, number[]>> = {};
+    for (let i = 0; i < RUNS; i++) {
+      for (const [direction, who] of Object.entries(ways)) {
+        for (const [name, fn] of Object.entries(who)) {
+          const ms = await timed(fn);
+          ((speed[direction] ??= {})[name] ??= []).push(SIZE_MB / (ms / 1000));
+          ((cpu[direction] ??= {})[name] ??= []).push(lastCpu);
+        }
+      }
     }
-    report(`copy ${SIZE_MB} MB up`, "MB/s", true, up);
-    report(`copy ${SIZE_MB} MB down`, "MB/s", true, down);
+    for (const direction of Object.keys(ways)) {
+      report(`copy ${SIZE_MB} MB ${direction}`, "MB/s", true, speed[direction]);
+      // the client's CPU seconds for the same transfers: robust when other work shares the machine
+      report(`copy ${SIZE_MB} MB ${direction}, client CPU`, "s", false, cpu[direction]);
+    }
   }
 
   if (ONLY.has("forward") || ONLY.has("socks")) {
@@ -216,6 +231,12 @@ try {
     };
 
     const fwd: Record<string, number[]> = { remote: [], ssh: [] };
+    const fwdCpu: Record<string, number[]> = { remote: [], ssh: [] };
+    /** CPU seconds a running child has used so far, from /proc (utime + stime, in clock ticks of 1/100 s) */
+    const childCpu = async (pid: number) => {
+      const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1].split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    };
     const ttfb: Record<string, number[]> = { remote: [], ssh: [] };
     await using c = await connectSsh(ctx);
     for (let i = 0; i < RUNS; i++) {
@@ -226,10 +247,13 @@ try {
           });
           const port = f.active[0].bound.kind === "tcp" ? f.active[0].bound.port : 0;
           fwd.remote.push(SIZE_MB / ((await timed(() => pump(port))) / 1000));
+          fwdCpu.remote.push(lastCpu); // includes the test's own client and sink, as below for ssh they are not
         }
         const port = freePort();
         const child = await openssh("-L", `${port}:127.0.0.1:${sink.addr.port}`, port);
+        const before = await childCpu(child.pid);
         fwd.ssh.push(SIZE_MB / ((await timed(() => pump(port))) / 1000));
+        fwdCpu.ssh.push((await childCpu(child.pid)) - before);
         child.kill();
         await child.status;
       }
@@ -252,7 +276,10 @@ try {
         await child.status;
       }
     }
-    if (ONLY.has("forward")) report(`-L ${SIZE_MB} MB through`, "MB/s", true, fwd);
+    if (ONLY.has("forward")) {
+      report(`-L ${SIZE_MB} MB through`, "MB/s", true, fwd);
+      report(`-L ${SIZE_MB} MB through, client CPU (remote's includes the load generator)`, "s", false, fwdCpu);
+    }
     if (ONLY.has("socks")) report("-D time to first byte", "ms", false, ttfb);
     sink.close();
     hello.close();
@@ -266,7 +293,7 @@ for (const r of rows) {
   const ours = r.values.remote;
   const others = Object.entries(r.values).filter(([k]) => k !== "remote");
   const ratios = others.map(([k, v]) =>
-    `${k} ${v.toFixed(1)} (ratio ${(r.higherBetter ? ours / v : v / ours).toFixed(2)}×)`
+    `${k} ${v.toFixed(2)} (ratio ${(r.higherBetter ? ours / v : v / ours).toFixed(2)}×)`
   );
-  console.log(`${r.name}: remote ${ours.toFixed(1)} ${r.unit}; ${ratios.join("; ")}`);
+  console.log(`${r.name}: remote ${ours.toFixed(2)} ${r.unit}; ${ratios.join("; ")}`);
 }

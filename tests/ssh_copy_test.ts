@@ -357,3 +357,26 @@ Deno.test("copyFiles() names a missing remote folder, a missing file, and a full
     assert.ok((await Deno.stat("/dev/full")).isCharDevice, "a device is never removed as a partial file");
   });
 });
+
+Deno.test("copyFiles() resumes an upload from the server's partial file and reports rate and time left", async () => {
+  await withSetup({}, async (s) => {
+    const src = `${s.localDir}/up.bin`;
+    await writeRandom(src, 6 * MB);
+    const whole = await Deno.readFile(src);
+    const dest = `${s.remoteDir}/up.bin`;
+    await Deno.writeFile(dest, whole.subarray(0, 4 * MB + 3));
+    const seen: CopyProgress[] = [];
+    const r = await copy(s, [local(src)], remote(dest), { resume: true, progress: (p) => seen.push(p) });
+    assert.deepEqual(r, { files: 1, bytes: 2 * MB - 3, resumedBytes: 4 * MB + 3 });
+    assert.equal(await fileHash(dest), await fileHash(src));
+    assert.equal(seen[0].bytes, 4 * MB + 3);
+    assert.ok(seen.every((p) => p.path === src && p.size === 6 * MB));
+    const mid = seen.find((p) => !p.done && p.bytes > 4 * MB + 3);
+    assert.ok(mid && mid.rate > 0 && mid.etaSeconds !== undefined && mid.etaSeconds >= 0, JSON.stringify(mid));
+    assert.deepEqual([seen.at(-1)!.done, seen.at(-1)!.bytes, seen.at(-1)!.etaSeconds], [true, 6 * MB, 0]);
+    // without resume the same upload starts over and replaces the file
+    await Deno.writeFile(dest, new Uint8Array([9, 9, 9]));
+    assert.deepEqual(await copy(s, [local(src)], remote(dest)), { files: 1, bytes: 6 * MB, resumedBytes: 0 });
+    assert.equal(await fileHash(dest), await fileHash(src));
+  });
+});
