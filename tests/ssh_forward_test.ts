@@ -323,3 +323,44 @@ Deno.test("startForwarding() disposal ends forwarded connections, also one still
     );
   });
 });
+
+Deno.test("startForwarding() -L holds a bounded number of bytes for a client that does not read, then delivers them all", async () => {
+  await using sshd = await startSshd();
+  const total = 128 * MB;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let written = 0;
+  const serving = (async () => {
+    const conn = await listener.accept();
+    const block = new Uint8Array(64 * 1024).fill(0x5a);
+    try {
+      while (written < total) written += await conn.write(block.subarray(0, Math.min(block.length, total - written)));
+    } finally {
+      conn.close();
+    }
+  })();
+  try {
+    await withConnection(sshd, async (connection) => {
+      await using fwd = await forwarding(connection, [["L", `0:127.0.0.1:${listener.addr.port}`]]);
+      const client = await Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd) });
+      // wait until the server's writes stall (no progress for half a second), at most 15 s
+      let last = -1;
+      for (let i = 0; i < 30 && written !== last; i++) {
+        last = written;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.ok(written < 48 * MB, `the server could write ${written} bytes to a client that reads nothing`);
+      let got = 0;
+      const buf = new Uint8Array(256 * 1024);
+      for (;;) {
+        const n = await client.read(buf);
+        if (n === null) break;
+        got += n;
+      }
+      client.close();
+      assert.equal(got, total);
+    });
+    await serving;
+  } finally {
+    listener.close();
+  }
+});
