@@ -94,6 +94,12 @@ export interface CopyResult {
 /** What the copy engine needs of a connection. */
 export type CopyConnection = Pick<SshConnection, "client" | "display" | "run">;
 
+/**
+ * Local reads and writes go in blocks of this size: each one is a trip through Deno's blocking thread pool, and
+ * on a busy machine every trip waits for a thread to be scheduled.
+ */
+const LOCAL_IO_BYTES = 1024 * 1024;
+
 /** SFTP status codes (draft-ietf-secsh-filexfer-02 section 7). */
 const FX = { eof: 1, noSuchFile: 2, permissionDenied: 3, failure: 4 } as const;
 
@@ -262,6 +268,38 @@ async function lstatLocal(path: string): Promise<Deno.FileInfo | undefined> {
 
 async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   for (let at = 0; at < data.length;) at += await file.write(data.subarray(at));
+}
+
+/** Gathers chunks into writes of {@linkcode LOCAL_IO_BYTES}. */
+class LocalWriter {
+  #parts: Uint8Array[] = [];
+  #size = 0;
+  constructor(readonly file: Deno.FsFile, readonly path: string) {}
+
+  async write(data: Uint8Array): Promise<void> {
+    this.#parts.push(data);
+    this.#size += data.length;
+    if (this.#size >= LOCAL_IO_BYTES) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.#size === 0) return;
+    const buf = this.#parts.length === 1 ? this.#parts[0] : new Uint8Array(this.#size);
+    if (this.#parts.length > 1) {
+      let at = 0;
+      for (const p of this.#parts) {
+        buf.set(p, at);
+        at += p.length;
+      }
+    }
+    this.#parts = [];
+    this.#size = 0;
+    try {
+      await writeAll(this.file, buf);
+    } catch (err) {
+      throw localError(err, this.path, "writing");
+    }
+  }
 }
 
 async function readFull(file: Deno.FsFile, buf: Uint8Array): Promise<number> {
@@ -608,16 +646,13 @@ class Engine {
       throw localError(err, target, "creating");
     }
     const progress = this.progressFor(shown, st.size, start);
+    const writer = new LocalWriter(file, target);
     let bytes = start;
     try {
       if (start > 0) await file.seek(start, Deno.SeekMode.Start);
       progress(bytes);
       const sink = async (data: Uint8Array) => {
-        try {
-          await writeAll(file, data);
-        } catch (err) {
-          throw localError(err, target, "writing");
-        }
+        await writer.write(data);
         bytes += data.length;
         this.result.bytes += data.length;
         progress(bytes);
@@ -631,6 +666,7 @@ class Engine {
           end = more;
         }
       }
+      await writer.flush();
       file.close();
       if (this.options.preserve) {
         try {
@@ -643,6 +679,8 @@ class Engine {
       progress(bytes, true);
       this.result.files++;
     } catch (err) {
+      // what arrived is kept for the next --resume run
+      if (this.options.resume) await writer.flush().catch(() => {});
       try {
         file.close();
       } catch { /* closed above */ }
@@ -778,31 +816,34 @@ class Engine {
       progress(acked);
       const inflight = new Set<Promise<void>>();
       let at = start;
-      for (;;) {
+      let eof = false;
+      while (!eof) {
         this.checkAbort();
-        const buf = Buffer.allocUnsafe(this.chunk);
-        let n: number;
+        const block = Buffer.allocUnsafe(Math.max(LOCAL_IO_BYTES, this.chunk));
+        let size: number;
         try {
-          n = await readFull(file, buf);
+          size = await readFull(file, block);
         } catch (err) {
           throw localError(err, src, "reading");
         }
-        if (n === 0) break;
-        while (inflight.size >= this.concurrency) await Promise.race(inflight);
-        const offset = at;
-        const p: Promise<void> = new Promise<void>((resolve, reject) => {
-          this.remote.sftp.write(handle, buf, 0, n, offset, (err) => {
-            if (err) return reject(err);
-            acked += n;
-            this.result.bytes += n;
-            progress(acked);
-            resolve();
-          });
-        }).catch((err) => this.writeError(err, target)).finally(() => inflight.delete(p));
-        p.catch(() => {});
-        inflight.add(p);
-        at += n;
-        if (n < buf.length) break;
+        eof = size < block.length;
+        for (let off = 0; off < size; off += this.chunk) {
+          const n = Math.min(this.chunk, size - off);
+          while (inflight.size >= this.concurrency) await Promise.race(inflight);
+          const offset = at;
+          const p: Promise<void> = new Promise<void>((resolve, reject) => {
+            this.remote.sftp.write(handle, block, off, n, offset, (err) => {
+              if (err) return reject(err);
+              acked += n;
+              this.result.bytes += n;
+              progress(acked);
+              resolve();
+            });
+          }).catch((err) => this.writeError(err, target)).finally(() => inflight.delete(p));
+          p.catch(() => {});
+          inflight.add(p);
+          at += n;
+        }
       }
       await Promise.all(inflight);
       if (this.options.preserve) {
