@@ -380,3 +380,24 @@ Deno.test("copyFiles() resumes an upload from the server's partial file and repo
     assert.equal(await fileHash(dest), await fileHash(src));
   });
 });
+
+Deno.test("copyFiles() follows links in a tree but stops a link loop with one line", async () => {
+  await withSetup({}, async (s) => {
+    await Deno.mkdir(`${s.localDir}/tree/a`, { recursive: true });
+    await Deno.writeTextFile(`${s.localDir}/tree/a/f`, "f");
+    await Deno.writeTextFile(`${s.localDir}/target`, "linked");
+    await Deno.symlink(`${s.localDir}/target`, `${s.localDir}/tree/link`);
+    await copy(s, [local(`${s.localDir}/tree`)], remote(s.remoteDir), { recursive: true });
+    assert.equal(await Deno.readTextFile(`${s.remoteDir}/tree/link`), "linked");
+    assert.ok((await Deno.lstat(`${s.remoteDir}/tree/link`)).isFile);
+
+    await Deno.symlink(`${s.localDir}/tree`, `${s.localDir}/tree/a/loop`);
+    await assert.rejects(copy(s, [local(`${s.localDir}/tree`)], remote(`${s.remoteDir}/again`), { recursive: true }), {
+      message: new RegExp(`^${s.localDir}/tree(/a/loop)+(/a)?: more than 64 folders deep$`),
+    });
+    await Deno.mkdir(`${s.localDir}/down`);
+    await assert.rejects(copy(s, [remote(`${s.localDir}/tree`)], local(`${s.localDir}/down`), { recursive: true }), {
+      message: /^db1:.*: more than 64 folders deep$/,
+    });
+  });
+});

@@ -100,6 +100,9 @@ export type CopyConnection = Pick<SshConnection, "client" | "display" | "run">;
  */
 const LOCAL_IO_BYTES = 1024 * 1024;
 
+/** How deep -r descends, as OpenSSH's sftp-client.c MAX_DIR_DEPTH: links are followed, so a loop must end. */
+export const MAX_DIR_DEPTH = 64;
+
 /** SFTP status codes (draft-ietf-secsh-filexfer-02 section 7). */
 const FX = { eof: 1, noSuchFile: 2, permissionDenied: 3, failure: 4 } as const;
 
@@ -255,6 +258,12 @@ function localError(err: unknown, path: string, doing: string): RemoteError {
     return new RemoteError("file", `${path} is a directory`, { hint: "name a file, or the folder to copy into" });
   }
   return new RemoteError("file", `${doing} ${path} failed: ${message(err)}`, { hint: "check the path", cause: err });
+}
+
+function tooDeep(shown: string): RemoteError {
+  return new RemoteError("file", `${shown}: more than ${MAX_DIR_DEPTH} folders deep`, {
+    hint: "a symbolic link may point to a folder above it; copy the parts you need",
+  });
 }
 
 async function lstatLocal(path: string): Promise<Deno.FileInfo | undefined> {
@@ -492,7 +501,8 @@ class Engine {
     return this.result;
   }
 
-  async downloadDir(src: string, target: string, st: Stats): Promise<void> {
+  async downloadDir(src: string, target: string, st: Stats, depth = 0): Promise<void> {
+    if (depth > MAX_DIR_DEPTH) throw tooDeep(this.remote.show(src));
     const existing = await lstatLocal(target);
     if (existing && !existing.isDirectory) {
       throw new RemoteError("file", `${target} exists and is not a directory`, { hint: "remove it or copy elsewhere" });
@@ -517,7 +527,7 @@ class Engine {
       // symbolic links are followed, as scp does
       const attrs = e.attrs.isSymbolicLink() ? await this.remote.stat(path) : e.attrs;
       if (!attrs) continue; // a dangling link
-      if (attrs.isDirectory()) await this.downloadDir(path, join(target, e.filename), attrs);
+      if (attrs.isDirectory()) await this.downloadDir(path, join(target, e.filename), attrs, depth + 1);
       else if (attrs.isFile()) await this.downloadFile(path, join(target, e.filename), attrs);
       else this.notice(`warning: skipping ${this.remote.show(path)}: not a regular file`);
     }
@@ -736,7 +746,8 @@ class Engine {
     return this.result;
   }
 
-  async uploadDir(src: string, target: string, st: Deno.FileInfo): Promise<void> {
+  async uploadDir(src: string, target: string, st: Deno.FileInfo, depth = 0): Promise<void> {
+    if (depth > MAX_DIR_DEPTH) throw tooDeep(src);
     const existing = await this.remote.stat(target);
     if (existing && !existing.isDirectory()) {
       throw new RemoteError("file", `${this.remote.show(target)} exists and is not a directory`, {
@@ -762,7 +773,7 @@ class Engine {
       const path = join(src, e.name);
       const info = await lstatLocal(path); // follows links, as scp
       if (!info) continue;
-      if (info.isDirectory) await this.uploadDir(path, join(target, e.name), info);
+      if (info.isDirectory) await this.uploadDir(path, join(target, e.name), info, depth + 1);
       else if (info.isFile) await this.uploadFile(path, join(target, e.name), info);
       else this.notice(`warning: skipping ${path}: not a regular file`);
     }
