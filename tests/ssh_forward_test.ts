@@ -364,3 +364,33 @@ Deno.test("startForwarding() -L holds a bounded number of bytes for a client tha
     listener.close();
   }
 });
+
+Deno.test("startForwarding() -L to a socket path on the server and -R from a socket path on the server", async () => {
+  await using sshd = await startSshd();
+  await using echo = echoServer();
+  const dir = await Deno.makeTempDir();
+  // a unix-socket echo server standing on the server's side (the same machine)
+  const unixListener = Deno.listen({ transport: "unix", path: `${dir}/echo.sock` });
+  const serving = (async () => {
+    for await (const conn of unixListener) conn.readable.pipeTo(conn.writable).catch(() => {});
+  })();
+  try {
+    await withConnection(sshd, async (connection) => {
+      await using fwd = await forwarding(connection, [
+        ["L", `0:${dir}/echo.sock`],
+        ["R", `${dir}/served.sock:127.0.0.1:${echo.port}`],
+      ]);
+      assert.deepEqual(fwd.notices, []);
+      assert.equal(new TextDecoder().decode(await roundTrip(boundPort(fwd, 0), new TextEncoder().encode("L"))), "L");
+      const conn = await Deno.connect({ transport: "unix", path: `${dir}/served.sock` });
+      await conn.write(new TextEncoder().encode("R"));
+      await conn.closeWrite();
+      assert.equal(await new Response(conn.readable).text(), "R");
+      assert.equal(echo.clients, 1);
+    });
+  } finally {
+    unixListener.close();
+    await serving.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
