@@ -401,3 +401,53 @@ Deno.test("copyFiles() follows links in a tree but stops a link loop with one li
     });
   });
 });
+
+Deno.test("copyFiles() ends with one line (exit 250) when the connection drops mid-transfer, keeping a partial download for resume", async () => {
+  await withSetup({}, async (s) => {
+    const src = `${s.remoteDir}/big.bin`;
+    await writeRandom(src, 40 * MB);
+    const dest = `${s.localDir}/big.bin`;
+    let dropped = false;
+    const err = await copy(s, [remote(src)], local(dest), {
+      resume: true,
+      progress: (p) => {
+        if (p.bytes >= 4 * MB && !dropped) {
+          dropped = true;
+          s.connection.client.end(); // the link goes away under the transfer
+        }
+      },
+    }).then(() => undefined, (e) => e);
+    assert.ok(err instanceof RemoteError, String(err));
+    assert.deepEqual([err.message, err.hint, err.exitCode], [
+      "connection to db1 lost during the copy",
+      "run the same copy again to continue",
+      250,
+    ]);
+    const partial = (await Deno.stat(dest)).size;
+    assert.ok(partial >= 4 * MB && partial < 40 * MB, String(partial));
+
+    await using home = await isolatedHome();
+    await using again = await connectSsh(await trustedContext(s.sshd, home));
+    const r = await copyFiles(again, [remote(src)], local(dest), { resume: true });
+    assert.deepEqual(r, { files: 1, bytes: 40 * MB - partial, resumedBytes: partial });
+    assert.equal(await fileHash(dest), await fileHash(src));
+
+    // an upload that loses its connection ends too, with the hint to resume
+    let droppedUp = false;
+    const upErr = await copyFiles(again, [local(dest)], remote(`${s.remoteDir}/up.bin`), {
+      remoteName: "db1",
+      progress: (p) => {
+        if (p.bytes >= 4 * MB && !droppedUp) {
+          droppedUp = true;
+          again.client.end();
+        }
+      },
+    }).then(() => undefined, (e) => e);
+    assert.ok(upErr instanceof RemoteError, String(upErr));
+    assert.deepEqual([upErr.message, upErr.hint, upErr.exitCode], [
+      "connection to db1 lost during the copy",
+      "run it again, with --resume to keep what arrived",
+      250,
+    ]);
+  });
+});

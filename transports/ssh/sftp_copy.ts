@@ -173,7 +173,43 @@ const hasGlob = (s: string) => /[*?[]/.test(s);
 
 /** Promisified SFTP calls, each turning the server's status into a one-line {@linkcode RemoteError}. */
 class Remote {
-  constructor(readonly sftp: SFTPWrapper, readonly name: string) {}
+  /** set once the SFTP channel or the connection under it is gone: requests would never be answered */
+  lost: TransportError | undefined;
+  /** rejects with {@linkcode Remote.lost} */
+  readonly gone: Promise<never>;
+  readonly #stop: () => void;
+
+  constructor(readonly sftp: SFTPWrapper, readonly name: string, client: CopyConnection["client"], resume: boolean) {
+    let fail!: (e: TransportError) => void;
+    this.gone = new Promise<never>((_, reject) => fail = reject);
+    this.gone.catch(() => {});
+    const onGone = () => {
+      this.lost ??= new TransportError(`connection to ${name} lost during the copy`, {
+        layer: "channel",
+        code: "lost",
+        hint: resume ? "run the same copy again to continue" : "run it again, with --resume to keep what arrived",
+      });
+      fail(this.lost);
+    };
+    sftp.once("end", onGone);
+    sftp.once("close", onGone);
+    client.once("close", onGone);
+    this.#stop = () => {
+      sftp.off("end", onGone);
+      sftp.off("close", onGone);
+      client.off("close", onGone);
+    };
+  }
+
+  /** stops watching the connection (it outlives the copy) */
+  stop(): void {
+    this.#stop();
+  }
+
+  /** `p`, or the loss of the connection, whichever comes first */
+  guard<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.gone]);
+  }
 
   show(path: string): string {
     return `${this.name}:${path}`;
@@ -181,6 +217,15 @@ class Remote {
 
   error(err: unknown, path: string, doing: string): RemoteError {
     if (err instanceof RemoteError) return err;
+    // ssh2 answers every pending request so when the channel closes under it
+    if (this.lost || message(err) === "No response from server") {
+      return this.lost ?? new TransportError(`connection to ${this.name} lost during the copy`, {
+        layer: "channel",
+        code: "lost",
+        hint: "run it again, with --resume to keep what arrived",
+        cause: err,
+      });
+    }
     const code = sftpCode(err);
     if (code === FX.noSuchFile) {
       return new RemoteError("file", `no such file or directory: ${this.show(path)}`, {
@@ -205,30 +250,38 @@ class Remote {
     doing: string,
     fn: (cb: (err: Error | undefined | null, value: T) => void) => void,
   ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      try {
-        fn((err, value) => err ? reject(this.error(err, path, doing)) : resolve(value));
-      } catch (err) {
-        reject(new TransportError(`the SFTP session with ${this.name} ended`, { layer: "channel", cause: err }));
-      }
-    });
+    if (this.lost) return Promise.reject(this.lost);
+    return this.guard(
+      new Promise<T>((resolve, reject) => {
+        try {
+          fn((err, value) => err ? reject(this.error(err, path, doing)) : resolve(value));
+        } catch (err) {
+          reject(new TransportError(`the SFTP session with ${this.name} ended`, { layer: "channel", cause: err }));
+        }
+      }),
+    );
   }
 
   stat(path: string): Promise<Stats | undefined> {
-    return new Promise((resolve, reject) => {
-      this.sftp.stat(path || ".", (err, st) => {
-        if (!err) return resolve(st);
-        if (sftpCode(err) === FX.noSuchFile) return resolve(undefined);
-        reject(this.error(err, path, "reading"));
-      });
-    });
+    if (this.lost) return Promise.reject(this.lost);
+    return this.guard(
+      new Promise((resolve, reject) => {
+        this.sftp.stat(path || ".", (err, st) => {
+          if (!err) return resolve(st);
+          if (sftpCode(err) === FX.noSuchFile) return resolve(undefined);
+          reject(this.error(err, path, "reading"));
+        });
+      }),
+    );
   }
 
   /** free bytes and inodes of the file system holding `path`, when the server tells (statvfs@openssh.com) */
   async free(path: string): Promise<{ bytes: number; inodes: number } | undefined> {
     try {
-      const info = await new Promise<Record<string, unknown>>((resolve, reject) =>
-        this.sftp.ext_openssh_statvfs(path, (err, v) => err ? reject(err) : resolve(v))
+      const info = await this.guard(
+        new Promise<Record<string, unknown>>((resolve, reject) =>
+          this.sftp.ext_openssh_statvfs(path, (err, v) => err ? reject(err) : resolve(v))
+        ),
       );
       return { bytes: Number(info.f_bavail) * Number(info.f_frsize), inodes: Number(info.f_favail) };
     } catch {
@@ -378,10 +431,15 @@ export async function copyFiles(
     )
   );
   try {
-    const engine = new Engine(connection, new Remote(sftp, options.remoteName ?? connection.display), options);
-    return destination.side === "remote"
-      ? await engine.upload(sources.map((s) => s.path), destination.path)
-      : await engine.download(sources.map((s) => s.path), destination.path);
+    const remote = new Remote(sftp, options.remoteName ?? connection.display, connection.client, !!options.resume);
+    try {
+      const engine = new Engine(connection, remote, options);
+      return destination.side === "remote"
+        ? await engine.upload(sources.map((s) => s.path), destination.path)
+        : await engine.download(sources.map((s) => s.path), destination.path);
+    } finally {
+      remote.stop();
+    }
   } finally {
     sftp.end();
   }
@@ -443,8 +501,10 @@ class Engine {
       const re = globRegExp(part);
       const next: string[] = [];
       for (const base of bases) {
-        const list = await new Promise<{ filename: string; attrs: Stats }[]>((resolve) =>
-          this.remote.sftp.readdir(base || ".", (err, l) => resolve(err ? [] : l))
+        const list = await this.remote.guard(
+          new Promise<{ filename: string; attrs: Stats }[]>((resolve) =>
+            this.remote.sftp.readdir(base || ".", (err, l) => resolve(err ? [] : l))
+          ),
         );
         for (const e of list) {
           if (e.filename === "." || e.filename === "..") continue;
@@ -589,13 +649,15 @@ class Engine {
     type Req = { offset: number; length: number; data: Promise<Uint8Array> };
     const queue: Req[] = [];
     const read = (offset: number, length: number): Req => {
-      const data = new Promise<Uint8Array>((resolve, reject) => {
-        const buf = Buffer.allocUnsafe(length);
-        this.remote.sftp.read(handle, buf, 0, length, offset, (err, n) => {
-          if (err) reject(this.remote.error(err, path, "reading"));
-          else resolve(new Uint8Array(buf.buffer, buf.byteOffset, n));
-        });
-      });
+      const data = this.remote.guard(
+        new Promise<Uint8Array>((resolve, reject) => {
+          const buf = Buffer.allocUnsafe(length);
+          this.remote.sftp.read(handle, buf, 0, length, offset, (err, n) => {
+            if (err) reject(this.remote.error(err, path, "reading"));
+            else resolve(new Uint8Array(buf.buffer, buf.byteOffset, n));
+          });
+        }),
+      );
       data.catch(() => {}); // awaited in order below; a failure after an earlier one is not news
       return { offset, length, data };
     };
@@ -611,6 +673,7 @@ class Engine {
     fill();
     while (queue.length > 0) {
       this.checkAbort();
+      if (this.remote.lost) throw this.remote.lost;
       const req = queue.shift()!;
       const data = await req.data;
       if (data.length === 0) return at; // EOF before `end`: the file shrank
@@ -701,14 +764,23 @@ class Engine {
     }
   }
 
+  /** closes a remote handle; settles at once when the connection is gone */
   closeRemote(handle: Buffer): Promise<void> {
-    return new Promise((resolve) => {
-      try {
-        this.remote.sftp.close(handle, () => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    return this.quietly((done) => this.remote.sftp.close(handle, done));
+  }
+
+  /** runs a best-effort request; resolves when it is answered, fails, or the connection goes */
+  quietly(fn: (done: () => void) => void): Promise<void> {
+    if (this.remote.lost) return Promise.resolve();
+    return this.remote.guard(
+      new Promise<void>((resolve) => {
+        try {
+          fn(() => resolve());
+        } catch {
+          resolve();
+        }
+      }),
+    ).catch(() => {});
   }
 
   // ---- upload ----
@@ -842,15 +914,17 @@ class Engine {
           const n = Math.min(this.chunk, size - off);
           while (inflight.size >= this.concurrency) await Promise.race(inflight);
           const offset = at;
-          const p: Promise<void> = new Promise<void>((resolve, reject) => {
-            this.remote.sftp.write(handle, block, off, n, offset, (err) => {
-              if (err) return reject(err);
-              acked += n;
-              this.result.bytes += n;
-              progress(acked);
-              resolve();
-            });
-          }).catch((err) => this.writeError(err, target)).finally(() => inflight.delete(p));
+          const p: Promise<void> = this.remote.guard(
+            new Promise<void>((resolve, reject) => {
+              this.remote.sftp.write(handle, block, off, n, offset, (err) => {
+                if (err) return reject(err);
+                acked += n;
+                this.result.bytes += n;
+                progress(acked);
+                resolve();
+              });
+            }),
+          ).catch((err) => this.writeError(err, target)).finally(() => inflight.delete(p));
           p.catch(() => {});
           inflight.add(p);
           at += n;
@@ -869,7 +943,7 @@ class Engine {
       this.result.files++;
     } catch (err) {
       await this.closeRemote(handle);
-      if (!this.options.resume) await new Promise<void>((r) => this.remote.sftp.unlink(target, () => r()));
+      if (!this.options.resume) await this.quietly((done) => this.remote.sftp.unlink(target, done));
       throw err;
     }
   }
