@@ -394,3 +394,23 @@ Deno.test("startForwarding() -L to a socket path on the server and -R from a soc
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("startForwarding() when the connection drops: open forwarded connections end, new ones get a warning", async () => {
+  await using sshd = await startSshd();
+  await using echo = echoServer();
+  await withConnection(sshd, async (connection) => {
+    await using fwd = await forwarding(connection, [["L", `0:127.0.0.1:${echo.port}`]]);
+    const open = await Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd) });
+    await open.write(new Uint8Array([1]));
+    assert.equal(await open.read(new Uint8Array(1)), 1);
+    connection.client.end();
+    await connection.lost;
+    assert.equal(await open.read(new Uint8Array(1)).catch(() => null), null);
+    open.close();
+    assert.deepEqual(await roundTrip(boundPort(fwd), new Uint8Array([2])), new Uint8Array());
+    assert.deepEqual(fwd.notices, [
+      `warning: connection to ${connection.display} is lost: cannot forward -L 0:127.0.0.1:${echo.port} to 127.0.0.1:${echo.port}`,
+      "hint: run the command again to reconnect",
+    ]);
+  });
+});

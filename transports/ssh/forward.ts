@@ -209,6 +209,15 @@ function remoteBindHost(host: string | undefined): string {
 function openFailure(display: string, to: string, err: unknown, via: string): RemoteError {
   const reason = typeof err === "object" && err !== null && "reason" in err ? Number(err.reason) : 0;
   const text = (err as Error)?.message?.replace(/^\(SSH\) Channel open failure: /, "") ?? String(err);
+  // ssh2's words when the connection under the channel is gone (never opened, or dropped while opening)
+  if (/^(Not connected|No response from server)$/.test(text)) {
+    return new TransportError(`connection to ${display} is lost: cannot forward ${via} to ${to}`, {
+      layer: "channel",
+      code: "lost",
+      hint: "run the command again to reconnect",
+      cause: err,
+    });
+  }
   // RFC 4254 5.1 reason codes
   if (reason === 1) {
     return new TransportError(`${display} refused to forward ${via} to ${to}: administratively prohibited`, {
