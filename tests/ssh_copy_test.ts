@@ -166,6 +166,10 @@ Deno.test("copyFiles() uploads and downloads a tree binary-exact: empty, 1 byte,
       sparse: 6 * MB + 17,
       "sub dir": (await Deno.stat(`${s.remoteDir}/tree/sub dir`)).size,
     });
+    // and what it reads back from the server is the same bytes
+    await sftpBatch(s, `get "${s.remoteDir}/tree/sparse" "${s.localDir}/via-sftp"`);
+    assert.equal(await fileHash(`${s.localDir}/via-sftp`), hashes.sparse);
+    await Deno.remove(`${s.localDir}/via-sftp`);
     const odd = await sftpBatch(s, `ls -1a "${s.remoteDir}/tree/sub dir"`);
     for (const name of ["with space", `it's "quoted"`, "new\nline"]) assert.ok(odd.includes(name), odd);
 
