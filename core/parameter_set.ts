@@ -1,7 +1,8 @@
 /**
  * PowerShell's parameter-set resolution for a POSIX command line: argv is paired into options and
  * bare arguments, bound by name and then by position, and exactly one parameter set is chosen, the
- * way `ParameterBinderController` does it (see /work/shared/reference/parameter-binding.md). The
+ * way PowerShell's `ParameterBinderController` does it (PowerShell/PowerShell,
+ * src/System.Management.Automation/engine/ParameterBinderController.cs; about_Parameter_Sets). The
  * errors go further than PowerShell's: they name the clashing options, the missing ones, and the
  * option to add.
  *

@@ -1,7 +1,8 @@
 /**
  * Parameter-set resolution against PowerShell's own parameter sets (Enter-PSSession and
- * Connect-PSSession as in /work/shared/reference/parameter-binding.md §3) and remote's variant, with
- * the 17 cases of §4 and the error texts of §5.
+ * Connect-PSSession as `Get-Command Enter-PSSession -Syntax` shows them in PowerShell 7) and remote's
+ * variant: how PowerShell binds each case, and the error texts it gives (about_Parameter_Sets,
+ * ParameterBinderController.cs).
  */
 import assert from "node:assert/strict";
 import type { ParameterSpec, Prompter } from "../plugins/mod.ts";

@@ -79,12 +79,12 @@ export function defaultPluginDir(): string {
  * ```ts
  * import { defaultPluginDir, loadPluginEntries } from "./plugin_loader.ts";
  * const entries = await loadPluginEntries({
- *   specifiers: ["./plugins/examples/docker/mod.ts"],
+ *   specifiers: ["./plugins/examples/cliexec/mod.ts"],
  *   executables: false,
  *   pluginDir: defaultPluginDir(),
  *   path: "",
  * });
- * console.assert(entries[0].manifest.id === "docker");
+ * console.assert(entries[0].manifest.id === "cliexec");
  * ```
  */
 export async function loadPluginEntries(opts: PluginLoaderOptions): Promise<TransportEntry[]> {

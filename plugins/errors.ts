@@ -61,6 +61,8 @@ export const ExitCode = {
   remoteFault: 251,
   /** a needed program is missing on the host (e.g. tmux) */
   hostMissing: 252,
+  /** a file cannot be read or written: no such file or directory, permission denied, no space left */
+  file: 253,
 } as const;
 
 /** A name from {@linkcode ExitCode}. */

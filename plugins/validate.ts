@@ -202,8 +202,8 @@ export function validateManifest(value: unknown, origin: string, options: Valida
  * @example
  * ```ts
  * import { validateTransportModule } from "./validate.ts";
- * const mod = await import("./examples/docker/mod.ts");
- * console.assert(validateTransportModule(mod, "docker").manifest.id === "docker");
+ * const mod = await import("./examples/cliexec/mod.ts");
+ * console.assert(validateTransportModule(mod, "cliexec").manifest.id === "cliexec");
  * ```
  */
 export function validateTransportModule(mod: unknown, origin: string, options: ValidateOptions = {}): Transport {

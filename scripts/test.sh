@@ -2,8 +2,8 @@
 # The test command (README.md, .ci/run): installs what the tests need, then checks, lints and tests.
 #
 # Real peers come from Debian's archive when missing (OpenSSH server, Dropbear, tmux, shellcheck, Docker Engine,
-# Podman, busybox-static for the containers' image);
-# Deno comes from the npm registry through scripts/deno.sh. Prints "N passed, N failed" last.
+# Podman, busybox-static for the containers' image), PowerShell from NuGet as a .NET global tool; Deno comes from the
+# npm registry through scripts/deno.sh. Prints "N passed, N failed" last.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ command -v dropbear >/dev/null 2>&1 || [ -x /usr/sbin/dropbear ] || need_package
 command -v tmux >/dev/null 2>&1 || need_packages="$need_packages tmux"
 command -v shellcheck >/dev/null 2>&1 || need_packages="$need_packages shellcheck"
 command -v openssl >/dev/null 2>&1 || need_packages="$need_packages openssl"
+# kubectl drives the example plugin's test; this kind of machine ships one, Debian's kubernetes-client otherwise
+command -v kubectl >/dev/null 2>&1 || need_packages="$need_packages kubernetes-client"
 [ -x /usr/sbin/dockerd ] || need_packages="$need_packages docker.io"
 [ -x /usr/bin/podman ] || need_packages="$need_packages podman"
 # the containers' image needs the static busybox; Debian's plain busybox package is linked dynamically
@@ -33,6 +35,21 @@ if [ -n "$need_packages" ]; then
   $as_root apt-get update -qq >&2
   # shellcheck disable=SC2086 # the list is meant to split into words
   DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends $need_packages >&2
+fi
+
+# PowerShell 7, the real peer of the PSRP tests (tests/psrp_*): not in Debian, so a .NET global tool from NuGet,
+# kept under ~/.dotnet/tools (43 MB download, 201 MB on disk, about 5 s).
+PWSH_VERSION=7.6.9
+PATH="$PATH:$HOME/.dotnet/tools"
+export PATH
+if ! command -v pwsh >/dev/null 2>&1; then
+  if ! command -v dotnet >/dev/null 2>&1; then
+    echo "remote tests: pwsh is missing, and dotnet to install it too" >&2
+    echo "hint: install the .NET SDK (apt-get install dotnet-sdk-8.0) or PowerShell $PWSH_VERSION" >&2
+    exit 1
+  fi
+  echo "remote tests: installing PowerShell $PWSH_VERSION as a .NET global tool" >&2
+  dotnet tool install --global PowerShell --version "$PWSH_VERSION" >&2
 fi
 
 DENO="$(sh scripts/deno.sh)"

@@ -1,6 +1,7 @@
 /**
  * The seams of STYLE.md and docs/architecture.md, checked on the source: the SDK (plugins/) is the floor
- * and imports nothing above it, the core reaches the SDK through plugins/mod.ts only, dependencies point
+ * and imports nothing above it, the core reaches the SDK through plugins/mod.ts only, the PowerShell
+ * remoting layer (plugins/psrp/) is reached through its mod.ts and owns no socket, dependencies point
  * inward, built-ins load lazily with literal specifiers, and nothing is imported from JSR or a URL (CI
  * cannot reach them).
  */
@@ -62,13 +63,30 @@ Deno.test("the core imports the SDK only through plugins/mod.ts", async () => {
   assertEquals(wrong, []);
 });
 
-Deno.test("a transport imports only the SDK, core/mod.ts and its own folder", async () => {
+Deno.test("a transport imports only the SDK (plugins/mod.ts, plugins/psrp/mod.ts), core/mod.ts and its own folder", async () => {
   const wrong = (await allImports(["transports"])).filter(({ file, target, specifier }) => {
     if (file === "transports/mod.ts") return false;
     if (!specifier.startsWith(".")) return false; // npm and node: packages
     const own = file.split("/").slice(0, 2).join("/") + "/";
-    return !(target.startsWith(own) || target === "plugins/mod.ts" || target === "core/mod.ts");
+    return !(target.startsWith(own) || target === "plugins/mod.ts" || target === "plugins/psrp/mod.ts" ||
+      target === "core/mod.ts");
   });
+  assertEquals(wrong, []);
+});
+
+Deno.test("plugins/psrp imports only its own folder and the SDK's errors, and no package: it owns no socket", async () => {
+  const wrong = (await allImports(["plugins/psrp"])).filter(({ file, target, specifier }) => {
+    if (!specifier.startsWith(".")) return !(file.endsWith("_test.ts") && specifier === "node:assert/strict");
+    return !(target.startsWith("plugins/psrp/") || target === "plugins/errors.ts");
+  });
+  assertEquals(wrong, []);
+});
+
+Deno.test("other folders import plugins/psrp only through plugins/psrp/mod.ts", async () => {
+  const wrong = (await allImports(["core", "transports", "plugins", "tests", "bench", "scripts"]))
+    .filter((i) =>
+      !i.file.startsWith("plugins/psrp/") && i.target.startsWith("plugins/psrp/") && i.target !== "plugins/psrp/mod.ts"
+    );
   assertEquals(wrong, []);
 });
 

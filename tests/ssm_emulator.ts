@@ -2,7 +2,7 @@
  * A loopback stand-in for AWS Systems Manager Session Manager: the SSM control plane (AWS JSON 1.1,
  * SigV4-verified) and the data channel service with an agent behind it, for tests and benchmarks.
  *
- * Documents followed (see /work/shared/reference/protocols.md, section B, for line references):
+ * Documents followed (public sources, named by repository and file):
  * - aws-sdk-go `service/ssm/api.go` and `private/protocol/jsonrpc` (StartSession, ResumeSession,
  *   TerminateSession shapes; `__type` error bodies), AWS General Reference "Signature Version 4".
  * - aws/session-manager-plugin `src/message/clientmessage.go`, `messageparser.go` (binary

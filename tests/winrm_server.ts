@@ -13,8 +13,9 @@
  *   (transports/winrm/ntlm.ts), which is held to MS-NLMP 4.2.4's published vectors; message layout
  *   is parsed here independently.
  * - RFC 9112 HTTP/1.1 (keep-alive, Content-Length), RFC 7617 Basic, RFC 4559 Negotiate headers.
- * - Reply shapes from public captures cited in /work/shared/reference/protocols.md section A
- *   (pywinrm tests, pypsrp recorded responses, masterzen/winrm fixture_test.go).
+ * - Reply shapes from public captures of real Windows replies: pywinrm's tests (diyan/pywinrm
+ *   winrm/tests), pypsrp's recorded responses (jborean93/pypsrp tests/tests_pypsrp/responses), WinRb's
+ *   spec fixtures (WinRb/WinRM, e.g. wmi_error_v2.xml) and masterzen/winrm fixture_test.go.
  *
  * A scripted Windows stands behind the shell. Each Command's command line (as cmd /c sees it) maps to:
  *

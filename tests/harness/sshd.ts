@@ -107,6 +107,13 @@ export interface SshdOptions {
    * mount namespace; the host's own PAM files are never touched
    */
   password?: string;
+  /** the sftp subsystem's command; default `internal-sftp` (e.g. `internal-sftp -R` for a read-only server) */
+  sftpServer?: string;
+  /**
+   * mounts a tmpfs of `size` (`1m`) at `path` (an existing folder) for the server only, in a private mount
+   * namespace, so a test can fill a disk; the host's mounts are never touched
+   */
+  tmpfs?: { path: string; size: string };
 }
 
 /** Starts sshd; throws (never skips) when it is missing. */
@@ -151,19 +158,25 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
         "PermitRootLogin yes",
         "LogLevel DEBUG",
         "AcceptEnv REMOTE_TEST_*",
-        "Subsystem sftp internal-sftp",
+        `Subsystem sftp ${options.sftpServer ?? "internal-sftp"}`,
         "PrintMotd no",
         "",
       ].join("\n");
       await Deno.writeTextFile(`${dir}/sshd_config`, config);
       const logFile = `${dir}/sshd.log`;
       const sshdArgs = ["-D", "-E", logFile, "-f", `${dir}/sshd_config`];
-      const child = pam
+      const mounts = [
+        ...(pam ? [`mount --bind ${shQuote(pam)} /etc/pam.d/sshd`] : []),
+        ...(options.tmpfs
+          ? [`mount -t tmpfs -o size=${shQuote(options.tmpfs.size)} tmpfs ${shQuote(options.tmpfs.path)}`]
+          : []),
+      ];
+      const child = mounts.length > 0
         ? new Child(mountNamespacePrefix()[0], [
           ...mountNamespacePrefix().slice(1),
           "sh",
           "-c",
-          `mount --bind ${shQuote(pam)} /etc/pam.d/sshd && exec ${SSHD} ${sshdArgs.map(shQuote).join(" ")}`,
+          `${mounts.join(" && ")} && exec ${SSHD} ${sshdArgs.map(shQuote).join(" ")}`,
         ], { stderrFile: logFile })
         : new Child(SSHD, sshdArgs, { stderrFile: logFile });
       if (!await listening(child, port, logFile, "sshd", attempt)) continue;

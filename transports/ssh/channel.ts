@@ -147,7 +147,7 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
  * The channel's input as a web stream. Not `Writable.toWeb`: under Deno its close also ends the
  * readable side, so no more window adjustments go out and a large output stalls after ~2 MB.
  */
-function channelWriter(ch: ClientChannel): WritableStream<Uint8Array> {
+export function channelWriter(ch: ClientChannel): WritableStream<Uint8Array> {
   const gone = () => ch.destroyed || ch.writableEnded;
   return new WritableStream<Uint8Array>({
     write(chunk) {

@@ -23,7 +23,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { RemoteError } from "../../plugins/mod.ts";
+import { RemoteError, UsageError } from "../../plugins/mod.ts";
+import { type ForwardKeyword, type ForwardSpec, parseConfigForward } from "./forward_spec.ts";
 
 /** The settings remote's SSH transport uses for one host, after every config source is applied. */
 export interface SshHostConfig {
@@ -79,6 +80,12 @@ export interface SshHostConfig {
   remoteCommand?: string;
   /** CertificateFile entries, expanded, in order */
   certificateFiles?: string[];
+  /** LocalForward, RemoteForward and DynamicForward entries of every block that applied, in order (they accumulate) */
+  forwards?: ForwardSpec[];
+  /** ExitOnForwardFailure */
+  exitOnForwardFailure?: boolean;
+  /** GatewayPorts: local forwards without a bind address listen on every interface */
+  gatewayPorts?: boolean;
   /** first value of every other keyword that applied (lower-cased keyword → arguments), for callers that need more */
   other?: Record<string, string[]>;
   /** things remote did not do that ssh would (e.g. a skipped Match exec), one line each */
@@ -402,6 +409,30 @@ function validate(l: SshConfigLine, file: string): void {
         if (a.includes("=")) throw configError(file, l.line, `invalid environment name "${a}" for sendenv`);
       }
       return;
+    case "exitonforwardfailure":
+    case "gatewayports":
+      parseFlag(l, file);
+      return;
+    case "localforward":
+    case "remoteforward":
+    case "dynamicforward":
+      parseForward(l, file);
+      return;
+  }
+}
+
+const FORWARD_KEYWORDS: Readonly<Record<string, ForwardKeyword>> = {
+  localforward: "LocalForward",
+  remoteforward: "RemoteForward",
+  dynamicforward: "DynamicForward",
+};
+
+function parseForward(l: SshConfigLine, file: string): ForwardSpec {
+  try {
+    return parseConfigForward(FORWARD_KEYWORDS[l.keyword], l.args.join(" "));
+  } catch (err) {
+    if (err instanceof UsageError) throw configError(file, l.line, err.message, err.hint);
+    throw err;
   }
 }
 
@@ -478,6 +509,9 @@ interface Settings {
   requestTty?: SshHostConfig["requestTty"];
   remoteCommand?: string;
   certificateFiles: string[];
+  forwards?: ForwardSpec[];
+  exitOnForwardFailure?: boolean;
+  gatewayPorts?: boolean;
   other: Map<string, string[]>;
 }
 
@@ -591,6 +625,21 @@ function apply(l: SshConfigLine, file: string, ctx: PassContext): void {
       return;
     case "certificatefile":
       if (!s.certificateFiles.includes(l.args[0])) s.certificateFiles.push(l.args[0]);
+      return;
+    case "localforward":
+    case "remoteforward":
+    case "dynamicforward": {
+      // every applying line adds one, as readconf.c's add_local_forward() (identical ones once)
+      const spec = parseForward(l, file);
+      s.forwards ??= [];
+      if (!s.forwards.some((f) => f.text === spec.text)) s.forwards.push(spec);
+      return;
+    }
+    case "exitonforwardfailure":
+      s.exitOnForwardFailure ??= parseFlag(l, file);
+      return;
+    case "gatewayports":
+      s.gatewayPorts ??= parseFlag(l, file);
       return;
     default:
       if (!s.other.has(l.keyword)) s.other.set(l.keyword, l.args);
@@ -995,6 +1044,9 @@ function finish(host: string, ctx: PassContext): SshHostConfig {
       ? s.certificateFiles.map((f) => expand(f, "CertificateFile"))
       : undefined,
     other: s.other.size > 0 ? Object.fromEntries(s.other) : undefined,
+    forwards: s.forwards,
+    exitOnForwardFailure: s.exitOnForwardFailure,
+    gatewayPorts: s.gatewayPorts,
   };
   for (const [k, v] of Object.entries(optional)) {
     if (v !== undefined) Object.assign(out, { [k]: v });

@@ -556,3 +556,44 @@ Deno.test("resolveSshConfig() follows absolute Include globs like ssh -G, inside
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("resolveSshConfig() collects LocalForward, RemoteForward and DynamicForward from every block, as ssh does", async () => {
+  const home = await tempDir();
+  try {
+    await Deno.writeTextFile(
+      `${home}/f`,
+      [
+        "Host db*",
+        "  LocalForward 5432 db.internal:5432",
+        "  ExitOnForwardFailure yes",
+        "Host *",
+        "  LocalForward 5432 db.internal:5432", // the same one again: kept once
+        "  RemoteForward 0 localhost:3000",
+        "  DynamicForward *:1080",
+        "  GatewayPorts no",
+        "",
+      ].join("\n"),
+    );
+    const cfg = await resolveSshConfig("db1", { localUser: "me", home, configFile: `${home}/f` });
+    assertEquals(cfg.forwards?.map((f) => [f.kind, f.text]), [
+      ["local", "LocalForward 5432 db.internal:5432"],
+      ["remote", "RemoteForward 0 localhost:3000"],
+      ["dynamic", "DynamicForward *:1080"],
+    ]);
+    assertEquals(cfg.forwards?.[2].listen, { kind: "tcp", host: "", port: 1080 });
+    assertEquals([cfg.exitOnForwardFailure, cfg.gatewayPorts], [true, false]);
+    const other = await resolveSshConfig("web", { localUser: "me", home, configFile: `${home}/f` });
+    assertEquals([other.forwards?.length, other.exitOnForwardFailure], [3, undefined]);
+
+    await Deno.writeTextFile(`${home}/bad`, "Host nothing\n  LocalForward 5432\n");
+    const err = await assertRejects(
+      () => resolveSshConfig("h", { localUser: "me", home, configFile: `${home}/bad` }),
+      RemoteError,
+    );
+    assertEquals(err.message, `${home}/bad:2: bad LocalForward value '5432'`);
+    assertEquals(err.hint, "write LocalForward [bind_address:]port host:hostport");
+    assertEquals(err.exitCode, 231);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});

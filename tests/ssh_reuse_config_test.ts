@@ -1,6 +1,6 @@
 /**
- * Review of the ssh transport as a daily ssh user drives it: the real CLI against a real OpenSSH sshd on
- * loopback, compared with what OpenSSH's own `ssh` does in the same situation.
+ * The reuse master and ssh_config edits: the real CLI against a real OpenSSH sshd on loopback, compared
+ * with what OpenSSH's own `ssh` does in the same situation.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startSshd, withLogOnFailure } from "./harness/sshd.ts";
