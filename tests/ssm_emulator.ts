@@ -136,6 +136,8 @@ export interface SsmEmulatorStats {
   signers: Record<string, string[]>;
   /** credentials the emulator handed out (STS, SSO, IMDS), by access key ID: which call made them */
   vended: Record<string, string>;
+  /** the Target of each StartSession, in order */
+  startedTargets: string[];
   /** the EC2 filters of the last DescribeInstances, `name=value,value` */
   lastEc2Filters: string[];
   signatureFailures: number;
@@ -1070,6 +1072,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     signers: {},
     vended: {},
     lastEc2Filters: [],
+    startedTargets: [],
     signatureFailures: 0,
     resumes: 0,
     inputWhilePaused: 0,
@@ -1291,6 +1294,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
         ) {
           return awsError(400, "InvalidDocument", `Document with name ${document} does not exist.`);
         }
+        stats.startedTargets.push(input.Target);
         const id = `emulator-${randomUUID().slice(0, 17)}`;
         const rec: SessionRecord = {
           id,
