@@ -70,7 +70,7 @@ export async function resolveAws(settings: AwsSettings, prompt: Prompter): Promi
       hint: "pass --region, or set AWS_REGION, or add region to the profile in ~/.aws/config",
     });
   }
-  const { fromEnv, fromNodeProviderChain } = await import("@aws-sdk/credential-providers");
+  const { fromEnv, fromNodeProviderChain } = await import("./aws_sdk.ts");
   const mfaCodeProvider = (serial: string) =>
     prompt.ask(`MFA code for ${serial}: `, { what: `the MFA code for ${serial}` });
   // The CLI uses the environment's keys before AWS_PROFILE (botocore drops its environment provider only
@@ -100,7 +100,7 @@ export async function resolveAws(settings: AwsSettings, prompt: Prompter): Promi
 }
 
 async function profileRegion(profile: string | undefined): Promise<string | undefined> {
-  const { loadSharedConfigFiles } = await import("@smithy/shared-ini-file-loader");
+  const { loadSharedConfigFiles } = await import("./aws_sdk.ts");
   const files = await loadSharedConfigFiles({ ignoreCache: true });
   const name = profile ?? "default";
   return files.configFile?.[name]?.region ?? files.credentialsFile?.[name]?.region;

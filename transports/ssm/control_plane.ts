@@ -153,7 +153,7 @@ export async function callSsm(
   input: object,
   target?: string,
 ): Promise<Record<string, unknown>> {
-  const sdk = await import("@aws-sdk/client-ssm");
+  const sdk = await import("./aws_sdk.ts");
   const commands = {
     StartSession: sdk.StartSessionCommand,
     ResumeSession: sdk.ResumeSessionCommand,

@@ -25,7 +25,7 @@ export function isTargetId(target: string): boolean {
 }
 
 async function ec2ByName(config: ControlPlaneConfig, name: string): Promise<NamedInstance[]> {
-  const sdk = await import("@aws-sdk/client-ec2");
+  const sdk = await import("./aws_sdk_ec2.ts");
   const { endpoint: _ssmEndpoint, ...rest } = config; // --endpoint-url names the SSM endpoint only
   const client = new sdk.EC2Client(clientOptions(rest));
   const found: NamedInstance[] = [];
