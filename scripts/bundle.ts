@@ -25,9 +25,10 @@ const root = new URL("..", import.meta.url).pathname;
 /** Modules imported lazily with `import("./<name>")` and carried as text; each is bundled on its own. */
 const LAZY = ["transports/ssm/aws_sdk.ts", "transports/ssm/aws_sdk_ec2.ts"];
 
-async function bundle(entry: string, out: string, external: string[]): Promise<void> {
+async function bundle(entry: string, out: string, external: string[], minify = false): Promise<void> {
+  const flags = [...external.flatMap((e) => ["--external", e]), ...(minify ? ["--minify"] : [])];
   const command = new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "deno", ...external.flatMap((e) => ["--external", e]), "-o", out, entry],
+    args: ["bundle", "--quiet", "--platform", "deno", ...flags, "-o", out, entry],
     cwd: root,
     stdout: "inherit",
     stderr: "inherit",
@@ -47,7 +48,7 @@ const sources: Record<string, string> = {};
 const scratch = await Deno.makeTempDir({ prefix: "remote-bundle-" });
 try {
   for (const [i, path] of LAZY.entries()) {
-    await bundle(path, `${scratch}/lazy${i}.js`, ["*.node"]);
+    await bundle(path, `${scratch}/lazy${i}.js`, ["*.node"], true);
     // a blob: module has no file URL; the SDK's createRequire needs one only to find Node's built-ins
     sources[lazyNames[i]] = (await Deno.readTextFile(`${scratch}/lazy${i}.js`))
       .replaceAll("createRequire(import.meta.url)", 'createRequire("file:///remote-bundle/aws-sdk.js")');

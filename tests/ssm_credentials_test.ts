@@ -80,12 +80,16 @@ function startSigner(emu: SsmEmulator): string {
 Deno.test("credentials from the environment, region from AWS_DEFAULT_REGION, endpoint from AWS_ENDPOINT_URL_SSM; the keys beat AWS_PROFILE as in the CLI", async () => {
   await using emu = await startSsmEmulator();
   await using home = await tempHome();
+  // a profile whose key AWS does not know: the environment's keys are used instead
+  await writeAws(home, {
+    credentials: "[other]\naws_access_key_id = AKIDNOTKNOWNTOAWS000\naws_secret_access_key = wrong\n",
+  });
   const run = await shell(cleanEnv(home, {
     AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
     AWS_DEFAULT_REGION: emu.region,
     AWS_ENDPOINT_URL_SSM: emu.endpoint,
-    AWS_PROFILE: "not-in-any-file",
+    AWS_PROFILE: "other",
   }));
   assertShell(run);
   assertEquals(startSigner(emu), TEST_CREDENTIALS.accessKeyId);
@@ -171,6 +175,15 @@ Deno.test("a role_arn profile with mfa_serial asks for the code on the terminal"
   pty.write("exit\r");
   assertEquals((await pty.exited).code, 0);
   assertEquals(startSigner(emu), `assume-role:${ROLE}:mfa`);
+
+  // with no terminal to ask on: a usage error, not a failure to reach AWS
+  const noTty = await shell(cleanEnv(home, { AWS_ENDPOINT_URL: emu.endpoint }), ["--profile", "dev"]);
+  assertEquals(noTty.code, 230, noTty.stderr);
+  assertEquals(
+    noTty.stderr,
+    "remote: cannot ask for MFA code of arn:aws:iam::111122223333:mfa/me: stdin is not a terminal\n" +
+      "hint: run remote in a terminal, or give the MFA code of arn:aws:iam::111122223333:mfa/me another way than a prompt\n",
+  );
 });
 
 Deno.test("web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN) calls AssumeRoleWithWebIdentity", async () => {
@@ -202,7 +215,7 @@ Deno.test("instance metadata (IMDSv2 at AWS_EC2_METADATA_SERVICE_ENDPOINT) when 
   assertEquals(startSigner(emu), "imds:emulator-role");
 });
 
-Deno.test("no credentials anywhere: exit 245, one line and a hint; no region: exit 230", async () => {
+Deno.test("no credentials anywhere: exit 245, one line and a hint; no region: exit 230; a profile in no file: exit 245", async () => {
   await using emu = await startSsmEmulator();
   await using home = await tempHome();
   const none = await shell(cleanEnv(home, { AWS_REGION: emu.region }), ["--endpoint-url", emu.endpoint]);
@@ -214,6 +227,13 @@ Deno.test("no credentials anywhere: exit 245, one line and a hint; no region: ex
   }));
   assertEquals(noRegion.code, 230, noRegion.stderr);
   match(noRegion.stderr, /^remote: no AWS region is set\nhint: [^\n]+\n$/);
+  const absent = await shell(cleanEnv(home, { AWS_REGION: emu.region }), ["--profile-name", "nosuch"]);
+  assertEquals(absent.code, 245, absent.stderr);
+  assertEquals(
+    absent.stderr,
+    "remote: AWS profile nosuch is not in the AWS config or credentials file\n" +
+      "hint: check the profile name (aws configure list-profiles), or run: aws configure --profile nosuch\n",
+  );
   assertEquals(emu.stats.calls.StartSession, undefined);
 });
 

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type Prompter, TransportError } from "../../plugins/mod.ts";
+import { type Prompter, RemoteError, TransportError } from "../../plugins/mod.ts";
 
 /** A source of credentials, refreshed by the SDK when temporary ones are about to expire. */
 export type CredentialProvider = () => Promise<{
@@ -63,16 +63,25 @@ export function profileName(settings: AwsSettings): string | undefined {
  */
 export async function resolveAws(settings: AwsSettings, prompt: Prompter): Promise<ResolvedAws> {
   const profile = profileName(settings);
-  const region = settings.region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ?? await profileRegion(profile);
+  const sdk = await import("./aws_sdk.ts");
+  const files = await sdk.loadSharedConfigFiles({ ignoreCache: true });
+  const section = (name: string) => files.configFile?.[name] ?? files.credentialsFile?.[name];
+  if (profile !== undefined && !section(profile)) {
+    throw new TransportError(`AWS profile ${profile} is not in the AWS config or credentials file`, {
+      layer: "auth",
+      hint: `check the profile name (aws configure list-profiles), or run: aws configure --profile ${profile}`,
+    });
+  }
+  const region = settings.region ?? env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ??
+    files.configFile?.[profile ?? "default"]?.region ?? files.credentialsFile?.[profile ?? "default"]?.region;
   if (!region) {
     throw new TransportError("no AWS region is set", {
       layer: "config",
       hint: "pass --region, or set AWS_REGION, or add region to the profile in ~/.aws/config",
     });
   }
-  const { fromEnv, fromNodeProviderChain } = await import("./aws_sdk.ts");
-  const mfaCodeProvider = (serial: string) =>
-    prompt.ask(`MFA code for ${serial}: `, { what: `the MFA code for ${serial}` });
+  const { fromEnv, fromNodeProviderChain } = sdk;
+  const mfaCodeProvider = (serial: string) => prompt.ask(`MFA code for ${serial}: `, { what: `MFA code of ${serial}` });
   // The CLI uses the environment's keys before AWS_PROFILE (botocore drops its environment provider only
   // for an explicit --profile); the SDK's chain would skip them whenever AWS_PROFILE is set.
   const inner = !settings.profile && env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")
@@ -99,19 +108,21 @@ export async function resolveAws(settings: AwsSettings, prompt: Prompter): Promi
   return { region, profile, credentials };
 }
 
-async function profileRegion(profile: string | undefined): Promise<string | undefined> {
-  const { loadSharedConfigFiles } = await import("./aws_sdk.ts");
-  const files = await loadSharedConfigFiles({ ignoreCache: true });
-  const name = profile ?? "default";
-  return files.configFile?.[name]?.region ?? files.credentialsFile?.[name]?.region;
-}
-
 /** A failure of the credential chain, as one line and a hint; never the secrets it read. */
-export function credentialError(cause: unknown, profile: string | undefined): TransportError {
-  if (cause instanceof TransportError) return cause;
+export function credentialError(cause: unknown, profile: string | undefined): RemoteError {
+  // remote's own (the MFA prompt with no terminal: a usage error), passed through the SDK unchanged
+  if (cause instanceof RemoteError) return cause;
   const raw = cause instanceof Error ? cause.message : String(cause);
   const first = raw.split("\n")[0].trim();
   const name = profile ?? "default";
+  if (/could not load credentials from any providers/i.test(first) && profile !== undefined) {
+    return new TransportError(`AWS profile ${name} gives no credentials`, {
+      layer: "auth",
+      hint: "check its settings (a role_arn needs a source_profile or credential_source with credentials); " +
+        `aws sts get-caller-identity --profile ${name} shows the CLI's view`,
+      cause,
+    });
+  }
   if (/could not load credentials from any providers/i.test(first)) {
     return new TransportError("no AWS credentials found", {
       layer: "auth",

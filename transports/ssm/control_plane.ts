@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { TransportError } from "../../plugins/mod.ts";
+import { RemoteError, TransportError } from "../../plugins/mod.ts";
 import type { CredentialProvider } from "./aws.ts";
 
 /** Where and as whom to call AWS. */
@@ -116,8 +116,9 @@ export function clientOptions(config: ControlPlaneConfig): Record<string, unknow
  * Maps what an SDK call threw to a TransportError: an AWS error by its type, a failure to reach the
  * endpoint by its kind.
  */
-export function sdkError(service: string, operation: string, cause: unknown, target?: string): TransportError {
-  if (cause instanceof TransportError) return cause;
+export function sdkError(service: string, operation: string, cause: unknown, target?: string): RemoteError {
+  // remote's own, from the credential provider (no credentials, the MFA prompt without a terminal)
+  if (cause instanceof RemoteError) return cause;
   const e = cause as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
   const status = e?.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 300) {
