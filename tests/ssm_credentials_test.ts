@@ -125,7 +125,7 @@ Deno.test("an SSO profile (sso_session) uses the token `aws sso login` cached, a
   assertEquals(emu.stats.calls.StartSession, 1, "no second session");
 });
 
-Deno.test("a credential_process profile named by AWS_PROFILE signs with what the process prints", async () => {
+Deno.test("a credential_process profile named by AWS_PROFILE (before AWS_DEFAULT_PROFILE) signs with what the process prints", async () => {
   await using emu = await startSsmEmulator();
   await using home = await tempHome();
   const script = `${home.dir}/creds.sh`;
@@ -138,7 +138,9 @@ Deno.test("a credential_process profile named by AWS_PROFILE signs with what the
   });
   await Deno.writeTextFile(script, `#!/bin/sh\ncat <<'EOF'\n${output}\nEOF\n`, { mode: 0o755 });
   await writeAws(home, { config: `[profile tool]\ncredential_process = ${script}\nregion = ${emu.region}\n` });
-  assertShell(await shell(cleanEnv(home, { AWS_PROFILE: "tool", AWS_ENDPOINT_URL: emu.endpoint })));
+  // AWS_PROFILE before AWS_DEFAULT_PROFILE, as in the CLI v2 (this one is in no file)
+  const env = cleanEnv(home, { AWS_PROFILE: "tool", AWS_DEFAULT_PROFILE: "nosuch", AWS_ENDPOINT_URL: emu.endpoint });
+  assertShell(await shell(env));
   assertEquals(startSigner(emu), PROCESS_CREDENTIALS.accessKeyId);
 });
 

@@ -48,11 +48,12 @@ function env(name: string): string | undefined {
 }
 
 /**
- * The profile name as the AWS CLI v2 (botocore) picks it: `--profile-name`, then
- * `AWS_DEFAULT_PROFILE`, then `AWS_PROFILE`, then `default`.
+ * The profile name as the AWS CLI v2 picks it (its botocore's `configprovider.py`): `--profile-name`,
+ * then `AWS_PROFILE`, then `AWS_DEFAULT_PROFILE`, then `default` (stock botocore, the CLI v1's, reads the
+ * two variables the other way round).
  */
 export function profileName(settings: AwsSettings): string | undefined {
-  return settings.profile ?? env("AWS_DEFAULT_PROFILE") ?? env("AWS_PROFILE");
+  return settings.profile ?? env("AWS_PROFILE") ?? env("AWS_DEFAULT_PROFILE");
 }
 
 /**
