@@ -308,3 +308,21 @@ Deno.test("--target by Name tag with two matches on a terminal lists them and ta
   assertEquals((await pty.exited).code, 0);
   assertEquals(emu.stats.startedTargets, ["i-0ccccccccccccccc3"]);
 });
+
+Deno.test("--target by Name tag when EC2 is denied: SSM's managed nodes still match; no match shows the denial (245)", async () => {
+  await using emu = await startSsmEmulator({
+    instances: INSTANCES,
+    denyDescribeInstances: true,
+    managedNodes: [{ id: "mi-0123456789abcdef0", name: "onprem-1" }],
+  });
+  await using home = await tempHome();
+  assertShell(await shell(keysEnv(home, emu), [], "onprem-1"));
+  const denied = await shell(keysEnv(home, emu), [], "web-1");
+  assertEquals(denied.code, 245, denied.stderr);
+  assertEquals(
+    denied.stderr,
+    "remote: AWS denied DescribeInstances: You are not authorized to perform this operation.\n" +
+      "hint: the IAM identity needs ec2:DescribeInstances\n",
+  );
+  assertEquals(emu.stats.startedTargets, ["mi-0123456789abcdef0"]);
+});

@@ -125,6 +125,8 @@ export interface SsmEmulatorOptions {
   shortChannelClosed?: boolean;
   /** the EC2 instances DescribeInstances knows */
   instances?: readonly EmulatedInstance[];
+  /** DescribeInstances is denied (UnauthorizedOperation), as for a role without ec2:DescribeInstances */
+  denyDescribeInstances?: boolean;
   /** managed nodes DescribeInstanceInformation knows, by Name tag (hybrid `mi-…` nodes) */
   managedNodes?: readonly { id: string; name?: string; computerName?: string }[];
 }
@@ -1194,6 +1196,9 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
       return stsCredentials(action, vend(`assume-role:${role}${serial ? ":mfa" : ""}`), role);
     }
     if (action !== "DescribeInstances") return xmlError(400, "InvalidAction", `The action ${action} is not valid`);
+    if (options.denyDescribeInstances) {
+      return xmlError(403, "UnauthorizedOperation", "You are not authorized to perform this operation.");
+    }
     const filters = new Map<string, string[]>();
     for (let i = 1; form.has(`Filter.${i}.Name`); i++) {
       const values: string[] = [];

@@ -77,16 +77,19 @@ async function managedByName(config: ControlPlaneConfig, name: string): Promise<
 
 /**
  * Looks `name` up in EC2 and SSM together; instances both know are listed once. When one lookup
- * fails (a role without `ec2:DescribeInstances`, say) the other's answer stands.
+ * fails (a role without `ec2:DescribeInstances`, say) the other's matches stand.
  *
- * @throws {TransportError} the first lookup's error when both fail
+ * @throws {RemoteError} a lookup's error when nothing matched and a lookup failed: "not found" would
+ *   hide the reason
  */
 export async function findByName(config: ControlPlaneConfig, name: string): Promise<NamedInstance[]> {
   const results = await Promise.allSettled([ec2ByName(config, name), managedByName(config, name)]);
-  const ok = results.filter((r): r is PromiseFulfilledResult<NamedInstance[]> => r.status === "fulfilled");
-  if (ok.length === 0) throw (results[0] as PromiseRejectedResult).reason;
   const byId = new Map<string, NamedInstance>();
-  for (const r of ok) for (const i of r.value) if (!byId.has(i.id)) byId.set(i.id, i);
+  for (const r of results) {
+    if (r.status === "fulfilled") { for (const i of r.value) if (!byId.has(i.id)) byId.set(i.id, i); }
+  }
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (byId.size === 0 && failed) throw failed.reason;
   return [...byId.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
