@@ -271,7 +271,11 @@ Deno.test("--target by Name tag: one running match is used; a managed node (mi-â
 });
 
 Deno.test("--target by Name tag: none running exits 233; two without a terminal are listed and refused (230)", async () => {
-  await using emu = await startSsmEmulator({ instances: INSTANCES });
+  await using emu = await startSsmEmulator({
+    instances: INSTANCES,
+    // the stopped instance's agent, as SSM sees it
+    managedNodes: [{ id: "i-0ddddddddddddddd4", name: "web-3", pingStatus: "ConnectionLost" }],
+  });
   await using home = await tempHome();
   for (const name of ["nothing-by-this-name", "web-3"]) {
     const none = await shell(keysEnv(home, emu), [], name);

@@ -128,7 +128,7 @@ export interface SsmEmulatorOptions {
   /** DescribeInstances is denied (UnauthorizedOperation), as for a role without ec2:DescribeInstances */
   denyDescribeInstances?: boolean;
   /** managed nodes DescribeInstanceInformation knows, by Name tag (hybrid `mi-…` nodes) */
-  managedNodes?: readonly { id: string; name?: string; computerName?: string }[];
+  managedNodes?: readonly { id: string; name?: string; computerName?: string; pingStatus?: string }[];
 }
 
 /** Counters the tests assert on. */
@@ -1329,14 +1329,17 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
         });
       }
       case "DescribeInstanceInformation": {
-        const names = (input.Filters ?? []).find((f: { Key?: string }) => f.Key === "tag:Name")?.Values as
-          | string[]
-          | undefined;
-        const list = (options.managedNodes ?? []).filter((n) => !names || (n.name && names.includes(n.name)));
+        const filter = (key: string) =>
+          (input.Filters ?? []).find((f: { Key?: string }) => f.Key === key)?.Values as string[] | undefined;
+        const names = filter("tag:Name");
+        const pings = filter("PingStatus");
+        const list = (options.managedNodes ?? []).filter((n) =>
+          (!names || (n.name && names.includes(n.name))) && (!pings || pings.includes(n.pingStatus ?? "Online"))
+        );
         return json({
           InstanceInformationList: list.map((n) => ({
             InstanceId: n.id,
-            PingStatus: "Online",
+            PingStatus: n.pingStatus ?? "Online",
             ResourceType: "ManagedInstance",
             ComputerName: n.computerName ?? n.id,
           })),

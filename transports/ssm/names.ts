@@ -1,8 +1,8 @@
 /**
  * `--target` by name: an instance ID (`i-…`), a managed-node ID (`mi-…`) or an ECS target
  * (`ecs:…`) is used as given; anything else is a Name tag, looked up with EC2 DescribeInstances
- * (`tag:Name`, state `running`) and SSM DescribeInstanceInformation (`tag:Name`, for managed nodes
- * outside EC2), both through AWS's SDK (`@aws-sdk/client-ec2` loaded only for a lookup).
+ * (`tag:Name`, state `running`) and SSM DescribeInstanceInformation (`tag:Name`, PingStatus `Online`,
+ * for managed nodes outside EC2), both through AWS's SDK (`@aws-sdk/client-ec2` loaded only for a lookup).
  *
  * @module
  */
@@ -61,7 +61,8 @@ async function managedByName(config: ControlPlaneConfig, name: string): Promise<
   let token: string | undefined;
   do {
     const out = await callSsm(config, "DescribeInstanceInformation", {
-      Filters: [{ Key: "tag:Name", Values: [name] }],
+      // Online only, as EC2's `running`: a stopped instance's agent shows ConnectionLost
+      Filters: [{ Key: "tag:Name", Values: [name] }, { Key: "PingStatus", Values: ["Online"] }],
       NextToken: token,
     });
     const list = Array.isArray(out.InstanceInformationList) ? out.InstanceInformationList : [];
