@@ -6,6 +6,11 @@
  * says so when used. ssh2's poly1305 module is Emscripten output that reads `__dirname` at load time,
  * so the bundle defines it first.
  *
+ * AWS's SDK (the ssm transport's `aws_sdk*.ts`, imported lazily) is bundled separately and carried
+ * inside the bundle as text, made a module only on first use: V8 then scans it as one string literal
+ * instead of parsing several megabytes of code on every start, so `remote --version` and ssh do not
+ * pay for it.
+ *
  * @module
  */
 
@@ -17,22 +22,71 @@ if (!output) {
   Deno.exit(2);
 }
 const root = new URL("..", import.meta.url).pathname;
-const command = new Deno.Command(Deno.execPath(), {
-  args: ["bundle", "--quiet", "--platform", "deno", "--external", "*.node", "-o", output, "main.ts"],
-  cwd: root,
-  stdout: "inherit",
-  stderr: "inherit",
-});
-const { code } = await command.output();
-if (code !== 0) {
-  console.error(`remote bundle: deno bundle failed with exit code ${code}`);
-  Deno.exit(code);
+/** Modules imported lazily with `import("./<name>")` and carried as text; each is bundled on its own. */
+const LAZY = ["transports/ssm/aws_sdk.ts", "transports/ssm/aws_sdk_ec2.ts"];
+
+async function bundle(entry: string, out: string, external: string[], minify = false): Promise<void> {
+  const flags = [...external.flatMap((e) => ["--external", e]), ...(minify ? ["--minify"] : [])];
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", "--platform", "deno", ...flags, "-o", out, entry],
+    cwd: root,
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  const { code } = await command.output();
+  if (code !== 0) {
+    console.error(`remote bundle: deno bundle ${entry} failed with exit code ${code}`);
+    Deno.exit(code);
+  }
 }
+
 const outPath = output.startsWith("/") ? output : `${root}${output}`;
-const body = await Deno.readTextFile(outPath);
+const lazyNames = LAZY.map((path) => `./${path.split("/").pop()}`);
+await bundle("main.ts", output, ["*.node", ...lazyNames.map((name) => `*/${name.slice(2)}`)]);
+let body = await Deno.readTextFile(outPath);
+const sources: Record<string, string> = {};
+const scratch = await Deno.makeTempDir({ prefix: "remote-bundle-" });
+try {
+  for (const [i, path] of LAZY.entries()) {
+    await bundle(path, `${scratch}/lazy${i}.js`, ["*.node"], true);
+    // a blob: module has no file URL; the SDK's createRequire needs one only to find Node's built-ins
+    sources[lazyNames[i]] = (await Deno.readTextFile(`${scratch}/lazy${i}.js`))
+      .replaceAll("createRequire(import.meta.url)", 'createRequire("file:///remote-bundle/aws-sdk.js")');
+    const literal = `import("${lazyNames[i]}")`;
+    if (!body.includes(literal)) {
+      console.error(`remote bundle: ${literal} not found in the bundle`);
+      Deno.exit(1);
+    }
+    body = body.replaceAll(literal, `__remote_lazy("${lazyNames[i]}")`);
+  }
+} finally {
+  await Deno.remove(scratch, { recursive: true });
+}
+const packed: Record<string, string> = {};
+for (const [name, text] of Object.entries(sources)) {
+  const gz = new Uint8Array(
+    await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+  );
+  let binary = "";
+  for (let i = 0; i < gz.length; i += 0x8000) binary += String.fromCharCode(...gz.subarray(i, i + 0x8000));
+  packed[name] = btoa(binary);
+}
 const prelude = `import { dirname as __remote_dirname } from "node:path";\n` +
   `import { fileURLToPath as __remote_fileURLToPath } from "node:url";\n` +
   `var __filename = __remote_fileURLToPath(import.meta.url);\n` +
-  `var __dirname = __remote_dirname(__filename);\n`;
+  `var __dirname = __remote_dirname(__filename);\n` +
+  // gzip and base64: what Deno and V8 scan on every start is a few hundred kB of plain letters
+  `var __remote_lazy_sources = ${JSON.stringify(packed)};\n` +
+  `var __remote_lazy_loaded = new Map();\n` +
+  `var __remote_lazy = (name) => {\n` +
+  `  let loaded = __remote_lazy_loaded.get(name);\n` +
+  `  if (!loaded) {\n` +
+  `    const bytes = Uint8Array.from(atob(__remote_lazy_sources[name]), (c) => c.charCodeAt(0));\n` +
+  `    const text = new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).blob();\n` +
+  `    loaded = text.then((b) => import(URL.createObjectURL(new Blob([b], { type: "text/javascript" }))));\n` +
+  `    __remote_lazy_loaded.set(name, loaded);\n` +
+  `  }\n` +
+  `  return loaded;\n` +
+  `};\n`;
 await Deno.writeTextFile(outPath, prelude + body);
 console.error(`remote bundle: wrote ${output} (${((prelude.length + body.length) / 1e6).toFixed(1)} MB)`);

@@ -6,6 +6,7 @@
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { startSshd } from "./harness/sshd.ts";
 import { sshOptions, tempHome } from "./run_remote.ts";
+import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -16,7 +17,7 @@ async function run(cmd: string, args: string[], cwd: string, env: Record<string,
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
 
-Deno.test("the bundle runs from outside the source tree: --version and a real invoke over ssh", async () => {
+Deno.test("the bundle runs from outside the source tree: --version, a real invoke over ssh, and an SSM shell by Name tag", async () => {
   await using home = await tempHome();
   const build = await Deno.makeTempDir({ prefix: "remote-bundle-" });
   const outside = await Deno.makeTempDir({ prefix: "remote-outside-" });
@@ -58,6 +59,38 @@ Deno.test("the bundle runs from outside the source tree: --version and a real in
       "echo bundled-ok; exit 5",
     ]);
     assertEquals(invoked, { code: 5, stdout: "bundled-ok\n", stderr: "" });
+
+    // AWS's SDK travels packed in the bundle and is made a module on first use: an SSM shell by Name tag
+    // loads both of its parts (credentials and SSM, then EC2)
+    await using emu = await startSsmEmulator({ instances: [{ id: "i-0aaaaaaaaaaaaaaa1", name: "web-1" }] });
+    const ssm = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", "--no-lock", "--quiet", `${outside}/remote.js`, "enter", "--target", "web-1"],
+      cwd: outside,
+      env: {
+        ...home.env,
+        PATH: Deno.env.get("PATH") ?? "",
+        AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+        AWS_REGION: emu.region,
+        AWS_ENDPOINT_URL: emu.endpoint,
+        AWS_CONFIG_FILE: `${home.dir}/no-aws-config`,
+        AWS_SHARED_CREDENTIALS_FILE: `${home.dir}/no-aws-credentials`,
+      },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = ssm.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("exit\n"));
+    await writer.close();
+    const shell = await ssm.output();
+    const d = new TextDecoder();
+    assertEquals({ code: shell.code, stdout: d.decode(shell.stdout), stderr: d.decode(shell.stderr) }, {
+      code: 0,
+      stdout: "$ exit\r\n",
+      stderr: "",
+    });
+    assertEquals(emu.stats.startedTargets, ["i-0aaaaaaaaaaaaaaa1"]);
   } finally {
     await Deno.remove(build, { recursive: true });
     await Deno.remove(outside, { recursive: true });

@@ -15,9 +15,20 @@
  *   (smux v1 server, Flag ConnectToPortError).
  * - mmmorris1975/ssm-session-client `datachannel/agent_message.go` (112-byte `channel_closed` header).
  *
+ * - AWS's SDK for JavaScript v3 and the service references for the calls around a session, each
+ *   SigV4-verified unless the service does not sign: EC2 `DescribeInstances` (query API, XML reply,
+ *   `Filter.N.Name`/`Filter.N.Value.M`), SSM `DescribeInstanceInformation` (`tag:Name` filter), STS
+ *   `AssumeRole` (with `SerialNumber`/`TokenCode` for MFA) and `AssumeRoleWithWebIdentity`
+ *   (unsigned), the IAM Identity Center portal `GetRoleCredentials` (`GET /federation/credentials`,
+ *   `x-amz-sso_bearer_token`), IMDSv2 (`PUT /latest/api/token`, `GET
+ *   /latest/meta-data/iam/security-credentials/<role>` with `X-aws-ec2-metadata-token`), and the
+ *   `credential_process` output format (AWS CLI "Sourcing credentials with an external process").
+ *   Tests point the SDK here with `AWS_ENDPOINT_URL` and `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
+ *
  * The codec here is written separately from transports/ssm/client_message.ts on purpose, so a
- * mistake in one is not mirrored by the other. Only SigV4 is shared: transports/ssm/sigv4.ts is
- * checked against AWS's published test-suite values.
+ * mistake in one is not mirrored by the other. The same holds for SigV4: remote signs with AWS's
+ * SDK, the emulator verifies with tests/ssm_sigv4.ts, checked against AWS's published test-suite
+ * values.
  *
  * - aws/amazon-ssm-agent at tag 3.0.196.0 `agent/session/plugins/port/port.go` and at HEAD
  *   `port_basic.go` (basic port sessions: raw bytes, the destination dialled at session start and
@@ -32,13 +43,37 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { Channel, OpenContext } from "../plugins/mod.ts";
-import { signRequest } from "../transports/ssm/sigv4.ts";
+import { signRequest } from "./ssm_sigv4.ts";
 
 /** The key pair the emulator accepts. */
 export const TEST_CREDENTIALS = {
   accessKeyId: "AKIDEMULATOR0000TEST",
   secretAccessKey: "emulator/secret/KEY+0123456789abcdefghij",
 } as const;
+
+/** Temporary credentials a `credential_process` in the tests prints; the emulator accepts them. */
+export const PROCESS_CREDENTIALS = {
+  accessKeyId: "ASIAPROCESS00000TEST",
+  secretAccessKey: "process/secret/KEY+0123456789abcdefghij",
+  sessionToken: "process-session-token",
+} as const;
+
+/** The SSO access token the portal accepts (what `aws sso login` leaves in the cache). */
+export const SSO_ACCESS_TOKEN = "emulator-sso-access-token";
+/** The web identity token STS accepts. */
+export const WEB_IDENTITY_TOKEN = "emulator-web-identity-token";
+/** The MFA code STS accepts for AssumeRole with a SerialNumber. */
+export const MFA_CODE = "123456";
+
+/** An EC2 instance DescribeInstances knows. */
+export interface EmulatedInstance {
+  id: string;
+  /** the Name tag */
+  name?: string;
+  /** default `running` */
+  state?: string;
+  privateIp?: string;
+}
 
 /** What can go wrong, on purpose. Every `…Every` counts output frames (1 = each one). */
 export interface SsmFaults {
@@ -88,11 +123,25 @@ export interface SsmEmulatorOptions {
   customerMessage?: string;
   /** send channel_closed with the 112-byte header (default true) */
   shortChannelClosed?: boolean;
+  /** the EC2 instances DescribeInstances knows */
+  instances?: readonly EmulatedInstance[];
+  /** DescribeInstances is denied (UnauthorizedOperation), as for a role without ec2:DescribeInstances */
+  denyDescribeInstances?: boolean;
+  /** managed nodes DescribeInstanceInformation knows, by Name tag (hybrid `mi-…` nodes) */
+  managedNodes?: readonly { id: string; name?: string; computerName?: string; pingStatus?: string }[];
 }
 
 /** Counters the tests assert on. */
 export interface SsmEmulatorStats {
   calls: Record<string, number>;
+  /** the access key ID that signed each call, by operation, in order */
+  signers: Record<string, string[]>;
+  /** credentials the emulator handed out (STS, SSO, IMDS), by access key ID: which call made them */
+  vended: Record<string, string>;
+  /** the Target of each StartSession, in order */
+  startedTargets: string[];
+  /** the EC2 filters of the last DescribeInstances, `name=value,value` */
+  lastEc2Filters: string[];
   signatureFailures: number;
   resumes: number;
   /** input frames the agent received while it had paused publication */
@@ -904,29 +953,74 @@ function awsError(status: number, type: string, message: string): Response {
   });
 }
 
-function verify(req: Request, body: string, options: SsmEmulatorOptions, region: string): Response | undefined {
+interface KeyRecord {
+  secret: string;
+  token?: string;
+}
+
+function xmlError(status: number, code: string, message: string): Response {
+  return new Response(
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${
+      xmlText(message)
+    }</Message></Error></Errors><RequestID>${randomUUID()}</RequestID></Response>`,
+    { status, headers: { "content-type": "text/xml" } },
+  );
+}
+
+/** STS's error shape (`ErrorResponse`), as the query protocol's services other than EC2 send it. */
+function stsError(status: number, code: string, message: string): Response {
+  return new Response(
+    `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>${code}</Code>` +
+      `<Message>${xmlText(message)}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`,
+    { status, headers: { "content-type": "text/xml" } },
+  );
+}
+
+function xmlText(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+type Reject = (status: number, type: string, message: string) => Response;
+
+/** Verifies a request's SigV4 signature for `service`; returns the signing key ID, or the error to send. */
+function verify(
+  req: Request,
+  body: string,
+  options: SsmEmulatorOptions,
+  region: string,
+  service: string,
+  keys: Map<string, KeyRecord>,
+  reject: Reject,
+): Response | string {
   const auth = req.headers.get("authorization") ?? "";
   const m =
     /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/
       .exec(auth);
-  if (!m) return awsError(400, "IncompleteSignatureException", "Authorization header is missing or malformed");
-  const [, akid, , reqRegion, service, signedHeaders, signature] = m;
-  if (akid !== TEST_CREDENTIALS.accessKeyId) {
-    return awsError(400, "UnrecognizedClientException", "The security token included in the request is invalid.");
+  if (!m) return reject(400, "IncompleteSignatureException", "Authorization header is missing or malformed");
+  const [, akid, , reqRegion, reqService, signedHeaders, signature] = m;
+  const key = keys.get(akid);
+  if (!key) {
+    return reject(400, "UnrecognizedClientException", "The security token included in the request is invalid.");
   }
   const token = req.headers.get("x-amz-security-token") ?? undefined;
   if (token && options.expiredTokens?.includes(token)) {
-    return awsError(400, "ExpiredTokenException", "The security token included in the request is expired");
+    return reject(400, "ExpiredTokenException", "The security token included in the request is expired");
+  }
+  if (key.token !== undefined && token !== key.token) {
+    return reject(400, "UnrecognizedClientException", "The security token included in the request is invalid.");
   }
   const stamp = req.headers.get("x-amz-date") ?? "";
   const d = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(stamp);
-  if (!d || service !== "ssm" || reqRegion !== region) {
-    return awsError(400, "InvalidSignatureException", "Credential should be scoped to a valid region and service");
+  if (!d || reqService !== service || reqRegion !== region) {
+    return reject(400, "InvalidSignatureException", "Credential should be scoped to a valid region and service");
   }
   const date = new Date(Date.UTC(+d[1], +d[2] - 1, +d[3], +d[4], +d[5], +d[6]));
   const names = signedHeaders.split(";");
-  if (!names.includes("host") || !names.includes("x-amz-date") || !names.includes("x-amz-target")) {
-    return awsError(400, "InvalidSignatureException", "host, x-amz-date and x-amz-target must be signed");
+  if (!names.includes("host") || !names.includes("x-amz-date")) {
+    return reject(400, "InvalidSignatureException", "host and x-amz-date must be signed");
+  }
+  if (service === "ssm" && !names.includes("x-amz-target")) {
+    return reject(400, "InvalidSignatureException", "x-amz-target must be signed");
   }
   const headers: Record<string, string> = {};
   for (const n of names) {
@@ -940,18 +1034,18 @@ function verify(req: Request, body: string, options: SsmEmulatorOptions, region:
     headers,
     body,
     region,
-    service: "ssm",
-    credentials: { ...TEST_CREDENTIALS, sessionToken: token },
+    service,
+    credentials: { accessKeyId: akid, secretAccessKey: key.secret, sessionToken: token },
     date,
   });
   if (expected.signature !== signature || expected.signedHeaders !== signedHeaders) {
-    return awsError(
+    return reject(
       400,
       "InvalidSignatureException",
       "The request signature we calculated does not match the signature you provided.",
     );
   }
-  return undefined;
+  return akid;
 }
 
 /**
@@ -967,8 +1061,20 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
   const region = "us-east-1";
   const sessions = new Map<string, SessionRecord>();
   const sockets = new Set<WebSocket>();
+  const keys = new Map<string, KeyRecord>([
+    [TEST_CREDENTIALS.accessKeyId, { secret: TEST_CREDENTIALS.secretAccessKey }],
+    [PROCESS_CREDENTIALS.accessKeyId, {
+      secret: PROCESS_CREDENTIALS.secretAccessKey,
+      token: PROCESS_CREDENTIALS.sessionToken,
+    }],
+  ]);
+  const imdsTokens = new Set<string>();
   const stats: SsmEmulatorStats = {
     calls: {},
+    signers: {},
+    vended: {},
+    lastEc2Filters: [],
+    startedTargets: [],
     signatureFailures: 0,
     resumes: 0,
     inputWhilePaused: 0,
@@ -987,6 +1093,143 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
 
   const json = (value: unknown) =>
     new Response(JSON.stringify(value), { headers: { "content-type": "application/x-amz-json-1.1" } });
+
+  const count = (op: string, signer?: string) => {
+    stats.calls[op] = (stats.calls[op] ?? 0) + 1;
+    if (signer) (stats.signers[op] ??= []).push(signer);
+  };
+  /** New temporary credentials, accepted from now on. */
+  const vend = (by: string) => {
+    const accessKeyId = `ASIA${randomUUID().replaceAll("-", "").slice(0, 16).toUpperCase()}`;
+    const creds = { accessKeyId, secretAccessKey: randomUUID() + randomUUID(), sessionToken: randomUUID() };
+    keys.set(accessKeyId, { secret: creds.secretAccessKey, token: creds.sessionToken });
+    stats.vended[accessKeyId] = by;
+    return { ...creds, expiration: new Date(Date.now() + 3600_000) };
+  };
+
+  // IAM Identity Center portal: GetRoleCredentials with the cached access token
+  const sso = (req: Request, url: URL): Response => {
+    count("GetRoleCredentials");
+    const bearer = req.headers.get("x-amz-sso_bearer_token");
+    if (req.method !== "GET" || bearer !== SSO_ACCESS_TOKEN) {
+      return new Response(JSON.stringify({ message: "Session token not found or invalid" }), {
+        status: 401,
+        headers: { "content-type": "application/json", "x-amzn-errortype": "UnauthorizedException" },
+      });
+    }
+    const c = vend(`sso:${url.searchParams.get("account_id")}:${url.searchParams.get("role_name")}`);
+    return new Response(
+      JSON.stringify({
+        roleCredentials: {
+          accessKeyId: c.accessKeyId,
+          secretAccessKey: c.secretAccessKey,
+          sessionToken: c.sessionToken,
+          expiration: c.expiration.getTime(),
+        },
+      }),
+      { headers: { "content-type": "application/json" } },
+    );
+  };
+
+  // IMDSv2: a session token first, then the role's credentials with it
+  const imds = (req: Request, url: URL): Response => {
+    count(`IMDS ${req.method} ${url.pathname}`);
+    if (req.method === "PUT" && url.pathname === "/latest/api/token") {
+      if (!req.headers.get("x-aws-ec2-metadata-token-ttl-seconds")) return new Response("", { status: 400 });
+      const token = randomUUID();
+      imdsTokens.add(token);
+      return new Response(token);
+    }
+    if (!imdsTokens.has(req.headers.get("x-aws-ec2-metadata-token") ?? "")) return new Response("", { status: 401 });
+    const base = "/latest/meta-data/iam/security-credentials/";
+    if (url.pathname === base) return new Response("emulator-role");
+    if (url.pathname === `${base}emulator-role`) {
+      const c = vend("imds:emulator-role");
+      return new Response(JSON.stringify({
+        Code: "Success",
+        LastUpdated: new Date().toISOString(),
+        Type: "AWS-HMAC",
+        AccessKeyId: c.accessKeyId,
+        SecretAccessKey: c.secretAccessKey,
+        Token: c.sessionToken,
+        Expiration: c.expiration.toISOString().replace(/\.\d{3}/, ""),
+      }));
+    }
+    return new Response("", { status: 404 });
+  };
+
+  const stsCredentials = (action: string, c: ReturnType<typeof vend>, role: string) =>
+    new Response(
+      `<${action}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><${action}Result><Credentials>` +
+        `<AccessKeyId>${c.accessKeyId}</AccessKeyId><SecretAccessKey>${c.secretAccessKey}</SecretAccessKey>` +
+        `<SessionToken>${c.sessionToken}</SessionToken><Expiration>${c.expiration.toISOString()}</Expiration>` +
+        `</Credentials><AssumedRoleUser><Arn>${xmlText(role)}/remote</Arn><AssumedRoleId>AROAEMULATOR:remote` +
+        `</AssumedRoleId></AssumedRoleUser></${action}Result><ResponseMetadata><RequestId>${randomUUID()}` +
+        `</RequestId></ResponseMetadata></${action}Response>`,
+      { headers: { "content-type": "text/xml" } },
+    );
+
+  // the query protocol: EC2 (DescribeInstances) and STS (AssumeRole, AssumeRoleWithWebIdentity)
+  const query = (req: Request, body: string): Response => {
+    const form = new URLSearchParams(body);
+    const action = form.get("Action") ?? "";
+    if (action === "AssumeRoleWithWebIdentity") {
+      count(action); // unsigned: the token is the proof
+      if (form.get("WebIdentityToken") !== WEB_IDENTITY_TOKEN) {
+        return stsError(400, "InvalidIdentityToken", "the web identity token is not valid");
+      }
+      return stsCredentials(action, vend(`web-identity:${form.get("RoleArn")}`), form.get("RoleArn") ?? "");
+    }
+    const service = action === "DescribeInstances" ? "ec2" : "sts";
+    const signer = verify(req, body, options, region, service, keys, service === "ec2" ? xmlError : stsError);
+    if (signer instanceof Response) {
+      stats.signatureFailures++;
+      return signer;
+    }
+    count(action, signer);
+    if (action === "AssumeRole") {
+      const serial = form.get("SerialNumber");
+      if (serial !== null && form.get("TokenCode") !== MFA_CODE) {
+        return stsError(403, "AccessDenied", "MultiFactorAuthentication failed with invalid MFA one time pass code.");
+      }
+      const role = form.get("RoleArn") ?? "";
+      return stsCredentials(action, vend(`assume-role:${role}${serial ? ":mfa" : ""}`), role);
+    }
+    if (action !== "DescribeInstances") return xmlError(400, "InvalidAction", `The action ${action} is not valid`);
+    if (options.denyDescribeInstances) {
+      return xmlError(403, "UnauthorizedOperation", "You are not authorized to perform this operation.");
+    }
+    const filters = new Map<string, string[]>();
+    for (let i = 1; form.has(`Filter.${i}.Name`); i++) {
+      const values: string[] = [];
+      for (let j = 1; form.has(`Filter.${i}.Value.${j}`); j++) values.push(form.get(`Filter.${i}.Value.${j}`)!);
+      filters.set(form.get(`Filter.${i}.Name`)!, values);
+    }
+    stats.lastEc2Filters = [...filters].map(([k, v]) => `${k}=${v.join(",")}`);
+    const matches = (options.instances ?? []).filter((inst) => {
+      const names = filters.get("tag:Name");
+      const states = filters.get("instance-state-name");
+      return (!names || (inst.name !== undefined && names.includes(inst.name))) &&
+        (!states || states.includes(inst.state ?? "running"));
+    });
+    const items = matches.map((inst) =>
+      `<item><instanceId>${inst.id}</instanceId><instanceType>t3.micro</instanceType>` +
+      `<instanceState><code>16</code><name>${inst.state ?? "running"}</name></instanceState>` +
+      `<placement><availabilityZone>${region}a</availabilityZone></placement>` +
+      (inst.privateIp ? `<privateIpAddress>${inst.privateIp}</privateIpAddress>` : "") +
+      (inst.name !== undefined
+        ? `<tagSet><item><key>Name</key><value>${xmlText(inst.name)}</value></item></tagSet>`
+        : "") +
+      `</item>`
+    ).join("");
+    return new Response(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">` +
+        `<requestId>${randomUUID()}</requestId><reservationSet>` +
+        (items ? `<item><reservationId>r-0emulator</reservationId><instancesSet>${items}</instancesSet></item>` : "") +
+        `</reservationSet></DescribeInstancesResponse>`,
+      { headers: { "content-type": "text/xml" } },
+    );
+  };
 
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
@@ -1016,15 +1259,18 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
       };
       return response;
     }
+    if (url.pathname === "/federation/credentials") return sso(req, url);
+    if (url.pathname.startsWith("/latest/")) return imds(req, url);
     if (req.method !== "POST" || url.pathname !== "/") return new Response("not found", { status: 404 });
     const body = await req.text();
-    const failure = verify(req, body, options, region);
-    if (failure) {
+    if (!req.headers.has("x-amz-target")) return query(req, body);
+    const signer = verify(req, body, options, region, "ssm", keys, awsError);
+    if (signer instanceof Response) {
       stats.signatureFailures++;
-      return failure;
+      return signer;
     }
     const op = (req.headers.get("x-amz-target") ?? "").replace(/^AmazonSSM\./, "");
-    stats.calls[op] = (stats.calls[op] ?? 0) + 1;
+    count(op, signer);
     if (req.headers.get("content-type") !== "application/x-amz-json-1.1") {
       return awsError(400, "SerializationException", "bad content type");
     }
@@ -1053,6 +1299,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
         ) {
           return awsError(400, "InvalidDocument", `Document with name ${document} does not exist.`);
         }
+        stats.startedTargets.push(input.Target);
         const id = `emulator-${randomUUID().slice(0, 17)}`;
         const rec: SessionRecord = {
           id,
@@ -1079,6 +1326,23 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           SessionId: rec.id,
           TokenValue: rec.token,
           StreamUrl: `ws://127.0.0.1:${port}/v1/data-channel/${rec.id}?role=publish_subscribe&cell-number=1`,
+        });
+      }
+      case "DescribeInstanceInformation": {
+        const filter = (key: string) =>
+          (input.Filters ?? []).find((f: { Key?: string }) => f.Key === key)?.Values as string[] | undefined;
+        const names = filter("tag:Name");
+        const pings = filter("PingStatus");
+        const list = (options.managedNodes ?? []).filter((n) =>
+          (!names || (n.name && names.includes(n.name))) && (!pings || pings.includes(n.pingStatus ?? "Online"))
+        );
+        return json({
+          InstanceInformationList: list.map((n) => ({
+            InstanceId: n.id,
+            PingStatus: n.pingStatus ?? "Online",
+            ResourceType: "ManagedInstance",
+            ComputerName: n.computerName ?? n.id,
+          })),
         });
       }
       case "TerminateSession": {

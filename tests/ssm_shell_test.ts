@@ -127,7 +127,7 @@ Deno.test("open() refuses a KMS-encrypted session document with a clear error", 
 
 Deno.test("a session whose agent never acknowledges input ends as lost", async () => {
   await using emu = await startSsmEmulator({ faults: { neverAck: true } });
-  const connection = resolveConnection(emulatorContext(emu));
+  const connection = await resolveConnection(emulatorContext(emu));
   const { promise: ended, resolve } = Promise.withResolvers<unknown>();
   const session = await SsmSession.start({
     ...connection,
@@ -146,7 +146,7 @@ Deno.test("an ack lost in a dropped connection does not stall a session with an 
   // agent 3.0.196.0 processes the first line, the socket drops before its ack; after the resume the
   // client sends the line again and the agent discards it without an ack ("already processed")
   await using emu = await startSsmEmulator({ agentVersion: "3.0.196.0", faults: { loseInputAck: 2 } });
-  const connection = resolveConnection(emulatorContext(emu));
+  const connection = await resolveConnection(emulatorContext(emu));
   let text = "";
   let changed = () => {};
   const { promise: ended, resolve } = Promise.withResolvers<{ kind: string }>();
@@ -190,7 +190,7 @@ Deno.test("an ack lost in a dropped connection does not stall a session with an 
 Deno.test("open() reports bad credentials, an expired token and an offline target clearly", async () => {
   await using emu = await startSsmEmulator({
     expiredTokens: ["expired-token"],
-    offlineTargets: ["i-0ffline0000000000"],
+    offlineTargets: ["i-0ff1e000000000000"],
   });
   const attempt = async (env: Record<string, string | undefined>, target?: string) => {
     for (const [k, v] of Object.entries(env)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
@@ -212,8 +212,8 @@ Deno.test("open() reports bad credentials, an expired token and an offline targe
   assert.ok(expired.hint);
   const none = await attempt({ AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined });
   assert.deepEqual(none.message, "no AWS credentials found");
-  const offline = await attempt({}, "i-0ffline0000000000");
-  includes(offline.message, "i-0ffline0000000000 is not connected to Session Manager");
+  const offline = await attempt({}, "i-0ff1e000000000000");
+  includes(offline.message, "i-0ff1e000000000000 is not connected to Session Manager");
   assert.deepEqual(emu.stats.signatureFailures, 3);
 });
 

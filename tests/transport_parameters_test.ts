@@ -4,7 +4,7 @@ import type { OpenContext } from "../plugins/mod.ts";
 import { UsageError } from "../plugins/mod.ts";
 import { containerOptions } from "../transports/container/mod.ts";
 import { routeFingerprint } from "../transports/ssh/connection.ts";
-import { resolveConnection } from "../transports/ssm/connection.ts";
+import { readParameters } from "../transports/ssm/connection.ts";
 import { resolveSettings } from "../transports/winrm/mod.ts";
 
 function context(transport: string, parameters: Record<string, unknown>): OpenContext {
@@ -23,7 +23,7 @@ Deno.test("ssh, winrm, ssm and container refuse a parameter of the wrong type al
   await rejects(routeFingerprint(context("ssh", { Port: "2222" })), wrong);
   throws(() => resolveSettings(context("winrm", { Port: "5986", Credential: "u" })), wrong);
   throws(
-    () => resolveConnection(context("ssm", { Region: 1 })),
+    () => readParameters(context("ssm", { Region: 1 })),
     (e) => e instanceof TypeError && e.message === "Region is declared as string but was given number",
   );
   throws(
@@ -35,11 +35,8 @@ Deno.test("ssh, winrm, ssm and container refuse a parameter of the wrong type al
 Deno.test("winrm and ssm read a uri given as text, and refuse text that is no URL as a usage error", () => {
   const winrm = resolveSettings(context("winrm", { ConnectionUri: "https://w1:5986/wsman", Credential: "u" }));
   assertEquals(winrm.url.href, "https://w1:5986/wsman");
-  const ssm = resolveConnection(context("ssm", { EndpointUrl: "http://127.0.0.1:9/", Region: "eu-west-1" }), {
-    env: (name) => ({ AWS_ACCESS_KEY_ID: "AKID", AWS_SECRET_ACCESS_KEY: "secret" } as Record<string, string>)[name],
-    readFile: () => undefined,
-  });
-  assertEquals(ssm.control.endpoint.href, "http://127.0.0.1:9/");
+  const ssm = readParameters(context("ssm", { EndpointUrl: "http://127.0.0.1:9/", Region: "eu-west-1" }));
+  assertEquals(ssm.endpointUrl, "http://127.0.0.1:9/");
   for (
     const [transport, parameters, flag] of [
       ["winrm", { ConnectionUri: "not a url", Credential: "u" }, "--connection-uri"],
@@ -50,7 +47,7 @@ Deno.test("winrm and ssm read a uri given as text, and refuse text that is no UR
       () =>
         transport === "winrm"
           ? resolveSettings(context(transport, parameters))
-          : resolveConnection(context(transport, parameters)),
+          : readParameters(context(transport, parameters)),
       (e) => e instanceof UsageError && e.message === `${flag} expects a url with a scheme, got "not a url"`,
     );
   }

@@ -1,21 +1,22 @@
 /**
- * The Session Manager control plane: StartSession, ResumeSession and TerminateSession over AWS JSON
- * 1.1 (`POST /`, `X-Amz-Target: AmazonSSM.<Operation>`), signed with SigV4 for service `ssm`, and
+ * The Session Manager control plane: StartSession, ResumeSession, TerminateSession and
+ * DescribeInstanceInformation through AWS's SDK (`@aws-sdk/client-ssm`, loaded on first use), and
  * AWS errors mapped to remote's exit codes.
  *
- * Shapes from aws-sdk-go `service/ssm/api.go` (`StartSessionInput`/`StartSessionOutput`,
- * `ResumeSessionInput`, `TerminateSessionInput`) and `private/protocol/jsonrpc`.
+ * Endpoint: `--endpoint-url` when given, else the SDK's resolution as the CLI's
+ * (`AWS_ENDPOINT_URL_SSM`, `AWS_ENDPOINT_URL`, `endpoint_url` in the profile, the region's default).
  *
  * @module
  */
-import { TransportError } from "../../plugins/mod.ts";
-import { type AwsCredentials, signRequest } from "./sigv4.ts";
+import { RemoteError, TransportError } from "../../plugins/mod.ts";
+import type { CredentialProvider } from "./aws.ts";
 
-/** Where and as whom to call SSM. */
+/** Where and as whom to call AWS. */
 export interface ControlPlaneConfig {
-  endpoint: URL;
+  /** `--endpoint-url`; undefined lets the SDK resolve it */
+  endpoint?: string;
   region: string;
-  credentials: AwsCredentials;
+  credentials: CredentialProvider;
   signal?: AbortSignal;
 }
 
@@ -34,16 +35,19 @@ export interface SessionGrant {
   TokenValue: string;
 }
 
-/** The default endpoint of a region. */
-export function defaultEndpoint(region: string): URL {
-  return new URL(`https://ssm.${region}.amazonaws.com/`);
-}
-
-function errorFor(operation: string, status: number, type: string, message: string, target?: string): TransportError {
+function errorFor(
+  operation: string,
+  status: number,
+  type: string,
+  message: string,
+  target?: string,
+  service = "SSM",
+): TransportError {
   const detail = message ? `: ${message}` : "";
   switch (type) {
     case "UnrecognizedClientException":
     case "InvalidClientTokenId":
+    case "AuthFailure":
       return new TransportError(`AWS does not recognise the access key${detail}`, {
         layer: "auth",
         hint: "check AWS_ACCESS_KEY_ID or the profile's aws_access_key_id (and --profile)",
@@ -62,9 +66,11 @@ function errorFor(operation: string, status: number, type: string, message: stri
         hint: "get fresh credentials (a new session token) and try again",
       });
     case "AccessDeniedException":
+    case "AccessDenied":
+    case "UnauthorizedOperation":
       return new TransportError(`AWS denied ${operation}${detail}`, {
         layer: "auth",
-        hint: "the IAM identity needs ssm:" + operation + " on the target",
+        hint: `the IAM identity needs ${service.toLowerCase()}:${operation}` + (target ? " on the target" : ""),
       });
     case "TargetNotConnected":
       return new TransportError(`${target ?? "the target"} is not connected to Session Manager${detail}`, {
@@ -86,94 +92,87 @@ function errorFor(operation: string, status: number, type: string, message: stri
     case "DoesNotExistException":
       return new TransportError(`the session no longer exists${detail}`, { layer: "channel" });
     default:
-      return new TransportError(`AWS SSM ${operation} failed (${type || `HTTP ${status}`})${detail}`, {
+      return new TransportError(`AWS ${service} ${operation} failed (${type || `HTTP ${status}`})${detail}`, {
         layer: "server",
       });
   }
 }
 
+/** The SSM operations remote calls. */
+export type SsmOperation = "StartSession" | "ResumeSession" | "TerminateSession" | "DescribeInstanceInformation";
+
+/** Options every SDK client remote makes shares: region, credentials, endpoint, timeouts, no stray logs. */
+export function clientOptions(config: ControlPlaneConfig): Record<string, unknown> {
+  return {
+    region: config.region,
+    credentials: config.credentials,
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 30_000 },
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+  };
+}
+
 /**
- * Calls one SSM operation and returns its JSON output.
+ * Maps what an SDK call threw to a TransportError: an AWS error by its type, a failure to reach the
+ * endpoint by its kind.
+ */
+export function sdkError(service: string, operation: string, cause: unknown, target?: string): RemoteError {
+  // remote's own, from the credential provider (no credentials, the MFA prompt without a terminal)
+  if (cause instanceof RemoteError) return cause;
+  const e = cause as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 300) {
+    return errorFor(operation, status, e.name ?? "", String(e.message ?? "").split("\n")[0], target, service);
+  }
+  const text = `${e?.name ?? ""} ${e?.code ?? ""} ${e?.message ?? cause}`;
+  if (/TimeoutError|ETIMEDOUT|timed? ?out/i.test(text) && !/AbortError/.test(text)) {
+    return new TransportError(`AWS ${service} ${operation} timed out`, { layer: "timeout", cause });
+  }
+  if (/AbortError|aborted/i.test(text)) {
+    return new TransportError(`AWS ${service} ${operation} was cancelled`, { layer: "channel", code: "interrupted" });
+  }
+  const dns = /ENOTFOUND|EAI_AGAIN|dns error|failed to lookup|Name or service not known/i.test(text);
+  return new TransportError(
+    `cannot reach the AWS ${service} endpoint (${String(e?.message ?? cause).split("\n")[0]})`,
+    {
+      layer: dns ? "dns" : "socket",
+      hint: dns ? "check --region and --endpoint-url" : "check --endpoint-url and the network",
+      cause,
+    },
+  );
+}
+
+/**
+ * Calls one SSM operation and returns its output.
  *
  * @throws {TransportError} mapped from the AWS error type, or `socket`/`dns`/`timeout` when the
  *   endpoint cannot be reached
  */
 export async function callSsm(
   config: ControlPlaneConfig,
-  operation: "StartSession" | "ResumeSession" | "TerminateSession",
+  operation: SsmOperation,
   input: object,
   target?: string,
 ): Promise<Record<string, unknown>> {
-  // a client per call, closed once the reply is read: a pooled keep-alive connection would outlive the session
-  const client = Deno.createHttpClient({});
+  const sdk = await import("./aws_sdk.ts");
+  const commands = {
+    StartSession: sdk.StartSessionCommand,
+    ResumeSession: sdk.ResumeSessionCommand,
+    TerminateSession: sdk.TerminateSessionCommand,
+    DescribeInstanceInformation: sdk.DescribeInstanceInformationCommand,
+  } as const;
+  // a client per call, destroyed once the reply is read: a pooled keep-alive connection would outlive the session
+  const client = new sdk.SSMClient(clientOptions(config));
   try {
-    return await call(client, config, operation, input, target);
-  } finally {
-    client.close();
-  }
-}
-
-async function call(
-  client: Deno.HttpClient,
-  config: ControlPlaneConfig,
-  operation: "StartSession" | "ResumeSession" | "TerminateSession",
-  input: object,
-  target?: string,
-): Promise<Record<string, unknown>> {
-  const body = JSON.stringify(input);
-  const signed = signRequest({
-    method: "POST",
-    url: config.endpoint,
-    headers: { "content-type": "application/x-amz-json-1.1", "x-amz-target": `AmazonSSM.${operation}` },
-    body,
-    region: config.region,
-    service: "ssm",
-    credentials: config.credentials,
-    date: new Date(),
-  });
-  const { host: _host, ...headers } = signed.headers;
-  let response: Response;
-  try {
-    response = await fetch(config.endpoint, {
-      client,
-      method: "POST",
-      headers,
-      body,
-      signal: AbortSignal.any([config.signal ?? new AbortController().signal, AbortSignal.timeout(30_000)]),
-    });
+    // deno-lint-ignore no-explicit-any -- one call site for four operations whose inputs differ
+    const command = new (commands[operation] as any)(input);
+    const out = await client.send(command, { abortSignal: config.signal });
+    return out as unknown as Record<string, unknown>;
   } catch (cause) {
-    if (cause instanceof DOMException && cause.name === "TimeoutError") {
-      throw new TransportError(`AWS SSM ${operation} timed out at ${config.endpoint.host}`, {
-        layer: "timeout",
-        cause,
-      });
-    }
-    const text = String(cause);
-    const dns = /dns error|failed to lookup|Name or service not known/i.test(text);
-    throw new TransportError(`cannot reach the SSM endpoint ${config.endpoint.host}`, {
-      layer: dns ? "dns" : "socket",
-      hint: dns ? "check --region and --endpoint-url" : "check --endpoint-url and the network",
-      cause,
-    });
+    throw sdkError("SSM", operation, cause, target);
+  } finally {
+    client.destroy();
   }
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = text === "" ? {} : JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const obj = typeof json === "object" && json !== null ? json as Record<string, unknown> : undefined;
-  if (!response.ok) {
-    const rawType = String(response.headers.get("x-amzn-errortype") ?? obj?.["__type"] ?? obj?.["code"] ?? "");
-    const type = rawType.split(":")[0].split("#").pop() ?? "";
-    const message = String(obj?.["message"] ?? obj?.["Message"] ?? "");
-    throw errorFor(operation, response.status, type, message, target);
-  }
-  if (!obj) {
-    throw new TransportError(`AWS SSM ${operation} returned a body that is not JSON`, { layer: "protocol" });
-  }
-  return obj;
 }
 
 function grantFrom(operation: string, out: Record<string, unknown>): SessionGrant {

@@ -9,7 +9,7 @@ export const parameters = declareParameters([
     name: "Target",
     type: { kind: "string" },
     sets: { Target: { mandatory: true } },
-    help: "managed instance ID, e.g. i-0123456789abcdef0",
+    help: "instance ID (i-…), managed-node ID (mi-…) or Name tag (looked up in EC2 and SSM)",
   },
   { name: "DocumentName", type: { kind: "string" }, sets: target, help: "Session Manager document to run" },
   {
@@ -20,9 +20,20 @@ export const parameters = declareParameters([
     valueName: "<key=value>",
   },
   { name: "Reason", type: { kind: "string" }, sets: target, help: "reason recorded with the session" },
-  { name: "ProfileName", aliases: ["profile"], type: { kind: "string" }, sets: target, help: "AWS profile" },
+  {
+    name: "ProfileName",
+    aliases: ["profile"],
+    type: { kind: "string" },
+    sets: target,
+    help: "AWS profile (else AWS_PROFILE)",
+  },
   { name: "Region", type: { kind: "string" }, sets: target, help: "AWS region" },
-  { name: "EndpointUrl", type: { kind: "uri" }, sets: target, help: "SSM endpoint URL (private endpoints, tests)" },
+  {
+    name: "EndpointUrl",
+    type: { kind: "uri" },
+    sets: target,
+    help: "SSM endpoint URL (else AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL)",
+  },
 ]);
 
 /** The SSM transport: Start-SSMSession's parameters, without the AWS CLI or session-manager-plugin. */

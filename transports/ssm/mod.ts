@@ -3,9 +3,10 @@
  * session-manager-plugin. `open()` starts an interactive shell (`SSM-SessionManagerRunShell` or
  * `--document-name`), `forward()` forwards a local port (`AWS-StartPortForwardingSession[ToRemoteHost]`).
  *
- * Layers: `client_message.ts` and `sequencing.ts` (framing and ordering, no I/O), `sigv4.ts`,
- * `credentials.ts`, `control_plane.ts`, `data_channel.ts` (WebSocket, acks, resume), `session.ts`
- * (handshake), `smux.ts` and `port_forward.ts`.
+ * Layers: `client_message.ts` and `sequencing.ts` (framing and ordering, no I/O), `aws.ts`
+ * (credentials and region through AWS's SDK, loaded on first use), `names.ts` (targets by Name
+ * tag), `control_plane.ts`, `data_channel.ts` (WebSocket, acks, resume), `session.ts` (handshake),
+ * `smux.ts` and `port_forward.ts`.
  *
  * @example Opening a shell
  * ```ts ignore
@@ -47,7 +48,7 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
       hint: "open a shell with: remote enter ssm://<instance-id>",
     });
   }
-  const connection = resolveConnection(ctx);
+  const connection = await resolveConnection(ctx);
   let stdoutCtl!: ReadableStreamDefaultController<Uint8Array>;
   let stderrCtl!: ReadableStreamDefaultController<Uint8Array>;
   // backpressure: a queue over its high-water mark pauses the data channel, a pull resumes it

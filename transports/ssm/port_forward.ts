@@ -56,7 +56,7 @@ function closeQuietly(c: { close(): void }): void {
  * @throws {TransportError} when the port is taken, for AWS errors, or when the session is lost
  */
 export async function forward(ctx: OpenContext, request: ForwardRequest): Promise<void> {
-  const connection = resolveConnection(ctx);
+  const connection = await resolveConnection(ctx);
   const input = connection.input;
   input.DocumentName ??= request.remoteHost
     ? "AWS-StartPortForwardingSessionToRemoteHost"

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { signingKey, signRequest } from "./sigv4.ts";
+import { signingKey, signRequest } from "./ssm_sigv4.ts";
 
 // AWS Signature Version 4 test suite (aws-sig-v4-test-suite): get-vanilla, get-vanilla-query-order-key-case,
 // post-vanilla; published signatures for AKIDEXAMPLE at 20150830T123600Z, us-east-1, service "service".

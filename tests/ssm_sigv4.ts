@@ -1,7 +1,10 @@
 /**
  * AWS Signature Version 4 for request headers, with no I/O: canonical request, string to sign,
  * signing key, Authorization header. Follows the AWS General Reference "Signature Version 4 signing
- * process" and is checked against AWS's published test-suite values (`sigv4_test.ts`).
+ * process" and is checked against AWS's published test-suite values (`ssm_sigv4_test.ts`).
+ *
+ * The emulator verifies every call with it; remote itself signs with AWS's SDK, so a mistake in
+ * one is not mirrored by the other.
  *
  * @module
  */

@@ -1,0 +1,16 @@
+/**
+ * The parts of AWS's SDK for JavaScript v3 the ssm transport uses, in one module that is imported
+ * lazily (`await import("./aws_sdk.ts")`) on the first SSM call. `deno bundle` keeps it out of the main
+ * bundle's parse: scripts/bundle.ts embeds it as a separate module evaluated on first use.
+ *
+ * @module
+ */
+export { fromEnv, fromNodeProviderChain } from "@aws-sdk/credential-providers";
+export { loadSharedConfigFiles } from "@smithy/shared-ini-file-loader";
+export {
+  DescribeInstanceInformationCommand,
+  ResumeSessionCommand,
+  SSMClient,
+  StartSessionCommand,
+  TerminateSessionCommand,
+} from "@aws-sdk/client-ssm";
