@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ParameterType } from "../plugins/mod.ts";
+import { exampleOf, expectedOf, type ParameterType } from "../plugins/mod.ts";
 
 /** A converted value, or what was expected instead. */
 export type Converted = { ok: true; value: unknown } | { ok: false; expected: string; example: string };
@@ -15,62 +15,6 @@ const GUID = /^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})
 const DURATION = /^(\d+(?:\.\d+)?)([smhd]?)$/i;
 const URL_WITH_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 const UNIT_MS: Record<string, number> = { "": 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** What a value of `type` looks like, for messages: "an integer from 1 to 65535". */
-export function expectedOf(type: ParameterType): string {
-  switch (type.kind) {
-    case "int":
-      if (type.min !== undefined && type.max !== undefined) return `an integer from ${type.min} to ${type.max}`;
-      if (type.min !== undefined) return `an integer of at least ${type.min}`;
-      if (type.max !== undefined) return `an integer of at most ${type.max}`;
-      return "an integer";
-    case "uri":
-      return "a url with a scheme";
-    case "guid":
-      return "a guid";
-    case "duration":
-      return "a duration (90s, 15m, 15h, 2d or seconds)";
-    case "map":
-      return "key=value";
-    case "enum":
-      return `one of ${type.values.join(", ")}`;
-    case "credential":
-      return "a user name";
-    case "switch":
-      return "true or false";
-    case "list":
-    case "string":
-      return "a value";
-  }
-}
-
-/** A valid sample value of `type`, for hints. */
-export function exampleOf(type: ParameterType): string {
-  switch (type.kind) {
-    case "int": {
-      const fits = (n: number) =>
-        (type.min === undefined || n >= type.min) && (type.max === undefined || n <= type.max);
-      return String(fits(22) ? 22 : fits(5) ? 5 : type.min ?? type.max ?? 1);
-    }
-    case "uri":
-      return "https://host:5986/wsman";
-    case "guid":
-      return "0b4a3c2e-6f1d-4e8a-9c7b-2d5e8f1a3b6c";
-    case "duration":
-      return "15m";
-    case "map":
-      return "Key=Value";
-    case "enum":
-      return type.values[0] ?? "value";
-    case "credential":
-      return "CORP\\admin";
-    case "switch":
-      return "false";
-    case "list":
-    case "string":
-      return "value";
-  }
-}
 
 /** Converts argv text; switches take `true`/`false` (their `--flag=value` form). */
 export function convertValue(type: ParameterType, text: string): Converted {

@@ -5,7 +5,7 @@
  * @module
  */
 import { kebabCase, type ParameterInSet, type ParameterSpec, type ParameterType } from "../plugins/mod.ts";
-import type { VerbSpec } from "./parameter_set.ts";
+import type { VerbSpec } from "./verb_spec.ts";
 
 /** PowerShell's name for "every set", used when a verb declares no set at all. */
 export const ALL_SETS = "__AllParameterSets";
@@ -46,9 +46,6 @@ export interface VerbModel {
 }
 
 const cache = new WeakMap<VerbSpec, VerbModel>();
-
-/** Kebab-case of a PowerShell name (`SkipCACheck` → `skip-ca-check`): the contract's, so the SDK's. */
-export { kebabCase };
 
 /**
  * Compiles (and caches) a verb. Inconsistent declarations are bugs in remote or a plugin, so they

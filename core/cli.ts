@@ -9,10 +9,11 @@
 import type { TransportManifest } from "../plugins/mod.ts";
 import type { UserConfig } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
-import type { VerbSpec } from "./parameter_set.ts";
+import type { VerbSpec } from "./verb_spec.ts";
+import type { Registry } from "./registry.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
-import type { VerbInput } from "./verb_handlers.ts";
-import { table, writeOut } from "./output.ts";
+import type { Verb } from "./verbs/mod.ts";
+import { table, writeErr, writeOut } from "./output.ts";
 
 /** What `main.ts` passes in. */
 export interface CliOptions {
@@ -67,19 +68,14 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     return 0;
   }
   if (verb === BACKGROUND_VERB) return await transportBackground(rest.slice(1), options.transports);
-  const [
-    { loadConfig },
-    { defaultPluginDir, loadPluginEntries },
-    { mergeCatalog },
-    { verbSpecs },
-    { reservedParameters },
-  ] = await Promise.all([
+  const [{ loadConfig }, { defaultPluginDir, loadPluginEntries }, { mergeCatalog }, verbs] = await Promise.all([
     import("./config.ts"),
     import("./plugin_loader.ts"),
     import("../plugins/mod.ts"),
-    import("./verbs.ts"),
-    import("./reserved_parameters.ts"),
+    import("./verbs/mod.ts"),
   ]);
+  const module = verbs.loadVerb(verb);
+  module.catch(() => {}); // awaited below, after what may fail first
   const config = await loadConfig();
   const extra = await loadPluginEntries({
     specifiers: [...plugins, ...config.plugins.map(pluginSpecifier)],
@@ -87,63 +83,76 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     pluginDir: defaultPluginDir(),
     path: Deno.env.get("PATH") ?? "",
     warn: (line) => console.error(line),
-    reserved: reservedParameters(),
+    // the core's own parameters, which no plugin may declare: worked out only when there is a plugin to check
+    reserved: async () =>
+      (await import("./reserved_parameters.ts")).reservedParameters(options.transports.map((e) => e.manifest)),
   });
   const entries = mergeCatalog([...options.transports, ...extra]);
   const manifests = entries.map((e) => e.manifest);
-  const specs = verbSpecs(manifests);
   const args = rest.slice(1);
-
-  switch (verb) {
-    case "help": {
-      const spec = args[0] ? findVerb(specs, args[0]) : undefined;
-      await writeOut(spec ? (await import("./help.ts")).renderHelp(spec) : TOP_HELP);
-      return 0;
-    }
-    case "completions": {
-      const shell = args[0];
-      if (shell !== "bash" && shell !== "zsh" && shell !== "fish") {
-        throw new UsageError(`completions for '${shell ?? ""}' are not available`, {
-          hint: "use: remote completions bash|zsh|fish",
-        });
-      }
-      const { renderCompletions } = await import("./completions.ts");
-      await writeOut(renderCompletions(shell, "remote", specs));
-      return 0;
-    }
-    case "plugin":
-      return await pluginVerb(args, entries, specs);
-  }
-  const spec = findVerb(specs, verb);
+  const command = Object.hasOwn(COMMANDS, verb) ? COMMANDS[verb] : undefined;
+  if (command) return await command(args, entries);
+  const spec = (await found(verb, module)).spec(manifests);
   const beforeCommand = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
   if (beforeCommand.includes("--help") || beforeCommand.includes("-h")) {
     await writeOut((await import("./help.ts")).renderHelp(spec));
     return 0;
   }
-  const [{ promptForMissing, resolveParameterSet }, { terminalPrompter }, { runVerb }] = await Promise.all([
+  const [{ promptForMissing, resolveParameterSet }, { terminalPrompter }] = await Promise.all([
     import("./parameter_set.ts"),
     import("./prompt.ts"),
-    verbRunner(verb),
   ]);
   const prompter = terminalPrompter();
   let resolution = resolveParameterSet(spec, args);
   if (resolution.missing.length > 0 && !localEnter(verb, resolution.given)) {
     resolution = await promptForMissing(spec, resolution, prompter);
   }
-  return await runVerb({ verb, spec, resolution, entries, config, prompter });
+  let registry: Promise<Registry> | undefined;
+  return await (await module)!.run({
+    spec,
+    resolution,
+    entries,
+    config,
+    prompter,
+    // loaded on first use: a plain invoke never records a session, and need not load the registry
+    registry: () => registry ??= import("./registry.ts").then(({ Registry }) => new Registry()),
+    io: { out: writeOut, err: writeErr },
+  });
 }
 
-/**
- * The handler module for `verb`. `invoke` (verb_handlers.ts hands it straight to runInvoke) skips the
- * handlers of the session verbs, whose modules (registry, file locks, terminal bridge) a quick repeated
- * command would otherwise load on every run (see BENCHMARKS.md, reused first byte).
- */
-async function verbRunner(verb: string): Promise<{ runVerb(input: VerbInput): Promise<number> }> {
-  if (verb === "invoke") {
-    const { runInvoke } = await import("./invoke.ts");
-    return { runVerb: runInvoke };
+/** The commands besides the verbs: they take plain arguments rather than parameter sets. */
+const COMMANDS: Readonly<Record<string, (args: string[], entries: readonly TransportEntry[]) => Promise<number>>> = {
+  help: helpCommand,
+  completions: completionsCommand,
+  plugin: pluginCommand,
+};
+
+/** `remote help [verb]`. */
+async function helpCommand(args: string[], entries: readonly TransportEntry[]): Promise<number> {
+  if (args[0] === undefined) {
+    await writeOut(TOP_HELP);
+    return 0;
   }
-  return await import("./verb_handlers.ts");
+  const { loadVerb } = await import("./verbs/mod.ts");
+  const spec = (await found(args[0], loadVerb(args[0]))).spec(entries.map((e) => e.manifest));
+  await writeOut((await import("./help.ts")).renderHelp(spec));
+  return 0;
+}
+
+/** `remote completions bash|zsh|fish`. */
+async function completionsCommand(args: string[], entries: readonly TransportEntry[]): Promise<number> {
+  const shell = args[0];
+  if (shell !== "bash" && shell !== "zsh" && shell !== "fish") {
+    throw new UsageError(`completions for '${shell ?? ""}' are not available`, {
+      hint: "use: remote completions bash|zsh|fish",
+    });
+  }
+  const [{ renderCompletions }, { verbSpecs }] = await Promise.all([
+    import("./completions.ts"),
+    import("./verbs/mod.ts"),
+  ]);
+  await writeOut(renderCompletions(shell, "remote", await verbSpecs(entries.map((e) => e.manifest))));
+  return 0;
 }
 
 /** The hidden verb that runs a built-in transport's background helper (e.g. the SSH reuse master). */
@@ -204,16 +213,21 @@ function takeGlobalOptions(argv: string[]): { plugins: string[]; rest: string[] 
   return { plugins, rest };
 }
 
-function findVerb(specs: readonly VerbSpec[], name: string): VerbSpec {
-  const spec = specs.find((s) => s.name === name);
-  if (!spec) {
-    const names = specs.map((s) => s.name);
-    const near = names.find((n) => n.startsWith(name.slice(0, 2)));
+/**
+ * The verb module `loading` loads, once loaded.
+ *
+ * @throws {UsageError} when remote has no verb `name`, suggesting the nearest
+ */
+async function found(name: string, loading: Promise<Verb | undefined>): Promise<Verb> {
+  const verb = await loading;
+  if (!verb) {
+    const { VERBS } = await import("./verbs/mod.ts");
+    const near = Object.keys(VERBS).find((n) => n.startsWith(name.slice(0, 2)));
     throw new UsageError(`'${name}' is not a remote verb`, {
       hint: near ? `did you mean 'remote ${near}'? all verbs: remote --help` : "all verbs: remote --help",
     });
   }
-  return spec;
+  return verb;
 }
 
 function versionText(options: CliOptions): string {
@@ -222,7 +236,8 @@ function versionText(options: CliOptions): string {
     `transports: ${ids}\n`;
 }
 
-async function pluginVerb(args: string[], entries: readonly TransportEntry[], specs: VerbSpec[]): Promise<number> {
+/** `remote plugin list` and `remote plugin info <name>`. */
+async function pluginCommand(args: string[], entries: readonly TransportEntry[]): Promise<number> {
   const { describeOrigin } = await import("../plugins/mod.ts");
   const sub = args[0] ?? "list";
   if (sub === "list") {
@@ -242,14 +257,15 @@ async function pluginVerb(args: string[], entries: readonly TransportEntry[], sp
     if (!entry) {
       throw new RemoteError("notFound", `no transport named '${name ?? ""}'`, { hint: "see: remote plugin list" });
     }
-    await writeOut(await pluginInfo(entry.manifest, specs));
+    const { loadVerb } = await import("./verbs/mod.ts");
+    const enter = (await loadVerb("enter"))?.spec(entries.map((e) => e.manifest));
+    await writeOut(await pluginInfo(entry.manifest, enter));
     return 0;
   }
   throw new UsageError(`'remote plugin ${sub}' is not a command`, { hint: "use: remote plugin list | info <name>" });
 }
 
-async function pluginInfo(manifest: TransportManifest, specs: VerbSpec[]): Promise<string> {
-  const enter = specs.find((s) => s.name === "enter");
+async function pluginInfo(manifest: TransportManifest, enter: VerbSpec | undefined): Promise<string> {
   const own = new Set(manifest.parameters.map((p) => p.name));
   const sets = new Set(manifest.parameters.flatMap((p) => Object.keys(p.sets ?? {})));
   const header = `${manifest.id} ${manifest.version} — ${manifest.summary}\n` +

@@ -5,7 +5,7 @@
  * @module
  */
 import { compileVerb, type ModelParam } from "./_verb_model.ts";
-import type { VerbSpec } from "./parameter_set.ts";
+import type { VerbSpec } from "./verb_spec.ts";
 
 /** A shell {@linkcode renderCompletions} writes for. */
 export type CompletionShell = "bash" | "zsh" | "fish";

@@ -11,6 +11,7 @@ import { RemoteError } from "./errors.ts";
 import { shellQuote } from "./_shell_quote.ts";
 import { TomlKeyLines } from "./_toml_key_lines.ts";
 import { matchWildcard } from "./_wildcard.ts";
+import { THROTTLE_LIMIT } from "./throttle_limit.ts";
 
 /** What a `[hosts."<pattern>"]` table sets for the hosts matching its pattern. */
 export interface HostMapping {
@@ -166,7 +167,8 @@ class Checker {
     }
     if (table.throttle_limit !== undefined) {
       const path = ["defaults", "throttle_limit"];
-      defaults.throttleLimit = this.#integer(table.throttle_limit, path, 1, 10_000, "throttle_limit = 32");
+      const { min, max } = THROTTLE_LIMIT;
+      defaults.throttleLimit = this.#integer(table.throttle_limit, path, min, max, "throttle_limit = 32");
     }
     return defaults;
   }

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { expectedOf } from "./_convert.ts";
+import { expectedOf } from "../plugins/mod.ts";
 import { compileVerb, inSet, type ModelParam, setsOfParam, valueNameOf, type VerbModel } from "./_verb_model.ts";
-import type { VerbSpec } from "./parameter_set.ts";
+import type { VerbSpec } from "./verb_spec.ts";
 
 /** Options of {@linkcode renderHelp} and {@linkcode renderSyntax}. */
 export interface HelpOptions {

@@ -11,10 +11,10 @@
 import type { Channel, Prompter } from "../plugins/mod.ts";
 import { ExitCode, RemoteError, UsageError } from "./errors.ts";
 import { printable, useColor, writeErr, writeOut } from "./output.ts";
-import { refuseUnusedOptions, type Route, route } from "./route.ts";
+import type { Registry } from "./registry.ts";
+import type { Route } from "./route.ts";
 import type { SessionRecord } from "./session.ts";
-import type { VerbInput } from "./verb_handlers.ts";
-import { exitCodeOf, loadTransport, openContext, requireCapability } from "./transport_use.ts";
+import { exitCodeOf, loadTransport, openContext } from "./transport_use.ts";
 
 /** How one host's run ended. */
 export type HostOutcome =
@@ -26,37 +26,35 @@ export type HostOutcome =
 /** After Ctrl-C, how long remote commands get to end on their own before their channels are closed. */
 const GRACE_MS = 3000;
 
-/** Runs `remote invoke`; returns the exit code. */
-export async function runInvoke(input: VerbInput): Promise<number> {
-  const { resolution, entries, config } = input;
-  const v = resolution.values;
-  const command = Array.isArray(v.Command) ? v.Command.map(String) : [];
-  if (command.length === 0) {
-    throw new UsageError("no command to run", { hint: "put it after --, e.g. remote invoke db1 -- uptime" });
-  }
-  const targets = [...(Array.isArray(v.HostName) ? v.HostName.map(String) : [])];
-  if (typeof v.HostFile === "string") targets.push(...await readHostFile(v.HostFile));
-  const routes: Route[] = targets.length > 0
-    ? targets.map((t) => route(resolution, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
-    : [route(resolution, entries, config)];
-  if (routes.length > 1) {
-    const example = routes[0].target.host;
-    refuseUnusedOptions(resolution, entries.map((e) => e.manifest), routes.map((r) => r.entry.manifest), example);
-  }
-  const disconnected = v.InDisconnectedSession === true;
-  if (typeof v.SessionName === "string" && !disconnected) {
-    throw new UsageError("--session-name names the sessions of --in-disconnected-session", {
-      hint: "add --in-disconnected-session, or drop --session-name",
-    });
-  }
-  // before anything starts: a host that cannot keep a disconnected session fails the whole run
-  for (const r of routes) requireCapability(r.entry, disconnected ? "disconnect" : "exec");
-  const throttle = typeof v.ThrottleLimit === "number" ? v.ThrottleLimit : config.defaults.throttleLimit ?? 32;
+/** What {@linkcode runInvoke} runs where, once the verb has read its parameters and routed its targets. */
+export interface InvokePlan {
+  /** one per target, in the order given */
+  routes: readonly Route[];
+  /** the command line, as sent to each host */
+  command: string;
+  /** at most this many hosts at once */
+  throttle: number;
+  /** JSON lines instead of prefixed text */
+  json: boolean;
+  /** false: open a new connection rather than reuse a master */
+  reuse: boolean;
+  /** start the command in a new persistent session on each host (`--in-disconnected-session`) */
+  disconnected: boolean;
+  /** with `disconnected`: the sessions' name */
+  sessionName?: string;
+  prompter: Prompter;
+  /** the local session registry, for `disconnected` */
+  registry(): Promise<Registry>;
+}
+
+/** Runs `remote invoke`'s command on every route; returns the exit code. */
+export async function runInvoke(plan: InvokePlan): Promise<number> {
+  const { routes, throttle, json } = plan;
   const controller = new AbortController();
   const options: RunOptions = {
-    command: command.join(" "),
-    prompter: oncePrompter(input.prompter),
-    reuse: v.NoReuse !== true,
+    command: plan.command,
+    prompter: oncePrompter(plan.prompter),
+    reuse: plan.reuse,
     signal: controller.signal,
   };
   let interrupts = 0;
@@ -71,12 +69,10 @@ export async function runInvoke(input: VerbInput): Promise<number> {
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onTerminate);
   try {
-    if (disconnected) {
-      const name = typeof v.SessionName === "string" ? v.SessionName : undefined;
-      return await startDisconnected(routes, throttle, options, name, v.Json === true);
+    if (plan.disconnected) {
+      return await startDisconnected(await plan.registry(), routes, throttle, options, plan.sessionName, json);
     }
-    if (routes.length === 1 && v.Json !== true) return await runSingle(routes[0], options);
-    const json = v.Json === true;
+    if (routes.length === 1 && !json) return await runSingle(routes[0], options);
     const printer = new PrefixPrinter(json, useColor(Deno.stdout), useColor(Deno.stderr));
     const outcomes = await fanOut(
       routes,
@@ -243,6 +239,7 @@ async function runOne(r: Route, options: RunOptions, printer: PrefixPrinter): Pr
  * own error; otherwise failures are reported per host and summarised.
  */
 async function startDisconnected(
+  registry: Registry,
   routes: readonly Route[],
   throttle: number,
   options: RunOptions,
@@ -251,11 +248,11 @@ async function startDisconnected(
 ): Promise<number> {
   // loaded here, not up front: a plain invoke would otherwise load every session verb's modules (the
   // registry, file locks, the terminal bridge) on each run; see BENCHMARKS.md, reused first byte
-  const { createSession, formatSessions, publicRecord } = await import("./verb_handlers.ts");
+  const { createSession, formatSessions, publicRecord } = await import("./session_records.ts");
   const taken = new Set<string>();
   const create = (r: Route) => {
     const ctx = { ...openContext(r.target, r.parameters, options.prompter, options.signal), reuse: options.reuse };
-    return createSession(r, ctx, { name, command: options.command, taken });
+    return createSession(registry, r, ctx, { name, command: options.command, taken });
   };
   if (routes.length === 1 && !json) {
     await writeOut(formatSessions([{ record: await create(routes[0]) }]));

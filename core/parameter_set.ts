@@ -10,14 +10,13 @@
  *
  * @module
  */
-import type { ParameterSpec, Prompter } from "../plugins/mod.ts";
+import { type CredentialValue, exampleOf, expectedOf, type Prompter } from "../plugins/mod.ts";
 import { UsageError } from "./errors.ts";
-import { convertValue, exampleOf, expectedOf, fitsExactly } from "./_convert.ts";
+import { convertValue, fitsExactly } from "./_convert.ts";
 import { withoutTypedPassword } from "./target.ts";
 import {
   ALL_SETS,
   compileVerb,
-  kebabCase,
   mandatoryOf,
   type ModelParam,
   positionalOf,
@@ -25,20 +24,9 @@ import {
   valueNameOf,
   type VerbModel,
 } from "./_verb_model.ts";
-
-/** A verb declared as data: help, completions and binding all read it. */
-export interface VerbSpec {
-  /** the word after `remote`, e.g. `enter` */
-  name: string;
-  /** one line for help */
-  summary: string;
-  parameters: ParameterSpec[];
-  /** the set chosen when several remain, as PowerShell's `DefaultParameterSetName` */
-  defaultSet?: string;
-  examples: { command: string; description: string }[];
-  /** words after a literal `--` (`remote invoke host -- ls -l`), bound under `name` as `string[]` */
-  remainder?: { name: string; help: string; mandatorySets?: string[] };
-}
+import type { VerbSpec } from "./verb_spec.ts";
+export type { VerbSpec } from "./verb_spec.ts";
+export { type CredentialValue, flagOf } from "../plugins/mod.ts";
 
 /** The outcome of binding argv to a verb. */
 export interface Resolution {
@@ -55,12 +43,6 @@ export interface Resolution {
   given: string[];
   /** mandatory parameters of the chosen set still unbound */
   missing: string[];
-}
-
-/** The bound value of a `credential` parameter; `password` only once prompted for. */
-export interface CredentialValue {
-  user: string;
-  password?: string;
 }
 
 /** Stable IDs of binding errors, named after PowerShell's error IDs. */
@@ -84,19 +66,6 @@ export class ParameterBindingError extends UsageError {
     this.name = "ParameterBindingError";
     this.errorId = errorId;
   }
-}
-
-/**
- * The long CLI spelling of a parameter, without dashes: `flag`, else the kebab-case of its name.
- *
- * @example Spellings
- * ```ts
- * import { flagOf } from "./parameter_set.ts";
- * console.assert(flagOf({ name: "SkipCACheck", type: { kind: "switch" }, help: "" }) === "skip-ca-check");
- * ```
- */
-export function flagOf(p: ParameterSpec): string {
-  return p.flag ?? kebabCase(p.name);
 }
 
 /**

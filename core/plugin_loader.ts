@@ -44,8 +44,11 @@ export interface PluginLoaderOptions {
   path: string;
   /** receives broken discovered executables, which are then skipped; without it they throw */
   warn?(error: PluginError): void;
-  /** the core's own parameters, which no plugin may declare (see core/reserved_parameters.ts) */
-  reserved?: ReservedParameters;
+  /**
+   * the core's own parameters, which no plugin may declare (see core/reserved_parameters.ts); a function
+   * is called once, and only when there is a plugin to check
+   */
+  reserved?: ReservedParameters | (() => Promise<ReservedParameters>);
 }
 
 /** The prefix of an out-of-process plugin's file name. */
@@ -86,12 +89,14 @@ export function defaultPluginDir(): string {
  */
 export async function loadPluginEntries(opts: PluginLoaderOptions): Promise<TransportEntry[]> {
   const entries: TransportEntry[] = [];
-  for (const specifier of opts.specifiers) entries.push(await loadModuleEntry(specifier, opts.reserved));
+  let reserving: Promise<ReservedParameters> | undefined;
+  const reserved = () => typeof opts.reserved === "function" ? reserving ??= opts.reserved() : opts.reserved;
+  for (const specifier of opts.specifiers) entries.push(await loadModuleEntry(specifier, await reserved()));
   if (opts.executables) {
     const found = await findExecutables([opts.pluginDir, ...opts.path.split(delimiter)]);
     const loaded = await Promise.all(found.map(async ({ name, path }) => {
       try {
-        return await loadExecutableEntry(path, name, opts.reserved);
+        return await loadExecutableEntry(path, name, await reserved());
       } catch (e) {
         if (opts.warn === undefined || !(e instanceof PluginError)) throw e;
         opts.warn(e);

@@ -5,29 +5,31 @@
  *
  * @module
  */
-import type { ReservedParameters } from "../plugins/mod.ts";
-import { flagOf } from "./parameter_set.ts";
-import { CORE_PARAMETERS } from "./route.ts";
-import { verbSpecs } from "./verbs.ts";
+import { flagOf, type ReservedParameters, type TransportManifest } from "../plugins/mod.ts";
+import { verbSpecs } from "./verbs/mod.ts";
 
 /**
- * Names, long spellings and short flags of the core's parameters in every verb.
+ * Names, long spellings and short flags of the parameters the verbs declare themselves (each verb's
+ * declaration without transports, and the words after `--`), except those a built-in transport of
+ * `builtins` declares too: `get` and `connect` take `--computer-name` as winrm does, and a plugin may
+ * share it as winrm's (validation then holds it to winrm's type and spellings).
  *
  * @example
  * ```ts
  * import { reservedParameters } from "./reserved_parameters.ts";
- * const reserved = reservedParameters();
+ * const reserved = await reservedParameters([]);
  * console.assert(reserved.names.includes("Json") && reserved.flags.includes("json"));
  * ```
  */
-export function reservedParameters(): ReservedParameters {
+export async function reservedParameters(builtins: readonly TransportManifest[]): Promise<ReservedParameters> {
+  const transports = new Set(builtins.flatMap((m) => m.parameters.map((p) => p.name)));
   const names = new Set<string>();
   const flags = new Set<string>();
   const shorts = new Set<string>();
-  for (const verb of verbSpecs([])) {
+  for (const verb of await verbSpecs([])) {
     if (verb.remainder) names.add(verb.remainder.name);
     for (const p of verb.parameters) {
-      if (!CORE_PARAMETERS.has(p.name)) continue;
+      if (transports.has(p.name)) continue;
       names.add(p.name);
       for (const f of [flagOf(p), ...(p.aliases ?? [])]) flags.add(f.toLowerCase());
       if (p.short !== undefined) shorts.add(p.short);

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import type { Target, TransportManifest } from "../plugins/mod.ts";
 import type { UserConfig } from "./config.ts";
 import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
-import { flagOf, type Resolution } from "./parameter_set.ts";
+import { flagOf, type Target, type TransportManifest } from "../plugins/mod.ts";
+import type { Resolution } from "./parameter_set.ts";
 import { parseTarget, transportForScheme, transportForSet, withoutPassword } from "./target.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 
@@ -21,30 +21,12 @@ export interface Route {
   parameters: Record<string, unknown>;
 }
 
-/** Parameters that belong to the core, never passed to a transport. */
-export const CORE_PARAMETERS: ReadonlySet<string> = new Set([
-  "HostName",
-  "Id",
-  "InstanceId",
-  "Name",
-  "HostFile",
-  "ThrottleLimit",
-  "Json",
-  "NoReuse",
-  "InDisconnectedSession",
-  "SessionName",
-  "Command",
-  "Force",
-  "LocalPort",
-  "RemotePort",
-  "RemoteHost",
-  "IdleTimeout",
-  "OutputBufferingMode",
-  "WhatIf",
-  "Confirm",
-  "State",
-  "EscapeChar",
-]);
+/**
+ * The parameters a verb declares itself (`declareParameters(…).names` of its module in
+ * `core/verbs/`): their values stay with the core, are never passed to a transport, and are never
+ * another transport's option.
+ */
+export type CoreParameters = ReadonlySet<string>;
 
 /**
  * Chooses the transport and target for one target string (or none, when a transport's own set
@@ -55,6 +37,7 @@ export const CORE_PARAMETERS: ReadonlySet<string> = new Set([
  */
 export function route(
   resolution: Resolution,
+  core: CoreParameters,
   entries: readonly TransportEntry[],
   config: UserConfig,
   targetText?: string,
@@ -116,10 +99,10 @@ export function route(
   }
   const manifest = entry.manifest;
   const own = new Set(manifest.parameters.map((p) => p.name));
-  if (foreignOptions === "refuse") refuseUnusedOptions(resolution, manifests, [manifest], parsed.host);
+  if (foreignOptions === "refuse") refuseUnusedOptions(resolution, core, manifests, [manifest], parsed.host);
   const parameters: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(values)) {
-    if (!CORE_PARAMETERS.has(name) && own.has(name)) {
+    if (!core.has(name) && own.has(name)) {
       parameters[name] = value instanceof URL ? withoutPassword(value) : value;
     }
   }
@@ -147,12 +130,13 @@ export function route(
  */
 export function refuseUnusedOptions(
   resolution: Resolution,
+  core: CoreParameters,
   manifests: readonly TransportManifest[],
   used: readonly TransportManifest[],
   exampleHost: string,
 ): void {
   for (const name of resolution.given) {
-    if (CORE_PARAMETERS.has(name) || used.some((m) => m.parameters.some((p) => p.name === name))) continue;
+    if (core.has(name) || used.some((m) => m.parameters.some((p) => p.name === name))) continue;
     const owners = manifests.filter((m) => m.parameters.some((p) => p.name === name)).map((m) => m.id);
     const spec = manifests.flatMap((m) => m.parameters).find((p) => p.name === name);
     const flag = spec ? flagOf(spec) : name;

@@ -25,6 +25,17 @@
  */
 export * from "./types.ts";
 export {
+  type CredentialValue,
+  type DeclaredParameters,
+  declareParameters,
+  exampleOf,
+  expectedOf,
+  type ParameterKey,
+  parameterKey,
+  type ParameterValue,
+  type ParameterValues,
+} from "./parameters.ts";
+export {
   ExitCode,
   type ExitCodeName,
   PluginError,
@@ -36,7 +47,7 @@ export {
   UsageError,
 } from "./errors.ts";
 export type { TransportEntry, TransportOrigin } from "./transport_catalog.ts";
-export { kebabCase } from "./parameter_flag.ts";
+export { flagOf, kebabCase } from "./parameter_flag.ts";
 export {
   describeOrigin,
   mergeCatalog,

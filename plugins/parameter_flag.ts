@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ParameterSpec } from "./types.ts";
 
 /**
  * Kebab-case of a PowerShell name: `SkipCACheck` → `skip-ca-check`.
@@ -21,4 +22,18 @@ export function kebabCase(name: string): string {
     .replace(/([a-z0-9])([A-Z])/g, "$1-$2")
     .replace(/([A-Z]+)([A-Z][a-z])/g, "$1-$2")
     .toLowerCase();
+}
+
+/**
+ * The long CLI spelling of a parameter, without dashes: `flag`, else the kebab case of its name.
+ *
+ * @example Spellings
+ * ```ts
+ * import { flagOf } from "./parameter_flag.ts";
+ * console.assert(flagOf({ name: "SkipCACheck", type: { kind: "switch" }, help: "" }) === "skip-ca-check");
+ * console.assert(flagOf({ name: "RemoteHost", flag: "host", type: { kind: "string" }, help: "" }) === "host");
+ * ```
+ */
+export function flagOf(p: ParameterSpec): string {
+  return p.flag ?? kebabCase(p.name);
 }

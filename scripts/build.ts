@@ -14,6 +14,7 @@ import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { validateTransportModule } from "../plugins/mod.ts";
 import { reservedParameters } from "../core/reserved_parameters.ts";
+import { builtinTransports } from "../transports/mod.ts";
 
 /** The targets `deno compile` can build remote for. */
 export const TARGETS = [
@@ -95,7 +96,8 @@ export async function writeEntry(plugins: readonly string[], out: string): Promi
   for (const path of plugins) {
     const mod = await import(pathToFileURL(path).href);
     // The core's own parameters are refused here, at build time, as the loader refuses them at run time.
-    const { manifest } = validateTransportModule(mod, path, { reserved: reservedParameters() });
+    const reserved = await reservedParameters(builtinTransports.map((e) => e.manifest));
+    const { manifest } = validateTransportModule(mod, path, { reserved });
     const literal = JSON.stringify(spec(path));
     lines.push(
       "  {",

@@ -103,3 +103,52 @@ Deno.test("built-in transports load lazily through literal import() specifiers",
   const staticImports = importsOf(text).filter((s) => !lazy.includes(`"${s}"`));
   assertEquals(staticImports.filter((s) => s.endsWith("/mod.ts") && s.startsWith("./")), []);
 });
+
+/** The first import cycle found among `files` (as a path that returns to its start), or undefined. */
+function findCycle(edges: ReadonlyMap<string, readonly string[]>): string[] | undefined {
+  const state = new Map<string, "open" | "done">();
+  const stack: string[] = [];
+  const visit = (file: string): string[] | undefined => {
+    if (state.get(file) === "done") return undefined;
+    if (state.get(file) === "open") return [...stack.slice(stack.indexOf(file)), file];
+    state.set(file, "open");
+    stack.push(file);
+    for (const next of edges.get(file) ?? []) {
+      const cycle = visit(next);
+      if (cycle) return cycle;
+    }
+    stack.pop();
+    state.set(file, "done");
+    return undefined;
+  };
+  for (const file of [...edges.keys()].sort()) {
+    const cycle = visit(file);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
+Deno.test("the core's modules import one another without a cycle", async () => {
+  // type-only and lazy imports count too: a cycle among them is still two modules that cannot be read apart
+  const edges = new Map<string, string[]>();
+  for (const { file, target } of await allImports(["core"])) {
+    if (file.endsWith("_test.ts") || !target.startsWith("core/")) continue;
+    edges.set(file, [...(edges.get(file) ?? []), target]);
+  }
+  assertEquals(findCycle(edges), undefined);
+});
+
+Deno.test("findCycle() finds a cycle through three modules and none in a tree", () => {
+  const cyclic = new Map([["a", ["b"]], ["b", ["c"]], ["c", ["a"]], ["d", ["a"]]]);
+  assertEquals(findCycle(cyclic), ["a", "b", "c", "a"]);
+  assertEquals(findCycle(new Map([["a", ["b", "c"]], ["b", ["c"]], ["c", []]])), undefined);
+});
+
+Deno.test("the verbs load lazily through literal import() specifiers", async () => {
+  const text = await Deno.readTextFile(new URL("core/verbs/mod.ts", root));
+  const lazy = [...text.matchAll(/\bimport\(([^)]+)\)/g)].map((m) => m[1]);
+  assertEquals(lazy.length > 0 && lazy.every((s) => /^"\.\/[a-z0-9_]+\.ts"$/.test(s)), true, lazy.join());
+  // nothing but types is imported up front, so naming the verbs loads none of their code
+  const eager = [...text.matchAll(/(?:^|\n)\s*import\s+(?!type\b)[^;]*?\bfrom\s*["']([^"']+)["']/g)].map((m) => m[1]);
+  assertEquals(eager, []);
+});

@@ -130,3 +130,25 @@ Deno.test("remote enter with no target opens the local shell, and -e none passes
   });
   assertEquals(run, { code: 6, stdout: "~. local-8\n", stderr: "" });
 });
+
+Deno.test("remote invoke --throttle-limit takes the range config.toml's throttle_limit takes, 1 to 10000", async () => {
+  await using home = await tempHome();
+  const most = await runRemote(["invoke", "local://localhost", "--throttle-limit", "10000", "--", "echo", "ok"], {
+    env: home.env,
+  });
+  assertEquals([most.code, most.stdout], [0, "ok\n"], most.stderr);
+  const over = await runRemote(["invoke", "local://localhost", "--throttle-limit", "10001", "--", "echo", "ok"], {
+    env: home.env,
+  });
+  assertEquals(over.code, 230);
+  match(over.stderr, /^remote: --throttle-limit expects an integer from 1 to 10000, got "10001"\n/);
+  const dir = `${home.env.XDG_CONFIG_HOME}/remote`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/config.toml`, "[defaults]\nthrottle_limit = 10000\n");
+  const configured = await runRemote(["invoke", "local://localhost", "--", "echo", "ok"], { env: home.env });
+  assertEquals([configured.code, configured.stdout], [0, "ok\n"], configured.stderr);
+  await Deno.writeTextFile(`${dir}/config.toml`, "[defaults]\nthrottle_limit = 10001\n");
+  const refused = await runRemote(["invoke", "local://localhost", "--", "echo", "ok"], { env: home.env });
+  assertEquals(refused.code, 231);
+  match(refused.stderr, /defaults\.throttle_limit must be an integer from 1 to 10000, not 10001\n/);
+});

@@ -32,6 +32,7 @@ import { closeQuietly, EngineClient, engineError, notRunning } from "./engine_cl
 import { type EngineKind, processEnv, resolveEngineHost } from "./engine_host.ts";
 import { StreamDecoder } from "./stream_decoder.ts";
 import { writeAll } from "./http.ts";
+import { parameters } from "./manifest.ts";
 export { manifest } from "./manifest.ts";
 
 /** Output read ahead of the consumer before reading the engine's stream pauses. */
@@ -84,18 +85,18 @@ export interface ContainerOptions {
  * @throws {UsageError} for a container name the engine could not have, or `--run-as-administrator` with another user
  */
 export function containerOptions(ctx: Pick<OpenContext, "target" | "parameters">): ContainerOptions {
-  const p = ctx.parameters;
+  const p = parameters.read(ctx.parameters);
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(ctx.target.display)?.[1]?.toLowerCase();
   const engine: EngineKind = scheme === "podman" ? "podman" : "docker";
-  const container = typeof p.ContainerId === "string" && p.ContainerId !== "" ? p.ContainerId : ctx.target.host;
+  const container = p.containerId || ctx.target.host;
   // Docker's and Podman's rule for names; IDs (hex) fit it too
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(container ?? "")) {
     throw new UsageError(`'${container}' is not a container ID or name`, {
       hint: `give one as ${engine} ps shows it: remote enter ${engine}://<container>`,
     });
   }
-  let user = ctx.target.user ?? (typeof p.UserName === "string" ? p.UserName : undefined);
-  if (p.RunAsAdministrator === true) {
+  let user = ctx.target.user ?? p.userName;
+  if (p.runAsAdministrator === true) {
     if (user !== undefined && user !== "root" && user !== "0" && !user.startsWith("root:") && !user.startsWith("0:")) {
       throw new UsageError(`--run-as-administrator runs as root, but the user ${user} was also given`, {
         hint: "give one of the two",
@@ -103,18 +104,14 @@ export function containerOptions(ctx: Pick<OpenContext, "target" | "parameters">
     }
     user ??= "root";
   }
-  const environment: Record<string, string> = {};
-  if (p.Environment !== undefined && typeof p.Environment === "object" && p.Environment !== null) {
-    for (const [k, v] of Object.entries(p.Environment)) environment[k] = String(v);
-  }
   return {
     engine,
     container,
-    dockerHost: typeof p.DockerHost === "string" ? p.DockerHost : undefined,
+    dockerHost: p.dockerHost,
     user,
-    workingDirectory: typeof p.WorkingDirectory === "string" ? p.WorkingDirectory : undefined,
-    environment,
-    privileged: p.Privileged === true,
+    workingDirectory: p.workingDirectory,
+    environment: { ...p.environment },
+    privileged: p.privileged === true,
   };
 }
 

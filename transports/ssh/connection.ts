@@ -23,6 +23,7 @@ import { toChannel } from "./channel.ts";
 import { decoupledStream } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
 import { connectSocket, hostPort, raceAbort } from "./socket.ts";
+import { parameters } from "./manifest.ts";
 import { resolveSshConfig, type SshHostConfig } from "./ssh_config.ts";
 
 /** Used when neither --connecting-timeout nor ConnectTimeout is set, so a silent server cannot hang us. */
@@ -64,17 +65,6 @@ export function localIdentity(): { user: string; home: string } {
   return { user: info.username, home: Deno.env.get("HOME") || info.homedir };
 }
 
-function param<T>(ctx: OpenContext, name: string, check: (v: unknown) => v is T): T | undefined {
-  const v = ctx.parameters[name];
-  return v === undefined || v === null ? undefined : check(v) ? v : undefined;
-}
-const isString = (v: unknown): v is string => typeof v === "string";
-const isNumber = (v: unknown): v is number => typeof v === "number";
-const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
-const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
-const isMap = (v: unknown): v is Record<string, string> =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every(isString);
-
 /** -o options that describe the final target only, so jump hosts do not inherit them. */
 const TARGET_OPTIONS = new Set(["user", "port", "hostname", "hostkeyalias", "proxyjump", "proxycommand"]);
 
@@ -113,9 +103,10 @@ export function parseProxyJump(text: string): { host: string; port?: number; use
 /** Where a connection for `ctx` goes, from the target, parameters and ssh_config as they read now. */
 async function planRoute(ctx: OpenContext): Promise<{ config: SshHostConfig; final: Hop; hops: Hop[]; home: string }> {
   const { user: localUser, home } = localIdentity();
-  const options: Record<string, string> = { ...(param(ctx, "Options", isMap) ?? {}) };
-  const user = ctx.target.user ?? param(ctx, "UserName", isString);
-  const port = ctx.target.port ?? param(ctx, "Port", isNumber);
+  const params = parameters.read(ctx.parameters);
+  const options: Record<string, string> = { ...params.options };
+  const user = ctx.target.user ?? params.userName;
+  const port = ctx.target.port ?? params.port;
   // user@host:port and -p/-l win over -o User=/Port=, which would otherwise come first in ssh_config order
   for (const key of Object.keys(options)) {
     if ((user !== undefined && key.toLowerCase() === "user") || (port !== undefined && key.toLowerCase() === "port")) {
@@ -124,12 +115,11 @@ async function planRoute(ctx: OpenContext): Promise<{ config: SshHostConfig; fin
   }
   if (user !== undefined) options.User = user;
   if (port !== undefined) options.Port = String(port);
-  const jumpParam = param(ctx, "ProxyJump", isString);
-  if (jumpParam !== undefined) options.ProxyJump = jumpParam;
-  const configFile = param(ctx, "ConfigFile", isString);
+  if (params.proxyJump !== undefined) options.ProxyJump = params.proxyJump;
+  const configFile = params.configFile;
   const config = await resolveSshConfig(ctx.target.host, { configFile, options, localUser, home });
   // --send-env adds to ssh_config's SendEnv, as repeated SendEnv lines accumulate
-  for (const name of param(ctx, "SendEnv", isStringList) ?? []) {
+  for (const name of params.sendEnv ?? []) {
     if (!config.sendEnv.includes(name)) config.sendEnv.push(name);
   }
   const final: Hop = { host: config.hostName, port: config.port ?? 22, user: config.user ?? localUser, config };
@@ -179,9 +169,10 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
     });
   }
 
-  const timeoutMs = param(ctx, "ConnectingTimeout", isNumber) ?? config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const keyFiles = param(ctx, "KeyFilePath", isStringList) ?? [];
-  const forwardAgent = param(ctx, "ForwardAgent", isBoolean) ?? config.forwardAgent;
+  const params = parameters.read(ctx.parameters);
+  const timeoutMs = params.connectingTimeout ?? config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const keyFiles = params.keyFilePath ?? [];
+  const forwardAgent = params.forwardAgent ?? config.forwardAgent;
   const clients: Client[] = [];
   const closeAll = () => {
     for (const c of clients.toReversed()) c.end();
@@ -197,7 +188,7 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
         home,
         keyFiles, // -i serves the jump hosts too, sparing a config entry per hop
         forwardAgent: last && forwardAgent,
-        explicitAgentForward: last && param(ctx, "ForwardAgent", isBoolean) === true,
+        explicitAgentForward: last && params.forwardAgent === true,
       });
       clients.push(client);
       if (!last) {

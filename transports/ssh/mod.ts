@@ -17,6 +17,7 @@
 // ssh2 costs ~75 ms to load, so the modules that use it (connection, tmux sessions, the reuse master)
 // load on first use: a command sent through a running reuse master never pays for it.
 import type { BackgroundContext, Channel, OpenContext, OpenRequest, SessionHost } from "../../plugins/mod.ts";
+import { parameters } from "./manifest.ts";
 import { openReused, reusable } from "./reuse_client.ts";
 export { manifest } from "./manifest.ts";
 export type { ChannelOptions, SshConnection } from "./connection.ts";
@@ -41,11 +42,7 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   const { connectSsh } = await import("./connection.ts");
   const connection = await connectSsh(ctx);
   try {
-    const subsystem = request.kind === "subsystem"
-      ? request.name
-      : typeof ctx.parameters.Subsystem === "string"
-      ? ctx.parameters.Subsystem
-      : undefined;
+    const subsystem = request.kind === "subsystem" ? request.name : parameters.read(ctx.parameters).subsystem;
     const channel = subsystem !== undefined
       ? await connection.subsystem(subsystem)
       : request.kind === "exec"

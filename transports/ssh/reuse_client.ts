@@ -8,6 +8,7 @@
  */
 import type { Channel, ExitStatus, OpenContext, OpenRequest } from "../../plugins/mod.ts";
 import { ExitCode, type ExitCodeName, RemoteError, TransportError } from "../../plugins/mod.ts";
+import { parameters } from "./manifest.ts";
 import {
   encodeFrame,
   ensurePrivateDir,
@@ -135,13 +136,12 @@ async function writeAll(conn: Deno.UnixConn, bytes: Uint8Array): Promise<void> {
  */
 export function reusable(ctx: OpenContext, request: OpenRequest): boolean {
   if (ctx.reuse !== true || request.kind !== "exec" || request.pty !== undefined) return false;
-  if (typeof ctx.parameters.Subsystem === "string") return false;
+  if (parameters.read(ctx.parameters).subsystem !== undefined) return false;
   return idleMsFrom(optionsOf(ctx)) > 0;
 }
 
 function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
-  const o = ctx.parameters.Options;
-  return typeof o === "object" && o !== null ? o as Record<string, string> : undefined;
+  return parameters.read(ctx.parameters).options;
 }
 
 /**

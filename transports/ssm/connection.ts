@@ -7,6 +7,7 @@
 import { type OpenContext, TransportError } from "../../plugins/mod.ts";
 import { resolveAws } from "./aws.ts";
 import type { ControlPlaneConfig, StartSessionInput } from "./control_plane.ts";
+import { parameters } from "./manifest.ts";
 import { resolveTarget } from "./names.ts";
 
 /** The control plane to call and the StartSession input to send. */
@@ -26,32 +27,26 @@ export interface SsmParameters {
   endpointUrl?: string;
 }
 
-function text(value: unknown): string | undefined {
-  if (value instanceof URL) return value.href;
-  return typeof value === "string" && value !== "" ? value : undefined;
-}
-
 /**
  * Reads `Target` (or the host of `ssm://i-…`), `DocumentName`, `Parameter`, `Reason`, `ProfileName`,
- * `Region`, `EndpointUrl`.
+ * `Region`, `EndpointUrl` through their declaration in manifest.ts.
+ *
+ * @throws {UsageError} when `EndpointUrl` is text that is no URL
  */
 export function readParameters(ctx: Pick<OpenContext, "target" | "parameters">): SsmParameters {
-  const p = ctx.parameters;
-  let parameters: Record<string, string[]> | undefined;
-  const map = p.Parameter;
-  if (typeof map === "object" && map !== null && !(map instanceof URL)) {
-    for (const [k, v] of Object.entries(map as Record<string, unknown>)) {
-      (parameters ??= {})[k] = Array.isArray(v) ? v.map(String) : [String(v)];
-    }
-  }
+  const p = parameters.read(ctx.parameters);
+  const documentParameters = Object.entries(p.parameter ?? {});
+  // an empty value is no value, as the AWS CLI treats `--region ""`
   return {
-    target: text(p.Target) ?? text(ctx.target.host),
-    documentName: text(p.DocumentName),
-    parameters,
-    reason: text(p.Reason),
-    profile: text(p.ProfileName),
-    region: text(p.Region),
-    endpointUrl: text(p.EndpointUrl),
+    target: p.target || ctx.target.host || undefined,
+    documentName: p.documentName || undefined,
+    parameters: documentParameters.length > 0
+      ? Object.fromEntries(documentParameters.map(([k, v]) => [k, [v]]))
+      : undefined,
+    reason: p.reason || undefined,
+    profile: p.profileName || undefined,
+    region: p.region || undefined,
+    endpointUrl: p.endpointUrl?.href,
   };
 }
 
@@ -71,16 +66,6 @@ export async function resolveConnection(
       layer: "config",
       hint: "pass --target i-0123456789abcdef0 (or a Name tag) or use ssm://i-0123456789abcdef0",
     });
-  }
-  if (p.endpointUrl !== undefined) {
-    try {
-      new URL(p.endpointUrl);
-    } catch {
-      throw new TransportError(`--endpoint-url ${p.endpointUrl} is not a URL`, {
-        layer: "config",
-        hint: "use a URL such as https://vpce-….ssm.eu-west-1.vpce.amazonaws.com",
-      });
-    }
   }
   const aws = await resolveAws({ profile: p.profile, region: p.region }, ctx.prompt);
   const control: ControlPlaneConfig = {

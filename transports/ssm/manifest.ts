@@ -1,7 +1,40 @@
-import { HOST_SET, SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
+import { declareParameters, HOST_SET, SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
 
 // Also in the host set, so `remote enter ssm://i-0abc --region eu-west-1` takes them.
 const target = { Target: {}, [HOST_SET]: {} } as const;
+
+/** The SSM transport's parameters, declared once: the manifest publishes them, connection.ts reads them. */
+export const parameters = declareParameters([
+  {
+    name: "Target",
+    type: { kind: "string" },
+    sets: { Target: { mandatory: true } },
+    help: "instance ID (i-…), managed-node ID (mi-…) or Name tag (looked up in EC2 and SSM)",
+  },
+  { name: "DocumentName", type: { kind: "string" }, sets: target, help: "Session Manager document to run" },
+  {
+    name: "Parameter",
+    type: { kind: "map" },
+    sets: target,
+    help: "document parameter key=value (repeatable)",
+    valueName: "<key=value>",
+  },
+  { name: "Reason", type: { kind: "string" }, sets: target, help: "reason recorded with the session" },
+  {
+    name: "ProfileName",
+    aliases: ["profile"],
+    type: { kind: "string" },
+    sets: target,
+    help: "AWS profile (else AWS_PROFILE)",
+  },
+  { name: "Region", type: { kind: "string" }, sets: target, help: "AWS region" },
+  {
+    name: "EndpointUrl",
+    type: { kind: "uri" },
+    sets: target,
+    help: "SSM endpoint URL (else AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL)",
+  },
+]);
 
 /** The SSM transport: Start-SSMSession's parameters, without the AWS CLI or session-manager-plugin. */
 export const manifest: TransportManifest = {
@@ -11,35 +44,5 @@ export const manifest: TransportManifest = {
   summary: "AWS Systems Manager Session Manager (WebSocket data channel), shells and port forwarding",
   capabilities: ["shell", "pty", "pty-resize", "forward"],
   defaultSet: "Target",
-  parameters: [
-    {
-      name: "Target",
-      type: { kind: "string" },
-      sets: { Target: { mandatory: true } },
-      help: "instance ID (i-…), managed-node ID (mi-…) or Name tag (looked up in EC2 and SSM)",
-    },
-    { name: "DocumentName", type: { kind: "string" }, sets: target, help: "Session Manager document to run" },
-    {
-      name: "Parameter",
-      type: { kind: "map" },
-      sets: target,
-      help: "document parameter key=value (repeatable)",
-      valueName: "<key=value>",
-    },
-    { name: "Reason", type: { kind: "string" }, sets: target, help: "reason recorded with the session" },
-    {
-      name: "ProfileName",
-      aliases: ["profile"],
-      type: { kind: "string" },
-      sets: target,
-      help: "AWS profile (else AWS_PROFILE)",
-    },
-    { name: "Region", type: { kind: "string" }, sets: target, help: "AWS region" },
-    {
-      name: "EndpointUrl",
-      type: { kind: "uri" },
-      sets: target,
-      help: "SSM endpoint URL (else AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL)",
-    },
-  ],
+  parameters: parameters.specs,
 };

@@ -1,7 +1,70 @@
-import { SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
+import { declareParameters, SDK_VERSION, type TransportManifest } from "../../plugins/mod.ts";
 import { BASIC_CHARSETS, DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
 
 const both = { ComputerName: {}, Uri: {} } as const;
+
+/** The WinRM transport's parameters, declared once: the manifest publishes them, mod.ts reads them. */
+export const parameters = declareParameters([
+  {
+    name: "ComputerName",
+    aliases: ["cn"],
+    type: { kind: "string" },
+    sets: { ComputerName: { position: 0, mandatory: true } },
+    help: "Windows host to connect to over WinRM",
+  },
+  {
+    name: "ConnectionUri",
+    aliases: ["uri", "cu"],
+    type: { kind: "uri" },
+    sets: { Uri: { position: 1, mandatory: true } },
+    help: "WinRM endpoint URL, e.g. https://win01:5986/wsman",
+  },
+  {
+    name: "Credential",
+    type: { kind: "credential" },
+    sets: both,
+    help: "user (DOMAIN\\user or user@domain); the password is prompted for without echo",
+  },
+  { name: "Port", type: { kind: "int", min: 1, max: 65535 }, sets: { ComputerName: {} }, help: "WinRM port" },
+  { name: "UseSSL", type: { kind: "switch" }, sets: { ComputerName: {} }, help: "use HTTPS (port 5986)" },
+  {
+    name: "ConfigurationName",
+    type: { kind: "string" },
+    sets: both,
+    help: "shell to start: cmd (default), or powershell (powershell.exe in a WinRS shell; not PSRP)",
+  },
+  {
+    name: "Authentication",
+    type: { kind: "enum", values: ["Default", "Basic", "Negotiate", "Kerberos", "CredSSP"] },
+    sets: both,
+    help: "Negotiate (NTLM, sealed over http) or Basic (https); Kerberos and CredSSP are not supported yet",
+    default: "Negotiate",
+  },
+  {
+    name: "BasicCharset",
+    type: { kind: "enum", values: BASIC_CHARSETS },
+    sets: both,
+    help: "code page of the user name and password with Basic: the host's ANSI code page (Windows decodes " +
+      "Basic credentials in it), e.g. windows-1251 for Cyrillic; NTLM always sends Unicode",
+    default: DEFAULT_BASIC_CHARSET,
+  },
+  { name: "AllowRedirection", type: { kind: "switch" }, sets: { Uri: {} }, help: "follow up to 5 redirections" },
+  {
+    name: "AllowUnencrypted",
+    type: { kind: "switch" },
+    sets: both,
+    help: "allow Basic authentication over plain HTTP",
+  },
+  { name: "SkipCACheck", type: { kind: "switch" }, sets: both, help: "do not verify the server certificate's CA" },
+  { name: "SkipCNCheck", type: { kind: "switch" }, sets: both, help: "do not verify the certificate's host name" },
+  {
+    name: "OperationTimeout",
+    type: { kind: "duration" },
+    sets: both,
+    help: "how long the host may hold a reply (each Receive long poll); replies get this plus up to 10s",
+    default: "20s",
+  },
+]);
 
 /** The WinRM transport: Enter-PSSession's ComputerName and Uri parameter sets. */
 export const manifest: TransportManifest = {
@@ -19,65 +82,5 @@ export const manifest: TransportManifest = {
     remove: "a WinRS cmd shell ends with its session; there is nothing to remove on the host",
   },
   defaultPort: 5985,
-  parameters: [
-    {
-      name: "ComputerName",
-      aliases: ["cn"],
-      type: { kind: "string" },
-      sets: { ComputerName: { position: 0, mandatory: true } },
-      help: "Windows host to connect to over WinRM",
-    },
-    {
-      name: "ConnectionUri",
-      aliases: ["uri", "cu"],
-      type: { kind: "uri" },
-      sets: { Uri: { position: 1, mandatory: true } },
-      help: "WinRM endpoint URL, e.g. https://win01:5986/wsman",
-    },
-    {
-      name: "Credential",
-      type: { kind: "credential" },
-      sets: both,
-      help: "user (DOMAIN\\user or user@domain); the password is prompted for without echo",
-    },
-    { name: "Port", type: { kind: "int", min: 1, max: 65535 }, sets: { ComputerName: {} }, help: "WinRM port" },
-    { name: "UseSSL", type: { kind: "switch" }, sets: { ComputerName: {} }, help: "use HTTPS (port 5986)" },
-    {
-      name: "ConfigurationName",
-      type: { kind: "string" },
-      sets: both,
-      help: "shell to start: cmd (default), or powershell (powershell.exe in a WinRS shell; not PSRP)",
-    },
-    {
-      name: "Authentication",
-      type: { kind: "enum", values: ["Default", "Basic", "Negotiate", "Kerberos", "CredSSP"] },
-      sets: both,
-      help: "Negotiate (NTLM, sealed over http) or Basic (https); Kerberos and CredSSP are not supported yet",
-      default: "Negotiate",
-    },
-    {
-      name: "BasicCharset",
-      type: { kind: "enum", values: BASIC_CHARSETS },
-      sets: both,
-      help: "code page of the user name and password with Basic: the host's ANSI code page (Windows decodes " +
-        "Basic credentials in it), e.g. windows-1251 for Cyrillic; NTLM always sends Unicode",
-      default: DEFAULT_BASIC_CHARSET,
-    },
-    { name: "AllowRedirection", type: { kind: "switch" }, sets: { Uri: {} }, help: "follow up to 5 redirections" },
-    {
-      name: "AllowUnencrypted",
-      type: { kind: "switch" },
-      sets: both,
-      help: "allow Basic authentication over plain HTTP",
-    },
-    { name: "SkipCACheck", type: { kind: "switch" }, sets: both, help: "do not verify the server certificate's CA" },
-    { name: "SkipCNCheck", type: { kind: "switch" }, sets: both, help: "do not verify the certificate's host name" },
-    {
-      name: "OperationTimeout",
-      type: { kind: "duration" },
-      sets: both,
-      help: "how long the host may hold a reply (each Receive long poll); replies get this plus up to 10s",
-      default: "20s",
-    },
-  ],
+  parameters: parameters.specs,
 };

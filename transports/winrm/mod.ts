@@ -26,10 +26,11 @@ import {
   UsageError,
 } from "../../plugins/mod.ts";
 import { RECEIVE_TIMED_OUT, WinrmClient, type WinrmSettings } from "./client.ts";
-import { type BasicCharset, DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
+import { DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
 import { EchoFilter, LineEditor } from "./line_editor.ts";
 import { utf16le } from "./ntlm.ts";
 import { SignalCode, toBase64 } from "./wsman_xml.ts";
+import { parameters } from "./manifest.ts";
 export { manifest } from "./manifest.ts";
 
 /** The environment variable that supplies the password for automation (see docs/winrm.md for the risk). */
@@ -42,28 +43,19 @@ const DEFAULT_OPERATION_TIMEOUT_MS = 20_000;
 /** Connection settings from the target and the bound parameters, without the password. */
 export type ResolvedSettings = Omit<WinrmSettings, "password">;
 
-function param<T>(ctx: OpenContext, name: string): T | undefined {
-  const v = ctx.parameters[name];
-  return v === undefined || v === null ? undefined : v as T;
-}
-
 /** Works out the endpoint, authentication and TLS checks; throws usage errors for unsafe or unsupported choices. */
 export function resolveSettings(ctx: OpenContext): ResolvedSettings {
   const t = ctx.target;
-  const uriParam = param<URL | string>(ctx, "ConnectionUri");
+  const params = parameters.read(ctx.parameters);
   let url: URL;
-  if (uriParam !== undefined) {
-    try {
-      url = new URL(String(uriParam));
-    } catch {
-      throw new UsageError(`not a URL: ${uriParam}`, { hint: "use --connection-uri https://host:5986/wsman" });
-    }
+  if (params.connectionUri !== undefined) {
+    url = new URL(params.connectionUri.href); // a copy: the path is filled in below
   } else {
     const typed = /^(https?):\/\//i.exec(t.display ?? "")?.[1]?.toLowerCase();
-    const port = t.port ?? param<number>(ctx, "Port");
-    const ssl = param<boolean>(ctx, "UseSSL") === true || typed === "https" || (typed === undefined && port === 5986);
+    const port = t.port ?? params.port;
+    const ssl = params.useSSL === true || typed === "https" || (typed === undefined && port === 5986);
     // the core has parsed ComputerName (or the typed target) into target.host and target.port
-    const host = t.host || param<string>(ctx, "ComputerName");
+    const host = t.host || params.computerName;
     if (!host) throw new UsageError("no computer name given", { hint: "remote enter --computer-name <host>" });
     const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
     url = new URL(`${ssl ? "https" : "http"}://${h}:${port ?? (ssl ? 5986 : 5985)}${t.path || "/wsman"}`);
@@ -74,7 +66,7 @@ export function resolveSettings(ctx: OpenContext): ResolvedSettings {
     });
   }
   if (url.pathname === "/" || url.pathname === "") url.pathname = "/wsman";
-  const mech = (param<string>(ctx, "Authentication") ?? "Default").toLowerCase();
+  const mech = (params.authentication ?? "Default").toLowerCase();
   if (mech === "kerberos" || mech === "credssp") {
     throw new RemoteError(
       "unsupported",
@@ -85,45 +77,34 @@ export function resolveSettings(ctx: OpenContext): ResolvedSettings {
     );
   }
   const auth = mech === "basic" ? "basic" : "negotiate";
-  if (auth === "basic" && url.protocol === "http:" && param<boolean>(ctx, "AllowUnencrypted") !== true) {
+  if (auth === "basic" && url.protocol === "http:" && params.allowUnencrypted !== true) {
     throw new UsageError("basic authentication over http would send the password and all traffic in clear", {
       hint: "use https (--use-ssl), or --authentication Negotiate, or pass --allow-unencrypted if you accept the risk",
     });
   }
-  const username = credentialOf(ctx)?.user ?? t.user;
+  const username = params.credential?.user ?? t.user;
   if (!username) {
     throw new UsageError("winrm needs a user name", { hint: "pass --credential DOMAIN\\user (or user@domain)" });
   }
-  const op = param<number>(ctx, "OperationTimeout") ?? DEFAULT_OPERATION_TIMEOUT_MS;
+  const op = params.operationTimeout ?? DEFAULT_OPERATION_TIMEOUT_MS;
   return {
     url,
     auth,
-    basicCharset: param<BasicCharset>(ctx, "BasicCharset") ?? DEFAULT_BASIC_CHARSET,
+    basicCharset: params.basicCharset ?? DEFAULT_BASIC_CHARSET,
     username,
     tls: {
-      verifyCa: param<boolean>(ctx, "SkipCACheck") !== true,
-      verifyHost: param<boolean>(ctx, "SkipCNCheck") !== true,
+      verifyCa: params.skipCACheck !== true,
+      verifyHost: params.skipCNCheck !== true,
     },
-    allowRedirection: param<boolean>(ctx, "AllowRedirection") === true,
+    allowRedirection: params.allowRedirection === true,
     operationTimeoutMs: Math.max(1000, Math.min(op, 3_600_000)),
     connectTimeoutMs: 15_000,
   };
 }
 
-/** `--credential` as bound by the core: `{ user, password? }` (a plain user string is accepted too). */
-function credentialOf(ctx: OpenContext): { user: string; password?: string } | undefined {
-  const value: unknown = ctx.parameters.Credential;
-  if (typeof value === "string") return { user: value };
-  if (typeof value === "object" && value !== null && "user" in value && typeof value.user === "string") {
-    const password = "password" in value && typeof value.password === "string" ? value.password : undefined;
-    return { user: value.user, password };
-  }
-  return undefined;
-}
-
 /** The password: from {@linkcode PASSWORD_ENV} if set, else asked without echo. */
 export async function getPassword(ctx: OpenContext, username: string, host: string): Promise<string> {
-  const given = credentialOf(ctx)?.password;
+  const given = parameters.read(ctx.parameters).credential?.password;
   if (given !== undefined) return given;
   const env = Deno.env.get(PASSWORD_ENV);
   if (env !== undefined) return env;
@@ -160,7 +141,7 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   }
   const resolved = resolveSettings(ctx);
   const commandLine = commandLineFor(
-    param<string>(ctx, "ConfigurationName"),
+    parameters.read(ctx.parameters).configurationName,
     request.kind === "exec" ? request.command : undefined,
   );
   const password = await getPassword(ctx, resolved.username, resolved.url.hostname);

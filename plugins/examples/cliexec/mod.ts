@@ -41,7 +41,7 @@ import {
   UsageError,
 } from "../../mod.ts";
 import { expandTemplate, remoteArgv } from "./command_line.ts";
-import { DEFAULT_EXEC_CLI, manifest } from "./manifest.ts";
+import { DEFAULT_EXEC_CLI, manifest, parameters } from "./manifest.ts";
 export { manifest };
 
 /** The environment variable that marks every process of one channel, so signal() can find them. */
@@ -84,14 +84,15 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
       hint: "name one: remote enter cliexec://<name>",
     });
   }
-  const template = typeof ctx.parameters.ExecCli === "string" ? ctx.parameters.ExecCli : DEFAULT_EXEC_CLI;
-  // Parameters arrive typed as the manifest declares them: both are strings or absent.
+  // read through their declaration: `params.namespace: string | undefined`, never a cast
+  const params = parameters.read(ctx.parameters);
+  const template = params.execCli ?? DEFAULT_EXEC_CLI;
   const cliWords = (tty: boolean) =>
     expandTemplate(template, {
       instance: ctx.target.host,
       tty: tty ? "-t" : "",
-      namespace: ctx.parameters.Namespace as string | undefined,
-      container: ctx.parameters.Container as string | undefined,
+      namespace: params.namespace,
+      container: params.container,
       user: ctx.target.user,
     });
   const [cli, ...cliArgs] = cliWords(request.pty !== undefined);

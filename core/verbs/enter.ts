@@ -1,0 +1,86 @@
+/**
+ * `remote enter`: an interactive session with a remote computer (Enter-PSSession), or attached to a
+ * recorded persistent session with `--name`, `--id` or `--instance-id`.
+ *
+ * @module
+ */
+import { declareParameters, HOST_SET, type OpenRequest, type TransportManifest } from "../../plugins/mod.ts";
+import { route } from "../route.ts";
+import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
+import { exitCodeOf, loadTransport, requireCapability } from "../transport_use.ts";
+import type { VerbSpec } from "../verb_spec.ts";
+import type { VerbInput } from "./_verb.ts";
+import { attachRecorded, listForEscape } from "./_attach.ts";
+import {
+  escapeCharParameter,
+  hostNameParameter,
+  idParameter,
+  instanceIdParameter,
+  sessionNameParameter,
+  transportParameters,
+} from "./_parameters.ts";
+import { contextFor, escapeCharOf, localRoute } from "./_run.ts";
+
+const SELECTOR_SETS = new Set(["Id", "Name", "InstanceId"]);
+
+/** The parameters `enter` declares itself; the transports' join them in {@linkcode spec}. */
+export const parameters = declareParameters([
+  hostNameParameter(HOST_SET),
+  idParameter,
+  instanceIdParameter,
+  sessionNameParameter,
+  escapeCharParameter,
+]);
+
+/** `remote enter`'s declaration. */
+export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  return {
+    name: "enter",
+    summary: "Starts an interactive session with a remote computer (Enter-PSSession)",
+    defaultSet: HOST_SET,
+    parameters: [parameters.specs[0], ...transportParameters(manifests), ...parameters.specs.slice(1)],
+    examples: [
+      { command: "remote enter", description: "a shell on this computer (the local transport)" },
+      { command: "remote enter admin@db1", description: "a shell on db1 over SSH" },
+      {
+        command: "remote enter --computer-name win01 --credential CORP\\admin",
+        description: "cmd on win01 over WinRM",
+      },
+      { command: "remote enter --target i-0123456789abcdef0", description: "a shell through AWS Session Manager" },
+      { command: "remote enter --name ITTask", description: "attach to the persistent session ITTask" },
+    ],
+  };
+}
+
+/** Opens a shell through the routed transport and bridges it to the terminal. */
+export async function run(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const params = parameters.read(resolution.values);
+  if (SELECTOR_SETS.has(resolution.set)) {
+    return await attachRecorded(input, parameters.names, { ...params, force: false });
+  }
+  const escapeChar = escapeCharOf(params.escapeChar);
+  const r = resolution.given.every((name) => name === "EscapeChar")
+    ? localRoute(entries)
+    : route(resolution, parameters.names, entries, config, params.hostName);
+  requireCapability(r.entry, "shell");
+  const transport = await loadTransport(r.entry);
+  const pty = Deno.stdin.isTerminal() ? ptyRequestFromEnvironment() : undefined;
+  const subsystem = r.parameters.Subsystem;
+  const request: OpenRequest = typeof subsystem === "string"
+    ? { kind: "subsystem", name: subsystem }
+    : { kind: "shell", pty: r.entry.manifest.capabilities.includes("pty") ? pty : undefined };
+  const controller = new AbortController();
+  const channel = await transport.open(contextFor(r, prompter, controller.signal), request);
+  try {
+    const status = await runInteractive(channel, {
+      canDetach: false,
+      onEscapeList: listForEscape(input.registry),
+      escapeChar,
+    });
+    return exitCodeOf(status, r.target.display);
+  } finally {
+    controller.abort();
+    await channel[Symbol.asyncDispose]();
+  }
+}

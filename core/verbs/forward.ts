@@ -1,0 +1,85 @@
+/**
+ * `remote forward`: a local port forwarded to a port on or near the target.
+ *
+ * @module
+ */
+import { declareParameters, HOST_SET, type TransportManifest } from "../../plugins/mod.ts";
+import { RemoteError, UsageError } from "../errors.ts";
+import { route } from "../route.ts";
+import { loadTransport, requireCapability } from "../transport_use.ts";
+import type { VerbSpec } from "../verb_spec.ts";
+import type { VerbInput } from "./_verb.ts";
+import { hostNameParameter, transportParameters } from "./_parameters.ts";
+import { contextFor, interruptSignal } from "./_run.ts";
+
+/** The parameters `forward` declares itself; the transports' join them in {@linkcode spec}. */
+export const parameters = declareParameters([
+  { ...hostNameParameter(HOST_SET), aliases: [], sets: { [HOST_SET]: { position: 0 } } },
+  {
+    name: "LocalPort",
+    type: { kind: "int", min: 0, max: 65535 },
+    help: "local port to listen on (0 picks a free one)",
+  },
+  {
+    name: "RemotePort",
+    type: { kind: "int", min: 1, max: 65535 },
+    help: "port to reach on the far side",
+  },
+  {
+    name: "RemoteHost",
+    flag: "host",
+    type: { kind: "string" },
+    help: "reach this host as seen from the target instead of the target itself",
+  },
+]);
+
+/** `remote forward`'s declaration. */
+export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  return {
+    name: "forward",
+    summary: "Forwards a local port to a port on or near the target (Start-SSMSession port forwarding)",
+    defaultSet: HOST_SET,
+    parameters: [parameters.specs[0], ...transportParameters(manifests), ...parameters.specs.slice(1)],
+    examples: [{
+      command: "remote forward --target i-0123456789abcdef0 --local-port 8080 --remote-port 80",
+      description: "localhost:8080 reaches port 80 of the instance",
+    }],
+  };
+}
+
+/** Forwards until Ctrl-C. */
+export async function run(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const params = parameters.read(resolution.values);
+  const r = route(resolution, parameters.names, entries, config, params.hostName);
+  requireCapability(r.entry, "forward");
+  const transport = await loadTransport(r.entry);
+  const remotePort = params.remotePort;
+  if (remotePort === undefined) {
+    throw new UsageError("missing --remote-port", { hint: "e.g. --local-port 8080 --remote-port 80" });
+  }
+  if (!transport.forward) {
+    throw new RemoteError("plugin", `plugin ${r.entry.manifest.id} advertises forward but has no forward()`, {
+      hint: "report this to the plugin's author",
+    });
+  }
+  using interrupt = interruptSignal();
+  const remoteHost = params.remoteHost;
+  try {
+    await transport.forward(contextFor(r, prompter, interrupt.signal), {
+      localPort: params.localPort ?? 0,
+      remotePort,
+      remoteHost,
+      onListening: (port) =>
+        void input.io.err(
+          `remote: forwarding 127.0.0.1:${port} to ${
+            remoteHost ?? r.target.host
+          }:${remotePort} via ${r.target.display}\n`,
+        ),
+    });
+  } catch (error) {
+    if (interrupt.signal.aborted) return 0;
+    throw error;
+  }
+  return 0;
+}

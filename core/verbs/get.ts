@@ -1,0 +1,113 @@
+/**
+ * `remote get`: the sessions this computer knows, merged with what the hosts named report
+ * (Get-PSSession).
+ *
+ * @module
+ */
+import { declareParameters, type TransportManifest } from "../../plugins/mod.ts";
+import { type Route, route } from "../route.ts";
+import type { SessionRecord } from "../session.ts";
+import { foreignRecord, formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
+import { sessionHost } from "../transport_use.ts";
+import type { VerbSpec } from "../verb_spec.ts";
+import { wildcardToRegExp } from "../_wildcard.ts";
+import type { VerbInput } from "./_verb.ts";
+import { jsonParameter, transportParameters } from "./_parameters.ts";
+import { contextFor, interruptSignal } from "./_run.ts";
+
+/** The parameters `get` declares itself; the options of the transports that list sessions join them. */
+export const parameters = declareParameters([
+  {
+    name: "ComputerName",
+    aliases: ["cn"],
+    type: { kind: "list" },
+    help: "also ask these hosts for their sessions",
+  },
+  { name: "Name", type: { kind: "string" }, help: "only sessions whose name matches this pattern (* and ?)" },
+  { name: "Id", type: { kind: "int", min: 1 }, help: "only the session with this Id" },
+  { name: "InstanceId", type: { kind: "guid" }, help: "only the session with this InstanceId" },
+  {
+    name: "State",
+    type: { kind: "enum", values: ["Opened", "Disconnected", "Broken", "Closed"] },
+    help: "only sessions in this state",
+  },
+  jsonParameter,
+]);
+
+/** `remote get`'s declaration. */
+export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  return {
+    name: "get",
+    summary: "Lists sessions: the local registry merged with what the hosts report (Get-PSSession)",
+    parameters: [
+      ...parameters.specs.slice(0, -1),
+      ...transportParameters(manifests.filter((m) => m.capabilities.includes("list")), "__AllParameterSets")
+        .filter((p) => p.name !== "ComputerName")
+        .map((p) => ({ ...p, sets: undefined })),
+      parameters.specs[parameters.specs.length - 1],
+    ],
+    examples: [
+      { command: "remote get", description: "sessions this computer knows" },
+      { command: "remote get --computer-name db1 --json", description: "db1's sessions, as JSON" },
+    ],
+  };
+}
+
+/** Asks the hosts named, merges their answer into the registry, and prints the sessions that match. */
+export async function run(input: VerbInput): Promise<number> {
+  const { resolution, entries, config, prompter } = input;
+  const registry = await input.registry();
+  const v = resolution.values;
+  const params = parameters.read(v);
+  const hosts = params.computerName ?? [];
+  const stale = new Set<string>();
+  const asked = new Set<string>();
+  const seenAnywhere = new Set<string>();
+  const foreign: SessionRecord[] = [];
+  using interrupt = interruptSignal();
+  for (const hostText of hosts) {
+    const r = route({ ...resolution, set: "", given: [] }, parameters.names, entries, config, hostText);
+    asked.add(r.target.host.toLowerCase());
+    const host = await sessionHost(r.entry, "list");
+    const onHost = await host.list(contextFor({ ...r, parameters: hostParameters(r, v) }, prompter, interrupt.signal));
+    const seen = new Set<string>();
+    for (const s of onHost) {
+      if (s.foreign) foreign.push(foreignRecord(r, s));
+      else seen.add((await upsertDiscovered(registry, r, s)).instanceId);
+    }
+    for (const id of seen) seenAnywhere.add(id);
+    for (const rec of await registry.find({ computerName: r.target.host })) {
+      if (!seen.has(rec.instanceId) && rec.transport === r.entry.manifest.id) {
+        stale.add(rec.instanceId);
+        await registry.update(rec.instanceId, { state: gone(rec.state), availability: "None" });
+      }
+    }
+  }
+  let records = [...await registry.list(), ...foreign];
+  const { id, instanceId, name, state } = params;
+  if (id !== undefined) records = records.filter((s) => s.id === id);
+  if (instanceId !== undefined) records = records.filter((s) => s.instanceId === instanceId);
+  if (name !== undefined) {
+    const pattern = wildcardToRegExp(name);
+    records = records.filter((s) => pattern.test(s.name));
+  }
+  if (state !== undefined) records = records.filter((s) => s.state === state);
+  if (hosts.length > 0) {
+    records = records.filter((s) => asked.has(s.computerName.toLowerCase()) || seenAnywhere.has(s.instanceId));
+  }
+  const rows = records.map((record) => ({ record, stale: stale.has(record.instanceId), foreign: record.id === 0 }));
+  if (params.json === true) {
+    for (const { record, stale, foreign } of rows) {
+      await input.io.out(JSON.stringify({ ...publicRecord(record), stale, foreign }) + "\n");
+    }
+  } else if (rows.length > 0) {
+    await input.io.out(formatSessions(rows));
+  }
+  return 0;
+}
+
+/** The parameters given to `get` that the host's transport understands (e.g. -p, -i, -o). */
+function hostParameters(r: Route, values: Record<string, unknown>): Record<string, unknown> {
+  const own = new Set(r.entry.manifest.parameters.map((p) => p.name));
+  return Object.fromEntries(Object.entries(values).filter(([k]) => own.has(k) && k !== "ComputerName"));
+}

@@ -1,0 +1,119 @@
+/**
+ * `remote invoke`: one command on one or many computers (Invoke-Command). The fan-out itself lives in
+ * `core/invoke.ts`; this module reads the command line and routes each target.
+ *
+ * @module
+ */
+import { declareParameters, HOST_SET, type TransportManifest } from "../../plugins/mod.ts";
+import { UsageError } from "../errors.ts";
+import { readHostFile, runInvoke } from "../invoke.ts";
+import { refuseUnusedOptions, type Route, route } from "../route.ts";
+import { requireCapability } from "../transport_use.ts";
+import type { VerbSpec } from "../verb_spec.ts";
+import type { VerbInput } from "./_verb.ts";
+import { THROTTLE_LIMIT } from "../throttle_limit.ts";
+import { hostNamesParameter, jsonParameter, transportParameters } from "./_parameters.ts";
+
+/** The parameters `invoke` declares itself; the transports' join them in {@linkcode spec}. */
+export const parameters = declareParameters([
+  hostNamesParameter(HOST_SET),
+  {
+    name: "HostFile",
+    type: { kind: "string" },
+    help: "read targets from this file, one per line (- for stdin)",
+    valueName: "<file>",
+  },
+  {
+    name: "ThrottleLimit",
+    type: { kind: "int", min: THROTTLE_LIMIT.min, max: THROTTLE_LIMIT.max },
+    help: "run on at most this many hosts at once",
+    default: String(THROTTLE_LIMIT.default),
+  },
+  jsonParameter,
+  { name: "NoReuse", type: { kind: "switch" }, help: "open a new connection rather than reuse a master" },
+  {
+    name: "InDisconnectedSession",
+    type: { kind: "switch" },
+    help: "start the command in a new persistent session on each host and return at once (see remote receive)",
+  },
+  {
+    name: "SessionName",
+    type: { kind: "string" },
+    help: "with --in-disconnected-session: the sessions' name (default: Session<N>)",
+  },
+]);
+
+/** The words after `--`: the command to run. */
+const COMMAND = "Command";
+
+/** What stays with the core: `invoke`'s own parameters and its command. */
+const core = new Set([...parameters.names, COMMAND]);
+
+/** `remote invoke`'s declaration. */
+export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  const connecting = transportParameters(manifests);
+  return {
+    name: "invoke",
+    summary: "Runs a command on one or many computers (Invoke-Command)",
+    defaultSet: HOST_SET,
+    parameters: [parameters.specs[0], ...connecting, ...parameters.specs.slice(1)],
+    remainder: {
+      name: COMMAND,
+      help: "the command to run, after --",
+      mandatorySets: [...new Set([HOST_SET, ...connecting.flatMap((p) => Object.keys(p.sets ?? {}))])],
+    },
+    examples: [
+      { command: "remote invoke db1 db2 -- uptime", description: "uptime on two hosts" },
+      { command: "remote invoke --computer-name win01 -- ipconfig", description: "ipconfig over WinRM" },
+      {
+        command: "remote invoke db1 db2 --in-disconnected-session -- ./nightly.sh",
+        description: "start a long job in a session on each host; collect it later with remote receive",
+      },
+    ],
+  };
+}
+
+/** Routes every target, checks each transport can run the command, then fans it out. */
+export async function run(input: VerbInput): Promise<number> {
+  const { resolution, entries, config } = input;
+  const params = parameters.read(resolution.values);
+  const command = commandOf(resolution.values[COMMAND]);
+  if (command.length === 0) {
+    throw new UsageError("no command to run", { hint: "put it after --, e.g. remote invoke db1 -- uptime" });
+  }
+  const targets = [...params.hostName ?? []];
+  if (params.hostFile !== undefined) targets.push(...await readHostFile(params.hostFile));
+  const routes: Route[] = targets.length > 0
+    ? targets.map((t) => route(resolution, core, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
+    : [route(resolution, core, entries, config)];
+  if (routes.length > 1) {
+    const manifests = entries.map((e) => e.manifest);
+    // the routed host, not the target as typed: that may carry a password (user:secret@host)
+    const example = routes[0].target.host;
+    refuseUnusedOptions(resolution, core, manifests, routes.map((r) => r.entry.manifest), example);
+  }
+  const disconnected = params.inDisconnectedSession === true;
+  if (params.sessionName !== undefined && !disconnected) {
+    throw new UsageError("--session-name names the sessions of --in-disconnected-session", {
+      hint: "add --in-disconnected-session, or drop --session-name",
+    });
+  }
+  // before anything starts: a host that cannot keep a disconnected session fails the whole run
+  for (const r of routes) requireCapability(r.entry, disconnected ? "disconnect" : "exec");
+  return await runInvoke({
+    routes,
+    command: command.join(" "),
+    throttle: params.throttleLimit ?? config.defaults.throttleLimit ?? THROTTLE_LIMIT.default,
+    json: params.json === true,
+    reuse: params.noReuse !== true,
+    disconnected,
+    sessionName: params.sessionName,
+    prompter: input.prompter,
+    registry: input.registry,
+  });
+}
+
+/** The remainder as bound: the words after `--` (`string[]`). */
+function commandOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [];
+}
