@@ -305,6 +305,15 @@ export class Registry {
    * link, never from a file or directory another user owns or may write to.
    */
   async #readTrusted(): Promise<Uint8Array | undefined> {
+    // A writer replaces the file by an atomic rename, so the file checked and the file opened can differ
+    // for a moment: look again rather than fail. Anything else that differs is refused.
+    for (let attempt = 1;; attempt++) {
+      const bytes = await this.#readTrustedOnce(attempt === 5);
+      if (bytes !== "replaced") return bytes;
+    }
+  }
+
+  async #readTrustedOnce(last: boolean): Promise<Uint8Array | undefined | "replaced"> {
     let dirInfo: Deno.FileInfo;
     let info: Deno.FileInfo;
     try {
@@ -344,7 +353,10 @@ export class Registry {
       using file = await Deno.open(this.path, { read: true });
       // the file checked above must be the file read: a swap in between is refused, not raced
       const opened = await file.stat();
-      if (opened.ino !== info.ino || opened.dev !== info.dev) throw new Error("it changed while being checked");
+      if (opened.ino !== info.ino || opened.dev !== info.dev) {
+        if (!last) return "replaced";
+        throw new Error("it changed while being checked");
+      }
       return await readAll(file);
     } catch (err) {
       throw this.#unreadable(err);
