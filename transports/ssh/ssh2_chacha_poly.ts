@@ -1,0 +1,207 @@
+/**
+ * Runs ssh2's chacha20-poly1305@openssh.com packets through chacha_poly.ts instead of its JavaScript
+ * fallback.
+ *
+ * Under Deno ssh2's native addon does not load, so ssh2 (pinned at 1.17.0) seals each packet with its
+ * `ChaChaPolyCipherNative` and opens each with `ChaChaPolyDecipherNative` (lib/protocol/crypto.js):
+ * three node:crypto cipher objects per packet, Poly1305 in an Emscripten module through `cwrap`, and
+ * three socket writes per packet, about 60 % of a bulk transfer's CPU (BENCHMARKS.md). This replaces the
+ * methods that do the work, `allocPacket`/`encrypt` and `decrypt`, on those two classes' prototypes.
+ * The replacements keep ssh2's contract, the one its native-addon classes keep: the packet buffer has
+ * room for the tag and is written once, sequence numbers and `_onPayload` are read from the instance on
+ * every packet (ssh2's key exchange resets and rebinds them), errors are ssh2's ("Bad packet length",
+ * "Invalid MAC"), and `_onPayload`'s return value stops the loop as ssh2's does.
+ *
+ * The prototypes are reached through an instance made by ssh2's own exported `createCipher` and
+ * `createDecipher`; before patching, {@linkcode installChaChaPoly} checks the instance's shape (the
+ * fields it reads) and leaves ssh2 alone when it differs, so an ssh2 update cannot make it misread
+ * state; ssh2_chacha_poly_test.ts fails then, so the change is seen.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import sshCrypto from "ssh2/lib/protocol/crypto.js";
+import { openSshPacket, sealSshPacket, sshPacketLength } from "./chacha_poly.ts";
+
+const CHACHA = "chacha20-poly1305@openssh.com";
+/** ssh2's bound on a received packet's length field (MAX_PACKET_SIZE in lib/protocol/crypto.js). */
+const MAX_PACKET = 35000;
+const TAG = 16;
+
+interface CipherInstance {
+  outSeqno: number;
+  _onWrite: (data: Uint8Array) => void;
+  _encKeyMain: Uint8Array;
+  _encKeyPktLen: Uint8Array;
+  _dead: boolean;
+  [KEY]?: Uint8Array;
+}
+
+interface DecipherInstance {
+  inSeqno: number;
+  _onPayload: (payload: Buffer) => unknown;
+  _decKeyMain: Uint8Array;
+  _decKeyPktLen: Uint8Array;
+  [KEY]?: Uint8Array;
+  [READ]?: ReadState;
+}
+
+interface ReadState {
+  head: Uint8Array; // the sealed 4-byte length
+  headBytes: number;
+  length: number; // decrypted length field, once headBytes is 4
+  packet: Uint8Array; // head, body and tag of a packet that arrives in pieces
+  packetBytes: number;
+}
+
+const KEY = Symbol("remote.chachaPolyKey");
+const READ = Symbol("remote.chachaPolyRead");
+
+interface Ssh2Crypto {
+  CIPHER_INFO: Record<string, unknown>;
+  createCipher(config: unknown): object;
+  createDecipher(config: unknown): object;
+}
+
+let installed: boolean | undefined;
+
+/**
+ * Patches ssh2's chacha20-poly1305 classes once per process; true when they now use chacha_poly.ts,
+ * false when ssh2's classes did not have the expected shape (they are then left as they were).
+ *
+ * @example Usage
+ * ```ts
+ * installChaChaPoly();
+ * ```
+ */
+export function installChaChaPoly(): boolean {
+  installed ??= patch(sshCrypto as unknown as Ssh2Crypto);
+  return installed;
+}
+
+function patch(ssh2: Ssh2Crypto): boolean {
+  const cipherInfo = ssh2.CIPHER_INFO?.[CHACHA];
+  if (!cipherInfo || typeof ssh2.createCipher !== "function" || typeof ssh2.createDecipher !== "function") {
+    return false;
+  }
+  const key = Buffer.alloc(64);
+  const cipher = ssh2.createCipher({ outbound: { onWrite() {}, cipherInfo, cipherKey: key, seqno: 0 } });
+  const decipher = ssh2.createDecipher({
+    inbound: { onPayload() {}, decipherInfo: cipherInfo, decipherKey: key, seqno: 0 },
+  });
+  const cipherProto = Object.getPrototypeOf(cipher);
+  const decipherProto = Object.getPrototypeOf(decipher);
+  const has = (o: object, fields: string[]) => fields.every((f) => Object.hasOwn(o, f));
+  const shaped = cipherProto?.constructor?.name === "ChaChaPolyCipherNative" &&
+    decipherProto?.constructor?.name === "ChaChaPolyDecipherNative" &&
+    has(cipher, ["outSeqno", "_onWrite", "_encKeyMain", "_encKeyPktLen", "_dead"]) &&
+    has(decipher, ["inSeqno", "_onPayload", "_decKeyMain", "_decKeyPktLen"]) &&
+    typeof cipherProto.allocPacket === "function" && typeof cipherProto.encrypt === "function" &&
+    typeof decipherProto.decrypt === "function";
+  if (!shaped) return false;
+  cipherProto.allocPacket = allocPacket;
+  cipherProto.encrypt = encrypt;
+  decipherProto.decrypt = decrypt;
+  return true;
+}
+
+function keyOf(main: Uint8Array, lengthKey: Uint8Array): Uint8Array {
+  const key = new Uint8Array(64);
+  key.set(main, 0);
+  key.set(lengthKey, 32);
+  return key;
+}
+
+// Padding bytes come from a pool refilled 4 KiB at a time: one getRandomValues per ~500 packets.
+const pool = new Uint8Array(4096);
+let poolAt = pool.length;
+
+function randomPadding(packet: Uint8Array, at: number, n: number): void {
+  if (poolAt + n > pool.length) {
+    crypto.getRandomValues(pool);
+    poolAt = 0;
+  }
+  packet.set(pool.subarray(poolAt, poolAt + n), at);
+  poolAt += n;
+}
+
+/**
+ * A packet for `payloadLength` bytes at offset 5, with room for the tag: padding to a multiple of 8
+ * over everything after the length field, at least 4 bytes (PROTOCOL.chacha20poly1305, RFC 4253 §6).
+ */
+function allocPacket(this: CipherInstance, payloadLength: number): Buffer {
+  const unpadded = 1 + payloadLength;
+  let padding = 8 - (unpadded & 7);
+  if (padding < 4) padding += 8;
+  const length = unpadded + padding;
+  const packet = Buffer.allocUnsafe(4 + length + TAG);
+  packet.writeUInt32BE(length, 0);
+  packet[4] = padding;
+  randomPadding(packet, 5 + payloadLength, padding);
+  return packet;
+}
+
+function encrypt(this: CipherInstance, packet: Buffer): void {
+  if (this._dead) return;
+  const key = this[KEY] ??= keyOf(this._encKeyMain, this._encKeyPktLen);
+  // the length field says how much to seal: a packet allocated by another cipher has no tag room
+  const length = packet.readUInt32BE(0);
+  const total = 4 + length + TAG;
+  let out = packet;
+  if (packet.length < total) {
+    out = Buffer.allocUnsafe(total);
+    out.set(packet.subarray(0, 4 + length));
+  }
+  sealSshPacket(key, this.outSeqno, out, length);
+  this._onWrite(out.length === total ? out : out.subarray(0, total));
+  this.outSeqno = (this.outSeqno + 1) >>> 0;
+}
+
+function decrypt(this: DecipherInstance, data: Uint8Array, p: number, end: number): unknown {
+  const key = this[KEY] ??= keyOf(this._decKeyMain, this._decKeyPktLen);
+  const st = this[READ] ??= {
+    head: new Uint8Array(4),
+    headBytes: 0,
+    length: 0,
+    packet: new Uint8Array(0),
+    packetBytes: 0,
+  };
+  while (p < end) {
+    let headAt = -1; // where the head lies in `data`, when all of it is there
+    if (st.headBytes < 4) {
+      if (st.headBytes === 0 && end - p >= 4) headAt = p;
+      while (st.headBytes < 4 && p < end) st.head[st.headBytes++] = data[p++];
+      if (st.headBytes < 4) return;
+      const length = sshPacketLength(key, this.inSeqno, st.head);
+      if (length > MAX_PACKET || length < 8 || (length & 7) !== 0) throw new Error("Bad packet length");
+      st.length = length;
+      st.packetBytes = 4;
+    }
+    const total = 4 + st.length + TAG;
+    let body: Uint8Array | undefined;
+    if (headAt >= 0 && end - headAt >= total) {
+      // the whole packet is in this chunk: open it from there, without gathering it first
+      body = openSshPacket(key, this.inSeqno, data.subarray(headAt, headAt + total), st.length);
+      p = headAt + total;
+    } else {
+      if (st.packet.length < total) st.packet = new Uint8Array(4 + MAX_PACKET + TAG);
+      if (st.packetBytes === 4) st.packet.set(st.head, 0);
+      const n = Math.min(total - st.packetBytes, end - p);
+      st.packet.set(data.subarray(p, p + n), st.packetBytes);
+      st.packetBytes += n;
+      p += n;
+      if (st.packetBytes < total) return;
+      body = openSshPacket(key, this.inSeqno, st.packet, st.length);
+    }
+    if (!body) throw new Error("Invalid MAC");
+    const padding = body[0];
+    if (padding + 1 > body.length) throw new Error("Bad packet length");
+    const payload = Buffer.from(body.subarray(1, body.length - padding));
+    this.inSeqno = (this.inSeqno + 1) >>> 0;
+    st.headBytes = 0;
+    st.packetBytes = 0;
+    const ret = this._onPayload(payload);
+    if (ret !== undefined) return ret === false ? p : ret;
+  }
+}
