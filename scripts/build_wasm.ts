@@ -17,7 +17,6 @@ const generated = `${root}transports/ssh/chacha_poly_wasm.ts`;
 /** The flags the checked-in module was built with; changing them changes the bytes. */
 export const CLANG_FLAGS: readonly string[] = [
   "--target=wasm32",
-  "-msimd128",
   "-O3",
   "-nostdlib",
   "-Wall",

@@ -1,6 +1,7 @@
 /**
- * ChaCha20, Poly1305 and the chacha20-poly1305@openssh.com packet construction, run by a small
- * WebAssembly module compiled from chacha_poly.c (see scripts/build_wasm.ts) and carried as bytes.
+ * ChaCha20, Poly1305 and the parts of the chacha20-poly1305@openssh.com packet construction that
+ * node:crypto lacks (the tag, the length mask), run by a small WebAssembly module compiled from
+ * chacha_poly.c (see scripts/build_wasm.ts) and carried as bytes.
  *
  * The module has one working area: each call copies its inputs in and its outputs out, so callers keep
  * their own state between packets and several connections can share the module.
@@ -15,9 +16,9 @@ interface ChaChaPolyExports {
   __heap_base: WebAssembly.Global;
   chacha20(key: number, counter: number, w13: number, w14: number, w15: number, data: number, len: number): void;
   poly1305(key: number, msg: number, len: number, out: number): void;
-  ssh_seal(key64: number, seqno: number, pkt: number, len: number): void;
-  ssh_length(key64: number, seqno: number, enc: number): number;
-  ssh_open(key64: number, seqno: number, pkt: number, len: number): number;
+  ssh_length_mask(key: number, seqno: number): number;
+  ssh_tag(polyKey: number, pkt: number, len: number): void;
+  ssh_tag_ok(polyKey: number, pkt: number, len: number): number;
 }
 
 let exports: ChaChaPolyExports | undefined;
@@ -92,62 +93,55 @@ export function poly1305(key: Uint8Array, message: Uint8Array): Uint8Array {
 }
 
 /**
- * Seals one SSH packet in place (OpenSSH's PROTOCOL.chacha20poly1305): `packet` holds the 4-byte
- * length, `length` bytes of padding length, payload and padding, then 16 bytes that receive the tag.
- * `key` is the 64 bytes of the direction's key (K_2 then K_1).
+ * The mask of packet `seqno`'s length field under K_1 (`lengthKey`, 32 bytes; OpenSSH's
+ * PROTOCOL.chacha20poly1305): the sealed field, read as a big-endian u32, is the length XOR the mask.
  *
  * @example Usage
  * ```ts
- * const packet = new Uint8Array(4 + 16 + 16);
- * new DataView(packet.buffer).setUint32(0, 16);
- * sealSshPacket(new Uint8Array(64), 3, packet, 16);
+ * const sealed = (35 ^ sshLengthMask(new Uint8Array(32), 7)) >>> 0;
  * ```
  */
-export function sealSshPacket(key: Uint8Array, seqno: number, packet: Uint8Array, length: number): void {
+export function sshLengthMask(lengthKey: Uint8Array, seqno: number): number {
+  if (lengthKey.length !== 32) throw new RangeError("sshLengthMask: K_1 must be 32 bytes");
+  const wasm = module();
+  heap.set(lengthKey, keyAt);
+  return wasm.ssh_length_mask(keyAt, seqno >>> 0) >>> 0;
+}
+
+/**
+ * Writes the tag of a sealed SSH packet: Poly1305 under `polyKey` (the first 32 bytes of K_2's
+ * keystream block 0 for the packet) over `packet[0 .. 4 + length]`, into the 16 bytes after them.
+ *
+ * @example Usage
+ * ```ts
+ * const packet = new Uint8Array(4 + 8 + 16);
+ * tagSshPacket(new Uint8Array(32), packet, 8);
+ * ```
+ */
+export function tagSshPacket(polyKey: Uint8Array, packet: Uint8Array, length: number): void {
   const total = 4 + length + 16;
-  if (key.length !== 64 || packet.length < total) throw new RangeError("sealSshPacket: bad key or packet size");
+  if (packet.length < total) throw new RangeError("tagSshPacket: no room for the tag");
   const wasm = withRoom(total);
-  heap.set(key, keyAt);
+  heap.set(polyKey.subarray(0, 32), keyAt);
   heap.set(packet.subarray(0, 4 + length), workAt);
-  wasm.ssh_seal(keyAt, seqno >>> 0, workAt, length);
-  packet.set(heap.subarray(workAt, workAt + total));
+  wasm.ssh_tag(keyAt, workAt, length);
+  packet.set(heap.subarray(workAt + 4 + length, workAt + total), 4 + length);
 }
 
 /**
- * The packet length sealed in `head` (its first 4 bytes) for packet `seqno`.
+ * True when the 16 bytes after `sealed[0 .. 4 + length]` are their tag under `polyKey`, compared in
+ * constant time.
  *
  * @example Usage
  * ```ts
- * const length = sshPacketLength(new Uint8Array(64), 0, new Uint8Array(4));
+ * const ok = sshPacketTagMatches(new Uint8Array(32), new Uint8Array(4 + 8 + 16), 8);
  * ```
  */
-export function sshPacketLength(key: Uint8Array, seqno: number, head: Uint8Array): number {
-  const wasm = withRoom(4);
-  heap.set(key, keyAt);
-  heap.set(head.subarray(0, 4), workAt);
-  return wasm.ssh_length(keyAt, seqno >>> 0, workAt) >>> 0;
-}
-
-/**
- * Checks and decrypts one sealed SSH packet (`4 + length + 16` bytes of `sealed`, the length field
- * still encrypted). Returns the decrypted `length` bytes (padding length, payload, padding) as a view
- * that the next call of this module overwrites, or `undefined` when the tag does not match.
- *
- * @example Usage
- * ```ts
- * const body = openSshPacket(new Uint8Array(64), 0, new Uint8Array(36), 16);
- * ```
- */
-export function openSshPacket(
-  key: Uint8Array,
-  seqno: number,
-  sealed: Uint8Array,
-  length: number,
-): Uint8Array | undefined {
+export function sshPacketTagMatches(polyKey: Uint8Array, sealed: Uint8Array, length: number): boolean {
   const total = 4 + length + 16;
+  if (sealed.length < total) return false;
   const wasm = withRoom(total);
-  heap.set(key, keyAt);
+  heap.set(polyKey.subarray(0, 32), keyAt);
   heap.set(sealed.subarray(0, total), workAt);
-  if (wasm.ssh_open(keyAt, seqno >>> 0, workAt, length) !== 1) return undefined;
-  return heap.subarray(workAt + 4, workAt + 4 + length);
+  return wasm.ssh_tag_ok(keyAt, workAt, length) === 1;
 }

@@ -22,7 +22,8 @@
 
 import { Buffer } from "node:buffer";
 import sshCrypto from "ssh2/lib/protocol/crypto.js";
-import { openSshPacket, sealSshPacket, sshPacketLength } from "./chacha_poly.ts";
+import { type Cipher, createCipheriv, createDecipheriv } from "node:crypto";
+import { sshLengthMask, sshPacketTagMatches, tagSshPacket } from "./chacha_poly.ts";
 
 const CHACHA = "chacha20-poly1305@openssh.com";
 /** ssh2's bound on a received packet's length field (MAX_PACKET_SIZE in lib/protocol/crypto.js). */
@@ -35,7 +36,6 @@ interface CipherInstance {
   _encKeyMain: Uint8Array;
   _encKeyPktLen: Uint8Array;
   _dead: boolean;
-  [KEY]?: Uint8Array;
 }
 
 interface DecipherInstance {
@@ -43,7 +43,6 @@ interface DecipherInstance {
   _onPayload: (payload: Buffer) => unknown;
   _decKeyMain: Uint8Array;
   _decKeyPktLen: Uint8Array;
-  [KEY]?: Uint8Array;
   [READ]?: ReadState;
 }
 
@@ -51,11 +50,10 @@ interface ReadState {
   head: Uint8Array; // the sealed 4-byte length
   headBytes: number;
   length: number; // decrypted length field, once headBytes is 4
-  packet: Uint8Array; // head, body and tag of a packet that arrives in pieces
+  packet: Uint8Array | undefined; // head, body and tag of a packet that arrives in pieces
   packetBytes: number;
 }
 
-const KEY = Symbol("remote.chachaPolyKey");
 const READ = Symbol("remote.chachaPolyRead");
 
 interface Ssh2Crypto {
@@ -106,11 +104,17 @@ function patch(ssh2: Ssh2Crypto): boolean {
   return true;
 }
 
-function keyOf(main: Uint8Array, lengthKey: Uint8Array): Uint8Array {
-  const key = new Uint8Array(64);
-  key.set(main, 0);
-  key.set(lengthKey, 32);
-  return key;
+/** ChaCha20's 16-byte IV in node:crypto (counter, then nonce) for block 0 of packet `seqno`. */
+const iv = new Uint8Array(16);
+const ivView = new DataView(iv.buffer);
+const ZEROS = new Uint8Array(64);
+
+/** node:crypto's ChaCha20 under K_2 for packet `seqno`, and the packet's Poly1305 key (block 0). */
+function payloadCipher(mainKey: Uint8Array, seqno: number, decipher: boolean): [Cipher, Uint8Array] {
+  ivView.setUint32(12, seqno); // the 64-bit big-endian sequence number; the high half stays 0
+  const c = decipher ? createDecipheriv("chacha20", mainKey, iv) : createCipheriv("chacha20", mainKey, iv);
+  const polyKey = c.update(ZEROS); // block 0: the Poly1305 key, then 32 bytes unused; the payload starts at block 1
+  return [c, polyKey];
 }
 
 // Padding bytes come from a pool refilled 4 KiB at a time: one getRandomValues per ~500 packets.
@@ -144,60 +148,55 @@ function allocPacket(this: CipherInstance, payloadLength: number): Buffer {
 
 function encrypt(this: CipherInstance, packet: Buffer): void {
   if (this._dead) return;
-  const key = this[KEY] ??= keyOf(this._encKeyMain, this._encKeyPktLen);
   // the length field says how much to seal: a packet allocated by another cipher has no tag room
   const length = packet.readUInt32BE(0);
   const total = 4 + length + TAG;
-  let out = packet;
-  if (packet.length < total) {
-    out = Buffer.allocUnsafe(total);
-    out.set(packet.subarray(0, 4 + length));
-  }
-  sealSshPacket(key, this.outSeqno, out, length);
+  const out = packet.length >= total ? packet : Buffer.allocUnsafe(total);
+  const seqno = this.outSeqno;
+  const [cipher, polyKey] = payloadCipher(this._encKeyMain, seqno, false);
+  out.set(cipher.update(packet.subarray(4, 4 + length)), 4);
+  out.writeUInt32BE((length ^ sshLengthMask(this._encKeyPktLen, seqno)) >>> 0, 0);
+  tagSshPacket(polyKey, out, length);
   this._onWrite(out.length === total ? out : out.subarray(0, total));
-  this.outSeqno = (this.outSeqno + 1) >>> 0;
+  this.outSeqno = (seqno + 1) >>> 0;
 }
 
 function decrypt(this: DecipherInstance, data: Uint8Array, p: number, end: number): unknown {
-  const key = this[KEY] ??= keyOf(this._decKeyMain, this._decKeyPktLen);
-  const st = this[READ] ??= {
-    head: new Uint8Array(4),
-    headBytes: 0,
-    length: 0,
-    packet: new Uint8Array(0),
-    packetBytes: 0,
-  };
+  const st = this[READ] ??= { head: new Uint8Array(4), headBytes: 0, length: 0, packet: undefined, packetBytes: 0 };
   while (p < end) {
     let headAt = -1; // where the head lies in `data`, when all of it is there
     if (st.headBytes < 4) {
       if (st.headBytes === 0 && end - p >= 4) headAt = p;
       while (st.headBytes < 4 && p < end) st.head[st.headBytes++] = data[p++];
       if (st.headBytes < 4) return;
-      const length = sshPacketLength(key, this.inSeqno, st.head);
+      const sealed = ((st.head[0] << 24) | (st.head[1] << 16) | (st.head[2] << 8) | st.head[3]) >>> 0;
+      const length = (sealed ^ sshLengthMask(this._decKeyPktLen, this.inSeqno)) >>> 0;
       if (length > MAX_PACKET || length < 8 || (length & 7) !== 0) throw new Error("Bad packet length");
       st.length = length;
       st.packetBytes = 4;
     }
     const total = 4 + st.length + TAG;
-    let body: Uint8Array | undefined;
+    let sealed: Uint8Array;
     if (headAt >= 0 && end - headAt >= total) {
       // the whole packet is in this chunk: open it from there, without gathering it first
-      body = openSshPacket(key, this.inSeqno, data.subarray(headAt, headAt + total), st.length);
+      sealed = data.subarray(headAt, headAt + total);
       p = headAt + total;
     } else {
-      if (st.packet.length < total) st.packet = new Uint8Array(4 + MAX_PACKET + TAG);
+      st.packet ??= new Uint8Array(4 + MAX_PACKET + TAG);
       if (st.packetBytes === 4) st.packet.set(st.head, 0);
       const n = Math.min(total - st.packetBytes, end - p);
       st.packet.set(data.subarray(p, p + n), st.packetBytes);
       st.packetBytes += n;
       p += n;
       if (st.packetBytes < total) return;
-      body = openSshPacket(key, this.inSeqno, st.packet, st.length);
+      sealed = st.packet;
     }
-    if (!body) throw new Error("Invalid MAC");
+    const [decipher, polyKey] = payloadCipher(this._decKeyMain, this.inSeqno, true);
+    if (!sshPacketTagMatches(polyKey, sealed, st.length)) throw new Error("Invalid MAC");
+    const body = decipher.update(sealed.subarray(4, 4 + st.length));
     const padding = body[0];
     if (padding + 1 > body.length) throw new Error("Bad packet length");
-    const payload = Buffer.from(body.subarray(1, body.length - padding));
+    const payload = body.subarray(1, body.length - padding);
     this.inSeqno = (this.inSeqno + 1) >>> 0;
     st.headBytes = 0;
     st.packetBytes = 0;
