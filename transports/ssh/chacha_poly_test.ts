@@ -1,8 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createCipheriv } from "node:crypto";
 import { chacha20Xor, poly1305, sshLengthMask, sshPacketTagMatches, tagSshPacket } from "./chacha_poly.ts";
-import { CHACHA_POLY_SOURCE_SHA256, CHACHA_POLY_WASM_BASE64 } from "./chacha_poly_wasm.ts";
-import { buildWasm, findClang, generatedModule, sourceDigest } from "../../scripts/build_wasm.ts";
 
 const hex = (u: Uint8Array) => Array.from(u, (b) => b.toString(16).padStart(2, "0")).join("");
 const unhex = (s: string) => Uint8Array.from(s.replace(/[^0-9a-f]/gi, "").match(/../g) ?? [], (h) => parseInt(h, 16));
@@ -156,20 +154,5 @@ Deno.test("sshLengthMask() and tagSshPacket() seal as OpenSSH's PROTOCOL.chacha2
       tampered[at] ^= 0x01;
       assert(!sshPacketTagMatches(polyKey, tampered, bodyLength), `flipped byte ${at} still matches`);
     }
-  }
-});
-
-Deno.test("chacha_poly_wasm.ts was generated from chacha_poly.c as it is now", async () => {
-  assertEquals(CHACHA_POLY_SOURCE_SHA256, await sourceDigest(), "run: deno run -A scripts/build_wasm.ts");
-  // With a wasm32 clang here (Debian: clang, lld), the checked-in bytes must also be what it builds.
-  const clang = await findClang();
-  if (clang) {
-    const built = generatedModule(await buildWasm(clang), CHACHA_POLY_SOURCE_SHA256);
-    assert(built.includes(CHACHA_POLY_WASM_BASE64.slice(0, 112)), "rebuilt module differs");
-    assertEquals(
-      built,
-      await Deno.readTextFile(new URL("./chacha_poly_wasm.ts", import.meta.url)),
-      "the checked-in module differs from a fresh build: run deno run -A scripts/build_wasm.ts",
-    );
   }
 });

@@ -22,7 +22,7 @@
 
 import { Buffer } from "node:buffer";
 import sshCrypto from "ssh2/lib/protocol/crypto.js";
-import { type Cipher, createCipheriv, createDecipheriv } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { sshLengthMask, sshPacketTagMatches, tagSshPacket } from "./chacha_poly.ts";
 
 const CHACHA = "chacha20-poly1305@openssh.com";
@@ -64,6 +64,29 @@ interface Ssh2Crypto {
 
 let installed: boolean | undefined;
 
+/** ssh2's own methods that {@linkcode installChaChaPoly} replaced. */
+export interface Ssh2ChaChaPolyMethods {
+  allocPacket(this: object, payloadLength: number): Buffer;
+  encrypt(this: object, packet: Buffer): void;
+  decrypt(this: object, data: Uint8Array, p: number, end: number): unknown;
+}
+
+let replaced: Ssh2ChaChaPolyMethods | undefined;
+
+/**
+ * ssh2's own chacha20-poly1305 methods, once {@linkcode installChaChaPoly} replaced them: tests check
+ * that each side's packets open with the other's.
+ *
+ * @example Usage
+ * ```ts
+ * installChaChaPoly();
+ * const ssh2Encrypt = replacedSsh2Methods()?.encrypt;
+ * ```
+ */
+export function replacedSsh2Methods(): Ssh2ChaChaPolyMethods | undefined {
+  return replaced;
+}
+
 /**
  * Patches ssh2's chacha20-poly1305 classes once per process; true when they now use chacha_poly.ts,
  * false when ssh2's classes did not have the expected shape (they are then left as they were).
@@ -98,6 +121,7 @@ function patch(ssh2: Ssh2Crypto): boolean {
     typeof cipherProto.allocPacket === "function" && typeof cipherProto.encrypt === "function" &&
     typeof decipherProto.decrypt === "function";
   if (!shaped) return false;
+  replaced = { allocPacket: cipherProto.allocPacket, encrypt: cipherProto.encrypt, decrypt: decipherProto.decrypt };
   cipherProto.allocPacket = allocPacket;
   cipherProto.encrypt = encrypt;
   decipherProto.decrypt = decrypt;
@@ -108,6 +132,11 @@ function patch(ssh2: Ssh2Crypto): boolean {
 const iv = new Uint8Array(16);
 const ivView = new DataView(iv.buffer);
 const ZEROS = new Uint8Array(64);
+
+/** What is used of node:crypto's Cipheriv and Decipheriv. */
+interface Cipher {
+  update(data: Uint8Array): Buffer;
+}
 
 /** node:crypto's ChaCha20 under K_2 for packet `seqno`, and the packet's Poly1305 key (block 0). */
 function payloadCipher(mainKey: Uint8Array, seqno: number, decipher: boolean): [Cipher, Uint8Array] {
