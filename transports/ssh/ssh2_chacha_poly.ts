@@ -4,9 +4,12 @@
  *
  * Under Deno ssh2's native addon does not load, so ssh2 (pinned at 1.17.0) seals each packet with its
  * `ChaChaPolyCipherNative` and opens each with `ChaChaPolyDecipherNative` (lib/protocol/crypto.js):
- * three node:crypto cipher objects per packet, Poly1305 in an Emscripten module through `cwrap`, and
- * three socket writes per packet, about 60 % of a bulk transfer's CPU (BENCHMARKS.md). This replaces the
- * methods that do the work, `allocPacket`/`encrypt` and `decrypt`, on those two classes' prototypes.
+ * three node:crypto cipher objects per packet, Poly1305 in an Emscripten module through `cwrap` (copying
+ * its inputs through `cwrap`'s stack), and three socket writes per packet. This replaces the methods
+ * that do the work, `allocPacket`/`encrypt` and `decrypt`, on those two classes' prototypes: one
+ * node:crypto ChaCha20 per packet (K_2, block 0 giving the Poly1305 key, the payload from block 1),
+ * Poly1305 and K_1's length mask in chacha_poly.ts's WebAssembly, one write per packet, and a whole
+ * packet opened where it lies in the socket's chunk.
  * The replacements keep ssh2's contract, the one its native-addon classes keep: the packet buffer has
  * room for the tag and is written once, sequence numbers and `_onPayload` are read from the instance on
  * every packet (ssh2's key exchange resets and rebinds them), errors are ssh2's ("Bad packet length",
