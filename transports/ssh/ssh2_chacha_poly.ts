@@ -59,7 +59,8 @@ interface ReadState {
 
 const READ = Symbol("remote.chachaPolyRead");
 
-interface Ssh2Crypto {
+/** What is used of ssh2's lib/protocol/crypto.js. */
+export interface Ssh2Crypto {
   CIPHER_INFO: Record<string, unknown>;
   createCipher(config: unknown): object;
   createDecipher(config: unknown): object;
@@ -100,11 +101,21 @@ export function replacedSsh2Methods(): Ssh2ChaChaPolyMethods | undefined {
  * ```
  */
 export function installChaChaPoly(): boolean {
-  installed ??= patch(sshCrypto as unknown as Ssh2Crypto);
+  installed ??= patchSsh2ChaChaPoly(sshCrypto as unknown as Ssh2Crypto);
   return installed;
 }
 
-function patch(ssh2: Ssh2Crypto): boolean {
+/**
+ * Patches the chacha20-poly1305 classes behind `ssh2` (ssh2's lib/protocol/crypto.js exports) when they
+ * have the shape this module was written against; false, changing nothing, otherwise.
+ *
+ * @example Usage
+ * ```ts
+ * import sshCrypto from "ssh2/lib/protocol/crypto.js";
+ * patchSsh2ChaChaPoly(sshCrypto);
+ * ```
+ */
+export function patchSsh2ChaChaPoly(ssh2: Ssh2Crypto): boolean {
   const cipherInfo = ssh2.CIPHER_INFO?.[CHACHA];
   if (!cipherInfo || typeof ssh2.createCipher !== "function" || typeof ssh2.createDecipher !== "function") {
     return false;
@@ -124,6 +135,7 @@ function patch(ssh2: Ssh2Crypto): boolean {
     typeof cipherProto.allocPacket === "function" && typeof cipherProto.encrypt === "function" &&
     typeof decipherProto.decrypt === "function";
   if (!shaped) return false;
+  if (cipherProto.encrypt === encrypt) return true; // patched before
   replaced = { allocPacket: cipherProto.allocPacket, encrypt: cipherProto.encrypt, decrypt: decipherProto.decrypt };
   cipherProto.allocPacket = allocPacket;
   cipherProto.encrypt = encrypt;

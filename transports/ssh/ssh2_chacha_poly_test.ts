@@ -3,7 +3,7 @@ import { Buffer } from "node:buffer";
 import { createCipheriv } from "node:crypto";
 import sshCrypto from "ssh2/lib/protocol/crypto.js";
 import { poly1305 } from "./chacha_poly.ts";
-import { installChaChaPoly, replacedSsh2Methods } from "./ssh2_chacha_poly.ts";
+import { installChaChaPoly, patchSsh2ChaChaPoly, replacedSsh2Methods } from "./ssh2_chacha_poly.ts";
 
 interface Ssh2Cipher {
   outSeqno: number;
@@ -182,4 +182,31 @@ Deno.test("the patched decipher stops after a packet whose handler returns false
   assertEquals(d.inSeqno, 2);
   d.decrypt(stream, stoppedAt, stream.length);
   assertEquals(got.map(hex), payloads.map(hex));
+});
+
+Deno.test("patchSsh2ChaChaPoly() changes nothing in an ssh2 whose classes have another shape", () => {
+  const methods = () => ({ allocPacket() {}, encrypt() {}, decrypt() {} });
+  class ChaChaPolyCipherNative {
+    outSeqno = 0;
+    _onWrite() {}
+    _key = new Uint8Array(64); // renamed: the patch would read _encKeyMain
+    _dead = false;
+  }
+  class ChaChaPolyDecipherNative {
+    inSeqno = 0;
+    _onPayload() {}
+    _decKeyMain = new Uint8Array(32);
+    _decKeyPktLen = new Uint8Array(32);
+  }
+  const cipherProto = Object.assign(ChaChaPolyCipherNative.prototype, methods());
+  const decipherProto = Object.assign(ChaChaPolyDecipherNative.prototype, methods());
+  const before = [cipherProto.encrypt, cipherProto.allocPacket, decipherProto.decrypt];
+  const fake = {
+    CIPHER_INFO: { "chacha20-poly1305@openssh.com": {} },
+    createCipher: () => new ChaChaPolyCipherNative(),
+    createDecipher: () => new ChaChaPolyDecipherNative(),
+  };
+  assertEquals(patchSsh2ChaChaPoly(fake), false);
+  assertEquals([cipherProto.encrypt, cipherProto.allocPacket, decipherProto.decrypt], before);
+  assertEquals(patchSsh2ChaChaPoly({ ...fake, CIPHER_INFO: {} }), false, "no chacha20-poly1305 in CIPHER_INFO");
 });
