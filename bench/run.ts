@@ -4,7 +4,7 @@
  * remote is faster, except throughput where > 1 is better) and, with `--write`, replaces the results
  * section of BENCHMARKS.md. Asserts nothing: speed belongs here, never in tests.
  *
- * Run: deno task bench [--runs N] [--only start,first-byte,bulk,fan-out,pty] [--no-extra] [--write]
+ * Run: deno task bench [--runs N] [--only start,first-byte,bulk,upload,fan-out,pty] [--no-extra] [--write]
  *
  * @module
  */
@@ -191,6 +191,41 @@ async function benchBulk(e: Env): Promise<Row> {
   };
 }
 
+/** MB/s of `size` bytes of zeros piped into `argv`'s stdin, which must print the count it received (`wc -c`). */
+async function upload(argv: string[], env: Record<string, string>, size: number): Promise<number> {
+  const t = performance.now();
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `head -c ${size} /dev/zero | "$@"`, "sh", ...argv],
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const ms = performance.now() - t;
+  const got = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success || got !== String(size)) {
+    throw new Error(`${argv.join(" ")} received ${got}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return size / 1e6 / (ms / 1000);
+}
+
+async function benchUpload(e: Env): Promise<Row> {
+  const size = 200 * 1024 * 1024;
+  const r = await alternate(
+    Math.max(3, Math.floor(RUNS / 2)),
+    () => upload(remoteCmd(["invoke", "h01", "-F", e.config, "--no-reuse", "--", "wc -c"]), e.env, size),
+    () => upload(["ssh", "-F", e.config, "h01", "wc -c"], e.env, size),
+  );
+  return {
+    name: "(3b) 200 MB bulk upload through stdin",
+    remote: median(r.a),
+    ssh: median(r.b),
+    unit: "MB/s",
+    goal: "≥ 1.0×",
+    higherBetter: true,
+  };
+}
+
 async function benchFanOut(e: Env): Promise<Row> {
   const hosts = Array.from({ length: 50 }, (_, i) => `h${String(i + 1).padStart(2, "0")}`);
   const hostFile = `${e.home}/hosts`;
@@ -354,6 +389,7 @@ if (import.meta.main) {
       start: benchStart,
       "first-byte": benchFirstByte,
       bulk: benchBulk,
+      upload: benchUpload,
       "fan-out": benchFanOut,
       pty: benchPty,
     };

@@ -1,8 +1,9 @@
 /**
  * The algorithm lists offered to servers, in preference order.
  *
- * ssh2's native crypto addon cannot load under Deno, so ciphers run in JavaScript; there
- * chacha20-poly1305 is about twice as fast as AES-GCM (see docs/ssh.md), so it comes first. The key
+ * ssh2's native crypto addon cannot load under Deno; chacha20-poly1305 runs through
+ * ssh2_chacha_poly.ts (node:crypto ChaCha20, WebAssembly Poly1305) and is the fastest cipher here, so it
+ * comes first (docs/ssh.md, BENCHMARKS.md). The key
  * exchange prefers curve25519-sha256 (RFC 8731), as OpenSSH does after its post-quantum hybrids, which
  * ssh2 lacks.
  *

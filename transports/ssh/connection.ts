@@ -463,10 +463,12 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     sockPromise.then((s) => s.destroy(), () => {});
     throw err;
   };
-  const [{ createAuthHandler, loadIdentities }, { Client: SshClient }] = await Promise.all([
+  const [{ createAuthHandler, loadIdentities }, { Client: SshClient }, { installChaChaPoly }] = await Promise.all([
     import("./auth.ts"),
     import("ssh2"),
+    import("./ssh2_chacha_poly.ts"),
   ]).catch(dropSocket);
+  installChaChaPoly(); // chacha20-poly1305 packets through WebAssembly, not ssh2's per-packet objects
   const explicitFiles = options.keyFiles.map((path) => ({ path, explicit: true }));
   const configFiles = hop.config.identityFiles.map((path) => ({ path, explicit: false }));
   const identities = await loadIdentities(
