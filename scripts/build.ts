@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { validateTransportModule } from "../plugins/mod.ts";
 import { reservedParameters } from "../core/reserved_parameters.ts";
 import { builtinTransports } from "../transports/mod.ts";
+import { AWS_SDK_MODULES } from "../transports/ssm/sdk_loader.ts";
 
 /** The targets `deno compile` can build remote for. */
 export const TARGETS = [
@@ -116,7 +117,19 @@ export async function writeEntry(plugins: readonly string[], out: string): Promi
 async function compile(entry: string, target: string, out: string): Promise<string | undefined> {
   const output = resolve(out, `remote-${target}${target.includes("windows") ? ".exe" : ""}`);
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "--allow-all", "--target", target, "--config", resolve(ROOT, "deno.json"), "-o", output, entry],
+    args: [
+      "compile",
+      "--allow-all",
+      "--target",
+      target,
+      "--config",
+      resolve(ROOT, "deno.json"),
+      // loaded by a specifier made at run time (transports/ssm/sdk_loader.ts), so named here
+      ...AWS_SDK_MODULES.flatMap((path) => ["--include", resolve(ROOT, path)]),
+      "-o",
+      output,
+      entry,
+    ],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdout: "piped",

@@ -6,13 +6,15 @@
  * says so when used. ssh2's poly1305 module is Emscripten output that reads `__dirname` at load time,
  * so the bundle defines it first.
  *
- * AWS's SDK (the ssm transport's `aws_sdk*.ts`, imported lazily) is bundled separately and carried
- * inside the bundle as text, made a module only on first use: V8 then scans it as one string literal
- * instead of parsing several megabytes of code on every start, so `remote --version` and ssh do not
- * pay for it.
+ * AWS's SDK (the ssm transport's `aws_sdk*.ts`, loaded lazily through transports/ssm/sdk_loader.ts) is
+ * bundled separately and carried inside the bundle as text, made a module only on first use: V8 then
+ * scans it as one string literal instead of parsing several megabytes of code on every start, so
+ * `remote --version` and ssh do not pay for it. The loader finds it through `globalThis.__remote_lazy`.
  *
  * @module
  */
+
+import { AWS_SDK_MODULES } from "../transports/ssm/sdk_loader.ts";
 
 const args = Deno.args;
 const outputIndex = args.indexOf("--output");
@@ -22,8 +24,8 @@ if (!output) {
   Deno.exit(2);
 }
 const root = new URL("..", import.meta.url).pathname;
-/** Modules imported lazily with `import("./<name>")` and carried as text; each is bundled on its own. */
-const LAZY = ["transports/ssm/aws_sdk.ts", "transports/ssm/aws_sdk_ec2.ts"];
+/** Modules loaded lazily by transports/ssm/sdk_loader.ts and carried as text; each is bundled on its own. */
+const LAZY: readonly string[] = AWS_SDK_MODULES;
 
 async function bundle(entry: string, out: string, external: string[], minify = false): Promise<void> {
   const flags = [...external.flatMap((e) => ["--external", e]), ...(minify ? ["--minify"] : [])];
@@ -43,7 +45,7 @@ async function bundle(entry: string, out: string, external: string[], minify = f
 const outPath = output.startsWith("/") ? output : `${root}${output}`;
 const lazyNames = LAZY.map((path) => `./${path.split("/").pop()}`);
 await bundle("main.ts", output, ["*.node", ...lazyNames.map((name) => `*/${name.slice(2)}`)]);
-let body = await Deno.readTextFile(outPath);
+const body = await Deno.readTextFile(outPath);
 const sources: Record<string, string> = {};
 const scratch = await Deno.makeTempDir({ prefix: "remote-bundle-" });
 try {
@@ -52,12 +54,6 @@ try {
     // a blob: module has no file URL; the SDK's createRequire needs one only to find Node's built-ins
     sources[lazyNames[i]] = (await Deno.readTextFile(`${scratch}/lazy${i}.js`))
       .replaceAll("createRequire(import.meta.url)", 'createRequire("file:///remote-bundle/aws-sdk.js")');
-    const literal = `import("${lazyNames[i]}")`;
-    if (!body.includes(literal)) {
-      console.error(`remote bundle: ${literal} not found in the bundle`);
-      Deno.exit(1);
-    }
-    body = body.replaceAll(literal, `__remote_lazy("${lazyNames[i]}")`);
   }
 } finally {
   await Deno.remove(scratch, { recursive: true });
@@ -78,7 +74,7 @@ const prelude = `import { dirname as __remote_dirname } from "node:path";\n` +
   // gzip and base64: what Deno and V8 scan on every start is a few hundred kB of plain letters
   `var __remote_lazy_sources = ${JSON.stringify(packed)};\n` +
   `var __remote_lazy_loaded = new Map();\n` +
-  `var __remote_lazy = (name) => {\n` +
+  `globalThis.__remote_lazy = (name) => {\n` +
   `  let loaded = __remote_lazy_loaded.get(name);\n` +
   `  if (!loaded) {\n` +
   `    const bytes = Uint8Array.from(atob(__remote_lazy_sources[name]), (c) => c.charCodeAt(0));\n` +

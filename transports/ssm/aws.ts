@@ -11,6 +11,7 @@
  * @module
  */
 import { type Prompter, RemoteError, TransportError } from "../../plugins/mod.ts";
+import { loadAwsSdk } from "./sdk_loader.ts";
 
 /** A source of credentials, refreshed by the SDK when temporary ones are about to expire. */
 export type CredentialProvider = () => Promise<{
@@ -64,7 +65,7 @@ export function profileName(settings: AwsSettings): string | undefined {
  */
 export async function resolveAws(settings: AwsSettings, prompt: Prompter): Promise<ResolvedAws> {
   const profile = profileName(settings);
-  const sdk = await import("./aws_sdk.ts");
+  const sdk = await loadAwsSdk();
   const files = await sdk.loadSharedConfigFiles({ ignoreCache: true });
   const section = (name: string) => files.configFile?.[name] ?? files.credentialsFile?.[name];
   if (profile !== undefined && !section(profile)) {

@@ -10,6 +10,7 @@
  */
 import { RemoteError, TransportError } from "../../plugins/mod.ts";
 import type { CredentialProvider } from "./aws.ts";
+import { loadAwsSdk } from "./sdk_loader.ts";
 
 /** Where and as whom to call AWS. */
 export interface ControlPlaneConfig {
@@ -154,7 +155,7 @@ export async function callSsm(
   input: object,
   target?: string,
 ): Promise<Record<string, unknown>> {
-  const sdk = await import("./aws_sdk.ts");
+  const sdk = await loadAwsSdk();
   const commands = {
     StartSession: sdk.StartSessionCommand,
     ResumeSession: sdk.ResumeSessionCommand,

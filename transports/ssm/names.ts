@@ -8,6 +8,7 @@
  */
 import { type Prompter, TransportError } from "../../plugins/mod.ts";
 import { callSsm, clientOptions, type ControlPlaneConfig, sdkError } from "./control_plane.ts";
+import { loadAwsSdkEc2 } from "./sdk_loader.ts";
 
 /** One instance a name matched. */
 export interface NamedInstance {
@@ -25,7 +26,7 @@ export function isTargetId(target: string): boolean {
 }
 
 async function ec2ByName(config: ControlPlaneConfig, name: string): Promise<NamedInstance[]> {
-  const sdk = await import("./aws_sdk_ec2.ts");
+  const sdk = await loadAwsSdkEc2();
   const { endpoint: _ssmEndpoint, ...rest } = config; // --endpoint-url names the SSM endpoint only
   const client = new sdk.EC2Client(clientOptions(rest));
   const found: NamedInstance[] = [];
