@@ -898,6 +898,8 @@ class Engine {
       if (start > 0) await file.seek(start, Deno.SeekMode.Start);
       progress(acked);
       const inflight = new Set<Promise<void>>();
+      // the first refused write; a write that fails while no one awaits it must still fail the copy
+      let failed: { err: unknown } | undefined;
       let at = start;
       let eof = false;
       while (!eof) {
@@ -913,6 +915,7 @@ class Engine {
         for (let off = 0; off < size; off += this.chunk) {
           const n = Math.min(this.chunk, size - off);
           while (inflight.size >= this.concurrency) await Promise.race(inflight);
+          if (failed) throw failed.err;
           const offset = at;
           const p: Promise<void> = this.remote.guard(
             new Promise<void>((resolve, reject) => {
@@ -924,13 +927,17 @@ class Engine {
                 resolve();
               });
             }),
-          ).catch((err) => this.writeError(err, target)).finally(() => inflight.delete(p));
-          p.catch(() => {});
+          ).catch((err) => this.writeError(err, target))
+            .catch((err) => {
+              failed ??= { err };
+            })
+            .finally(() => inflight.delete(p));
           inflight.add(p);
           at += n;
         }
       }
       await Promise.all(inflight);
+      if (failed) throw failed.err;
       if (this.options.preserve) {
         await this.remote.call<void>(
           target,
