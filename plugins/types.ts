@@ -137,6 +137,12 @@ export interface TransportManifest {
   defaultSet?: string;
   /** the port a target without one gets */
   defaultPort?: number;
+  /**
+   * What the host part of its targets names: `"dns"` (the default) a host name of DNS labels (RFC 1123, 63
+   * characters a label) or an IP address; `"name"` the name of an object it reaches, such as a container (a
+   * 64-character ID, `web.1`): letters, digits, `_`, `.`, `-`, up to 255 characters, starting with a letter or digit.
+   */
+  targetHost?: "dns" | "name";
   /** why a capability is absent, shown to a user whose verb needs it */
   unsupportedReasons?: Readonly<Partial<Record<Capability, string>>>;
 }

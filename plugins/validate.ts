@@ -188,6 +188,9 @@ export function validateManifest(value: unknown, origin: string, options: Valida
   ) {
     fail("defaultPort is not a port number");
   }
+  if (value.targetHost !== undefined && value.targetHost !== "dns" && value.targetHost !== "name") {
+    fail(`targetHost ${JSON.stringify(value.targetHost)} is neither "dns" nor "name"`);
+  }
   const declared = value.capabilities as unknown[];
   const same = caps.length === declared.length && caps.every((c, i) => c === declared[i]);
   return (same ? value : { ...value, capabilities: caps }) as unknown as TransportManifest;

@@ -122,6 +122,19 @@ for (const [scheme, start] of engines) {
         assertEquals(run, { code: 0, stdout: "hi\n", stderr: "" });
       });
 
+      await step("a full 64-hex-digit container ID works as a target and as --container-id", async () => {
+        const id = await engine.createContainer("long1", { env: ["WHO=long1"] });
+        assert(/^[0-9a-f]{64}$/.test(id), id);
+        const viaScheme = await runRemote(["invoke", `${scheme}://${id}`, "--", 'echo "$WHO"'], { env });
+        assertEquals(viaScheme, { code: 0, stdout: "long1\n", stderr: "" });
+        const viaSet = await runRemote(["invoke", "--container-id", id, "--", 'echo "set $WHO"'], { env });
+        assertEquals(viaSet, { code: 0, stdout: "set long1\n", stderr: "" });
+        // the name rule is Docker's, not DNS's: a 256-character name is still refused, as a usage error
+        const tooLong = await runRemote(["invoke", `${scheme}://${"a".repeat(256)}`, "--", "true"], { env });
+        assertEquals(tooLong.code, 230);
+        assert(tooLong.stderr.includes("is not a valid name"), tooLong.stderr);
+      });
+
       await step("binary data goes in and comes back intact (SHA-256 of 1 MiB)", async () => {
         const data = new Uint8Array(1024 * 1024);
         for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));

@@ -70,5 +70,6 @@ export const manifest: TransportManifest = {
   schemes: ["docker", "podman"],
   capabilities: ["shell", "exec", "pty", "pty-resize", "signals"],
   defaultSet: "ContainerId",
+  targetHost: "name",
   parameters: parameters.specs,
 };
