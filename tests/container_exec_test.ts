@@ -204,6 +204,16 @@ for (const [scheme, start] of engines) {
         assert(run.stderr.includes(`remote: 1 of 3 hosts failed: ${scheme}://fan9 (no container fan9 on `), run.stderr);
       });
 
+      await step("invoke --container-id a b c fans out across the containers named", async () => {
+        const run = await runRemote(
+          ["invoke", "--container-id", "fan1", "fan2", "fan9", "--docker-host", socket, "--", 'echo "$WHO"'],
+          { env },
+        );
+        assertEquals(run.code, 233);
+        assertEquals(run.stdout.split("\n").filter((l) => l !== "").sort(), ["[fan1] fan1", "[fan2] fan2"]);
+        assert(run.stderr.includes("remote: 1 of 3 hosts failed: fan9 (no container fan9 on "), run.stderr);
+      });
+
       await step("Ctrl-C stops the command in the container and remote exits 130", async () => {
         const child = new Deno.Command(Deno.execPath(), {
           args: ["run", "--allow-all", "--quiet", MAIN, "invoke", target, "--", "sleep 61; echo not-stopped"],
