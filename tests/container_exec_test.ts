@@ -135,6 +135,26 @@ for (const [scheme, start] of engines) {
         assert(tooLong.stderr.includes("is not a valid name"), tooLong.stderr);
       });
 
+      await step(
+        "get --container lists the running containers (Id, Name, Image, State), as a table and JSON",
+        async () => {
+          const id = await engine.createContainer("list1");
+          const json = await runRemote(["get", "--container", "--docker-host", socket, "--json"], { env: home.env });
+          assertEquals([json.code, json.stderr], [0, ""]);
+          const rows = json.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+          const row = rows.find((r) => r.Name === "list1");
+          assertEquals(Object.keys(row), ["Id", "Name", "Image", "State"]);
+          assertEquals([row.Id, row.State], [id, "running"]);
+          assert(row.Image !== "", JSON.stringify(row));
+          assert(rows.some((r) => r.Name === "web1") && !rows.some((r) => r.Name === "off1"), json.stdout);
+          const shown = await runRemote(["get", "--container"], { env });
+          assertEquals([shown.code, shown.stderr], [0, ""]);
+          const lines = shown.stdout.split("\n");
+          assert(/^Id +Name +Image +State$/.test(lines[0]), shown.stdout);
+          assert(lines.some((l) => new RegExp(`^${id} +list1 +\\S+ +running$`).test(l)), shown.stdout);
+        },
+      );
+
       await step("binary data goes in and comes back intact (SHA-256 of 1 MiB)", async () => {
         const data = new Uint8Array(1024 * 1024);
         for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
