@@ -16,6 +16,7 @@
  */
 import { spawn } from "@lydell/node-pty";
 import { createServer, type IncomingMessage, ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Buffer } from "node:buffer";
@@ -37,7 +38,13 @@ const SUPPORTED = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
  * narrows the subprotocols (an older API server speaks only v4).
  */
 export async function startK8sApiServer(
-  options: { token?: string; pods?: string[]; speaks?: string[] } = {},
+  options: {
+    token?: string;
+    pods?: string[];
+    speaks?: string[];
+    /** serve HTTPS with this certificate and key, and require a client certificate signed by `ca` */
+    tls?: { cert: string; key: string; ca: string };
+  } = {},
 ): Promise<K8sApiServer> {
   const speaks = options.speaks ?? SUPPORTED;
   const pods = new Set(options.pods ?? ["ns1/web"]);
@@ -101,11 +108,18 @@ export async function startK8sApiServer(
       );
     }
   };
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://x");
     const reply = answer(url.pathname, req.headers.authorization);
     send(res, reply === "exec" ? failure(400, "BadRequest", "Upgrade request required") : reply);
-  });
+  };
+  const tls = options.tls;
+  const server = tls
+    ? createTlsServer(
+      { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: true },
+      handler,
+    )
+    : createServer(handler);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? "/", "http://x");
     const reply = answer(url.pathname, req.headers.authorization);
@@ -118,7 +132,7 @@ export async function startK8sApiServer(
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? "https" : "http"}://127.0.0.1:${port}`,
     resizes,
     protocols,
     async [Symbol.asyncDispose]() {

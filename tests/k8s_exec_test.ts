@@ -122,3 +122,92 @@ Deno.test("remote enter k8s://ns/pod gives a TTY shell: window size, resize, exi
   assertEquals(server.resizes.slice(0, 1), [{ Width: 100, Height: 30 }]);
   assert(server.resizes.some((s) => s.Width === 120 && s.Height === 40), JSON.stringify(server.resizes));
 });
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in `dir`. */
+async function certificates(
+  dir: string,
+): Promise<Record<"ca" | "serverCert" | "serverKey" | "clientCert" | "clientKey", string>> {
+  const openssl = async (...args: string[]) => {
+    const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" }).output();
+    if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=test-ca", "-days", "2");
+  for (
+    const [name, subject, ext] of [
+      ["server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1"],
+      ["client", "/CN=tester/O=system:masters", "extendedKeyUsage=clientAuth"],
+    ]
+  ) {
+    await openssl("req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject);
+    await Deno.writeTextFile(`${dir}/${name}.ext`, ext + "\n");
+    await openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${name}.crt`,
+      "-days",
+      "2",
+      "-extfile",
+      `${name}.ext`,
+    );
+  }
+  const read = (f: string) => Deno.readTextFile(`${dir}/${f}`);
+  return {
+    ca: await read("ca.crt"),
+    serverCert: await read("server.crt"),
+    serverKey: await read("server.key"),
+    clientCert: await read("client.crt"),
+    clientKey: await read("client.key"),
+  };
+}
+
+Deno.test("remote invoke k8s:// over HTTPS verifies the kubeconfig's CA and presents its client certificate", async () => {
+  await using home = await tempHome();
+  const pki = await certificates(home.dir);
+  await using server = await startK8sApiServer({ tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca } });
+  const b64 = (pem: string) => btoa(pem);
+  const config = (user: string) =>
+    `apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: ${b64(pki.ca)}
+    server: ${server.url}
+  name: tls
+contexts:
+- context:
+    cluster: tls
+    user: tester
+  name: tls
+current-context: tls
+users:
+- name: tester
+  user:
+${user}`;
+  const path = `${home.dir}/tls-kubeconfig`;
+  // certificate and key as files, relative to the kubeconfig's folder
+  await Deno.writeTextFile(`${home.dir}/client.pem`, pki.clientCert);
+  await Deno.writeTextFile(path, config("    client-certificate: client.pem\n    client-key: client.key\n"));
+  const env = { ...home.env, KUBECONFIG: path };
+  const ok = await runRemote(["invoke", "k8s://ns1/web", "--", "echo over-tls"], { env });
+  assertEquals(ok, { code: 0, stdout: "over-tls\n", stderr: "" });
+  // and as -data
+  await Deno.writeTextFile(
+    path,
+    config(`    client-certificate-data: ${b64(pki.clientCert)}\n    client-key-data: ${b64(pki.clientKey)}\n`),
+  );
+  assertEquals((await runRemote(["invoke", "k8s://ns1/web", "--", "echo data"], { env })).stdout, "data\n");
+  // without the client certificate the server ends the TLS handshake: no exec
+  await Deno.writeTextFile(path, config("    token: t\n"));
+  const refused = await runRemote(["invoke", "k8s://ns1/web", "--", "echo no"], { env });
+  assert(refused.code !== 0 && refused.stdout === "", JSON.stringify(refused));
+  assert(refused.stderr.startsWith("remote: cannot reach the API server at "), refused.stderr);
+});
