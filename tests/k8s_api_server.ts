@@ -29,6 +29,8 @@ export interface K8sApiServer extends AsyncDisposable {
   resizes: { Width: number; Height: number }[];
   /** the subprotocols chosen, one per exec */
   protocols: string[];
+  /** how many exec'd processes still run */
+  running(): number;
 }
 
 const SUPPORTED = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -50,6 +52,7 @@ export async function startK8sApiServer(
   const pods = new Set(options.pods ?? ["ns1/web"]);
   const resizes: K8sApiServer["resizes"] = [];
   const protocols: string[] = [];
+  const live = { count: 0 };
   // the API server picks the first subprotocol the client offers that it speaks (apimachinery wsstream/conn.go)
   const wss = new WebSocketServer({
     noServer: true,
@@ -126,7 +129,7 @@ export async function startK8sApiServer(
     if (reply !== "exec") return send(socket, reply);
     wss.handleUpgrade(req, socket, head, (ws) => {
       protocols.push(ws.protocol);
-      runExec(ws, ws.protocol, url.searchParams, resizes);
+      runExec(ws, ws.protocol, url.searchParams, resizes, live);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -135,6 +138,7 @@ export async function startK8sApiServer(
     url: `${tls ? "https" : "http"}://127.0.0.1:${port}`,
     resizes,
     protocols,
+    running: () => live.count,
     async [Symbol.asyncDispose]() {
       for (const ws of wss.clients) ws.terminate();
       server.closeAllConnections();
@@ -149,6 +153,7 @@ function runExec(
   protocol: string,
   query: URLSearchParams,
   resizes: K8sApiServer["resizes"],
+  live: { count: number },
 ): void {
   const argv = query.getAll("command");
   const tty = query.get("tty") === "true";
@@ -179,7 +184,11 @@ function runExec(
       const env = { PATH: "/usr/bin:/bin", HOME: "/", SHELL: "/bin/sh", PS1: "pod$ " };
       const term = spawn(argv[0], argv.slice(1), { name: "xterm", cols: 80, rows: 24, cwd: "/", env, encoding: null });
       term.onData((d: unknown) => frame(1, new Uint8Array(d as Uint8Array)));
-      term.onExit(({ exitCode }) => setTimeout(() => finish(exitCode), 50));
+      live.count++;
+      term.onExit(({ exitCode }) => {
+        live.count--;
+        setTimeout(() => finish(exitCode), 50);
+      });
       socket.on("message", (d: Buffer) => {
         const data = new Uint8Array(d);
         if (data[0] === 0) term.write(new TextDecoder().decode(data.subarray(1)));
@@ -198,6 +207,8 @@ function runExec(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    live.count++;
+    child.status.then(() => live.count--);
     const writer = child.stdin.getWriter();
     let writing = Promise.resolve();
     socket.on("message", (d: Buffer) => {
