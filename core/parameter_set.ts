@@ -611,8 +611,22 @@ function bindPositionals(state: State, bare: string[]): void {
   let next = 0;
   for (const position of positions) {
     const entries = slots.get(position)!.filter((e) => state.candidates.has(e.set) && !state.bound.has(e.param.name));
-    if (entries.length === 0) continue;
     if (next >= bare.length) break;
+    if (entries.length === 0) {
+      // A list named in the last open slot takes the bare words after it too: `--container-id a b c -- cmd`.
+      const named = slots.get(position)!.find((e) =>
+        state.candidates.has(e.set) && e.param.type.kind === "list" &&
+        state.bound.get(e.param.name)?.positional === false
+      );
+      if (named && !laterSlotOpen(state, slots, position)) {
+        for (; next < bare.length; next++) {
+          const more = convertValue(named.param.type, bare[next]);
+          if (!more.ok) break;
+          store(state, named.param, more.value);
+        }
+      }
+      continue;
+    }
     const index = next++;
     const text = bare[index];
     const dflt = model.defaultSet;

@@ -599,6 +599,12 @@ Deno.test("resolveParameterSet() collects words after -- as the remainder", () =
   assert.deepEqual(r.given, ["Port", "HostName", "Command"]);
   // a list in the last slot takes every bare word
   assert.deepEqual(bound(remoteInvoke, ["db1", "db2,db3", "--", "uptime"]).values.HostName, ["db1", "db2", "db3"]);
+  // and a list named in the last open slot takes the bare words after it: `--container-id a b c`
+  assert.deepEqual(bound(remoteInvoke, ["--host-name", "db1", "db2", "db3", "--", "x"]).values.HostName, [
+    "db1",
+    "db2",
+    "db3",
+  ]);
   const noCommand = bound(remoteInvoke, ["db1"]);
   assert.deepEqual(noCommand.missing, ["Command"]);
   fails(

@@ -10,7 +10,7 @@ import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { flagOf, type Target, type TransportManifest } from "../plugins/mod.ts";
 import type { Resolution } from "./parameter_set.ts";
-import { parseTarget, transportForScheme, transportForSet, withoutPassword } from "./target.ts";
+import { parseTarget, schemeOf, transportForScheme, transportForSet, withoutPassword } from "./target.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 
 /** Where one connection goes. */
@@ -54,7 +54,10 @@ export function route(
   const isHostSet = targetText !== undefined && (setOwner === undefined || setOwner === defaultSetOwner);
 
   if (isHostSet && targetText !== undefined) {
-    parsed = parseTarget(targetText);
+    const scheme = schemeOf(targetText);
+    // the transport a scheme names says what its host part is (a container ID is no DNS name)
+    const schemeOwner = scheme === undefined ? undefined : transportForScheme(scheme, manifests);
+    parsed = parseTarget(targetText, schemeOwner?.targetHost);
     if (parsed.scheme) {
       const m = transportForScheme(parsed.scheme, manifests);
       if (!m) {
@@ -91,7 +94,7 @@ export function route(
         display: url.href,
       };
     } else if (typeof raw === "string") {
-      parsed = parseTarget(raw);
+      parsed = parseTarget(raw, setOwner.targetHost);
     }
   }
   if (!entry || !parsed) {

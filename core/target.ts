@@ -22,9 +22,13 @@ export interface ParsedTarget {
 }
 
 const HOST_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?$/;
+// A transport's own object names (manifest `targetHost: "name"`): Docker's rule for container names, whose IDs
+// are 64 hex digits, so no 63-character DNS label limit.
+const OBJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 
 /**
- * Parses `[scheme://][user@]host[:port][/path]`.
+ * Parses `[scheme://][user@]host[:port][/path]`. The host is a DNS name or address, or with `hostRule` `"name"`
+ * the name of an object a transport reaches (see `TransportManifest.targetHost`).
  *
  * @throws {UsageError} when the host or port is malformed
  * @example Parsing
@@ -34,7 +38,7 @@ const HOST_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?$/;
  * console.assert(t.user === "admin" && t.host === "db1" && t.port === 2222);
  * ```
  */
-export function parseTarget(text: string): ParsedTarget {
+export function parseTarget(text: string, hostRule: "dns" | "name" = "dns"): ParsedTarget {
   const display = withoutTypedPassword(text);
   if (text.trim() === "" || /\s/.test(text)) {
     throw new UsageError(`malformed target '${text}'`, { hint: "write it as [user@]host[:port], e.g. admin@db1:22" });
@@ -88,9 +92,15 @@ export function parseTarget(text: string): ParsedTarget {
       host = rest;
     }
     if (host === "") throw malformed(display, "the host name is empty");
-    if (!host.split(".").every((label) => HOST_LABEL.test(label))) {
-      throw malformed(display, `'${host}' is not a valid host name`);
+    const valid = hostRule === "name"
+      ? OBJECT_NAME.test(host)
+      : host.split(".").every((label) => HOST_LABEL.test(label));
+    if (!valid && hostRule === "name") {
+      throw new UsageError(`malformed target '${display}': '${host}' is not a valid name`, {
+        hint: "a name is letters, digits, '_', '.' and '-', up to 255 characters, e.g. docker://web1",
+      });
     }
+    if (!valid) throw malformed(display, `'${host}' is not a valid host name`);
   }
   let port: number | undefined;
   if (portText !== undefined) {
@@ -146,6 +156,11 @@ function malformed(target: string, why: string): UsageError {
   return new UsageError(`malformed target '${target}': ${why}`, {
     hint: "write it as [user@]host[:port], e.g. admin@db1:22",
   });
+}
+
+/** The scheme of a target string (`docker` of `docker://web1`), lower case, if it has one. */
+export function schemeOf(text: string): string | undefined {
+  return /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(text)?.[1]?.toLowerCase();
 }
 
 /** The transport claiming `scheme` (its ID or one of its `schemes`), if any. */

@@ -74,3 +74,14 @@ Deno.test("withoutPassword() drops only the password of a URL", () => {
   const plain = new URL("https://h/wsman");
   assertEquals(withoutPassword(plain), plain);
 });
+
+Deno.test("parseTarget() with the name rule takes a 64-character container ID that DNS's 63 refuses", () => {
+  const id = "0123456789abcdef".repeat(4);
+  const refused = (text: string, rule: "dns" | "name", why: string) =>
+    throws(() => parseTarget(text, rule), (e) => e instanceof UsageError && e.message.endsWith(why), text);
+  refused(`docker://${id}`, "dns", `'${id}' is not a valid host name`);
+  assertEquals(parseTarget(`docker://${id}`, "name").host, id);
+  assertEquals(parseTarget("podman://web..1", "name").host, "web..1");
+  refused(`docker://${"a".repeat(256)}`, "name", "is not a valid name");
+  refused("docker://-web", "name", "'-web' is not a valid name");
+});

@@ -137,8 +137,35 @@ export interface TransportManifest {
   defaultSet?: string;
   /** the port a target without one gets */
   defaultPort?: number;
+  /**
+   * What the host part of its targets names: `"dns"` (the default) a host name of DNS labels (RFC 1123, 63
+   * characters a label) or an IP address; `"name"` the name of an object it reaches, such as a container (a
+   * 64-character ID, `web.1`): letters, digits, `_`, `.`, `-`, up to 255 characters, starting with a letter or digit.
+   */
+  targetHost?: "dns" | "name";
+  /**
+   * The objects it reaches can be listed as potential targets: `remote get --<option>` (e.g. `--container`) calls
+   * the module's `targets()` with the bound values of `parameters` (its own, e.g. `DockerHost`).
+   */
+  targets?: TargetsListing;
   /** why a capability is absent, shown to a user whose verb needs it */
   unsupportedReasons?: Readonly<Partial<Record<Capability, string>>>;
+}
+
+/** How `remote get` lists a transport's potential targets (see `TransportManifest.targets`). */
+export interface TargetsListing {
+  /** the switch of `remote get` that asks for the listing, PascalCase (`Container` is `--container`) */
+  option: string;
+  /** one line for `remote get --help` */
+  help: string;
+  /** the transport's parameters the listing reads, which `remote get` then takes too */
+  parameters: readonly string[];
+}
+
+/** Potential targets, as `remote get --container` prints them: columns in order, one record per row. */
+export interface TargetRows {
+  columns: readonly string[];
+  rows: readonly Readonly<Record<string, string>>[];
 }
 
 /** Where to connect, parsed from the target string and the bound parameters. */
@@ -312,4 +339,10 @@ export interface Transport {
    * 1 carries no background helper for an executable plugin.
    */
   background?(args: readonly string[], ctx: BackgroundContext): Promise<number>;
+  /**
+   * Present when the manifest declares `targets`: lists the objects the transport reaches (running containers),
+   * with `ctx.parameters` holding the listing's parameters. Built-in and compiled-in transports only: protocol 1
+   * carries no listing for an executable plugin.
+   */
+  targets?(ctx: OpenContext): Promise<TargetRows>;
 }

@@ -188,6 +188,18 @@ export function validateManifest(value: unknown, origin: string, options: Valida
   ) {
     fail("defaultPort is not a port number");
   }
+  if (value.targets !== undefined) {
+    const t = value.targets;
+    if (
+      !isRecord(t) || typeof t.option !== "string" || !PARAMETER_NAME.test(t.option) || typeof t.help !== "string" ||
+      !Array.isArray(t.parameters) || !t.parameters.every((n) => typeof n === "string" && names.has(n))
+    ) {
+      fail("targets needs a PascalCase option, a help line and parameters it declares");
+    }
+  }
+  if (value.targetHost !== undefined && value.targetHost !== "dns" && value.targetHost !== "name") {
+    fail(`targetHost ${JSON.stringify(value.targetHost)} is neither "dns" nor "name"`);
+  }
   const declared = value.capabilities as unknown[];
   const same = caps.length === declared.length && caps.every((c, i) => c === declared[i]);
   return (same ? value : { ...value, capabilities: caps }) as unknown as TransportManifest;
@@ -237,12 +249,16 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
   if (m.background !== undefined && typeof m.background !== "function") {
     fail("exports a background that is no function");
   }
+  if (manifest.targets !== undefined && typeof m.targets !== "function") {
+    fail("declares targets but exports no targets() function");
+  }
   return {
     manifest,
     open: m.open as Transport["open"],
     ...(m.sessions !== undefined ? { sessions: m.sessions as Transport["sessions"] } : {}),
     ...(typeof m.forward === "function" ? { forward: m.forward as Transport["forward"] } : {}),
     ...(typeof m.background === "function" ? { background: m.background as Transport["background"] } : {}),
+    ...(typeof m.targets === "function" ? { targets: m.targets as Transport["targets"] } : {}),
   };
 }
 

@@ -50,6 +50,8 @@ Deno.test("validateManifest() names what is wrong and the plugin", () => {
   );
   refused({ ...good, defaultSet: "Other" }, "demo", `defaultSet "Other"`);
   refused({ ...good, defaultPort: 70000 }, "demo", "defaultPort");
+  refused({ ...good, targetHost: "uri" }, "demo", `targetHost "uri" is neither "dns" nor "name"`);
+  refused({ ...good, targets: { option: "Box", help: "h", parameters: ["Nope"] } }, "demo", "targets needs");
 });
 
 Deno.test("validateTransportModule() refuses advertised capabilities without code", () => {

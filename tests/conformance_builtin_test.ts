@@ -1,8 +1,10 @@
 /**
- * The conformance suite (plugins/conformance.ts) against all four built-in transports, each against
- * its real peer or the protocol-faithful stand-in: local (this machine), ssh (real OpenSSH sshd and
- * dropbear from tests/harness/), winrm (tests/winrm_server.ts with cmd.exe recipes) and ssm
- * (tests/ssm_emulator.ts; a shell-only PTY transport, so only the shell cases apply).
+ * The conformance suite (plugins/conformance.ts) against the built-in transports, each against its
+ * real peer or the protocol-faithful stand-in: local (this machine), ssh (real OpenSSH sshd and
+ * dropbear from tests/harness/), winrm (tests/winrm_server.ts with cmd.exe recipes), ssm
+ * (tests/ssm_emulator.ts; a shell-only PTY transport, so only the shell cases apply), container (real
+ * dockerd and podman) and k8s (tests/k8s_api_server.ts, whose framing tests/k8s_exec_test.ts checks
+ * against kubectl).
  *
  * Each transport-and-peer pair is one test whose steps are the cases; its server is started and
  * stopped inside it. Each test also pins which cases apply, so a capability gained or lost shows up.
@@ -26,6 +28,8 @@ import { isRoot } from "./harness/process.ts";
 import { startWinrmServer } from "./winrm_server.ts";
 import { emulatorContext, startSsmEmulator, useEmulatorCredentials } from "./ssm_emulator.ts";
 import * as container from "../transports/container/mod.ts";
+import * as k8s from "../transports/k8s/mod.ts";
+import { startK8sApiServer } from "./k8s_api_server.ts";
 import { type ContainerEngine, startDockerEngine, startPodmanEngine } from "./harness/docker_engine.ts";
 
 // a known shell for local: $SHELL may be a shell whose rc files print or prompt unpredictably
@@ -273,5 +277,59 @@ Deno.test({
   async fn(t) {
     await using engine = await startPodmanEngine();
     await containerSuite(t, engine, "podman");
+  },
+});
+
+Deno.test({
+  name: "k8s transport passes the conformance suite against the Kubernetes API test server",
+  ...common,
+  async fn(t) {
+    await using server = await startK8sApiServer({ token: "conformance" });
+    const dir = await Deno.makeTempDir({ prefix: "remote-k8s-" });
+    try {
+      const kubeconfig = `${dir}/config`;
+      await Deno.writeTextFile(
+        kubeconfig,
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Config",
+          clusters: [{ name: "c", cluster: { server: server.url } }],
+          users: [{ name: "u", user: { token: "conformance" } }],
+          contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+          "current-context": "x",
+        }),
+      );
+      Deno.env.set("KUBECONFIG", kubeconfig);
+      const context = (signal: AbortSignal): OpenContext => ({
+        target: { transport: "k8s", host: "ns1", path: "/web", display: "k8s://ns1/web" },
+        parameters: {},
+        signal,
+        prompt: nobody,
+        notice: () => {},
+      });
+      await runSuite(t, {
+        transport: k8s as Transport,
+        context,
+        malformed: [
+          { what: "a missing pod", target: { host: "ns1", path: "/nope" }, parameters: {} },
+          { what: "no pod in the target", target: { host: "ns1", path: "" }, parameters: {} },
+          { what: "a context the kubeconfig lacks", parameters: { KubeContext: "nope" } },
+        ],
+        async assertNoLeaks() {
+          for (let i = 0; i < 60 && server.running() > 0; i++) await new Promise((r) => setTimeout(r, 50));
+          assertEquals(server.running(), 0, "exec'd processes left running");
+        },
+      }, [
+        ...EXEC_CASES,
+        ...SHELL_CASES,
+        "resize reaches the terminal",
+        "shell resize reaches the terminal",
+        "close leaves no process or socket behind",
+        "malformed parameters give a clear error",
+      ]);
+    } finally {
+      Deno.env.delete("KUBECONFIG");
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

@@ -122,6 +122,39 @@ for (const [scheme, start] of engines) {
         assertEquals(run, { code: 0, stdout: "hi\n", stderr: "" });
       });
 
+      await step("a full 64-hex-digit container ID works as a target and as --container-id", async () => {
+        const id = await engine.createContainer("long1", { env: ["WHO=long1"] });
+        assert(/^[0-9a-f]{64}$/.test(id), id);
+        const viaScheme = await runRemote(["invoke", `${scheme}://${id}`, "--", 'echo "$WHO"'], { env });
+        assertEquals(viaScheme, { code: 0, stdout: "long1\n", stderr: "" });
+        const viaSet = await runRemote(["invoke", "--container-id", id, "--", 'echo "set $WHO"'], { env });
+        assertEquals(viaSet, { code: 0, stdout: "set long1\n", stderr: "" });
+        // the name rule is Docker's, not DNS's: a 256-character name is still refused, as a usage error
+        const tooLong = await runRemote(["invoke", `${scheme}://${"a".repeat(256)}`, "--", "true"], { env });
+        assertEquals(tooLong.code, 230);
+        assert(tooLong.stderr.includes("is not a valid name"), tooLong.stderr);
+      });
+
+      await step(
+        "get --container lists the running containers (Id, Name, Image, State), as a table and JSON",
+        async () => {
+          const id = await engine.createContainer("list1");
+          const json = await runRemote(["get", "--container", "--docker-host", socket, "--json"], { env: home.env });
+          assertEquals([json.code, json.stderr], [0, ""]);
+          const rows = json.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+          const row = rows.find((r) => r.Name === "list1");
+          assertEquals(Object.keys(row), ["Id", "Name", "Image", "State"]);
+          assertEquals([row.Id, row.State], [id, "running"]);
+          assert(row.Image !== "", JSON.stringify(row));
+          assert(rows.some((r) => r.Name === "web1") && !rows.some((r) => r.Name === "off1"), json.stdout);
+          const shown = await runRemote(["get", "--container"], { env });
+          assertEquals([shown.code, shown.stderr], [0, ""]);
+          const lines = shown.stdout.split("\n");
+          assert(/^Id +Name +Image +State$/.test(lines[0]), shown.stdout);
+          assert(lines.some((l) => new RegExp(`^${id} +list1 +\\S+ +running$`).test(l)), shown.stdout);
+        },
+      );
+
       await step("binary data goes in and comes back intact (SHA-256 of 1 MiB)", async () => {
         const data = new Uint8Array(1024 * 1024);
         for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
@@ -189,6 +222,16 @@ for (const [scheme, start] of engines) {
           `[${scheme}://fan2] fan2`,
         ]);
         assert(run.stderr.includes(`remote: 1 of 3 hosts failed: ${scheme}://fan9 (no container fan9 on `), run.stderr);
+      });
+
+      await step("invoke --container-id a b c fans out across the containers named", async () => {
+        const run = await runRemote(
+          ["invoke", "--container-id", "fan1", "fan2", "fan9", "--docker-host", socket, "--", 'echo "$WHO"'],
+          { env },
+        );
+        assertEquals(run.code, 233);
+        assertEquals(run.stdout.split("\n").filter((l) => l !== "").sort(), ["[fan1] fan1", "[fan2] fan2"]);
+        assert(run.stderr.includes("remote: 1 of 3 hosts failed: fan9 (no container fan9 on "), run.stderr);
       });
 
       await step("Ctrl-C stops the command in the container and remote exits 130", async () => {

@@ -6,6 +6,7 @@ import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
 import { startSshd } from "./harness/sshd.ts";
 import { runRemote, sshOptions, tempHome } from "./run_remote.ts";
 import { startWinrmServer } from "./winrm_server.ts";
+import { startDockerEngine } from "./harness/docker_engine.ts";
 
 Deno.test("remote invoke runs one command over ssh and winrm in one run, each with its own options", async () => {
   await using sshd = await startSshd();
@@ -38,4 +39,35 @@ Deno.test("remote invoke runs one command over ssh and winrm in one run, each wi
   } finally {
     await winrm.close();
   }
+});
+
+Deno.test("remote invoke runs one command on an ssh host and in containers in one run", async () => {
+  await using sshd = await startSshd();
+  await using engine = await startDockerEngine();
+  await engine.createContainer("mix1", { env: ["WHO=mix1"] });
+  const id = await engine.createContainer("mix2", { env: ["WHO=mix2"] });
+  await using home = await tempHome();
+  const knownHosts = `${home.dir}/known_hosts`;
+  await Deno.writeTextFile(knownHosts, sshd.knownHostsLine() + "\n");
+  const run = await runRemote([
+    "invoke",
+    ...sshOptions(sshd, knownHosts),
+    "--no-reuse",
+    "--docker-host",
+    engine.host,
+    `${sshd.user}@127.0.0.1`,
+    "docker://mix1",
+    `docker://${id}`,
+    "--",
+    'echo "${WHO:-ssh}"',
+  ], { env: { ...home.env, DOCKER_HOST: "unix:///nonexistent.sock" } });
+  assertEquals(run.code, 0, run.stderr);
+  assertEquals(
+    run.stdout.split("\n").filter((l) => l !== "").sort(),
+    [
+      `[${sshd.user}@127.0.0.1] ssh`,
+      "[docker://mix1] mix1",
+      `[docker://${id}] mix2`,
+    ].sort(),
+  );
 });

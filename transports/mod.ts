@@ -6,6 +6,7 @@
  */
 import type { TransportEntry } from "../core/transport_catalog.ts";
 import { manifest as container } from "./container/manifest.ts";
+import { manifest as k8s } from "./k8s/manifest.ts";
 import { manifest as local } from "./local/manifest.ts";
 import { manifest as ssh } from "./ssh/manifest.ts";
 import { manifest as ssm } from "./ssm/manifest.ts";
@@ -20,4 +21,5 @@ export const builtinTransports: readonly TransportEntry[] = [
   { manifest: ssm, origin: builtin, load: () => import("./ssm/mod.ts") },
   { manifest: local, origin: builtin, load: () => import("./local/mod.ts") },
   { manifest: container, origin: builtin, load: () => import("./container/mod.ts") },
+  { manifest: k8s, origin: builtin, load: () => import("./k8s/mod.ts") },
 ];

@@ -4,11 +4,18 @@
  *
  * @module
  */
-import { declareParameters, type TransportManifest } from "../../plugins/mod.ts";
+import {
+  declareParameters,
+  type ParameterSpec,
+  RemoteError,
+  type TransportEntry,
+  type TransportManifest,
+} from "../../plugins/mod.ts";
+import { printable, table } from "../output.ts";
 import { type Route, route } from "../route.ts";
 import type { SessionRecord } from "../session.ts";
 import { foreignRecord, formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
-import { sessionHost } from "../transport_use.ts";
+import { loadTransport, openContext, sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import { wildcardToRegExp } from "../_wildcard.ts";
 import type { VerbInput } from "./_verb.ts";
@@ -36,19 +43,30 @@ export const parameters = declareParameters([
 
 /** `remote get`'s declaration. */
 export function spec(manifests: readonly TransportManifest[]): VerbSpec {
+  const own: ParameterSpec[] = [
+    ...parameters.specs.slice(0, -1),
+    ...transportParameters(manifests.filter((m) => m.capabilities.includes("list")), "__AllParameterSets")
+      .filter((p) => p.name !== "ComputerName")
+      .map((p) => ({ ...p, sets: undefined })),
+  ];
+  // `--container`: a transport's potential targets, with the parameters its listing reads (e.g. --docker-host)
+  for (const m of manifests) {
+    if (!m.targets) continue;
+    const listing = m.targets;
+    const taken = (name: string) => own.some((p) => p.name === name);
+    if (!taken(listing.option)) own.push({ name: listing.option, type: { kind: "switch" }, help: listing.help });
+    for (const p of m.parameters) {
+      if (listing.parameters.includes(p.name) && !taken(p.name)) own.push({ ...p, sets: undefined });
+    }
+  }
   return {
     name: "get",
     summary: "Lists sessions: the local registry merged with what the hosts report (Get-PSSession)",
-    parameters: [
-      ...parameters.specs.slice(0, -1),
-      ...transportParameters(manifests.filter((m) => m.capabilities.includes("list")), "__AllParameterSets")
-        .filter((p) => p.name !== "ComputerName")
-        .map((p) => ({ ...p, sets: undefined })),
-      parameters.specs[parameters.specs.length - 1],
-    ],
+    parameters: [...own, parameters.specs[parameters.specs.length - 1]],
     examples: [
       { command: "remote get", description: "sessions this computer knows" },
       { command: "remote get --computer-name db1 --json", description: "db1's sessions, as JSON" },
+      { command: "remote get --container", description: "the running containers one can enter" },
     ],
   };
 }
@@ -56,6 +74,8 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
 /** Asks the hosts named, merges their answer into the registry, and prints the sessions that match. */
 export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, config, prompter } = input;
+  const lister = entries.find((e) => e.manifest.targets && resolution.values[e.manifest.targets.option] === true);
+  if (lister) return await listTargets(input, lister);
   const registry = await input.registry();
   const v = resolution.values;
   const params = parameters.read(v);
@@ -110,4 +130,26 @@ export async function run(input: VerbInput): Promise<number> {
 function hostParameters(r: Route, values: Record<string, unknown>): Record<string, unknown> {
   const own = new Set(r.entry.manifest.parameters.map((p) => p.name));
   return Object.fromEntries(Object.entries(values).filter(([k]) => own.has(k) && k !== "ComputerName"));
+}
+
+/** `remote get --container`: the transport's potential targets as a table, or one JSON object a line. */
+async function listTargets(input: VerbInput, entry: TransportEntry): Promise<number> {
+  const listing = entry.manifest.targets!;
+  const transport = await loadTransport(entry);
+  if (!transport.targets) {
+    throw new RemoteError("plugin", `plugin ${entry.manifest.id} declares targets but has no targets()`, {
+      hint: "report this to the plugin's author",
+    });
+  }
+  const values = input.resolution.values;
+  const given = Object.fromEntries(listing.parameters.filter((n) => n in values).map((n) => [n, values[n]]));
+  const target = { transport: entry.manifest.id, host: "", display: `${entry.manifest.id}://` };
+  using interrupt = interruptSignal();
+  const { columns, rows } = await transport.targets(openContext(target, given, input.prompter, interrupt.signal));
+  if (values.Json === true) {
+    for (const row of rows) await input.io.out(JSON.stringify(row) + "\n");
+  } else if (rows.length > 0) {
+    await input.io.out(table(columns, rows.map((row) => columns.map((c) => printable(row[c] ?? "")))));
+  }
+  return 0;
 }

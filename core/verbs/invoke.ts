@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { declareParameters, HOST_SET, type TransportManifest } from "../../plugins/mod.ts";
+import { declareParameters, HOST_SET, type ParameterSpec, type TransportManifest } from "../../plugins/mod.ts";
+import type { Resolution } from "../parameter_set.ts";
 import { UsageError } from "../errors.ts";
 import { readHostFile, runInvoke } from "../invoke.ts";
 import { refuseUnusedOptions, type Route, route } from "../route.ts";
@@ -51,7 +52,7 @@ const core = new Set([...parameters.names, COMMAND]);
 
 /** `remote invoke`'s declaration. */
 export function spec(manifests: readonly TransportManifest[]): VerbSpec {
-  const connecting = transportParameters(manifests);
+  const connecting = transportParameters(manifests).map(manyTargets);
   return {
     name: "invoke",
     summary: "Runs a command on one or many computers (Invoke-Command)",
@@ -83,8 +84,12 @@ export async function run(input: VerbInput): Promise<number> {
   }
   const targets = [...params.hostName ?? []];
   if (params.hostFile !== undefined) targets.push(...await readHostFile(params.hostFile));
+  const owned = ownTargets(resolution, entries.map((e) => e.manifest));
+  const several = targets.length + owned.length > 1 ? "ignore" : "refuse";
   const routes: Route[] = targets.length > 0
-    ? targets.map((t) => route(resolution, core, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
+    ? targets.map((t) => route(resolution, core, entries, config, t, several))
+    : owned.length > 0
+    ? owned.map((r) => route(r, core, entries, config, undefined, several))
     : [route(resolution, core, entries, config)];
   if (routes.length > 1) {
     const manifests = entries.map((e) => e.manifest);
@@ -116,4 +121,27 @@ export async function run(input: VerbInput): Promise<number> {
 /** The remainder as bound: the words after `--` (`string[]`). */
 function commandOf(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
+}
+
+/**
+ * A transport's target parameter (mandatory at position 0 of a set it owns: `--container-id`, `--computer-name`)
+ * takes several values in `invoke`, as Invoke-Command's `-ContainerId` and `-ComputerName` are `string[]`:
+ * `remote invoke --container-id a b c -- cmd` runs on each.
+ */
+function manyTargets(p: ParameterSpec): ParameterSpec {
+  const owned = Object.entries(p.sets ?? {}).some(([set, at]) =>
+    set !== HOST_SET && at.mandatory === true && at.position === 0
+  );
+  return owned && p.type.kind === "string" ? { ...p, type: { kind: "list" } } : p;
+}
+
+/** One resolution per value of a transport's target list ({@linkcode manyTargets}), each with that one value. */
+function ownTargets(resolution: Resolution, manifests: readonly TransportManifest[]): Resolution[] {
+  const target = manifests.flatMap((m) => m.parameters).find((p) => {
+    const at = p.sets?.[resolution.set];
+    return resolution.set !== HOST_SET && at?.mandatory === true && at.position === 0;
+  });
+  const value = target ? resolution.values[target.name] : undefined;
+  if (!target || !Array.isArray(value)) return [];
+  return value.map((one) => ({ ...resolution, values: { ...resolution.values, [target.name]: String(one) } }));
 }

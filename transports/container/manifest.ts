@@ -70,5 +70,11 @@ export const manifest: TransportManifest = {
   schemes: ["docker", "podman"],
   capabilities: ["shell", "exec", "pty", "pty-resize", "signals"],
   defaultSet: "ContainerId",
+  targetHost: "name",
+  targets: {
+    option: "Container",
+    help: "list the engine's running containers (Id, Name, Image, State) as targets, not sessions",
+    parameters: ["DockerHost"],
+  },
   parameters: parameters.specs,
 };

@@ -22,6 +22,7 @@ import {
   type OpenContext,
   type OpenRequest,
   RemoteError,
+  type TargetRows,
   TransportError,
   UnsupportedError,
   UsageError,
@@ -225,6 +226,33 @@ function containerShell(env: unknown): string {
     }
   }
   return "/bin/sh";
+}
+
+/**
+ * The engine's running containers, for `remote get --container`: what `docker ps` lists (`GET /containers/json`),
+ * with the full ID, the name without its leading `/`, the image and the state.
+ *
+ * @throws {RemoteError} engine not running (241), permission denied on the socket (245), API too old (244)
+ */
+export async function targets(ctx: OpenContext): Promise<TargetRows> {
+  const p = parameters.read(ctx.parameters);
+  const endpoint = resolveEngineHost("docker", p.dockerHost, processEnv);
+  const engine = await EngineClient.connect(endpoint, "docker", processEnv("DOCKER_API_VERSION"), ctx.signal);
+  const reply = await engine.request("GET", "/containers/json");
+  if (reply.status !== 200) throw engineError(reply, engine, "");
+  const list = parseJson(reply.body, engine.name);
+  if (!Array.isArray(list)) {
+    throw new TransportError(`${engine.name} sent no list of containers`, { layer: "protocol" });
+  }
+  const text = (v: unknown) => (typeof v === "string" ? v : "");
+  const rows = list.map((c: { Id?: unknown; Names?: unknown; Image?: unknown; State?: unknown }) => ({
+    Id: text(c.Id),
+    Name: Array.isArray(c.Names) ? text(c.Names[0]).replace(/^\//, "") : "",
+    Image: text(c.Image),
+    State: text(c.State),
+  }));
+  rows.sort((a, b) => a.Name.localeCompare(b.Name));
+  return { columns: ["Id", "Name", "Image", "State"], rows };
 }
 
 function parseJson(body: Uint8Array, engine: string): unknown {
