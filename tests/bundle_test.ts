@@ -46,7 +46,7 @@ Deno.test("the bundle runs from outside the source tree: --version, a real invok
 
     const version = await remote(["--version"]);
     assertEquals(version.code, 0, version.stderr);
-    match(version.stdout, /^remote \d+\.\d+\.\d+\ndeno .*\ntransports: ssh, winrm, ssm, local, container\n$/);
+    match(version.stdout, /^remote \d+\.\d+\.\d+\ndeno .*\ntransports: ssh, winrm, ssm, local, container, k8s\n$/);
 
     await using sshd = await startSshd();
     const knownHosts = `${home.dir}/known_hosts`;

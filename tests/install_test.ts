@@ -38,7 +38,7 @@ Deno.test("install.sh installs a working remote into --prefix, idempotently, and
   assertEquals(run.code, 0, new TextDecoder().decode(run.stderr));
   match(
     new TextDecoder().decode(run.stdout),
-    /^remote \d+\.\d+\.\d+\n.*\ntransports: ssh, winrm, ssm, local, container\n$/s,
+    /^remote \d+\.\d+\.\d+\n.*\ntransports: ssh, winrm, ssm, local, container, k8s\n$/s,
   );
   assertEquals((await Deno.stat(`${prefix}/bin/remote`)).mode! & 0o755, 0o755);
 });
