@@ -286,10 +286,16 @@ export interface SessionHost {
   remove(ctx: OpenContext, name: string): Promise<void>;
 }
 
-/** A local port forward (the `forward` capability). */
+/**
+ * A port forward (the `forward` capability): `remotePort` reached through `localPort`; with no `remotePort`,
+ * the forwardings the transport's own parameters describe (ssh's -L/-R/-D and ssh_config's), held until
+ * `ctx.signal` aborts (`remote forward host -L …`, `remote enter host -N`). A transport with no forwarding
+ * of its own throws a UsageError when `remotePort` is missing.
+ */
 export interface ForwardRequest {
-  localPort: number;
-  remotePort: number;
+  /** local port to listen on; 0 or absent picks a free one */
+  localPort?: number;
+  remotePort?: number;
   /** forward to this host as seen from the target, instead of the target itself */
   remoteHost?: string;
   /** resolves once listening; reports the bound local port (useful with 0) */

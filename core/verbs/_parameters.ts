@@ -43,6 +43,14 @@ export const escapeCharParameter = {
   valueName: "<char>",
 } as const satisfies ParameterSpec;
 
+/** ssh's -N: no command, the connection only holds its forwardings. */
+export const noCommandParameter = {
+  name: "NoCommand",
+  short: "N",
+  type: { kind: "switch" },
+  help: "run no command: hold the forwardings (-L/-R/-D) until Ctrl-C, as ssh -N",
+} as const satisfies ParameterSpec;
+
 /** A recorded session by its local Id. */
 export const idParameter = {
   name: "Id",

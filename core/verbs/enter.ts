@@ -16,9 +16,11 @@ import {
   hostNameParameter,
   idParameter,
   instanceIdParameter,
+  noCommandParameter,
   sessionNameParameter,
   transportParameters,
 } from "./_parameters.ts";
+import { holdForwards } from "./forward.ts";
 import { contextFor, escapeCharOf, localRoute } from "./_run.ts";
 
 const SELECTOR_SETS = new Set(["Id", "Name", "InstanceId"]);
@@ -30,6 +32,7 @@ export const parameters = declareParameters([
   instanceIdParameter,
   sessionNameParameter,
   escapeCharParameter,
+  noCommandParameter,
 ]);
 
 /** `remote enter`'s declaration. */
@@ -48,6 +51,10 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
       },
       { command: "remote enter --target i-0123456789abcdef0", description: "a shell through AWS Session Manager" },
       { command: "remote enter --name ITTask", description: "attach to the persistent session ITTask" },
+      {
+        command: "remote enter db1 -L 5432:localhost:5432 -N",
+        description: "no shell: hold the forwarding until Ctrl-C, as ssh -N",
+      },
     ],
   };
 }
@@ -63,6 +70,7 @@ export async function run(input: VerbInput): Promise<number> {
   const r = resolution.given.every((name) => name === "EscapeChar")
     ? localRoute(entries)
     : route(resolution, parameters.names, entries, config, params.hostName);
+  if (params.noCommand) return await holdForwards(input, r, {});
   requireCapability(r.entry, "shell");
   const transport = await loadTransport(r.entry);
   const pty = Deno.stdin.isTerminal() ? ptyRequestFromEnvironment() : undefined;

@@ -66,6 +66,30 @@ export const parameters = declareParameters([
     sets: ssh,
     help: "pass these local environment variables (names or patterns) if the server accepts them",
   },
+  {
+    name: "LocalForward",
+    short: "L",
+    type: { kind: "list" },
+    sets: ssh,
+    help: "listen here and forward to host:hostport as the server sees it, as ssh -L (repeatable)",
+    valueName: "<[bind:]port:host:hostport>",
+  },
+  {
+    name: "RemoteForward",
+    short: "R",
+    type: { kind: "list" },
+    sets: ssh,
+    help: "listen on the server and forward to host:hostport from here (no host: a SOCKS proxy), as ssh -R",
+    valueName: "<[bind:]port[:host:hostport]>",
+  },
+  {
+    name: "DynamicForward",
+    short: "D",
+    type: { kind: "list" },
+    sets: ssh,
+    help: "a SOCKS 4/4a/5 proxy here whose connections leave from the server, as ssh -D (repeatable)",
+    valueName: "<[bind:]port>",
+  },
 ]);
 
 /** The SSH transport: Enter-PSSession's SSHHost parameter set, spelled as OpenSSH users expect. */
@@ -74,7 +98,7 @@ export const manifest: TransportManifest = {
   sdk: SDK_VERSION,
   version: "0.1.0",
   summary: "OpenSSH-compatible SSH (keys, agent, known_hosts, ssh_config, ProxyJump)",
-  capabilities: ["shell", "exec", "pty", "pty-resize", "signals", "disconnect", "list", "receive", "remove"],
+  capabilities: ["shell", "exec", "pty", "pty-resize", "signals", "disconnect", "list", "receive", "remove", "forward"],
   defaultSet: HOST_SET,
   defaultPort: 22,
   parameters: parameters.specs,
