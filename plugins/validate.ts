@@ -234,6 +234,7 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
     }
   }
   if (caps.includes("forward") && typeof m.forward !== "function") fail("advertises forward but exports no forward()");
+  if (caps.includes("copy") && typeof m.copy !== "function") fail("advertises copy but exports no copy()");
   if (m.background !== undefined && typeof m.background !== "function") {
     fail("exports a background that is no function");
   }
@@ -242,6 +243,7 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
     open: m.open as Transport["open"],
     ...(m.sessions !== undefined ? { sessions: m.sessions as Transport["sessions"] } : {}),
     ...(typeof m.forward === "function" ? { forward: m.forward as Transport["forward"] } : {}),
+    ...(typeof m.copy === "function" ? { copy: m.copy as Transport["copy"] } : {}),
     ...(typeof m.background === "function" ? { background: m.background as Transport["background"] } : {}),
   };
 }

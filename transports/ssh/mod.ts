@@ -19,6 +19,8 @@
 import type {
   BackgroundContext,
   Channel,
+  CopyRequest,
+  CopyResult,
   ForwardRequest,
   OpenContext,
   OpenRequest,
@@ -42,6 +44,27 @@ export async function background(args: readonly string[], ctx: BackgroundContext
 export async function forward(ctx: OpenContext, request: ForwardRequest): Promise<void> {
   const { forward } = await import("./forward_session.ts");
   await forward(ctx, request);
+}
+
+/** Copies files over SFTP (`remote copy`); see docs/copy.md. */
+export async function copy(ctx: OpenContext, request: CopyRequest): Promise<CopyResult> {
+  const [{ connectSsh }, { copyFiles }] = await Promise.all([import("./connection.ts"), import("./sftp_copy.ts")]);
+  await using connection = await connectSsh(ctx);
+  const up = request.direction === "upload";
+  return await copyFiles(
+    connection,
+    request.sources.map((path) => ({ side: up ? "local" : "remote", path })),
+    { side: up ? "remote" : "local", path: request.destination },
+    {
+      recursive: request.recursive,
+      preserve: request.preserve,
+      resume: request.resume,
+      progress: request.progress,
+      notice: ctx.notice,
+      signal: ctx.signal,
+      remoteName: request.remoteName,
+    },
+  );
 }
 
 /**
