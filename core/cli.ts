@@ -182,7 +182,8 @@ async function transportBackground(args: string[], transports: readonly Transpor
 
 /** `enter` with nothing at all opens the local loopback session, as Enter-PSSession's first example. */
 function localEnter(verb: string, given: readonly string[]): boolean {
-  return verb === "enter" && given.every((name) => name === "EscapeChar");
+  const alone = new Set(["EscapeChar", "Command", "ForcePseudoTerminal", "DisablePseudoTerminal"]);
+  return verb === "enter" && given.every((name) => alone.has(name));
 }
 
 function pluginSpecifier(entry: UserConfig["plugins"][number]): string {

@@ -145,6 +145,11 @@ export interface TransportManifest {
   defaultPort?: number;
   /** why a capability is absent, shown to a user whose verb needs it */
   unsupportedReasons?: Readonly<Partial<Record<Capability, string>>>;
+  /**
+   * one-letter options users of this transport's native client type from habit (ssh's -X, -f…) that it does
+   * not take: letter → the hint shown instead of "unknown option" alone
+   */
+  letterHints?: Readonly<Record<string, string>>;
 }
 
 /** Where to connect, parsed from the target string and the bound parameters. */

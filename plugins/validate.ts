@@ -142,8 +142,8 @@ export function validateManifest(value: unknown, origin: string, options: Valida
       }
     }
     if (p.aliases !== undefined && !Array.isArray(p.aliases)) fail(`${where} aliases is not a list`);
-    if (p.short !== undefined && (typeof p.short !== "string" || !/^[A-Za-z]$/.test(p.short))) {
-      fail(`${where} short flag must be one letter`);
+    if (p.short !== undefined && (typeof p.short !== "string" || !/^[A-Za-z0-9]$/.test(p.short))) {
+      fail(`${where} short flag must be one letter or digit`);
     }
     if (p.short !== undefined && reserved?.shorts.includes(p.short as string)) {
       fail(`${where} takes the short flag -${p.short}, one of remote's own`, `give it another short flag in ${origin}`);

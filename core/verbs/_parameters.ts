@@ -99,3 +99,12 @@ export function transportParameters(manifests: readonly TransportManifest[], set
   }
   return [...byName.values()];
 }
+
+/** The transports' hints for one-letter options they do not take, joined (the first transport's wins). */
+export function letterHints(manifests: readonly TransportManifest[]): Record<string, string> {
+  const hints: Record<string, string> = {};
+  for (const m of manifests) {
+    for (const [letter, hint] of Object.entries(m.letterHints ?? {})) hints[letter] ??= `${m.id}: ${hint}`;
+  }
+  return hints;
+}

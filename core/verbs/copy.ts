@@ -49,7 +49,6 @@ export const parameters = declareParameters([
     type: { kind: "switch" },
     help: "continue a partial destination file that is a prefix of its source (checked by SHA-256)",
   },
-  { name: "Quiet", short: "q", type: { kind: "switch" }, help: "draw no progress line" },
   {
     ...sessionNameParameter,
     help: "copy to or from the host of this persistent session; write its remote paths as <name>:path",
@@ -162,7 +161,8 @@ export async function run(input: VerbInput): Promise<number> {
     });
   }
   const encoder = new TextEncoder();
-  const bar = params.quiet || !Deno.stderr.isTerminal() ? undefined : new ProgressBar(
+  // -q is the transport's (ssh -q, scp -q): it silences the transport's notices, and the progress line here
+  const bar = r.parameters.Quiet === true || !Deno.stderr.isTerminal() ? undefined : new ProgressBar(
     (text) => void Deno.stderr.writeSync(encoder.encode(text)),
     () => Deno.consoleSize().columns,
   );

@@ -9,7 +9,7 @@ import { type Route, route } from "../route.ts";
 import { loadTransport, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
-import { hostNameParameter, noCommandParameter, transportParameters } from "./_parameters.ts";
+import { hostNameParameter, letterHints, noCommandParameter, transportParameters } from "./_parameters.ts";
 import { contextFor, interruptSignal } from "./_run.ts";
 
 /** The parameters `forward` declares itself; the transports' join them in {@linkcode spec}. */
@@ -41,6 +41,7 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
     summary: "Forwards a local port to a port on or near the target (Start-SSMSession port forwarding)",
     defaultSet: HOST_SET,
     parameters: [parameters.specs[0], ...transportParameters(manifests), ...parameters.specs.slice(1)],
+    letterHints: letterHints(manifests),
     examples: [
       {
         command: "remote forward db1 -L 8080:localhost:80 -D 1080",

@@ -90,7 +90,74 @@ export const parameters = declareParameters([
     help: "a SOCKS 4/4a/5 proxy here whose connections leave from the server, as ssh -D (repeatable)",
     valueName: "<[bind:]port>",
   },
+  {
+    name: "IPv4",
+    flag: "ipv4",
+    short: "4",
+    type: { kind: "switch" },
+    sets: ssh,
+    help: "connect over IPv4 only, as ssh -4",
+  },
+  {
+    name: "IPv6",
+    flag: "ipv6",
+    short: "6",
+    type: { kind: "switch" },
+    sets: ssh,
+    help: "connect over IPv6 only, as ssh -6",
+  },
+  {
+    name: "Quiet",
+    short: "q",
+    type: { kind: "switch" },
+    sets: ssh,
+    help: "no warnings or notices (errors still show), as ssh -q; remote copy also draws no progress line",
+  },
+  {
+    name: "LogFile",
+    short: "E",
+    type: { kind: "string" },
+    sets: ssh,
+    help: "append warnings and notices to this file instead of stderr, as ssh -E",
+    valueName: "<file>",
+  },
+  {
+    name: "Compression",
+    short: "C",
+    type: { kind: "switch" },
+    sets: ssh,
+    help: "accepted for ssh's habit, with a warning: remote cannot compress (see docs/ssh.md)",
+  },
 ]);
+
+/** ssh's letters this transport does not take, and what to do instead. */
+const letterHints: Record<string, string> = {
+  a: "the agent is forwarded only with -A, so -a changes nothing",
+  B: "binding to an interface is not supported",
+  b: "binding to a source address is not supported",
+  c: "remote negotiates its own ciphers (see docs/ssh.md, Algorithms)",
+  f: "run it in the background with your shell (&), or keep a session with remote new",
+  G: "printing the resolved configuration is not supported",
+  g: "give the listener a bind address instead: -L '*:port:host:hostport'",
+  I: "PKCS#11 tokens are not supported; use the agent (ssh-add -s) with -A or IdentityAgent",
+  K: "GSSAPI is not supported",
+  k: "GSSAPI is not supported",
+  M: "remote shares connections itself (see docs/invoke.md, connection reuse)",
+  m: "remote negotiates its own MACs (see docs/ssh.md, Algorithms)",
+  n: "give the command its input yourself: < /dev/null",
+  O: "remote's connection-reuse master has no control commands",
+  P: "tags (Match tagged) are set with -o Tag=name",
+  Q: "listing algorithms is not supported; docs/ssh.md lists them",
+  S: "remote keeps its own control socket (see docs/invoke.md, connection reuse)",
+  V: "remote --version",
+  v: "verbose diagnostics (-v) are not available yet; -o LogLevel is honoured for warnings",
+  W: "use remote forward host -L port:host:hostport, or -J for a jump host",
+  w: "tunnel devices are not supported",
+  X: "X11 forwarding is not supported",
+  x: "X11 forwarding is off already",
+  Y: "X11 forwarding is not supported",
+  y: "logging to syslog is not supported; -E file writes the warnings to a file",
+};
 
 /** The SSH transport: Enter-PSSession's SSHHost parameter set, spelled as OpenSSH users expect. */
 export const manifest: TransportManifest = {
@@ -114,4 +181,5 @@ export const manifest: TransportManifest = {
   defaultSet: HOST_SET,
   defaultPort: 22,
   parameters: parameters.specs,
+  letterHints,
 };

@@ -26,6 +26,7 @@ import type {
   OpenRequest,
   SessionHost,
 } from "../../plugins/mod.ts";
+import { commandLineOptions, withDiagnostics } from "./command_line.ts";
 import { parameters } from "./manifest.ts";
 import { openReused, reusable } from "./reuse_client.ts";
 export { manifest } from "./manifest.ts";
@@ -43,11 +44,12 @@ export async function background(args: readonly string[], ctx: BackgroundContext
  */
 export async function forward(ctx: OpenContext, request: ForwardRequest): Promise<void> {
   const { forward } = await import("./forward_session.ts");
-  await forward(ctx, request);
+  await forward(withDiagnostics(ctx), request);
 }
 
 /** Copies files over SFTP (`remote copy`); see docs/copy.md. */
-export async function copy(ctx: OpenContext, request: CopyRequest): Promise<CopyResult> {
+export async function copy(given: OpenContext, request: CopyRequest): Promise<CopyResult> {
+  const ctx = withDiagnostics(given);
   const [{ connectSsh }, { copyFiles }] = await Promise.all([import("./connection.ts"), import("./sftp_copy.ts")]);
   await using connection = await connectSsh(ctx);
   const up = request.direction === "upload";
@@ -73,7 +75,9 @@ export async function copy(ctx: OpenContext, request: CopyRequest): Promise<Copy
  *
  * @throws {RemoteError} for connection failures, with the codes listed in docs/ssh.md
  */
-export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
+export async function open(outer: OpenContext, request: OpenRequest): Promise<Channel> {
+  commandLineOptions(outer); // a bad -o fails before a reuse master or a connection is asked
+  const ctx = withDiagnostics(outer);
   if (request.kind === "exec" && !hasForwards(ctx) && reusable(ctx, request)) {
     const reused = await openReused(ctx, request);
     if (reused) return reused;
