@@ -222,3 +222,26 @@ Deno.test("remote forward host with nothing to forward says so; a malformed -L f
   assert.equal(bad.code, 230, bad.stderr);
   assert.match(bad.stderr, /^remote: bad local forwarding specification 'notaport'\nhint: write -L /);
 });
+
+Deno.test("AllowTcpForwarding no: -L warns per connection and keeps running; a lone -R refused ends with 251", async () => {
+  await using sshd = await startSshd({ config: "AllowTcpForwarding no" });
+  await using home = await tempHome();
+  await using echo = echoServer();
+  const target = await setup(sshd, home);
+  {
+    await using run = spawnRemote(["forward", ...target, "-L", `0:127.0.0.1:${echo.port}`], home.env);
+    const port = Number((await run.waitFor(/forwarding localhost:(\d+) to/))[1]);
+    assert.equal(await roundTrip(port, "refused\n"), "");
+    await run.waitFor(
+      /warning: .* refused to forward -L .*administratively prohibited\nhint: the server's sshd_config/,
+    );
+    run.kill("SIGINT");
+    assert.equal((await run.exit()).code, 0);
+  }
+  const remote = await runRemote(["forward", ...target, "-R", `0:127.0.0.1:${echo.port}`], {
+    env: home.env,
+    timeoutMs: 30_000,
+  });
+  assert.equal(remote.code, 251, remote.stderr);
+  assert.match(remote.stderr, /refused remote port forwarding/);
+});
