@@ -60,10 +60,7 @@ function matchesList(word: string, list: string): boolean {
  *
  * @throws {UsageError} for a key ssh does not know ("Bad configuration option"), a bad LogLevel, -4 with -6
  */
-export function commandLineOptions(
-  ctx: Pick<OpenContext, "parameters">,
-  notice?: (line: string) => void,
-): Record<string, string> {
+export function commandLineOptions(ctx: Pick<OpenContext, "parameters">): Record<string, string> {
   const p = parameters.read(ctx.parameters);
   const options: Record<string, string> = {};
   let ignoreUnknown: string | undefined;
@@ -84,11 +81,15 @@ export function commandLineOptions(
   if (p.iPv4 && p.iPv6) throw new UsageError("-4 and -6 contradict each other", { hint: "give one of them" });
   // the letters win over -o, as ssh's command line sets them after reading -o
   if (p.iPv4 || p.iPv6) setOption(options, "AddressFamily", p.iPv4 ? "inet" : "inet6");
-  const compression = Object.entries(options).find(([k]) => k.toLowerCase() === "compression")?.[1];
-  if (p.compression || compression?.toLowerCase() === "yes") {
-    notice?.("warning: compression (-C) is not available in remote; connecting uncompressed");
-  }
   return options;
+}
+
+/** The warning for -C or -o Compression=yes on the command line (ssh_config's Compression is left quiet). */
+export function compressionWarning(ctx: Pick<OpenContext, "parameters">): string | undefined {
+  const p = parameters.read(ctx.parameters);
+  const asked = p.compression ||
+    Object.entries(p.options ?? {}).some(([k, v]) => k.toLowerCase() === "compression" && v.toLowerCase() === "yes");
+  return asked ? "warning: compression (-C) is not available in remote; connecting uncompressed" : undefined;
 }
 
 function setOption(options: Record<string, string>, key: string, value: string): void {

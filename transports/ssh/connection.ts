@@ -22,7 +22,7 @@ import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./al
 import { toChannel } from "./channel.ts";
 import { decoupledStream } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
-import { commandLineOptions } from "./command_line.ts";
+import { commandLineOptions, compressionWarning } from "./command_line.ts";
 import { connectSocket, hostPort, raceAbort } from "./socket.ts";
 import { parameters } from "./manifest.ts";
 import { resolveSshConfig, type SshHostConfig } from "./ssh_config.ts";
@@ -105,7 +105,7 @@ export function parseProxyJump(text: string): { host: string; port?: number; use
 async function planRoute(ctx: OpenContext): Promise<{ config: SshHostConfig; final: Hop; hops: Hop[]; home: string }> {
   const { user: localUser, home } = localIdentity();
   const params = parameters.read(ctx.parameters);
-  const options = commandLineOptions(ctx, ctx.notice);
+  const options = commandLineOptions(ctx);
   const user = ctx.target.user ?? params.userName;
   const port = ctx.target.port ?? params.port;
   // user@host:port and -p/-l win over -o User=/Port=, which would otherwise come first in ssh_config order
@@ -162,6 +162,8 @@ export async function routeFingerprint(ctx: OpenContext): Promise<string> {
  */
 export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
   const { config, final, hops, home } = await planRoute(ctx);
+  const compression = compressionWarning(ctx);
+  if (compression) ctx.notice(compression);
   for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
   if (config.proxyCommand) {
     throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
