@@ -245,3 +245,25 @@ Deno.test("AllowTcpForwarding no: -L warns per connection and keeps running; a l
   assert.equal(remote.code, 251, remote.stderr);
   assert.match(remote.stderr, /refused remote port forwarding/);
 });
+
+Deno.test("remote forward through ProxyJump: -L leaves from the last hop", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await using echo = echoServer();
+  const target = await setup(sshd, home);
+  await using run = spawnRemote([
+    "forward",
+    ...target,
+    "-J",
+    `${sshd.user}@127.0.0.1:${sshd.port}`,
+    "-L",
+    `0:127.0.0.1:${echo.port}`,
+  ], home.env);
+  const port = Number((await run.waitFor(/forwarding localhost:(\d+) to/))[1]);
+  assert.equal(await roundTrip(port, "two hops\n"), "two hops\n");
+  run.kill("SIGINT");
+  const out = await run.exit();
+  assert.equal(out.code, 0, out.stderr);
+  // two logins on the server: the jump host's and the target's through it
+  assert.equal((await sshd.log()).match(/Accepted publickey/g)?.length, 2);
+});
