@@ -204,6 +204,13 @@ Deno.test("ssh_config's LocalForward applies to remote forward; ExitOnForwardFai
   );
   assert.equal(failed.code, 230, failed.stderr);
   assert.match(failed.stderr, new RegExp(`^remote: .*${port}.*\\n(hint: .*\\n)?$`));
+  // without ExitOnForwardFailure, a run whose one forwarding fails says so once, not as a warning and again
+  const alone = await runRemote(["forward", ...target, "-L", `${port}:127.0.0.1:${echo.port}`], {
+    env: home.env,
+    timeoutMs: 30_000,
+  });
+  assert.equal(alone.code, 230, alone.stderr);
+  assert.match(alone.stderr, new RegExp(`^remote: local port localhost:${port} is already in use\\nhint: .*\\n$`));
   taken.close();
 });
 

@@ -47,13 +47,16 @@ export async function sessionForwards(
   given: readonly ForwardSpec[],
   announce: boolean | ((spec: ForwardSpec) => boolean) = false,
   configured = true,
+  /** a run that is nothing but forwarding: when its only forwarding fails, that is the error, said once */
+  forwardingOnly = false,
 ): Promise<Forwarding | undefined> {
   const specs = distinct([...given, ...configured ? connection.config.forwards ?? [] : []]);
   if (specs.length === 0) return undefined;
+  const alone = forwardingOnly && specs.length === 1;
   const { startForwarding } = await import("./forward.ts");
   const fwd = await startForwarding(connection, specs, {
     notice: ctx.notice,
-    exitOnForwardFailure: connection.config.exitOnForwardFailure,
+    exitOnForwardFailure: alone || connection.config.exitOnForwardFailure,
     gatewayPorts: connection.config.gatewayPorts,
   });
   for (const { spec, bound } of fwd.active) {
@@ -93,7 +96,7 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
   }
   const { connectSsh } = await import("./connection.ts");
   await using connection = await connectSsh(ctx);
-  await using fwd = await sessionForwards(connection, ctx, given, (spec) => spec !== requested);
+  await using fwd = await sessionForwards(connection, ctx, given, (spec) => spec !== requested, true, true);
   if (!fwd) {
     throw new UsageError("nothing to forward", {
       hint: "give -L [bind:]port:host:hostport, -R [bind:]port:host:hostport or -D [bind:]port",
