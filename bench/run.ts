@@ -4,17 +4,22 @@
  * remote is faster, except throughput where > 1 is better) and, with `--write`, replaces the results
  * section of BENCHMARKS.md. Asserts nothing: speed belongs here, never in tests.
  *
- * Run: deno task bench [--runs N] [--only start,first-byte,bulk,upload,fan-out,pty] [--no-extra] [--write]
+ * Run: deno task bench [--runs N] [--only start,first-byte,bulk,upload,fan-out,pty,copy,forward] [--mb 200]
+ *   [--no-extra] [--write]
  *
  * @module
  */
 import { type SshdServer, startSshd } from "../tests/harness/sshd.ts";
 import { spawnInPty } from "../tests/pty.ts";
+import { benchCopy, benchForward } from "./copy_forward.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
 const runsArg = Deno.args.indexOf("--runs");
 const RUNS = runsArg >= 0 ? Number(Deno.args[runsArg + 1]) : 7;
+const mbArg = Deno.args.indexOf("--mb");
+/** size of the copy and -L transfers */
+const MB_MOVED = mbArg >= 0 ? Number(Deno.args[mbArg + 1]) : 200;
 
 /** One result line. */
 interface Row {
@@ -392,6 +397,8 @@ if (import.meta.main) {
       upload: benchUpload,
       "fan-out": benchFanOut,
       pty: benchPty,
+      copy: (e: Env) => benchCopy(e, Math.max(3, Math.floor(RUNS / 2)), MB_MOVED),
+      forward: (e: Env) => benchForward(e, Math.max(3, Math.floor(RUNS / 2)), MB_MOVED),
     };
     const onlyArg = Deno.args.indexOf("--only");
     const only = onlyArg >= 0 ? (Deno.args[onlyArg + 1] ?? "").split(",") : Object.keys(all);

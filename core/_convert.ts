@@ -60,6 +60,7 @@ export function convertValue(type: ParameterType, text: string): Converted {
     case "credential":
       return text.trim() === "" ? fail() : { ok: true, value: { user: text } };
     case "list": {
+      if (type.split === false) return text === "" ? fail() : { ok: true, value: [text] };
       const items = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
       return items.length === 0 ? fail() : { ok: true, value: items };
     }

@@ -35,7 +35,8 @@ verbs:
   disconnect  detach and leave a session running (Disconnect-PSSession)
   receive     print what a disconnected session printed (Receive-PSSession)
   remove      end a session (Remove-PSSession)
-  forward     forward a local port through a transport
+  forward     forward ports through a transport (ssh -L/-R/-D, SSM port sessions)
+  copy        copy files to or from a host, as scp: remote copy SRC... host:DEST
   plugin      list transports: remote plugin list | remote plugin info <name>
   completions print a shell completion script: remote completions bash|zsh|fish
   help        remote help <verb>
@@ -181,7 +182,8 @@ async function transportBackground(args: string[], transports: readonly Transpor
 
 /** `enter` with nothing at all opens the local loopback session, as Enter-PSSession's first example. */
 function localEnter(verb: string, given: readonly string[]): boolean {
-  return verb === "enter" && given.every((name) => name === "EscapeChar");
+  const alone = new Set(["EscapeChar", "Command", "ForcePseudoTerminal", "DisablePseudoTerminal"]);
+  return verb === "enter" && given.every((name) => alone.has(name));
 }
 
 function pluginSpecifier(entry: UserConfig["plugins"][number]): string {

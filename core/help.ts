@@ -145,7 +145,7 @@ function typeFact(p: ModelParam): string {
       fact = `a switch; --${p.flag}=false turns it off`;
       break;
     case "list":
-      fact = "repeatable, or comma-separated";
+      fact = p.type.split === false ? "repeatable" : "repeatable, or comma-separated";
       break;
     case "map":
       fact = "key=value, repeatable";

@@ -373,8 +373,9 @@ function uniquePrefix(model: VerbModel, p: ModelParam): string {
 }
 
 function unknownShort(model: VerbModel, token: string, ch: string): ParameterBindingError {
-  const asLong = longMatch(model, token.slice(1));
-  let hint = seeHelp(model);
+  // `-target` is a long option short of a dash; `-D` alone is a letter, never the prefix of --document-name
+  const asLong = token.length > 2 ? longMatch(model, token.slice(1)) : undefined;
+  let hint = model.verb.letterHints?.[ch] ?? seeHelp(model);
   if (asLong) hint = `long options take two dashes: --${asLong.flag}`;
   return new ParameterBindingError(
     "NamedParameterNotFound",

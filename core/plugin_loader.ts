@@ -225,12 +225,12 @@ function lastLine(text: string): string {
 
 /**
  * A `Transport` that runs `path` once per session and speaks the stdio protocol to it. Protocol 1
- * carries no port forwarding, so `forward` is dropped from the capabilities.
+ * carries no port forwarding and no file copy, so `forward` and `copy` are dropped from the capabilities.
  */
 export function executableTransport(path: string, declared: TransportManifest): Transport {
   const manifest: TransportManifest = {
     ...declared,
-    capabilities: declared.capabilities.filter((c) => c !== "forward"),
+    capabilities: declared.capabilities.filter((c) => c !== "forward" && c !== "copy"),
   };
   const caps = manifest.capabilities;
   const run = (ctx: OpenContext, call: Partial<Call> & Pick<Call, "op">) =>

@@ -12,7 +12,9 @@ import { verbSpecs } from "./verbs/mod.ts";
  * Names, long spellings and short flags of the parameters the verbs declare themselves (each verb's
  * declaration without transports, and the words after `--`), except those a built-in transport of
  * `builtins` declares too: `get` and `connect` take `--computer-name` as winrm does, and a plugin may
- * share it as winrm's (validation then holds it to winrm's type and spellings).
+ * share it as winrm's (validation then holds it to winrm's type and spellings). A short flag a built-in
+ * transport also has is left free the same way: `copy`'s -p (scp's preserve) is ssh's -p (port) on the
+ * connecting verbs, and `copy` gives the transport's letter way to its own.
  *
  * @example
  * ```ts
@@ -23,6 +25,7 @@ import { verbSpecs } from "./verbs/mod.ts";
  */
 export async function reservedParameters(builtins: readonly TransportManifest[]): Promise<ReservedParameters> {
   const transports = new Set(builtins.flatMap((m) => m.parameters.map((p) => p.name)));
+  const transportShorts = new Set(builtins.flatMap((m) => m.parameters.flatMap((p) => p.short ?? [])));
   const names = new Set<string>();
   const flags = new Set<string>();
   const shorts = new Set<string>();
@@ -32,7 +35,7 @@ export async function reservedParameters(builtins: readonly TransportManifest[])
       if (transports.has(p.name)) continue;
       names.add(p.name);
       for (const f of [flagOf(p), ...(p.aliases ?? [])]) flags.add(f.toLowerCase());
-      if (p.short !== undefined) shorts.add(p.short);
+      if (p.short !== undefined && !transportShorts.has(p.short)) shorts.add(p.short);
     }
   }
   return { names: [...names], flags: [...flags], shorts: [...shorts] };

@@ -18,4 +18,6 @@ export interface VerbSpec {
   examples: { command: string; description: string }[];
   /** words after a literal `--` (`remote invoke host -- ls -l`), bound under `name` as `string[]` */
   remainder?: { name: string; help: string; mandatorySets?: string[] };
+  /** hints for one-letter options the verb does not take, from its transports' `letterHints` */
+  letterHints?: Readonly<Record<string, string>>;
 }

@@ -35,7 +35,9 @@ export type Capability =
   /** `SessionHost.remove` */
   | "remove"
   /** `Transport.forward`: local port forwarding */
-  | "forward";
+  | "forward"
+  /** `Transport.copy`: file copy between this computer and the target (`remote copy`) */
+  | "copy";
 
 /** Every capability name, for validation of manifests. */
 export const CAPABILITIES: readonly Capability[] = [
@@ -49,6 +51,7 @@ export const CAPABILITIES: readonly Capability[] = [
   "receive",
   "remove",
   "forward",
+  "copy",
 ];
 
 /**
@@ -73,8 +76,11 @@ export type ParameterType =
   /** a user name (`DOMAIN\user`, `user@domain`); the secret is prompted for separately, without echo */
   | { kind: "credential" }
   | { kind: "enum"; values: readonly string[] }
-  /** repeatable, or comma-separated; bound as `string[]` */
-  | { kind: "list" };
+  /**
+   * repeatable, or comma-separated; bound as `string[]`. `split: false` takes each argument whole, as given
+   * (file names, which may hold commas and spaces)
+   */
+  | { kind: "list"; split?: boolean };
 
 /** Where a parameter stands in one parameter set. */
 export interface ParameterInSet {
@@ -150,6 +156,11 @@ export interface TransportManifest {
   targets?: TargetsListing;
   /** why a capability is absent, shown to a user whose verb needs it */
   unsupportedReasons?: Readonly<Partial<Record<Capability, string>>>;
+  /**
+   * one-letter options users of this transport's native client type from habit (ssh's -X, -f…) that it does
+   * not take: letter → the hint shown instead of "unknown option" alone
+   */
+  letterHints?: Readonly<Record<string, string>>;
 }
 
 /** How `remote get` lists a transport's potential targets (see `TransportManifest.targets`). */
@@ -313,14 +324,66 @@ export interface SessionHost {
   remove(ctx: OpenContext, name: string): Promise<void>;
 }
 
-/** A local port forward (the `forward` capability). */
+/**
+ * A port forward (the `forward` capability): `remotePort` reached through `localPort`; with no `remotePort`,
+ * the forwardings the transport's own parameters describe (ssh's -L/-R/-D and ssh_config's), held until
+ * `ctx.signal` aborts (`remote forward host -L …`, `remote enter host -N`). A transport with no forwarding
+ * of its own throws a UsageError when `remotePort` is missing.
+ */
 export interface ForwardRequest {
-  localPort: number;
-  remotePort: number;
+  /** local port to listen on; 0 or absent picks a free one */
+  localPort?: number;
+  remotePort?: number;
   /** forward to this host as seen from the target, instead of the target itself */
   remoteHost?: string;
   /** resolves once listening; reports the bound local port (useful with 0) */
   onListening?(localPort: number): void;
+}
+
+/** Progress of the file being copied (the `copy` capability), reported often and once when the file is done. */
+export interface CopyProgress {
+  /** the source as the user would write it (`host:path` for remote ones) */
+  path: string;
+  /** bytes of this file in place so far, including a resumed prefix */
+  bytes: number;
+  size: number;
+  /** bytes per second moved by this run for this file */
+  rate: number;
+  /** seconds left at that rate; undefined before the rate is known */
+  etaSeconds: number | undefined;
+  /** bytes moved by this run so far, all files */
+  totalBytes: number;
+  done: boolean;
+}
+
+/**
+ * A file copy between this computer and `ctx.target` (the `copy` capability), as scp: every source on one
+ * side, the destination on the other. Remote paths are as the user wrote them after `host:` (relative ones
+ * start at the login directory; globs are the transport's to expand); local ones are local paths.
+ */
+export interface CopyRequest {
+  /** "upload": the sources are local, the destination remote; "download": the reverse */
+  direction: "upload" | "download";
+  sources: readonly string[];
+  destination: string;
+  /** copy folders and their contents (scp -r) */
+  recursive?: boolean;
+  /** keep modes and times (scp -p) */
+  preserve?: boolean;
+  /** continue a partial destination file that is a prefix of its source; keep partial files on failure */
+  resume?: boolean;
+  /** how the remote side is shown in messages and progress (the host as the user typed it) */
+  remoteName: string;
+  progress?(p: CopyProgress): void;
+}
+
+/** What a copy did. */
+export interface CopyResult {
+  files: number;
+  /** bytes moved by this run */
+  bytes: number;
+  /** bytes kept from partial files by `resume` */
+  resumedBytes: number;
 }
 
 /** A transport plugin module: its manifest, `open`, and optional session-host and forwarding parts. */
@@ -332,6 +395,11 @@ export interface Transport {
   sessions?: SessionHost;
   /** present with the `forward` capability; resolves when `ctx.signal` aborts or the link ends */
   forward?(ctx: OpenContext, request: ForwardRequest): Promise<void>;
+  /**
+   * present with the `copy` capability; rejects with a RemoteError (`file`, 253, for a missing or unwritable
+   * file) and stops at once when `ctx.signal` aborts
+   */
+  copy?(ctx: OpenContext, request: CopyRequest): Promise<CopyResult>;
   /**
    * A long-lived helper process the transport starts for itself (e.g. the SSH connection-reuse master),
    * run by the hidden verb `remote __transport-background <id> ...args` so it works from the compiled

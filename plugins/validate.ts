@@ -142,8 +142,8 @@ export function validateManifest(value: unknown, origin: string, options: Valida
       }
     }
     if (p.aliases !== undefined && !Array.isArray(p.aliases)) fail(`${where} aliases is not a list`);
-    if (p.short !== undefined && (typeof p.short !== "string" || !/^[A-Za-z]$/.test(p.short))) {
-      fail(`${where} short flag must be one letter`);
+    if (p.short !== undefined && (typeof p.short !== "string" || !/^[A-Za-z0-9]$/.test(p.short))) {
+      fail(`${where} short flag must be one letter or digit`);
     }
     if (p.short !== undefined && reserved?.shorts.includes(p.short as string)) {
       fail(`${where} takes the short flag -${p.short}, one of remote's own`, `give it another short flag in ${origin}`);
@@ -246,6 +246,7 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
     }
   }
   if (caps.includes("forward") && typeof m.forward !== "function") fail("advertises forward but exports no forward()");
+  if (caps.includes("copy") && typeof m.copy !== "function") fail("advertises copy but exports no copy()");
   if (m.background !== undefined && typeof m.background !== "function") {
     fail("exports a background that is no function");
   }
@@ -257,6 +258,7 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
     open: m.open as Transport["open"],
     ...(m.sessions !== undefined ? { sessions: m.sessions as Transport["sessions"] } : {}),
     ...(typeof m.forward === "function" ? { forward: m.forward as Transport["forward"] } : {}),
+    ...(typeof m.copy === "function" ? { copy: m.copy as Transport["copy"] } : {}),
     ...(typeof m.background === "function" ? { background: m.background as Transport["background"] } : {}),
     ...(typeof m.targets === "function" ? { targets: m.targets as Transport["targets"] } : {}),
   };

@@ -43,6 +43,14 @@ export const escapeCharParameter = {
   valueName: "<char>",
 } as const satisfies ParameterSpec;
 
+/** ssh's -N: no command, the connection only holds its forwardings. */
+export const noCommandParameter = {
+  name: "NoCommand",
+  short: "N",
+  type: { kind: "switch" },
+  help: "run no command: hold the forwardings (-L/-R/-D) until Ctrl-C, as ssh -N",
+} as const satisfies ParameterSpec;
+
 /** A recorded session by its local Id. */
 export const idParameter = {
   name: "Id",
@@ -90,4 +98,13 @@ export function transportParameters(manifests: readonly TransportManifest[], set
     }
   }
   return [...byName.values()];
+}
+
+/** The transports' hints for one-letter options they do not take, joined (the first transport's wins). */
+export function letterHints(manifests: readonly TransportManifest[]): Record<string, string> {
+  const hints: Record<string, string> = {};
+  for (const m of manifests) {
+    for (const [letter, hint] of Object.entries(m.letterHints ?? {})) hints[letter] ??= `${m.id}: ${hint}`;
+  }
+  return hints;
 }

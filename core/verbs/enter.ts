@@ -5,6 +5,7 @@
  * @module
  */
 import { declareParameters, HOST_SET, type OpenRequest, type TransportManifest } from "../../plugins/mod.ts";
+import { UsageError } from "../errors.ts";
 import { route } from "../route.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
 import { exitCodeOf, loadTransport, requireCapability } from "../transport_use.ts";
@@ -16,9 +17,12 @@ import {
   hostNameParameter,
   idParameter,
   instanceIdParameter,
+  letterHints,
+  noCommandParameter,
   sessionNameParameter,
   transportParameters,
 } from "./_parameters.ts";
+import { holdForwards } from "./forward.ts";
 import { contextFor, escapeCharOf, localRoute } from "./_run.ts";
 
 const SELECTOR_SETS = new Set(["Id", "Name", "InstanceId"]);
@@ -30,7 +34,26 @@ export const parameters = declareParameters([
   instanceIdParameter,
   sessionNameParameter,
   escapeCharParameter,
+  noCommandParameter,
+  {
+    name: "ForcePseudoTerminal",
+    short: "t",
+    type: { kind: "switch" },
+    help: "ask for a pseudo-terminal, as ssh -t (the default on a terminal, with or without a command)",
+  },
+  {
+    name: "DisablePseudoTerminal",
+    short: "T",
+    type: { kind: "switch" },
+    help: "no pseudo-terminal, as ssh -T: bytes pass untouched (a command's output, a binary stream)",
+  },
 ]);
+
+/** The command after `--`, run on a pseudo-terminal as `ssh -t host cmd` does. */
+const COMMAND = "Command";
+
+/** What `remote enter` alone may be given and still open the local session. */
+const LOCAL_ONLY = new Set(["EscapeChar", COMMAND, "ForcePseudoTerminal", "DisablePseudoTerminal"]);
 
 /** `remote enter`'s declaration. */
 export function spec(manifests: readonly TransportManifest[]): VerbSpec {
@@ -39,6 +62,8 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
     summary: "Starts an interactive session with a remote computer (Enter-PSSession)",
     defaultSet: HOST_SET,
     parameters: [parameters.specs[0], ...transportParameters(manifests), ...parameters.specs.slice(1)],
+    remainder: { name: COMMAND, help: "a command to run instead of a shell, on a pseudo-terminal (ssh -t host cmd)" },
+    letterHints: letterHints(manifests),
     examples: [
       { command: "remote enter", description: "a shell on this computer (the local transport)" },
       { command: "remote enter admin@db1", description: "a shell on db1 over SSH" },
@@ -48,6 +73,11 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
       },
       { command: "remote enter --target i-0123456789abcdef0", description: "a shell through AWS Session Manager" },
       { command: "remote enter --name ITTask", description: "attach to the persistent session ITTask" },
+      { command: "remote enter db1 -- top", description: "top on db1, on a pseudo-terminal (ssh -t db1 top)" },
+      {
+        command: "remote enter db1 -L 5432:localhost:5432 -N",
+        description: "no shell: hold the forwarding until Ctrl-C, as ssh -N",
+      },
     ],
   };
 }
@@ -60,16 +90,28 @@ export async function run(input: VerbInput): Promise<number> {
     return await attachRecorded(input, parameters.names, { ...params, force: false });
   }
   const escapeChar = escapeCharOf(params.escapeChar);
-  const r = resolution.given.every((name) => name === "EscapeChar")
+  const r = resolution.given.every((name) => LOCAL_ONLY.has(name))
     ? localRoute(entries)
-    : route(resolution, parameters.names, entries, config, params.hostName);
-  requireCapability(r.entry, "shell");
+    : route(resolution, new Set([...parameters.names, COMMAND]), entries, config, params.hostName);
+  if (params.noCommand) return await holdForwards(input, r, {});
+  const command = commandOf(resolution.values[COMMAND]);
+  requireCapability(r.entry, command.length > 0 ? "exec" : "shell");
   const transport = await loadTransport(r.entry);
-  const pty = Deno.stdin.isTerminal() ? ptyRequestFromEnvironment() : undefined;
+  if (params.forcePseudoTerminal && params.disablePseudoTerminal) {
+    throw new UsageError("-t and -T contradict each other", { hint: "give one of them" });
+  }
+  // ssh -t without a local terminal says so and goes on without one (ssh -tt has no equivalent here)
+  if (params.forcePseudoTerminal && !Deno.stdin.isTerminal()) {
+    await input.io.err("Pseudo-terminal will not be allocated because stdin is not a terminal.\n");
+  }
+  const wantPty = !params.disablePseudoTerminal && r.entry.manifest.capabilities.includes("pty");
+  const pty = wantPty && Deno.stdin.isTerminal() ? ptyRequestFromEnvironment() : undefined;
   const subsystem = r.parameters.Subsystem;
   const request: OpenRequest = typeof subsystem === "string"
     ? { kind: "subsystem", name: subsystem }
-    : { kind: "shell", pty: r.entry.manifest.capabilities.includes("pty") ? pty : undefined };
+    : command.length > 0
+    ? { kind: "exec", command: command.join(" "), pty }
+    : { kind: "shell", pty };
   const controller = new AbortController();
   const channel = await transport.open(contextFor(r, prompter, controller.signal), request);
   try {
@@ -83,4 +125,9 @@ export async function run(input: VerbInput): Promise<number> {
     controller.abort();
     await channel[Symbol.asyncDispose]();
   }
+}
+
+/** The remainder as bound: the words after `--`. */
+function commandOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [];
 }

@@ -13,7 +13,7 @@ import { requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { THROTTLE_LIMIT } from "../throttle_limit.ts";
-import { hostNamesParameter, jsonParameter, transportParameters } from "./_parameters.ts";
+import { hostNamesParameter, jsonParameter, letterHints, transportParameters } from "./_parameters.ts";
 
 /** The parameters `invoke` declares itself; the transports' join them in {@linkcode spec}. */
 export const parameters = declareParameters([
@@ -63,6 +63,7 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
       help: "the command to run, after --",
       mandatorySets: [...new Set([HOST_SET, ...connecting.flatMap((p) => Object.keys(p.sets ?? {}))])],
     },
+    letterHints: letterHints(manifests),
     examples: [
       { command: "remote invoke db1 db2 -- uptime", description: "uptime on two hosts" },
       { command: "remote invoke --computer-name win01 -- ipconfig", description: "ipconfig over WinRM" },

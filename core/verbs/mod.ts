@@ -28,6 +28,7 @@ export const VERBS: Readonly<Record<string, () => Promise<Verb>>> = {
   remove: () => import("./remove.ts"),
   invoke: () => import("./invoke.ts"),
   forward: () => import("./forward.ts"),
+  copy: () => import("./copy.ts"),
 };
 
 /** The verb named `name`, loaded; undefined when remote has no such verb. */

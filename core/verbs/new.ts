@@ -8,7 +8,7 @@ import { route } from "../route.ts";
 import { createSession, formatSessions } from "../session_records.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
-import { hostNameParameter, transportParameters } from "./_parameters.ts";
+import { hostNameParameter, letterHints, transportParameters } from "./_parameters.ts";
 import { contextFor, interruptSignal } from "./_run.ts";
 
 /** The parameters `new` declares itself; the transports' join them in {@linkcode spec}. */
@@ -24,6 +24,7 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
     summary: "Creates a persistent session on a remote computer and leaves it running (New-PSSession)",
     defaultSet: HOST_SET,
     parameters: [parameters.specs[0], ...transportParameters(manifests), parameters.specs[1]],
+    letterHints: letterHints(manifests),
     examples: [{ command: "remote new db1 --name ITTask", description: "a session named ITTask on db1" }],
   };
 }

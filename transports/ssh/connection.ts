@@ -22,6 +22,7 @@ import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./al
 import { toChannel } from "./channel.ts";
 import { decoupledStream } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
+import { commandLineOptions, compressionWarning } from "./command_line.ts";
 import { connectSocket, hostPort, raceAbort } from "./socket.ts";
 import { parameters } from "./manifest.ts";
 import { resolveSshConfig, type SshHostConfig } from "./ssh_config.ts";
@@ -104,7 +105,7 @@ export function parseProxyJump(text: string): { host: string; port?: number; use
 async function planRoute(ctx: OpenContext): Promise<{ config: SshHostConfig; final: Hop; hops: Hop[]; home: string }> {
   const { user: localUser, home } = localIdentity();
   const params = parameters.read(ctx.parameters);
-  const options: Record<string, string> = { ...params.options };
+  const options = commandLineOptions(ctx);
   const user = ctx.target.user ?? params.userName;
   const port = ctx.target.port ?? params.port;
   // user@host:port and -p/-l win over -o User=/Port=, which would otherwise come first in ssh_config order
@@ -161,6 +162,8 @@ export async function routeFingerprint(ctx: OpenContext): Promise<string> {
  */
 export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
   const { config, final, hops, home } = await planRoute(ctx);
+  const compression = compressionWarning(ctx);
+  if (compression) ctx.notice(compression);
   for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
   if (config.proxyCommand) {
     throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
@@ -438,6 +441,12 @@ class ConnectDeadline implements Disposable {
   }
 }
 
+/** AddressFamily (ssh -4, -6): 4, 6, or undefined for any. */
+function addressFamily(config: SshHostConfig): 4 | 6 | undefined {
+  const value = config.other?.addressfamily?.[0]?.toLowerCase();
+  return value === "inet" ? 4 : value === "inet6" ? 6 : undefined;
+}
+
 /** The error for a connection stopped by `signal`: Ctrl-C (130) or SIGTERM (143), as its reason says. */
 function stoppedWhileConnecting(signal: AbortSignal, cause?: unknown): RemoteError {
   const reason = signal.reason;
@@ -457,7 +466,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   // keys are read, so a bad key file is still reported before a connection error.
   const sockPromise: Promise<Duplex> = options.openSock
     ? raceAbort(options.openSock(), deadline)
-    : connectSocket(hop.host, hop.port, { deadline });
+    : connectSocket(hop.host, hop.port, { deadline, family: addressFamily(hop.config) });
   sockPromise.catch(() => {});
   const dropSocket = (err: unknown) => {
     sockPromise.then((s) => s.destroy(), () => {});
@@ -590,6 +599,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
       serverHostKey: (preferKeyTypes ? hostKeyAlgorithmsPreferring(preferKeyTypes) : [...HOST_KEYS]) as NonNullable<
         ConnectConfig["algorithms"]
       >["serverHostKey"],
+      // no zlib: ssh2 compresses through a Node.js zlib binding Deno does not provide (see command_line.ts)
       compress: ["none"],
     },
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {

@@ -16,7 +16,17 @@
  */
 // ssh2 costs ~75 ms to load, so the modules that use it (connection, tmux sessions, the reuse master)
 // load on first use: a command sent through a running reuse master never pays for it.
-import type { BackgroundContext, Channel, OpenContext, OpenRequest, SessionHost } from "../../plugins/mod.ts";
+import type {
+  BackgroundContext,
+  Channel,
+  CopyRequest,
+  CopyResult,
+  ForwardRequest,
+  OpenContext,
+  OpenRequest,
+  SessionHost,
+} from "../../plugins/mod.ts";
+import { commandLineOptions, withDiagnostics } from "./command_line.ts";
 import { parameters } from "./manifest.ts";
 import { openReused, reusable } from "./reuse_client.ts";
 export { manifest } from "./manifest.ts";
@@ -29,19 +39,63 @@ export async function background(args: readonly string[], ctx: BackgroundContext
 }
 
 /**
+ * Forwards ports (`remote forward`, `remote enter -N`): `-L`, `-R`, `-D` and ssh_config's forwardings, until
+ * `ctx.signal` aborts; see docs/ssh.md.
+ */
+export async function forward(ctx: OpenContext, request: ForwardRequest): Promise<void> {
+  const { forward } = await import("./forward_session.ts");
+  await forward(withDiagnostics(ctx), request);
+}
+
+/** Copies files over SFTP (`remote copy`); see docs/copy.md. */
+export async function copy(given: OpenContext, request: CopyRequest): Promise<CopyResult> {
+  const ctx = withDiagnostics(given);
+  const [{ connectSsh }, { copyFiles }] = await Promise.all([import("./connection.ts"), import("./sftp_copy.ts")]);
+  await using connection = await connectSsh(ctx);
+  const up = request.direction === "upload";
+  return await copyFiles(
+    connection,
+    request.sources.map((path) => ({ side: up ? "local" : "remote", path })),
+    { side: up ? "remote" : "local", path: request.destination },
+    {
+      recursive: request.recursive,
+      preserve: request.preserve,
+      resume: request.resume,
+      progress: request.progress,
+      notice: ctx.notice,
+      signal: ctx.signal,
+      remoteName: request.remoteName,
+    },
+  );
+}
+
+/**
  * Connects to `ctx.target` and starts `request` on the connection; disposing the channel closes the
  * connection too.
  *
  * @throws {RemoteError} for connection failures, with the codes listed in docs/ssh.md
  */
-export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
-  if (request.kind === "exec" && reusable(ctx, request)) {
+export async function open(outer: OpenContext, request: OpenRequest): Promise<Channel> {
+  commandLineOptions(outer); // a bad -o fails before a reuse master or a connection is asked
+  const ctx = withDiagnostics(outer);
+  if (request.kind === "exec" && !hasForwards(ctx) && reusable(ctx, request)) {
     const reused = await openReused(ctx, request);
     if (reused) return reused;
   }
+  // -L/-R/-D given: parsed before connecting, so a malformed one costs no connection
+  const given = hasForwards(ctx) ? (await import("./forward_session.ts")).commandLineForwards(ctx) : [];
   const { connectSsh } = await import("./connection.ts");
   const connection = await connectSsh(ctx);
+  let forwarding: AsyncDisposable | undefined;
   try {
+    // the forwardings live as long as the session; ssh_config's join an interactive one (a shell, a command
+    // on a PTY) only, so `remote invoke` on many hosts does not fight over one LocalForward port
+    const interactive = request.kind === "shell" || (request.kind === "exec" && request.pty !== undefined);
+    const configured = interactive && Boolean(connection.config.forwards?.length);
+    if (request.kind !== "subsystem" && (given.length || configured)) {
+      const { sessionForwards } = await import("./forward_session.ts");
+      forwarding = await sessionForwards(connection, ctx, given, false, interactive);
+    }
     const subsystem = request.kind === "subsystem" ? request.name : parameters.read(ctx.parameters).subsystem;
     const channel = subsystem !== undefined
       ? await connection.subsystem(subsystem)
@@ -54,13 +108,20 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
       ...channel,
       async [Symbol.asyncDispose]() {
         await channel[Symbol.asyncDispose]();
+        await forwarding?.[Symbol.asyncDispose]();
         await connection[Symbol.asyncDispose]();
       },
     };
   } catch (err) {
+    await forwarding?.[Symbol.asyncDispose]();
     await connection[Symbol.asyncDispose]();
     throw err;
   }
+}
+
+function hasForwards(ctx: OpenContext): boolean {
+  const p = parameters.read(ctx.parameters);
+  return Boolean(p.localForward?.length || p.remoteForward?.length || p.dynamicForward?.length);
 }
 
 /** Persistent sessions hosted by tmux on the host (`tmux -L remote`); see docs/persistent-sessions.md. */

@@ -24,13 +24,21 @@ function errnoCode(err: unknown): string {
 export async function connectSocket(
   host: string,
   port: number,
-  options: { deadline: AbortSignal },
+  /** `family`: IPv4 or IPv6 only (ssh -4, -6) */
+  options: { deadline: AbortSignal; family?: 4 | 6 },
 ): Promise<net.Socket> {
   const where = hostPort(host, port);
   let address = host;
+  const family = options.family;
+  if (family !== undefined && net.isIP(host) !== 0 && net.isIP(host) !== family) {
+    throw new TransportError(`${host} is not an IPv${family} address (-${family})`, {
+      layer: "dns",
+      hint: `drop -${family}, or give an IPv${family} address or a host name`,
+    });
+  }
   if (net.isIP(host) === 0) {
     try {
-      address = (await raceAbort(dns.promises.lookup(host), options.deadline)).address;
+      address = (await raceAbort(dns.promises.lookup(host, { family: family ?? 0 }), options.deadline)).address;
     } catch (cause) {
       if (options.deadline.aborted) throw timeoutError(where, cause);
       const code = errnoCode(cause);

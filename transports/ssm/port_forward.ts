@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { type ForwardRequest, type OpenContext, TransportError } from "../../plugins/mod.ts";
+import { type ForwardRequest, type OpenContext, TransportError, UsageError } from "../../plugins/mod.ts";
 import { PayloadFlag } from "./client_message.ts";
 import { resolveConnection } from "./connection.ts";
 import { compareVersions, SsmSession } from "./session.ts";
@@ -56,6 +56,9 @@ function closeQuietly(c: { close(): void }): void {
  * @throws {TransportError} when the port is taken, for AWS errors, or when the session is lost
  */
 export async function forward(ctx: OpenContext, request: ForwardRequest): Promise<void> {
+  if (request.remotePort === undefined) {
+    throw new UsageError("missing --remote-port", { hint: "e.g. --local-port 8080 --remote-port 80" });
+  }
   const connection = await resolveConnection(ctx);
   const input = connection.input;
   input.DocumentName ??= request.remoteHost
@@ -66,7 +69,7 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
     ...(request.remoteHost ? { host: [request.remoteHost] } : {}),
     ...input.Parameters,
   };
-  const listener = listen(request.localPort);
+  const listener = listen(request.localPort ?? 0);
   const localPort = listener.addr.port;
   input.Parameters.localPortNumber ??= [String(localPort)];
 
