@@ -73,6 +73,14 @@ export {
   readMessages,
   type WireExitStatus,
 } from "./protocol.ts";
+export {
+  encodeFrame,
+  FRAME_HEADER_SIZE,
+  type FrameChecks,
+  FrameSplitter,
+  type FramingOptions,
+  type RawFrame,
+} from "./framing.ts";
 export { serve, type ServeOptions } from "./serve.ts";
 export {
   conformance,

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { encodeFrame as encodeRawFrame, FrameSplitter, type FramingOptions, type RawFrame } from "../../plugins/mod.ts";
 import { sha256Hex } from "./sha256.ts";
 
 /** Frame types; `C_` from the client, `M_` from the master. */
@@ -71,14 +72,13 @@ export const MAX_FRAME = 1 << 24;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** This socket's frames: the length counts the type byte and the payload. */
+const FRAMING: FramingOptions = { lengthCountsType: true, maxPayload: MAX_FRAME - 1 };
+
 /** Encodes one frame. */
 export function encodeFrame(type: number, payload: Uint8Array | unknown = new Uint8Array(0)): Uint8Array {
   const body = payload instanceof Uint8Array ? payload : encoder.encode(JSON.stringify(payload));
-  const out = new Uint8Array(5 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length + 1);
-  out[4] = type;
-  out.set(body, 5);
-  return out;
+  return encodeRawFrame(type, body, FRAMING);
 }
 
 /** Parses a JSON frame payload. */
@@ -87,14 +87,15 @@ export function framePayloadJson(payload: Uint8Array): unknown {
 }
 
 /** One decoded frame. */
-export interface DecodedFrame {
-  type: number;
-  payload: Uint8Array;
-}
+export type DecodedFrame = RawFrame;
 
 /** Splits a byte stream into frames; push bytes as they come. */
 export class FrameDecoder {
-  #buffer = new Uint8Array(0);
+  readonly #splitter = new FrameSplitter(FRAMING, {
+    badLength(length) {
+      throw new Error(`bad frame length ${length}`);
+    },
+  });
 
   /**
    * Adds bytes and returns the frames now complete.
@@ -102,20 +103,7 @@ export class FrameDecoder {
    * @throws {Error} when a frame is larger than {@linkcode MAX_FRAME} or empty
    */
   push(bytes: Uint8Array): DecodedFrame[] {
-    const joined = new Uint8Array(this.#buffer.length + bytes.length);
-    joined.set(this.#buffer);
-    joined.set(bytes, this.#buffer.length);
-    const frames: DecodedFrame[] = [];
-    let at = 0;
-    while (joined.length - at >= 4) {
-      const length = new DataView(joined.buffer, at, 4).getUint32(0);
-      if (length === 0 || length > MAX_FRAME) throw new Error(`bad frame length ${length}`);
-      if (joined.length - at - 4 < length) break;
-      frames.push({ type: joined[at + 4], payload: joined.slice(at + 5, at + 4 + length) });
-      at += 4 + length;
-    }
-    this.#buffer = joined.slice(at);
-    return frames;
+    return this.#splitter.push(bytes);
   }
 }
 
