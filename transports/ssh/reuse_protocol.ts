@@ -10,6 +10,7 @@
  */
 import { encodeFrame as encodeRawFrame, FrameSplitter, type FramingOptions, type RawFrame } from "../../plugins/mod.ts";
 import { sha256Hex } from "./sha256.ts";
+import { parseSshTime } from "./ssh_time.ts";
 
 /** Frame types; `C_` from the client, `M_` from the master. */
 export const Frame = {
@@ -142,8 +143,8 @@ export function masterSocketPath(env: { get(name: string): string | undefined } 
 export const DEFAULT_IDLE_MS = 60_000;
 
 /**
- * The master's idle time: `-o ControlPersist=` (seconds, `30s`, `5m`, `yes` = forever, `no` = 0) or
- * `REMOTE_SSH_PERSIST`, else {@linkcode DEFAULT_IDLE_MS}.
+ * The master's idle time: `-o ControlPersist=` (ssh's time format: seconds, `30s`, `5m`, `1m30s`; `yes` =
+ * forever, `no` = 0) or `REMOTE_SSH_PERSIST`, else {@linkcode DEFAULT_IDLE_MS}.
  */
 export function idleMsFrom(options: Record<string, string> | undefined, env = Deno.env): number {
   const key = Object.keys(options ?? {}).find((k) => k.toLowerCase() === "controlpersist");
@@ -152,10 +153,8 @@ export function idleMsFrom(options: Record<string, string> | undefined, env = De
   const t = text.trim().toLowerCase();
   if (t === "yes") return 0x7fffffff;
   if (t === "no") return 0;
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(t);
-  if (!m) return DEFAULT_IDLE_MS;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"] ?? 1000;
-  return Math.min(Number(m[1]) * unit, 0x7fffffff);
+  const seconds = parseSshTime(t);
+  return seconds === undefined ? DEFAULT_IDLE_MS : Math.min(seconds * 1000, 0x7fffffff);
 }
 
 /**

@@ -25,6 +25,7 @@
 import { createHash } from "node:crypto";
 import { RemoteError, UsageError } from "../../plugins/mod.ts";
 import { type ForwardKeyword, type ForwardSpec, parseConfigForward } from "./forward_spec.ts";
+import { parseSshTime } from "./ssh_time.ts";
 
 /** The settings remote's SSH transport uses for one host, after every config source is applied. */
 export interface SshHostConfig {
@@ -262,26 +263,14 @@ function parsePort(l: SshConfigLine, file: string): number {
   return n;
 }
 
-const TIME_UNITS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-
 /** Parses ssh's time format ("30", "1m30s", "2h") into seconds, like convtime(). */
 function parseTime(l: SshConfigLine, file: string): number {
   const v = single(l, file);
-  const re = /([0-9]+)([sSmMhHdDwW]?)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < v.length) {
-    re.lastIndex = pos;
-    const m = re.exec(v);
-    if (!m) break;
-    total += Number(m[1]) * TIME_UNITS[m[2].toLowerCase()];
-    pos = re.lastIndex;
-    if (m[2] === "" && pos < v.length) break; // a bare number must be last
-  }
-  if (v === "" || pos !== v.length || !Number.isSafeInteger(total) || total > 2 ** 31 - 1) {
+  const seconds = parseSshTime(v);
+  if (seconds === undefined) {
     throw configError(file, l.line, `invalid time value "${v}" for ${l.keyword}`, "use seconds, or e.g. 1m30s");
   }
-  return total;
+  return seconds;
 }
 
 function parseStrict(l: SshConfigLine, file: string): SshHostConfig["strictHostKeyChecking"] {
