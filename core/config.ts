@@ -7,10 +7,10 @@
 
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
+import { matchWildcard } from "../plugins/mod.ts";
 import { RemoteError } from "./errors.ts";
 import { shellQuote } from "./_shell_quote.ts";
 import { TomlKeyLines } from "./_toml_key_lines.ts";
-import { matchWildcard } from "./_wildcard.ts";
 import { THROTTLE_LIMIT } from "./throttle_limit.ts";
 
 /** What a `[hosts."<pattern>"]` table sets for the hosts matching its pattern. */
@@ -122,7 +122,7 @@ export function parseConfig(text: string, file: string, home?: string): UserConf
  * ```
  */
 export function hostMapping(config: UserConfig, host: string): HostMapping | undefined {
-  return config.hosts.find((h) => matchWildcard(h.pattern, host));
+  return config.hosts.find((h) => matchWildcard(h.pattern, host, { ignoreCase: true }));
 }
 
 function emptyConfig(): UserConfig {

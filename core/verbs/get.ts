@@ -4,13 +4,12 @@
  *
  * @module
  */
-import { declareParameters, type TransportManifest } from "../../plugins/mod.ts";
+import { declareParameters, type TransportManifest, wildcardToRegExp } from "../../plugins/mod.ts";
 import { type Route, route } from "../route.ts";
 import type { SessionRecord } from "../session.ts";
 import { foreignRecord, formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
 import { sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
-import { wildcardToRegExp } from "../_wildcard.ts";
 import type { VerbInput } from "./_verb.ts";
 import { jsonParameter, transportParameters } from "./_parameters.ts";
 import { contextFor, interruptSignal } from "./_run.ts";
@@ -88,7 +87,7 @@ export async function run(input: VerbInput): Promise<number> {
   if (id !== undefined) records = records.filter((s) => s.id === id);
   if (instanceId !== undefined) records = records.filter((s) => s.instanceId === instanceId);
   if (name !== undefined) {
-    const pattern = wildcardToRegExp(name);
+    const pattern = wildcardToRegExp(name, { ignoreCase: true });
     records = records.filter((s) => pattern.test(s.name));
   }
   if (state !== undefined) records = records.filter((s) => s.state === state);

@@ -8,7 +8,13 @@
  *
  * @module
  */
-import { encodeFrame as encodeRawFrame, FrameSplitter, type FramingOptions, type RawFrame } from "../../plugins/mod.ts";
+import {
+  encodeFrame as encodeRawFrame,
+  FrameSplitter,
+  type FramingOptions,
+  matchWildcard,
+  type RawFrame,
+} from "../../plugins/mod.ts";
 import { sha256Hex } from "./sha256.ts";
 import { parseSshTime } from "./ssh_time.ts";
 
@@ -184,15 +190,9 @@ export function masterEnvironment(env: Record<string, string> = Deno.env.toObjec
   return Object.fromEntries(Object.entries(env).filter(([name]) => keep.has(name) || name.startsWith("LC_")));
 }
 
-/** ssh_config pattern match (`*`, `?`), as SendEnv applies it to variable names. */
-export function envPatternMatch(name: string, pattern: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
-  return re.test(name);
-}
-
 /** The variables of `env` that SendEnv `patterns` select. */
 export function selectSendEnv(patterns: readonly string[], env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => patterns.some((p) => envPatternMatch(name, p))));
+  return Object.fromEntries(Object.entries(env).filter(([name]) => patterns.some((p) => matchWildcard(p, name))));
 }
 
 /**

@@ -23,7 +23,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { RemoteError, UsageError } from "../../plugins/mod.ts";
+import { matchWildcard, RemoteError, UsageError } from "../../plugins/mod.ts";
 import { type ForwardKeyword, type ForwardSpec, parseConfigForward } from "./forward_spec.ts";
 import { parseSshTime } from "./ssh_time.ts";
 
@@ -427,28 +427,6 @@ function parseForward(l: SshConfigLine, file: string): ForwardSpec {
 
 // ---- pattern matching (OpenSSH match.c) ----
 
-/** Matches `*` (any run) and `?` (exactly one character), anchored, like match_pattern(). */
-export function matchPattern(text: string, pattern: string): boolean {
-  // iterative wildcard match with backtracking to the last star
-  let t = 0, p = 0, starP = -1, starT = 0;
-  while (t < text.length) {
-    if (p < pattern.length && (pattern[p] === "?" || pattern[p] === text[t])) {
-      t++;
-      p++;
-    } else if (p < pattern.length && pattern[p] === "*") {
-      starP = p++;
-      starT = t;
-    } else if (starP >= 0) {
-      p = starP + 1;
-      t = ++starT;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === "*") p++;
-  return p === pattern.length;
-}
-
 /**
  * Matches a comma-separated pattern list like match_pattern_list(): true if some pattern matches
  * and no `!`-negated one does. `lower` lower-cases the patterns (host name lists).
@@ -459,7 +437,7 @@ export function matchPatternList(text: string, list: string, lower: boolean): bo
     if (lower) pattern = pattern.toLowerCase();
     const negated = pattern.startsWith("!");
     if (negated) pattern = pattern.slice(1);
-    if (matchPattern(text, pattern)) {
+    if (matchWildcard(pattern, text)) {
       if (negated) return false;
       matched = true;
     }
@@ -573,7 +551,7 @@ function apply(l: SshConfigLine, file: string, ctx: PassContext): void {
     case "sendenv":
       for (const a of l.args) {
         if (a.startsWith("-")) {
-          s.sendEnv = s.sendEnv.filter((e) => !matchPattern(e, a.slice(1)));
+          s.sendEnv = s.sendEnv.filter((e) => !matchWildcard(a.slice(1), e));
         } else if (!s.sendEnv.includes(a)) {
           s.sendEnv.push(a);
         }
@@ -639,7 +617,7 @@ function matchHost(l: SshConfigLine, ctx: PassContext): boolean {
   let active = false;
   for (const a of l.args) {
     const negated = a.startsWith("!");
-    if (matchPattern(ctx.host, negated ? a.slice(1) : a)) {
+    if (matchWildcard(negated ? a.slice(1) : a, ctx.host)) {
       if (negated) return false;
       active = true;
     }
