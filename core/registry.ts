@@ -15,7 +15,7 @@
  */
 
 import { join } from "node:path";
-import { hasWildcard, matchWildcard } from "../plugins/mod.ts";
+import { hasWildcard, matchWildcard, shellQuote } from "../plugins/mod.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import {
   AVAILABILITIES,
@@ -25,7 +25,6 @@ import {
   type SessionState,
 } from "./session.ts";
 import { FileLock } from "./_file_lock.ts";
-import { shellQuote } from "./_shell_quote.ts";
 
 /** The format version this remote writes; it reads this one and older ones. */
 export const REGISTRY_FORMAT_VERSION = 1;
