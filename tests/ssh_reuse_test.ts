@@ -90,7 +90,7 @@ Deno.test("200 reused invokes of one host, 50 at a time from no master, keep eve
 Deno.test("a reused invoke keeps its output and exit status when the master hung up before stdin ended", async () => {
   await using home = await tempHome();
   const env = { ...home.env, SSH_AUTH_SOCK: "" };
-  const socketPath = masterSocketPath({
+  const socketPath = await masterSocketPath({
     get: (n) => ({ ...Deno.env.toObject(), ...env } as Record<string, string>)[n],
   });
   await Deno.mkdir(socketPath.slice(0, socketPath.lastIndexOf("/")), { recursive: true, mode: 0o700 });
@@ -293,7 +293,7 @@ Deno.test("a reuse client sends the master only the variables SendEnv names", as
   await using home = await tempHome();
   const env = { ...home.env, LC_TEST: "one", AWS_SECRET_ACCESS_KEY: "aws-sekrit", SSH_AUTH_SOCK: "" };
   // a stand-in master on the socket the client will use, recording what the client sends
-  const socketPath = masterSocketPath({
+  const socketPath = await masterSocketPath({
     get: (n) => ({ ...Deno.env.toObject(), ...env } as Record<string, string>)[n],
   });
   await Deno.mkdir(socketPath.slice(0, socketPath.lastIndexOf("/")), { recursive: true, mode: 0o700 });
