@@ -289,6 +289,26 @@ Deno.test("the reuse master holds only the environment ssh needs, never the firs
   });
 });
 
+Deno.test("-o ControlPersist=1m30s keeps the reuse master for 90 s, as ssh reads the time", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await withLogOnFailure(sshd, async () => {
+    const config = await aliases(sshd, home, 1);
+    try {
+      const args = ["invoke", "h01", "-F", config, "-o", "ControlPersist=1m30s", "--", "echo ok"];
+      const r = await runRemote(args, { env: home.env });
+      assertEquals([r.code, r.stdout], [0, "ok\n"], r.stderr);
+      const pids = masterPids(home.dir);
+      assertEquals(pids.length, 1, "one master runs");
+      // the master's argv: ... __transport-background ssh master <socket> <idle ms>
+      const argv = Deno.readTextFileSync(`/proc/${pids[0]}/cmdline`).split("\0").filter((a) => a !== "");
+      assertEquals(argv.at(-1), "90000", argv.join(" "));
+    } finally {
+      stopMasters(home.dir);
+    }
+  });
+});
+
 Deno.test("a reuse client sends the master only the variables SendEnv names", async () => {
   await using home = await tempHome();
   const env = { ...home.env, LC_TEST: "one", AWS_SECRET_ACCESS_KEY: "aws-sekrit", SSH_AUTH_SOCK: "" };
