@@ -9,7 +9,7 @@
 
 import process from "node:process";
 import { RemoteError } from "./errors.ts";
-import { shellQuote } from "./_shell_quote.ts";
+import { shellQuote } from "../plugins/mod.ts";
 
 /** Timing of {@linkcode FileLock.acquire}. */
 export interface FileLockOptions {

@@ -3,7 +3,7 @@
  * and passes shellcheck; zsh is checked with `zsh -n` where zsh exists, and by its text otherwise;
  * fish is not installed here, so its text is checked.
  */
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { renderCompletions } from "./completions.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 
@@ -85,7 +85,7 @@ async function complete(script: string, words: string[]): Promise<string[]> {
       printf '%s\\n' "\${COMPREPLY[@]}"
     `;
     const { code, out } = await run("bash", ["--norc", "--noprofile", "-c", driver, "bash", file, ...words]);
-    assert.equal(code, 0, out);
+    strictEqual(code, 0, out);
     return out.split("\n").filter((l) => l !== "");
   } finally {
     await Deno.remove(file);
@@ -93,12 +93,12 @@ async function complete(script: string, words: string[]): Promise<string[]> {
 }
 
 Deno.test("renderCompletions() bash offers --computer-name for `remote enter --comp`", async () => {
-  assert.ok(await installed("bash"), "bash is needed to run the bash completion");
+  assert(await installed("bash"), "bash is needed to run the bash completion");
   const script = renderCompletions("bash", "remote", verbs);
-  assert.deepEqual(await complete(script, ["remote", "enter", "--comp"]), ["--computer-name"]);
-  assert.deepEqual(await complete(script, ["remote", "e"]), ["enter"]);
-  assert.deepEqual(await complete(script, ["remote", ""]), ["enter", "invoke", "get"]);
-  assert.deepEqual(await complete(script, ["remote", "enter", "-"]), [
+  assertEquals(await complete(script, ["remote", "enter", "--comp"]), ["--computer-name"]);
+  assertEquals(await complete(script, ["remote", "e"]), ["enter"]);
+  assertEquals(await complete(script, ["remote", ""]), ["enter", "invoke", "get"]);
+  assertEquals(await complete(script, ["remote", "enter", "-"]), [
     "--host-name",
     "--port",
     "-p",
@@ -112,26 +112,26 @@ Deno.test("renderCompletions() bash offers --computer-name for `remote enter --c
 
 Deno.test("renderCompletions() bash completes enum values, also after --flag=", async () => {
   const script = renderCompletions("bash", "remote", verbs);
-  assert.deepEqual(await complete(script, ["remote", "enter", "--authentication", "Ba"]), ["Basic"]);
+  assertEquals(await complete(script, ["remote", "enter", "--authentication", "Ba"]), ["Basic"]);
   // COMP_WORDBREAKS holds "=", so bash hands `--authentication=Ba` over in three words
-  assert.deepEqual(await complete(script, ["remote", "enter", "--authentication", "=", "Ne"]), ["Negotiate"]);
-  assert.deepEqual(await complete(script, ["remote", "enter", "--authentication", "="]), ["Basic", "Negotiate"]);
+  assertEquals(await complete(script, ["remote", "enter", "--authentication", "=", "Ne"]), ["Negotiate"]);
+  assertEquals(await complete(script, ["remote", "enter", "--authentication", "="]), ["Basic", "Negotiate"]);
   // and in one word where it does not
-  assert.deepEqual(await complete(script, ["remote", "enter", "--authentication=Ba"]), ["--authentication=Basic"]);
+  assertEquals(await complete(script, ["remote", "enter", "--authentication=Ba"]), ["--authentication=Basic"]);
 });
 
 Deno.test("renderCompletions() bash offers nothing for a value or after --", async () => {
   const script = renderCompletions("bash", "remote", verbs);
-  assert.deepEqual(await complete(script, ["remote", "enter", "--port", "-"]), []);
-  assert.deepEqual(await complete(script, ["remote", "invoke", "db1", "--", "--ho"]), []);
-  assert.deepEqual(await complete(script, ["remote", "invoke", "--ho"]), ["--host-name"]);
+  assertEquals(await complete(script, ["remote", "enter", "--port", "-"]), []);
+  assertEquals(await complete(script, ["remote", "invoke", "db1", "--", "--ho"]), []);
+  assertEquals(await complete(script, ["remote", "invoke", "--ho"]), ["--host-name"]);
 });
 
 Deno.test("renderCompletions() bash passes shellcheck", async () => {
-  assert.ok(await installed("shellcheck"), "shellcheck is needed (apt package shellcheck)");
+  assert(await installed("shellcheck"), "shellcheck is needed (apt package shellcheck)");
   const script = renderCompletions("bash", "remote", verbs);
   const { code, out } = await run("shellcheck", ["--shell=bash", "-"], script);
-  assert.equal(code, 0, out);
+  strictEqual(code, 0, out);
 });
 
 Deno.test("renderCompletions() zsh is valid zsh offering verbs, options and enum values", async () => {
@@ -141,37 +141,37 @@ Deno.test("renderCompletions() zsh is valid zsh offering verbs, options and enum
     try {
       await Deno.writeTextFile(file, script);
       const { code, out } = await run("zsh", ["-n", file]);
-      assert.equal(code, 0, out);
+      strictEqual(code, 0, out);
     } finally {
       await Deno.remove(file);
     }
   }
   // zsh is absent here: the text is the check (and the checks above when it exists)
-  assert.ok(script.startsWith("#compdef remote\n"));
-  assert.ok(script.includes("compdef _remote_complete remote"));
-  assert.ok(script.includes(`'enter:Starts an interactive session (it'\\''s Enter-PSSession)'`));
-  assert.ok(script.includes(`'--computer-name:windows host: name or address' '--cn:windows host: name or address'`));
-  assert.ok(script.includes(`(--authentication) compadd -- 'Basic' 'Negotiate'; return ;;`));
-  assert.ok(script.includes("(--host-name|--port|-p|--computer-name|--cn) _default; return ;;"));
-  assert.equal(count(script, /^\s*case /gm), count(script, /^\s*esac$/gm));
-  assert.equal(count(script, /\bif\b/g), count(script, /\bfi\b/g));
+  assert(script.startsWith("#compdef remote\n"));
+  assert(script.includes("compdef _remote_complete remote"));
+  assert(script.includes(`'enter:Starts an interactive session (it'\\''s Enter-PSSession)'`));
+  assert(script.includes(`'--computer-name:windows host: name or address' '--cn:windows host: name or address'`));
+  assert(script.includes(`(--authentication) compadd -- 'Basic' 'Negotiate'; return ;;`));
+  assert(script.includes("(--host-name|--port|-p|--computer-name|--cn) _default; return ;;"));
+  strictEqual(count(script, /^\s*case /gm), count(script, /^\s*esac$/gm));
+  strictEqual(count(script, /\bif\b/g), count(script, /\bfi\b/g));
 });
 
 Deno.test("renderCompletions() fish declares each verb's long, short and alias spellings", () => {
   const script = renderCompletions("fish", "remote", verbs);
   const lines = script.trimEnd().split("\n");
-  assert.ok(lines.slice(1).every((l) => l.startsWith("complete -c remote ")));
-  assert.ok(lines.includes(
+  assert(lines.slice(1).every((l) => l.startsWith("complete -c remote ")));
+  assert(lines.includes(
     "complete -c remote -n __fish_use_subcommand -f -a 'enter' -d 'Starts an interactive session (it\\'s Enter-PSSession)'",
   ));
-  assert.ok(lines.includes("complete -c remote -n '__fish_seen_subcommand_from enter' -s p -l port -r -d 'port'"));
-  assert.ok(
+  assert(lines.includes("complete -c remote -n '__fish_seen_subcommand_from enter' -s p -l port -r -d 'port'"));
+  assert(
     lines.includes("complete -c remote -n '__fish_seen_subcommand_from enter' -s A -l forward-agent -d 'agent'"),
   );
-  assert.ok(lines.includes(
+  assert(lines.includes(
     "complete -c remote -n '__fish_seen_subcommand_from enter' -l computer-name -l cn -r -d 'windows host: name or address'",
   ));
-  assert.ok(lines.includes(
+  assert(lines.includes(
     "complete -c remote -n '__fish_seen_subcommand_from enter' -l authentication -x -a 'Basic Negotiate' " +
       "-d 'the server\\'s mechanism'",
   ));

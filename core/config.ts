@@ -7,10 +7,10 @@
 
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
+import { matchWildcard, shellQuote } from "../plugins/mod.ts";
 import { RemoteError } from "./errors.ts";
-import { shellQuote } from "./_shell_quote.ts";
+import { closestSpelling } from "./_spelling.ts";
 import { TomlKeyLines } from "./_toml_key_lines.ts";
-import { matchWildcard } from "./_wildcard.ts";
 import { THROTTLE_LIMIT } from "./throttle_limit.ts";
 
 /** What a `[hosts."<pattern>"]` table sets for the hosts matching its pattern. */
@@ -122,7 +122,7 @@ export function parseConfig(text: string, file: string, home?: string): UserConf
  * ```
  */
 export function hostMapping(config: UserConfig, host: string): HostMapping | undefined {
-  return config.hosts.find((h) => matchWildcard(h.pattern, host));
+  return config.hosts.find((h) => matchWildcard(h.pattern, host, { ignoreCase: true }));
 }
 
 function emptyConfig(): UserConfig {
@@ -256,7 +256,7 @@ class Checker {
   #noUnknownKeys(table: Record<string, unknown>, path: KeyPath, allowed: string[], where: string, list: string): void {
     for (const key of Object.keys(table)) {
       if (allowed.includes(key)) continue;
-      const near = allowed.find((a) => editDistance(a, key.toLowerCase()) <= 2);
+      const near = closestSpelling(key.toLowerCase(), allowed);
       const guess = near ? `did you mean ${near}? ` : "";
       this.#fail([...path, key], `unknown key ${tomlKey(key)} ${where}`, {
         hint: `${guess}the keys allowed ${where} are: ${list}`,
@@ -297,16 +297,4 @@ function tomlKey(key: string): string {
 
 function dotted(path: KeyPath): string {
   return path.map((k) => (typeof k === "number" ? `[${k}]` : tomlKey(k))).join(".").replaceAll(".[", "[");
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length];
 }

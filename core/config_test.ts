@@ -1,4 +1,11 @@
-import assert from "node:assert/strict";
+import {
+  AssertionError,
+  deepStrictEqual as assertEquals,
+  match,
+  ok as assert,
+  rejects,
+  strictEqual,
+} from "node:assert/strict";
 import { configPath, hostMapping, loadConfig, parseConfig, type UserConfig } from "./config.ts";
 import { RemoteError } from "./errors.ts";
 
@@ -26,16 +33,16 @@ async function configError(text: string | Uint8Array): Promise<{ err: RemoteErro
     else await Deno.writeFile(file, text);
     await loadConfig({ XDG_CONFIG_HOME: home });
   } catch (err) {
-    assert.ok(err instanceof RemoteError, `expected a RemoteError, got ${String(err)}`);
-    assert.equal(err.code, "config");
-    assert.equal(err.exitCode, 231);
-    assert.ok(err.hint, "every config error has a hint");
-    assert.ok(!err.message.includes("\n"), "one line");
+    assert(err instanceof RemoteError, `expected a RemoteError, got ${String(err)}`);
+    strictEqual(err.code, "config");
+    strictEqual(err.exitCode, 231);
+    assert(err.hint, "every config error has a hint");
+    assert(!err.message.includes("\n"), "one line");
     return { err, file };
   } finally {
     await Deno.remove(home, { recursive: true });
   }
-  throw new assert.AssertionError({ message: `expected a config error for ${JSON.stringify(text)}` });
+  throw new AssertionError({ message: `expected a config error for ${JSON.stringify(text)}` });
 }
 
 const SAMPLE = `# my remote config
@@ -77,17 +84,17 @@ exec = "~/bin/remote-transport-y"
 `;
 
 Deno.test("configPath() follows XDG_CONFIG_HOME, ignoring a relative one, then HOME", () => {
-  assert.equal(configPath({ XDG_CONFIG_HOME: "/x/cfg", HOME: "/home/me" }), "/x/cfg/remote/config.toml");
-  assert.equal(configPath({ XDG_CONFIG_HOME: "cfg", HOME: "/home/me" }), "/home/me/.config/remote/config.toml");
-  assert.equal(configPath({ HOME: "/home/me" }), "/home/me/.config/remote/config.toml");
-  assert.equal(configPath({}), undefined);
+  strictEqual(configPath({ XDG_CONFIG_HOME: "/x/cfg", HOME: "/home/me" }), "/x/cfg/remote/config.toml");
+  strictEqual(configPath({ XDG_CONFIG_HOME: "cfg", HOME: "/home/me" }), "/home/me/.config/remote/config.toml");
+  strictEqual(configPath({ HOME: "/home/me" }), "/home/me/.config/remote/config.toml");
+  strictEqual(configPath({}), undefined);
 });
 
 Deno.test("loadConfig() gives an empty config when there is no file", async () => {
   const home = await Deno.makeTempDir({ prefix: "remote-config-test-" });
   try {
-    assert.deepEqual(await loadConfig({ XDG_CONFIG_HOME: home }), { defaults: {}, hosts: [], plugins: [] });
-    assert.deepEqual(await loadConfig({}), { defaults: {}, hosts: [], plugins: [] });
+    assertEquals(await loadConfig({ XDG_CONFIG_HOME: home }), { defaults: {}, hosts: [], plugins: [] });
+    assertEquals(await loadConfig({}), { defaults: {}, hosts: [], plugins: [] });
   } finally {
     await Deno.remove(home, { recursive: true });
   }
@@ -96,7 +103,7 @@ Deno.test("loadConfig() gives an empty config when there is no file", async () =
 Deno.test("loadConfig() reads defaults, host patterns in file order and plugins", async () => {
   const { config, file } = await loadText(SAMPLE);
   const dir = file.slice(0, file.lastIndexOf("/"));
-  assert.deepEqual(config, {
+  assertEquals(config, {
     defaults: { transport: "ssh", throttleLimit: 32 },
     hosts: [
       { pattern: "*.corp.example", transport: "winrm", port: 5986 },
@@ -118,103 +125,103 @@ Deno.test("loadConfig() reads defaults, host patterns in file order and plugins"
 
 Deno.test("hostMapping() returns the first matching pattern, case-insensitively", async () => {
   const { config } = await loadText(SAMPLE);
-  assert.equal(hostMapping(config, "web1.corp.example")?.transport, "winrm");
-  assert.equal(hostMapping(config, "WEB1.Corp.Example")?.port, 5986);
-  assert.equal(hostMapping(config, "i-0123456789abcdef")?.transport, "ssm");
-  assert.deepEqual(hostMapping(config, "db1"), { pattern: "db?", user: "admin", port: 2222 });
-  assert.equal(hostMapping(config, "10")?.transport, "local", "an integer-like pattern keeps its place");
-  assert.equal(hostMapping(config, "db12")?.pattern, "*", "? is exactly one character");
-  assert.equal(hostMapping(config, "corp.example")?.pattern, "*", "*. needs a dot");
-  assert.equal(hostMapping(config, "web1.corpXexample")?.pattern, "*", "a dot is literal");
+  strictEqual(hostMapping(config, "web1.corp.example")?.transport, "winrm");
+  strictEqual(hostMapping(config, "WEB1.Corp.Example")?.port, 5986);
+  strictEqual(hostMapping(config, "i-0123456789abcdef")?.transport, "ssm");
+  assertEquals(hostMapping(config, "db1"), { pattern: "db?", user: "admin", port: 2222 });
+  strictEqual(hostMapping(config, "10")?.transport, "local", "an integer-like pattern keeps its place");
+  strictEqual(hostMapping(config, "db12")?.pattern, "*", "? is exactly one character");
+  strictEqual(hostMapping(config, "corp.example")?.pattern, "*", "*. needs a dot");
+  strictEqual(hostMapping(config, "web1.corpXexample")?.pattern, "*", "a dot is literal");
   const none: UserConfig = { defaults: {}, hosts: [{ pattern: "i-*", transport: "ssm" }], plugins: [] };
-  assert.equal(hostMapping(none, "web1"), undefined);
+  strictEqual(hostMapping(none, "web1"), undefined);
 });
 
 Deno.test("hostMapping() lets an earlier pattern win over a later, narrower one", () => {
   const config = parseConfig('[hosts."*"]\nport = 1\n[hosts."web1"]\nport = 2\n', "/c/config.toml");
-  assert.equal(hostMapping(config, "web1")?.port, 1);
+  strictEqual(hostMapping(config, "web1")?.port, 1);
 });
 
 Deno.test("loadConfig() reports a TOML syntax error at config.toml:LINE", async () => {
   const { err, file } = await configError('[defaults]\ntransport = "ssh"\nthrottle_limit = \n');
-  assert.ok(err.message.startsWith(`${file}:3:`), err.message);
-  assert.ok(err.message.includes("config.toml:3"), err.message);
-  assert.ok(err.message.includes("invalid TOML"), err.message);
-  assert.ok(err.hint?.includes("fix line 3"), err.hint);
+  assert(err.message.startsWith(`${file}:3:`), err.message);
+  assert(err.message.includes("config.toml:3"), err.message);
+  assert(err.message.includes("invalid TOML"), err.message);
+  assert(err.hint?.includes("fix line 3"), err.hint);
 });
 
 Deno.test("loadConfig() reports a key defined twice at its second line", async () => {
   const { err } = await configError('[hosts."a"]\nport = 1\n\nport = 2\n');
-  assert.match(err.message, /config\.toml:4:\d+: invalid TOML: /);
+  match(err.message, /config\.toml:4:\d+: invalid TOML: /);
 });
 
 Deno.test("loadConfig() reports a wrong type at the line of its key", async () => {
   const { err, file } = await configError(SAMPLE.replace("throttle_limit = 32", 'throttle_limit = "32"'));
-  assert.equal(
+  strictEqual(
     err.message,
     `${file}:4: defaults.throttle_limit must be an integer from 1 to 10000, not a string ("32")`,
   );
-  assert.equal(err.hint, "write it like: throttle_limit = 32");
+  strictEqual(err.hint, "write it like: throttle_limit = 32");
 });
 
 Deno.test("loadConfig() reports a bad port inside a quoted host table at its line", async () => {
   const { err, file } = await configError(SAMPLE.replace("port = 2222", "port = 70000"));
-  assert.equal(err.message, `${file}:15: hosts."db?".port must be an integer from 1 to 65535, not 70000`);
+  strictEqual(err.message, `${file}:15: hosts."db?".port must be an integer from 1 to 65535, not 70000`);
 });
 
 Deno.test("loadConfig() reports wrong types of whole tables and of dotted keys", async () => {
   let { err, file } = await configError('hosts = "all"\n');
-  assert.equal(err.message, `${file}:1: hosts must be a table, not a string ("all")`);
+  strictEqual(err.message, `${file}:1: hosts must be a table, not a string ("all")`);
   ({ err, file } = await configError('[defaults]\ntransport = "ssh"\n\n[hosts]\n"web1".port = true\n'));
-  assert.equal(err.message, `${file}:5: hosts.web1.port must be an integer from 1 to 65535, not a boolean`);
+  strictEqual(err.message, `${file}:5: hosts.web1.port must be an integer from 1 to 65535, not a boolean`);
   ({ err, file } = await configError("[[plugins]]\npath = 1\n"));
-  assert.equal(err.message, `${file}:2: plugins[0].path must be a non-empty string, not an integer`);
+  strictEqual(err.message, `${file}:2: plugins[0].path must be a non-empty string, not an integer`);
   ({ err, file } = await configError('[defaults]\ntransport = ""\n'));
-  assert.equal(err.message, `${file}:2: defaults.transport must be a non-empty string, not an empty string`);
+  strictEqual(err.message, `${file}:2: defaults.transport must be a non-empty string, not an empty string`);
   ({ err, file } = await configError("plugins = 3\n"));
-  assert.equal(err.message, `${file}:1: plugins must be a list of [[plugins]] tables, not an integer`);
+  strictEqual(err.message, `${file}:1: plugins must be a list of [[plugins]] tables, not an integer`);
 });
 
 Deno.test("loadConfig() reports an unknown key at its line, with a guess and the allowed keys", async () => {
   const { err, file } = await configError(SAMPLE.replace('transport = "ssm"', 'tranport = "ssm"'));
-  assert.equal(err.message, `${file}:11: unknown key tranport in [hosts."i-*"]`);
-  assert.equal(err.hint, 'did you mean transport? the keys allowed in [hosts."i-*"] are: transport, port, user');
+  strictEqual(err.message, `${file}:11: unknown key tranport in [hosts."i-*"]`);
+  strictEqual(err.hint, 'did you mean transport? the keys allowed in [hosts."i-*"] are: transport, port, user');
   const top = await configError('[default]\ntransport = "ssh"\n');
-  assert.equal(top.err.message, `${top.file}:1: unknown key default at the top level`);
-  assert.ok(top.err.hint?.startsWith("did you mean defaults?"), top.err.hint);
+  strictEqual(top.err.message, `${top.file}:1: unknown key default at the top level`);
+  assert(top.err.hint?.startsWith("did you mean defaults?"), top.err.hint);
 });
 
 Deno.test("loadConfig() tells to quote a host pattern with dots", async () => {
   const { err, file } = await configError("[hosts.web1.corp]\nport = 22\n");
-  assert.equal(err.message, `${file}:1: [hosts.web1] holds a table corp, not a setting`);
-  assert.equal(err.hint, 'quote a pattern that contains dots: [hosts."web1.corp"]');
+  strictEqual(err.message, `${file}:1: [hosts.web1] holds a table corp, not a setting`);
+  strictEqual(err.hint, 'quote a pattern that contains dots: [hosts."web1.corp"]');
 });
 
 Deno.test("loadConfig() counts lines past a multi-line string", async () => {
   const { err, file } = await configError('[defaults]\ntransport = """\nport = 1\n"""\nthrottle_limit = 0\n');
-  assert.equal(err.message, `${file}:5: defaults.throttle_limit must be an integer from 1 to 10000, not 0`);
+  strictEqual(err.message, `${file}:5: defaults.throttle_limit must be an integer from 1 to 10000, not 0`);
 });
 
 Deno.test("loadConfig() reports the unknown key of the right [[plugins]] entry", async () => {
   const { err, file } = await configError(`${SAMPLE}\n[[plugins]]\npath = "/x.ts"\nenabled = true\n`);
   const lines = SAMPLE.split("\n").length;
-  assert.equal(err.message, `${file}:${lines + 3}: unknown key enabled in [[plugins]]`);
+  strictEqual(err.message, `${file}:${lines + 3}: unknown key enabled in [[plugins]]`);
 });
 
 Deno.test("loadConfig() rejects a plugin with none or two of path, npm, exec", async () => {
   let { err, file } = await configError('[[plugins]]\npath = "/a.ts"\nnpm = "b@1.0.0"\n');
-  assert.equal(err.message, `${file}:1: a [[plugins]] entry needs exactly one of path, npm, exec; this one has 2`);
+  strictEqual(err.message, `${file}:1: a [[plugins]] entry needs exactly one of path, npm, exec; this one has 2`);
   ({ err, file } = await configError('[[plugins]]\npath = "/a.ts"\n[[plugins]]\n'));
-  assert.equal(err.message, `${file}:3: a [[plugins]] entry needs exactly one of path, npm, exec; this one has 0`);
+  strictEqual(err.message, `${file}:3: a [[plugins]] entry needs exactly one of path, npm, exec; this one has 0`);
 });
 
 Deno.test("loadConfig() rejects a file that is not UTF-8 and one that is a directory", async () => {
   const { err, file } = await configError(new Uint8Array([0x5b, 0xff, 0x5d]));
-  assert.equal(err.message, `cannot read config file ${file}: it is not UTF-8 text`);
+  strictEqual(err.message, `cannot read config file ${file}: it is not UTF-8 text`);
   const home = await Deno.makeTempDir({ prefix: "remote-config-test-" });
   try {
     await Deno.mkdir(`${home}/remote/config.toml`, { recursive: true });
-    await assert.rejects(
+    await rejects(
       loadConfig({ XDG_CONFIG_HOME: home }),
       (e: unknown) => e instanceof RemoteError && e.code === "config" && e.message.includes("cannot read config file"),
     );

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { renderHelp, renderSyntax } from "./help.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 
@@ -49,7 +49,7 @@ const enter: VerbSpec = {
 };
 
 Deno.test("renderSyntax() prints one line per set with CLI spellings", () => {
-  assert.deepEqual(renderSyntax(enter), [
+  assertEquals(renderSyntax(enter), [
     "remote enter [--host-name] <[user@]host[:port]> [--port <int>] [--key-file-path <string>]... " +
     "[--options <key=value>]... [--ssh-transport] [--quiet]",
     "remote enter [--computer-name] <string> [[--credential] <user>] [--port <int>] " +
@@ -69,7 +69,7 @@ Deno.test("renderSyntax() shows the remainder, mandatory where a set needs it", 
     remainder: { name: "Command", help: "the command", mandatorySets: ["SSHHost"] },
     examples: [],
   };
-  assert.deepEqual(renderSyntax(invoke, { program: "rmt" }), [
+  assertEquals(renderSyntax(invoke, { program: "rmt" }), [
     "rmt invoke [--host-name] <string>... -- <command>...",
     "rmt invoke --name <string> [-- <command>...]",
   ]);
@@ -77,7 +77,7 @@ Deno.test("renderSyntax() shows the remainder, mandatory where a set needs it", 
 
 Deno.test("renderHelp() prints NAME, SYNTAX, PARAMETERS and EXAMPLES in order", () => {
   const text = renderHelp(enter);
-  assert.equal(
+  strictEqual(
     text,
     `NAME
   remote enter - Starts an interactive session with a remote computer
@@ -136,14 +136,14 @@ EXAMPLES
 });
 
 Deno.test("renderHelp() colors headings and options only when asked", () => {
-  assert.ok(!renderHelp(enter).includes("\x1b["));
+  assert(!renderHelp(enter).includes("\x1b["));
   const colored = renderHelp(enter, { color: true });
-  assert.ok(colored.startsWith("\x1b[1mNAME\x1b[0m\n"));
-  assert.ok(colored.includes("\x1b[1m-p, --port <int>\x1b[0m"));
-  assert.equal(colored.replaceAll("\x1b[1m", "").replaceAll("\x1b[0m", ""), renderHelp(enter));
+  assert(colored.startsWith("\x1b[1mNAME\x1b[0m\n"));
+  assert(colored.includes("\x1b[1m-p, --port <int>\x1b[0m"));
+  strictEqual(colored.replaceAll("\x1b[1m", "").replaceAll("\x1b[0m", ""), renderHelp(enter));
 });
 
 Deno.test("renderHelp() leaves out empty sections and set labels of a verb without sets", () => {
   const text = renderHelp({ name: "version", summary: "prints the version", parameters: [], examples: [] });
-  assert.equal(text, "NAME\n  remote version - prints the version\n\nSYNTAX\n  remote version\n");
+  strictEqual(text, "NAME\n  remote version - prints the version\n\nSYNTAX\n  remote version\n");
 });

@@ -13,6 +13,7 @@
 import { type CredentialValue, exampleOf, expectedOf, type Prompter } from "../plugins/mod.ts";
 import { UsageError } from "./errors.ts";
 import { convertValue, fitsExactly } from "./_convert.ts";
+import { closestSpelling } from "./_spelling.ts";
 import { withoutTypedPassword } from "./target.ts";
 import {
   ALL_SETS,
@@ -327,7 +328,7 @@ function matchLong(model: VerbModel, name: string, typed: string): ModelParam {
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) throw ambiguousOption(model, text, typed, matches);
   }
-  const near = closestSpelling(model, text);
+  const near = nearestOption(model, text);
   throw new ParameterBindingError(
     "NamedParameterNotFound",
     `unknown option ${typed}`,
@@ -410,33 +411,14 @@ function seeHelp(model: VerbModel): string {
   return `see the options with: remote ${model.verb.name} --help`;
 }
 
-function closestSpelling(model: VerbModel, text: string): string | undefined {
-  if (text === "") return undefined;
-  let best: { spelling: string; distance: number } | undefined;
+/** The closest spelling of an option of `model` to `text`, shown as the user may type it. */
+function nearestOption(model: VerbModel, text: string): string | undefined {
+  const shown = new Map<string, string>();
   for (const p of model.params) {
-    for (const s of p.spellings) {
-      const d = editDistance(text, s.text);
-      const shown = s.hidden ? p.flag : s.text;
-      if (!best || d < best.distance) best = { spelling: shown, distance: d };
-    }
+    for (const s of p.spellings) if (!shown.has(s.text)) shown.set(s.text, s.hidden ? p.flag : s.text);
   }
-  return best && best.distance <= Math.max(1, Math.floor(text.length / 3)) ? best.spelling : undefined;
-}
-
-/** Optimal string alignment distance: Levenshtein plus adjacent transpositions (`prot` → `port`). */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.length][b.length];
+  const near = closestSpelling(text, shown.keys());
+  return near === undefined ? undefined : shown.get(near);
 }
 
 // ---------------------------------------------------------------------------------------------------

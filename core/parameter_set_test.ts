@@ -4,7 +4,7 @@
  * variant: how PowerShell binds each case, and the error texts it gives (about_Parameter_Sets,
  * ParameterBinderController.cs).
  */
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, rejects, strictEqual, throws } from "node:assert/strict";
 import type { ParameterSpec, Prompter } from "../plugins/mod.ts";
 import { UsageError } from "./errors.ts";
 import {
@@ -167,14 +167,14 @@ function fails(verb: VerbSpec, argv: string[], id: BindingErrorId, message: stri
   } catch (error) {
     caught = error;
   }
-  assert.ok(caught instanceof ParameterBindingError, `expected an error for ${argv.join(" ")}, got ${caught}`);
-  assert.ok(caught instanceof UsageError);
-  assert.equal(caught.exitCode, 230);
-  assert.equal(caught.message, message);
-  assert.equal(caught.errorId, id);
-  if (hint !== undefined) assert.equal(caught.hint, hint);
-  assert.ok(caught.hint && caught.hint.length > 0, "every usage error has a hint");
-  assert.ok(!/\.$/.test(caught.message) && !caught.message.includes("\n"));
+  assert(caught instanceof ParameterBindingError, `expected an error for ${argv.join(" ")}, got ${caught}`);
+  assert(caught instanceof UsageError);
+  strictEqual(caught.exitCode, 230);
+  strictEqual(caught.message, message);
+  strictEqual(caught.errorId, id);
+  if (hint !== undefined) strictEqual(caught.hint, hint);
+  assert(caught.hint && caught.hint.length > 0, "every usage error has a hint");
+  assert(!/\.$/.test(caught.message) && !caught.message.includes("\n"));
 }
 
 function bound(verb: VerbSpec, argv: string[]): Resolution {
@@ -185,26 +185,26 @@ function bound(verb: VerbSpec, argv: string[]): Resolution {
 
 Deno.test("resolveParameterSet() binds a bare target to the default set (case 1)", () => {
   const ps = bound(enterPs, ["srv1"]);
-  assert.equal(ps.set, "ComputerName");
-  assert.deepEqual(ps.values, { ComputerName: "srv1" });
+  strictEqual(ps.set, "ComputerName");
+  assertEquals(ps.values, { ComputerName: "srv1" });
   const remote = bound(remoteEnter, ["srv1"]);
-  assert.equal(remote.set, "SSHHost");
-  assert.deepEqual(remote.values, { HostName: "srv1" });
-  assert.deepEqual(remote.given, ["HostName"]);
-  assert.deepEqual(remote.missing, []);
+  strictEqual(remote.set, "SSHHost");
+  assertEquals(remote.values, { HostName: "srv1" });
+  assertEquals(remote.given, ["HostName"]);
+  assertEquals(remote.missing, []);
 });
 
 Deno.test("resolveParameterSet() narrows by a switch before positionals (case 2)", () => {
   const r = bound(enterPs, ["--ssh-transport", "web1"]);
-  assert.equal(r.set, "SSHHost");
-  assert.deepEqual(r.values, { SSHTransport: true, HostName: "web1" });
-  assert.deepEqual(r.given, ["SSHTransport", "HostName"]);
+  strictEqual(r.set, "SSHHost");
+  assertEquals(r.values, { SSHTransport: true, HostName: "web1" });
+  assertEquals(r.given, ["SSHTransport", "HostName"]);
 });
 
 Deno.test("resolveParameterSet() matches a unique prefix (case 3)", () => {
   const r = bound(enterPs, ["--key", "~/.ssh/id", "web1"]);
-  assert.equal(r.set, "SSHHost");
-  assert.deepEqual(r.values, { KeyFilePath: "~/.ssh/id", HostName: "web1" });
+  strictEqual(r.set, "SSHHost");
+  assertEquals(r.values, { KeyFilePath: "~/.ssh/id", HostName: "web1" });
 });
 
 Deno.test("resolveParameterSet() rejects an ambiguous prefix, listing every match (case 4)", () => {
@@ -253,25 +253,25 @@ Deno.test("resolveParameterSet() shows a slot filled by a bare argument in brack
 
 Deno.test("resolveParameterSet() leaves the default set's mandatory parameter missing (case 8)", () => {
   const ps = bound(enterPs, ["--port", "22"]);
-  assert.equal(ps.set, "ComputerName");
-  assert.deepEqual(ps.missing, ["ComputerName"]);
+  strictEqual(ps.set, "ComputerName");
+  assertEquals(ps.missing, ["ComputerName"]);
   const remote = bound(remoteEnter, ["--port", "22"]);
-  assert.equal(remote.set, "SSHHost");
-  assert.deepEqual(remote.values, { Port: 22 });
-  assert.deepEqual(remote.missing, ["HostName"]);
+  strictEqual(remote.set, "SSHHost");
+  assertEquals(remote.values, { Port: 22 });
+  assertEquals(remote.missing, ["HostName"]);
 });
 
 Deno.test("resolveParameterSet() chooses VMName and reports --credential missing (case 9)", () => {
   const r = bound(enterPs, ["--vm-name", "v1"]);
-  assert.equal(r.set, "VMName");
-  assert.deepEqual(r.missing, ["Credential"]);
+  strictEqual(r.set, "VMName");
+  assertEquals(r.missing, ["Credential"]);
 });
 
 Deno.test("resolveParameterSet() with no argv picks the default set and binds nothing (case 10)", async () => {
   const ps = bound(enterPs, []);
-  assert.equal(ps.set, "ComputerName");
-  assert.deepEqual(ps.missing, ["ComputerName"]);
-  await assert.rejects(
+  strictEqual(ps.set, "ComputerName");
+  assertEquals(ps.missing, ["ComputerName"]);
+  await rejects(
     promptForMissing(enterPs, ps, noTerminal),
     (e: unknown) =>
       e instanceof ParameterBindingError && e.errorId === "MissingMandatoryParameter" &&
@@ -280,33 +280,33 @@ Deno.test("resolveParameterSet() with no argv picks the default set and binds no
   );
   // remote: nothing given at all is the caller's cue for the local loopback session (Example 1)
   const remote = bound(remoteEnter, []);
-  assert.deepEqual(remote.given, []);
-  assert.equal(remote.set, "SSHHost");
+  assertEquals(remote.given, []);
+  strictEqual(remote.set, "SSHHost");
 });
 
 Deno.test("resolveParameterSet() lets the default set break a 3-way tie (case 11)", () => {
   const r = bound(connectPs, ["--name", "s1"]);
-  assert.equal(r.set, "Name");
-  assert.deepEqual(r.missing, []);
+  strictEqual(r.set, "Name");
+  assertEquals(r.missing, []);
 });
 
 Deno.test("resolveParameterSet() drops sets lacking a mandatory parameter (case 12)", () => {
   const r = bound(connectPs, ["--computer-name", "srv"]);
-  assert.equal(r.set, "ComputerName");
-  assert.deepEqual(r.missing, []);
+  strictEqual(r.set, "ComputerName");
+  assertEquals(r.missing, []);
 });
 
 Deno.test("resolveParameterSet() picks the only complete set among three (case 13)", () => {
   const r = bound(connectPs, ["--instance-id", GUID.toUpperCase()]);
-  assert.equal(r.set, "InstanceId");
-  assert.equal(r.values.InstanceId, GUID);
+  strictEqual(r.set, "InstanceId");
+  strictEqual(r.values.InstanceId, GUID);
 });
 
 Deno.test("resolveParameterSet() picks ConnectionUri over ConnectionUriGuid (case 14)", () => {
   const r = bound(connectPs, ["--connection-uri", "http://h:5985/wsman"]);
-  assert.equal(r.set, "ConnectionUri");
-  assert.ok(r.values.ConnectionUri instanceof URL);
-  assert.equal(String(r.values.ConnectionUri), "http://h:5985/wsman");
+  strictEqual(r.set, "ConnectionUri");
+  assert(r.values.ConnectionUri instanceof URL);
+  strictEqual(String(r.values.ConnectionUri), "http://h:5985/wsman");
 });
 
 Deno.test("resolveParameterSet() rejects two matching sets, naming what each lacks (case 15)", () => {
@@ -325,34 +325,34 @@ Deno.test("resolveParameterSet() rejects two matching sets, naming what each lac
 
 Deno.test("resolveParameterSet() never narrows by an all-sets parameter (case 16)", () => {
   const r = bound(connectPs, ["--throttle-limit", "5"]);
-  assert.equal(r.set, "Name");
-  assert.deepEqual(r.values, { ThrottleLimit: 5 });
-  assert.deepEqual(r.missing, ["Name"]);
+  strictEqual(r.set, "Name");
+  assertEquals(r.values, { ThrottleLimit: 5 });
+  assertEquals(r.missing, ["Name"]);
 });
 
 Deno.test("resolveParameterSet() binds digits to an int slot before a string one (case 17)", () => {
   // Chosen and documented: digits are PowerShell's int literal, so `enter 3` attaches to session Id 3.
   const ps = bound(enterPs, ["3"]);
-  assert.equal(ps.set, "Id");
-  assert.deepEqual(ps.values, { Id: 3 });
+  strictEqual(ps.set, "Id");
+  assertEquals(ps.values, { Id: 3 });
   const remote = bound(remoteEnter, ["3"]);
-  assert.equal(remote.set, "Id");
+  strictEqual(remote.set, "Id");
   // a host name with a letter stays a host
-  assert.equal(bound(remoteEnter, ["3a"]).set, "SSHHost");
+  strictEqual(bound(remoteEnter, ["3a"]).set, "SSHHost");
 });
 
 // remote's own sets ---------------------------------------------------------------------------------
 
 Deno.test("resolveParameterSet() sends --computer-name to WinRM and --target to SSM", () => {
   const winrm = bound(remoteEnter, ["--computer-name", "win01", "--credential", "CORP\\admin", "--use-ssl"]);
-  assert.equal(winrm.set, "ComputerName");
-  assert.deepEqual(winrm.values, { ComputerName: "win01", Credential: { user: "CORP\\admin" }, UseSSL: true });
+  strictEqual(winrm.set, "ComputerName");
+  assertEquals(winrm.values, { ComputerName: "win01", Credential: { user: "CORP\\admin" }, UseSSL: true });
   const ssm = bound(remoteEnter, ["--target", "i-0123", "--parameter", "portNumber=22", "--parameter", "a=b=c"]);
-  assert.equal(ssm.set, "Target");
-  assert.deepEqual(ssm.values, { Target: "i-0123", Parameter: { portNumber: "22", a: "b=c" } });
+  strictEqual(ssm.set, "Target");
+  assertEquals(ssm.values, { Target: "i-0123", Parameter: { portNumber: "22", a: "b=c" } });
   const uri = bound(remoteEnter, ["--uri", "https://win01:5986/wsman", "--skip-ca-check"]);
-  assert.equal(uri.set, "Uri");
-  assert.equal(String(uri.values.ConnectionUri), "https://win01:5986/wsman");
+  strictEqual(uri.set, "Uri");
+  strictEqual(String(uri.values.ConnectionUri), "https://win01:5986/wsman");
 });
 
 Deno.test("resolveParameterSet() rejects a bare argument for a set without positions", () => {
@@ -415,7 +415,7 @@ Deno.test("resolveParameterSet() lists complete sets in a tie and the option tha
     "cannot choose between parameter sets A and B for --shared: each has what it needs",
     "add --only-a to pick set A; add --only-b to pick set B",
   );
-  assert.equal(bound(verb, ["--shared", "x", "--only-b"]).set, "B");
+  strictEqual(bound(verb, ["--shared", "x", "--only-b"]).set, "B");
 });
 
 Deno.test("resolveParameterSet() narrows a positional bind to the sets where it has that position", () => {
@@ -429,8 +429,8 @@ Deno.test("resolveParameterSet() narrows a positional bind to the sets where it 
     ],
     examples: [],
   };
-  assert.equal(bound(verb, ["v"]).set, "A");
-  assert.equal(bound(verb, ["--target", "v", "--extra"]).set, "B");
+  strictEqual(bound(verb, ["v"]).set, "A");
+  strictEqual(bound(verb, ["--target", "v", "--extra"]).set, "B");
   fails(
     verb,
     ["--extra", "v"],
@@ -444,13 +444,13 @@ Deno.test("resolveParameterSet() narrows a positional bind to the sets where it 
 Deno.test("resolveParameterSet() accepts --flag=value, short flags and attached short values", () => {
   for (const argv of [["--port=2222", "h"], ["-p", "2222", "h"], ["-p2222", "h"], ["h", "-p=2222"]]) {
     const r = bound(remoteEnter, argv);
-    assert.deepEqual(r.values, { Port: 2222, HostName: "h" }, argv.join(" "));
+    assertEquals(r.values, { Port: 2222, HostName: "h" }, argv.join(" "));
   }
 });
 
 Deno.test("resolveParameterSet() clusters short switches only", () => {
   const r = bound(remoteEnter, ["-Aq", "h"]);
-  assert.deepEqual(r.values, { ForwardAgent: true, Quiet: true, HostName: "h" });
+  assertEquals(r.values, { ForwardAgent: true, Quiet: true, HostName: "h" });
   fails(
     remoteEnter,
     ["-Ap22", "h"],
@@ -462,8 +462,8 @@ Deno.test("resolveParameterSet() clusters short switches only", () => {
 });
 
 Deno.test("resolveParameterSet() takes a switch without a value, and =false", () => {
-  assert.deepEqual(bound(remoteEnter, ["--ssh-transport", "h"]).values, { SSHTransport: true, HostName: "h" });
-  assert.deepEqual(bound(remoteEnter, ["--ssh-transport=false", "h"]).values, { SSHTransport: false, HostName: "h" });
+  assertEquals(bound(remoteEnter, ["--ssh-transport", "h"]).values, { SSHTransport: true, HostName: "h" });
+  assertEquals(bound(remoteEnter, ["--ssh-transport=false", "h"]).values, { SSHTransport: false, HostName: "h" });
   fails(
     remoteEnter,
     ["--ssh-transport=maybe"],
@@ -475,11 +475,11 @@ Deno.test("resolveParameterSet() takes a switch without a value, and =false", ()
 
 Deno.test("resolveParameterSet() matches names case-insensitively and lets an exact alias beat a prefix", () => {
   // `--user` is an alias of UserName and a prefix of --user-name only; `--us` also matches --use-ssl
-  assert.deepEqual(bound(remoteEnter, ["--USER", "me", "h"]).values, { UserName: "me", HostName: "h" });
+  assertEquals(bound(remoteEnter, ["--USER", "me", "h"]).values, { UserName: "me", HostName: "h" });
   // `--host` is HostName's alias although it is a prefix of --host-name only anyway; `--cn` is exact
-  assert.deepEqual(bound(remoteEnter, ["--cn", "w"]).values, { ComputerName: "w" });
+  assertEquals(bound(remoteEnter, ["--cn", "w"]).values, { ComputerName: "w" });
   // the PowerShell name run together also works
-  assert.deepEqual(bound(remoteEnter, ["--ComputerName", "w"]).values, { ComputerName: "w" });
+  assertEquals(bound(remoteEnter, ["--ComputerName", "w"]).values, { ComputerName: "w" });
   fails(
     remoteEnter,
     ["--us", "x"],
@@ -523,9 +523,9 @@ Deno.test("resolveParameterSet() rejects an option given twice unless it repeats
   fails(remoteEnter, ["--port", "1", "--port", "2"], "ParameterAlreadyBound", "--port given twice");
   fails(remoteEnter, ["-p", "1", "--port", "2"], "ParameterAlreadyBound", "--port given twice (as -p and --port)");
   const r = bound(remoteEnter, ["-i", "a,b", "--key-file-path", "c", "-o", "A=1", "-oB=2", "h"]);
-  assert.deepEqual(r.values.KeyFilePath, ["a", "b", "c"]);
-  assert.deepEqual(r.values.Options, { A: "1", B: "2" });
-  assert.deepEqual(r.given, ["KeyFilePath", "Options", "HostName"]);
+  assertEquals(r.values.KeyFilePath, ["a", "b", "c"]);
+  assertEquals(r.values.Options, { A: "1", B: "2" });
+  assertEquals(r.given, ["KeyFilePath", "Options", "HostName"]);
 });
 
 Deno.test("resolveParameterSet() reports a value left out", () => {
@@ -537,7 +537,7 @@ Deno.test("resolveParameterSet() reports a value left out", () => {
     "write --port <int>; use --port=<value> for a value that starts with -",
   );
   fails(remoteEnter, ["--user-name", "--port", "1"], "MissingArgument", "--user-name needs a value");
-  assert.deepEqual(bound(remoteEnter, ["--user-name=-me", "h"]).values, { UserName: "-me", HostName: "h" });
+  assertEquals(bound(remoteEnter, ["--user-name=-me", "h"]).values, { UserName: "-me", HostName: "h" });
 });
 
 Deno.test("resolveParameterSet() converts types with clear errors", () => {
@@ -587,26 +587,26 @@ Deno.test("resolveParameterSet() converts types with clear errors", () => {
   );
   const durations = [["90s", 90_000], ["15m", 900_000], ["15h", 54_000_000], ["2d", 172_800_000], ["30", 30_000]];
   for (const [text, ms] of durations) {
-    assert.equal(bound(remoteEnter, ["h", "--connecting-timeout", String(text)]).values.ConnectingTimeout, ms);
+    strictEqual(bound(remoteEnter, ["h", "--connecting-timeout", String(text)]).values.ConnectingTimeout, ms);
   }
-  assert.equal(bound(remoteEnter, ["--authentication", "basic", "--cn", "w"]).values.Authentication, "Basic");
+  strictEqual(bound(remoteEnter, ["--authentication", "basic", "--cn", "w"]).values.Authentication, "Basic");
 });
 
 Deno.test("resolveParameterSet() collects words after -- as the remainder", () => {
   const r = bound(remoteInvoke, ["db1", "-p", "2", "--", "ls", "-l", "--port"]);
-  assert.equal(r.set, "SSHHost");
-  assert.deepEqual(r.values, { HostName: ["db1"], Port: 2, Command: ["ls", "-l", "--port"] });
-  assert.deepEqual(r.given, ["Port", "HostName", "Command"]);
+  strictEqual(r.set, "SSHHost");
+  assertEquals(r.values, { HostName: ["db1"], Port: 2, Command: ["ls", "-l", "--port"] });
+  assertEquals(r.given, ["Port", "HostName", "Command"]);
   // a list in the last slot takes every bare word
-  assert.deepEqual(bound(remoteInvoke, ["db1", "db2,db3", "--", "uptime"]).values.HostName, ["db1", "db2", "db3"]);
+  assertEquals(bound(remoteInvoke, ["db1", "db2,db3", "--", "uptime"]).values.HostName, ["db1", "db2", "db3"]);
   // and a list named in the last open slot takes the bare words after it: `--container-id a b c`
-  assert.deepEqual(bound(remoteInvoke, ["--host-name", "db1", "db2", "db3", "--", "x"]).values.HostName, [
+  assertEquals(bound(remoteInvoke, ["--host-name", "db1", "db2", "db3", "--", "x"]).values.HostName, [
     "db1",
     "db2",
     "db3",
   ]);
   const noCommand = bound(remoteInvoke, ["db1"]);
-  assert.deepEqual(noCommand.missing, ["Command"]);
+  assertEquals(noCommand.missing, ["Command"]);
   fails(
     remoteInvoke,
     ["--computer-name", "w", "ls"],
@@ -615,7 +615,7 @@ Deno.test("resolveParameterSet() collects words after -- as the remainder", () =
     "put the command after --, e.g. remote invoke <target> -- ls",
   );
   // with no remainder declared, -- only ends options
-  assert.deepEqual(bound(remoteEnter, ["--", "-weird-host"]).values, { HostName: "-weird-host" });
+  assertEquals(bound(remoteEnter, ["--", "-weird-host"]).values, { HostName: "-weird-host" });
 });
 
 // prompting -----------------------------------------------------------------------------------------
@@ -651,8 +651,8 @@ Deno.test("promptForMissing() lists every missing option when nobody can answer"
     examples: [],
   };
   const r = bound(verb, ["--force"]);
-  assert.deepEqual(r.missing, ["VMName", "Credential", "Command"]);
-  await assert.rejects(
+  assertEquals(r.missing, ["VMName", "Credential", "Command"]);
+  await rejects(
     promptForMissing(verb, r, noTerminal),
     (e: unknown) =>
       e instanceof ParameterBindingError && e.exitCode === 230 &&
@@ -665,9 +665,9 @@ Deno.test("promptForMissing() asks for a credential's password without echo", as
   const r = bound(enterPs, ["--vm-name", "v1"]);
   const prompter = scripted(["admin", "s3cret"]);
   const done = await promptForMissing(enterPs, r, prompter);
-  assert.deepEqual(done.values, { VMName: "v1", Credential: { user: "admin", password: "s3cret" } });
-  assert.deepEqual(done.missing, []);
-  assert.deepEqual(prompter.asked, [
+  assertEquals(done.values, { VMName: "v1", Credential: { user: "admin", password: "s3cret" } });
+  assertEquals(done.missing, []);
+  assertEquals(prompter.asked, [
     { question: "user name for --credential: ", secret: false },
     { question: "password for admin: ", secret: true },
   ]);
@@ -685,13 +685,13 @@ Deno.test("promptForMissing() converts answers, asks again on a bad one, and hid
   };
   const prompter = scripted(["x", "2222", "t0k"]);
   const done = await promptForMissing(verb, bound(verb, []), prompter);
-  assert.deepEqual(done.values, { Port: 2222, Token: "t0k" });
-  assert.deepEqual(prompter.asked, [
+  assertEquals(done.values, { Port: 2222, Token: "t0k" });
+  assertEquals(prompter.asked, [
     { question: "port (the Port): ", secret: false },
     { question: "--port expects an integer from 1 to 65535; port (the Port): ", secret: false },
     { question: "token (the Token): ", secret: true },
   ]);
-  await assert.rejects(
+  await rejects(
     promptForMissing(verb, bound(verb, []), scripted(["a", "b", "c"])),
     (e: unknown) => e instanceof ParameterBindingError && e.message === "no valid value for --port after 3 tries",
   );
@@ -710,12 +710,12 @@ Deno.test("flagOf() kebab-cases PowerShell names unless a flag is given", () => 
     ["VMId", "vm-id"],
     ["InstanceId", "instance-id"],
   ];
-  for (const [name, flag] of cases) assert.equal(flagOf({ name, type: { kind: "string" }, help: "" }), flag);
-  assert.equal(flagOf({ name: "RemoteHost", flag: "host", type: { kind: "string" }, help: "" }), "host");
+  for (const [name, flag] of cases) strictEqual(flagOf({ name, type: { kind: "string" }, help: "" }), flag);
+  strictEqual(flagOf({ name: "RemoteHost", flag: "host", type: { kind: "string" }, help: "" }), "host");
 });
 
 Deno.test("setsOf() lists the default set first, then in declaration order", () => {
-  assert.deepEqual(setsOf(connectPs), [
+  assertEquals(setsOf(connectPs), [
     "Name",
     "ComputerName",
     "ConnectionUri",
@@ -725,7 +725,7 @@ Deno.test("setsOf() lists the default set first, then in declaration order", () 
     "InstanceId",
     "Id",
   ]);
-  assert.deepEqual(setsOf({ name: "x", summary: "", parameters: [param("A", s("string"))], examples: [] }), []);
+  assertEquals(setsOf({ name: "x", summary: "", parameters: [param("A", s("string"))], examples: [] }), []);
 });
 
 Deno.test("resolveParameterSet() merges a parameter declared by two transports", () => {
@@ -741,8 +741,8 @@ Deno.test("resolveParameterSet() merges a parameter declared by two transports",
     ],
     examples: [],
   };
-  assert.equal(bound(verb, ["--computer-name", "w", "-p", "1"]).set, "ComputerName");
-  assert.equal(bound(verb, ["h", "-p", "1"]).set, "SSHHost");
+  strictEqual(bound(verb, ["--computer-name", "w", "-p", "1"]).set, "ComputerName");
+  strictEqual(bound(verb, ["h", "-p", "1"]).set, "SSHHost");
 });
 
 Deno.test("resolveParameterSet() refuses inconsistent declarations as bugs", () => {
@@ -752,7 +752,7 @@ Deno.test("resolveParameterSet() refuses inconsistent declarations as bugs", () 
     parameters: [param("A", s("string"), { S: { position: 0 } }), param("B", s("string"), { S: { position: 0 } })],
     examples: [],
   };
-  assert.throws(
+  throws(
     () => resolveParameterSet(twoAtZero, []),
     (e: unknown) => e instanceof Error && !(e instanceof UsageError),
   );
@@ -765,5 +765,5 @@ Deno.test("resolveParameterSet() refuses inconsistent declarations as bugs", () 
     ],
     examples: [],
   };
-  assert.throws(() => resolveParameterSet(twoShorts, []), /-a is declared by both A and B/);
+  throws(() => resolveParameterSet(twoShorts, []), /-a is declared by both A and B/);
 });

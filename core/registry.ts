@@ -15,6 +15,7 @@
  */
 
 import { join } from "node:path";
+import { hasWildcard, matchWildcard, shellQuote } from "../plugins/mod.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import {
   AVAILABILITIES,
@@ -24,8 +25,6 @@ import {
   type SessionState,
 } from "./session.ts";
 import { FileLock } from "./_file_lock.ts";
-import { shellQuote } from "./_shell_quote.ts";
-import { hasWildcard, matchWildcard } from "./_wildcard.ts";
 
 /** The format version this remote writes; it reads this one and older ones. */
 export const REGISTRY_FORMAT_VERSION = 1;
@@ -521,7 +520,7 @@ function matches(rec: SessionRecord, sel: SessionSelector): boolean {
 }
 
 function textMatches(pattern: string, text: string): boolean {
-  return hasWildcard(pattern) ? matchWildcard(pattern, text) : sameText(pattern, text);
+  return hasWildcard(pattern) ? matchWildcard(pattern, text, { ignoreCase: true }) : sameText(pattern, text);
 }
 
 function sameText(a: string, b: string): boolean {

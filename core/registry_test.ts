@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { AssertionError, deepStrictEqual as assertEquals, ok as assert, strictEqual, throws } from "node:assert/strict";
 import { RemoteError } from "./errors.ts";
 import { Registry, REGISTRY_FORMAT_VERSION } from "./registry.ts";
 import type { SessionRecord } from "./session.ts";
@@ -40,14 +40,14 @@ async function rejectsWith<E extends Error>(
   try {
     await promise;
   } catch (err) {
-    assert.ok(err instanceof type, `expected ${type.name}, got ${String(err)}`);
-    assert.ok(
+    assert(err instanceof type, `expected ${type.name}, got ${String(err)}`);
+    assert(
       err.message.includes(includes),
       `message ${JSON.stringify(err.message)} lacks ${JSON.stringify(includes)}`,
     );
     return err;
   }
-  throw new assert.AssertionError({ message: `expected a rejection with ${type.name}` });
+  throw new AssertionError({ message: `expected a rejection with ${type.name}` });
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -68,10 +68,10 @@ async function deadPid(): Promise<number> {
 }
 
 Deno.test("Registry.defaultDir() follows XDG_STATE_HOME, ignoring a relative one, then HOME", () => {
-  assert.equal(Registry.defaultDir({ XDG_STATE_HOME: "/x/state", HOME: "/home/me" }), "/x/state/remote");
-  assert.equal(Registry.defaultDir({ XDG_STATE_HOME: "rel/state", HOME: "/home/me" }), "/home/me/.local/state/remote");
-  assert.equal(Registry.defaultDir({ HOME: "/home/me" }), "/home/me/.local/state/remote");
-  assert.throws(
+  strictEqual(Registry.defaultDir({ XDG_STATE_HOME: "/x/state", HOME: "/home/me" }), "/x/state/remote");
+  strictEqual(Registry.defaultDir({ XDG_STATE_HOME: "rel/state", HOME: "/home/me" }), "/home/me/.local/state/remote");
+  strictEqual(Registry.defaultDir({ HOME: "/home/me" }), "/home/me/.local/state/remote");
+  throws(
     () => Registry.defaultDir({}),
     (err: unknown) => err instanceof RemoteError && err.code === "state" && err.message.includes("HOME"),
   );
@@ -81,13 +81,13 @@ Deno.test("FileLock.acquire() creates the lock 0600 with the pid first, and rele
   await withTempDir(async (dir) => {
     const path = `${dir}/sessions.lock`;
     const lock = await FileLock.acquire(path, { timeoutMs: 1_000, staleMs: 10_000, what: "the test" });
-    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
-    assert.equal((await Deno.readTextFile(path)).split("\n")[0], String(Deno.pid));
-    assert.equal(await lock.held(), true);
+    strictEqual((await Deno.stat(path)).mode! & 0o777, 0o600);
+    strictEqual((await Deno.readTextFile(path)).split("\n")[0], String(Deno.pid));
+    strictEqual(await lock.held(), true);
     await lock.release();
     await lock.release();
-    assert.equal(await exists(path), false);
-    assert.equal(await lock.held(), false);
+    strictEqual(await exists(path), false);
+    strictEqual(await lock.held(), false);
   });
 });
 
@@ -96,9 +96,9 @@ Deno.test("FileLock.release() leaves alone a lock that was taken over meanwhile"
     const path = `${dir}/sessions.lock`;
     const lock = await FileLock.acquire(path, { timeoutMs: 1_000, staleMs: 10_000, what: "the test" });
     await Deno.writeTextFile(path, `${Deno.pid}\n${Deno.hostname()}\nsomeone-else\n`);
-    assert.equal(await lock.held(), false);
+    strictEqual(await lock.held(), false);
     await lock.release();
-    assert.equal(await Deno.readTextFile(path), `${Deno.pid}\n${Deno.hostname()}\nsomeone-else\n`);
+    strictEqual(await Deno.readTextFile(path), `${Deno.pid}\n${Deno.hostname()}\nsomeone-else\n`);
   });
 });
 
@@ -106,12 +106,12 @@ Deno.test("Registry.add() creates the directory 0700 and the file 0600, and leav
   await withTempDir(async (tmp) => {
     const dir = `${tmp}/state/remote`;
     const registry = new Registry(dir);
-    assert.equal(await exists(dir), false, "constructing must touch nothing");
+    strictEqual(await exists(dir), false, "constructing must touch nothing");
     await registry.add(session());
-    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
-    assert.equal((await Deno.stat(`${dir}/sessions.json`)).mode! & 0o777, 0o600);
-    assert.equal(await exists(`${dir}/sessions.lock`), false, "the lock is released after each change");
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"]);
+    strictEqual((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    strictEqual((await Deno.stat(`${dir}/sessions.json`)).mode! & 0o777, 0o600);
+    strictEqual(await exists(`${dir}/sessions.lock`), false, "the lock is released after each change");
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"]);
   });
 });
 
@@ -119,29 +119,29 @@ Deno.test("Registry.add() tightens an existing directory that others may read", 
   await withTempDir(async (dir) => {
     await Deno.chmod(dir, 0o755);
     await new Registry(dir).add(session());
-    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    strictEqual((await Deno.stat(dir)).mode! & 0o777, 0o700);
   });
 });
 
 Deno.test("Registry round-trips records through sessions.json with a format version", async () => {
   await withTempDir(async (dir) => {
     const registry = new Registry(dir);
-    assert.deepEqual(await registry.list(), [], "a missing file is an empty registry");
+    assertEquals(await registry.list(), [], "a missing file is an empty registry");
     const input = session({ name: "ITTask", configurationName: "Microsoft.PowerShell" });
     const added = await registry.add(input);
-    assert.deepEqual(added, { ...input, id: 1 });
-    assert.deepEqual(await new Registry(dir).list(), [added]);
+    assertEquals(added, { ...input, id: 1 });
+    assertEquals(await new Registry(dir).list(), [added]);
     const file = JSON.parse(await Deno.readTextFile(`${dir}/sessions.json`));
-    assert.equal(file.formatVersion, REGISTRY_FORMAT_VERSION);
-    assert.deepEqual(file.sessions, [added]);
+    strictEqual(file.formatVersion, REGISTRY_FORMAT_VERSION);
+    assertEquals(file.sessions, [added]);
 
     const updated = await registry.update(added.instanceId, { state: "Disconnected", availability: "None" });
-    assert.equal(updated.state, "Disconnected");
-    assert.equal(updated.name, "ITTask");
-    assert.deepEqual(await registry.list(), [updated]);
+    strictEqual(updated.state, "Disconnected");
+    strictEqual(updated.name, "ITTask");
+    assertEquals(await registry.list(), [updated]);
 
     await registry.remove(added.instanceId);
-    assert.deepEqual(await registry.list(), []);
+    assertEquals(await registry.list(), []);
   });
 });
 
@@ -151,15 +151,15 @@ Deno.test("Registry.add() gives the smallest free id and fills the gap a removal
     const a = await registry.add(session());
     const b = await registry.add(session());
     const c = await registry.add(session());
-    assert.deepEqual([a.id, b.id, c.id], [1, 2, 3]);
-    assert.deepEqual([a.name, b.name, c.name], ["Session1", "Session2", "Session3"]);
+    assertEquals([a.id, b.id, c.id], [1, 2, 3]);
+    assertEquals([a.name, b.name, c.name], ["Session1", "Session2", "Session3"]);
     await registry.remove(b.instanceId);
     const d = await registry.add(session());
-    assert.equal(d.id, 2);
-    assert.equal(d.name, "Session2");
+    strictEqual(d.id, 2);
+    strictEqual(d.name, "Session2");
     const e = await registry.add(session({ computerName: "web1" }));
-    assert.equal(e.id, 4);
-    assert.equal(e.name, "Session1", "names are numbered per host");
+    strictEqual(e.id, 4);
+    strictEqual(e.name, "Session1", "names are numbered per host");
   });
 });
 
@@ -172,11 +172,11 @@ Deno.test("Registry.add() rejects a name already used on the same host, ignoring
       RemoteError,
       "a session named ittask already exists on DB1",
     );
-    assert.equal(err.code, "usage");
-    assert.ok(err.hint);
-    assert.equal(await exists(`${dir}/sessions.lock`), false, "a failed change releases the lock");
+    strictEqual(err.code, "usage");
+    assert(err.hint);
+    strictEqual(await exists(`${dir}/sessions.lock`), false, "a failed change releases the lock");
     await registry.add(session({ name: "ITTask", computerName: "web1" }));
-    assert.equal((await registry.list()).length, 2);
+    strictEqual((await registry.list()).length, 2);
   });
 });
 
@@ -187,11 +187,11 @@ Deno.test("Registry.update() rejects renaming onto a taken name and unknown inst
     const b = await registry.add(session({ name: "B" }));
     await rejectsWith(registry.update(b.instanceId, { name: "a" }), RemoteError, "already exists");
     const renamed = await registry.update(b.instanceId, { name: "C" });
-    assert.equal(renamed.name, "C");
+    strictEqual(renamed.name, "C");
     const missing = await rejectsWith(registry.update("nope", { state: "Closed" }), RemoteError, "nope");
-    assert.equal(missing.code, "notFound");
+    strictEqual(missing.code, "notFound");
     const gone = await rejectsWith(registry.remove("nope"), RemoteError, "no session with instance id nope");
-    assert.equal(gone.code, "notFound");
+    strictEqual(gone.code, "notFound");
     await rejectsWith(registry.update(b.instanceId, { id: 7 }), Error, "id cannot change");
   });
 });
@@ -201,7 +201,7 @@ Deno.test("Registry.add() rejects invalid names", async () => {
     const registry = new Registry(dir);
     for (const name of ["a*", "b?", " pad", "   "]) {
       const err = await rejectsWith(registry.add(session({ name })), RemoteError, "invalid session name");
-      assert.equal(err.code, "usage");
+      strictEqual(err.code, "usage");
     }
   });
 });
@@ -213,16 +213,16 @@ Deno.test("Registry.find() selects by id, instance id, wildcard name, host and s
     const b = await registry.add(session({ name: "build-2", state: "Disconnected", availability: "None" }));
     const c = await registry.add(session({ name: "deploy", computerName: "web1.corp" }));
     const names = async (sel: Parameters<Registry["find"]>[0]) => (await registry.find(sel)).map((r) => r.name);
-    assert.deepEqual(await names({}), ["build-1", "build-2", "deploy"]);
-    assert.deepEqual(await names({ id: 2 }), ["build-2"]);
-    assert.deepEqual(await names({ instanceId: c.instanceId.toUpperCase() }), ["deploy"]);
-    assert.deepEqual(await names({ name: "BUILD-*" }), ["build-1", "build-2"]);
-    assert.deepEqual(await names({ name: "build-?" }), ["build-1", "build-2"]);
-    assert.deepEqual(await names({ name: "build" }), []);
-    assert.deepEqual(await names({ computerName: "*.corp" }), ["deploy"]);
-    assert.deepEqual(await names({ computerName: "DB1", state: "Opened" }), ["build-1"]);
-    assert.deepEqual(await names({ name: "build-*", state: "Disconnected" }), [b.name]);
-    assert.equal(a.id, 1);
+    assertEquals(await names({}), ["build-1", "build-2", "deploy"]);
+    assertEquals(await names({ id: 2 }), ["build-2"]);
+    assertEquals(await names({ instanceId: c.instanceId.toUpperCase() }), ["deploy"]);
+    assertEquals(await names({ name: "BUILD-*" }), ["build-1", "build-2"]);
+    assertEquals(await names({ name: "build-?" }), ["build-1", "build-2"]);
+    assertEquals(await names({ name: "build" }), []);
+    assertEquals(await names({ computerName: "*.corp" }), ["deploy"]);
+    assertEquals(await names({ computerName: "DB1", state: "Opened" }), ["build-1"]);
+    assertEquals(await names({ name: "build-*", state: "Disconnected" }), [b.name]);
+    strictEqual(a.id, 1);
   });
 });
 
@@ -237,12 +237,12 @@ Deno.test("Registry never writes parameters whose names suggest secrets", async 
     };
     const a = await registry.add(session({ parameters }));
     const expected = { Port: 22, Extra: { Keep: [{ Path: "/k" }] } };
-    assert.deepEqual(a.parameters, expected);
-    assert.deepEqual((await registry.list())[0].parameters, expected);
+    assertEquals(a.parameters, expected);
+    assertEquals((await registry.list())[0].parameters, expected);
     const b = await registry.update(a.instanceId, { parameters: { Port: 2222, SecretKey: "hunter2" } });
-    assert.deepEqual(b.parameters, { Port: 2222 });
-    assert.ok(!(await Deno.readTextFile(`${dir}/sessions.json`)).includes("hunter2"));
-    assert.equal(parameters.Password, "hunter2", "the caller's object is left alone");
+    assertEquals(b.parameters, { Port: 2222 });
+    assert(!(await Deno.readTextFile(`${dir}/sessions.json`)).includes("hunter2"));
+    strictEqual(parameters.Password, "hunter2", "the caller's object is left alone");
   });
 });
 
@@ -264,12 +264,12 @@ Deno.test("Registry reports a corrupt file with code state and the fix, and keep
       const registry = new Registry(dir);
       for (const attempt of [() => registry.list(), () => registry.add(session()), () => registry.remove("x")]) {
         const err = await rejectsWith(attempt(), RemoteError, `session registry ${path} is corrupt: ${detail}`);
-        assert.equal(err.code, "state");
-        assert.equal(err.exitCode, 232);
-        assert.equal(err.hint, `move it aside: mv ${path} ${path}.bad ; remote will start a new one`);
+        strictEqual(err.code, "state");
+        strictEqual(err.exitCode, 232);
+        strictEqual(err.hint, `move it aside: mv ${path} ${path}.bad ; remote will start a new one`);
       }
-      assert.deepEqual(await Deno.readFile(path), before, "the corrupt file is kept as it was");
-      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"]);
+      assertEquals(await Deno.readFile(path), before, "the corrupt file is kept as it was");
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"]);
     });
   }
 });
@@ -286,10 +286,10 @@ Deno.test("Registry refuses a file from a newer remote and keeps it unchanged", 
         RemoteError,
         `${path} has format version ${REGISTRY_FORMAT_VERSION + 1}`,
       );
-      assert.equal(err.code, "state");
-      assert.ok(err.hint?.includes(`mv ${path} ${path}.v${REGISTRY_FORMAT_VERSION + 1}`));
+      strictEqual(err.code, "state");
+      assert(err.hint?.includes(`mv ${path} ${path}.v${REGISTRY_FORMAT_VERSION + 1}`));
     }
-    assert.equal(await Deno.readTextFile(path), content);
+    strictEqual(await Deno.readTextFile(path), content);
   });
 });
 
@@ -300,9 +300,9 @@ Deno.test("Registry takes over a lock left by a dead process at once", async () 
     // the age bound is far away, so only the dead pid can explain the takeover
     const registry = new Registry(dir, { lockTimeoutMs: 5_000, staleLockMs: 600_000 });
     const rec = await registry.add(session());
-    assert.equal(rec.id, 1);
-    assert.equal(await exists(`${dir}/sessions.lock`), false);
-    assert.equal(await exists(`${dir}/sessions.lock.break`), false);
+    strictEqual(rec.id, 1);
+    strictEqual(await exists(`${dir}/sessions.lock`), false);
+    strictEqual(await exists(`${dir}/sessions.lock.break`), false);
   });
 });
 
@@ -313,8 +313,8 @@ Deno.test("Registry takes over a lock older than the bound even from another hos
     const old = new Date(Date.now() - 60_000);
     await Deno.utime(lock, old, old);
     const registry = new Registry(dir, { lockTimeoutMs: 5_000, staleLockMs: 30_000 });
-    assert.equal((await registry.add(session())).id, 1);
-    assert.equal(await exists(lock), false);
+    strictEqual((await registry.add(session())).id, 1);
+    strictEqual(await exists(lock), false);
   });
 });
 
@@ -325,11 +325,11 @@ Deno.test("Registry gives up on a live lock with code timeout, naming the holder
     await Deno.writeTextFile(lock, content, { mode: 0o600 });
     const registry = new Registry(dir, { lockTimeoutMs: 300, staleLockMs: 600_000 });
     const err = await rejectsWith(registry.add(session()), RemoteError, `${lock} is held by process ${Deno.pid}`);
-    assert.equal(err.code, "timeout");
-    assert.equal(err.hint, `if no remote process is running, remove the lock: rm ${lock}`);
-    assert.equal(await Deno.readTextFile(lock), content, "a live lock is never broken");
-    assert.equal(await exists(`${dir}/sessions.json`), false);
-    assert.deepEqual(await registry.list(), [], "readers need no lock");
+    strictEqual(err.code, "timeout");
+    strictEqual(err.hint, `if no remote process is running, remove the lock: rm ${lock}`);
+    strictEqual(await Deno.readTextFile(lock), content, "a live lock is never broken");
+    strictEqual(await exists(`${dir}/sessions.json`), false);
+    assertEquals(await registry.list(), [], "readers need no lock");
   });
 });
 
@@ -342,8 +342,8 @@ Deno.test("Registry removes temp files left by a killed writer once they are old
     const then = new Date(Date.now() - 60_000);
     await Deno.utime(old, then, then);
     await new Registry(dir, { staleLockMs: 30_000 }).add(session());
-    assert.equal(await exists(old), false);
-    assert.equal(await exists(fresh), true, "a young one may belong to a live writer");
+    strictEqual(await exists(old), false);
+    strictEqual(await exists(fresh), true, "a young one may belong to a live writer");
   });
 });
 
@@ -351,8 +351,8 @@ Deno.test("Registry serialises concurrent changes within one process", async () 
   await withTempDir(async (dir) => {
     const registry = new Registry(dir);
     const added = await Promise.all(Array.from({ length: 10 }, () => registry.add(session())));
-    assert.deepEqual(added.map((r) => r.id).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    assert.equal((await registry.list()).length, 10);
+    assertEquals(added.map((r) => r.id).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    strictEqual((await registry.list()).length, 10);
   });
 });
 
@@ -372,27 +372,27 @@ async function runWorkers(dir: string, workers: number, each: number): Promise<v
   const decoder = new TextDecoder();
   const reported: number[] = [];
   for (const out of outputs) {
-    assert.equal(out.code, 0, `a worker failed: ${decoder.decode(out.stderr)}`);
+    strictEqual(out.code, 0, `a worker failed: ${decoder.decode(out.stderr)}`);
     reported.push(...JSON.parse(decoder.decode(out.stdout)));
   }
   const expectedIds = Array.from({ length: workers * each }, (_, i) => i + 1);
-  assert.deepEqual(reported.sort((a, b) => a - b), expectedIds, "each worker owns distinct ids");
+  assertEquals(reported.sort((a, b) => a - b), expectedIds, "each worker owns distinct ids");
 
   const file = JSON.parse(await Deno.readTextFile(`${dir}/sessions.json`));
-  assert.equal(file.formatVersion, REGISTRY_FORMAT_VERSION);
+  strictEqual(file.formatVersion, REGISTRY_FORMAT_VERSION);
   const records: SessionRecord[] = file.sessions;
-  assert.equal(records.length, workers * each);
-  assert.deepEqual(records.map((r) => r.id), expectedIds);
-  assert.equal(new Set(records.map((r) => r.instanceId)).size, workers * each);
+  strictEqual(records.length, workers * each);
+  assertEquals(records.map((r) => r.id), expectedIds);
+  strictEqual(new Set(records.map((r) => r.instanceId)).size, workers * each);
   const names = records.map((r) => r.name).sort();
-  assert.deepEqual(names, expectedIds.map((i) => `Session${i}`).sort(), "generated names are distinct");
-  assert.ok(records.every((r) => r.state === "Opened"), "every update landed");
+  assertEquals(names, expectedIds.map((i) => `Session${i}`).sort(), "generated names are distinct");
+  assert(records.every((r) => r.state === "Opened"), "every update landed");
   const perWorker = new Map<unknown, number>();
   for (const r of records) perWorker.set(r.parameters.Worker, (perWorker.get(r.parameters.Worker) ?? 0) + 1);
-  assert.equal(perWorker.size, workers);
-  assert.ok([...perWorker.values()].every((n) => n === each), "nothing lost");
-  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"], "no lock or temp file left");
-  assert.equal((await Deno.stat(`${dir}/sessions.json`)).mode! & 0o777, 0o600);
+  strictEqual(perWorker.size, workers);
+  assert([...perWorker.values()].every((n) => n === each), "nothing lost");
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["sessions.json"], "no lock or temp file left");
+  strictEqual((await Deno.stat(`${dir}/sessions.json`)).mode! & 0o777, 0o600);
 }
 
 Deno.test("Registry stays consistent under 20 concurrent processes", async () => {
@@ -413,8 +413,8 @@ Deno.test("Registry.add() picks a name free in the registry, in avoid and in tak
     await registry.add(session({ name: "Session1" }));
     const taken = new Set(["Session3"]);
     const rec = await registry.add(session(), { avoid: ["session2"], taken });
-    assert.equal(rec.name, "Session4");
-    assert.deepEqual([...taken].sort(), ["Session3", "Session4"]);
+    strictEqual(rec.name, "Session4");
+    assertEquals([...taken].sort(), ["Session3", "Session4"]);
   });
 });
 
@@ -426,17 +426,17 @@ Deno.test("Registry.upsert() finds a session by instance id under another host n
       session({ instanceId: first.instanceId, name: "Job", computerName: "10.0.0.5", state: "Disconnected" }),
       () => ({ state: "Disconnected", availability: "None" }),
     );
-    assert.deepEqual([again.id, again.computerName, again.state], [first.id, "box", "Disconnected"]);
-    assert.equal((await registry.list()).length, 1);
+    assertEquals([again.id, again.computerName, again.state], [first.id, "box", "Disconnected"]);
+    strictEqual((await registry.list()).length, 1);
     // same name on the same host, another instance id: the host's session replaced the one recorded
     const replaced = crypto.randomUUID();
     const next = await registry.upsert(
       session({ instanceId: replaced, name: "job", computerName: "BOX" }),
       () => ({ instanceId: replaced }),
     );
-    assert.deepEqual([next.id, next.instanceId], [first.id, replaced]);
+    assertEquals([next.id, next.instanceId], [first.id, replaced]);
     const added = await registry.upsert(session({ name: "Other", computerName: "box" }), () => ({}));
-    assert.equal(added.id, 2);
+    strictEqual(added.id, 2);
   });
 });
 
@@ -453,8 +453,8 @@ Deno.test("Registry refuses a file or directory that others may write, or a symb
     await Deno.rename(registry.path, `${dir}/real.json`);
     await Deno.symlink(`${dir}/real.json`, registry.path);
     const err = await rejectsWith(registry.add(session()), RemoteError, "is a symbolic link");
-    assert.equal(err.code, "state");
-    assert.equal((await Deno.lstat(registry.path)).isSymlink, true);
+    strictEqual(err.code, "state");
+    strictEqual((await Deno.lstat(registry.path)).isSymlink, true);
   });
 });
 
@@ -465,7 +465,7 @@ Deno.test("Registry takes over an empty lock after a second, not after the stale
     const old = new Date(Date.now() - 2_000);
     await Deno.utime(registry.lockPath, old, old);
     const rec = await registry.add(session({ name: "Job" }));
-    assert.equal(rec.name, "Job");
-    assert.equal(await exists(registry.lockPath), false);
+    strictEqual(rec.name, "Job");
+    strictEqual(await exists(registry.lockPath), false);
   });
 });

@@ -1,18 +1,18 @@
-import assert from "node:assert/strict";
+import { AssertionError, deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { generateSessionName, LEGAL_TRANSITIONS, SESSION_STATES, type SessionState, transition } from "./session.ts";
 
 function throwsError(fn: () => unknown, includes: string): Error {
   try {
     fn();
   } catch (err) {
-    assert.ok(err instanceof Error, `expected an Error, got ${String(err)}`);
-    assert.ok(
+    assert(err instanceof Error, `expected an Error, got ${String(err)}`);
+    assert(
       err.message.includes(includes),
       `message ${JSON.stringify(err.message)} lacks ${JSON.stringify(includes)}`,
     );
     return err;
   }
-  throw new assert.AssertionError({ message: "expected a throw" });
+  throw new AssertionError({ message: "expected a throw" });
 }
 
 const EXPECTED: [SessionState, SessionState][] = [
@@ -34,13 +34,13 @@ const EXPECTED: [SessionState, SessionState][] = [
 ];
 
 Deno.test("transition() allows every legal transition and returns the new state", () => {
-  for (const [from, to] of EXPECTED) assert.equal(transition(from, to), to);
+  for (const [from, to] of EXPECTED) strictEqual(transition(from, to), to);
 });
 
 Deno.test("LEGAL_TRANSITIONS holds exactly the documented transitions", () => {
   const listed: [SessionState, SessionState][] = [];
   for (const from of SESSION_STATES) for (const to of LEGAL_TRANSITIONS[from]) listed.push([from, to]);
-  assert.deepEqual(listed.map((t) => t.join("->")).sort(), EXPECTED.map((t) => t.join("->")).sort());
+  assertEquals(listed.map((t) => t.join("->")).sort(), EXPECTED.map((t) => t.join("->")).sort());
 });
 
 Deno.test("transition() throws a plain Error naming both states for every illegal transition", () => {
@@ -51,10 +51,10 @@ Deno.test("transition() throws a plain Error naming both states for every illega
       if (legal.has(`${from}->${to}`)) continue;
       illegal++;
       const err = throwsError(() => transition(from, to), `illegal session state transition ${from} -> ${to}`);
-      assert.equal(err.constructor, Error);
+      strictEqual(err.constructor, Error);
     }
   }
-  assert.equal(illegal, 7 * 7 - EXPECTED.length);
+  strictEqual(illegal, 7 * 7 - EXPECTED.length);
 });
 
 Deno.test("transition() says Closed is final", () => {
@@ -66,18 +66,18 @@ Deno.test("transition() rejects a state that does not exist", () => {
 });
 
 Deno.test("generateSessionName() starts at Session1", () => {
-  assert.equal(generateSessionName([]), "Session1");
+  strictEqual(generateSessionName([]), "Session1");
 });
 
 Deno.test("generateSessionName() takes the next number", () => {
-  assert.equal(generateSessionName(["Session1", "Session2"]), "Session3");
+  strictEqual(generateSessionName(["Session1", "Session2"]), "Session3");
 });
 
 Deno.test("generateSessionName() fills the smallest gap and compares case-insensitively", () => {
-  assert.equal(generateSessionName(["session1", "SESSION3", "Session2"]), "Session4");
-  assert.equal(generateSessionName(["Session1", "Session3"]), "Session2");
+  strictEqual(generateSessionName(["session1", "SESSION3", "Session2"]), "Session4");
+  strictEqual(generateSessionName(["Session1", "Session3"]), "Session2");
 });
 
 Deno.test("generateSessionName() ignores names that are not SessionN", () => {
-  assert.equal(generateSessionName(["ITTask", "Session01", "Session", "Session1x"]), "Session1");
+  strictEqual(generateSessionName(["ITTask", "Session01", "Session", "Session1x"]), "Session1");
 });

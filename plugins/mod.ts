@@ -73,7 +73,17 @@ export {
   readMessages,
   type WireExitStatus,
 } from "./protocol.ts";
+export {
+  encodeFrame,
+  FRAME_HEADER_SIZE,
+  type FrameChecks,
+  FrameSplitter,
+  type FramingOptions,
+  type RawFrame,
+} from "./framing.ts";
 export { serve, type ServeOptions } from "./serve.ts";
+export { shellQuote, type ShellQuoteOptions } from "./shell_quote.ts";
+export { hasWildcard, matchWildcard, type WildcardOptions, wildcardToRegExp } from "./wildcard.ts";
 export {
   conformance,
   type ConformanceCase,

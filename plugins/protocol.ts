@@ -9,6 +9,7 @@
  * @module
  */
 import { PluginError } from "./errors.ts";
+import { encodeFrame, FRAME_HEADER_SIZE, FrameSplitter, type FramingOptions } from "./framing.ts";
 import type { ExitStatus, OpenRequest, Target } from "./types.ts";
 
 /** The protocol name in the handshake. */
@@ -20,7 +21,9 @@ export const MAX_PAYLOAD = 1 << 20;
 /** How much stdin/stdout/stderr data one frame carries at most when encoding. */
 export const DATA_CHUNK = 64 * 1024;
 /** Bytes before the payload: length (4) and type (1). */
-export const HEADER_SIZE = 5;
+export const HEADER_SIZE = FRAME_HEADER_SIZE;
+/** This protocol's frames: the length counts the payload only. */
+const FRAMING: FramingOptions = { lengthCountsType: false, maxPayload: MAX_PAYLOAD };
 
 /** Frame type numbers, as on the wire. */
 export const FrameType = {
@@ -116,12 +119,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function frame(type: FrameTypeName, payload: Uint8Array): Uint8Array {
-  if (payload.length > MAX_PAYLOAD) throw new RangeError(`frame payload of ${payload.length} bytes is too big`);
-  const out = new Uint8Array(HEADER_SIZE + payload.length);
-  new DataView(out.buffer).setUint32(0, payload.length);
-  out[4] = FrameType[type];
-  out.set(payload, HEADER_SIZE);
-  return out;
+  return encodeFrame(FrameType[type], payload, FRAMING);
 }
 
 /**
@@ -183,7 +181,7 @@ export function exitStatusToWire(status: ExitStatus): WireExitStatus {
  * ```
  */
 export class FrameDecoder {
-  #buffer: Uint8Array = new Uint8Array(0);
+  readonly #splitter: FrameSplitter;
   readonly #plugin: string;
   readonly #from: "plugin" | "core";
 
@@ -194,6 +192,18 @@ export class FrameDecoder {
   constructor(plugin: string, from: "plugin" | "core") {
     this.#plugin = plugin;
     this.#from = from;
+    this.#splitter = new FrameSplitter(FRAMING, {
+      badLength: (length, rest) => {
+        throw this.#garbage(`frame length ${length} is over the ${MAX_PAYLOAD}-byte limit`, rest);
+      },
+      header: (number, rest) => {
+        const type = NAME_BY_NUMBER.get(number);
+        if (type === undefined) throw this.#garbage(`unknown frame type 0x${number.toString(16)}`, rest);
+        if (SENDER[type] !== this.#from) {
+          throw this.#error(`sent a ${type} frame, which only ${SENDER[type]} may send`);
+        }
+      },
+    });
   }
 
   /**
@@ -203,29 +213,7 @@ export class FrameDecoder {
    * malformed payload
    */
   push(chunk: Uint8Array): Message[] {
-    this.#buffer = this.#buffer.length === 0 ? chunk : concat([this.#buffer, chunk]);
-    const out: Message[] = [];
-    let at = 0;
-    const buf = this.#buffer;
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    while (buf.length - at >= HEADER_SIZE) {
-      const length = view.getUint32(at);
-      const number = buf[at + 4];
-      if (length > MAX_PAYLOAD) {
-        throw this.#garbage(`frame length ${length} is over the ${MAX_PAYLOAD}-byte limit`, buf.subarray(at));
-      }
-      const type = NAME_BY_NUMBER.get(number);
-      if (type === undefined) throw this.#garbage(`unknown frame type 0x${number.toString(16)}`, buf.subarray(at));
-      if (SENDER[type] !== this.#from) {
-        throw this.#error(`sent a ${type} frame, which only ${SENDER[type]} may send`);
-      }
-      if (buf.length - at - HEADER_SIZE < length) break;
-      const payload = buf.slice(at + HEADER_SIZE, at + HEADER_SIZE + length);
-      at += HEADER_SIZE + length;
-      out.push(this.#decode(type, payload));
-    }
-    this.#buffer = buf.subarray(at);
-    return out;
+    return this.#splitter.push(chunk).map((f) => this.#decode(NAME_BY_NUMBER.get(f.type)!, f.payload));
   }
 
   /**
@@ -234,8 +222,8 @@ export class FrameDecoder {
    * @throws {PluginError} when a frame was cut off
    */
   end(): void {
-    if (this.#buffer.length > 0) {
-      throw this.#error(`stream ended inside a frame (${this.#buffer.length} bytes left over)`);
+    if (this.#splitter.pending > 0) {
+      throw this.#error(`stream ended inside a frame (${this.#splitter.pending} bytes left over)`);
     }
   }
 

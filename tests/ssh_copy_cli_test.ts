@@ -5,7 +5,7 @@
  *
  * @module
  */
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, doesNotMatch, match, strictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { type SshdServer, startSshd } from "./harness/sshd.ts";
 import { withTmuxHost } from "./harness/tmux_host.ts";
@@ -94,7 +94,7 @@ async function sftpBatch(s: Setup, commands: string): Promise<string> {
   await w.close();
   const out = await child.output();
   const text = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, `sftp failed: ${new TextDecoder().decode(out.stderr)}\n${text}`);
+  strictEqual(out.code, 0, `sftp failed: ${new TextDecoder().decode(out.stderr)}\n${text}`);
   return text;
 }
 
@@ -106,19 +106,19 @@ Deno.test("remote copy up and down: bytes exact by SHA-256 and as OpenSSH's sftp
     await Deno.writeTextFile(`${s.localDir}/it's, "quoted"`, "commas and quotes\n");
     await writeRandom(`${s.localDir}/big.bin`, 5 * MB + 3);
     const up = await s.copy(...names, `${s.host}:${s.remoteDir}/`);
-    assert.deepEqual(up, { code: 0, stdout: "", stderr: "" });
-    for (const n of names) assert.equal(await fileHash(`${s.remoteDir}/${n}`), await fileHash(`${s.localDir}/${n}`), n);
+    assertEquals(up, { code: 0, stdout: "", stderr: "" });
+    for (const n of names) strictEqual(await fileHash(`${s.remoteDir}/${n}`), await fileHash(`${s.localDir}/${n}`), n);
     // OpenSSH's sftp reads back what arrived
     await sftpBatch(s, `get "${s.remoteDir}/big.bin" "${s.localDir}/via-sftp"`);
-    assert.equal(await fileHash(`${s.localDir}/via-sftp`), await fileHash(`${s.localDir}/big.bin`));
+    strictEqual(await fileHash(`${s.localDir}/via-sftp`), await fileHash(`${s.localDir}/big.bin`));
     const listing = await sftpBatch(s, `ls -l "${s.remoteDir}"`);
-    assert.match(listing, /\s5242883\s.*big\.bin/);
+    match(listing, /\s5242883\s.*big\.bin/);
 
     await Deno.mkdir(`${s.localDir}/back`);
     const down = await s.copy(`${s.host}:${s.remoteDir}/big.bin`, `${s.host}:${s.remoteDir}/one byte`, "back");
-    assert.deepEqual(down, { code: 0, stdout: "", stderr: "" });
-    assert.equal(await fileHash(`${s.localDir}/back/big.bin`), await fileHash(`${s.localDir}/big.bin`));
-    assert.deepEqual(await Deno.readFile(`${s.localDir}/back/one byte`), new Uint8Array([7]));
+    assertEquals(down, { code: 0, stdout: "", stderr: "" });
+    strictEqual(await fileHash(`${s.localDir}/back/big.bin`), await fileHash(`${s.localDir}/big.bin`));
+    assertEquals(await Deno.readFile(`${s.localDir}/back/one byte`), new Uint8Array([7]));
   });
 });
 
@@ -132,16 +132,16 @@ Deno.test("remote copy -r -p copies a folder keeping modes and times; a remote g
     const then = new Date("2020-01-02T03:04:05Z");
     await Deno.utime(`${s.localDir}/site/a.log`, then, then);
     const up = await s.copy("-r", "-p", "site", `${s.host}:${s.remoteDir}`);
-    assert.equal(up.code, 0, up.stderr);
+    strictEqual(up.code, 0, up.stderr);
     const st = await Deno.stat(`${s.remoteDir}/site/a.log`);
-    assert.equal(st.mode! & 0o777, 0o640);
-    assert.equal(st.mtime?.getTime(), then.getTime());
-    assert.equal(await Deno.readTextFile(`${s.remoteDir}/site/sub/c.txt`), "c\n");
+    strictEqual(st.mode! & 0o777, 0o640);
+    strictEqual(st.mtime?.getTime(), then.getTime());
+    strictEqual(await Deno.readTextFile(`${s.remoteDir}/site/sub/c.txt`), "c\n");
 
     await Deno.mkdir(`${s.localDir}/logs`);
     const glob = await s.copy(`${s.host}:${s.remoteDir}/site/*.log`, "logs");
-    assert.equal(glob.code, 0, glob.stderr);
-    assert.deepEqual([...Deno.readDirSync(`${s.localDir}/logs`)].map((e) => e.name).sort(), ["a.log", "b.log"]);
+    strictEqual(glob.code, 0, glob.stderr);
+    assertEquals([...Deno.readDirSync(`${s.localDir}/logs`)].map((e) => e.name).sort(), ["a.log", "b.log"]);
   });
 });
 
@@ -151,38 +151,38 @@ Deno.test("remote copy --resume fetches only the rest of a partial download", as
     const whole = await Deno.readFile(`${s.remoteDir}/big.bin`);
     await Deno.writeFile(`${s.localDir}/big.bin`, whole.subarray(0, MB + 5));
     const resumed = await s.copy("--resume", `${s.host}:${s.remoteDir}/big.bin`, ".");
-    assert.deepEqual(resumed, { code: 0, stdout: "", stderr: "" });
-    assert.equal(await fileHash(`${s.localDir}/big.bin`), await fileHash(`${s.remoteDir}/big.bin`));
+    assertEquals(resumed, { code: 0, stdout: "", stderr: "" });
+    strictEqual(await fileHash(`${s.localDir}/big.bin`), await fileHash(`${s.remoteDir}/big.bin`));
     // a prefix that is not one: a warning, and the file copied whole
     await Deno.writeTextFile(`${s.localDir}/big.bin`, "not the same bytes");
     const again = await s.copy("--resume", `${s.host}:${s.remoteDir}/big.bin`, ".");
-    assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stderr, /^warning: .*big\.bin.* not a part of its source/);
-    assert.equal(await fileHash(`${s.localDir}/big.bin`), await fileHash(`${s.remoteDir}/big.bin`));
+    strictEqual(again.code, 0, again.stderr);
+    match(again.stderr, /^warning: .*big\.bin.* not a part of its source/);
+    strictEqual(await fileHash(`${s.localDir}/big.bin`), await fileHash(`${s.remoteDir}/big.bin`));
   });
 });
 
 Deno.test("remote copy errors: one line and the engine's exit code", async () => {
   await withSetup(async (s) => {
     const missing = await s.copy(`${s.host}:${s.remoteDir}/nothing`, ".");
-    assert.equal(missing.code, 253, missing.stderr);
-    assert.match(missing.stderr, /^remote: no such file or directory: .*nothing\n(hint: .*\n)?$/);
+    strictEqual(missing.code, 253, missing.stderr);
+    match(missing.stderr, /^remote: no such file or directory: .*nothing\n(hint: .*\n)?$/);
     await Deno.writeTextFile(`${s.localDir}/f`, "x");
     const noDir = await s.copy("f", `${s.host}:${s.remoteDir}/no/such/f`);
-    assert.equal(noDir.code, 253, noDir.stderr);
-    assert.match(noDir.stderr, /^remote: no such directory: .*no\/such\n/);
+    strictEqual(noDir.code, 253, noDir.stderr);
+    match(noDir.stderr, /^remote: no such directory: .*no\/such\n/);
     const folder = await s.copy(`${s.host}:${s.remoteDir}`, ".");
-    assert.equal(folder.code, 253, folder.stderr);
-    assert.match(folder.stderr, /is a directory\nhint: copy folders with -r\n$/);
+    strictEqual(folder.code, 253, folder.stderr);
+    match(folder.stderr, /is a directory\nhint: copy folders with -r\n$/);
     const noGlob = await s.copy(`${s.host}:${s.remoteDir}/*.none`, ".");
-    assert.equal(noGlob.code, 253, noGlob.stderr);
-    assert.match(noGlob.stderr, /^remote: no match for /);
+    strictEqual(noGlob.code, 253, noGlob.stderr);
+    match(noGlob.stderr, /^remote: no match for /);
     const local = await s.copy("f", "g");
-    assert.equal(local.code, 230, local.stderr);
-    assert.match(local.stderr, /^remote: no remote operand.*\nhint: write the remote side as host:path/);
+    strictEqual(local.code, 230, local.stderr);
+    match(local.stderr, /^remote: no remote operand.*\nhint: write the remote side as host:path/);
     const one = await s.copy("f");
-    assert.equal(one.code, 230);
-    assert.match(one.stderr, /^remote: missing destination\n/);
+    strictEqual(one.code, 230);
+    match(one.stderr, /^remote: missing destination\n/);
   });
 });
 
@@ -199,13 +199,13 @@ Deno.test("remote copy draws a progress line on a terminal, and none with -q", a
       return { code: exit.code, output: pty.output() };
     };
     const shown = await run();
-    assert.equal(shown.code, 0, shown.output);
+    strictEqual(shown.code, 0, shown.output);
     // the last draw of the file: name, 100%, its size, a rate
-    assert.match(shown.output, /big\.bin +100% +8\.0MB +[\d.]+[KMG]?B\/s +\d\d:\d\d/);
-    assert.equal(await fileHash(`${s.localDir}/big.bin`), await fileHash(`${s.remoteDir}/big.bin`));
+    match(shown.output, /big\.bin +100% +8\.0MB +[\d.]+[KMG]?B\/s +\d\d:\d\d/);
+    strictEqual(await fileHash(`${s.localDir}/big.bin`), await fileHash(`${s.remoteDir}/big.bin`));
     const quiet = await run("-q");
-    assert.equal(quiet.code, 0, quiet.output);
-    assert.doesNotMatch(quiet.output, /%/);
+    strictEqual(quiet.code, 0, quiet.output);
+    doesNotMatch(quiet.output, /%/);
   });
 });
 
@@ -215,16 +215,16 @@ Deno.test("remote copy --name copies to the host of a persistent session", async
       const env = { ...s.home.env, REMOTE_TMUX_SOCKET: socket };
       const ssh = ["-p", String(sshd.port), "-i", sshd.userKey, "-o", `UserKnownHostsFile=${s.knownHosts}`];
       const created = await runRemote(["new", "127.0.0.1", ...ssh, "--name", "Build"], { env });
-      assert.equal(created.code, 0, created.stderr);
+      strictEqual(created.code, 0, created.stderr);
       await Deno.writeTextFile(`${s.localDir}/f.txt`, "to the session's host\n");
       const run = (...args: string[]) => runRemote(["copy", ...args], { env, cwd: s.localDir, timeoutMs: 60_000 });
       const up = await run("--name", "Build", "f.txt", `Build:${s.remoteDir}/`);
-      assert.equal(up.code, 0, up.stderr);
-      assert.equal(up.stdout, "");
-      assert.equal(await Deno.readTextFile(`${s.remoteDir}/f.txt`), "to the session's host\n");
+      strictEqual(up.code, 0, up.stderr);
+      strictEqual(up.stdout, "");
+      strictEqual(await Deno.readTextFile(`${s.remoteDir}/f.txt`), "to the session's host\n");
       const wrong = await run("--name", "Build", "f.txt", `elsewhere:${s.remoteDir}/`);
-      assert.equal(wrong.code, 230);
-      assert.match(wrong.stderr, /^remote: elsewhere is not the host of session Build \(127\.0\.0\.1\)\nhint: write/);
+      strictEqual(wrong.code, 230);
+      match(wrong.stderr, /^remote: elsewhere is not the host of session Build \(127\.0\.0\.1\)\nhint: write/);
     }, sshd);
   }, { prefix: "remote-copy" });
 });

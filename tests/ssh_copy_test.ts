@@ -5,7 +5,14 @@
  *
  * @module
  */
-import assert from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  match,
+  notStrictEqual,
+  ok as assert,
+  rejects,
+  strictEqual,
+} from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { connectSsh, type SshConnection } from "../transports/ssh/connection.ts";
 import { copyFiles, type CopyOptions, type CopyProgress } from "../transports/ssh/sftp_copy.ts";
@@ -98,7 +105,7 @@ async function sftpBatch(s: Setup, commands: string): Promise<string> {
   await w.close();
   const out = await child.output();
   const text = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, `sftp failed: ${new TextDecoder().decode(out.stderr)}\n${text}`);
+  strictEqual(out.code, 0, `sftp failed: ${new TextDecoder().decode(out.stderr)}\n${text}`);
   return text;
 }
 
@@ -156,10 +163,10 @@ Deno.test("copyFiles() uploads and downloads a tree binary-exact: empty, 1 byte,
     const hashes = await makeTree(`${s.localDir}/tree`, 20 * MB);
     const names = Object.keys(hashes);
     const up = await copy(s, [local(`${s.localDir}/tree`)], remote(s.remoteDir), { recursive: true });
-    assert.deepEqual(up, { files: 7, bytes: 26 * MB + 1 + 17 + 3, resumedBytes: 0 });
-    assert.deepEqual(await hashesOf(`${s.remoteDir}/tree`, names), hashes);
+    assertEquals(up, { files: 7, bytes: 26 * MB + 1 + 17 + 3, resumedBytes: 0 });
+    assertEquals(await hashesOf(`${s.remoteDir}/tree`, names), hashes);
     // what OpenSSH's sftp sees on the server
-    assert.deepEqual(await sftpSizes(s, `${s.remoteDir}/tree`), {
+    assertEquals(await sftpSizes(s, `${s.remoteDir}/tree`), {
       empty: 0,
       one: 1,
       "large.bin": 20 * MB,
@@ -168,15 +175,15 @@ Deno.test("copyFiles() uploads and downloads a tree binary-exact: empty, 1 byte,
     });
     // and what it reads back from the server is the same bytes
     await sftpBatch(s, `get "${s.remoteDir}/tree/sparse" "${s.localDir}/via-sftp"`);
-    assert.equal(await fileHash(`${s.localDir}/via-sftp`), hashes.sparse);
+    strictEqual(await fileHash(`${s.localDir}/via-sftp`), hashes.sparse);
     await Deno.remove(`${s.localDir}/via-sftp`);
     const odd = await sftpBatch(s, `ls -1a "${s.remoteDir}/tree/sub dir"`);
-    for (const name of ["with space", `it's "quoted"`, "new\nline"]) assert.ok(odd.includes(name), odd);
+    for (const name of ["with space", `it's "quoted"`, "new\nline"]) assert(odd.includes(name), odd);
 
     await Deno.mkdir(`${s.localDir}/back`);
     const down = await copy(s, [remote(`${s.remoteDir}/tree`)], local(`${s.localDir}/back`), { recursive: true });
-    assert.equal(down.files, 7);
-    assert.deepEqual(await hashesOf(`${s.localDir}/back/tree`, names), hashes);
+    strictEqual(down.files, 7);
+    assertEquals(await hashesOf(`${s.localDir}/back/tree`, names), hashes);
   });
 });
 
@@ -189,17 +196,17 @@ Deno.test("copyFiles() keeps modes and times with preserve, and not without", as
     await copy(s, [local(src)], remote(`${s.remoteDir}/kept.sh`), { preserve: true });
     await copy(s, [local(src)], remote(`${s.remoteDir}/plain.sh`));
     const kept = await Deno.stat(`${s.remoteDir}/kept.sh`);
-    assert.equal(kept.mode! & 0o7777, 0o750);
-    assert.equal(kept.mtime!.getTime(), 1_100_000_000_000);
-    assert.equal(kept.atime!.getTime(), 1_000_000_000_000);
-    assert.notEqual((await Deno.stat(`${s.remoteDir}/plain.sh`)).mtime!.getTime(), 1_100_000_000_000);
+    strictEqual(kept.mode! & 0o7777, 0o750);
+    strictEqual(kept.mtime!.getTime(), 1_100_000_000_000);
+    strictEqual(kept.atime!.getTime(), 1_000_000_000_000);
+    notStrictEqual((await Deno.stat(`${s.remoteDir}/plain.sh`)).mtime!.getTime(), 1_100_000_000_000);
     // sftp sees the preserved time too
-    assert.match(await sftpBatch(s, `ls -l "${s.remoteDir}/kept.sh"`), /^-rwxr-x---\s.*\sNov\s+\d+\s+2004\s/m);
+    match(await sftpBatch(s, `ls -l "${s.remoteDir}/kept.sh"`), /^-rwxr-x---\s.*\sNov\s+\d+\s+2004\s/m);
 
     await copy(s, [remote(`${s.remoteDir}/kept.sh`)], local(`${s.localDir}/down.sh`), { preserve: true });
     const down = await Deno.stat(`${s.localDir}/down.sh`);
-    assert.equal(down.mode! & 0o7777, 0o750);
-    assert.equal(down.mtime!.getTime(), 1_100_000_000_000);
+    strictEqual(down.mode! & 0o7777, 0o750);
+    strictEqual(down.mtime!.getTime(), 1_100_000_000_000);
   });
 });
 
@@ -213,22 +220,22 @@ Deno.test("copyFiles() expands remote globs as scp does, dot files only by name"
     await Deno.writeTextFile(`${s.remoteDir}/x1/f.log`, "x1");
     await Deno.writeTextFile(`${s.remoteDir}/x2/f.log`, "x2");
     const r = await copy(s, [remote(`${s.remoteDir}/*.log`)], local(s.localDir));
-    assert.equal(r.files, 2);
-    assert.deepEqual((await Array.fromAsync(Deno.readDir(s.localDir))).map((e) => e.name).sort(), ["a.log", "b.log"]);
+    strictEqual(r.files, 2);
+    assertEquals((await Array.fromAsync(Deno.readDir(s.localDir))).map((e) => e.name).sort(), ["a.log", "b.log"]);
     await Deno.mkdir(`${s.localDir}/q`);
     await copy(s, [remote(`${s.remoteDir}/[b-c].*`), remote(`${s.remoteDir}/.h*`)], local(`${s.localDir}/q`));
-    assert.deepEqual((await Array.fromAsync(Deno.readDir(`${s.localDir}/q`))).map((e) => e.name).sort(), [
+    assertEquals((await Array.fromAsync(Deno.readDir(`${s.localDir}/q`))).map((e) => e.name).sort(), [
       ".hidden.log",
       "b.log",
       "c.txt",
     ]);
-    await assert.rejects(copy(s, [remote(`${s.remoteDir}/x?/f.log`)], local(`${s.localDir}/one-file`)), {
+    await rejects(copy(s, [remote(`${s.remoteDir}/x?/f.log`)], local(`${s.localDir}/one-file`)), {
       message: `${s.localDir}/one-file is not a directory`,
     });
-    await assert.rejects(copy(s, [remote(`${s.remoteDir}/*.none`)], local(s.localDir)), (e) => {
-      assert.ok(e instanceof RemoteError);
-      assert.equal(e.message, `no match for db1:${s.remoteDir}/*.none`);
-      assert.equal(e.exitCode, 253);
+    await rejects(copy(s, [remote(`${s.remoteDir}/*.none`)], local(s.localDir)), (e) => {
+      assert(e instanceof RemoteError);
+      strictEqual(e.message, `no match for db1:${s.remoteDir}/*.none`);
+      strictEqual(e.exitCode, 253);
       return true;
     });
   });
@@ -249,25 +256,25 @@ Deno.test("copyFiles() removes the partial file of an interrupted download, and 
         },
       };
     };
-    await assert.rejects(copy(s, [remote(src)], local(dest), interrupt(3 * MB)), (e) => {
-      assert.ok(e instanceof RemoteError);
-      assert.equal(e.message, "copy interrupted");
-      assert.equal(e.exitCode, 130);
+    await rejects(copy(s, [remote(src)], local(dest), interrupt(3 * MB)), (e) => {
+      assert(e instanceof RemoteError);
+      strictEqual(e.message, "copy interrupted");
+      strictEqual(e.exitCode, 130);
       return true;
     });
-    await assert.rejects(Deno.stat(dest), Deno.errors.NotFound);
+    await rejects(Deno.stat(dest), Deno.errors.NotFound);
 
     // with resume the partial file stays, and the next run fetches only the rest
-    await assert.rejects(copy(s, [remote(src)], local(dest), { resume: true, ...interrupt(5 * MB) }));
+    await rejects(copy(s, [remote(src)], local(dest), { resume: true, ...interrupt(5 * MB) }));
     const partial = (await Deno.stat(dest)).size;
-    assert.ok(partial >= 5 * MB && partial < 12 * MB, String(partial));
+    assert(partial >= 5 * MB && partial < 12 * MB, String(partial));
     const seen: CopyProgress[] = [];
     const r = await copy(s, [remote(src)], local(dest), { resume: true, progress: (p) => seen.push(p) });
-    assert.deepEqual(r, { files: 1, bytes: 12 * MB - partial, resumedBytes: partial });
-    assert.equal(seen[0].bytes, partial);
-    assert.equal(seen.at(-1)!.done, true);
-    assert.equal(seen.at(-1)!.bytes, 12 * MB);
-    assert.equal(await fileHash(dest), want);
+    assertEquals(r, { files: 1, bytes: 12 * MB - partial, resumedBytes: partial });
+    strictEqual(seen[0].bytes, partial);
+    strictEqual(seen.at(-1)!.done, true);
+    strictEqual(seen.at(-1)!.bytes, 12 * MB);
+    strictEqual(await fileHash(dest), want);
 
     // a partial file that is not a prefix of the source is fetched whole, with a warning
     using f = await Deno.open(dest, { write: true });
@@ -275,9 +282,9 @@ Deno.test("copyFiles() removes the partial file of an interrupted download, and 
     await f.write(new Uint8Array([1, 2, 3]));
     const notices: string[] = [];
     const again = await copy(s, [remote(src)], local(dest), { resume: true, notice: (l) => notices.push(l) });
-    assert.deepEqual(again, { files: 1, bytes: 12 * MB, resumedBytes: 0 });
-    assert.deepEqual(notices, [`warning: ${dest} is not a part of its source; copying it whole`]);
-    assert.equal(await fileHash(dest), want);
+    assertEquals(again, { files: 1, bytes: 12 * MB, resumedBytes: 0 });
+    assertEquals(notices, [`warning: ${dest} is not a part of its source; copying it whole`]);
+    strictEqual(await fileHash(dest), want);
   });
 });
 
@@ -289,22 +296,22 @@ Deno.test("copyFiles() resumes by reading the prefix over SFTP when the server r
     const whole = await Deno.readFile(src);
     await Deno.writeFile(dest, whole.subarray(0, MB + 5));
     const r = await copy(s, [remote(src)], local(dest), { resume: true });
-    assert.deepEqual(r, { files: 1, bytes: 2 * MB - 5, resumedBytes: MB + 5 });
-    assert.equal(await fileHash(dest), await fileHash(src));
+    assertEquals(r, { files: 1, bytes: 2 * MB - 5, resumedBytes: MB + 5 });
+    strictEqual(await fileHash(dest), await fileHash(src));
   });
 });
 
 Deno.test("copyFiles() says permission denied in one line with exit 253 and leaves nothing behind", async () => {
   await withSetup({ sftpServer: "internal-sftp -R" }, async (s) => {
     await Deno.writeTextFile(`${s.localDir}/f`, "data");
-    await assert.rejects(copy(s, [local(`${s.localDir}/f`)], remote(`${s.remoteDir}/f`)), (e) => {
-      assert.ok(e instanceof RemoteError);
-      assert.equal(e.message, `permission denied creating db1:${s.remoteDir}/f`);
-      assert.equal(e.hint, `check the owner and mode of ${s.remoteDir}/f and its folder on db1 (ls -ld)`);
-      assert.equal(e.exitCode, 253);
+    await rejects(copy(s, [local(`${s.localDir}/f`)], remote(`${s.remoteDir}/f`)), (e) => {
+      assert(e instanceof RemoteError);
+      strictEqual(e.message, `permission denied creating db1:${s.remoteDir}/f`);
+      strictEqual(e.hint, `check the owner and mode of ${s.remoteDir}/f and its folder on db1 (ls -ld)`);
+      strictEqual(e.exitCode, 253);
       return true;
     });
-    assert.deepEqual(await sftpSizes(s, s.remoteDir), {});
+    assertEquals(await sftpSizes(s, s.remoteDir), {});
   });
 });
 
@@ -313,19 +320,19 @@ Deno.test("copyFiles() says when the remote disk is full and removes the partial
   try {
     await withSetup({ tmpfs: { path: mountPoint, size: "1m" } }, async (s) => {
       await writeRandom(`${s.localDir}/big`, 3 * MB);
-      await assert.rejects(copy(s, [local(`${s.localDir}/big`)], remote(`${mountPoint}/big`)), (e) => {
-        assert.ok(e instanceof RemoteError);
-        assert.equal(e.message, `no space left on db1 writing db1:${mountPoint}/big`);
-        assert.equal(e.hint, `free some space there (df -h ${mountPoint}), or copy somewhere else`);
-        assert.equal(e.exitCode, 253);
+      await rejects(copy(s, [local(`${s.localDir}/big`)], remote(`${mountPoint}/big`)), (e) => {
+        assert(e instanceof RemoteError);
+        strictEqual(e.message, `no space left on db1 writing db1:${mountPoint}/big`);
+        strictEqual(e.hint, `free some space there (df -h ${mountPoint}), or copy somewhere else`);
+        strictEqual(e.exitCode, 253);
         return true;
       });
       // the tmpfs exists only in the server's mount namespace: ask sftp what is there
-      assert.deepEqual(await sftpSizes(s, mountPoint), {});
+      assertEquals(await sftpSizes(s, mountPoint), {});
       // a file that fits goes through
       await Deno.writeTextFile(`${s.localDir}/small`, "fits");
       await copy(s, [local(`${s.localDir}/small`)], remote(`${mountPoint}/small`));
-      assert.deepEqual(await sftpSizes(s, mountPoint), { small: 4 });
+      assertEquals(await sftpSizes(s, mountPoint), { small: 4 });
     });
   } finally {
     await Deno.remove(mountPoint, { recursive: true });
@@ -335,30 +342,30 @@ Deno.test("copyFiles() says when the remote disk is full and removes the partial
 Deno.test("copyFiles() names a missing remote folder, a missing file, and a full local disk", async () => {
   await withSetup({}, async (s) => {
     await Deno.writeTextFile(`${s.localDir}/f`, "data");
-    await assert.rejects(copy(s, [local(`${s.localDir}/f`)], remote(`${s.remoteDir}/no/such/f`)), (e) => {
-      assert.ok(e instanceof RemoteError);
-      assert.equal(e.message, `no such directory: db1:${s.remoteDir}/no/such`);
-      assert.equal(e.exitCode, 253);
+    await rejects(copy(s, [local(`${s.localDir}/f`)], remote(`${s.remoteDir}/no/such/f`)), (e) => {
+      assert(e instanceof RemoteError);
+      strictEqual(e.message, `no such directory: db1:${s.remoteDir}/no/such`);
+      strictEqual(e.exitCode, 253);
       return true;
     });
-    await assert.rejects(copy(s, [local(`${s.localDir}/f`)], remote(`${s.remoteDir}/nodir/`)), {
+    await rejects(copy(s, [local(`${s.localDir}/f`)], remote(`${s.remoteDir}/nodir/`)), {
       message: `no such directory: db1:${s.remoteDir}/nodir`,
     });
-    await assert.rejects(copy(s, [remote(`${s.remoteDir}/nothing`)], local(s.localDir)), {
+    await rejects(copy(s, [remote(`${s.remoteDir}/nothing`)], local(s.localDir)), {
       message: `no such file or directory: db1:${s.remoteDir}/nothing`,
     });
-    await assert.rejects(copy(s, [remote(s.remoteDir)], local(s.localDir)), {
+    await rejects(copy(s, [remote(s.remoteDir)], local(s.localDir)), {
       message: `db1:${s.remoteDir} is a directory`,
       hint: "copy folders with -r",
     });
     await writeRandom(`${s.remoteDir}/r`, MB);
-    await assert.rejects(copy(s, [remote(`${s.remoteDir}/r`)], local("/dev/full")), (e) => {
-      assert.ok(e instanceof RemoteError);
-      assert.equal(e.message, "no space left on the local disk writing /dev/full");
-      assert.equal(e.exitCode, 253);
+    await rejects(copy(s, [remote(`${s.remoteDir}/r`)], local("/dev/full")), (e) => {
+      assert(e instanceof RemoteError);
+      strictEqual(e.message, "no space left on the local disk writing /dev/full");
+      strictEqual(e.exitCode, 253);
       return true;
     });
-    assert.ok((await Deno.stat("/dev/full")).isCharDevice, "a device is never removed as a partial file");
+    assert((await Deno.stat("/dev/full")).isCharDevice, "a device is never removed as a partial file");
   });
 });
 
@@ -371,17 +378,17 @@ Deno.test("copyFiles() resumes an upload from the server's partial file and repo
     await Deno.writeFile(dest, whole.subarray(0, 4 * MB + 3));
     const seen: CopyProgress[] = [];
     const r = await copy(s, [local(src)], remote(dest), { resume: true, progress: (p) => seen.push(p) });
-    assert.deepEqual(r, { files: 1, bytes: 2 * MB - 3, resumedBytes: 4 * MB + 3 });
-    assert.equal(await fileHash(dest), await fileHash(src));
-    assert.equal(seen[0].bytes, 4 * MB + 3);
-    assert.ok(seen.every((p) => p.path === src && p.size === 6 * MB));
+    assertEquals(r, { files: 1, bytes: 2 * MB - 3, resumedBytes: 4 * MB + 3 });
+    strictEqual(await fileHash(dest), await fileHash(src));
+    strictEqual(seen[0].bytes, 4 * MB + 3);
+    assert(seen.every((p) => p.path === src && p.size === 6 * MB));
     const mid = seen.find((p) => !p.done && p.bytes > 4 * MB + 3);
-    assert.ok(mid && mid.rate > 0 && mid.etaSeconds !== undefined && mid.etaSeconds >= 0, JSON.stringify(mid));
-    assert.deepEqual([seen.at(-1)!.done, seen.at(-1)!.bytes, seen.at(-1)!.etaSeconds], [true, 6 * MB, 0]);
+    assert(mid && mid.rate > 0 && mid.etaSeconds !== undefined && mid.etaSeconds >= 0, JSON.stringify(mid));
+    assertEquals([seen.at(-1)!.done, seen.at(-1)!.bytes, seen.at(-1)!.etaSeconds], [true, 6 * MB, 0]);
     // without resume the same upload starts over and replaces the file
     await Deno.writeFile(dest, new Uint8Array([9, 9, 9]));
-    assert.deepEqual(await copy(s, [local(src)], remote(dest)), { files: 1, bytes: 6 * MB, resumedBytes: 0 });
-    assert.equal(await fileHash(dest), await fileHash(src));
+    assertEquals(await copy(s, [local(src)], remote(dest)), { files: 1, bytes: 6 * MB, resumedBytes: 0 });
+    strictEqual(await fileHash(dest), await fileHash(src));
   });
 });
 
@@ -392,15 +399,15 @@ Deno.test("copyFiles() follows links in a tree but stops a link loop with one li
     await Deno.writeTextFile(`${s.localDir}/target`, "linked");
     await Deno.symlink(`${s.localDir}/target`, `${s.localDir}/tree/link`);
     await copy(s, [local(`${s.localDir}/tree`)], remote(s.remoteDir), { recursive: true });
-    assert.equal(await Deno.readTextFile(`${s.remoteDir}/tree/link`), "linked");
-    assert.ok((await Deno.lstat(`${s.remoteDir}/tree/link`)).isFile);
+    strictEqual(await Deno.readTextFile(`${s.remoteDir}/tree/link`), "linked");
+    assert((await Deno.lstat(`${s.remoteDir}/tree/link`)).isFile);
 
     await Deno.symlink(`${s.localDir}/tree`, `${s.localDir}/tree/a/loop`);
-    await assert.rejects(copy(s, [local(`${s.localDir}/tree`)], remote(`${s.remoteDir}/again`), { recursive: true }), {
+    await rejects(copy(s, [local(`${s.localDir}/tree`)], remote(`${s.remoteDir}/again`), { recursive: true }), {
       message: new RegExp(`^${s.localDir}/tree(/a/loop)+(/a)?: more than 64 folders deep$`),
     });
     await Deno.mkdir(`${s.localDir}/down`);
-    await assert.rejects(copy(s, [remote(`${s.localDir}/tree`)], local(`${s.localDir}/down`), { recursive: true }), {
+    await rejects(copy(s, [remote(`${s.localDir}/tree`)], local(`${s.localDir}/down`), { recursive: true }), {
       message: /^db1:.*: more than 64 folders deep$/,
     });
   });
@@ -421,20 +428,20 @@ Deno.test("copyFiles() ends with one line (exit 250) when the connection drops m
         }
       },
     }).then(() => undefined, (e) => e);
-    assert.ok(err instanceof RemoteError, String(err));
-    assert.deepEqual([err.message, err.hint, err.exitCode], [
+    assert(err instanceof RemoteError, String(err));
+    assertEquals([err.message, err.hint, err.exitCode], [
       "connection to db1 lost during the copy",
       "run the same copy again to continue",
       250,
     ]);
     const partial = (await Deno.stat(dest)).size;
-    assert.ok(partial >= 4 * MB && partial < 40 * MB, String(partial));
+    assert(partial >= 4 * MB && partial < 40 * MB, String(partial));
 
     await using home = await isolatedHome();
     await using again = await connectSsh(await trustedContext(s.sshd, home));
     const r = await copyFiles(again, [remote(src)], local(dest), { resume: true });
-    assert.deepEqual(r, { files: 1, bytes: 40 * MB - partial, resumedBytes: partial });
-    assert.equal(await fileHash(dest), await fileHash(src));
+    assertEquals(r, { files: 1, bytes: 40 * MB - partial, resumedBytes: partial });
+    strictEqual(await fileHash(dest), await fileHash(src));
 
     // an upload that loses its connection ends too, with the hint to resume
     let droppedUp = false;
@@ -447,8 +454,8 @@ Deno.test("copyFiles() ends with one line (exit 250) when the connection drops m
         }
       },
     }).then(() => undefined, (e) => e);
-    assert.ok(upErr instanceof RemoteError, String(upErr));
-    assert.deepEqual([upErr.message, upErr.hint, upErr.exitCode], [
+    assert(upErr instanceof RemoteError, String(upErr));
+    assertEquals([upErr.message, upErr.hint, upErr.exitCode], [
       "connection to db1 lost during the copy",
       "run it again, with --resume to keep what arrived",
       250,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, match, strictEqual } from "node:assert/strict";
 import { type SshdServer, startSshd } from "./harness/sshd.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, sshOptions, type TempHome, tempHome } from "./run_remote.ts";
@@ -32,32 +32,32 @@ Deno.test("remote enter host -- cmd runs the command on a pseudo-terminal, -T wi
     return { code: exit.code, output: pty.output() };
   };
   const tty = await inPty(...t, "--", "tty; stty size; exit 7");
-  assert.equal(tty.code, 7, tty.output);
-  assert.match(tty.output, /\/dev\/pts\/\d+\r?\n20 90/);
+  strictEqual(tty.code, 7, tty.output);
+  match(tty.output, /\/dev\/pts\/\d+\r?\n20 90/);
   const noTty = await inPty("-T", ...t, "--", "tty");
-  assert.match(noTty.output, /not a tty/);
+  match(noTty.output, /not a tty/);
   // ssh -t without a terminal says so and runs the command anyway
   const piped = await runRemote(["enter", "-t", ...t, "--", "echo", "piped-$((6*7))"], { env: home.env });
-  assert.equal(piped.code, 0, piped.stderr);
-  assert.equal(piped.stdout, "piped-42\n");
-  assert.equal(piped.stderr, "Pseudo-terminal will not be allocated because stdin is not a terminal.\n");
+  strictEqual(piped.code, 0, piped.stderr);
+  strictEqual(piped.stdout, "piped-42\n");
+  strictEqual(piped.stderr, "Pseudo-terminal will not be allocated because stdin is not a terminal.\n");
 });
 
 Deno.test("ssh letters remote does not take get their own hint, not another option's", async () => {
   await using home = await tempHome();
   const x = await runRemote(["enter", "-X", "db1"], { env: home.env });
-  assert.equal(x.code, 230);
-  assert.equal(x.stderr, "remote: unknown option -X\nhint: ssh: X11 forwarding is not supported\n");
+  strictEqual(x.code, 230);
+  strictEqual(x.stderr, "remote: unknown option -X\nhint: ssh: X11 forwarding is not supported\n");
   const f = await runRemote(["invoke", "-f", "db1", "--", "true"], { env: home.env });
-  assert.match(f.stderr, /^remote: unknown option -f\nhint: ssh: run it in the background with your shell/);
+  match(f.stderr, /^remote: unknown option -f\nhint: ssh: run it in the background with your shell/);
   // -D, -N, -t, -4 are options now, not --document-name, --name, --target or a host name
   for (const letter of ["-D", "-N", "-t", "-4"]) {
     const help = await runRemote(["enter", "--help"], { env: home.env });
-    assert.match(help.stdout, new RegExp(`^  ${letter}, --`, "m"), letter);
+    match(help.stdout, new RegExp(`^  ${letter}, --`, "m"), letter);
   }
   const v6 = await runRemote(["enter", "-4", "[::1]"], { env: home.env });
-  assert.equal(v6.code, 240, v6.stderr);
-  assert.match(v6.stderr, /^remote: ::1 is not an IPv4 address \(-4\)\n/);
+  strictEqual(v6.code, 240, v6.stderr);
+  match(v6.stderr, /^remote: ::1 is not an IPv4 address \(-4\)\n/);
 });
 
 Deno.test("-4 connects over IPv4, -6 refuses an IPv4 address, -C says plainly that it does not compress", async () => {
@@ -67,13 +67,13 @@ Deno.test("-4 connects over IPv4, -6 refuses an IPv4 address, -C says plainly th
   const v4 = await runRemote(["enter", "-4", "-C", ...t, "--", "head -c 300000 /dev/zero | wc -c"], {
     env: home.env,
   });
-  assert.equal(v4.code, 0, v4.stderr);
-  assert.equal(v4.stdout.trim(), "300000");
-  assert.equal(v4.stderr, "warning: compression (-C) is not available in remote; connecting uncompressed\n");
-  assert.match(await sshd.log(), /compression: none/);
+  strictEqual(v4.code, 0, v4.stderr);
+  strictEqual(v4.stdout.trim(), "300000");
+  strictEqual(v4.stderr, "warning: compression (-C) is not available in remote; connecting uncompressed\n");
+  match(await sshd.log(), /compression: none/);
   const v6 = await runRemote(["enter", "-6", ...t, "--", "true"], { env: home.env });
-  assert.equal(v6.code, 240, v6.stderr);
-  assert.match(v6.stderr, /^remote: 127\.0\.0\.1 is not an IPv6 address \(-6\)\n/);
+  strictEqual(v6.code, 240, v6.stderr);
+  match(v6.stderr, /^remote: 127\.0\.0\.1 is not an IPv6 address \(-6\)\n/);
 });
 
 Deno.test("-o keys are checked as ssh checks them; IgnoreUnknown lets one pass", async () => {
@@ -81,8 +81,8 @@ Deno.test("-o keys are checked as ssh checks them; IgnoreUnknown lets one pass",
   await using home = await tempHome();
   const t = await target(sshd, home);
   const bad = await runRemote(["enter", ...t, "-o", "NoSuchKey=1", "--", "true"], { env: home.env });
-  assert.equal(bad.code, 230);
-  assert.equal(
+  strictEqual(bad.code, 230);
+  strictEqual(
     bad.stderr,
     "remote: -o NoSuchKey=1: Bad configuration option: nosuchkey\n" +
       "hint: see the keywords in man ssh_config; -o IgnoreUnknown=<pattern> before it lets it pass\n",
@@ -91,10 +91,10 @@ Deno.test("-o keys are checked as ssh checks them; IgnoreUnknown lets one pass",
     ["enter", ...t, "-o", "IgnoreUnknown=nosuch*", "-o", "NoSuchKey=1", "--", "echo", "ok"],
     { env: home.env },
   );
-  assert.deepEqual(ignored, { code: 0, stdout: "ok\n", stderr: "" });
+  assertEquals(ignored, { code: 0, stdout: "ok\n", stderr: "" });
   const level = await runRemote(["enter", ...t, "-o", "LogLevel=LOUD", "--", "true"], { env: home.env });
-  assert.equal(level.code, 230);
-  assert.match(level.stderr, /^remote: -o LogLevel=LOUD: unsupported log level\n/);
+  strictEqual(level.code, 230);
+  match(level.stderr, /^remote: -o LogLevel=LOUD: unsupported log level\n/);
 });
 
 Deno.test("-q and -o LogLevel=ERROR silence warnings; -E appends them to a file", async () => {
@@ -122,11 +122,11 @@ Deno.test("-q and -o LogLevel=ERROR silence warnings; -E appends them to a file"
     ], { env: home.env });
   };
   const loud = await run();
-  assert.equal(loud.code, 0, loud.stderr);
-  assert.match(loud.stderr, /permanently added/i);
-  assert.deepEqual(await run("-q"), { code: 0, stdout: "ran\n", stderr: "" });
-  assert.deepEqual(await run("-o", "LogLevel=ERROR"), { code: 0, stdout: "ran\n", stderr: "" });
+  strictEqual(loud.code, 0, loud.stderr);
+  match(loud.stderr, /permanently added/i);
+  assertEquals(await run("-q"), { code: 0, stdout: "ran\n", stderr: "" });
+  assertEquals(await run("-o", "LogLevel=ERROR"), { code: 0, stdout: "ran\n", stderr: "" });
   const log = `${home.dir}/remote.log`;
-  assert.deepEqual(await run("-E", log), { code: 0, stdout: "ran\n", stderr: "" });
-  assert.match(await Deno.readTextFile(log), /permanently added/i);
+  assertEquals(await run("-E", log), { code: 0, stdout: "ran\n", stderr: "" });
+  match(await Deno.readTextFile(log), /permanently added/i);
 });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, match, rejects, strictEqual } from "node:assert/strict";
 import { type SshdServer, startSshd } from "./harness/sshd.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, sshOptions, type TempHome, tempHome } from "./run_remote.ts";
@@ -135,17 +135,17 @@ Deno.test("remote forward host -L -R -D: several forwardings in one run, real TC
   const local = Number((await run.waitFor(/forwarding localhost:(\d+) to 127\.0\.0\.1:\d+ via/))[1]);
   const socks = Number((await run.waitFor(/SOCKS proxy on localhost:(\d+)/))[1]);
   const remote = Number((await run.waitFor(/allocated port (\d+) for remote forward/))[1]);
-  assert.equal(await roundTrip(local, "through -L\n"), "through -L\n");
+  strictEqual(await roundTrip(local, "through -L\n"), "through -L\n");
   // sshd listens on the server's loopback, which is this machine's: -R reaches the echo server from there
-  assert.equal(await roundTrip(remote, "through -R\n"), "through -R\n");
+  strictEqual(await roundTrip(remote, "through -R\n"), "through -R\n");
   const got = await curl(["--socks5-hostname", `127.0.0.1:${socks}`, `http://localhost:${web.addr.port}/`]);
-  assert.deepEqual(got, { code: 0, stdout: "via-socks" });
+  assertEquals(got, { code: 0, stdout: "via-socks" });
   const got4a = await curl(["--socks4a", `127.0.0.1:${socks}`, `http://localhost:${web.addr.port}/`]);
-  assert.deepEqual(got4a, { code: 0, stdout: "via-socks" });
+  assertEquals(got4a, { code: 0, stdout: "via-socks" });
   run.kill("SIGINT");
   const out = await run.exit();
-  assert.equal(out.code, 0, out.stderr);
-  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: local }));
+  strictEqual(out.code, 0, out.stderr);
+  await rejects(Deno.connect({ hostname: "127.0.0.1", port: local }));
 });
 
 Deno.test("remote enter host -L … -N forwards with no shell until Ctrl-C", async () => {
@@ -156,11 +156,11 @@ Deno.test("remote enter host -L … -N forwards with no shell until Ctrl-C", asy
   const port = freePort();
   await using run = spawnRemote(["enter", ...target, "-N", `-L${port}:127.0.0.1:${echo.port}`], home.env);
   await run.waitFor(new RegExp(`forwarding localhost:${port} to`));
-  assert.equal(await roundTrip(port, "no command\n"), "no command\n");
+  strictEqual(await roundTrip(port, "no command\n"), "no command\n");
   run.kill("SIGINT");
   const out = await run.exit();
-  assert.equal(out.code, 0, out.stderr);
-  assert.equal(out.stdout, "");
+  strictEqual(out.code, 0, out.stderr);
+  strictEqual(out.stdout, "");
 });
 
 Deno.test("remote enter host -L forwards while the shell runs, and stops with it", async () => {
@@ -176,10 +176,10 @@ Deno.test("remote enter host -L forwards while the shell runs, and stops with it
   );
   pty.write("echo READY-$((6*7))\r");
   await pty.waitFor("READY-42", 20_000);
-  assert.equal(await roundTrip(port, "in a session\n"), "in a session\n");
+  strictEqual(await roundTrip(port, "in a session\n"), "in a session\n");
   pty.write("exit 4\r");
-  assert.equal((await pty.exited).code, 4);
-  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
+  strictEqual((await pty.exited).code, 4);
+  await rejects(Deno.connect({ hostname: "127.0.0.1", port }));
 });
 
 Deno.test("ssh_config's LocalForward applies to remote forward; ExitOnForwardFailure makes a port in use fail in one line", async () => {
@@ -193,24 +193,24 @@ Deno.test("ssh_config's LocalForward applies to remote forward; ExitOnForwardFai
   {
     await using run = spawnRemote(["forward", ...target, "-F", config], home.env);
     await run.waitFor(new RegExp(`forwarding localhost:${port} to 127\\.0\\.0\\.1:${echo.port}`));
-    assert.equal(await roundTrip(port, "from ssh_config\n"), "from ssh_config\n");
+    strictEqual(await roundTrip(port, "from ssh_config\n"), "from ssh_config\n");
     run.kill("SIGINT");
-    assert.equal((await run.exit()).code, 0);
+    strictEqual((await run.exit()).code, 0);
   }
   using taken = Deno.listen({ hostname: "127.0.0.1", port });
   const failed = await runRemote(
     ["forward", ...target, "-F", config, "-o", "ExitOnForwardFailure=yes", "-D", "0"],
     { env: home.env, timeoutMs: 30_000 },
   );
-  assert.equal(failed.code, 230, failed.stderr);
-  assert.match(failed.stderr, new RegExp(`^remote: .*${port}.*\\n(hint: .*\\n)?$`));
+  strictEqual(failed.code, 230, failed.stderr);
+  match(failed.stderr, new RegExp(`^remote: .*${port}.*\\n(hint: .*\\n)?$`));
   // without ExitOnForwardFailure, a run whose one forwarding fails says so once, not as a warning and again
   const alone = await runRemote(["forward", ...target, "-L", `${port}:127.0.0.1:${echo.port}`], {
     env: home.env,
     timeoutMs: 30_000,
   });
-  assert.equal(alone.code, 230, alone.stderr);
-  assert.match(alone.stderr, new RegExp(`^remote: local port localhost:${port} is already in use\\nhint: .*\\n$`));
+  strictEqual(alone.code, 230, alone.stderr);
+  match(alone.stderr, new RegExp(`^remote: local port localhost:${port} is already in use\\nhint: .*\\n$`));
   taken.close();
 });
 
@@ -219,15 +219,15 @@ Deno.test("remote forward host with nothing to forward says so; a malformed -L f
   await using home = await tempHome();
   const target = await setup(sshd, home);
   const nothing = await runRemote(["forward", ...target], { env: home.env, timeoutMs: 30_000 });
-  assert.equal(nothing.code, 230, nothing.stderr);
-  assert.match(nothing.stderr, /^remote: nothing to forward\nhint: give -L/);
+  strictEqual(nothing.code, 230, nothing.stderr);
+  match(nothing.stderr, /^remote: nothing to forward\nhint: give -L/);
   // port 1 refuses connections: the malformed -L is reported first
   const bad = await runRemote(["forward", "nobody@127.0.0.1", "-p", "1", "-L", "notaport"], {
     env: home.env,
     timeoutMs: 30_000,
   });
-  assert.equal(bad.code, 230, bad.stderr);
-  assert.match(bad.stderr, /^remote: bad local forwarding specification 'notaport'\nhint: write -L /);
+  strictEqual(bad.code, 230, bad.stderr);
+  match(bad.stderr, /^remote: bad local forwarding specification 'notaport'\nhint: write -L /);
 });
 
 Deno.test("AllowTcpForwarding no: -L warns per connection and keeps running; a lone -R refused ends with 251", async () => {
@@ -238,19 +238,19 @@ Deno.test("AllowTcpForwarding no: -L warns per connection and keeps running; a l
   {
     await using run = spawnRemote(["forward", ...target, "-L", `0:127.0.0.1:${echo.port}`], home.env);
     const port = Number((await run.waitFor(/forwarding localhost:(\d+) to/))[1]);
-    assert.equal(await roundTrip(port, "refused\n"), "");
+    strictEqual(await roundTrip(port, "refused\n"), "");
     await run.waitFor(
       /warning: .* refused to forward -L .*administratively prohibited\nhint: the server's sshd_config/,
     );
     run.kill("SIGINT");
-    assert.equal((await run.exit()).code, 0);
+    strictEqual((await run.exit()).code, 0);
   }
   const remote = await runRemote(["forward", ...target, "-R", `0:127.0.0.1:${echo.port}`], {
     env: home.env,
     timeoutMs: 30_000,
   });
-  assert.equal(remote.code, 251, remote.stderr);
-  assert.match(remote.stderr, /refused remote port forwarding/);
+  strictEqual(remote.code, 251, remote.stderr);
+  match(remote.stderr, /refused remote port forwarding/);
 });
 
 Deno.test("remote forward through ProxyJump: -L leaves from the last hop", async () => {
@@ -267,10 +267,10 @@ Deno.test("remote forward through ProxyJump: -L leaves from the last hop", async
     `0:127.0.0.1:${echo.port}`,
   ], home.env);
   const port = Number((await run.waitFor(/forwarding localhost:(\d+) to/))[1]);
-  assert.equal(await roundTrip(port, "two hops\n"), "two hops\n");
+  strictEqual(await roundTrip(port, "two hops\n"), "two hops\n");
   run.kill("SIGINT");
   const out = await run.exit();
-  assert.equal(out.code, 0, out.stderr);
+  strictEqual(out.code, 0, out.stderr);
   // two logins on the server: the jump host's and the target's through it
-  assert.equal((await sshd.log()).match(/Accepted publickey/g)?.length, 2);
+  strictEqual((await sshd.log()).match(/Accepted publickey/g)?.length, 2);
 });

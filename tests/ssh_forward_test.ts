@@ -5,7 +5,7 @@
  *
  * @module
  */
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, match, ok as assert, rejects, strictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { connectSsh, type SshConnection } from "../transports/ssh/connection.ts";
 import { type Forwarding, type ForwardOptions, startForwarding } from "../transports/ssh/forward.ts";
@@ -37,7 +37,7 @@ function forwarding(
 
 function boundPort(f: Forwarding, i = 0): number {
   const b = f.active[i].bound;
-  assert.equal(b.kind, "tcp");
+  strictEqual(b.kind, "tcp");
   return b.kind === "tcp" ? b.port : 0;
 }
 
@@ -114,14 +114,14 @@ Deno.test("startForwarding() -L carries bytes both ways to a TCP server through 
   await withConnection(sshd, async (connection) => {
     await using fwd = await forwarding(connection, [["L", `0:127.0.0.1:${echo.port}`]]);
     const port = boundPort(fwd);
-    assert.deepEqual(await roundTrip(port, new TextEncoder().encode("hello\n")), new TextEncoder().encode("hello\n"));
+    assertEquals(await roundTrip(port, new TextEncoder().encode("hello\n")), new TextEncoder().encode("hello\n"));
     // 8 MB both ways at once: flow control on both sides, nothing lost or reordered
     const big = randomBytes(8 * MB);
     const [a, b] = await Promise.all([roundTrip(port, big), roundTrip(port, big.subarray(0, MB))]);
-    assert.equal(sha(a), sha(big));
-    assert.equal(sha(b), sha(big.subarray(0, MB)));
-    assert.equal(echo.clients, 3);
-    assert.deepEqual(fwd.notices, []);
+    strictEqual(sha(a), sha(big));
+    strictEqual(sha(b), sha(big.subarray(0, MB)));
+    strictEqual(echo.clients, 3);
+    assertEquals(fwd.notices, []);
   });
 });
 
@@ -134,12 +134,12 @@ Deno.test("startForwarding() -L binds loopback only unless a bind address is giv
       `*:0:127.0.0.1:${echo.port}`,
     ]]);
     // the default listener answers on 127.0.0.1 and ::1 with one port, as ssh's "localhost"
-    assert.deepEqual(await roundTrip(boundPort(fwd, 0), new Uint8Array([1, 2, 3]), "::1"), new Uint8Array([1, 2, 3]));
+    assertEquals(await roundTrip(boundPort(fwd, 0), new Uint8Array([1, 2, 3]), "::1"), new Uint8Array([1, 2, 3]));
     const addrs = Deno.networkInterfaces().filter((i) => i.family === "IPv4" && i.address !== "127.0.0.1");
     if (addrs.length > 0) {
       // not reachable on another interface of this machine
-      await assert.rejects(Deno.connect({ hostname: addrs[0].address, port: boundPort(fwd, 0) }));
-      assert.deepEqual(
+      await rejects(Deno.connect({ hostname: addrs[0].address, port: boundPort(fwd, 0) }));
+      assertEquals(
         await roundTrip(boundPort(fwd, 1), new Uint8Array([4]), addrs[0].address),
         new Uint8Array([4]),
       );
@@ -156,22 +156,22 @@ Deno.test("startForwarding() -L on a port in use fails with one line, a hint and
       () => undefined,
       (e) => e,
     );
-    assert.ok(err instanceof RemoteError);
-    assert.equal(err.message, `local port localhost:${port} is already in use`);
-    assert.equal(err.hint, `choose another port for -L ${port}:127.0.0.1:22, or stop the program listening there`);
-    assert.equal(err.exitCode, 230);
+    assert(err instanceof RemoteError);
+    strictEqual(err.message, `local port localhost:${port} is already in use`);
+    strictEqual(err.hint, `choose another port for -L ${port}:127.0.0.1:22, or stop the program listening there`);
+    strictEqual(err.exitCode, 230);
     // without ExitOnForwardFailure: a warning, and the other forwardings run
     await using echo = echoServer();
     await using fwd = await forwarding(connection, [["L", `${port}:127.0.0.1:22`], [
       "L",
       `0:127.0.0.1:${echo.port}`,
     ]]);
-    assert.deepEqual(fwd.notices, [
+    assertEquals(fwd.notices, [
       `warning: local port localhost:${port} is already in use`,
       `hint: choose another port for -L ${port}:127.0.0.1:22, or stop the program listening there`,
     ]);
-    assert.equal(fwd.failures.length, 1);
-    assert.deepEqual(await roundTrip(boundPort(fwd), new Uint8Array([9])), new Uint8Array([9]));
+    strictEqual(fwd.failures.length, 1);
+    assertEquals(await roundTrip(boundPort(fwd), new Uint8Array([9])), new Uint8Array([9]));
   });
 });
 
@@ -187,10 +187,10 @@ Deno.test("startForwarding() -L to a unix socket path here reaches a TCP server 
         const conn = await Deno.connect({ transport: "unix", path });
         await conn.write(new TextEncoder().encode("via socket"));
         await conn.closeWrite();
-        assert.equal(await new Response(conn.readable).text(), "via socket");
+        strictEqual(await new Response(conn.readable).text(), "via socket");
       }
       // disposal removes the socket it created
-      await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+      await rejects(Deno.stat(path), Deno.errors.NotFound);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -205,13 +205,13 @@ Deno.test("startForwarding() -R makes sshd listen on loopback and connects its c
     {
       await using fwd = await forwarding(connection, [["R", `0:127.0.0.1:${echo.port}`]]);
       port = boundPort(fwd);
-      assert.deepEqual(fwd.notices, [`allocated port ${port} for remote forward to 127.0.0.1:${echo.port}`]);
+      assertEquals(fwd.notices, [`allocated port ${port} for remote forward to 127.0.0.1:${echo.port}`]);
       const big = randomBytes(4 * MB);
-      assert.equal(sha(await roundTrip(port, big)), sha(big));
-      assert.equal(echo.clients, 1);
+      strictEqual(sha(await roundTrip(port, big)), sha(big));
+      strictEqual(echo.clients, 1);
     }
     // disposal cancels the listener on the server
-    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }), Deno.errors.ConnectionRefused);
+    await rejects(Deno.connect({ hostname: "127.0.0.1", port }), Deno.errors.ConnectionRefused);
   });
 });
 
@@ -228,7 +228,7 @@ Deno.test("startForwarding() -D serves SOCKS5 with host names, SOCKS5, SOCKS4 an
       ], ["--socks4a", "localhost"]]
     ) {
       const r = await curl([flag, socks, `http://${host}:${http.port}/`]);
-      assert.deepEqual({ flag, ...r }, { flag, code: 0, stdout: "through the tunnel\n", stderr: "" });
+      assertEquals({ flag, ...r }, { flag, code: 0, stdout: "through the tunnel\n", stderr: "" });
     }
   });
 });
@@ -254,13 +254,13 @@ Deno.test("startForwarding() -D answers SOCKS5 with an IPv6 destination and a re
       return reply.subarray(0, at);
     };
     // method choice, success, then the echo of the bytes sent right after the request
-    assert.deepEqual(await socks5(echo.port), new Uint8Array([5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x61, 0x62]));
+    assertEquals(await socks5(echo.port), new Uint8Array([5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x61, 0x62]));
     using closedPort = Deno.listen({ hostname: "::1", port: 0 });
     const nobody = closedPort.addr.port;
     closedPort.close();
     // the server could not connect: SOCKS5 "connection refused" (5), and a warning here
-    assert.deepEqual(await socks5(nobody), new Uint8Array([5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0]));
-    assert.match(fwd.notices.join("\n"), new RegExp(`cannot connect to \\[0:0:0:0:0:0:0:1\\]:${nobody}`));
+    assertEquals(await socks5(nobody), new Uint8Array([5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0]));
+    match(fwd.notices.join("\n"), new RegExp(`cannot connect to \\[0:0:0:0:0:0:0:1\\]:${nobody}`));
   });
 });
 
@@ -270,7 +270,7 @@ Deno.test("startForwarding() -R without a destination is a SOCKS proxy on the se
   await withConnection(sshd, async (connection) => {
     await using fwd = await forwarding(connection, [["R", "0"]]);
     const r = await curl(["--socks5-hostname", `127.0.0.1:${boundPort(fwd)}`, `http://localhost:${http.port}/`]);
-    assert.deepEqual(r, { code: 0, stdout: "reverse\n", stderr: "" });
+    assertEquals(r, { code: 0, stdout: "reverse\n", stderr: "" });
   });
 });
 
@@ -280,21 +280,21 @@ Deno.test("startForwarding() with AllowTcpForwarding no: -R fails with exit 251,
   await withConnection(sshd, async (connection) => {
     const err = await forwarding(connection, [["R", `0:127.0.0.1:${echo.port}`]], { exitOnForwardFailure: true })
       .then(() => undefined, (e) => e);
-    assert.ok(err instanceof RemoteError);
-    assert.equal(err.message, `${connection.display} refused remote port forwarding on localhost:0`);
-    assert.match(err.hint ?? "", /AllowTcpForwarding/);
-    assert.equal(err.exitCode, 251);
+    assert(err instanceof RemoteError);
+    strictEqual(err.message, `${connection.display} refused remote port forwarding on localhost:0`);
+    match(err.hint ?? "", /AllowTcpForwarding/);
+    strictEqual(err.exitCode, 251);
 
     await using fwd = await forwarding(connection, [["L", `0:127.0.0.1:${echo.port}`]]);
     // the listener is up (ssh does the same), each connection is closed at once with a warning
-    assert.deepEqual(await roundTrip(boundPort(fwd), new Uint8Array([1])), new Uint8Array());
-    assert.deepEqual(await roundTrip(boundPort(fwd), new Uint8Array([1])), new Uint8Array());
-    assert.deepEqual(fwd.notices, [
+    assertEquals(await roundTrip(boundPort(fwd), new Uint8Array([1])), new Uint8Array());
+    assertEquals(await roundTrip(boundPort(fwd), new Uint8Array([1])), new Uint8Array());
+    assertEquals(fwd.notices, [
       `warning: ${connection.display} refused to forward -L 0:127.0.0.1:${echo.port} to 127.0.0.1:${echo.port}: administratively prohibited`,
       "hint: the server's sshd_config forbids it (AllowTcpForwarding, PermitOpen, DisableForwarding)",
       `warning: ${connection.display} refused to forward -L 0:127.0.0.1:${echo.port} to 127.0.0.1:${echo.port}: administratively prohibited`,
     ]);
-    assert.equal(echo.clients, 0);
+    strictEqual(echo.clients, 0);
   });
 });
 
@@ -306,18 +306,18 @@ Deno.test("startForwarding() disposal ends forwarded connections, also one still
     const active = await Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd, 0) });
     await active.write(new Uint8Array([7]));
     const echoed = new Uint8Array(1);
-    assert.equal(await active.read(echoed), 1);
+    strictEqual(await active.read(echoed), 1);
     const silent = await Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd, 1) }); // sends no SOCKS request
     await new Promise((r) => setTimeout(r, 100)); // accepted by the listener
     const disposed = fwd[Symbol.asyncDispose]().then(() => "disposed");
     // bounded, not timed: without tracking, the handshake would hold disposal for its 30 s limit
     const limit = new Promise((r) => setTimeout(() => r("still waiting"), 10_000));
-    assert.equal(await Promise.race([disposed, limit]), "disposed");
+    strictEqual(await Promise.race([disposed, limit]), "disposed");
     for (const conn of [active, silent]) {
-      assert.equal(await conn.read(new Uint8Array(1)).catch(() => null), null);
+      strictEqual(await conn.read(new Uint8Array(1)).catch(() => null), null);
       conn.close();
     }
-    await assert.rejects(
+    await rejects(
       Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd, 0) }),
       Deno.errors.ConnectionRefused,
     );
@@ -348,7 +348,7 @@ Deno.test("startForwarding() -L holds a bounded number of bytes for a client tha
         last = written;
         await new Promise((r) => setTimeout(r, 500));
       }
-      assert.ok(written < 48 * MB, `the server could write ${written} bytes to a client that reads nothing`);
+      assert(written < 48 * MB, `the server could write ${written} bytes to a client that reads nothing`);
       let got = 0;
       const buf = new Uint8Array(256 * 1024);
       for (;;) {
@@ -357,7 +357,7 @@ Deno.test("startForwarding() -L holds a bounded number of bytes for a client tha
         got += n;
       }
       client.close();
-      assert.equal(got, total);
+      strictEqual(got, total);
     });
     await serving;
   } finally {
@@ -380,13 +380,13 @@ Deno.test("startForwarding() -L to a socket path on the server and -R from a soc
         ["L", `0:${dir}/echo.sock`],
         ["R", `${dir}/served.sock:127.0.0.1:${echo.port}`],
       ]);
-      assert.deepEqual(fwd.notices, []);
-      assert.equal(new TextDecoder().decode(await roundTrip(boundPort(fwd, 0), new TextEncoder().encode("L"))), "L");
+      assertEquals(fwd.notices, []);
+      strictEqual(new TextDecoder().decode(await roundTrip(boundPort(fwd, 0), new TextEncoder().encode("L"))), "L");
       const conn = await Deno.connect({ transport: "unix", path: `${dir}/served.sock` });
       await conn.write(new TextEncoder().encode("R"));
       await conn.closeWrite();
-      assert.equal(await new Response(conn.readable).text(), "R");
-      assert.equal(echo.clients, 1);
+      strictEqual(await new Response(conn.readable).text(), "R");
+      strictEqual(echo.clients, 1);
     });
   } finally {
     unixListener.close();
@@ -402,13 +402,13 @@ Deno.test("startForwarding() when the connection drops: open forwarded connectio
     await using fwd = await forwarding(connection, [["L", `0:127.0.0.1:${echo.port}`]]);
     const open = await Deno.connect({ hostname: "127.0.0.1", port: boundPort(fwd) });
     await open.write(new Uint8Array([1]));
-    assert.equal(await open.read(new Uint8Array(1)), 1);
+    strictEqual(await open.read(new Uint8Array(1)), 1);
     connection.client.end();
     await connection.lost;
-    assert.equal(await open.read(new Uint8Array(1)).catch(() => null), null);
+    strictEqual(await open.read(new Uint8Array(1)).catch(() => null), null);
     open.close();
-    assert.deepEqual(await roundTrip(boundPort(fwd), new Uint8Array([2])), new Uint8Array());
-    assert.deepEqual(fwd.notices, [
+    assertEquals(await roundTrip(boundPort(fwd), new Uint8Array([2])), new Uint8Array());
+    assertEquals(fwd.notices, [
       `warning: connection to ${connection.display} is lost: cannot forward -L 0:127.0.0.1:${echo.port} to 127.0.0.1:${echo.port}`,
       "hint: run the command again to reconnect",
     ]);

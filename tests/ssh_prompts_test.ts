@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import * as net from "node:net";
-import { shQuote } from "./harness/process.ts";
+import { shellQuote } from "../plugins/mod.ts";
 import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
 import { type PtySession, spawnInPty } from "./pty.ts";
 import { type TempHome, tempHome } from "./run_remote.ts";
@@ -62,7 +62,7 @@ async function remoteInPty(
   args: string[],
   home: TempHome,
 ): Promise<PtySession & { remotePid: number; modesBefore: string }> {
-  const remote = [Deno.execPath(), "run", "-A", "--quiet", MAIN, ...args].map(shQuote).join(" ");
+  const remote = [Deno.execPath(), "run", "-A", "--quiet", MAIN, ...args].map((w) => shellQuote(w)).join(" ");
   const script = `stty -g; sh -c 'echo "pid=$$"; exec "$0" "$@"' ${remote}; echo "rc=$?"; stty -g; stty -a`;
   const pty = await spawnInPty("/bin/sh", ["-c", script], { env: { ...home.env, SSH_AUTH_SOCK: "" } });
   const modesBefore = await pty.waitFor(STTY_G, WAIT);

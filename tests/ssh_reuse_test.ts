@@ -90,14 +90,15 @@ Deno.test("200 reused invokes of one host, 50 at a time from no master, keep eve
 Deno.test("a reused invoke keeps its output and exit status when the master hung up before stdin ended", async () => {
   await using home = await tempHome();
   const env = { ...home.env, SSH_AUTH_SOCK: "" };
-  const socketPath = masterSocketPath({
+  const socketPath = await masterSocketPath({
     get: (n) => ({ ...Deno.env.toObject(), ...env } as Record<string, string>)[n],
   });
   await Deno.mkdir(socketPath.slice(0, socketPath.lastIndexOf("/")), { recursive: true, mode: 0o700 });
   const listener = Deno.listen({ transport: "unix", path: socketPath });
   // A stand-in master: the command's output, its exit status, then it hangs up, as a real master does after a
-  // quick command. The client's stdout is not read yet, so most of the output still waits in the socket.
-  const frames = Array.from({ length: 6 }, (_, i) => new Uint8Array(128 << 10).fill(97 + i));
+  // quick command. The client's stdout is not read yet, so most of the output still waits in the socket; it is
+  // small enough (96 KiB) to fit the socket's buffer, so the stand-in never waits on a client that waits on stdout.
+  const frames = Array.from({ length: 6 }, (_, i) => new Uint8Array(16 << 10).fill(97 + i));
   const served = (async () => {
     const conn = await listener.accept();
     const decoder = new FrameDecoder();
@@ -135,7 +136,7 @@ Deno.test("a reused invoke keeps its output and exit status when the master hung
     await new Promise((r) => setTimeout(r, 500));
     const out = await child.output();
     assertEquals(out.code, 7, new TextDecoder().decode(out.stderr));
-    const want = new Uint8Array(frames.length * (128 << 10));
+    const want = new Uint8Array(frames.length * (16 << 10));
     frames.forEach((f, i) => want.set(f, i * f.length));
     assertEquals(out.stdout.length, want.length);
     assert(out.stdout.every((b, i) => b === want[i]), "stdout is the command's, byte for byte");
@@ -289,11 +290,31 @@ Deno.test("the reuse master holds only the environment ssh needs, never the firs
   });
 });
 
+Deno.test("-o ControlPersist=1m30s keeps the reuse master for 90 s, as ssh reads the time", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await withLogOnFailure(sshd, async () => {
+    const config = await aliases(sshd, home, 1);
+    try {
+      const args = ["invoke", "h01", "-F", config, "-o", "ControlPersist=1m30s", "--", "echo ok"];
+      const r = await runRemote(args, { env: home.env });
+      assertEquals([r.code, r.stdout], [0, "ok\n"], r.stderr);
+      const pids = masterPids(home.dir);
+      assertEquals(pids.length, 1, "one master runs");
+      // the master's argv: ... __transport-background ssh master <socket> <idle ms>
+      const argv = Deno.readTextFileSync(`/proc/${pids[0]}/cmdline`).split("\0").filter((a) => a !== "");
+      assertEquals(argv.at(-1), "90000", argv.join(" "));
+    } finally {
+      stopMasters(home.dir);
+    }
+  });
+});
+
 Deno.test("a reuse client sends the master only the variables SendEnv names", async () => {
   await using home = await tempHome();
   const env = { ...home.env, LC_TEST: "one", AWS_SECRET_ACCESS_KEY: "aws-sekrit", SSH_AUTH_SOCK: "" };
   // a stand-in master on the socket the client will use, recording what the client sends
-  const socketPath = masterSocketPath({
+  const socketPath = await masterSocketPath({
     get: (n) => ({ ...Deno.env.toObject(), ...env } as Record<string, string>)[n],
   });
   await Deno.mkdir(socketPath.slice(0, socketPath.lastIndexOf("/")), { recursive: true, mode: 0o700 });

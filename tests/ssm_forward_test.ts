@@ -4,7 +4,7 @@
  *
  * @module
  */
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, rejects, strictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { forward } from "../transports/ssm/mod.ts";
 import { blobBytes, emulatorContext, startSsmEmulator, useEmulatorCredentials } from "./ssm_emulator.ts";
@@ -92,17 +92,17 @@ Deno.test("forward() carries 10 MB each way on 3 concurrent connections, SHA-256
         conn.close();
       }
     }));
-    assert.deepEqual(results, [hex(reply), hex(reply), hex(reply)]);
+    assertEquals(results, [hex(reply), hex(reply), hex(reply)]);
     // the upload may still be in flight after the download finished; bounded wait for the server to see it all
     for (let i = 0; i < 2400 && server.received.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual([...server.received].sort(), sent.map(hex).sort());
+    assertEquals([...server.received].sort(), sent.map(hex).sort());
   } finally {
     ctx.abort.abort();
     await forwarding;
     await server.close();
   }
-  assert.equal(emu.stats.calls.TerminateSession, 1);
-  assert.equal(emu.stats.smuxProtocolErrors, 0);
+  strictEqual(emu.stats.calls.TerminateSession, 1);
+  strictEqual(emu.stats.smuxProtocolErrors, 0);
 });
 
 Deno.test("forward() to a remote host uses the ToRemoteHost document and reports a refused port", async () => {
@@ -121,14 +121,14 @@ Deno.test("forward() to a remote host uses the ToRemoteHost document and reports
         await writeAll(conn, new TextEncoder().encode("hello"));
         const buf = new Uint8Array(16);
         const n = await conn.read(buf);
-        if (works) assert.equal(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "world");
-        else assert.equal(n, null);
+        if (works) strictEqual(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "world");
+        else strictEqual(n, null);
       } finally {
         conn.close();
       }
       if (!works) {
         for (let i = 0; i < 100 && ctx.notices.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-        assert.deepEqual(ctx.notices, [`warning: the target could not connect to localhost ${closedPort}`]);
+        assertEquals(ctx.notices, [`warning: the target could not connect to localhost ${closedPort}`]);
       }
     } finally {
       ctx.abort.abort();
@@ -143,11 +143,11 @@ Deno.test("forward() refuses a local port that is taken", async () => {
   try {
     await using emu = await startSsmEmulator();
     const port = (taken.addr as Deno.NetAddr).port;
-    await assert.rejects(() => forward(emulatorContext(emu), { localPort: port, remotePort: 80 }), (e: Error) => {
-      assert.equal(e.message, `local port ${port} is already in use`);
+    await rejects(() => forward(emulatorContext(emu), { localPort: port, remotePort: 80 }), (e: Error) => {
+      strictEqual(e.message, `local port ${port} is already in use`);
       return true;
     });
-    assert.equal(emu.stats.calls.StartSession, undefined);
+    strictEqual(emu.stats.calls.StartSession, undefined);
   } finally {
     taken.close();
   }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import assert from "node:assert/strict";
+import { AssertionError, deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { RemoteError } from "../plugins/mod.ts";
 import { open } from "../transports/ssm/mod.ts";
 import { SsmSession } from "../transports/ssm/session.ts";
@@ -25,14 +25,14 @@ async function rejects(fn: () => Promise<unknown>, _kind: typeof RemoteError): P
   try {
     await fn();
   } catch (error) {
-    assert.ok(error instanceof RemoteError, `not a RemoteError: ${error}`);
+    assert(error instanceof RemoteError, `not a RemoteError: ${error}`);
     return error;
   }
-  throw new assert.AssertionError({ message: "expected a rejection" });
+  throw new AssertionError({ message: "expected a rejection" });
 }
 
 function includes(text: string, part: string): void {
-  assert.ok(text.includes(part), `${JSON.stringify(text)} does not include ${JSON.stringify(part)}`);
+  assert(text.includes(part), `${JSON.stringify(text)} does not include ${JSON.stringify(part)}`);
 }
 const PTY = { term: "xterm-256color", columns: 100, rows: 30 };
 
@@ -52,10 +52,10 @@ Deno.test("open() runs a shell: echo, size, resize, Ctrl-C, exit", async () => {
   await type(ch, "sleep 100\x03");
   await out.waitFor("sleep 100^C\r\n$ ");
   await type(ch, "exit 3\r");
-  assert.deepEqual(await ch.exit, { kind: "exited", code: 0 });
+  assertEquals(await ch.exit, { kind: "exited", code: 0 });
   await out.done;
-  assert.deepEqual(emu.stats.calls.StartSession, 1);
-  assert.deepEqual(emu.stats.clientVersions, ["token:1.2.694.0", "1.2.694.0"]);
+  assertEquals(emu.stats.calls.StartSession, 1);
+  assertEquals(emu.stats.clientVersions, ["token:1.2.694.0", "1.2.694.0"]);
 });
 
 async function runBlob(options: SsmEmulatorOptions, size: number): Promise<{ output: Uint8Array; resumes: number }> {
@@ -68,7 +68,7 @@ async function runBlob(options: SsmEmulatorOptions, size: number): Promise<{ out
   const tail = new TextDecoder().decode(blobBytes(size).subarray(size - 64)) + "$ ";
   await out.waitFor(tail, 60_000);
   await type(ch, "exit\r");
-  assert.deepEqual(await ch.exit, { kind: "exited", code: 0 });
+  assertEquals(await ch.exit, { kind: "exited", code: 0 });
   await out.done;
   return { output: out.bytes(), resumes: emu.stats.resumes };
 }
@@ -77,10 +77,10 @@ Deno.test("open() resumes after the socket drops mid-stream, output byte-identic
   const size = 3_000_000;
   const clean = await runBlob({}, size);
   const dropped = await runBlob({ faults: { dropAfterBytes: 1_000_000 } }, size);
-  assert.deepEqual(clean.resumes, 0);
-  assert.deepEqual(dropped.resumes, 1);
-  assert.deepEqual(dropped.output.length, clean.output.length);
-  assert.ok(dropped.output.every((b, i) => b === clean.output[i]), "output differs after the resume");
+  assertEquals(clean.resumes, 0);
+  assertEquals(dropped.resumes, 1);
+  assertEquals(dropped.output.length, clean.output.length);
+  assert(dropped.output.every((b, i) => b === clean.output[i]), "output differs after the resume");
 });
 
 Deno.test("open() tolerates reordered, duplicated, bad-digest, bad-length and unknown frames", async () => {
@@ -89,8 +89,8 @@ Deno.test("open() tolerates reordered, duplicated, bad-digest, bad-length and un
   const faulty = await runBlob({
     faults: { reorder: true, duplicateEvery: 7, corruptDigestEvery: 11, badLengthEvery: 13, unknownTypeEvery: 5 },
   }, size);
-  assert.deepEqual(faulty.output.length, clean.output.length);
-  assert.ok(faulty.output.every((b, i) => b === clean.output[i]), "output differs under faults");
+  assertEquals(faulty.output.length, clean.output.length);
+  assert(faulty.output.every((b, i) => b === clean.output[i]), "output differs under faults");
 });
 
 Deno.test("open() holds input while the service pauses publication", async () => {
@@ -99,7 +99,7 @@ Deno.test("open() holds input while the service pauses publication", async () =>
   const out = new OutputReader(ch.stdout);
   await type(ch, "echo paused\r");
   await out.waitFor("paused\r\n$ ");
-  assert.deepEqual(emu.stats.inputWhilePaused, 0);
+  assertEquals(emu.stats.inputWhilePaused, 0);
   await type(ch, "exit\r");
   await ch.exit;
   await out.done;
@@ -112,7 +112,7 @@ Deno.test("open() works with an old agent that sends no handshake", async () => 
   await type(ch, "echo legacy\r");
   await out.waitFor("legacy\r\n$ ");
   await type(ch, "exit\r");
-  assert.deepEqual(await ch.exit, { kind: "exited", code: 0 });
+  assertEquals(await ch.exit, { kind: "exited", code: 0 });
   await out.done;
 });
 
@@ -120,9 +120,9 @@ Deno.test("open() refuses a KMS-encrypted session document with a clear error", 
   await using emu = await startSsmEmulator({ handshake: "kms" });
   const err = await rejects(() => open(emulatorContext(emu), { kind: "shell", pty: PTY }), RemoteError);
   includes(err.message, "KMS encryption");
-  assert.deepEqual(err.code, "unsupported");
-  assert.ok(err.hint);
-  assert.deepEqual(emu.stats.calls.TerminateSession, 1);
+  assertEquals(err.code, "unsupported");
+  assert(err.hint);
+  assertEquals(emu.stats.calls.TerminateSession, 1);
 });
 
 Deno.test("a session whose agent never acknowledges input ends as lost", async () => {
@@ -137,7 +137,7 @@ Deno.test("a session whose agent never acknowledges input ends as lost", async (
   });
   await session.write(new TextEncoder().encode("echo never\r"));
   const result = await ended as { kind: string; error: RemoteError };
-  assert.deepEqual(result.kind, "lost");
+  assertEquals(result.kind, "lost");
   includes(result.error.message, "stopped acknowledging");
   await session.terminate();
 });
@@ -175,15 +175,15 @@ Deno.test("an ack lost in a dropped connection does not stall a session with an 
   await waitFor("one\r\n$ ");
   // idle after the resume: the size sent again is acked, and that ack settles the line
   for (let i = 0; i < 200 && session.pendingInput > 0; i++) await new Promise((r) => setTimeout(r, 50));
-  assert.equal(session.pendingInput, 0, "the line is still being resent");
-  assert.deepEqual(emu.stats.lastSize, { cols: 100, rows: 30 });
+  strictEqual(session.pendingInput, 0, "the line is still being resent");
+  assertEquals(emu.stats.lastSize, { cols: 100, rows: 30 });
   await session.write(new TextEncoder().encode("echo two\r"));
   await waitFor("two\r\n$ ");
-  assert.equal(emu.stats.resumes, 1, "the socket dropped once");
-  assert.ok(emu.stats.inputDiscarded >= 1, "the agent discarded the resent line");
-  assert.equal(session.pendingInput, 0, "nothing is left to resend");
-  assert.equal(session.stats.impliedAcks, 1);
-  assert.equal(text.split("\r\none\r\n").length, 2, "the line ran once");
+  strictEqual(emu.stats.resumes, 1, "the socket dropped once");
+  assert(emu.stats.inputDiscarded >= 1, "the agent discarded the resent line");
+  strictEqual(session.pendingInput, 0, "nothing is left to resend");
+  strictEqual(session.stats.impliedAcks, 1);
+  strictEqual(text.split("\r\none\r\n").length, 2, "the line ran once");
   await session.terminate();
 });
 
@@ -201,26 +201,26 @@ Deno.test("open() reports bad credentials, an expired token and an offline targe
     }
   };
   const wrongSecret = await attempt({ AWS_SECRET_ACCESS_KEY: "not-the-secret" });
-  assert.deepEqual([wrongSecret.code, wrongSecret.exitCode], ["auth", 245]);
+  assertEquals([wrongSecret.code, wrongSecret.exitCode], ["auth", 245]);
   includes(wrongSecret.message, "signature");
   const unknownKey = await attempt({ AWS_ACCESS_KEY_ID: "AKIDUNKNOWN" });
-  assert.deepEqual(unknownKey.code, "auth");
+  assertEquals(unknownKey.code, "auth");
   includes(unknownKey.message, "does not recognise the access key");
   const expired = await attempt({ AWS_SESSION_TOKEN: "expired-token" });
-  assert.deepEqual(expired.code, "auth");
+  assertEquals(expired.code, "auth");
   includes(expired.message, "expired");
-  assert.ok(expired.hint);
+  assert(expired.hint);
   const none = await attempt({ AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined });
-  assert.deepEqual(none.message, "no AWS credentials found");
+  assertEquals(none.message, "no AWS credentials found");
   const offline = await attempt({}, "i-0ff1e000000000000");
   includes(offline.message, "i-0ff1e000000000000 is not connected to Session Manager");
-  assert.deepEqual(emu.stats.signatureFailures, 3);
+  assertEquals(emu.stats.signatureFailures, 3);
 });
 
 Deno.test("open() rejects exec and an unknown document", async () => {
   await using emu = await startSsmEmulator();
   const exec = await rejects(() => open(emulatorContext(emu), { kind: "exec", command: "ls" }), RemoteError);
-  assert.deepEqual(exec.code, "unsupported");
+  assertEquals(exec.code, "unsupported");
   const doc = await rejects(
     () => open(emulatorContext(emu, { DocumentName: "No-Such-Doc" }), { kind: "shell", pty: PTY }),
     RemoteError,

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { strictEqual } from "node:assert/strict";
 import { signingKey, signRequest } from "./ssm_sigv4.ts";
 
 // AWS Signature Version 4 test suite (aws-sig-v4-test-suite): get-vanilla, get-vanilla-query-order-key-case,
@@ -24,14 +24,14 @@ Deno.test("signRequest() matches the AWS SigV4 test suite", () => {
   ];
   for (const [method, url, signature] of cases) {
     const sig = signRequest({ ...base, method, url: new URL(url) });
-    assert.equal(sig.signature, signature, `${method} ${url}`);
-    assert.equal(sig.signedHeaders, "host;x-amz-date");
+    strictEqual(sig.signature, signature, `${method} ${url}`);
+    strictEqual(sig.signedHeaders, "host;x-amz-date");
   }
 });
 
 Deno.test("signingKey() matches the published derived key", () => {
   const key = signingKey(base.credentials.secretAccessKey, "20150830", "us-east-1", "service");
-  assert.equal(
+  strictEqual(
     Array.from(key, (b) => b.toString(16).padStart(2, "0")).join(""),
     "938127b5336810ddb6a5d6af445fcac9e371f9ed418ed386b022aed82901be75",
   );
@@ -44,6 +44,6 @@ Deno.test("signRequest() signs the session token", () => {
     url: new URL("https://ssm.us-east-1.amazonaws.com/"),
     credentials: { ...base.credentials, sessionToken: "tok" },
   });
-  assert.equal(sig.headers["x-amz-security-token"], "tok");
-  assert.equal(sig.signedHeaders, "host;x-amz-date;x-amz-security-token");
+  strictEqual(sig.headers["x-amz-security-token"], "tok");
+  strictEqual(sig.signedHeaders, "host;x-amz-date;x-amz-security-token");
 });

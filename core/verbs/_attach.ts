@@ -104,6 +104,7 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
   const pty = ptyRequestFromEnvironment() ?? { term: "xterm-256color", columns: 80, rows: 24 };
   const channel = await host.attach(ctx, record.name, { force, pty });
   if (record.state === "Broken" || record.state === "Closed") {
+    await channel[Symbol.asyncDispose]();
     throw new RemoteError("notFound", `session ${record.name} on ${record.computerName} is ${record.state}`, {
       hint: `forget it with: remote remove --id ${record.id}`,
     });

@@ -10,6 +10,7 @@ import {
   RemoteError,
   type TransportEntry,
   type TransportManifest,
+  wildcardToRegExp,
 } from "../../plugins/mod.ts";
 import { printable, table } from "../output.ts";
 import { type Route, route } from "../route.ts";
@@ -17,7 +18,6 @@ import type { SessionRecord } from "../session.ts";
 import { foreignRecord, formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
 import { loadTransport, openContext, sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
-import { wildcardToRegExp } from "../_wildcard.ts";
 import type { VerbInput } from "./_verb.ts";
 import { jsonParameter, transportParameters } from "./_parameters.ts";
 import { contextFor, interruptSignal } from "./_run.ts";
@@ -108,7 +108,7 @@ export async function run(input: VerbInput): Promise<number> {
   if (id !== undefined) records = records.filter((s) => s.id === id);
   if (instanceId !== undefined) records = records.filter((s) => s.instanceId === instanceId);
   if (name !== undefined) {
-    const pattern = wildcardToRegExp(name);
+    const pattern = wildcardToRegExp(name, { ignoreCase: true });
     records = records.filter((s) => pattern.test(s.name));
   }
   if (state !== undefined) records = records.filter((s) => s.state === state);

@@ -25,7 +25,10 @@ const manifest: TransportManifest = {
 };
 
 /** A host holding `sessions`, recording each call. */
-function fakeHost(sessions: HostSession[]): { entry: TransportEntry; calls: string[] } {
+function fakeHost(
+  sessions: HostSession[],
+  attach: SessionHost["attach"] = () => Promise.reject(new Error("not in these tests")),
+): { entry: TransportEntry; calls: string[] } {
   const calls: string[] = [];
   const host: SessionHost = {
     list: () => Promise.resolve(sessions),
@@ -35,7 +38,7 @@ function fakeHost(sessions: HostSession[]): { entry: TransportEntry; calls: stri
       sessions.push(s);
       return Promise.resolve(s);
     },
-    attach: () => Promise.reject(new Error("not in these tests")) as Promise<Channel>,
+    attach,
     disconnect: (_ctx, name, options: DisconnectOptions) => {
       calls.push(`disconnect ${name} ${options.idleTimeoutMs}`);
       return Promise.resolve();
@@ -196,4 +199,22 @@ Deno.test("a session verb names the session it cannot find, and how to look", as
     runVerb("receive", ["--name", "Nope"], registry, entry),
     (e) => e instanceof RemoteError && e.code === "notFound" && e.message === "no session Nope in the local registry",
   );
+});
+
+Deno.test("connect.run() refuses a Broken or Closed session and closes the channel it opened", async () => {
+  for (const state of ["Broken", "Closed"] as const) {
+    await using registry = await tempRegistry();
+    let disposed = 0;
+    const channel = { [Symbol.asyncDispose]: () => Promise.resolve(void disposed++) } as unknown as Channel;
+    const { entry } = fakeHost(
+      [{ name: "ITTask", state: "Disconnected", availability: "None" }],
+      () => Promise.resolve(channel),
+    );
+    await recorded(registry, "ITTask", state);
+    await rejects(
+      runVerb("connect", ["--name", "ITTask"], registry, entry),
+      (e) => e instanceof RemoteError && e.code === "notFound" && e.message === `session ITTask on db1 is ${state}`,
+    );
+    assertEquals(disposed, 1);
+  }
 });

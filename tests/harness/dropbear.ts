@@ -16,7 +16,8 @@
  * @module
  */
 import * as os from "node:os";
-import { Child, freePort, mountNamespacePrefix, requireProgram, run, shQuote } from "./process.ts";
+import { Child, freePort, mountNamespacePrefix, requireProgram, run } from "./process.ts";
+import { shellQuote } from "../../plugins/mod.ts";
 import { listening, serverHandle, type SshdServer } from "./sshd.ts";
 
 /** Where dropbear lives (Debian's dropbear-bin). */
@@ -49,7 +50,9 @@ export async function startDropbear(options: { authorizedKeys?: string[] } = {})
         ...prefix.slice(1),
         "sh",
         "-c",
-        `mount --bind ${shQuote(home)} ${shQuote(info.homedir)} && exec ${DROPBEAR} ${args.map(shQuote).join(" ")}`,
+        `mount --bind ${shellQuote(home)} ${shellQuote(info.homedir)} && exec ${DROPBEAR} ${
+          args.map((w) => shellQuote(w)).join(" ")
+        }`,
       ], { stderrFile: logFile });
       if (!await listening(child, port, logFile, "dropbear", attempt)) continue;
       const hostKeys = [{ type: "ssh-ed25519", publicLine }];

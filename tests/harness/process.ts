@@ -125,8 +125,3 @@ export function mountNamespacePrefix(): string[] {
     ? ["unshare", "-m", "--propagation", "private"]
     : ["unshare", "-U", "--map-current-user", "-m", "--propagation", "private"];
 }
-
-/** Quotes one word for `sh -c`. */
-export function shQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}

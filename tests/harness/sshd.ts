@@ -12,7 +12,8 @@
  * @module
  */
 import * as os from "node:os";
-import { Child, freePort, isRoot, mountNamespacePrefix, requireProgram, run, shQuote, waitForPort } from "./process.ts";
+import { Child, freePort, isRoot, mountNamespacePrefix, requireProgram, run, waitForPort } from "./process.ts";
+import { shellQuote } from "../../plugins/mod.ts";
 
 /** Where sshd lives; sshd refuses to start unless run by its absolute path. */
 export const SSHD = "/usr/sbin/sshd";
@@ -166,9 +167,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
       const logFile = `${dir}/sshd.log`;
       const sshdArgs = ["-D", "-E", logFile, "-f", `${dir}/sshd_config`];
       const mounts = [
-        ...(pam ? [`mount --bind ${shQuote(pam)} /etc/pam.d/sshd`] : []),
+        ...(pam ? [`mount --bind ${shellQuote(pam)} /etc/pam.d/sshd`] : []),
         ...(options.tmpfs
-          ? [`mount -t tmpfs -o size=${shQuote(options.tmpfs.size)} tmpfs ${shQuote(options.tmpfs.path)}`]
+          ? [`mount -t tmpfs -o size=${shellQuote(options.tmpfs.size)} tmpfs ${shellQuote(options.tmpfs.path)}`]
           : []),
       ];
       const child = mounts.length > 0
@@ -176,7 +177,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdServer> 
           ...mountNamespacePrefix().slice(1),
           "sh",
           "-c",
-          `${mounts.join(" && ")} && exec ${SSHD} ${sshdArgs.map(shQuote).join(" ")}`,
+          `${mounts.join(" && ")} && exec ${SSHD} ${sshdArgs.map((w) => shellQuote(w)).join(" ")}`,
         ], { stderrFile: logFile })
         : new Child(SSHD, sshdArgs, { stderrFile: logFile });
       if (!await listening(child, port, logFile, "sshd", attempt)) continue;

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { RemoteError } from "../../plugins/mod.ts";
 import { EngineClient, engineError } from "./engine_client.ts";
 import { parseEngineHost } from "./engine_host.ts";
@@ -50,9 +50,9 @@ Deno.test("EngineClient.connect() falls back from HEAD /_ping to GET and negotia
     undefined,
     AbortSignal.timeout(10_000),
   );
-  assert.equal(client.version, "1.41");
-  assert.equal(client.flavor, "docker");
-  assert.deepEqual(engine.requests, ["HEAD /_ping HTTP/1.1", "GET /_ping HTTP/1.1"]);
+  strictEqual(client.version, "1.41");
+  strictEqual(client.flavor, "docker");
+  assertEquals(engine.requests, ["HEAD /_ping HTTP/1.1", "GET /_ping HTTP/1.1"]);
 });
 
 Deno.test("EngineClient requests carry the negotiated version and read chunked replies", async () => {
@@ -67,11 +67,11 @@ Deno.test("EngineClient requests carry the negotiated version and read chunked r
     undefined,
     AbortSignal.timeout(10_000),
   );
-  assert.equal(client.flavor, "podman");
-  assert.equal(client.version, "1.44");
+  strictEqual(client.flavor, "podman");
+  strictEqual(client.version, "1.44");
   const reply = await client.request("GET", "/containers/web1/json");
-  assert.equal(new TextDecoder().decode(reply.body), '{"a":42}');
-  assert.equal(engine.requests.at(-1), "GET /v1.44/containers/web1/json HTTP/1.1");
+  strictEqual(new TextDecoder().decode(reply.body), '{"a":42}');
+  strictEqual(engine.requests.at(-1), "GET /v1.44/containers/web1/json HTTP/1.1");
 });
 
 Deno.test("EngineClient.connect() refuses an engine whose ping has no Api-Version (1.24), exit 244", async () => {
@@ -83,9 +83,9 @@ Deno.test("EngineClient.connect() refuses an engine whose ping has no Api-Versio
     AbortSignal.timeout(10_000),
   )
     .then(() => undefined, (e) => e);
-  assert.ok(error instanceof RemoteError);
-  assert.equal(error.exitCode, 244);
-  assert.equal(error.message, `the docker engine at ${engine.host} speaks API 1.24; remote needs 1.25 or later`);
+  assert(error instanceof RemoteError);
+  strictEqual(error.exitCode, 244);
+  strictEqual(error.message, `the docker engine at ${engine.host} speaks API 1.24; remote needs 1.25 or later`);
 });
 
 Deno.test("EngineClient.hijack() takes a 200 raw-stream answer as Docker sends it without Upgrade", async () => {
@@ -105,7 +105,7 @@ Deno.test("EngineClient.hijack() takes a 200 raw-stream answer as Docker sends i
   const buf = new Uint8Array(64);
   for (let n; (n = await conn.read(buf)) !== null;) bytes = [...bytes, ...buf.subarray(0, n)];
   conn.close();
-  assert.deepEqual(bytes, [1, 0, 0, 0, 0, 0, 0, 2, 104, 105]);
+  assertEquals(bytes, [1, 0, 0, 0, 0, 0, 0, 2, 104, 105]);
 });
 
 Deno.test("engineError() maps each engine's replies to remote's exit codes", () => {
@@ -163,8 +163,8 @@ Deno.test("engineError() maps each engine's replies to remote's exit codes", () 
   ];
   for (const [status, body, code, message] of cases) {
     const error = engineError(reply(status, body), engine, "web9");
-    assert.equal(error.exitCode, code, body);
-    assert.equal(error.message, message);
-    assert.ok(error.hint, `a hint for ${body}`);
+    strictEqual(error.exitCode, code, body);
+    strictEqual(error.message, message);
+    assert(error.hint, `a hint for ${body}`);
   }
 });

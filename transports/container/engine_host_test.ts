@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { UsageError } from "../../plugins/mod.ts";
 import { parseEngineHost, resolveEngineHost } from "./engine_host.ts";
@@ -6,35 +6,35 @@ import { parseEngineHost, resolveEngineHost } from "./engine_host.ts";
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 
 Deno.test("parseEngineHost() reads unix and tcp addresses", () => {
-  assert.deepEqual(parseEngineHost("unix:///var/run/docker.sock", "x"), {
+  assertEquals(parseEngineHost("unix:///var/run/docker.sock", "x"), {
     transport: "unix",
     path: "/var/run/docker.sock",
     display: "unix:///var/run/docker.sock",
   });
-  assert.deepEqual(parseEngineHost("tcp://127.0.0.1:2375", "x"), {
+  assertEquals(parseEngineHost("tcp://127.0.0.1:2375", "x"), {
     transport: "tcp",
     hostname: "127.0.0.1",
     port: 2375,
     display: "tcp://127.0.0.1:2375",
   });
-  assert.equal((parseEngineHost("tcp://[::1]", "x") as { port: number }).port, 2375);
+  strictEqual((parseEngineHost("tcp://[::1]", "x") as { port: number }).port, 2375);
 });
 
 Deno.test("parseEngineHost() refuses other forms with a usage error naming where the value came from", () => {
   for (const bad of ["/var/run/docker.sock", "npipe:////./pipe/docker_engine", "unix://relative", "tcp://h:99999"]) {
-    assert.throws(
+    throws(
       () => parseEngineHost(bad, "DOCKER_HOST"),
       (e) => e instanceof UsageError && /^DOCKER_HOST /.test(e.message),
     );
   }
-  assert.throws(() => parseEngineHost("ssh://admin@h", "--docker-host"), /not supported yet/);
+  throws(() => parseEngineHost("ssh://admin@h", "--docker-host"), /not supported yet/);
 });
 
 Deno.test("resolveEngineHost() prefers --docker-host, then DOCKER_HOST, then the default socket", () => {
   const vars = { DOCKER_HOST: "unix:///env.sock" };
-  assert.equal(resolveEngineHost("docker", "unix:///flag.sock", env(vars)).display, "unix:///flag.sock");
-  assert.equal(resolveEngineHost("docker", undefined, env(vars)).display, "unix:///env.sock");
-  assert.equal(resolveEngineHost("docker", undefined, env({})).display, "unix:///var/run/docker.sock");
+  strictEqual(resolveEngineHost("docker", "unix:///flag.sock", env(vars)).display, "unix:///flag.sock");
+  strictEqual(resolveEngineHost("docker", undefined, env(vars)).display, "unix:///env.sock");
+  strictEqual(resolveEngineHost("docker", undefined, env({})).display, "unix:///var/run/docker.sock");
 });
 
 Deno.test("resolveEngineHost() reads the current docker context from the context store; DOCKER_HOST wins", async () => {
@@ -47,16 +47,16 @@ Deno.test("resolveEngineHost() reads the current docker context from the context
       JSON.stringify({ Name: "ref-ctx", Endpoints: { docker: { Host: "unix:///ctx.sock", SkipTLSVerify: false } } }),
     );
     await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ currentContext: "ref-ctx" }));
-    assert.equal(resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir })).display, "unix:///ctx.sock");
-    assert.equal(
+    strictEqual(resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir })).display, "unix:///ctx.sock");
+    strictEqual(
       resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir, DOCKER_HOST: "unix:///env.sock" })).display,
       "unix:///env.sock",
     );
-    assert.equal(
+    strictEqual(
       resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir, DOCKER_CONTEXT: "default" })).display,
       "unix:///var/run/docker.sock",
     );
-    assert.throws(
+    throws(
       () => resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir, DOCKER_CONTEXT: "gone" })),
       /docker context gone is not in/,
     );
@@ -66,15 +66,15 @@ Deno.test("resolveEngineHost() reads the current docker context from the context
 });
 
 Deno.test("resolveEngineHost() gives podman CONTAINER_HOST, else its rootful or rootless socket", () => {
-  assert.equal(
+  strictEqual(
     resolveEngineHost("podman", undefined, env({ CONTAINER_HOST: "unix:///p.sock", DOCKER_HOST: "unix:///d.sock" }))
       .display,
     "unix:///p.sock",
   );
   const expected = Deno.uid() === 0 ? "unix:///run/podman/podman.sock" : "unix:///run/user/1000/podman/podman.sock";
-  assert.equal(resolveEngineHost("podman", undefined, env({ XDG_RUNTIME_DIR: "/run/user/1000" })).display, expected);
+  strictEqual(resolveEngineHost("podman", undefined, env({ XDG_RUNTIME_DIR: "/run/user/1000" })).display, expected);
 });
 
 Deno.test("resolveEngineHost() refuses DOCKER_TLS_VERIFY rather than talk in the clear", () => {
-  assert.throws(() => resolveEngineHost("docker", undefined, env({ DOCKER_TLS_VERIFY: "1" })), /TLS/);
+  throws(() => resolveEngineHost("docker", undefined, env({ DOCKER_TLS_VERIFY: "1" })), /TLS/);
 });

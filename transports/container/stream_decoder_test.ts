@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import { TransportError } from "../../plugins/mod.ts";
 import { StreamDecoder } from "./stream_decoder.ts";
 
@@ -31,22 +31,22 @@ Deno.test("StreamDecoder splits stdout and stderr frames, recorded from Docker 2
     ...frame(2, enc.encode("err1\n")),
     ...frame(1, big),
   ]);
-  assert.deepEqual([...stream.subarray(0, 8)], [1, 0, 0, 0, 0, 0, 0, 5]);
-  assert.deepEqual([...stream.subarray(26, 34)], [1, 0, 0, 0, 0, 0, 1, 0x2c]);
+  assertEquals([...stream.subarray(0, 8)], [1, 0, 0, 0, 0, 0, 0, 5]);
+  assertEquals([...stream.subarray(26, 34)], [1, 0, 0, 0, 0, 0, 1, 0x2c]);
   for (const size of [1, 3, 8, 9, 100, stream.length]) {
     const got = collect(new StreamDecoder(), stream, size);
-    assert.deepEqual(got.stdout, [...enc.encode("out1\n"), ...big], `chunks of ${size}`);
-    assert.deepEqual(got.stderr, [...enc.encode("err1\n")], `chunks of ${size}`);
+    assertEquals(got.stdout, [...enc.encode("out1\n"), ...big], `chunks of ${size}`);
+    assertEquals(got.stderr, [...enc.encode("err1\n")], `chunks of ${size}`);
   }
 });
 
 Deno.test("StreamDecoder passes a payload on before its frame is complete", () => {
   const decoder = new StreamDecoder();
   const header = new Uint8Array([1, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]); // announces 2 GiB
-  assert.deepEqual(decoder.push(header), []);
+  assertEquals(decoder.push(header), []);
   const pieces = decoder.push(new Uint8Array([1, 2, 3]));
-  assert.deepEqual(pieces.map((p) => [p.stream, [...p.bytes]]), [["stdout", [1, 2, 3]]]);
-  assert.throws(() => decoder.finish(), (e) => e instanceof TransportError && /middle of a frame/.test(e.message));
+  assertEquals(pieces.map((p) => [p.stream, [...p.bytes]]), [["stdout", [1, 2, 3]]]);
+  throws(() => decoder.finish(), (e) => e instanceof TransportError && /middle of a frame/.test(e.message));
 });
 
 Deno.test("StreamDecoder accepts empty frames and stream 0 as stdout, and reports stream 3 as system", () => {
@@ -57,12 +57,12 @@ Deno.test("StreamDecoder accepts empty frames and stream 0 as stdout, and report
       ...frame(3, new Uint8Array([33])),
     ]),
   );
-  assert.deepEqual(pieces.map((p) => [p.stream, [...p.bytes]]), [["stdout", [7]], ["system", [33]]]);
+  assertEquals(pieces.map((p) => [p.stream, [...p.bytes]]), [["stdout", [7]], ["system", [33]]]);
 });
 
 Deno.test("StreamDecoder rejects unframed bytes as a protocol error", () => {
   const tty = new TextEncoder().encode("hello world\r\n");
-  assert.throws(
+  throws(
     () => new StreamDecoder().push(tty),
     (e) => e instanceof TransportError && e.layer === "protocol" && e.exitCode === 244,
   );
@@ -71,5 +71,5 @@ Deno.test("StreamDecoder rejects unframed bytes as a protocol error", () => {
 Deno.test("StreamDecoder.finish() rejects a stream cut inside a header", () => {
   const decoder = new StreamDecoder();
   decoder.push(new Uint8Array([1, 0, 0]));
-  assert.throws(() => decoder.finish(), /middle of a frame/);
+  throws(() => decoder.finish(), /middle of a frame/);
 });

@@ -20,9 +20,6 @@ export interface Identity {
   publicBlob?: Buffer;
 }
 
-/** The defaults OpenSSH tries when no IdentityFile is configured (DSA and security keys left out). */
-export const DEFAULT_IDENTITIES: readonly string[] = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"];
-
 function expandHome(path: string, home: string): string {
   return path === "~" || path.startsWith("~/") ? home + path.slice(1) : path;
 }

@@ -11,6 +11,7 @@ import type { Duplex } from "node:stream";
 import type { Client, ClientChannel, ConnectConfig, PseudoTtyOptions } from "ssh2";
 import {
   type Channel,
+  matchWildcard,
   type OpenContext,
   type Prompter,
   type PtyRequest,
@@ -295,7 +296,7 @@ function makeConnection(ctx: OpenContext, clients: Client[], final: Hop): SshCon
   const sendEnv = (env?: Readonly<Record<string, string>>, localEnv?: Readonly<Record<string, string>>) => {
     const out: Record<string, string> = {};
     for (const [name, value] of Object.entries(localEnv ?? Deno.env.toObject())) {
-      if (final.config.sendEnv.some((p) => globMatch(name, p))) out[name] = value;
+      if (final.config.sendEnv.some((p) => matchWildcard(p, name))) out[name] = value;
     }
     return { ...out, ...(env ?? {}) };
   };
@@ -359,12 +360,6 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
     at += c.length;
   }
   return out;
-}
-
-/** ssh_config pattern match (`*`, `?`) for SendEnv names. */
-function globMatch(name: string, pattern: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
-  return re.test(name);
 }
 
 interface HopOptions {

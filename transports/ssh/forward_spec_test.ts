@@ -1,38 +1,38 @@
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, match, ok as assert, strictEqual, throws } from "node:assert/strict";
 import { describeEndpoint, parseConfigForward, parseForwardSpec } from "./forward_spec.ts";
 import { UsageError } from "../../plugins/mod.ts";
 
 Deno.test("parseForwardSpec() reads -L in ssh's forms", () => {
-  assert.deepEqual(parseForwardSpec("L", "8080:localhost:80"), {
+  assertEquals(parseForwardSpec("L", "8080:localhost:80"), {
     kind: "local",
     listen: { kind: "tcp", host: undefined, port: 8080 },
     connect: { kind: "tcp", host: "localhost", port: 80 },
     text: "8080:localhost:80",
   });
-  assert.deepEqual(parseForwardSpec("L", "0.0.0.0:8080:db:5432").listen, { kind: "tcp", host: "0.0.0.0", port: 8080 });
-  assert.deepEqual(parseForwardSpec("L", "*:8080:db:5432").listen, { kind: "tcp", host: "", port: 8080 });
-  assert.deepEqual(parseForwardSpec("L", ":8080:db:5432").listen, { kind: "tcp", host: "", port: 8080 });
+  assertEquals(parseForwardSpec("L", "0.0.0.0:8080:db:5432").listen, { kind: "tcp", host: "0.0.0.0", port: 8080 });
+  assertEquals(parseForwardSpec("L", "*:8080:db:5432").listen, { kind: "tcp", host: "", port: 8080 });
+  assertEquals(parseForwardSpec("L", ":8080:db:5432").listen, { kind: "tcp", host: "", port: 8080 });
   const v6 = parseForwardSpec("L", "[::1]:8080:[fe80::1]:22");
-  assert.deepEqual(v6.listen, { kind: "tcp", host: "::1", port: 8080 });
-  assert.deepEqual(v6.connect, { kind: "tcp", host: "fe80::1", port: 22 });
-  assert.deepEqual(parseForwardSpec("L", "8080:/run/docker.sock").connect, { kind: "unix", path: "/run/docker.sock" });
-  assert.deepEqual(parseForwardSpec("L", "/tmp/x.sock:db:5432").listen, { kind: "unix", path: "/tmp/x.sock" });
-  assert.deepEqual(parseForwardSpec("L", "/tmp/a.sock:/tmp/b.sock").connect, { kind: "unix", path: "/tmp/b.sock" });
+  assertEquals(v6.listen, { kind: "tcp", host: "::1", port: 8080 });
+  assertEquals(v6.connect, { kind: "tcp", host: "fe80::1", port: 22 });
+  assertEquals(parseForwardSpec("L", "8080:/run/docker.sock").connect, { kind: "unix", path: "/run/docker.sock" });
+  assertEquals(parseForwardSpec("L", "/tmp/x.sock:db:5432").listen, { kind: "unix", path: "/tmp/x.sock" });
+  assertEquals(parseForwardSpec("L", "/tmp/a.sock:/tmp/b.sock").connect, { kind: "unix", path: "/tmp/b.sock" });
   // a backslash escapes a colon inside a socket path
-  assert.deepEqual(parseForwardSpec("L", "8080:/tmp/a\\:b").connect, { kind: "unix", path: "/tmp/a:b" });
+  assertEquals(parseForwardSpec("L", "8080:/tmp/a\\:b").connect, { kind: "unix", path: "/tmp/a:b" });
 });
 
 Deno.test("parseForwardSpec() reads -R and -D, including -R's SOCKS form", () => {
-  assert.deepEqual(parseForwardSpec("R", "0:127.0.0.1:5432").listen, { kind: "tcp", host: undefined, port: 0 });
+  assertEquals(parseForwardSpec("R", "0:127.0.0.1:5432").listen, { kind: "tcp", host: undefined, port: 0 });
   const socks = parseForwardSpec("R", "localhost:1080");
-  assert.deepEqual([socks.kind, socks.listen, socks.connect], ["remote", {
+  assertEquals([socks.kind, socks.listen, socks.connect], ["remote", {
     kind: "tcp",
     host: "localhost",
     port: 1080,
   }, undefined]);
-  assert.deepEqual(parseForwardSpec("D", "1080").listen, { kind: "tcp", host: undefined, port: 1080 });
-  assert.deepEqual(parseForwardSpec("D", "*:1080").listen, { kind: "tcp", host: "", port: 1080 });
-  assert.deepEqual(parseForwardSpec("D", "[::1]:1080").listen, { kind: "tcp", host: "::1", port: 1080 });
+  assertEquals(parseForwardSpec("D", "1080").listen, { kind: "tcp", host: undefined, port: 1080 });
+  assertEquals(parseForwardSpec("D", "*:1080").listen, { kind: "tcp", host: "", port: 1080 });
+  assertEquals(parseForwardSpec("D", "[::1]:1080").listen, { kind: "tcp", host: "::1", port: 1080 });
 });
 
 Deno.test("parseForwardSpec() refuses malformed specifications with the accepted forms as hint", () => {
@@ -50,10 +50,10 @@ Deno.test("parseForwardSpec() refuses malformed specifications with the accepted
       ["R", "/tmp/x.sock"],
     ] as const
   ) {
-    assert.throws(() => parseForwardSpec(flag, text), (e) => {
-      assert.ok(e instanceof UsageError, `${flag} ${text}`);
-      assert.match(e.message, new RegExp(`^bad (local|remote|dynamic) forwarding specification '`));
-      assert.match(e.hint ?? "", new RegExp(`^write -${flag} `));
+    throws(() => parseForwardSpec(flag, text), (e) => {
+      assert(e instanceof UsageError, `${flag} ${text}`);
+      match(e.message, new RegExp(`^bad (local|remote|dynamic) forwarding specification '`));
+      match(e.hint ?? "", new RegExp(`^write -${flag} `));
       return true;
     });
   }
@@ -61,30 +61,30 @@ Deno.test("parseForwardSpec() refuses malformed specifications with the accepted
 
 Deno.test("parseConfigForward() reads ssh_config's space-separated values", () => {
   const l = parseConfigForward("LocalForward", "  5432 db.internal:5432 ");
-  assert.deepEqual([l.kind, l.listen, l.connect, l.text], [
+  assertEquals([l.kind, l.listen, l.connect, l.text], [
     "local",
     { kind: "tcp", host: undefined, port: 5432 },
     { kind: "tcp", host: "db.internal", port: 5432 },
     "LocalForward 5432 db.internal:5432",
   ]);
-  assert.deepEqual(parseConfigForward("RemoteForward", "*:8080 localhost:80").listen, {
+  assertEquals(parseConfigForward("RemoteForward", "*:8080 localhost:80").listen, {
     kind: "tcp",
     host: "",
     port: 8080,
   });
-  assert.equal(parseConfigForward("RemoteForward", "1080").connect, undefined);
-  assert.deepEqual(parseConfigForward("DynamicForward", "localhost:1080").listen, {
+  strictEqual(parseConfigForward("RemoteForward", "1080").connect, undefined);
+  assertEquals(parseConfigForward("DynamicForward", "localhost:1080").listen, {
     kind: "tcp",
     host: "localhost",
     port: 1080,
   });
-  assert.throws(() => parseConfigForward("LocalForward", "5432"), /bad LocalForward value '5432'/);
-  assert.throws(() => parseConfigForward("DynamicForward", "1080 x"), /bad DynamicForward value/);
+  throws(() => parseConfigForward("LocalForward", "5432"), /bad LocalForward value '5432'/);
+  throws(() => parseConfigForward("DynamicForward", "1080 x"), /bad DynamicForward value/);
 });
 
 Deno.test("describeEndpoint() writes ports as ssh does in messages", () => {
-  assert.equal(describeEndpoint({ kind: "tcp", host: undefined, port: 80 }), "localhost:80");
-  assert.equal(describeEndpoint({ kind: "tcp", host: "", port: 80 }), "*:80");
-  assert.equal(describeEndpoint({ kind: "tcp", host: "::1", port: 80 }), "[::1]:80");
-  assert.equal(describeEndpoint({ kind: "unix", path: "/tmp/s" }), "/tmp/s");
+  strictEqual(describeEndpoint({ kind: "tcp", host: undefined, port: 80 }), "localhost:80");
+  strictEqual(describeEndpoint({ kind: "tcp", host: "", port: 80 }), "*:80");
+  strictEqual(describeEndpoint({ kind: "tcp", host: "::1", port: 80 }), "[::1]:80");
+  strictEqual(describeEndpoint({ kind: "unix", path: "/tmp/s" }), "/tmp/s");
 });

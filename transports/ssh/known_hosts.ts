@@ -20,8 +20,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { decodeBase64Strict, keyTypeOf, readSshString } from "./fingerprint.ts";
-import { matchPattern } from "./ssh_config.ts";
 import { RemoteError } from "../../plugins/mod.ts";
+import { matchPatternList } from "./ssh_config.ts";
 
 /** The outcome of looking a host key up in known_hosts files. */
 export type HostKeyCheck =
@@ -121,17 +121,7 @@ function hashedMatch(field: string, name: string): boolean | undefined {
 /** Host field matching like hostfile.c: a hashed entry, or a pattern list where a negation vetoes. */
 function hostFieldMatches(field: string, name: string): boolean | undefined {
   if (field.startsWith("|")) return hashedMatch(field, name);
-  let matched = false;
-  for (let pattern of field.split(",")) {
-    pattern = pattern.toLowerCase();
-    const negated = pattern.startsWith("!");
-    if (negated) pattern = pattern.slice(1);
-    if (matchPattern(name, pattern)) {
-      if (negated) return false;
-      matched = true;
-    }
-  }
-  return matched;
+  return matchPatternList(name, field, true);
 }
 
 function parseEntry(text: string, file: string, line: number, name: string): Entry | undefined {

@@ -154,8 +154,9 @@ function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
 export async function openReused(
   ctx: OpenContext,
   request: Extract<OpenRequest, { kind: "exec" }>,
-  socketPath = masterSocketPath(),
+  socketPath?: string,
 ): Promise<Channel | undefined> {
+  socketPath ??= await masterSocketPath();
   const conn = await masterConnection(socketPath, idleMsFrom(optionsOf(ctx)), ctx.signal);
   if (typeof conn === "string") {
     if (!told.has(socketPath)) {

@@ -8,7 +8,14 @@
  *
  * @module
  */
-import { sha256Hex } from "./sha256.ts";
+import {
+  encodeFrame as encodeRawFrame,
+  FrameSplitter,
+  type FramingOptions,
+  matchWildcard,
+  type RawFrame,
+} from "../../plugins/mod.ts";
+import { parseSshTime } from "./ssh_time.ts";
 
 /** Frame types; `C_` from the client, `M_` from the master. */
 export const Frame = {
@@ -71,14 +78,13 @@ export const MAX_FRAME = 1 << 24;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** This socket's frames: the length counts the type byte and the payload. */
+const FRAMING: FramingOptions = { lengthCountsType: true, maxPayload: MAX_FRAME - 1 };
+
 /** Encodes one frame. */
 export function encodeFrame(type: number, payload: Uint8Array | unknown = new Uint8Array(0)): Uint8Array {
   const body = payload instanceof Uint8Array ? payload : encoder.encode(JSON.stringify(payload));
-  const out = new Uint8Array(5 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length + 1);
-  out[4] = type;
-  out.set(body, 5);
-  return out;
+  return encodeRawFrame(type, body, FRAMING);
 }
 
 /** Parses a JSON frame payload. */
@@ -87,14 +93,15 @@ export function framePayloadJson(payload: Uint8Array): unknown {
 }
 
 /** One decoded frame. */
-export interface DecodedFrame {
-  type: number;
-  payload: Uint8Array;
-}
+export type DecodedFrame = RawFrame;
 
 /** Splits a byte stream into frames; push bytes as they come. */
 export class FrameDecoder {
-  #buffer = new Uint8Array(0);
+  readonly #splitter = new FrameSplitter(FRAMING, {
+    badLength(length) {
+      throw new Error(`bad frame length ${length}`);
+    },
+  });
 
   /**
    * Adds bytes and returns the frames now complete.
@@ -102,20 +109,7 @@ export class FrameDecoder {
    * @throws {Error} when a frame is larger than {@linkcode MAX_FRAME} or empty
    */
   push(bytes: Uint8Array): DecodedFrame[] {
-    const joined = new Uint8Array(this.#buffer.length + bytes.length);
-    joined.set(this.#buffer);
-    joined.set(bytes, this.#buffer.length);
-    const frames: DecodedFrame[] = [];
-    let at = 0;
-    while (joined.length - at >= 4) {
-      const length = new DataView(joined.buffer, at, 4).getUint32(0);
-      if (length === 0 || length > MAX_FRAME) throw new Error(`bad frame length ${length}`);
-      if (joined.length - at - 4 < length) break;
-      frames.push({ type: joined[at + 4], payload: joined.slice(at + 5, at + 4 + length) });
-      at += 4 + length;
-    }
-    this.#buffer = joined.slice(at);
-    return frames;
+    return this.#splitter.push(bytes);
   }
 }
 
@@ -140,13 +134,16 @@ const PROTOCOL = "2";
  * Where the master for this user and environment listens: `$XDG_RUNTIME_DIR/remote/` (else a 0700
  * directory in the temp dir), one socket per uid, HOME and agent socket.
  */
-export function masterSocketPath(env: { get(name: string): string | undefined } = Deno.env): string {
+export async function masterSocketPath(
+  env: { get(name: string): string | undefined } = Deno.env,
+): Promise<string> {
   const uid = Deno.uid() ?? 0;
   const runtime = env.get("XDG_RUNTIME_DIR");
   const dir = runtime ? `${runtime}/remote` : `${env.get("TMPDIR") || "/tmp"}/remote-${uid}`;
-  // not node:crypto: loading Deno's Node crypto layer costs the reuse client ~10 ms of CPU per run
+  // the runtime's own digest, not node:crypto: loading Deno's Node crypto layer costs the reuse client ~10 ms per run
   const identity = [`protocol=${PROTOCOL}`, ...IDENTITY_ENV.map((n) => `${n}=${env.get(n) ?? ""}`)];
-  const hash = sha256Hex(encoder.encode(identity.join("\0"))).slice(0, 16);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(identity.join("\0"))));
+  const hash = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
   return `${dir}/ssh-${uid}-${hash}.sock`;
 }
 
@@ -154,8 +151,8 @@ export function masterSocketPath(env: { get(name: string): string | undefined } 
 export const DEFAULT_IDLE_MS = 60_000;
 
 /**
- * The master's idle time: `-o ControlPersist=` (seconds, `30s`, `5m`, `yes` = forever, `no` = 0) or
- * `REMOTE_SSH_PERSIST`, else {@linkcode DEFAULT_IDLE_MS}.
+ * The master's idle time: `-o ControlPersist=` (ssh's time format: seconds, `30s`, `5m`, `1m30s`; `yes` =
+ * forever, `no` = 0) or `REMOTE_SSH_PERSIST`, else {@linkcode DEFAULT_IDLE_MS}.
  */
 export function idleMsFrom(options: Record<string, string> | undefined, env = Deno.env): number {
   const key = Object.keys(options ?? {}).find((k) => k.toLowerCase() === "controlpersist");
@@ -164,10 +161,8 @@ export function idleMsFrom(options: Record<string, string> | undefined, env = De
   const t = text.trim().toLowerCase();
   if (t === "yes") return 0x7fffffff;
   if (t === "no") return 0;
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(t);
-  if (!m) return DEFAULT_IDLE_MS;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"] ?? 1000;
-  return Math.min(Number(m[1]) * unit, 0x7fffffff);
+  const seconds = parseSshTime(t);
+  return seconds === undefined ? DEFAULT_IDLE_MS : Math.min(seconds * 1000, 0x7fffffff);
 }
 
 /**
@@ -197,15 +192,9 @@ export function masterEnvironment(env: Record<string, string> = Deno.env.toObjec
   return Object.fromEntries(Object.entries(env).filter(([name]) => keep.has(name) || name.startsWith("LC_")));
 }
 
-/** ssh_config pattern match (`*`, `?`), as SendEnv applies it to variable names. */
-export function envPatternMatch(name: string, pattern: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
-  return re.test(name);
-}
-
 /** The variables of `env` that SendEnv `patterns` select. */
 export function selectSendEnv(patterns: readonly string[], env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => patterns.some((p) => envPatternMatch(name, p))));
+  return Object.fromEntries(Object.entries(env).filter(([name]) => patterns.some((p) => matchWildcard(p, name))));
 }
 
 /**

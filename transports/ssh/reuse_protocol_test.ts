@@ -54,13 +54,27 @@ Deno.test("idleMsFrom() reads ControlPersist, then REMOTE_SSH_PERSIST, else 60 s
   assertEquals(idleMsFrom(undefined, env("yes")), 0x7fffffff);
 });
 
-Deno.test("masterSocketPath() lives in XDG_RUNTIME_DIR/remote and depends on HOME and the agent", () => {
+Deno.test("idleMsFrom() reads ControlPersist in ssh's time format, as ConnectTimeout is read", () => {
+  const env = { get: () => undefined } as unknown as typeof Deno.env;
+  assertEquals(idleMsFrom({ ControlPersist: "1m30s" }, env), 90_000);
+  assertEquals(idleMsFrom({ ControlPersist: "1H" }, env), 3_600_000);
+  assertEquals(idleMsFrom({ ControlPersist: "4w" }, env), 0x7fffffff);
+  assertEquals(idleMsFrom({ ControlPersist: "5x" }, env), DEFAULT_IDLE_MS);
+});
+
+Deno.test("masterSocketPath() lives in XDG_RUNTIME_DIR/remote and depends on HOME and the agent", async () => {
   const env = (vars: Record<string, string>) => ({ get: (n: string) => vars[n] });
-  const a = masterSocketPath(env({ XDG_RUNTIME_DIR: "/run/user/7", HOME: "/home/a" }));
+  const a = await masterSocketPath(env({ XDG_RUNTIME_DIR: "/run/user/7", HOME: "/home/a" }));
   assertEquals(a.startsWith("/run/user/7/remote/ssh-"), true);
-  assertNotEquals(a, masterSocketPath(env({ XDG_RUNTIME_DIR: "/run/user/7", HOME: "/home/b" })));
-  assertNotEquals(a, masterSocketPath(env({ XDG_RUNTIME_DIR: "/run/user/7", HOME: "/home/a", SSH_AUTH_SOCK: "/s" })));
-  assertEquals(masterSocketPath(env({ HOME: "/h", TMPDIR: "/t" })).startsWith(`/t/remote-${Deno.uid()}/`), true);
+  assertNotEquals(a, await masterSocketPath(env({ XDG_RUNTIME_DIR: "/run/user/7", HOME: "/home/b" })));
+  assertNotEquals(
+    a,
+    await masterSocketPath(env({ XDG_RUNTIME_DIR: "/run/user/7", HOME: "/home/a", SSH_AUTH_SOCK: "/s" })),
+  );
+  assertEquals(
+    (await masterSocketPath(env({ HOME: "/h", TMPDIR: "/t" }))).startsWith(`/t/remote-${Deno.uid()}/`),
+    true,
+  );
 });
 
 Deno.test("masterEnvironment() keeps identity, agent, directories and locale, never secrets", () => {

@@ -32,7 +32,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { SFTPWrapper, Stats } from "ssh2";
-import { RemoteError, TransportError, UsageError } from "../../plugins/mod.ts";
+import { RemoteError, shellQuote, TransportError, UsageError } from "../../plugins/mod.ts";
 import type { SshConnection } from "./connection.ts";
 
 /** Bytes per SFTP read or write request; OpenSSH's sftp-server accepts up to 255 KiB (limits@openssh.com). */
@@ -140,11 +140,6 @@ const posixDir = (p: string) => {
 };
 const join = (dir: string, name: string) =>
   dir === "" || dir === "." ? name : dir.endsWith("/") ? `${dir}${name}` : `${dir}/${name}`;
-
-/** `'…'` for sh, safe for any bytes but NUL (file names cannot hold NUL). */
-function shQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
 
 /** glob(3) of one path component as a RegExp: `*`, `?`, `[...]`/`[!...]`, `\` escapes. */
 function globRegExp(pattern: string): RegExp {
@@ -623,7 +618,7 @@ class Engine {
   /** SHA-256 of a remote file's first `length` bytes: by `head -c | sha256sum` there, else by reading it. */
   async remotePrefixHash(handle: Buffer, path: string, length: number): Promise<string> {
     try {
-      const r = await this.connection.run(`head -c ${length} -- ${shQuote(path)} | sha256sum`);
+      const r = await this.connection.run(`head -c ${length} -- ${shellQuote(path, { always: true })} | sha256sum`);
       const m = /^([0-9a-f]{64})\s/.exec(new TextDecoder().decode(r.stdout));
       if (r.code === 0 && m) return m[1];
     } catch { /* no shell, or exec refused: read it */ }

@@ -23,8 +23,9 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { RemoteError, UsageError } from "../../plugins/mod.ts";
+import { matchWildcard, RemoteError, UsageError } from "../../plugins/mod.ts";
 import { type ForwardKeyword, type ForwardSpec, parseConfigForward } from "./forward_spec.ts";
+import { parseSshTime } from "./ssh_time.ts";
 
 /** The settings remote's SSH transport uses for one host, after every config source is applied. */
 export interface SshHostConfig {
@@ -262,26 +263,14 @@ function parsePort(l: SshConfigLine, file: string): number {
   return n;
 }
 
-const TIME_UNITS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-
 /** Parses ssh's time format ("30", "1m30s", "2h") into seconds, like convtime(). */
 function parseTime(l: SshConfigLine, file: string): number {
   const v = single(l, file);
-  const re = /([0-9]+)([sSmMhHdDwW]?)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < v.length) {
-    re.lastIndex = pos;
-    const m = re.exec(v);
-    if (!m) break;
-    total += Number(m[1]) * TIME_UNITS[m[2].toLowerCase()];
-    pos = re.lastIndex;
-    if (m[2] === "" && pos < v.length) break; // a bare number must be last
-  }
-  if (v === "" || pos !== v.length || !Number.isSafeInteger(total) || total > 2 ** 31 - 1) {
+  const seconds = parseSshTime(v);
+  if (seconds === undefined) {
     throw configError(file, l.line, `invalid time value "${v}" for ${l.keyword}`, "use seconds, or e.g. 1m30s");
   }
-  return total;
+  return seconds;
 }
 
 function parseStrict(l: SshConfigLine, file: string): SshHostConfig["strictHostKeyChecking"] {
@@ -438,28 +427,6 @@ function parseForward(l: SshConfigLine, file: string): ForwardSpec {
 
 // ---- pattern matching (OpenSSH match.c) ----
 
-/** Matches `*` (any run) and `?` (exactly one character), anchored, like match_pattern(). */
-export function matchPattern(text: string, pattern: string): boolean {
-  // iterative wildcard match with backtracking to the last star
-  let t = 0, p = 0, starP = -1, starT = 0;
-  while (t < text.length) {
-    if (p < pattern.length && (pattern[p] === "?" || pattern[p] === text[t])) {
-      t++;
-      p++;
-    } else if (p < pattern.length && pattern[p] === "*") {
-      starP = p++;
-      starT = t;
-    } else if (starP >= 0) {
-      p = starP + 1;
-      t = ++starT;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === "*") p++;
-  return p === pattern.length;
-}
-
 /**
  * Matches a comma-separated pattern list like match_pattern_list(): true if some pattern matches
  * and no `!`-negated one does. `lower` lower-cases the patterns (host name lists).
@@ -470,7 +437,7 @@ export function matchPatternList(text: string, list: string, lower: boolean): bo
     if (lower) pattern = pattern.toLowerCase();
     const negated = pattern.startsWith("!");
     if (negated) pattern = pattern.slice(1);
-    if (matchPattern(text, pattern)) {
+    if (matchWildcard(pattern, text)) {
       if (negated) return false;
       matched = true;
     }
@@ -584,7 +551,7 @@ function apply(l: SshConfigLine, file: string, ctx: PassContext): void {
     case "sendenv":
       for (const a of l.args) {
         if (a.startsWith("-")) {
-          s.sendEnv = s.sendEnv.filter((e) => !matchPattern(e, a.slice(1)));
+          s.sendEnv = s.sendEnv.filter((e) => !matchWildcard(a.slice(1), e));
         } else if (!s.sendEnv.includes(a)) {
           s.sendEnv.push(a);
         }
@@ -650,7 +617,7 @@ function matchHost(l: SshConfigLine, ctx: PassContext): boolean {
   let active = false;
   for (const a of l.args) {
     const negated = a.startsWith("!");
-    if (matchPattern(ctx.host, negated ? a.slice(1) : a)) {
+    if (matchWildcard(negated ? a.slice(1) : a, ctx.host)) {
       if (negated) return false;
       active = true;
     }

@@ -29,6 +29,7 @@ import {
   type OpenContext,
   RemoteError,
   type SessionHost,
+  shellQuote,
   UsageError,
 } from "../../plugins/mod.ts";
 import { connectSsh, type SshConnection } from "./connection.ts";
@@ -55,18 +56,8 @@ export interface TmuxSessionHostOptions {
   connect?: (ctx: OpenContext) => Promise<SshConnection>;
 }
 
-/**
- * Quotes `word` for a POSIX shell: single quotes, each embedded `'` written as `'\''`.
- *
- * @example
- * ```ts
- * import { shellQuote } from "./tmux_sessions.ts";
- * console.assert(shellQuote("it's") === `'it'\\''s'`);
- * ```
- */
-export function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
+/** A word of a command line the helper runs: always single-quoted, so every line has one shape. */
+const quote = (word: string) => shellQuote(word, { always: true });
 
 /**
  * The host-side helper (POSIX sh). Called as `host.sh COMMAND SOCKET NAME [ARGS]`; writes markers
@@ -417,7 +408,7 @@ export function tmuxSessionHost(options: TmuxSessionHostOptions = {}): SessionHo
     args: string[] = [],
   ): Promise<{ stdout: Uint8Array; stderr: string }> {
     const socket = socketName(options);
-    const line = ["sh", "-s", "--", command, socket, name, ...args].map(shellQuote).join(" ");
+    const line = ["sh", "-s", "--", command, socket, name, ...args].map(quote).join(" ");
     const result = await conn.run(line, { stdin: program() });
     const stderr = decoder.decode(result.stderr);
     if (result.code !== 0) throw helperError(stderr, ctx.target.display, name, command);
@@ -465,7 +456,7 @@ export function tmuxSessionHost(options: TmuxSessionHostOptions = {}): SessionHo
       try {
         await helper(conn, ctx, "prepare-attach", name);
         const socket = socketName(options);
-        const command = ["sh", "-c", ATTACH, "remote", socket, name, force ? "force" : ""].map(shellQuote).join(" ");
+        const command = ["sh", "-c", ATTACH, "remote", socket, name, force ? "force" : ""].map(quote).join(" ");
         const channel = await conn.exec(`exec ${command}`, { pty });
         return attachedChannel(channel, conn, socket, name, () => helper(conn, ctx, "detach", name));
       } catch (err) {
@@ -528,7 +519,7 @@ function attachedChannel(
   const exit = channel.exit.then(async (status): Promise<ExitStatus> => {
     if (status.kind !== "exited") return status;
     try {
-      const probe = await conn.run(`tmux -L ${shellQuote(socket)} has-session -t ${shellQuote(`=${name}`)}`);
+      const probe = await conn.run(`tmux -L ${quote(socket)} has-session -t ${quote(`=${name}`)}`);
       return probe.code === 0 ? { kind: "detached" } : status;
     } catch (error) {
       return { kind: "lost", error: error instanceof Error ? error : new Error(String(error)) };

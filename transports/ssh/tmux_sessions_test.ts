@@ -5,9 +5,9 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import type { OpenContext, SessionHost } from "../../plugins/mod.ts";
-import { RemoteError, UsageError } from "../../plugins/mod.ts";
+import { RemoteError, shellQuote, UsageError } from "../../plugins/mod.ts";
 import type { SshConnection } from "./connection.ts";
-import { parseSessionList, shellQuote, tmuxSessionHost } from "./tmux_sessions.ts";
+import { parseSessionList, tmuxSessionHost } from "./tmux_sessions.ts";
 
 const PTY = { term: "xterm-256color", columns: 80, rows: 24 };
 
@@ -82,8 +82,8 @@ async function typeLine(tmux: (...args: string[]) => Promise<string>, name: stri
 }
 
 Deno.test("shellQuote() single-quotes and escapes embedded quotes", () => {
-  assertEquals(shellQuote("plain"), "'plain'");
-  assertEquals(shellQuote("it's $HOME"), `'it'\\''s $HOME'`);
+  assertEquals(shellQuote("plain", { always: true }), "'plain'");
+  assertEquals(shellQuote("it's $HOME", { always: true }), `'it'\\''s $HOME'`);
 });
 
 Deno.test("parseSessionList() maps attached, never-detached and detached sessions", () => {

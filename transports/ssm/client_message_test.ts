@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
 import { decodeClientMessage, encodeClientMessage, MalformedMessageError } from "./client_message.ts";
 
 const message = {
@@ -15,10 +15,10 @@ const message = {
 Deno.test("encodeClientMessage() writes the plugin's layout and quirks", () => {
   const frame = encodeClientMessage(message);
   const view = new DataView(frame.buffer);
-  assert.equal(frame.length, 122);
-  assert.equal(view.getUint32(0), 116);
-  assert.equal(new TextDecoder().decode(frame.subarray(4, 36)), "input_stream_data".padEnd(32, " "));
-  assert.deepEqual([...frame.subarray(64, 80)], [
+  strictEqual(frame.length, 122);
+  strictEqual(view.getUint32(0), 116);
+  strictEqual(new TextDecoder().decode(frame.subarray(4, 36)), "input_stream_data".padEnd(32, " "));
+  assertEquals([...frame.subarray(64, 80)], [
     0x88,
     0x99,
     0xaa,
@@ -36,17 +36,17 @@ Deno.test("encodeClientMessage() writes the plugin's layout and quirks", () => {
     0x66,
     0x77,
   ]);
-  assert.equal(view.getBigInt64(48), 7n);
-  assert.equal(view.getUint32(112), 1);
-  assert.equal(view.getUint32(116), 2);
+  strictEqual(view.getBigInt64(48), 7n);
+  strictEqual(view.getUint32(112), 1);
+  strictEqual(view.getUint32(116), 2);
   // SHA-256("hi")
-  assert.equal(frame[80], 0x8f);
-  assert.equal(frame[111], 0xa4);
+  strictEqual(frame[80], 0x8f);
+  strictEqual(frame[111], 0xa4);
 });
 
 Deno.test("decodeClientMessage() round-trips, tolerates a bad digest and NUL padding, reads 112-byte headers", () => {
   const frame = encodeClientMessage(message);
-  assert.deepEqual({ ...decodeClientMessage(frame), payload: undefined }, {
+  assertEquals({ ...decodeClientMessage(frame), payload: undefined }, {
     ...message,
     payload: undefined,
     headerLength: 116,
@@ -55,24 +55,24 @@ Deno.test("decodeClientMessage() round-trips, tolerates a bad digest and NUL pad
   frame[80] ^= 1;
   frame.fill(0, 4 + 17, 36);
   const tolerated = decodeClientMessage(frame);
-  assert.equal(tolerated.digestOk, false);
-  assert.equal(tolerated.messageType, "input_stream_data");
+  strictEqual(tolerated.digestOk, false);
+  strictEqual(tolerated.messageType, "input_stream_data");
   const short = new Uint8Array(116 + 2);
   short.set(frame.subarray(0, 112));
   new DataView(short.buffer).setUint32(0, 112);
   new DataView(short.buffer).setUint32(112, 2);
   short.set([104, 105], 116);
   const closed = decodeClientMessage(short);
-  assert.equal(closed.payloadType, 0);
-  assert.equal(new TextDecoder().decode(closed.payload), "hi");
+  strictEqual(closed.payloadType, 0);
+  strictEqual(new TextDecoder().decode(closed.payload), "hi");
 });
 
 Deno.test("decodeClientMessage() rejects bad lengths", () => {
   const frame = encodeClientMessage(message);
   new DataView(frame.buffer).setUint32(116, 9);
-  assert.throws(() => decodeClientMessage(frame), MalformedMessageError);
-  assert.throws(() => decodeClientMessage(frame.subarray(0, 50)), MalformedMessageError);
+  throws(() => decodeClientMessage(frame), MalformedMessageError);
+  throws(() => decodeClientMessage(frame.subarray(0, 50)), MalformedMessageError);
   const bad = encodeClientMessage(message);
   new DataView(bad.buffer).setUint32(0, 5000);
-  assert.throws(() => decodeClientMessage(bad), MalformedMessageError);
+  throws(() => decodeClientMessage(bad), MalformedMessageError);
 });

@@ -1,93 +1,93 @@
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { ReceiveBuffer, Retransmission, SendBuffer } from "./sequencing.ts";
 
 const frame = (n: number) => new Uint8Array([n]);
 
 Deno.test("ReceiveBuffer delivers in order, holds early messages and fills the gap", () => {
   const rx = new ReceiveBuffer<string>();
-  assert.deepEqual(rx.accept(2, "c"), { ack: true, deliver: [], duplicate: false });
-  assert.deepEqual(rx.accept(1, "b"), { ack: true, deliver: [], duplicate: false });
-  assert.equal(rx.expected, 0);
-  assert.deepEqual(rx.accept(0, "a"), { ack: true, deliver: ["a", "b", "c"], duplicate: false });
-  assert.equal(rx.expected, 3);
-  assert.deepEqual(rx.accept(3, "d").deliver, ["d"]);
+  assertEquals(rx.accept(2, "c"), { ack: true, deliver: [], duplicate: false });
+  assertEquals(rx.accept(1, "b"), { ack: true, deliver: [], duplicate: false });
+  strictEqual(rx.expected, 0);
+  assertEquals(rx.accept(0, "a"), { ack: true, deliver: ["a", "b", "c"], duplicate: false });
+  strictEqual(rx.expected, 3);
+  assertEquals(rx.accept(3, "d").deliver, ["d"]);
 });
 
 Deno.test("ReceiveBuffer acknowledges duplicates again but never delivers them twice", () => {
   const rx = new ReceiveBuffer<string>();
   rx.accept(0, "a");
   rx.accept(2, "c");
-  assert.deepEqual(rx.accept(0, "a"), { ack: true, deliver: [], duplicate: true }, "already delivered");
-  assert.deepEqual(rx.accept(2, "c"), { ack: true, deliver: [], duplicate: true }, "already buffered");
-  assert.deepEqual(rx.accept(1, "b").deliver, ["b", "c"]);
+  assertEquals(rx.accept(0, "a"), { ack: true, deliver: [], duplicate: true }, "already delivered");
+  assertEquals(rx.accept(2, "c"), { ack: true, deliver: [], duplicate: true }, "already buffered");
+  assertEquals(rx.accept(1, "b").deliver, ["b", "c"]);
 });
 
 Deno.test("ReceiveBuffer does not acknowledge early messages beyond its capacity", () => {
   const rx = new ReceiveBuffer<string>(2);
   rx.accept(1, "b");
   rx.accept(2, "c");
-  assert.deepEqual(rx.accept(3, "d"), { ack: false, deliver: [], duplicate: false }, "the sender must resend it");
-  assert.deepEqual(rx.accept(0, "a").deliver, ["a", "b", "c"]);
-  assert.deepEqual(rx.accept(3, "d").deliver, ["d"]);
+  assertEquals(rx.accept(3, "d"), { ack: false, deliver: [], duplicate: false }, "the sender must resend it");
+  assertEquals(rx.accept(0, "a").deliver, ["a", "b", "c"]);
+  assertEquals(rx.accept(3, "d").deliver, ["d"]);
 });
 
 Deno.test("ReceiveBuffer bounds early messages by bytes, not only by count", () => {
   const rx = new ReceiveBuffer<string>(10000, 100);
-  assert.equal(rx.accept(1, "b", 60).ack, true);
-  assert.deepEqual(rx.accept(2, "c", 60), { ack: false, deliver: [], duplicate: false }, "160 bytes > 100");
-  assert.equal(rx.accept(3, "d", 40).ack, true, "exactly 100 bytes fit");
-  assert.equal(rx.earlyBytes, 100);
-  assert.deepEqual(rx.accept(0, "a", 60).deliver, ["a", "b"]);
-  assert.equal(rx.earlyBytes, 40, "delivered messages free their bytes");
-  assert.deepEqual(rx.accept(2, "c", 60).deliver, ["c", "d"], "the resend fills the gap");
-  assert.equal(rx.earlyBytes, 0);
+  strictEqual(rx.accept(1, "b", 60).ack, true);
+  assertEquals(rx.accept(2, "c", 60), { ack: false, deliver: [], duplicate: false }, "160 bytes > 100");
+  strictEqual(rx.accept(3, "d", 40).ack, true, "exactly 100 bytes fit");
+  strictEqual(rx.earlyBytes, 100);
+  assertEquals(rx.accept(0, "a", 60).deliver, ["a", "b"]);
+  strictEqual(rx.earlyBytes, 40, "delivered messages free their bytes");
+  assertEquals(rx.accept(2, "c", 60).deliver, ["c", "d"], "the resend fills the gap");
+  strictEqual(rx.earlyBytes, 0);
 });
 
 Deno.test("SendBuffer matches acks by sequence number and ignores unknown or repeated ones", () => {
   const tx = new SendBuffer();
   tx.add(0, frame(0), 0);
   tx.add(1, frame(1), 0);
-  assert.equal(tx.size, 2);
-  assert.equal(tx.acknowledge(1, 10), true);
-  assert.equal(tx.acknowledge(1, 10), false);
-  assert.equal(tx.acknowledge(7, 10), false);
-  assert.equal(tx.size, 1);
+  strictEqual(tx.size, 2);
+  strictEqual(tx.acknowledge(1, 10), true);
+  strictEqual(tx.acknowledge(1, 10), false);
+  strictEqual(tx.acknowledge(7, 10), false);
+  strictEqual(tx.size, 1);
 });
 
 Deno.test("SendBuffer adapts the timeout to the measured round trip as the plugin does", () => {
   const tx = new SendBuffer();
-  assert.equal(tx.rtoMs, Retransmission.initialRtoMs);
+  strictEqual(tx.rtoMs, Retransmission.initialRtoMs);
   // sample 20: RTTV = 0.25·|100−20| = 20, RTT = 0.875·100 + 0.125·20 = 90, RTO = 90 + max(10, 80) = 170
   tx.add(0, frame(0), 1000);
   tx.acknowledge(0, 1020);
-  assert.equal(tx.rtoMs, 170);
+  strictEqual(tx.rtoMs, 170);
   // a steady 90 ms round trip shrinks the variance term to its 10 ms floor
   for (let i = 1; i < 60; i++) {
     tx.add(i, frame(i), 0);
     tx.acknowledge(i, 90);
   }
-  assert.ok(Math.abs(tx.rtoMs - 100) < 0.5, `rto ${tx.rtoMs}`);
+  assert(Math.abs(tx.rtoMs - 100) < 0.5, `rto ${tx.rtoMs}`);
   // a huge sample is capped at 1 s
   for (let i = 60; i < 100; i++) {
     tx.add(i, frame(i), 0);
     tx.acknowledge(i, 60_000);
   }
-  assert.equal(tx.rtoMs, Retransmission.maxRtoMs);
+  strictEqual(tx.rtoMs, Retransmission.maxRtoMs);
 });
 
 Deno.test("SendBuffer resends the oldest due frames first and skips RTT samples of resent ones (Karn)", () => {
   const tx = new SendBuffer();
   tx.add(0, frame(0), 0);
   tx.add(1, frame(1), 50);
-  assert.deepEqual(tx.due(100).frames, [], "nothing is older than 200 ms yet");
-  assert.deepEqual(tx.due(210, 1).frames, [frame(0)], "only the oldest with a limit of 1");
-  assert.equal(tx.oldestAttempts, 1);
-  assert.deepEqual(tx.due(260).frames, [frame(1)], "frame 0 was just resent");
+  assertEquals(tx.due(100).frames, [], "nothing is older than 200 ms yet");
+  assertEquals(tx.due(210, 1).frames, [frame(0)], "only the oldest with a limit of 1");
+  strictEqual(tx.oldestAttempts, 1);
+  assertEquals(tx.due(260).frames, [frame(1)], "frame 0 was just resent");
   const rto = tx.rtoMs;
   tx.acknowledge(0, 5000);
-  assert.equal(tx.rtoMs, rto, "the ack of a resent frame is no RTT sample");
-  assert.deepEqual(tx.all(6000).map((e) => e.frame), [frame(1)]);
-  assert.deepEqual(tx.due(6100).frames, [], "all() marks frames as sent");
+  strictEqual(tx.rtoMs, rto, "the ack of a resent frame is no RTT sample");
+  assertEquals(tx.all(6000).map((e) => e.frame), [frame(1)]);
+  assertEquals(tx.due(6100).frames, [], "all() marks frames as sent");
 });
 
 Deno.test("SendBuffer settles older messages with a later ack only for agents that discard processed input", () => {
@@ -105,18 +105,18 @@ Deno.test("SendBuffer settles older messages with a later ack only for agents th
     tx.add(3, frame(3), 30);
     tx.sent(3);
     tx.acknowledge(2, 40, impliesEarlier); // the agent passed over 1 in silence: it had processed it
-    assert.equal(tx.size, impliesEarlier ? 1 : 2, `impliesEarlier ${impliesEarlier}`);
-    assert.equal(tx.impliedAcks, impliesEarlier ? 1 : 0);
+    strictEqual(tx.size, impliesEarlier ? 1 : 2, `impliesEarlier ${impliesEarlier}`);
+    strictEqual(tx.impliedAcks, impliesEarlier ? 1 : 0);
     tx.acknowledge(3, 50, impliesEarlier);
-    assert.equal(tx.size, impliesEarlier ? 0 : 1);
+    strictEqual(tx.size, impliesEarlier ? 0 : 1);
     if (impliesEarlier) {
       // a settled message still goes now and then, with a backoff, and a late ack ends that
-      assert.deepEqual(tx.dueSettled(1000).frames, []);
-      assert.deepEqual(tx.dueSettled(1040).frames, [frame(1)]);
-      assert.deepEqual(tx.dueSettled(2000).frames, [], "the next one waits 2 s");
-      assert.deepEqual(tx.dueSettled(3040).frames, [frame(1)]);
+      assertEquals(tx.dueSettled(1000).frames, []);
+      assertEquals(tx.dueSettled(1040).frames, [frame(1)]);
+      assertEquals(tx.dueSettled(2000).frames, [], "the next one waits 2 s");
+      assertEquals(tx.dueSettled(3040).frames, [frame(1)]);
       tx.acknowledge(1, 3050, true);
-      assert.deepEqual(tx.dueSettled(100_000).frames, []);
+      assertEquals(tx.dueSettled(100_000).frames, []);
     }
   }
 });
@@ -129,7 +129,7 @@ Deno.test("SendBuffer settles only messages carried over a dropped connection", 
     tx.sent(n);
   }
   tx.acknowledge(1, 10, true);
-  assert.equal(tx.size, 1, "0 was never on an earlier connection: it must come again");
+  strictEqual(tx.size, 1, "0 was never on an earlier connection: it must come again");
 });
 
 Deno.test("SendBuffer does not settle a message put on the connection after the acknowledged one", () => {
@@ -142,7 +142,7 @@ Deno.test("SendBuffer does not settle a message put on the connection after the 
   tx.sent(1); // on the new connection 1 went first (0 waited, e.g. publication paused)
   tx.sent(0);
   tx.acknowledge(1, 10, true);
-  assert.equal(tx.size, 1, "0 reached the agent after 1: its silence says nothing yet");
+  strictEqual(tx.size, 1, "0 reached the agent after 1: its silence says nothing yet");
 });
 
 Deno.test("SendBuffer reports exhaustion after the maximum number of attempts", () => {
@@ -150,6 +150,6 @@ Deno.test("SendBuffer reports exhaustion after the maximum number of attempts", 
   tx.add(0, frame(0), 0);
   let exhausted = false;
   for (let i = 1; i <= Retransmission.maxAttempts + 1 && !exhausted; i++) exhausted = tx.due(i * 1000).exhausted;
-  assert.equal(exhausted, true);
-  assert.equal(tx.oldestAttempts, Retransmission.maxAttempts + 1);
+  strictEqual(exhausted, true);
+  strictEqual(tx.oldestAttempts, Retransmission.maxAttempts + 1);
 });

@@ -1,10 +1,10 @@
-import assert from "node:assert/strict";
+import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
 import { encodeSmuxFrame, SMUX_MAX_FRAME, SmuxClient, SmuxCmd, SmuxFrameReader } from "./smux.ts";
 
 Deno.test("encodeSmuxFrame() writes version 1, the command, and little-endian length and stream ID", () => {
   const bytes = encodeSmuxFrame(SmuxCmd.psh, 0x01020304, new Uint8Array([9, 8, 7]));
-  assert.deepEqual([...bytes], [1, 2, 3, 0, 4, 3, 2, 1, 9, 8, 7]);
-  assert.throws(() => encodeSmuxFrame(SmuxCmd.psh, 3, new Uint8Array(0x10000)), RangeError);
+  assertEquals([...bytes], [1, 2, 3, 0, 4, 3, 2, 1, 9, 8, 7]);
+  throws(() => encodeSmuxFrame(SmuxCmd.psh, 3, new Uint8Array(0x10000)), RangeError);
 });
 
 Deno.test("SmuxFrameReader reassembles frames from any chunking, one byte at a time included", () => {
@@ -18,15 +18,15 @@ Deno.test("SmuxFrameReader reassembles frames from any chunking, one byte at a t
     const reader = new SmuxFrameReader();
     const frames = [];
     for (let at = 0; at < stream.length; at += size) frames.push(...reader.push(stream.subarray(at, at + size)));
-    assert.deepEqual(frames.map((f) => [f.cmd, f.streamId, f.data.length]), [[0, 3, 0], [2, 3, big.length], [1, 3, 0]]);
-    assert.deepEqual(frames[1].data, big, `chunks of ${size}`);
+    assertEquals(frames.map((f) => [f.cmd, f.streamId, f.data.length]), [[0, 3, 0], [2, 3, big.length], [1, 3, 0]]);
+    assertEquals(frames[1].data, big, `chunks of ${size}`);
   }
 });
 
 Deno.test("SmuxFrameReader rejects an unknown protocol version", () => {
   const bytes = encodeSmuxFrame(SmuxCmd.psh, 3, new Uint8Array([1]));
   bytes[0] = 0x65;
-  assert.throws(() => new SmuxFrameReader().push(bytes), /smux frame version 101/);
+  throws(() => new SmuxFrameReader().push(bytes), /smux frame version 101/);
 });
 
 Deno.test("SmuxClient opens odd stream IDs from 3, splits large writes, and routes data and FIN", async () => {
@@ -42,10 +42,10 @@ Deno.test("SmuxClient opens odd stream IDs from 3, splits large writes, and rout
   });
   const a = await client.open(handlers("a"));
   const b = await client.open(handlers("b"));
-  assert.deepEqual([a, b], [3, 5]);
+  assertEquals([a, b], [3, 5]);
   await client.send(a, new Uint8Array(SMUX_MAX_FRAME + 10));
   const frames = new SmuxFrameReader().push(new Uint8Array(written.flatMap((w) => [...w])));
-  assert.deepEqual(frames.map((f) => [f.cmd, f.streamId, f.data.length]), [
+  assertEquals(frames.map((f) => [f.cmd, f.streamId, f.data.length]), [
     [SmuxCmd.syn, 3, 0],
     [SmuxCmd.syn, 5, 0],
     [SmuxCmd.psh, 3, SMUX_MAX_FRAME],
@@ -60,14 +60,14 @@ Deno.test("SmuxClient opens odd stream IDs from 3, splits large writes, and rout
       ...encodeSmuxFrame(SmuxCmd.psh, 5, new Uint8Array(4)), // after FIN: dropped
     ]),
   );
-  assert.deepEqual(events, ["b data 4", "b close"]);
-  assert.equal(client.streams, 1);
+  assertEquals(events, ["b data 4", "b close"]);
+  strictEqual(client.streams, 1);
 
   written.length = 0;
   await client.close(a);
   await client.close(a);
-  assert.equal(written.length, 1, "a second close sends nothing");
-  assert.deepEqual([...written[0]], [...encodeSmuxFrame(SmuxCmd.fin, 3)]);
+  strictEqual(written.length, 1, "a second close sends nothing");
+  assertEquals([...written[0]], [...encodeSmuxFrame(SmuxCmd.fin, 3)]);
   client.closeAll();
-  assert.equal(client.streams, 0);
+  strictEqual(client.streams, 0);
 });
