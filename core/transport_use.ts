@@ -32,6 +32,7 @@ const CAPABILITY_WORDS: Record<Capability, string> = {
   receive: "receiving output of disconnected sessions",
   remove: "removing sessions",
   forward: "port forwarding",
+  psrp: "PowerShell remoting (PSRP)",
 };
 
 /**

@@ -35,7 +35,13 @@ export type Capability =
   /** `SessionHost.remove` */
   | "remove"
   /** `Transport.forward`: local port forwarding */
-  | "forward";
+  | "forward"
+  /**
+   * PowerShell remoting: the subsystem request `{ kind: "subsystem", name: "powershell" }` opens a channel
+   * carrying PSRP's out-of-process framing (`pwsh -sshs`, `pwsh -s`), which the core drives through
+   * `plugins/psrp` for `--configuration-name powershell`
+   */
+  | "psrp";
 
 /** Every capability name, for validation of manifests. */
 export const CAPABILITIES: readonly Capability[] = [
@@ -49,6 +55,7 @@ export const CAPABILITIES: readonly Capability[] = [
   "receive",
   "remove",
   "forward",
+  "psrp",
 ];
 
 /**

@@ -13,6 +13,7 @@ import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { THROTTLE_LIMIT } from "../throttle_limit.ts";
 import { hostNamesParameter, jsonParameter, transportParameters } from "./_parameters.ts";
+import { localRoute } from "./_run.ts";
 
 /** The parameters `invoke` declares itself; the transports' join them in {@linkcode spec}. */
 export const parameters = declareParameters([
@@ -41,7 +42,17 @@ export const parameters = declareParameters([
     type: { kind: "string" },
     help: "with --in-disconnected-session: the sessions' name (default: Session<N>)",
   },
+  {
+    name: "ArgumentList",
+    aliases: ["args"],
+    type: { kind: "list" },
+    help: "with --configuration-name powershell: the script's arguments ($args), repeatable",
+    valueName: "<value>",
+  },
 ]);
+
+/** A transport's parameter the core reads too: the PowerShell configuration (subsystem) to run in. */
+const CONFIGURATION_NAME = "ConfigurationName";
 
 /** The words after `--`: the command to run. */
 const COMMAND = "Command";
@@ -66,6 +77,10 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
       { command: "remote invoke db1 db2 -- uptime", description: "uptime on two hosts" },
       { command: "remote invoke --computer-name win01 -- ipconfig", description: "ipconfig over WinRM" },
       {
+        command: "remote invoke db1 db2 --configuration-name powershell -- 'Get-Process | Select -First 3'",
+        description: "a PowerShell script on two hosts over SSH (PSRP)",
+      },
+      {
         command: "remote invoke db1 db2 --in-disconnected-session -- ./nightly.sh",
         description: "start a long job in a session on each host; collect it later with remote receive",
       },
@@ -83,7 +98,20 @@ export async function run(input: VerbInput): Promise<number> {
   }
   const targets = [...params.hostName ?? []];
   if (params.hostFile !== undefined) targets.push(...await readHostFile(params.hostFile));
-  const routes: Route[] = targets.length > 0
+  const configuration = resolution.values[CONFIGURATION_NAME];
+  const powershell = typeof configuration === "string"
+    ? { configuration, argumentList: [...params.argumentList ?? []] }
+    : undefined;
+  if (params.argumentList !== undefined && powershell === undefined) {
+    throw new UsageError("--argument-list passes arguments to a PowerShell script", {
+      hint: "add --configuration-name powershell, or put the arguments in the command",
+    });
+  }
+  // PowerShell with no target is PowerShell on this computer (Enter-PSSession's Example 1), via the local transport
+  const local = targets.length === 0 && powershell !== undefined && resolution.set === HOST_SET;
+  const routes: Route[] = local
+    ? [localRoute(entries)]
+    : targets.length > 0
     ? targets.map((t) => route(resolution, core, entries, config, t, targets.length > 1 ? "ignore" : "refuse"))
     : [route(resolution, core, entries, config)];
   if (routes.length > 1) {
@@ -110,6 +138,7 @@ export async function run(input: VerbInput): Promise<number> {
     sessionName: params.sessionName,
     prompter: input.prompter,
     registry: input.registry,
+    powershell,
   });
 }
 

@@ -37,6 +37,12 @@ export const parameters = declareParameters([
     help: "run this SSH subsystem instead of a shell (e.g. sftp, powershell)",
   },
   {
+    name: "ConfigurationName",
+    type: { kind: "string" },
+    sets: ssh,
+    help: "powershell: PowerShell remoting (PSRP) over the host's `powershell` SSH subsystem",
+  },
+  {
     name: "ConnectingTimeout",
     type: { kind: "duration" },
     sets: ssh,
@@ -74,7 +80,7 @@ export const manifest: TransportManifest = {
   sdk: SDK_VERSION,
   version: "0.1.0",
   summary: "OpenSSH-compatible SSH (keys, agent, known_hosts, ssh_config, ProxyJump)",
-  capabilities: ["shell", "exec", "pty", "pty-resize", "signals", "disconnect", "list", "receive", "remove"],
+  capabilities: ["shell", "exec", "pty", "pty-resize", "signals", "disconnect", "list", "receive", "remove", "psrp"],
   defaultSet: HOST_SET,
   defaultPort: 22,
   parameters: parameters.specs,
