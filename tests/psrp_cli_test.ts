@@ -6,9 +6,11 @@
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
 import { findPwsh } from "./psrp_pwsh.ts";
+import { spawnInPty } from "./pty.ts";
 import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
 
 const TIMEOUT = 120_000;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** An sshd whose `powershell` subsystem is the real pwsh in -sshs mode. */
 async function pwshSshd(): Promise<SshdServer> {
@@ -172,4 +174,49 @@ Deno.test("invoke --configuration-name powershell with no host runs pwsh -s here
   });
   assertEquals(missing.code, 252);
   match(missing.stderr, /^remote: cannot start pwsh \(PowerShell 7\) on this computer\nhint: install PowerShell 7/);
+});
+
+Deno.test("enter --configuration-name powershell in a terminal: the remote prompt, a command, Read-Host, Ctrl-C, exit N", async () => {
+  await using sshd = await pwshSshd();
+  await using home = await tempHome();
+  const config = await aliases(sshd, home);
+  await withLogOnFailure(sshd, async () => {
+    await using pty = await spawnInPty(
+      Deno.execPath(),
+      ["run", "-A", "--quiet", MAIN, "enter", "h01", "-F", config, "--configuration-name", "powershell"],
+      { cols: 100, rows: 30, env: { ...home.env, SSH_AUTH_SOCK: "" } },
+    );
+    // the prompt is the remote `prompt` function's, after Enter-PSSession's [host]: prefix
+    await pty.waitFor(/\[h01\]: PS \/\S*> $/, 60_000);
+    pty.write("'six times seven is ' + 6*7\r");
+    await pty.waitFor(/^six times seven is 42\r$/m, 30_000);
+    await pty.waitFor(/\[h01\]: PS \/\S*> $/);
+    pty.write("$n = Read-Host 'Your name'; 'hello ' + $n.ToUpper()\r");
+    await pty.waitFor("Your name: ", 30_000);
+    pty.write("ada\r");
+    await pty.waitFor(/^hello ADA\r$/m, 30_000);
+    await pty.waitFor(/\[h01\]: PS \/\S*> $/);
+    // Ctrl-C stops the running pipeline, not the session
+    pty.write("'sleeping'; Start-Sleep 100\r");
+    await pty.waitFor(/^sleeping\r$/m, 30_000);
+    pty.write("\x03");
+    await pty.waitFor(/\[h01\]: PS \/\S*> $/, 30_000);
+    pty.write("'still here'\r");
+    await pty.waitFor(/^still here\r$/m, 30_000);
+    await pty.waitFor(/\[h01\]: PS \/\S*> $/);
+    pty.write("exit 9\r");
+    assertEquals((await pty.exited).code, 9);
+  });
+});
+
+Deno.test("enter --configuration-name powershell with no host is a local pwsh session", async () => {
+  await using home = await tempHome();
+  const PATH = `${await pwshDir()}:/usr/bin:/bin`;
+  const r = await runRemote(["enter", "--configuration-name", "powershell"], {
+    env: { ...home.env, PATH, POWERSHELL_TELEMETRY_OPTOUT: "1" },
+    stdin: "'local ' + (2+3)\nexit 4\n",
+    timeoutMs: TIMEOUT,
+  });
+  assertEquals(r.code, 4, r.stderr);
+  match(r.stdout, /^\[localhost\]: PS \/\S*> local 5\n\[localhost\]: PS \/\S*> $/);
 });

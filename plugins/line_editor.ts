@@ -1,5 +1,5 @@
 /**
- * Local line editing for WinRS shells. WinRS gives the remote process pipes, not a console: there is
+ * Local line editing, for peers that read whole lines (WinRS shells, a PowerShell runspace). WinRS gives the remote process pipes, not a console: there is
  * no raw keystroke mode and no terminal protocol (MS-WSMV has no resize or PTY message), so when the
  * user is at a terminal the keystrokes are assembled into lines here, echoed locally, and each whole
  * line is sent with `\r\n`, as winrs.exe and evil-winrm do.
