@@ -77,6 +77,7 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
   };
   const pool = new RunspacePool({ wire: conn.wire, host });
   conn.wire.attach(pool);
+  keys.complete = completer(pool);
   try {
     if (term.isTerminal) term.setRaw?.(true);
     await pool.open();
@@ -110,6 +111,33 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
   }
 }
 
+/**
+ * Tab completion through TabExpansion2 in the remote runspace, as PowerShell's console does: the first match
+ * replaces the word, and Tab again (on the line it produced) moves to the next match.
+ */
+function completer(pool: RunspacePool): (text: string) => Promise<string | undefined> {
+  let last: { produced: string; base: string; start: number; length: number; matches: string[]; i: number } | undefined;
+  const script = "$c = TabExpansion2 -inputScript $args[0] -cursorColumn $args[0].Length; " +
+    "$c.ReplacementIndex; $c.ReplacementLength; $c.CompletionMatches | ForEach-Object CompletionText";
+  return async (text) => {
+    if (last && last.produced === text && last.matches.length > 1) {
+      last.i = (last.i + 1) % last.matches.length;
+    } else {
+      const out: PSValue[] = [];
+      await pool.createPipeline({
+        commands: [{ cmd: script, isScript: true, args: [{ value: text }] }],
+        output: (v) => out.push(v),
+      }).done;
+      const [start, length, ...matches] = out;
+      if (typeof start !== "number" || typeof length !== "number" || matches.length === 0) return undefined;
+      last = { produced: "", base: text, start, length, matches: matches.map(String), i: 0 };
+    }
+    const m = last;
+    m.produced = m.base.slice(0, m.start) + m.matches[m.i] + m.base.slice(m.start + m.length);
+    return m.produced;
+  };
+}
+
 /** Runs `script` and returns its output as text. */
 async function evaluate(pool: RunspacePool, script: string): Promise<string[]> {
   const out: string[] = [];
@@ -126,13 +154,15 @@ function text(value: PSValue): string {
 
 /** Keystrokes through the line editor: whole lines on request, Ctrl-C to whoever runs a pipeline. */
 class KeyReader {
-  #editor = new LineEditor();
+  #editor = new LineEditor({ tabs: "event", history: true });
   #lines: (string | undefined)[] = [];
   #waiting?: (line: string | undefined) => void;
   #echo = true;
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #term: PowerShellTerminal;
   onInterrupt?: () => void;
+  /** Tab: the completed line, or undefined to leave it */
+  complete?: (text: string) => Promise<string | undefined>;
 
   constructor(term: PowerShellTerminal) {
     this.#term = term;
@@ -155,6 +185,12 @@ class KeyReader {
             if (this.onInterrupt) this.onInterrupt();
             else if (this.#waiting) this.#push("");
           } else if (event.kind === "eof") this.#push(undefined);
+          else if (event.kind === "tab" && this.#waiting && this.complete) {
+            const done = await this.complete(event.text).catch(() => undefined);
+            if (done !== undefined && done !== event.text) {
+              await this.#term.write(new TextDecoder().decode(this.#editor.replace(done)));
+            }
+          }
         }
       }
     } catch {

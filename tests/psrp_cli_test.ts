@@ -176,7 +176,7 @@ Deno.test("invoke --configuration-name powershell with no host runs pwsh -s here
   match(missing.stderr, /^remote: cannot start pwsh \(PowerShell 7\) on this computer\nhint: install PowerShell 7/);
 });
 
-Deno.test("enter --configuration-name powershell in a terminal: the remote prompt, a command, Read-Host, Ctrl-C, exit N", async () => {
+Deno.test("enter --configuration-name powershell in a terminal: the remote prompt, a command, Read-Host, Tab, Up, Ctrl-C, exit N", async () => {
   await using sshd = await pwshSshd();
   await using home = await tempHome();
   const config = await aliases(sshd, home);
@@ -195,6 +195,15 @@ Deno.test("enter --configuration-name powershell in a terminal: the remote promp
     await pty.waitFor("Your name: ", 30_000);
     pty.write("ada\r");
     await pty.waitFor(/^hello ADA\r$/m, 30_000);
+    await pty.waitFor(/\[h01\]: PS \/\S*> $/);
+    // Tab completes through TabExpansion2 in the remote runspace; Up recalls the previous line
+    pty.write("Write-Outp\t");
+    await pty.waitFor("Write-Output", 30_000);
+    pty.write(" tabbed\r");
+    await pty.waitFor(/^tabbed\r$/m, 30_000);
+    await pty.waitFor(/\[h01\]: PS \/\S*> $/);
+    pty.write("\x1b[A\r");
+    await pty.waitFor(/^tabbed\r$/m, 30_000);
     await pty.waitFor(/\[h01\]: PS \/\S*> $/);
     // Ctrl-C stops the running pipeline, not the session
     pty.write("'sleeping'; Start-Sleep 100\r");
