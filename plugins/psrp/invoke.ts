@@ -51,9 +51,18 @@ const STATUS_SCRIPT = "$global:?";
  * @throws {PsrpError} when the peer breaks the protocol (exit 244)
  */
 export async function invokeScript(options: InvokeScriptOptions): Promise<number> {
-  const conn = connectOutOfProc({ readable: options.readable, writable: options.writable });
   const out = new LineWriter(options.stdout);
   const err = new LineWriter(options.stderr);
+  // Bounded memory: the peer's bytes are read only while what they produced has been written out, so a slow
+  // stdout holds the server back (through the transport's flow control) instead of filling this process.
+  const gate = new TransformStream<Uint8Array, Uint8Array>({
+    async transform(chunk, controller) {
+      await out.drained();
+      await err.drained();
+      controller.enqueue(chunk);
+    },
+  });
+  const conn = connectOutOfProc({ readable: options.readable.pipeThrough(gate), writable: options.writable });
   let shouldExit: number | undefined;
   const host: PSHost = {
     ...options.host,
@@ -128,18 +137,31 @@ async function feed(
   }
 }
 
+/** Bytes written but not yet taken by the destination, above which the peer's input waits. */
+const HIGH_WATER = 1 << 20;
+
 /** Writes text in order without waiting in the caller (output callbacks are synchronous). */
 class LineWriter {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #encoder = new TextEncoder();
   #last: Promise<void> = Promise.resolve();
+  #pending = 0;
 
   constructor(stream: WritableStream<Uint8Array>) {
     this.#writer = stream.getWriter();
   }
 
   write(text: string): void {
-    this.#last = this.#writer.write(this.#encoder.encode(text)).catch(() => {});
+    const bytes = this.#encoder.encode(text);
+    this.#pending += bytes.length;
+    this.#last = this.#writer.write(bytes).catch(() => {}).finally(() => {
+      this.#pending -= bytes.length;
+    });
+  }
+
+  /** Settles once fewer than {@linkcode HIGH_WATER} bytes wait to be written. */
+  async drained(): Promise<void> {
+    while (this.#pending >= HIGH_WATER) await this.#last;
   }
 
   async close(): Promise<void> {
