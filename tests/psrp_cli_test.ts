@@ -229,3 +229,33 @@ Deno.test("enter --configuration-name powershell with no host is a local pwsh se
   assertEquals(r.code, 4, r.stderr);
   match(r.stdout, /^\[localhost\]: PS \/\S*> local 5\n\[localhost\]: PS \/\S*> $/);
 });
+
+Deno.test("invoke --configuration-name powershell: Ctrl-C stops the remote pipeline and exits 130", async () => {
+  await using sshd = await pwshSshd();
+  await using home = await tempHome();
+  const config = await aliases(sshd, home);
+  await withLogOnFailure(sshd, async () => {
+    await using pty = await spawnInPty(
+      Deno.execPath(),
+      [
+        "run",
+        "-A",
+        "--quiet",
+        MAIN,
+        "invoke",
+        "h01",
+        "-F",
+        config,
+        "--configuration-name",
+        "powershell",
+        "--",
+        "'started'; Start-Sleep 100; 'not reached'",
+      ],
+      { cols: 100, rows: 30, env: { ...home.env, SSH_AUTH_SOCK: "" } },
+    );
+    await pty.waitFor(/^started\r$/m, 60_000);
+    pty.write("\x03");
+    assertEquals((await pty.exited).code, 130);
+    assert(!pty.output().includes("not reached"));
+  });
+});
