@@ -177,8 +177,10 @@ class KeyReader {
         if (done) break;
         for (const event of this.#editor.feed(value)) {
           if (event.kind === "echo") {
-            if (this.#term.isTerminal && (this.#echo || event.bytes.every((b) => b === 13 || b === 10))) {
-              await this.#term.write(new TextDecoder().decode(event.bytes));
+            if (this.#term.isTerminal) {
+              // with echo off (a secret) only the line ends show, so the next output starts on its own line
+              const shown = this.#echo ? event.bytes : event.bytes.filter((b) => b === 13 || b === 10);
+              if (shown.length > 0) await this.#term.write(new TextDecoder().decode(shown));
             }
           } else if (event.kind === "line") this.#push(event.text);
           else if (event.kind === "interrupt") {

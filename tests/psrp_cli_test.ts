@@ -196,6 +196,15 @@ Deno.test("enter --configuration-name powershell in a terminal: the remote promp
     pty.write("ada\r");
     await pty.waitFor(/^hello ADA\r$/m, 30_000);
     await pty.waitFor(/\[h01\]: PS \/\S*> $/);
+    // a secure string is typed without echo
+    pty.write(
+      "$s = Read-Host 'Secret' -AsSecureString; 'length ' + [Net.NetworkCredential]::new('', $s).Password.Length\r",
+    );
+    await pty.waitFor("Secret: ", 30_000);
+    pty.write("hunter2\r");
+    await pty.waitFor(/^length 7\r$/m, 30_000);
+    assert(!pty.output().includes("hunter2"));
+    await pty.waitFor(/\[h01\]: PS \/\S*> $/);
     // Tab completes through TabExpansion2 in the remote runspace; Up recalls the previous line
     pty.write("Write-Outp\t");
     await pty.waitFor("Write-Output", 30_000);
