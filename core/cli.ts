@@ -180,9 +180,12 @@ async function transportBackground(args: string[], transports: readonly Transpor
   }
 }
 
-/** `enter` with nothing at all opens the local loopback session, as Enter-PSSession's first example. */
+/**
+ * `enter` with no target opens the local loopback session, as Enter-PSSession's first example: a shell, or
+ * PowerShell with `--configuration-name` (core/verbs/enter.ts routes it the same way).
+ */
 function localEnter(verb: string, given: readonly string[]): boolean {
-  const alone = new Set(["EscapeChar", "Command", "ForcePseudoTerminal", "DisablePseudoTerminal"]);
+  const alone = new Set(["EscapeChar", "Command", "ForcePseudoTerminal", "DisablePseudoTerminal", "ConfigurationName"]);
   return verb === "enter" && given.every((name) => alone.has(name));
 }
 

@@ -45,6 +45,16 @@ export interface InvokePlan {
   prompter: Prompter;
   /** the local session registry, for `disconnected` */
   registry(): Promise<Registry>;
+  /** `--configuration-name` on a transport that speaks PSRP: the command is a PowerShell script */
+  powershell?: PowerShellPlan;
+}
+
+/** A PowerShell run (`--configuration-name powershell`): the subsystem to open and the script's arguments. */
+export interface PowerShellPlan {
+  /** the subsystem that speaks PSRP, PowerShell's `powershell` */
+  configuration: string;
+  /** `--argument-list`: the script's `$args` */
+  argumentList: string[];
 }
 
 /** Runs `remote invoke`'s command on every route; returns the exit code. */
@@ -56,6 +66,7 @@ export async function runInvoke(plan: InvokePlan): Promise<number> {
     prompter: oncePrompter(plan.prompter),
     reuse: plan.reuse,
     signal: controller.signal,
+    powershell: plan.powershell,
   };
   let interrupts = 0;
   // The first Ctrl-C (or SIGTERM) asks every remote command to stop; a second one leaves at once. The abort's
@@ -93,6 +104,69 @@ interface RunOptions {
   prompter: Prompter;
   reuse: boolean;
   signal: AbortSignal;
+  powershell?: PowerShellPlan;
+}
+
+/** Whether `r` runs the command as PowerShell over PSRP: asked for, and its transport speaks it. */
+function speaksPowerShell(r: Route, options: RunOptions): options is RunOptions & { powershell: PowerShellPlan } {
+  return options.powershell !== undefined && r.entry.manifest.capabilities.includes("psrp");
+}
+
+/**
+ * Runs the command as a PowerShell script over the channel's PSRP stream (plugins/psrp/invoke.ts): text
+ * (PowerShell's formatting) or JSON lines to `stdout`, errors to `stderr`, PowerShell's exit code.
+ */
+async function runPowerShell(
+  channel: Channel,
+  options: RunOptions & { powershell: PowerShellPlan },
+  out: { stdout: WritableStream<Uint8Array>; stderr: WritableStream<Uint8Array>; json: boolean; stdin: boolean },
+): Promise<number> {
+  const { invokeScript } = await import("../plugins/psrp/mod.ts");
+  // What the server process itself writes to stderr (not PowerShell's error stream) is kept, bounded, and shown
+  // only when the run fails: pwsh -s reports its own stdin closing there ("An unknown element … was received").
+  const diagnostics = new Response(channel.stderr.pipeThrough(limitBytes(64 * 1024))).text().catch(() => "");
+  try {
+    return await invokeScript({
+      readable: channel.stdout,
+      writable: channel.stdin,
+      script: options.command,
+      argumentList: options.powershell.argumentList,
+      input: out.stdin ? stdinLines() : undefined,
+      format: out.json ? "json" : "text",
+      stdout: out.stdout,
+      stderr: out.stderr,
+      width: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
+      signal: options.signal,
+    });
+  } catch (error) {
+    const said = await Promise.race([diagnostics, new Promise<string>((r) => setTimeout(() => r(""), 1000))]);
+    if (said.trim() !== "" && error instanceof Error) error.message += ` (the server said: ${said.trim()})`;
+    throw error;
+  }
+}
+
+/** Passes the first `max` bytes and drops the rest. */
+function limitBytes(max: number): TransformStream<Uint8Array, Uint8Array> {
+  let left = max;
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (left <= 0) return;
+      controller.enqueue(chunk.subarray(0, left));
+      left -= chunk.byteLength;
+    },
+  });
+}
+
+/** Piped stdin, one line at a time (the newline dropped): a PowerShell pipeline's input. */
+async function* stdinLines(): AsyncGenerator<string> {
+  let pending = "";
+  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) yield line.replace(/\r$/, "");
+  }
+  if (pending !== "") yield pending;
 }
 
 /**
@@ -173,6 +247,9 @@ async function openChannel(r: Route, options: RunOptions): Promise<Channel> {
   options.signal.addEventListener("abort", onAbort, { once: true });
   try {
     const ctx = { ...openContext(r.target, r.parameters, options.prompter, connecting.signal), reuse: options.reuse };
+    if (speaksPowerShell(r, options)) {
+      return await transport.open(ctx, { kind: "subsystem", name: options.powershell.configuration });
+    }
     return await transport.open(ctx, { kind: "exec", command: options.command });
   } finally {
     options.signal.removeEventListener("abort", onAbort);
@@ -198,6 +275,15 @@ function interruptible(channel: Channel, signal: AbortSignal): Disposable {
 
 async function runSingle(r: Route, options: RunOptions): Promise<number> {
   await using channel = await openChannel(r, options);
+  if (speaksPowerShell(r, options)) {
+    const code = await runPowerShell(channel, options, {
+      stdout: Deno.stdout.writable,
+      stderr: Deno.stderr.writable,
+      json: false,
+      stdin: !Deno.stdin.isTerminal(),
+    });
+    return options.signal.aborted ? stopCode(options.signal.reason) : code;
+  }
   using _ = interruptible(channel, options.signal);
   // stdin reaches the remote command only when it is not the terminal (a pipe or a file), as ssh -T
   const stdin = Deno.stdin.isTerminal()
@@ -217,6 +303,11 @@ async function runOne(r: Route, options: RunOptions, printer: PrefixPrinter): Pr
   const host = r.target.display;
   try {
     await using channel = await openChannel(r, options);
+    if (speaksPowerShell(r, options)) {
+      const code = await runPowerShellPrefixed(channel, options, printer, host);
+      await printer.exit(host, code);
+      return { kind: "exited", host, code };
+    }
     using _ = interruptible(channel, options.signal);
     await channel.stdin.close().catch(() => {});
     await Promise.all([printer.pump(host, "stdout", channel.stdout), printer.pump(host, "stderr", channel.stderr)]);
@@ -229,6 +320,32 @@ async function runOne(r: Route, options: RunOptions, printer: PrefixPrinter): Pr
     const err = error instanceof Error ? error : new Error(String(error));
     await printer.failure(host, err);
     return { kind: "failed", host, error: err };
+  }
+}
+
+/** {@linkcode runPowerShell} for one of several hosts: each line through the printer (text or JSON). */
+async function runPowerShellPrefixed(
+  channel: Channel,
+  options: RunOptions & { powershell: PowerShellPlan },
+  printer: PrefixPrinter,
+  host: string,
+): Promise<number> {
+  const stdout = new TransformStream<Uint8Array, Uint8Array>();
+  const stderr = new TransformStream<Uint8Array, Uint8Array>();
+  const pumps = Promise.all([
+    printer.json ? printer.pumpObjects(host, stdout.readable) : printer.pump(host, "stdout", stdout.readable),
+    printer.pump(host, "stderr", stderr.readable),
+  ]);
+  try {
+    return await runPowerShell(channel, options, {
+      stdout: stdout.writable,
+      stderr: stderr.writable,
+      json: printer.json,
+      stdin: false,
+    });
+  } finally {
+    await Promise.all([stdout.writable.close().catch(() => {}), stderr.writable.close().catch(() => {})]);
+    await pumps;
   }
 }
 
@@ -305,6 +422,28 @@ export class PrefixPrinter {
   constructor(json: boolean, colorStdout: boolean, colorStderr: boolean) {
     this.#json = json;
     this.#color = { stdout: colorStdout, stderr: colorStderr };
+  }
+
+  /** Whether output is JSON lines. */
+  get json(): boolean {
+    return this.#json;
+  }
+
+  /**
+   * Copies a host's JSON lines (one object each, from a PowerShell run) as `{"host", "stream": "output",
+   * "data": <object>}` lines.
+   */
+  async pumpObjects(host: string, readable: ReadableStream<Uint8Array>): Promise<void> {
+    let pending = "";
+    for await (const chunk of readable.pipeThrough(new TextDecoderStream())) {
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      const out = lines.filter((l) => l !== "").map((l) =>
+        `{"host":${JSON.stringify(host)},"stream":"output","data":${l}}\n`
+      );
+      if (out.length > 0) await writeOut(out.join(""));
+    }
   }
 
   #prefix(host: string, stream: "stdout" | "stderr"): string {

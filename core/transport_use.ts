@@ -33,6 +33,7 @@ const CAPABILITY_WORDS: Record<Capability, string> = {
   remove: "removing sessions",
   forward: "port forwarding",
   copy: "file copy",
+  psrp: "PowerShell remoting (PSRP)",
 };
 
 /**

@@ -37,7 +37,13 @@ export type Capability =
   /** `Transport.forward`: local port forwarding */
   | "forward"
   /** `Transport.copy`: file copy between this computer and the target (`remote copy`) */
-  | "copy";
+  | "copy"
+  /**
+   * PowerShell remoting: the subsystem request `{ kind: "subsystem", name: "powershell" }` opens a channel
+   * carrying PSRP's out-of-process framing (`pwsh -sshs`, `pwsh -s`), which the core drives through
+   * `plugins/psrp` for `--configuration-name powershell`
+   */
+  | "psrp";
 
 /** Every capability name, for validation of manifests. */
 export const CAPABILITIES: readonly Capability[] = [
@@ -52,6 +58,7 @@ export const CAPABILITIES: readonly Capability[] = [
   "remove",
   "forward",
   "copy",
+  "psrp",
 ];
 
 /**

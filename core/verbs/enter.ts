@@ -4,9 +4,15 @@
  *
  * @module
  */
-import { declareParameters, HOST_SET, type OpenRequest, type TransportManifest } from "../../plugins/mod.ts";
+import {
+  declareParameters,
+  HOST_SET,
+  type OpenContext,
+  type OpenRequest,
+  type TransportManifest,
+} from "../../plugins/mod.ts";
 import { UsageError } from "../errors.ts";
-import { route } from "../route.ts";
+import { type Route, route } from "../route.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
 import { exitCodeOf, loadTransport, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
@@ -78,8 +84,38 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
         command: "remote enter db1 -L 5432:localhost:5432 -N",
         description: "no shell: hold the forwarding until Ctrl-C, as ssh -N",
       },
+      {
+        command: "remote enter db1 --configuration-name powershell",
+        description: "a PowerShell session on db1 over SSH (PSRP; no host: pwsh here)",
+      },
     ],
   };
+}
+
+/** A transport's parameter the core reads too: the PowerShell configuration (subsystem) to enter. */
+const CONFIGURATION_NAME = "ConfigurationName";
+
+/** Enter-PSSession: a PowerShell session over the transport's PSRP subsystem (core/powershell_enter.ts). */
+async function enterPowerShell(r: Route, configuration: string, ctx: OpenContext): Promise<number> {
+  const transport = await loadTransport(r.entry);
+  await using channel = await transport.open(ctx, { kind: "subsystem", name: configuration });
+  const { enterPowerShell } = await import("../powershell_enter.ts");
+  const stdout = Deno.stdout.writable.getWriter();
+  const stderr = Deno.stderr.writable.getWriter();
+  const encoder = new TextEncoder();
+  try {
+    return await enterPowerShell(channel, r.target.display, {
+      stdin: Deno.stdin.readable,
+      isTerminal: Deno.stdin.isTerminal(),
+      setRaw: (mode) => Deno.stdin.setRaw(mode),
+      write: (text) => stdout.write(encoder.encode(text)),
+      writeError: (text) => stderr.write(encoder.encode(text)),
+      columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
+    });
+  } finally {
+    stdout.releaseLock();
+    stderr.releaseLock();
+  }
 }
 
 /** Opens a shell through the routed transport and bridges it to the terminal. */
@@ -90,9 +126,13 @@ export async function run(input: VerbInput): Promise<number> {
     return await attachRecorded(input, parameters.names, { ...params, force: false });
   }
   const escapeChar = escapeCharOf(params.escapeChar);
-  const r = resolution.given.every((name) => LOCAL_ONLY.has(name))
+  const configuration = resolution.values[CONFIGURATION_NAME];
+  const r = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME)
     ? localRoute(entries)
     : route(resolution, new Set([...parameters.names, COMMAND]), entries, config, params.hostName);
+  if (typeof configuration === "string" && r.entry.manifest.capabilities.includes("psrp")) {
+    return await enterPowerShell(r, configuration, contextFor(r, prompter, new AbortController().signal));
+  }
   if (params.noCommand) return await holdForwards(input, r, {});
   const command = commandOf(resolution.values[COMMAND]);
   requireCapability(r.entry, command.length > 0 ? "exec" : "shell");

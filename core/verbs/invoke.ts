@@ -14,6 +14,7 @@ import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { THROTTLE_LIMIT } from "../throttle_limit.ts";
 import { hostNamesParameter, jsonParameter, letterHints, transportParameters } from "./_parameters.ts";
+import { localRoute } from "./_run.ts";
 
 /** The parameters `invoke` declares itself; the transports' join them in {@linkcode spec}. */
 export const parameters = declareParameters([
@@ -42,7 +43,17 @@ export const parameters = declareParameters([
     type: { kind: "string" },
     help: "with --in-disconnected-session: the sessions' name (default: Session<N>)",
   },
+  {
+    name: "ArgumentList",
+    aliases: ["args"],
+    type: { kind: "list" },
+    help: "with --configuration-name powershell: the script's arguments ($args), repeatable",
+    valueName: "<value>",
+  },
 ]);
+
+/** A transport's parameter the core reads too: the PowerShell configuration (subsystem) to run in. */
+const CONFIGURATION_NAME = "ConfigurationName";
 
 /** The words after `--`: the command to run. */
 const COMMAND = "Command";
@@ -68,6 +79,10 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
       { command: "remote invoke db1 db2 -- uptime", description: "uptime on two hosts" },
       { command: "remote invoke --computer-name win01 -- ipconfig", description: "ipconfig over WinRM" },
       {
+        command: "remote invoke db1 db2 --configuration-name powershell -- 'Get-Process | Select -First 3'",
+        description: "a PowerShell script on two hosts over SSH (PSRP)",
+      },
+      {
         command: "remote invoke db1 db2 --in-disconnected-session -- ./nightly.sh",
         description: "start a long job in a session on each host; collect it later with remote receive",
       },
@@ -85,9 +100,22 @@ export async function run(input: VerbInput): Promise<number> {
   }
   const targets = [...params.hostName ?? []];
   if (params.hostFile !== undefined) targets.push(...await readHostFile(params.hostFile));
+  const configuration = resolution.values[CONFIGURATION_NAME];
+  const powershell = typeof configuration === "string"
+    ? { configuration, argumentList: [...params.argumentList ?? []] }
+    : undefined;
+  if (params.argumentList !== undefined && powershell === undefined) {
+    throw new UsageError("--argument-list passes arguments to a PowerShell script", {
+      hint: "add --configuration-name powershell, or put the arguments in the command",
+    });
+  }
+  // PowerShell with no target is PowerShell on this computer (Enter-PSSession's Example 1), via the local transport
+  const local = targets.length === 0 && powershell !== undefined && resolution.set === HOST_SET;
   const owned = ownTargets(resolution, entries.map((e) => e.manifest));
   const several = targets.length + owned.length > 1 ? "ignore" : "refuse";
-  const routes: Route[] = targets.length > 0
+  const routes: Route[] = local
+    ? [localRoute(entries)]
+    : targets.length > 0
     ? targets.map((t) => route(resolution, core, entries, config, t, several))
     : owned.length > 0
     ? owned.map((r) => route(r, core, entries, config, undefined, several))
@@ -116,6 +144,7 @@ export async function run(input: VerbInput): Promise<number> {
     sessionName: params.sessionName,
     prompter: input.prompter,
     registry: input.registry,
+    powershell,
   });
 }
 

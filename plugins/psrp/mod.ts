@@ -138,3 +138,4 @@ export {
   OutOfProcWire,
   type OutOfProcWireOptions,
 } from "./out_of_proc.ts";
+export { formatError, invokeScript, type InvokeScriptOptions, toJson } from "./invoke.ts";

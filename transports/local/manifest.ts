@@ -6,6 +6,6 @@ export const manifest: TransportManifest = {
   sdk: SDK_VERSION,
   version: "0.1.0",
   summary: "A shell on this machine in a pseudo-terminal (the reference plugin)",
-  capabilities: ["shell", "exec", "pty", "pty-resize", "signals"],
+  capabilities: ["shell", "exec", "pty", "pty-resize", "signals", "psrp"],
   parameters: [],
 };

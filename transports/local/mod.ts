@@ -57,14 +57,18 @@ const GRACE_MS = 2_000;
 /**
  * Starts `request` on this machine.
  *
- * @throws {UnsupportedError} for a subsystem request
- * @throws {TransportError} when the shell cannot be started
+ * The subsystem `powershell` is PowerShell in server mode, `pwsh -NoLogo -NoProfile -s` (what Enter-PSSession
+ * with no target runs): its stdio carries PSRP's out-of-process framing, as the SSH subsystem does.
+ *
+ * @throws {UnsupportedError} for another subsystem
+ * @throws {TransportError} when the shell (or pwsh) cannot be started
  */
 export function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
-  if (request.kind === "subsystem") {
+  if (request.kind === "subsystem" && request.name.toLowerCase() !== "powershell") {
     return Promise.reject(new UnsupportedError("local", `subsystem ${request.name}`));
   }
   if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+  if (request.kind === "subsystem") return openPowerShell(ctx);
   const shell = readEnv("SHELL") || "/bin/sh";
   const args = request.kind === "exec" ? ["-c", request.command] : [];
   const env = { ...Deno.env.toObject(), ...request.env };
@@ -78,6 +82,26 @@ export function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
         code: "hostMissing",
         cause,
         hint: "set SHELL to a shell that exists, or unset it to use /bin/sh",
+      }),
+    );
+  }
+  const onAbort = () => void channel[Symbol.asyncDispose]();
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
+  channel.exit.finally(() => ctx.signal.removeEventListener("abort", onAbort));
+  return Promise.resolve(channel);
+}
+
+function openPowerShell(ctx: OpenContext): Promise<Channel> {
+  let channel: Channel;
+  try {
+    channel = openPipes("pwsh", ["-NoLogo", "-NoProfile", "-s"], Deno.env.toObject());
+  } catch (cause) {
+    return Promise.reject(
+      new TransportError("cannot start pwsh (PowerShell 7) on this computer", {
+        layer: "channel",
+        code: "hostMissing",
+        cause,
+        hint: "install PowerShell 7 and put pwsh on PATH, e.g. dotnet tool install --global PowerShell",
       }),
     );
   }

@@ -70,7 +70,7 @@ function alive(pid: number): boolean {
 
 Deno.test("manifest declares what open() implements", () => {
   assertEquals(manifest.id, "local");
-  assertEquals([...manifest.capabilities].sort(), ["exec", "pty", "pty-resize", "shell", "signals"]);
+  assertEquals([...manifest.capabilities].sort(), ["exec", "psrp", "pty", "pty-resize", "shell", "signals"]);
 });
 
 Deno.test("open() runs an exec request with separate stdout and stderr and its exit code", async () => {

@@ -277,13 +277,23 @@ function makeConnection(ctx: OpenContext, clients: Client[], final: Hop): SshCon
     new Promise<Channel>((resolve, reject) => {
       how((err, ch) => {
         if (err && gone) return reject(gone);
+        if (err && what.startsWith("subsystem ")) {
+          const name = what.slice("subsystem ".length);
+          reject(
+            new RemoteError("hostMissing", `${display} has no ${name} subsystem (the server refused it)`, {
+              hint: name === "powershell"
+                ? "add to the host's sshd_config: Subsystem powershell /usr/bin/pwsh -sshs -NoLogo"
+                : `add a Subsystem ${name} line to the host's sshd_config`,
+              cause: err,
+            }),
+          );
+          return;
+        }
         if (err) {
           reject(
             new TransportError(`${display} refused to start ${what}: ${err.message}`, {
               layer: "server",
-              hint: what.startsWith("subsystem")
-                ? "is the subsystem configured in the server's sshd_config?"
-                : "check the server's sshd_config and logs",
+              hint: "check the server's sshd_config and logs",
               cause: err,
             }),
           );

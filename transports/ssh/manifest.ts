@@ -37,6 +37,12 @@ export const parameters = declareParameters([
     help: "run this SSH subsystem instead of a shell (e.g. sftp, powershell)",
   },
   {
+    name: "ConfigurationName",
+    type: { kind: "string" },
+    sets: ssh,
+    help: "powershell: PowerShell remoting (PSRP) over the host's `powershell` SSH subsystem",
+  },
+  {
     name: "ConnectingTimeout",
     type: { kind: "duration" },
     sets: ssh,
@@ -177,6 +183,7 @@ export const manifest: TransportManifest = {
     "remove",
     "forward",
     "copy",
+    "psrp",
   ],
   defaultSet: HOST_SET,
   defaultPort: 22,

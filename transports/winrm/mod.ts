@@ -27,7 +27,7 @@ import {
 } from "../../plugins/mod.ts";
 import { RECEIVE_TIMED_OUT, WinrmClient, type WinrmSettings } from "./client.ts";
 import { DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
-import { EchoFilter, LineEditor } from "./line_editor.ts";
+import { EchoFilter, LineEditor } from "../../plugins/mod.ts";
 import { utf16le } from "./ntlm.ts";
 import { SignalCode, toBase64 } from "./wsman_xml.ts";
 import { parameters } from "./manifest.ts";

@@ -1,5 +1,5 @@
 /**
- * Local line editing for WinRS shells. WinRS gives the remote process pipes, not a console: there is
+ * Local line editing, for peers that read whole lines (WinRS shells, a PowerShell runspace). WinRS gives the remote process pipes, not a console: there is
  * no raw keystroke mode and no terminal protocol (MS-WSMV has no resize or PTY message), so when the
  * user is at a terminal the keystrokes are assembled into lines here, echoed locally, and each whole
  * line is sent with `\r\n`, as winrs.exe and evil-winrm do.
@@ -16,14 +16,25 @@ export type LineEvent =
   /** Ctrl-C: send the ctrl_c signal */
   | { kind: "interrupt" }
   /** Ctrl-D on an empty line: close stdin */
-  | { kind: "eof" };
+  | { kind: "eof" }
+  /** Tab, with `tabs: "event"`: the line so far, to complete (answer with {@linkcode LineEditor.replace}) */
+  | { kind: "tab"; text: string };
+
+/** Options of {@linkcode LineEditor}. */
+export interface LineEditorOptions {
+  /** "space" (default): Tab types a space; "event": Tab produces a `tab` event for completion */
+  tabs?: "space" | "event";
+  /** keep the lines sent, for Up and Down (default: no history) */
+  history?: boolean;
+}
 
 const enc = new TextEncoder();
 
 /**
  * Assembles typed bytes into lines: printable text echoes, Backspace/DEL erase one character,
  * Ctrl-U erases the line, Ctrl-W a word, Enter sends, Ctrl-C interrupts, Ctrl-D on an empty line ends
- * input. Escape sequences (arrow keys) are swallowed: there is no history to move in.
+ * input. With `history`, Up and Down recall the lines sent; other escape sequences (Left, Right) are swallowed.
+ * With `tabs: "event"`, Tab asks the caller to complete the line ({@linkcode LineEditor.replace} shows the answer).
  *
  * @example Typing `dir` and Enter
  * ```ts
@@ -37,6 +48,29 @@ export class LineEditor {
   #line: string[] = [];
   #decoder = new TextDecoder();
   #escape: "none" | "esc" | "csi" | "ss3" = "none";
+  #options: LineEditorOptions;
+  #history: string[] = [];
+  /** where Up/Down stand in the history: its length when on the line being typed */
+  #at = 0;
+
+  constructor(options: LineEditorOptions = {}) {
+    this.#options = options;
+  }
+
+  /** Replaces the line being typed with `text`; returns the bytes that redraw it. */
+  replace(text: string): Uint8Array {
+    const erase = "\b \b".repeat(this.#line.length);
+    this.#line = [...text];
+    return enc.encode(erase + text);
+  }
+
+  #recall(step: number): string | undefined {
+    if (!this.#options.history) return undefined;
+    const at = Math.max(0, Math.min(this.#history.length, this.#at + step));
+    if (at === this.#at) return undefined;
+    this.#at = at;
+    return this.#history[at] ?? "";
+  }
 
   /** feeds raw terminal input; returns what to echo and send, in order */
   feed(bytes: Uint8Array): LineEvent[] {
@@ -57,12 +91,12 @@ export class LineEditor {
         this.#escape = ch === "[" ? "csi" : ch === "O" ? "ss3" : "none";
         continue;
       }
-      if (this.#escape === "csi") {
-        if (c >= 0x40 && c <= 0x7e) this.#escape = "none";
-        continue;
-      }
-      if (this.#escape === "ss3") {
-        this.#escape = "none";
+      if (this.#escape === "csi" || this.#escape === "ss3") {
+        if (this.#escape === "ss3" || (c >= 0x40 && c <= 0x7e)) {
+          this.#escape = "none";
+          const recalled = ch === "A" ? this.#recall(-1) : ch === "B" ? this.#recall(1) : undefined;
+          if (recalled !== undefined) echo(new TextDecoder().decode(this.replace(recalled)));
+        }
         continue;
       }
       switch (c) {
@@ -72,7 +106,10 @@ export class LineEditor {
         case 0x0d:
         case 0x0a: {
           echo("\r\n");
-          out.push({ kind: "line", text: this.#line.join("") });
+          const text = this.#line.join("");
+          out.push({ kind: "line", text });
+          if (this.#options.history && text.trim() !== "" && this.#history.at(-1) !== text) this.#history.push(text);
+          this.#at = this.#history.length;
           this.#line = [];
           break;
         }
@@ -100,6 +137,10 @@ export class LineEditor {
           if (this.#line.length === 0) out.push({ kind: "eof" });
           break;
         case 0x09:
+          if (this.#options.tabs === "event") {
+            out.push({ kind: "tab", text: this.#line.join("") });
+            break;
+          }
           this.#line.push(" ");
           echo(" ");
           break;

@@ -35,3 +35,16 @@ Deno.test("EchoFilter drops cmd's echo of the sent line, even split across chunk
   f.expect("echo off");
   assertEquals(d(f.filter(enc.encode("other output\r\n"))), "other output\r\n");
 });
+
+Deno.test("LineEditor with history recalls sent lines with Up and Down; Tab as an event, replace() redraws", () => {
+  const ed = new LineEditor({ tabs: "event", history: true });
+  ed.feed(enc.encode("one\rtwo\r"));
+  assertEquals(show(ed.feed(enc.encode("\x1b[A"))), ["echo:two"]);
+  assertEquals(show(ed.feed(enc.encode("\x1b[A"))), ["echo:\b \b\b \b\b \bone"]);
+  assertEquals(show(ed.feed(enc.encode("\x1b[B\r"))), ["echo:\b \b\b \b\b \btwo\r\n", "line:two"]);
+  assertEquals(ed.feed(enc.encode("Get-Chi\t")).at(-1), { kind: "tab", text: "Get-Chi" });
+  assertEquals(new TextDecoder().decode(ed.replace("Get-ChildItem")), "\b \b".repeat(7) + "Get-ChildItem");
+  assertEquals(show(ed.feed(enc.encode("\r"))), ["echo:\r\n", "line:Get-ChildItem"]);
+  // without the options, Tab is a space and arrows are swallowed, as WinRS shells need
+  assertEquals(show(new LineEditor().feed(enc.encode("a\tb\x1b[A\r"))), ["echo:a b\r\n", "line:a b"]);
+});
