@@ -82,6 +82,7 @@ export {
   type RawFrame,
 } from "./framing.ts";
 export { serve, type ServeOptions } from "./serve.ts";
+export { parseCopyOperand } from "./copy_operand.ts";
 export { shellQuote, type ShellQuoteOptions } from "./shell_quote.ts";
 export { hasWildcard, matchWildcard, type WildcardOptions, wildcardToRegExp } from "./wildcard.ts";
 export {

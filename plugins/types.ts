@@ -421,3 +421,20 @@ export interface Transport {
    */
   targets?(ctx: OpenContext): Promise<TargetRows>;
 }
+
+/** The signals `Channel.signal` may carry, as RFC 4254 §6.10 lists them (without `SIG`). */
+export const SIGNAL_NAMES: ReadonlySet<string> = new Set([
+  "ABRT",
+  "ALRM",
+  "FPE",
+  "HUP",
+  "ILL",
+  "INT",
+  "KILL",
+  "PIPE",
+  "QUIT",
+  "SEGV",
+  "TERM",
+  "USR1",
+  "USR2",
+]);

@@ -10,6 +10,7 @@ import {
   declareParameters,
   HOST_SET,
   type ParameterSpec,
+  parseCopyOperand,
   type TransportManifest,
 } from "../../plugins/mod.ts";
 import { RemoteError, UsageError } from "../errors.ts";
@@ -88,26 +89,12 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
   };
 }
 
-/** `host:path` or `path`, split as scp's colon(): a colon before any slash, outside `[...]`, makes a remote operand. */
-export function parseOperand(text: string): { host?: string; path: string } {
-  if (text.startsWith(":")) return { path: text };
-  let bracket = text.startsWith("[");
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === "@" && text[i + 1] === "[") bracket = true;
-    if (c === "]" && text[i + 1] === ":" && bracket) return { host: text.slice(0, i + 1), path: text.slice(i + 2) };
-    if (c === ":" && !bracket) return { host: text.slice(0, i), path: text.slice(i + 1) };
-    if (c === "/") break;
-  }
-  return { path: text };
-}
-
 const SHAPE = "remote copy SRC... [user@]host:DEST, or remote copy [user@]host:SRC... DEST";
 
 /** Sorts the operands into a request: every source on one side, the destination on the other, one host. */
 function plan(paths: readonly string[]): { host: string; request: Omit<CopyRequest, "remoteName"> } {
   if (paths.length < 2) throw new UsageError("missing destination", { hint: SHAPE });
-  const operands = paths.map(parseOperand);
+  const operands = paths.map(parseCopyOperand);
   const dest = operands[operands.length - 1];
   const sources = operands.slice(0, -1);
   const direction = dest.host !== undefined ? "upload" : "download";

@@ -22,6 +22,7 @@ import {
   type OpenContext,
   type OpenRequest,
   RemoteError,
+  SIGNAL_NAMES,
   type TargetRows,
   TransportError,
   UnsupportedError,
@@ -51,23 +52,6 @@ export const EXEC_TAG = "REMOTE_EXEC_TAG";
 
 /** How long a command may take to end after HUP or TERM at dispose before it gets KILL. */
 const GRACE_MS = 2_000;
-
-/** The signals `Channel.signal` accepts, as RFC 4254 §6.10 lists them (without `SIG`). */
-const SIGNALS: ReadonlySet<string> = new Set([
-  "ABRT",
-  "ALRM",
-  "FPE",
-  "HUP",
-  "ILL",
-  "INT",
-  "KILL",
-  "PIPE",
-  "QUIT",
-  "SEGV",
-  "TERM",
-  "USR1",
-  "USR2",
-]);
 
 /** What the transport reads from its parameters; one place, so it can follow the core's typed parameters. */
 export interface ContainerOptions {
@@ -480,8 +464,8 @@ function execChannel(
       });
     },
     async signal(name: string) {
-      if (!SIGNALS.has(name)) {
-        throw new UsageError(`unknown signal ${name}`, { hint: `use one of ${[...SIGNALS].join(", ")}` });
+      if (!SIGNAL_NAMES.has(name)) {
+        throw new UsageError(`unknown signal ${name}`, { hint: `use one of ${[...SIGNAL_NAMES].join(", ")}` });
       }
       if (!ended) await kill(name);
     },

@@ -24,29 +24,13 @@ import {
   type OpenContext,
   type OpenRequest,
   type PtyRequest,
+  SIGNAL_NAMES,
   TransportError,
   UnsupportedError,
   UsageError,
   type WindowSize,
 } from "../../plugins/mod.ts";
 export { manifest } from "./manifest.ts";
-
-/** The signals `Channel.signal` accepts, as RFC 4254 §6.10 lists them (without `SIG`). */
-const SIGNALS: ReadonlySet<string> = new Set([
-  "ABRT",
-  "ALRM",
-  "FPE",
-  "HUP",
-  "ILL",
-  "INT",
-  "KILL",
-  "PIPE",
-  "QUIT",
-  "SEGV",
-  "TERM",
-  "USR1",
-  "USR2",
-]);
 
 /** Output read ahead of the consumer before the process is made to wait. */
 const BUFFER_BYTES = 64 * 1024;
@@ -120,8 +104,8 @@ function readEnv(name: string): string | undefined {
 }
 
 function checkSignal(name: string): Deno.Signal {
-  if (!SIGNALS.has(name)) {
-    throw new UsageError(`unknown signal ${name}`, { hint: `use one of ${[...SIGNALS].join(", ")}` });
+  if (!SIGNAL_NAMES.has(name)) {
+    throw new UsageError(`unknown signal ${name}`, { hint: `use one of ${[...SIGNAL_NAMES].join(", ")}` });
   }
   return `SIG${name}` as Deno.Signal;
 }

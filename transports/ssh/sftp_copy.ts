@@ -106,20 +106,6 @@ export const MAX_DIR_DEPTH = 64;
 /** SFTP status codes (draft-ietf-secsh-filexfer-02 section 7). */
 const FX = { eof: 1, noSuchFile: 2, permissionDenied: 3, failure: 4 } as const;
 
-/** `host:path` or `path`, split as scp's colon(): a colon before any slash, outside `[...]`, makes a remote operand. */
-export function parseCopyOperand(text: string): { host?: string; path: string } {
-  if (text.startsWith(":")) return { path: text };
-  let bracket = text.startsWith("[");
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === "@" && text[i + 1] === "[") bracket = true;
-    if (c === "]" && text[i + 1] === ":" && bracket) return { host: text.slice(0, i + 1), path: text.slice(i + 2) };
-    if (c === ":" && !bracket) return { host: text.slice(0, i), path: text.slice(i + 1) };
-    if (c === "/") break;
-  }
-  return { path: text };
-}
-
 function sftpCode(err: unknown): number | undefined {
   const code = typeof err === "object" && err !== null && "code" in err ? err.code : undefined;
   return typeof code === "number" ? code : undefined;

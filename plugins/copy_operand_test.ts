@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { parseCopyOperand } from "./sftp_copy.ts";
+import { parseCopyOperand } from "./copy_operand.ts";
 
 Deno.test("parseCopyOperand() splits host:path as scp's colon() does", () => {
   assertEquals(parseCopyOperand("db1:/var/log"), { host: "db1", path: "/var/log" });
