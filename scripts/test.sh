@@ -14,6 +14,10 @@ command -v dropbear >/dev/null 2>&1 || [ -x /usr/sbin/dropbear ] || need_package
 command -v tmux >/dev/null 2>&1 || need_packages="$need_packages tmux"
 command -v shellcheck >/dev/null 2>&1 || need_packages="$need_packages shellcheck"
 command -v openssl >/dev/null 2>&1 || need_packages="$need_packages openssl"
+command -v curl >/dev/null 2>&1 || need_packages="$need_packages curl"
+# the WebAssembly Poly1305's test rebuilds it from its C source when a wasm32 clang and linker are here
+command -v clang-14 >/dev/null 2>&1 || need_packages="$need_packages clang-14"
+command -v wasm-ld-14 >/dev/null 2>&1 || need_packages="$need_packages lld-14"
 # kubectl drives the example plugin's test; this kind of machine ships one, Debian's kubernetes-client otherwise
 command -v kubectl >/dev/null 2>&1 || need_packages="$need_packages kubernetes-client"
 [ -x /usr/sbin/dockerd ] || need_packages="$need_packages docker.io"
