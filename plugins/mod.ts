@@ -81,6 +81,7 @@ export {
   type FramingOptions,
   type RawFrame,
 } from "./framing.ts";
+export { killGroup, settlesWithin } from "./process.ts";
 export { serve, type ServeOptions } from "./serve.ts";
 export { parseCopyOperand } from "./copy_operand.ts";
 export { shellQuote, type ShellQuoteOptions } from "./shell_quote.ts";

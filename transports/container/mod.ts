@@ -22,6 +22,7 @@ import {
   type OpenContext,
   type OpenRequest,
   RemoteError,
+  settlesWithin,
   SIGNAL_NAMES,
   type TargetRows,
   TransportError,
@@ -475,9 +476,9 @@ function execChannel(
         if (!ended) {
           // a terminal going away hangs up its session; a command without one is asked to end
           await kill(tty ? "HUP" : "TERM").catch(() => {});
-          if (!await settlesWithin(exit, GRACE_MS)) {
+          if (!await settlesWithin(exit.catch(() => {}), GRACE_MS)) {
             await kill("KILL").catch(() => {});
-            await settlesWithin(exit, GRACE_MS);
+            await settlesWithin(exit.catch(() => {}), GRACE_MS);
           }
         }
         disposed = true;
@@ -554,15 +555,5 @@ async function signalTagged(engine: EngineClient, container: string, tag: string
   } finally {
     clearTimeout(timer);
     closeQuietly(conn);
-  }
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true, () => true), late]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -21,9 +21,11 @@ import { constants } from "node:os";
 import {
   type Channel,
   type ExitStatus,
+  killGroup,
   type OpenContext,
   type OpenRequest,
   type PtyRequest,
+  settlesWithin,
   SIGNAL_NAMES,
   TransportError,
   UnsupportedError,
@@ -286,26 +288,6 @@ function closedStream(): ReadableStream<Uint8Array> {
       controller.close();
     },
   });
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function killGroup(pid: number, signal: Deno.Signal): void {
-  for (const target of [-pid, pid]) {
-    try {
-      Deno.kill(target, signal);
-    } catch {
-      // gone already
-    }
-  }
 }
 
 /**

@@ -149,6 +149,9 @@ export function sdkError(service: string, operation: string, cause: unknown, tar
  * @throws {TransportError} mapped from the AWS error type, or `socket`/`dns`/`timeout` when the
  *   endpoint cannot be reached
  */
+/** What a command of AWS's SDK takes: its service's request shape. */
+type InputOf<C extends new (...args: never[]) => unknown> = NonNullable<ConstructorParameters<C>[0]>;
+
 export async function callSsm(
   config: ControlPlaneConfig,
   operation: SsmOperation,
@@ -156,19 +159,31 @@ export async function callSsm(
   target?: string,
 ): Promise<Record<string, unknown>> {
   const sdk = await loadAwsSdk();
-  const commands = {
-    StartSession: sdk.StartSessionCommand,
-    ResumeSession: sdk.ResumeSessionCommand,
-    TerminateSession: sdk.TerminateSessionCommand,
-    DescribeInstanceInformation: sdk.DescribeInstanceInformationCommand,
-  } as const;
   // a client per call, destroyed once the reply is read: a pooled keep-alive connection would outlive the session
   const client = new sdk.SSMClient(clientOptions(config));
+  // one call site for four operations whose inputs differ: each input is the service's JSON as read from the wire
+  const commands = {
+    StartSession: (i: object) =>
+      client.send(new sdk.StartSessionCommand(i as InputOf<typeof sdk.StartSessionCommand>), {
+        abortSignal: config.signal,
+      }),
+    ResumeSession: (i: object) =>
+      client.send(new sdk.ResumeSessionCommand(i as InputOf<typeof sdk.ResumeSessionCommand>), {
+        abortSignal: config.signal,
+      }),
+    TerminateSession: (i: object) =>
+      client.send(new sdk.TerminateSessionCommand(i as InputOf<typeof sdk.TerminateSessionCommand>), {
+        abortSignal: config.signal,
+      }),
+    DescribeInstanceInformation: (i: object) =>
+      client.send(
+        new sdk.DescribeInstanceInformationCommand(i as InputOf<typeof sdk.DescribeInstanceInformationCommand>),
+        { abortSignal: config.signal },
+      ),
+  };
   try {
-    // deno-lint-ignore no-explicit-any -- one call site for four operations whose inputs differ
-    const command = new (commands[operation] as any)(input);
-    const out = await client.send(command, { abortSignal: config.signal });
-    return out as unknown as Record<string, unknown>;
+    const out: object = await commands[operation](input);
+    return out as Record<string, unknown>;
   } catch (cause) {
     throw sdkError("SSM", operation, cause, target);
   } finally {

@@ -32,10 +32,12 @@ import { constants } from "node:os";
 import {
   type Channel,
   type ExitStatus,
+  killGroup,
   type OpenContext,
   type OpenRequest,
   type PtyRequest,
   serve,
+  settlesWithin,
   TransportError,
   UnsupportedError,
   UsageError,
@@ -308,26 +310,6 @@ function watchEnd(source: ReadableStream<Uint8Array>): { stream: ReadableStream<
     },
   }, { highWaterMark: BUFFER_BYTES, size: (chunk) => chunk.byteLength });
   return { stream, done: done.promise };
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function killGroup(pid: number, signal: Deno.Signal): void {
-  for (const target of [-pid, pid]) {
-    try {
-      Deno.kill(target, signal);
-    } catch {
-      // gone already
-    }
-  }
 }
 
 if (import.meta.main) await serve({ manifest, open });
