@@ -55,8 +55,10 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
       if (message) out(message + "\n");
       const answers: Record<string, PSValue> = {};
       for (const field of fields) {
+        // echo is set before the question shows, so a secret typed at once is never echoed
+        const answer = keys.line(!/SecureString/.test(field.parameterTypeName));
         await term.write(`${field.name}: `);
-        answers[field.name] = (await keys.line(!/SecureString/.test(field.parameterTypeName))) ?? "";
+        answers[field.name] = (await answer) ?? "";
       }
       return answers;
     },
@@ -68,8 +70,9 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
         await term.write("User: ");
         user = (await keys.line()) ?? "";
       }
+      const password = keys.line(false);
       await term.write(`Password for user ${user}: `);
-      return { userName: user, password: (await keys.line(false)) ?? "" };
+      return { userName: user, password: (await password) ?? "" };
     },
     setShouldExit(code) {
       shouldExit = code;
