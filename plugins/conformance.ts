@@ -261,6 +261,8 @@ interface ProcessInfo {
   ppid: number;
   sid: number;
   alive: boolean;
+  /** when it started (clock ticks after boot): a reused process ID is not the process seen before */
+  start: string;
 }
 
 /** Every process on the machine, from /proc (Linux), or undefined elsewhere. */
@@ -274,7 +276,12 @@ async function processTable(): Promise<Map<number, ProcessInfo> | undefined> {
       // the command name may hold spaces and parentheses: the fields resume after the last ")"
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       // a zombie holds nothing but its exit status
-      table.set(Number(e.name), { ppid: Number(fields[1]), sid: Number(fields[3]), alive: fields[0] !== "Z" });
+      table.set(Number(e.name), {
+        ppid: Number(fields[1]),
+        sid: Number(fields[3]),
+        alive: fields[0] !== "Z",
+        start: fields[19],
+      });
     } catch { /* it just ended */ }
   }
   return table;
@@ -468,14 +475,17 @@ function buildCases(transport: Transport, options: ConformanceOptions): Conforma
         const before = await processTable();
         const sockets = await socketCount();
         // A process the far side leaves running may be orphaned (reparented to init) by the time
-        // we look, so while the session runs, note the sessions (setsid) its processes belong to;
-        // after close, nothing may live in them.
+        // we look, so while the session runs, note each new process and the sessions (setsid) they
+        // belong to; after close, none of those processes and nothing in those sessions may live.
         const sessions = new Set<number>();
+        const seen = new Map<number, string>();
         const watch = async () => {
           const now = await processTable();
           if (!now || !before) return;
           for (const pid of descendants(now)) {
-            if (!before.has(pid)) sessions.add(now.get(pid)!.sid);
+            if (before.has(pid)) continue;
+            sessions.add(now.get(pid)!.sid);
+            seen.set(pid, now.get(pid)!.start);
           }
         };
         await withChannel(anyRequest, async (ch) => {
@@ -491,7 +501,8 @@ function buildCases(transport: Transport, options: ConformanceOptions): Conforma
           const now = await processTable();
           leftover = now && before
             ? [...now].filter(([pid, p]) =>
-              p.alive && !before.has(pid) && (sessions.has(p.sid) || descendants(now).has(pid))
+              p.alive && !before.has(pid) &&
+              (sessions.has(p.sid) || seen.get(pid) === p.start || descendants(now).has(pid))
             ).map(([pid]) => pid)
             : [];
           const s = await socketCount();

@@ -13,6 +13,9 @@
  * - at the end a `metav1.Status` on channel 3: `{"metadata":{},"status":"Success"}`, or `status: "Failure"`,
  *   `reason: "NonZeroExitCode"` with the code in the `ExitCode` cause's message; then a normal closure (1000).
  * Its framing is checked against the real kubectl in tests/k8s_exec_test.ts.
+ * One departure, for the tests' sake: when the stream closes, a real cluster leaves a command without a TTY
+ * running in the pod (the kubelet only closes its stdin); this server runs each command in a session of its
+ * own (setsid) and kills the whole session then, so a test run leaves nothing behind on this machine.
  */
 import { spawn } from "@lydell/node-pty";
 import { createServer, type IncomingMessage, ServerResponse } from "node:http";
@@ -198,11 +201,12 @@ function runExec(
           term.resize(size.Width, size.Height);
         }
       });
-      socket.on("close", () => term.kill());
+      socket.on("close", () => killSession(term.pid)); // node-pty made the shell a session leader
       return;
     }
-    const child = new Deno.Command(argv[0], {
-      args: argv.slice(1),
+    // setsid(1) execs in place (a spawned child leads no group), so the child's pid names its session's group
+    const child = new Deno.Command("setsid", {
+      args: argv,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -218,16 +222,21 @@ function runExec(
         writing = writing.then(() => writer.close()).catch(() => {});
       }
     });
-    socket.on("close", () => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already ended
-      }
-    });
+    socket.on("close", () => killSession(child.pid));
     const pump = async (stream: ReadableStream<Uint8Array>, channel: number) => {
       for await (const chunk of stream) frame(channel, chunk);
     };
     Promise.all([pump(child.stdout, 1), pump(child.stderr, 2), child.status]).then(([, , s]) => finish(s.code));
+  }
+}
+
+/** Kills the process group `pid` leads (the exec'd command and whatever it started), and `pid` itself. */
+function killSession(pid: number): void {
+  for (const target of [-pid, pid]) {
+    try {
+      Deno.kill(target, "SIGKILL");
+    } catch {
+      // already ended
+    }
   }
 }
