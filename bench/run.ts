@@ -374,6 +374,22 @@ async function extraBenches(): Promise<string> {
   } catch (err) {
     lines.push(`- ssm bench failed: ${(err as Error).message}`);
   }
+  try {
+    const { benchSsmPlugin } = await import("./ssm_plugin_bench.ts");
+    const got = await benchSsmPlugin(16, Math.max(3, Math.floor(RUNS / 2)));
+    if (typeof got === "string") lines.push(`- ssm vs session-manager-plugin: ${got}`);
+    else {
+      for (const r of got) {
+        lines.push(
+          `- ssm vs session-manager-plugin: ${r.name}: remote ${r.remote.toFixed(1)} MB/s, plugin ${
+            r.plugin.toFixed(1)
+          } MB/s, ratio ${(r.remote / r.plugin).toFixed(2)} (goal ≥ 1.0)`,
+        );
+      }
+    }
+  } catch (err) {
+    lines.push(`- ssm vs session-manager-plugin failed: ${(err as Error).message}`);
+  }
   const winrm = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--quiet", new URL("./winrm_bench.ts", import.meta.url).pathname],
     stdout: "piped",

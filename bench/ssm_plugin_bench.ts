@@ -1,0 +1,331 @@
+/**
+ * remote's SSM client against AWS's own session-manager-plugin, both driven through tests/ssm_emulator.ts in one run,
+ * alternating, so both meet the same machine load: shell output (`blob N` printed by the emulated agent) and port
+ * forwarding each way (AWS-StartPortForwardingSession to a local TCP server). Both sides are whole processes: remote
+ * as the CLI (`remote enter ssm://…`, `remote forward --target …`), the plugin as the AWS CLI starts it (the
+ * StartSession response, the region, "StartSession", a profile, the request and the endpoint as arguments). Timing
+ * starts once the session is up (the shell's prompt, the forwarded port accepting), so start-up is not in it.
+ *
+ * Users install the plugin from AWS
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html);
+ * when `session-manager-plugin` is not on PATH this says so and measures nothing.
+ *
+ * Run: deno run --allow-all bench/ssm_plugin_bench.ts [MB] [runs]
+ *
+ * @module
+ */
+import { blobBytes, startSsmEmulator, TEST_CREDENTIALS, useEmulatorCredentials } from "../tests/ssm_emulator.ts";
+import type { SsmEmulator } from "../tests/ssm_emulator.ts";
+import { signRequest } from "../tests/ssm_sigv4.ts";
+
+const MB = 1024 * 1024;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const TARGET = "i-0123456789abcdef0";
+const encoder = new TextEncoder();
+
+/** One comparison: MB/s of each, higher is better. */
+export interface PluginRow {
+  name: string;
+  remote: number;
+  plugin: number;
+}
+
+/** The plugin's path, or undefined when it is not on PATH. */
+export async function findPlugin(): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    const path = `${dir || "."}/session-manager-plugin`;
+    try {
+      const info = await Deno.stat(path);
+      if (info.isFile && ((info.mode ?? 0) & 0o111)) return path;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Environment for both processes: a throwaway HOME, the emulator's keys, Deno's own cache kept. */
+function childEnv(home: string): Record<string, string> {
+  const realHome = Deno.env.get("HOME") ?? "/root";
+  return {
+    HOME: home,
+    XDG_CONFIG_HOME: `${home}/.config`,
+    XDG_STATE_HOME: `${home}/.local/state`,
+    XDG_RUNTIME_DIR: `${home}/run`,
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("XDG_CACHE_HOME") ?? `${realHome}/.cache`}/deno`,
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/remote-bench-credentials",
+    AWS_CONFIG_FILE: "/nonexistent/remote-bench-config",
+    NO_COLOR: "1",
+  };
+}
+
+/** StartSession as the AWS CLI calls it before it starts the plugin; the response is the plugin's first argument. */
+async function startSession(emu: SsmEmulator, request: Record<string, unknown>): Promise<unknown> {
+  const body = JSON.stringify(request);
+  const url = new URL(emu.endpoint);
+  const { headers } = signRequest({
+    method: "POST",
+    url,
+    headers: { "content-type": "application/x-amz-json-1.1", "x-amz-target": "AmazonSSM.StartSession" },
+    body,
+    region: emu.region,
+    service: "ssm",
+    credentials: TEST_CREDENTIALS,
+    date: new Date(),
+  });
+  const res = await fetch(url, { method: "POST", headers, body });
+  if (!res.ok) throw new Error(`StartSession: HTTP ${res.status} ${await res.text()}`);
+  return await res.json();
+}
+
+async function pluginArgs(emu: SsmEmulator, request: Record<string, unknown>): Promise<string[]> {
+  const response = await startSession(emu, request);
+  return [JSON.stringify(response), emu.region, "StartSession", "", JSON.stringify(request), emu.endpoint];
+}
+
+/** Reads a child's stdout until `want` bytes after a mark, or a text, arrive. */
+class Tail {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #text = "";
+  bytes = 0;
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+  }
+  /** waits until `bytes` reaches `least` and the output so far ends with `suffix` (only its last bytes are kept) */
+  async until(suffix: string, deadline: number, least = 0): Promise<void> {
+    const decoder = new TextDecoder();
+    if (this.bytes < least) this.#text = "";
+    while (this.bytes < least || !this.#text.endsWith(suffix)) {
+      if (performance.now() > deadline) throw new Error(`no ${JSON.stringify(suffix)} in time`);
+      const { value, done } = await this.#reader.read();
+      if (done) throw new Error(`output ended before ${JSON.stringify(suffix)}`);
+      this.bytes += value.length;
+      this.#text = (this.#text + decoder.decode(value.subarray(Math.max(0, value.length - 64)))).slice(-64);
+    }
+  }
+  async drain(): Promise<void> {
+    while (!(await this.#reader.read()).done) { /* discard */ }
+  }
+}
+
+/** MB/s of `blob size` through one shell session of `argv`. */
+async function shellRun(argv: string[], env: Record<string, string>, size: number): Promise<number> {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env,
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  const out = new Tail(child.stdout);
+  try {
+    await out.until("$ ", performance.now() + 30_000);
+    const before = out.bytes;
+    const start = performance.now();
+    await stdin.write(encoder.encode(`blob ${size}\r`));
+    await out.until("$ ", start + 120_000, before + size);
+    const seconds = (performance.now() - start) / 1000;
+    await stdin.write(encoder.encode("exit\r"));
+    await stdin.close().catch(() => {});
+    await out.drain();
+    return size / MB / seconds;
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // ended
+    }
+    await child.status;
+  }
+}
+
+/** A TCP server that takes one connection and sends or swallows `size` bytes. */
+function tcpServer(size: number, direction: "upload" | "download") {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    const conn = await listener.accept();
+    try {
+      if (direction === "upload") await drain(conn, size);
+      else await writeAll(conn, blobBytes(size));
+    } finally {
+      conn.close();
+      listener.close();
+    }
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, served };
+}
+
+async function drain(conn: Deno.Conn, size: number): Promise<void> {
+  const buf = new Uint8Array(256 * 1024);
+  for (let got = 0; got < size;) {
+    const n = await conn.read(buf);
+    if (n === null) throw new Error(`connection ended after ${got} of ${size} bytes`);
+    got += n;
+  }
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let at = 0; at < data.length;) at += await conn.write(data.subarray(at, at + 256 * 1024));
+}
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Connects to the forwarder's local port once it listens (either side prints its own readiness text). */
+async function connectWhenUp(port: number, deadline: number): Promise<Deno.Conn> {
+  for (;;) {
+    try {
+      return await Deno.connect({ hostname: "127.0.0.1", port });
+    } catch (err) {
+      if (performance.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/** MB/s of one forwarded connection carrying `size` bytes one way through `argv` listening on `localPort`. */
+async function forwardRun(
+  start: (localPort: number, remotePort: number) => Promise<string[]>,
+  env: Record<string, string>,
+  size: number,
+  direction: "upload" | "download",
+): Promise<number> {
+  const server = tcpServer(size, direction);
+  const localPort = await freePort();
+  const argv = await start(localPort, server.port);
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const conn = await connectWhenUp(localPort, performance.now() + 30_000);
+    const began = performance.now();
+    try {
+      if (direction === "upload") await Promise.all([writeAll(conn, blobBytes(size)), server.served]);
+      else await drain(conn, size);
+    } finally {
+      conn.close();
+    }
+    return size / MB / ((performance.now() - began) / 1000);
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // ended
+    }
+    await child.status;
+    await server.served.catch(() => {});
+  }
+}
+
+/**
+ * Alternating runs of remote and the plugin; one row per measurement, or a line saying why nothing was measured.
+ */
+export async function benchSsmPlugin(megabytes = 16, runs = 3): Promise<PluginRow[] | string> {
+  const plugin = await findPlugin();
+  if (!plugin) {
+    return "session-manager-plugin is not on PATH, so remote's SSM client was not compared with AWS's " +
+      "(install the plugin from AWS to compare)";
+  }
+  useEmulatorCredentials();
+  const size = megabytes * MB;
+  await using emu = await startSsmEmulator();
+  const home = await Deno.makeTempDir({ prefix: "remote-bench-ssm-" });
+  await Deno.mkdir(`${home}/run`, { mode: 0o700 });
+  const env = childEnv(home);
+  const remote = (...args: string[]) => [
+    Deno.execPath(),
+    "run",
+    "--allow-all",
+    "--quiet",
+    MAIN,
+    ...args,
+    "--endpoint-url",
+    emu.endpoint,
+    "--region",
+    emu.region,
+  ];
+  const shell = {
+    remote: () => shellRun(remote("enter", `ssm://${TARGET}`), env, size),
+    plugin: async () => shellRun([plugin, ...await pluginArgs(emu, { Target: TARGET })], env, size),
+  };
+  const forwardSides = (direction: "upload" | "download") => ({
+    remote: () =>
+      forwardRun(
+        (l, r) =>
+          Promise.resolve(
+            remote("forward", "--target", TARGET, "--local-port", String(l), "--remote-port", String(r)),
+          ),
+        env,
+        size,
+        direction,
+      ),
+    plugin: () =>
+      forwardRun(
+        async (l, r) => [
+          plugin,
+          ...await pluginArgs(emu, {
+            Target: TARGET,
+            DocumentName: "AWS-StartPortForwardingSession",
+            Parameters: { portNumber: [String(r)], localPortNumber: [String(l)] },
+          }),
+        ],
+        env,
+        size,
+        direction,
+      ),
+  });
+  const measurements = [
+    { name: `ssm shell output (${megabytes} MB)`, sides: shell },
+    { name: `ssm forward upload (${megabytes} MB)`, sides: forwardSides("upload") },
+    { name: `ssm forward download (${megabytes} MB)`, sides: forwardSides("download") },
+  ];
+  const rows: PluginRow[] = [];
+  try {
+    for (const { name, sides } of measurements) {
+      await sides.remote(); // warm both
+      await sides.plugin();
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        a.push(await sides.remote());
+        b.push(await sides.plugin());
+      }
+      rows.push({ name, remote: median(a), plugin: median(b) });
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+  }
+  return rows;
+}
+
+if (import.meta.main) {
+  const got = await benchSsmPlugin(Number(Deno.args[0] ?? 16), Number(Deno.args[1] ?? 3));
+  if (typeof got === "string") console.log(got);
+  else {
+    for (const r of got) {
+      console.log(
+        `${r.name}: remote ${r.remote.toFixed(1)} MB/s, session-manager-plugin ${r.plugin.toFixed(1)} MB/s, ` +
+          `ratio ${(r.remote / r.plugin).toFixed(2)}`,
+      );
+    }
+  }
+}
