@@ -56,7 +56,7 @@
  *
  * @module
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, type Hash, randomBytes, randomUUID } from "node:crypto";
 import {
   AvId,
   concat,
@@ -152,6 +152,8 @@ export interface WinrmServerStats {
   multipartRequests: number;
   /** the largest request envelope (plaintext bytes) */
   largestRequest: number;
+  /** SHA-256 (hex) of all the stdin each command received, added when its stdin ends */
+  stdinSha256: string[];
   /** the last flood: bytes written, and whether all of them were (false: the client hung up first) */
   flood?: { sent: number; finished: boolean };
 }
@@ -183,6 +185,7 @@ interface Process {
   exitCode: number;
   stdin: Uint8Array[];
   stdinEnded: boolean;
+  stdinHash: Hash;
   interrupted: number;
   terminated: boolean;
   wake: Set<() => void>;
@@ -282,6 +285,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     plainRequests: 0,
     multipartRequests: 0,
     largestRequest: 0,
+    stdinSha256: [],
   };
   const maxEnvelopeBytes = (opts.maxEnvelopeSizeKb ?? 500) * 1024;
   const shells = new Map<string, Shell>();
@@ -665,6 +669,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
           exitCode: 0,
           stdin: [],
           stdinEnded: false,
+          stdinHash: createHash("sha256"),
           interrupted: 0,
           terminated: false,
           wake: new Set(),
@@ -678,6 +683,8 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
         const p = cmdOf(s.attrs.CommandId);
         const data = Uint8Array.from(atob(s.text.trim()), (ch) => ch.charCodeAt(0));
         if (data.length) p.stdin.push(data);
+        p.stdinHash.update(data);
+        if (/^true$/i.test(s.attrs.End ?? "") && !p.stdinEnded) stats.stdinSha256.push(p.stdinHash.digest("hex"));
         if (/^true$/i.test(s.attrs.End ?? "")) p.stdinEnded = true;
         notify(p);
         return `<rsp:SendResponse/>`;

@@ -294,8 +294,9 @@ class WinrsChannel implements Channel {
       }
     } catch (e) {
       if (!this.#finished) {
+        // stdin the command will never get ends the session with the reason, not with a wait for it
         this.#sendError = e instanceof Error ? e : new Error(String(e));
-        if (this.#lineMode) this.#background(Promise.reject(this.#sendError));
+        this.#background(Promise.reject(this.#sendError));
       }
     } finally {
       this.#draining = false;
