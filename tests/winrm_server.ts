@@ -4,7 +4,11 @@
  *
  * - [MS-WSMV] Web Services Management Protocol Extensions for Windows Vista: 3.1.4.1 (Create shell),
  *   3.1.4.2 (Delete), 3.1.4.11 (Command), 3.1.4.12 (Signal), 3.1.4.13 (Send), 3.1.4.14 (Receive),
- *   2.2.9.1 (HTTP-SPNEGO-session-encrypted message framing), WSManFault codes 2150858793 (w:TimedOut),
+ *   2.2.9.1 (HTTP-SPNEGO-session-encrypted message framing: requests of one part or, as pywinrm
+ *   frames CredSSP in 2.2.9.1.3.2, of several 16 KiB parts under multipart/x-multi-encrypted; replies
+ *   of one part, as Windows sends them for Negotiate), 2.2.4.10 (the config resource's
+ *   MaxEnvelopeSizekb, read with WS-Transfer Get by administrators only; a request past it is HTTP
+ *   413), WSManFault codes 2150858793 (w:TimedOut),
  *   2150858843 (w:InvalidSelectors), 2150859173 (shell quota), 2147942405 (access denied).
  * - DMTF DSP0226 WS-Management 1.x and SOAP 1.2 (faults, RelatesTo), WS-Transfer Create/Delete.
  * - [MS-NLMP] NT LAN Manager Authentication Protocol: 2.2.1 (messages), 3.2.5 (server: CHALLENGE with

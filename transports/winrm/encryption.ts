@@ -3,8 +3,8 @@
  * NTLM session and framed as `multipart/encrypted` with protocol
  * `application/HTTP-SPNEGO-session-encrypted`. Pure framing, no I/O.
  *
- * Negotiate (NTLM, Kerberos) seals a message of any size as one part (MS-WSMV 2.2.9.1.1: the
- * Content-Type MUST be `multipart/encrypted`). Splitting into 16 KiB parts under
+ * Negotiate (NTLM) and Kerberos seal a message of any size as one part (MS-WSMV 2.2.9.1.1.1 and
+ * 2.2.9.1.2.1: the Content-Type MUST be `multipart/encrypted`). Splitting into 16 KiB parts under
  * `multipart/x-multi-encrypted` is CredSSP's framing (MS-WSMV 2.2.9.1.3.2), because a TLS record
  * holds at most 16 KiB; {@linkcode encryptMultipart} builds it and {@linkcode decryptMessage} reads
  * both forms, part by part, as pywinrm and pypsrp do.
@@ -18,7 +18,10 @@ const PROTOCOL = "application/HTTP-SPNEGO-session-encrypted";
 
 /** The Content-Type of an encrypted request or reply. */
 export const ENCRYPTED_CONTENT_TYPE = `multipart/encrypted;protocol="${PROTOCOL}";boundary="${BOUNDARY}"`;
-/** The Content-Type of a message sealed in several parts (MS-WSMV 2.2.9.1.3.2.1). */
+/**
+ * The Content-Type of a message sealed in several parts (MS-WSMV 2.2.9.1.3.2.1, where the protocol
+ * is CredSSP's; here the NTLM one, as pywinrm's chunking produces when it seals with NTLM).
+ */
 export const MULTI_ENCRYPTED_CONTENT_TYPE = `multipart/x-multi-encrypted;protocol="${PROTOCOL}";boundary="${BOUNDARY}"`;
 /** The part size of `multipart/x-multi-encrypted` (MS-WSMV 2.2.9.1.3.2: 16 KiB). */
 export const MULTI_PART_SIZE = 16 * 1024;
