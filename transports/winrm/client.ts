@@ -378,8 +378,8 @@ export class WinrmClient {
     this.#envelopeRead ??= (async () => {
       try {
         const size = await this.#invoke(Action.get, "", { resourceUri: CONFIG_RESOURCE }, parseConfigMaxEnvelope);
-        // below 32 KiB is not a value Windows accepts (MS-WSMV 2.2.4.10): keep the default
-        if (size >= 32 * 1024) this.#maxEnvelope = Math.min(size, MAX_ENVELOPE_SIZE);
+        // below 32 KiB is not a value Windows accepts (MS-WSMV 2.2.4.10); none at all: keep the default
+        if (size !== undefined && size >= 32 * 1024) this.#maxEnvelope = Math.min(size, MAX_ENVELOPE_SIZE);
       } catch (e) {
         if (!(e instanceof WinrmFaultError)) throw e;
       }

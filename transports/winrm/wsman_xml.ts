@@ -101,15 +101,13 @@ export const DEFAULT_MAX_ENVELOPE_SIZE = 153_600;
 export const CONFIG_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/config";
 
 /**
- * `cfg:Config/cfg:MaxEnvelopeSizekb` of a GetResponse on {@linkcode CONFIG_RESOURCE}, in bytes.
- *
- * @throws {WsmanXmlError} when the reply has no such number
+ * `cfg:Config/cfg:MaxEnvelopeSizekb` of a GetResponse on {@linkcode CONFIG_RESOURCE}, in bytes;
+ * undefined when the reply has no such number.
  */
-export function parseConfigMaxEnvelope(env: XmlElement): number {
+export function parseConfigMaxEnvelope(env: XmlElement): number | undefined {
   const config = child(child(env, NS.s, "Body"), CONFIG_RESOURCE, "Config");
   const kb = child(config, CONFIG_RESOURCE, "MaxEnvelopeSizekb")?.text.trim() ?? "";
-  if (!/^\d{1,10}$/.test(kb)) throw new WsmanXmlError("the configuration has no MaxEnvelopeSizekb");
-  return Number(kb) * 1024;
+  return /^\d{1,10}$/.test(kb) ? Number(kb) * 1024 : undefined;
 }
 
 /** Builds a SOAP 1.2 envelope with the WS-Man header every WinRS request carries (reference A.2). */
