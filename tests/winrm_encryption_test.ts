@@ -13,6 +13,14 @@ import { WinrmClient } from "../transports/winrm/client.ts";
 import { resolveSettings } from "../transports/winrm/mod.ts";
 import { encryptMultipart } from "../transports/winrm/encryption.ts";
 import { NtlmSession } from "../transports/winrm/ntlm.ts";
+import {
+  child,
+  CONFIG_RESOURCE,
+  NS,
+  parseEnvelope,
+  parseFault,
+  type XmlElement,
+} from "../transports/winrm/wsman_xml.ts";
 import { WINDOWS_CMD_COMMANDS } from "../plugins/conformance.ts";
 
 const PASSWORD = "Secr3t-pässword";
@@ -277,4 +285,72 @@ Deno.test("remote invoke over winrm explains a request the host refuses as too l
     );
     assertEquals(server.shells(), [], "the shell was deleted");
   });
+});
+
+/** The element tree of cfg:Config in pypsrp's recording against Windows (test_wsman_update_envelope_size_500.yml). */
+const RECORDED_CONFIG = "MaxEnvelopeSizekb MaxTimeoutms MaxBatchItems MaxProviderRequests " +
+  "Client(NetworkDelayms URLPrefix AllowUnencrypted Auth(Basic Digest Kerberos Negotiate Certificate CredSSP) " +
+  "DefaultPorts(HTTP HTTPS) TrustedHosts) " +
+  "Service(RootSDDL MaxConcurrentOperations MaxConcurrentOperationsPerUser EnumerationTimeoutms MaxConnections " +
+  "MaxPacketRetrievalTimeSeconds AllowUnencrypted Auth(Basic Kerberos Negotiate Certificate CredSSP " +
+  "CbtHardeningLevel) DefaultPorts(HTTP HTTPS) IPv4Filter IPv6Filter EnableCompatibilityHttpListener " +
+  "EnableCompatibilityHttpsListener CertificateThumbprint AllowRemoteAccess) " +
+  "Winrs(AllowRemoteShellAccess IdleTimeout MaxConcurrentUsers MaxShellRunTime MaxProcessesPerShell " +
+  "MaxMemoryPerShellMB MaxShellsPerUser)";
+
+const PYWINRM_GET = `
+import sys, json, uuid
+import winrm
+from winrm.exceptions import WinRMTransportError
+url, user, password = sys.argv[1:4]
+s = winrm.Session(url, auth=(user, password), transport="ntlm", message_encryption="always")
+mid = "uuid:" + str(uuid.uuid4()).upper()
+# the request of pypsrp's recording
+msg = ('<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+       'xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+       'xmlns:wsman="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Header>'
+       '<wsa:Action s:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/09/transfer/Get</wsa:Action>'
+       '<wsman:MaxEnvelopeSize s:mustUnderstand="true">153600</wsman:MaxEnvelopeSize>'
+       '<wsa:MessageID>' + mid + '</wsa:MessageID><wsman:OperationTimeout>PT20S</wsman:OperationTimeout>'
+       '<wsa:ReplyTo><wsa:Address s:mustUnderstand="true">'
+       'http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:Address></wsa:ReplyTo>'
+       '<wsman:ResourceURI s:mustUnderstand="true">http://schemas.microsoft.com/wbem/wsman/1/config</wsman:ResourceURI>'
+       '<wsa:To>' + url + '</wsa:To></s:Header><s:Body /></s:Envelope>')
+try:
+    text = s.protocol.transport.send_message(msg)
+    status = 200
+except WinRMTransportError as e:
+    text, status = e.response_text, e.code
+if isinstance(text, bytes):
+    text = text.decode()
+print(json.dumps({"status": status, "messageId": mid, "text": text}))
+`;
+
+function tree(el: XmlElement): string {
+  return el.children.map((c) => (c.children.length ? `${c.name}(${tree(c)})` : c.name)).join(" ");
+}
+
+Deno.test("the test server answers pywinrm's Get of the config resource as pypsrp recorded Windows doing", async () => {
+  for (const notAdmin of [false, true]) {
+    await withServer({ notAdmin }, async (server) => {
+      const r = await python(["-c", PYWINRM_GET, server.url, "WIN01\\alice", PASSWORD]);
+      assertEquals(r.code, 0, r.err);
+      const { status, messageId, text } = JSON.parse(r.out);
+      const env = parseEnvelope(text);
+      const header = child(env, NS.s, "Header");
+      assertEquals(child(header, NS.a, "RelatesTo")?.text, messageId);
+      const body = child(env, NS.s, "Body")!;
+      if (!notAdmin) {
+        assertEquals(status, 200);
+        assertEquals(child(header, NS.a, "Action")?.text, "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse");
+        const config = child(body, CONFIG_RESOURCE, "Config")!;
+        assertEquals(tree(config), RECORDED_CONFIG);
+        assertEquals(child(config, CONFIG_RESOURCE, "MaxEnvelopeSizekb")?.text, "500");
+      } else {
+        assertEquals(status, 500);
+        const fault = parseFault(env)!;
+        assertEquals([fault.subcode, fault.code, fault.message], ["w:AccessDenied", 5, "Access is denied."]);
+      }
+    });
+  }
 });
