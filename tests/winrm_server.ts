@@ -84,7 +84,7 @@ import {
   isEncrypted,
   MULTI_ENCRYPTED_CONTENT_TYPE,
 } from "../transports/winrm/encryption.ts";
-import { child, NS, parseEnvelope, toBase64, type XmlElement } from "../transports/winrm/wsman_xml.ts";
+import { child, fromBase64, NS, parseEnvelope, toBase64, type XmlElement } from "../transports/winrm/wsman_xml.ts";
 
 /** Ways the server misbehaves on purpose. */
 export type HostileMode =
@@ -685,7 +685,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       case "Send": {
         const s = child(child(body, NS.rsp, "Send"), NS.rsp, "Stream")!;
         const p = cmdOf(s.attrs.CommandId);
-        const data = Uint8Array.from(atob(s.text.trim()), (ch) => ch.charCodeAt(0));
+        const data = fromBase64(s.text);
         if (data.length) p.stdin.push(data);
         p.stdinHash.update(data);
         if (/^true$/i.test(s.attrs.End ?? "") && !p.stdinEnded) stats.stdinSha256.push(p.stdinHash.digest("hex"));
