@@ -4,7 +4,11 @@
  *
  * - [MS-WSMV] Web Services Management Protocol Extensions for Windows Vista: 3.1.4.1 (Create shell),
  *   3.1.4.2 (Delete), 3.1.4.11 (Command), 3.1.4.12 (Signal), 3.1.4.13 (Send), 3.1.4.14 (Receive),
- *   2.2.9.1 (HTTP-SPNEGO-session-encrypted message framing), WSManFault codes 2150858793 (w:TimedOut),
+ *   2.2.9.1 (HTTP-SPNEGO-session-encrypted message framing: requests of one part or, as pywinrm
+ *   frames CredSSP in 2.2.9.1.3.2, of several 16 KiB parts under multipart/x-multi-encrypted; replies
+ *   of one part, as Windows sends them for Negotiate), 2.2.4.10 (the config resource's
+ *   MaxEnvelopeSizekb, read with WS-Transfer Get by administrators only; a request past it is HTTP
+ *   413), WSManFault codes 2150858793 (w:TimedOut),
  *   2150858843 (w:InvalidSelectors), 2150859173 (shell quota), 2147942405 (access denied).
  * - DMTF DSP0226 WS-Management 1.x and SOAP 1.2 (faults, RelatesTo), WS-Transfer Create/Delete.
  * - [MS-NLMP] NT LAN Manager Authentication Protocol: 2.2.1 (messages), 3.2.5 (server: CHALLENGE with
@@ -56,7 +60,7 @@
  *
  * @module
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, type Hash, randomBytes, randomUUID } from "node:crypto";
 import {
   AvId,
   concat,
@@ -73,8 +77,14 @@ import {
 } from "../transports/winrm/ntlm.ts";
 import { Rc4 } from "../transports/winrm/rc4.ts";
 import { tlsChannelBindings } from "../transports/winrm/client.ts";
-import { decryptMessage, encryptMessage, isEncrypted } from "../transports/winrm/encryption.ts";
-import { child, NS, parseEnvelope, toBase64, type XmlElement } from "../transports/winrm/wsman_xml.ts";
+import {
+  decryptMessage,
+  encryptMessage,
+  encryptMultipart,
+  isEncrypted,
+  MULTI_ENCRYPTED_CONTENT_TYPE,
+} from "../transports/winrm/encryption.ts";
+import { child, fromBase64, NS, parseEnvelope, toBase64, type XmlElement } from "../transports/winrm/wsman_xml.ts";
 
 /** Ways the server misbehaves on purpose. */
 export type HostileMode =
@@ -91,7 +101,9 @@ export type HostileMode =
   /** floods (`floodBytes`): a 200 reply without a length, header lines without end, a huge Content-Length */
   | "flood-no-length"
   | "flood-header"
-  | "flood-elements";
+  | "flood-elements"
+  /** a sealed reply in multipart/x-multi-encrypted whose second part's boundary is garbled */
+  | "garbled-multipart";
 
 /** Options of {@linkcode startWinrmServer}. */
 export interface WinrmServerOptions {
@@ -116,6 +128,18 @@ export interface WinrmServerOptions {
   redirectTo?: string;
   /** the user is authenticated but not allowed to use WinRM */
   denyAccess?: boolean;
+  /**
+   * MaxEnvelopeSizekb of the service (default 500, as Windows Server 2012 and later): the largest
+   * request it takes and reply it sends; a Get of the config resource reports it
+   */
+  maxEnvelopeSizeKb?: number;
+  /** the user is not an administrator: a Get of the config resource is refused with Access denied */
+  notAdmin?: boolean;
+  /**
+   * seal replies in parts of this many bytes under multipart/x-multi-encrypted: CredSSP's framing
+   * (MS-WSMV 2.2.9.1.3.2), not what Windows sends with Negotiate; for checking that clients read it
+   */
+  replyPartSize?: number;
 }
 
 /** Counters the tests and the benchmark read. */
@@ -128,6 +152,12 @@ export interface WinrmServerStats {
   signals: string[];
   encryptedRequests: number;
   plainRequests: number;
+  /** sealed requests that came as multipart/x-multi-encrypted */
+  multipartRequests: number;
+  /** the largest request envelope (plaintext bytes) */
+  largestRequest: number;
+  /** SHA-256 (hex) of all the stdin each command received, added when its stdin ends */
+  stdinSha256: string[];
   /** the last flood: bytes written, and whether all of them were (false: the client hung up first) */
   flood?: { sent: number; finished: boolean };
 }
@@ -150,6 +180,7 @@ const DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandSta
 const RUNNING = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Running";
 const MACHINE = "win01.test.example";
 const CONTROL_C_EXIT = 3221225786;
+const CONFIG_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/config";
 
 interface Process {
   id: string;
@@ -158,6 +189,7 @@ interface Process {
   exitCode: number;
   stdin: Uint8Array[];
   stdinEnded: boolean;
+  stdinHash: Hash;
   interrupted: number;
   terminated: boolean;
   wake: Set<() => void>;
@@ -255,7 +287,11 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     signals: [],
     encryptedRequests: 0,
     plainRequests: 0,
+    multipartRequests: 0,
+    largestRequest: 0,
+    stdinSha256: [],
   };
+  const maxEnvelopeBytes = (opts.maxEnvelopeSizeKb ?? 500) * 1024;
   const shells = new Map<string, Shell>();
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
@@ -351,6 +387,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       200: "OK",
       307: "Temporary Redirect",
       400: "Bad Request",
+      413: "Request Entity Too Large",
       401: "Unauthorized",
       500: "Internal Server Error",
     };
@@ -409,7 +446,12 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
         soap = dec.decode(req.body);
       } else {
         stats.encryptedRequests++;
-        soap = dec.decode(decryptMessage(conn.session, req.body));
+        if (/^multipart\/x-multi-encrypted/i.test(req.headers.get("content-type") ?? "")) stats.multipartRequests++;
+        try {
+          soap = dec.decode(decryptMessage(conn.session, req.body));
+        } catch {
+          return http(400, []); // as HTTP.sys answers a body it cannot read
+        }
       }
     } else {
       if (!opts.https && !opts.allowUnencrypted) return http(400, []);
@@ -417,6 +459,11 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       soap = dec.decode(req.body);
     }
     if (opts.redirectTo) return http(307, [["Location", opts.redirectTo]]);
+    const soapBytes = enc.encode(soap).length;
+    stats.largestRequest = Math.max(stats.largestRequest, soapBytes);
+    // Windows answers a request past MaxEnvelopeSizekb with HTTP 413 and no envelope (pypsrp and
+    // masterzen/winrm users report "Code: 413"; the WinRM client shows it as HRESULT 0x80338111)
+    if (soapBytes > maxEnvelopeBytes) return http(413, []);
 
     const env = parseEnvelope(soap);
     const header = child(env, NS.s, "Header")!;
@@ -425,8 +472,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     const op = action.slice(action.lastIndexOf("/") + 1);
     stats.byAction[op] = (stats.byAction[op] ?? 0) + 1;
     const timeoutMs = parseDuration(child(header, NS.w, "OperationTimeout")?.text ?? "PT60S");
-    // a reply stays within the w:MaxEnvelopeSize asked for (DSP0226 6.2), and within MaxEnvelopeSizekb (500)
-    const maxEnvelope = Math.min(Number(child(header, NS.w, "MaxEnvelopeSize")?.text) || 153_600, 512_000);
+    // a reply stays within the w:MaxEnvelopeSize asked for (DSP0226 6.2), and within MaxEnvelopeSizekb
+    const maxEnvelope = Math.min(Number(child(header, NS.w, "MaxEnvelopeSize")?.text) || 153_600, maxEnvelopeBytes);
+    const resourceUri = child(header, NS.w, "ResourceURI")?.text ?? "";
     const selectors = Object.fromEntries(
       (child(header, NS.w, "SelectorSet")?.children ?? []).map((s) => [s.attrs.Name, s.text]),
     );
@@ -438,7 +486,18 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     if (opts.hostile && opts.hostile.on === op) {
       const mode = opts.hostile.mode;
       if (mode === "flood-no-length" || mode === "flood-header" || mode === "flood-elements") return flood(mode);
-      const h = hostileReply(mode, messageId, action);
+      if (mode === "garbled-multipart" && conn.session) {
+        // a real reply sealed in 16 KiB parts, then one byte of the second part's boundary changed
+        const real = envelope(`${action}Response`, messageId, `<rsp:${op}Response/>${" ".repeat(40_000)}`);
+        const body = encryptMultipart(conn.session, enc.encode(real));
+        const second = new TextDecoder("latin1").decode(body).indexOf(
+          "--Encrypted Boundary\r\n\tContent-Type: application/HTTP",
+          1,
+        );
+        body[second + 2] ^= 0x20;
+        return http(200, [["Content-Type", MULTI_ENCRYPTED_CONTENT_TYPE]], body);
+      }
+      const h = hostileReply(mode as Exclude<HostileMode, "garbled-multipart" | `flood-${string}`>, messageId, action);
       if (h === "silent") return "silent";
       if (h.truncated) {
         const full = conn.session ? encryptMessage(conn.session, h.bytes) : h.bytes;
@@ -457,7 +516,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       if (opts.denyAccess) throw fault("s:Sender", "w:AccessDenied", 2147942405, "Access is denied. ");
       result = {
         status: 200,
-        xml: await dispatch(op, body, selectors, options, timeoutMs, maxEnvelope, conn),
+        xml: op === "Get" && resourceUri === CONFIG_RESOURCE
+          ? getConfig()
+          : await dispatch(op, body, selectors, options, timeoutMs, maxEnvelope, conn),
         relatesTo: messageId,
       };
     } catch (e) {
@@ -471,7 +532,52 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     return soapReply(conn, result.status, enc.encode(envelope(responseAction, result.relatesTo, result.xml)));
   }
 
+  /**
+   * WS-Transfer Get of the config resource (MS-WSMV 2.2.4.10 ConfigType), in the shape of pypsrp's
+   * recording against Windows (tests/tests_pypsrp/responses/test_wsman_update_envelope_size_500.yml).
+   * Only administrators may read it (pypsrp and pywinrm fall back to defaults "if not running under
+   * an admin"); anyone else gets s:Sender/w:AccessDenied with WSManFault code 5 (ERROR_ACCESS_DENIED)
+   */
+  function getConfig(): string {
+    if (opts.notAdmin) throw fault("s:Sender", "w:AccessDenied", 5, "Access is denied. ");
+    return `<cfg:Config xmlns:cfg="${CONFIG_RESOURCE}"><cfg:MaxEnvelopeSizekb>${
+      maxEnvelopeBytes / 1024
+    }</cfg:MaxEnvelopeSizekb>` +
+      `<cfg:MaxTimeoutms>60000</cfg:MaxTimeoutms><cfg:MaxBatchItems>32000</cfg:MaxBatchItems>` +
+      `<cfg:MaxProviderRequests>4294967295</cfg:MaxProviderRequests><cfg:Client><cfg:NetworkDelayms>5000</cfg:NetworkDelayms>` +
+      `<cfg:URLPrefix>wsman</cfg:URLPrefix><cfg:AllowUnencrypted>false</cfg:AllowUnencrypted><cfg:Auth><cfg:Basic>true</cfg:Basic>` +
+      `<cfg:Digest>true</cfg:Digest><cfg:Kerberos>true</cfg:Kerberos><cfg:Negotiate>true</cfg:Negotiate>` +
+      `<cfg:Certificate>true</cfg:Certificate><cfg:CredSSP>false</cfg:CredSSP></cfg:Auth><cfg:DefaultPorts>` +
+      `<cfg:HTTP>5985</cfg:HTTP><cfg:HTTPS>5986</cfg:HTTPS></cfg:DefaultPorts><cfg:TrustedHosts></cfg:TrustedHosts></cfg:Client>` +
+      `<cfg:Service><cfg:RootSDDL>O:NSG:BAD:P(A;;GA;;;BA)(A;;GR;;;IU)S:P(AU;FA;GA;;;WD)(AU;SA;GXGW;;;WD)</cfg:RootSDDL>` +
+      `<cfg:MaxConcurrentOperations>4294967295</cfg:MaxConcurrentOperations>` +
+      `<cfg:MaxConcurrentOperationsPerUser>1500</cfg:MaxConcurrentOperationsPerUser>` +
+      `<cfg:EnumerationTimeoutms>240000</cfg:EnumerationTimeoutms><cfg:MaxConnections>300</cfg:MaxConnections>` +
+      `<cfg:MaxPacketRetrievalTimeSeconds>120</cfg:MaxPacketRetrievalTimeSeconds>` +
+      `<cfg:AllowUnencrypted>${opts.allowUnencrypted ? "true" : "false"}</cfg:AllowUnencrypted><cfg:Auth>` +
+      `<cfg:Basic>${auth.includes("basic")}</cfg:Basic><cfg:Kerberos>true</cfg:Kerberos>` +
+      `<cfg:Negotiate>${auth.includes("negotiate")}</cfg:Negotiate><cfg:Certificate>false</cfg:Certificate>` +
+      `<cfg:CredSSP>false</cfg:CredSSP><cfg:CbtHardeningLevel>Relaxed</cfg:CbtHardeningLevel></cfg:Auth>` +
+      `<cfg:DefaultPorts><cfg:HTTP>5985</cfg:HTTP><cfg:HTTPS>5986</cfg:HTTPS></cfg:DefaultPorts>` +
+      `<cfg:IPv4Filter>*</cfg:IPv4Filter><cfg:IPv6Filter>*</cfg:IPv6Filter>` +
+      `<cfg:EnableCompatibilityHttpListener>false</cfg:EnableCompatibilityHttpListener>` +
+      `<cfg:EnableCompatibilityHttpsListener>false</cfg:EnableCompatibilityHttpsListener>` +
+      `<cfg:CertificateThumbprint></cfg:CertificateThumbprint><cfg:AllowRemoteAccess>true</cfg:AllowRemoteAccess>` +
+      `</cfg:Service><cfg:Winrs><cfg:AllowRemoteShellAccess>true</cfg:AllowRemoteShellAccess>` +
+      `<cfg:IdleTimeout>7200000</cfg:IdleTimeout><cfg:MaxConcurrentUsers>2147483647</cfg:MaxConcurrentUsers>` +
+      `<cfg:MaxShellRunTime>2147483647</cfg:MaxShellRunTime><cfg:MaxProcessesPerShell>2147483647</cfg:MaxProcessesPerShell>` +
+      `<cfg:MaxMemoryPerShellMB>2147483647</cfg:MaxMemoryPerShellMB>` +
+      `<cfg:MaxShellsPerUser>${opts.maxShellsPerUser ?? 5}</cfg:MaxShellsPerUser></cfg:Winrs></cfg:Config>`;
+  }
+
   function soapReply(conn: Conn, status: number, bytes: Uint8Array): Reply {
+    if (conn.session && opts.replyPartSize) {
+      return http(
+        status,
+        [["Content-Type", MULTI_ENCRYPTED_CONTENT_TYPE]],
+        encryptMultipart(conn.session, bytes, opts.replyPartSize),
+      );
+    }
     if (conn.session) {
       return http(status, [[
         "Content-Type",
@@ -567,6 +673,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
           exitCode: 0,
           stdin: [],
           stdinEnded: false,
+          stdinHash: createHash("sha256"),
           interrupted: 0,
           terminated: false,
           wake: new Set(),
@@ -578,8 +685,10 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       case "Send": {
         const s = child(child(body, NS.rsp, "Send"), NS.rsp, "Stream")!;
         const p = cmdOf(s.attrs.CommandId);
-        const data = Uint8Array.from(atob(s.text.trim()), (ch) => ch.charCodeAt(0));
+        const data = fromBase64(s.text);
         if (data.length) p.stdin.push(data);
+        p.stdinHash.update(data);
+        if (/^true$/i.test(s.attrs.End ?? "") && !p.stdinEnded) stats.stdinSha256.push(p.stdinHash.digest("hex"));
         if (/^true$/i.test(s.attrs.End ?? "")) p.stdinEnded = true;
         notify(p);
         return `<rsp:SendResponse/>`;
@@ -971,7 +1080,7 @@ function envelope(action: string, relatesTo: string | undefined, body: string): 
 }
 
 function hostileReply(
-  mode: Exclude<HostileMode, `flood-${string}`>,
+  mode: Exclude<HostileMode, "garbled-multipart" | `flood-${string}`>,
   messageId: string,
   action: string,
 ): { bytes: Uint8Array; truncated?: boolean } | "silent" {

@@ -23,9 +23,12 @@ import {
   buildEnvelope,
   checkRelatesTo,
   commandBody,
+  CONFIG_RESOURCE,
   createShellBody,
+  DEFAULT_MAX_ENVELOPE_SIZE,
   FaultCode,
   parseCommandResponse,
+  parseConfigMaxEnvelope,
   parseCreateResponse,
   parseEnvelope,
   parseFault,
@@ -265,6 +268,23 @@ function signatureHash(der: Uint8Array): "sha256" | "sha384" | "sha512" {
   return "sha256";
 }
 
+/**
+ * The largest envelope remote uses, whatever the host allows: replies are read whole (MAX_BODY in
+ * http_connection.ts is 1 MiB) and Windows' own default since Server 2012 is 500 KiB.
+ */
+export const MAX_ENVELOPE_SIZE = 512_000;
+/** Room kept free in an envelope beyond its measured skeleton (pypsrp keeps 256 bytes as well). */
+const ENVELOPE_MARGIN = 256;
+
+/**
+ * How many payload bytes fit base64-encoded in an envelope of `maxEnvelopeSize` bytes whose
+ * skeleton (the whole envelope with an empty payload) takes `skeletonBytes`: what a Send's stdin
+ * chunk, or a PSRP fragment, may hold (MS-WSMV 2.2.4.10 MaxEnvelopeSizekb; DSP0226 6.2).
+ */
+export function payloadRoom(maxEnvelopeSize: number, skeletonBytes: number): number {
+  return Math.max(0, Math.floor((maxEnvelopeSize - skeletonBytes - ENVELOPE_MARGIN) / 4) * 3);
+}
+
 /** A w:TimedOut reply to a Receive: nothing happened within OperationTimeout. */
 export const RECEIVE_TIMED_OUT = Symbol("receive timed out");
 
@@ -287,6 +307,8 @@ export class WinrmClient {
   #all = new Set<WsmanConnection>();
   #redirects = 0;
   #closed = false;
+  #maxEnvelope = DEFAULT_MAX_ENVELOPE_SIZE;
+  #envelopeRead?: Promise<number>;
 
   constructor(settings: WinrmSettings) {
     this.settings = { ...settings, url: new URL(settings.url) };
@@ -337,9 +359,38 @@ export class WinrmClient {
     }, parseCommandResponse);
   }
 
+  /**
+   * The envelope size in use: {@linkcode DEFAULT_MAX_ENVELOPE_SIZE} until
+   * {@linkcode WinrmClient.readMaxEnvelopeSize} has read the host's.
+   */
+  get maxEnvelopeSize(): number {
+    return this.#maxEnvelope;
+  }
+
+  /**
+   * Reads the host's MaxEnvelopeSizekb with a WS-Transfer Get of the config resource, once, and uses
+   * it (up to {@linkcode MAX_ENVELOPE_SIZE}) for every later request. Only administrators may read
+   * the configuration: any fault, Access denied for everyone else, keeps the 150 KiB default, as
+   * pypsrp and pywinrm do. Returns the size in use, in bytes; a PSRP fragment size follows from it
+   * with {@linkcode payloadRoom}.
+   */
+  readMaxEnvelopeSize(): Promise<number> {
+    this.#envelopeRead ??= (async () => {
+      try {
+        const size = await this.#invoke(Action.get, "", { resourceUri: CONFIG_RESOURCE }, parseConfigMaxEnvelope);
+        // below 32 KiB is not a value Windows accepts (MS-WSMV 2.2.4.10); none at all: keep the default
+        if (size !== undefined && size >= 32 * 1024) this.#maxEnvelope = Math.min(size, MAX_ENVELOPE_SIZE);
+      } catch (e) {
+        if (!(e instanceof WinrmFaultError)) throw e;
+      }
+      return this.#maxEnvelope;
+    })();
+    return this.#envelopeRead;
+  }
+
   /** Send: stdin bytes, split to fit MaxEnvelopeSize; `end` closes the command's stdin */
   async send(shellId: string, commandId: string, data: Uint8Array, end: boolean): Promise<void> {
-    const CHUNK = 96 * 1024;
+    const CHUNK = this.sendRoom(shellId, commandId);
     let off = 0;
     do {
       const part = data.subarray(off, off + CHUNK);
@@ -348,6 +399,14 @@ export class WinrmClient {
         selectors: { ShellId: shellId },
       });
     } while (off < data.length);
+  }
+
+  /** How many stdin bytes one Send to this command can carry within the envelope size in use. */
+  sendRoom(shellId: string, commandId: string): number {
+    const skeleton = this.#envelope(Action.send, "uuid:00000000-0000-0000-0000-000000000000", {
+      selectors: { ShellId: shellId },
+    }, sendBody(commandId, new Uint8Array(), true));
+    return payloadRoom(this.#maxEnvelope, te.encode(skeleton).length);
   }
 
   /** Receive: one long poll; {@linkcode RECEIVE_TIMED_OUT} when the host had nothing within OperationTimeout */
@@ -385,22 +444,13 @@ export class WinrmClient {
   async #invoke<T = XmlElement>(
     action: string,
     body: string,
-    o: { selectors?: Record<string, string>; options?: Record<string, string> },
+    o: EnvelopeParts,
     parse: (env: XmlElement) => T = (env) => env as T,
   ): Promise<T> {
     const s = this.settings;
     for (;;) {
       const messageId = `uuid:${randomUUID().toUpperCase()}`;
-      const soap = buildEnvelope({
-        action,
-        to: s.url.href,
-        messageId,
-        sessionId: this.sessionId,
-        operationTimeout: `PT${(s.operationTimeoutMs / 1000).toFixed(3)}S`,
-        selectors: o.selectors,
-        options: o.options,
-        body,
-      });
+      const soap = this.#envelope(action, messageId, o, body);
       const op = action.slice(action.lastIndexOf("/") + 1);
       this.stats.byAction[op] = (this.stats.byAction[op] ?? 0) + 1;
       const r = await this.#post(soap, op);
@@ -409,6 +459,15 @@ export class WinrmClient {
         continue;
       }
       if (r.status === 401) throw this.accessDenied();
+      if (r.status === 413) {
+        throw new TransportError(
+          `${s.url.host} refused ${op}: the request is larger than its MaxEnvelopeSizekb allows (HTTP 413)`,
+          {
+            layer: "protocol",
+            hint: 'raise MaxEnvelopeSizekb on the host (winrm set winrm/config @{MaxEnvelopeSizekb="500"})',
+          },
+        );
+      }
       if (r.status !== 200 && !r.text.trim()) {
         throw new TransportError(`${s.url.host} answered ${op} with HTTP ${r.status} and no body`, {
           layer: "protocol",
@@ -445,6 +504,22 @@ export class WinrmClient {
         throw badReply(e);
       }
     }
+  }
+
+  #envelope(action: string, messageId: string, o: EnvelopeParts, body: string): string {
+    const s = this.settings;
+    return buildEnvelope({
+      action,
+      to: s.url.href,
+      messageId,
+      sessionId: this.sessionId,
+      operationTimeout: `PT${(s.operationTimeoutMs / 1000).toFixed(3)}S`,
+      resourceUri: o.resourceUri,
+      selectors: o.selectors,
+      options: o.options,
+      body,
+      maxEnvelopeSize: this.#maxEnvelope,
+    });
   }
 
   #redirect(location: string): void {
@@ -510,6 +585,13 @@ export class WinrmClient {
       throw e;
     }
   }
+}
+
+/** What varies between the headers of two requests. */
+interface EnvelopeParts {
+  resourceUri?: string;
+  selectors?: Record<string, string>;
+  options?: Record<string, string>;
 }
 
 /** A SOAP fault turned into a user-facing error; the WSManFault code stays readable in `fault`. */

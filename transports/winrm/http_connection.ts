@@ -62,9 +62,9 @@ export const MAX_HEADER = 64 * 1024;
  */
 export const MAX_PREAUTH_BODY = 64 * 1024;
 /**
- * Any other reply. Requests ask for envelopes of at most 153,600 bytes (w:MaxEnvelopeSize, DSP0226
- * 6.2) and Windows answers larger ones with w:EncodingLimit; sealing adds a few hundred bytes. The
- * rest is headroom for servers that count loosely.
+ * Any other reply. Requests ask for envelopes of at most 512,000 bytes (w:MaxEnvelopeSize, DSP0226
+ * 6.2; MAX_ENVELOPE_SIZE in client.ts) and Windows answers larger ones with w:EncodingLimit; sealing
+ * adds a few hundred bytes. The rest is headroom for servers that count loosely.
  */
 export const MAX_BODY = 1024 * 1024;
 /** Socket reads pause while this much is buffered and unread (backpressure through TCP). */

@@ -190,7 +190,14 @@ class WinrsChannel implements Channel {
   #finished = false;
   #deleted?: Promise<void>;
   #stdinEnded = false;
-  #sendQueue: Promise<void> = Promise.resolve();
+  /** stdin not yet sent: written chunks gather here and leave in Sends as large as the envelope allows */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #endSent = false;
+  #draining = false;
+  #drained: Promise<void> = Promise.resolve();
+  #sendError?: Error;
+  #writers: (() => void)[] = [];
   #lineMode: boolean;
   #echo = new EchoFilter();
   #stop = new AbortController();
@@ -246,19 +253,75 @@ class WinrsChannel implements Channel {
     } catch { /* the reader cancelled */ }
   }
 
+  /**
+   * Queues stdin. A write returns at once while less than one Send's worth waits, so the chunks a
+   * pipe delivers (64 KiB) gather into envelopes of the host's MaxEnvelopeSize; past that it waits
+   * for the Send in flight. `end` resolves once everything, End included, has been sent.
+   */
   #queueSend(data: Uint8Array, end: boolean): Promise<void> {
+    if (this.#sendError) return Promise.reject(this.#sendError);
     if (this.#stdinEnded || this.#finished) return Promise.resolve();
     if (end) this.#stdinEnded = true;
-    // sends keep their order; each may take a second connection while Receive holds the first
-    this.#sendQueue = this.#sendQueue.then(async () => {
-      if (this.#finished) return;
-      try {
-        await this.#client.send(this.#shellId, this.#commandId, data, end);
-      } catch (e) {
-        if (!this.#finished) throw e;
+    if (data.length) {
+      this.#pending.push(data);
+      this.#pendingBytes += data.length;
+    }
+    if (!this.#draining) this.#drained = this.#drain();
+    const failed = () => {
+      if (this.#sendError) throw this.#sendError;
+    };
+    if (end) return this.#drained.then(failed);
+    return new Promise<void>((resolve) => {
+      const check = () => {
+        if (this.#pendingBytes < this.#client.sendRoom(this.#shellId, this.#commandId) || !this.#draining) resolve();
+        else this.#writers.push(check);
+      };
+      check();
+    }).then(failed);
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      // the first stdin waits for the host's envelope size, read once; End alone needs none
+      if (this.#pendingBytes) await this.#client.readMaxEnvelopeSize();
+      while (!this.#finished && (this.#pendingBytes > 0 || (this.#stdinEnded && !this.#endSent))) {
+        const chunk = this.#take(this.#client.sendRoom(this.#shellId, this.#commandId));
+        const end = this.#stdinEnded && this.#pendingBytes === 0;
+        this.#wakeWriters();
+        await this.#client.send(this.#shellId, this.#commandId, chunk, end);
+        if (end) this.#endSent = true;
       }
-    });
-    return this.#sendQueue;
+    } catch (e) {
+      if (!this.#finished) {
+        // stdin the command will never get ends the session with the reason, not with a wait for it
+        this.#sendError = e instanceof Error ? e : new Error(String(e));
+        this.#background(Promise.reject(this.#sendError));
+      }
+    } finally {
+      this.#draining = false;
+      this.#wakeWriters();
+    }
+  }
+
+  /** up to `n` bytes from the front of the pending stdin, as one array */
+  #take(n: number): Uint8Array {
+    const out = new Uint8Array(Math.min(n, this.#pendingBytes));
+    let o = 0;
+    while (o < out.length) {
+      const head = this.#pending[0];
+      const k = Math.min(head.length, out.length - o);
+      out.set(head.subarray(0, k), o);
+      o += k;
+      if (k === head.length) this.#pending.shift();
+      else this.#pending[0] = head.subarray(k);
+    }
+    this.#pendingBytes -= out.length;
+    return out;
+  }
+
+  #wakeWriters(): void {
+    for (const w of this.#writers.splice(0)) w();
   }
 
   async #receiveLoop(): Promise<ExitStatus> {

@@ -30,6 +30,7 @@ export const Action = {
   send: "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send",
   receive: "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive",
   signal: "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal",
+  get: "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
   fault: "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault",
 } as const;
 
@@ -86,6 +87,27 @@ export interface EnvelopeOptions {
   options?: Readonly<Record<string, string>>;
   /** inner XML of s:Body, already escaped */
   body: string;
+  /** w:MaxEnvelopeSize: the largest reply wanted, in bytes; default {@linkcode DEFAULT_MAX_ENVELOPE_SIZE} */
+  maxEnvelopeSize?: number;
+}
+
+/**
+ * The envelope size every client assumes until it knows better: MaxEnvelopeSizekb's default of 150
+ * (MS-WSMV 2.2.4.10; Windows Server 2008 R2), which pywinrm, pypsrp, WinRb and masterzen/winrm send.
+ */
+export const DEFAULT_MAX_ENVELOPE_SIZE = 153_600;
+
+/** The WS-Man service configuration resource (MS-WSMV 2.2.4.10 ConfigType), read with WS-Transfer Get. */
+export const CONFIG_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/config";
+
+/**
+ * `cfg:Config/cfg:MaxEnvelopeSizekb` of a GetResponse on {@linkcode CONFIG_RESOURCE}, in bytes;
+ * undefined when the reply has no such number.
+ */
+export function parseConfigMaxEnvelope(env: XmlElement): number | undefined {
+  const config = child(child(env, NS.s, "Body"), CONFIG_RESOURCE, "Config");
+  const kb = child(config, CONFIG_RESOURCE, "MaxEnvelopeSizekb")?.text.trim() ?? "";
+  return /^\d{1,10}$/.test(kb) ? Number(kb) * 1024 : undefined;
 }
 
 /** Builds a SOAP 1.2 envelope with the WS-Man header every WinRS request carries (reference A.2). */
@@ -108,7 +130,7 @@ export function buildEnvelope(o: EnvelopeOptions): string {
     `<s:Header>` +
     `<a:To>${xmlEscape(o.to)}</a:To>` +
     `<a:ReplyTo><a:Address s:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo>` +
-    `<w:MaxEnvelopeSize s:mustUnderstand="true">153600</w:MaxEnvelopeSize>` +
+    `<w:MaxEnvelopeSize s:mustUnderstand="true">${o.maxEnvelopeSize ?? DEFAULT_MAX_ENVELOPE_SIZE}</w:MaxEnvelopeSize>` +
     `<a:MessageID>${xmlEscape(o.messageId)}</a:MessageID>` +
     `<w:Locale xml:lang="en-US" s:mustUnderstand="false"/>` +
     `<p:DataLocale xml:lang="en-US" s:mustUnderstand="false"/>` +

@@ -2,8 +2,11 @@ import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   buildEnvelope,
   checkRelatesTo,
+  CONFIG_RESOURCE,
   MAX_DEPTH,
   MAX_ELEMENTS,
+  NS,
+  parseConfigMaxEnvelope,
   parseEnvelope,
   parseFault,
   parseReceiveResponse,
@@ -120,4 +123,15 @@ Deno.test("parseEnvelope() refuses too many or too deeply nested elements before
   const fine = open + `<!-- ${"<a>".repeat(100)} --><a><![CDATA[${"<b>".repeat(MAX_ELEMENTS)}]]></a>` +
     "<a/>".repeat(MAX_ELEMENTS - 10) + close;
   assertEquals(parseEnvelope(fine).children[0].children.length, MAX_ELEMENTS - 9);
+});
+
+Deno.test("parseConfigMaxEnvelope() reads MaxEnvelopeSizekb in bytes, or nothing", () => {
+  const reply = (inner: string) =>
+    parseEnvelope(
+      `<s:Envelope xmlns:s="${NS.s}"><s:Body><cfg:Config xmlns:cfg="${CONFIG_RESOURCE}">${inner}</cfg:Config>` +
+        `</s:Body></s:Envelope>`,
+    );
+  assertEquals(parseConfigMaxEnvelope(reply("<cfg:MaxEnvelopeSizekb>500</cfg:MaxEnvelopeSizekb>")), 512_000);
+  assertEquals(parseConfigMaxEnvelope(reply("<cfg:MaxEnvelopeSizekb>lots</cfg:MaxEnvelopeSizekb>")), undefined);
+  assertEquals(parseConfigMaxEnvelope(reply("")), undefined);
 });
