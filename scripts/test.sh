@@ -20,6 +20,8 @@ command -v clang-14 >/dev/null 2>&1 || need_packages="$need_packages clang-14"
 command -v wasm-ld-14 >/dev/null 2>&1 || need_packages="$need_packages lld-14"
 # kubectl drives the example plugin's test; this kind of machine ships one, Debian's kubernetes-client otherwise
 command -v kubectl >/dev/null 2>&1 || need_packages="$need_packages kubernetes-client"
+# pywinrm, the reference WinRM client the WinRM test server is checked against (Debian's python3)
+/usr/bin/python3 -c "import winrm" >/dev/null 2>&1 || need_packages="$need_packages python3-winrm"
 [ -x /usr/sbin/dockerd ] || need_packages="$need_packages docker.io"
 [ -x /usr/bin/podman ] || need_packages="$need_packages podman"
 # the containers' image needs the static busybox; Debian's plain busybox package is linked dynamically
