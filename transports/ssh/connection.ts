@@ -612,6 +612,8 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
       verifyHostKey({
         host: hop.host,
         port: hop.port,
+        // through a jump host there is no address of our own to name, as with ssh's proxy connections
+        address: options.openSock ? undefined : (sock as { remoteAddress?: string }).remoteAddress,
         alias: hop.config.hostKeyAlias,
         key: new Uint8Array(key),
         strict: hop.config.strictHostKeyChecking,

@@ -6,13 +6,15 @@
  */
 import { type Prompter, TransportError } from "../../plugins/mod.ts";
 import { fingerprintSha256, keyTypeOf } from "./fingerprint.ts";
-import { appendKnownHost, checkHostKey, hostKeyName } from "./known_hosts.ts";
+import { appendKnownHost, checkHostKey, hostKeyName, knownHostsName, otherNamesOfKey } from "./known_hosts.ts";
 
 /** The settings and channels {@linkcode verifyHostKey} needs. */
 export interface HostKeyCheck {
   /** the host name connected to (HostName) */
   host: string;
   port: number;
+  /** the address connected to; absent through a jump host (ssh then names none either) */
+  address?: string;
   /** HostKeyAlias: the name known_hosts records instead of the host and port */
   alias?: string;
   /** the key blob the server sent */
@@ -117,9 +119,12 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
   }
   if (strict === "ask" && check.prompt.interactive) {
     if (caText) check.notice(`warning: ${caText}`);
-    let question = `The authenticity of host '${name}' can't be established.\n` +
+    const ip = check.address === undefined
+      ? "<no hostip for proxy command>"
+      : knownHostsName(check.address, check.port);
+    let question = `The authenticity of host '${name} (${ip})' can't be established.\n` +
       `${label} key fingerprint is ${fingerprint}.\n` +
-      "This key is not known by any other names.\n" +
+      (await otherNamesText(check.key, files, check.home)) +
       "Are you sure you want to continue connecting (yes/no/[fingerprint])? ";
     for (;;) {
       const answer = (await check.prompt.ask(question, { what: "host key confirmation" })).trim();
@@ -155,6 +160,27 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
       hint: `if ${fingerprint} is right, run: ${keyscan} (or pass -o StrictHostKeyChecking=accept-new)`,
     },
   );
+}
+
+/** ssh lists at most this many other names (sshconnect.c MAX_DISPLAY_OTHERNAMES). */
+const MAX_OTHER_NAMES = 8;
+
+/** ssh's lines naming the known_hosts entries that hold the same key under other names, each ending in a newline. */
+async function otherNamesText(key: Uint8Array, files: string[], home: string): Promise<string> {
+  const names = await otherNamesOfKey(key, files);
+  if (names.length === 0) return "This key is not known by any other names.\n";
+  const lines = ["This host key is known by the following other names/addresses:"];
+  for (const n of names.slice(0, MAX_OTHER_NAMES)) {
+    lines.push(`    ${tildeUnexpand(n.file, home)}:${n.line}: ${n.hosts}`);
+  }
+  if (names.length > MAX_OTHER_NAMES) lines.push(`    (${names.length - MAX_OTHER_NAMES} additional names omitted)`);
+  return lines.join("\n") + "\n";
+}
+
+/** A path under the home directory written as `~/…`, as ssh's try_tilde_unexpand (misc.c) shows it. */
+function tildeUnexpand(path: string, home: string): string {
+  const h = home.replace(/\/+$/, "");
+  return h !== "" && path.startsWith(`${h}/`) ? `~/${path.slice(h.length + 1)}` : path;
 }
 
 async function record(check: HostKeyCheck, file: string | undefined, name: string, keyType: string, label: string) {
