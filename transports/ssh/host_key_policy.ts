@@ -5,6 +5,7 @@
  * @module
  */
 import { type Prompter, TransportError } from "../../plugins/mod.ts";
+import { type DebugLog, SILENT } from "./debug_log.ts";
 import { fingerprintSha256, keyTypeOf } from "./fingerprint.ts";
 import { appendKnownHost, checkHostKey, hostKeyName, knownHostsName, otherNamesOfKey } from "./known_hosts.ts";
 
@@ -26,6 +27,8 @@ export interface HostKeyCheck {
   hashKnownHosts: boolean;
   prompt: Prompter;
   notice(line: string): void;
+  /** ssh's -v lines: the key's fingerprint, the known_hosts line that matched or why none did */
+  log?: DebugLog;
   /** the local home, to expand `~` */
   home: string;
 }
@@ -62,6 +65,9 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
   const label = keyTypeLabel(keyType);
   const userFiles = check.userKnownHostsFiles.map((f) => expandHome(f, check.home));
   const files = [...userFiles, ...check.globalKnownHostsFiles.map((f) => expandHome(f, check.home))];
+  const log = check.log ?? SILENT;
+  log.debug1(`Server host key: ${keyType} ${fingerprint}`);
+  log.debug2(`known_hosts files: ${files.length ? files.join(" ") : "none"}`);
   const found = await checkHostKey({
     host: check.host,
     port: check.port,
@@ -72,7 +78,27 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
   });
   switch (found.kind) {
     case "known":
+      log.debug1(`Host '${name}' is known and matches the ${label} host key.`);
+      log.debug1(`Found key in ${found.file}:${found.line}`);
       return { kind: "trusted" };
+    case "unknown":
+      log.debug1(
+        found.otherTypes?.length
+          ? `Host '${name}' has no ${label} key in known_hosts, only ${found.otherTypes.join(", ")} keys`
+          : `Host '${name}' is not in known_hosts (${files.length ? files.join(", ") : "no files"})`,
+      );
+      break;
+    case "changed":
+      log.debug1(`Host '${name}' is known with a different ${label} key: ${found.file}:${found.line}`);
+      break;
+    case "revoked":
+      log.debug1(`Host key ${label} ${fingerprint} is marked @revoked in ${found.file}:${found.line}`);
+      break;
+    case "cert-authority":
+      log.debug1(`Host '${name}' presents a certificate of the @cert-authority in ${found.file}:${found.line}`);
+      break;
+  }
+  switch (found.kind) {
     case "revoked":
       throw new TransportError(
         `the host key of ${name} (${label} ${fingerprint}) is revoked in ${found.file}:${found.line}`,
@@ -124,7 +150,7 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
       : knownHostsName(check.address, check.port);
     let question = `The authenticity of host '${name} (${ip})' can't be established.\n` +
       `${label} key fingerprint is ${fingerprint}.\n` +
-      (await otherNamesText(check.key, files, check.home)) +
+      (await otherNamesText(check.key, files, check.home, log)) +
       "Are you sure you want to continue connecting (yes/no/[fingerprint])? ";
     for (;;) {
       const answer = (await check.prompt.ask(question, { what: "host key confirmation" })).trim();
@@ -166,8 +192,9 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
 const MAX_OTHER_NAMES = 8;
 
 /** ssh's lines naming the known_hosts entries that hold the same key under other names, each ending in a newline. */
-async function otherNamesText(key: Uint8Array, files: string[], home: string): Promise<string> {
+async function otherNamesText(key: Uint8Array, files: string[], home: string, log: DebugLog): Promise<string> {
   const names = await otherNamesOfKey(key, files);
+  for (const n of names) log.debug1(`found matching key in ${tildeUnexpand(n.file, home)}:${n.line}`);
   if (names.length === 0) return "This key is not known by any other names.\n";
   const lines = ["This host key is known by the following other names/addresses:"];
   for (const n of names.slice(0, MAX_OTHER_NAMES)) {
