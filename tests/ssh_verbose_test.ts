@@ -230,3 +230,45 @@ Deno.test("-v belongs to SSH: other transports refuse it by name", async () => {
   assertEquals(winrm.code, 230, winrm.stderr);
   match(winrm.stderr, /^remote: --computer-name \[ComputerName\] cannot be used with -v \(--verbose\) \[SSHHost\]$/m);
 });
+
+Deno.test("remote forward -v shows the connection; -J shows each hop; -4 and -E take effect", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await sshFiles(sshd, home);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", MAIN, "forward", "vtest", "-v", "-L", `0:127.0.0.1:${sshd.port}`],
+    env: { ...home.env, SSH_AUTH_SOCK: "" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  let stderr = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stderr) {
+    stderr += decoder.decode(chunk, { stream: true });
+    if (/forwarding localhost:\d+ to/.test(stderr)) break;
+  }
+  child.kill("SIGINT");
+  await child.status;
+  clearTimeout(killer);
+  match(stderr, new RegExp(`^debug1: Connecting to 127\\.0\\.0\\.1 \\[127\\.0\\.0\\.1\\] port ${sshd.port}\\.$`, "m"));
+  match(stderr, /^debug1: kex: algorithm: /m);
+  match(stderr, /^Authenticated to 127\.0\.0\.1 /m);
+
+  // the harness sshd is its own jump host: the hop is connected directly, the target through it
+  const hop = `${sshd.user}@127.0.0.1:${sshd.port}`;
+  const jumped = await enterPiped(home, ["-v", "-J", hop, "-o", `IdentityFile=${sshd.userKey}`]);
+  assertEquals(jumped.code, 3, jumped.stderr);
+  const lines = jumped.stderr.split("\n");
+  assert(lines.includes(`debug1: ProxyJump: ${hop} -> ${hop}`), jumped.stderr);
+  assert(lines.includes(`debug1: Connecting to 127.0.0.1:${sshd.port} through the jump host ${hop} (direct-tcpip)`));
+  assert(lines.includes(`Authenticated to 127.0.0.1 (via proxy) using "publickey".`), jumped.stderr);
+
+  const log = `${home.dir}/debug.log`;
+  const four = await enterPiped(home, ["-vv", "-4", "-E", log]);
+  assertEquals([four.code, four.stderr], [3, ""]);
+  const written = await Deno.readTextFile(log);
+  match(written, new RegExp(`^debug2: resolving "127\\.0\\.0\\.1" port ${sshd.port} \\(IPv4 only`, "m"));
+  match(written, /^debug1: kex: algorithm: /m);
+});
