@@ -4,6 +4,7 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { run } from "./harness/process.ts";
+import { startSshAgent } from "./harness/ssh_agent.ts";
 import { type SshdServer, startSshd } from "./harness/sshd.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
@@ -271,4 +272,36 @@ Deno.test("remote forward -v shows the connection; -J shows each hop; -4 and -E 
   const written = await Deno.readTextFile(log);
   match(written, new RegExp(`^debug2: resolving "127\\.0\\.0\\.1" port ${sshd.port} \\(IPv4 only`, "m"));
   match(written, /^debug1: kex: algorithm: /m);
+});
+
+Deno.test("-v names the agent's keys by fingerprint: the one refused and the one accepted", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await using agent = await startSshAgent();
+  const { config } = await sshFiles(sshd, home);
+  const text = await Deno.readTextFile(config);
+  await Deno.writeTextFile(config, text.split("\n").filter((l) => !/Identit(yFile|iesOnly) /.test(l)).join("\n"));
+  const other = `${home.dir}/id_other`;
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "other-key", "-f", other]);
+  await agent.add(other);
+  await agent.add(sshd.userKey);
+  const otherFp = await fingerprintOf(`${other}.pub`);
+  const userFp = await fingerprintOf(`${sshd.userKey}.pub`);
+  const r = await runRemote(["enter", "vtest", "-v"], {
+    env: { ...home.env, SSH_AUTH_SOCK: agent.socket },
+    stdin: "exit 3\n",
+  });
+  assertEquals(r.code, 3, r.stderr);
+  const lines = r.stderr.split("\n");
+  for (
+    const line of [
+      `debug1: agent socket ${agent.socket}`,
+      `debug1: Will attempt key: other-key ED25519 ${otherFp} agent`,
+      `debug1: Will attempt key: remote-test ED25519 ${userFp} agent`,
+      `debug1: Offering public key: other-key ED25519 ${otherFp} agent`,
+      `debug1: Server refused key: other-key ED25519 ${otherFp} agent`,
+      `debug1: Offering public key: remote-test ED25519 ${userFp} agent`,
+      `debug1: Server accepts key: remote-test ED25519 ${userFp} agent`,
+    ]
+  ) assert(lines.includes(line), `missing: ${line}\n--- stderr:\n${r.stderr}`);
 });
