@@ -305,3 +305,23 @@ Deno.test("-v names the agent's keys by fingerprint: the one refused and the one
     ]
   ) assert(lines.includes(line), `missing: ${line}\n--- stderr:\n${r.stderr}`);
 });
+
+Deno.test("remote enter -vvv on a terminal ends its packet lines with CR LF while the terminal is raw", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await sshFiles(sshd, home);
+  await using pty = await spawnInPty(
+    Deno.execPath(),
+    ["run", "-A", "--quiet", MAIN, "enter", "vtest", "-vvv"],
+    { env: { ...home.env, SSH_AUTH_SOCK: "", PS1: "$ " } },
+  );
+  await pty.waitFor("Authenticated to 127.0.0.1", 20_000);
+  pty.write("echo MARK-$((20+22))\r");
+  await pty.waitFor("MARK-42", 20_000);
+  await pty.waitFor(/debug3: Inbound: CHANNEL_DATA[^\n]*\n/, 20_000);
+  pty.write("exit 4\r");
+  assertEquals((await pty.exited).code, 4);
+  const session = pty.output().slice(pty.output().indexOf("MARK-42"));
+  match(session, /debug3: Inbound: CHANNEL_DATA \(r:\d+, \d+\)\r\n/);
+  assert(!/debug3: [^\r\n]*\n/.test(session), "a debug line ends in a bare LF on the raw terminal");
+});

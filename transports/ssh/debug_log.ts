@@ -52,7 +52,8 @@ export function debugLevel(ctx: Pick<OpenContext, "parameters">, configLevel?: s
  * ```ts
  * import { debugLog } from "./debug_log.ts";
  * const lines: string[] = [];
- * const log = debugLog({ parameters: { Verbose: 2 }, notice: (l: string) => lines.push(l) });
+ * // with -E (LogFile) the lines are notices, which transports/ssh/command_line.ts sends to the file
+ * const log = debugLog({ parameters: { Verbose: 2, LogFile: "debug.log" }, notice: (l: string) => lines.push(l) });
  * log.debug1("Connecting to db1 [10.0.0.5] port 22.");
  * log.debug3("not shown");
  * console.assert(lines.length === 1 && lines[0].startsWith("debug1: "));
@@ -61,8 +62,21 @@ export function debugLevel(ctx: Pick<OpenContext, "parameters">, configLevel?: s
 export function debugLog(ctx: Pick<OpenContext, "parameters" | "notice">, configLevel?: string): DebugLog {
   const level = debugLevel(ctx, configLevel);
   if (level === 0) return SILENT;
-  const say = (prefix: string, line: string) =>
-    ctx.notice(prefix + [...line].map((c) => c < " " && c !== "\t" || c === "\x7f" ? "?" : c).join(""));
+  // On a terminal the lines are written here with CR LF: at -vvv they go on during the session, while the
+  // terminal is raw and a bare LF would not return the cursor (ssh does the same). Elsewhere (the -E file, a pipe,
+  // the reuse master relaying to its client) they are notices.
+  const direct = parameters.read(ctx.parameters).logFile === undefined && stderrIsTerminal();
+  const encoder = new TextEncoder();
+  const say = (prefix: string, line: string) => {
+    const shown = prefix + [...line].map((c) => c < " " && c !== "\t" || c === "\x7f" ? "?" : c).join("");
+    if (!direct) return ctx.notice(shown);
+    try {
+      const bytes = encoder.encode(`${shown}\r\n`);
+      for (let at = 0; at < bytes.length;) at += Deno.stderr.writeSync(bytes.subarray(at));
+    } catch {
+      // stderr is gone: nothing to tell
+    }
+  };
   return {
     level,
     debug1: (line) => say("debug1: ", line),
@@ -70,6 +84,14 @@ export function debugLog(ctx: Pick<OpenContext, "parameters" | "notice">, config
     debug3: (line) => level >= 3 && say("debug3: ", line),
     verbose: (line) => say("", line),
   };
+}
+
+function stderrIsTerminal(): boolean {
+  try {
+    return Deno.stderr.isTerminal();
+  } catch {
+    return false;
+  }
 }
 
 /** What the ssh2 debug translator needs to know about the authentication in progress. */
