@@ -613,7 +613,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
       reject(
         new TransportError(`ssh handshake with ${where} failed: ${err.message}`, {
           layer: "handshake",
-          hint: "is this an SSH server? run with REMOTE_DEBUG=1 for details",
+          hint: "is this an SSH server? -v (or -vvv) shows the exchange",
           cause: err,
         }),
       );
