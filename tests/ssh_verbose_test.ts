@@ -48,7 +48,7 @@ function enterPiped(home: TempHome, flags: string[]) {
 Deno.test("remote enter -v prints ssh's debug1 lines: config, address, banner, kex, host key, identity, methods", async () => {
   await using sshd = await startSshd();
   await using home = await tempHome();
-  const { config, known } = await sshFiles(sshd, home);
+  const { config, known } = await sshFiles(sshd, home, "Match originalhost vtest\n  ServerAliveCountMax 4");
   const hostFp = await fingerprintOf(`${sshd.dir}/host_ed25519.pub`);
   const userFp = await fingerprintOf(`${sshd.userKey}.pub`);
   const r = await enterPiped(home, ["-v"]);
@@ -59,6 +59,7 @@ Deno.test("remote enter -v prints ssh's debug1 lines: config, address, banner, k
     const line of [
       `debug1: Reading configuration data ${config}`,
       `debug1: ${config} line 1: Applying options for vtest`,
+      `debug1: ${config} line 9: Applying options for Match originalhost vtest`,
       `debug1: Connecting to 127.0.0.1 [127.0.0.1] port ${port}.`,
       "debug1: Connection established.",
       `debug1: identity file ${sshd.userKey} type ED25519`,
