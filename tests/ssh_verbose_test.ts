@@ -62,7 +62,7 @@ Deno.test("remote enter -v prints ssh's debug1 lines: config, address, banner, k
       `debug1: ${config} line 9: Applying options for Match originalhost vtest`,
       `debug1: Connecting to 127.0.0.1 [127.0.0.1] port ${port}.`,
       "debug1: Connection established.",
-      `debug1: identity file ${sshd.userKey} type ED25519`,
+      `debug1: identity file ${sshd.userKey} type 3`,
       `debug1: Authenticating to 127.0.0.1:${port} as '${sshd.user}'`,
       "debug1: kex: algorithm: curve25519-sha256",
       "debug1: kex: host key algorithm: ssh-ed25519",
@@ -72,10 +72,10 @@ Deno.test("remote enter -v prints ssh's debug1 lines: config, address, banner, k
       `debug1: Host '[127.0.0.1]:${port}' is known and matches the ED25519 host key.`,
       `debug1: Found key in ${known}:1`,
       "debug1: Authentications that can continue: publickey",
-      `debug1: Offering public key: ${sshd.userKey} ED25519 ${userFp}`,
-      `debug1: Server accepts key: ${sshd.userKey} ED25519 ${userFp}`,
+      "debug1: Next authentication method: publickey",
+      `debug1: Offering public key: ${sshd.userKey} ED25519 ${userFp} explicit`,
+      `debug1: Server accepts key: ${sshd.userKey} ED25519 ${userFp} explicit`,
       `Authenticated to 127.0.0.1 ([127.0.0.1]:${port}) using "publickey".`,
-      "debug1: reuse: not used: an interactive session or a subsystem has a connection of its own",
     ]
   ) assert(r.stderr.split("\n").includes(line), `missing: ${line}\n--- stderr:\n${r.stderr}`);
   match(r.stderr, /^debug1: Remote protocol version 2\.0, remote software version OpenSSH_\S+/m);
@@ -95,6 +95,7 @@ Deno.test("remote enter -vv and -vvv add debug2 and packet-level debug3 lines; w
   match(vv.stderr, /^debug2: peer server KEXINIT proposal: KEX method: .*curve25519-sha256/m);
   match(vv.stderr, new RegExp(`^debug2: resolving "127\\.0\\.0\\.1" port ${sshd.port}$`, "m"));
   assert(!/^debug3: /m.test(vv.stderr), "-vv showed debug3 lines");
+  match(vv.stderr, /^debug2: reuse: not used: an interactive session or a subsystem has a connection of its own$/m);
   const vvv = await enterPiped(home, ["-v", "-vv"]);
   assertEquals(vvv.code, 3, vvv.stderr);
   match(vvv.stderr, /^debug3: Outbound: Sending CHANNEL_DATA/m);
@@ -159,8 +160,8 @@ Deno.test("-v on a refused key and a wrong password shows the offers and answers
   const out = pty.output().replace(/\r/g, "");
   for (
     const line of [
-      `debug1: Offering public key: ${key} ED25519 ${keyFp}`,
-      `debug1: Server refused key: ${key} ED25519 ${keyFp}`,
+      `debug1: Offering public key: ${key} ED25519 ${keyFp} explicit`,
+      `debug1: Server refused key: ${key} ED25519 ${keyFp} explicit`,
       "debug1: Authentications that can continue: publickey,password",
       "debug1: Next authentication method: password",
       "debug1: password authentication refused by the server",
@@ -288,7 +289,7 @@ Deno.test("-v names the agent's keys by fingerprint: the one refused and the one
   await agent.add(sshd.userKey);
   const otherFp = await fingerprintOf(`${other}.pub`);
   const userFp = await fingerprintOf(`${sshd.userKey}.pub`);
-  const r = await runRemote(["enter", "vtest", "-v"], {
+  const r = await runRemote(["enter", "vtest", "-vv"], {
     env: { ...home.env, SSH_AUTH_SOCK: agent.socket },
     stdin: "exit 3\n",
   });
@@ -296,7 +297,7 @@ Deno.test("-v names the agent's keys by fingerprint: the one refused and the one
   const lines = r.stderr.split("\n");
   for (
     const line of [
-      `debug1: agent socket ${agent.socket}`,
+      `debug2: agent socket ${agent.socket}`,
       `debug1: Will attempt key: other-key ED25519 ${otherFp} agent`,
       `debug1: Will attempt key: remote-test ED25519 ${userFp} agent`,
       `debug1: Offering public key: other-key ED25519 ${otherFp} agent`,
@@ -325,4 +326,43 @@ Deno.test("remote enter -vvv on a terminal ends its packet lines with CR LF whil
   const session = pty.output().slice(pty.output().indexOf("MARK-42"));
   match(session, /debug3: Inbound: CHANNEL_DATA \(r:\d+, \d+\)\r\n/);
   assert(!/debug3: [^\r\n]*\n/.test(session), "a debug line ends in a bare LF on the raw terminal");
+});
+
+Deno.test("remote enter -v says what ssh -v says, word for word, for the steps both take", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  const { config } = await sshFiles(sshd, home);
+  const ours = await runRemote(["enter", "vtest", "-v", "-F", config], { env: home.env, stdin: "exit 0\n" });
+  assertEquals(ours.code, 0, ours.stderr);
+  const ssh = await new Deno.Command("ssh", {
+    args: ["-v", "-F", config, "vtest", "true"],
+    env: { ...home.env, SSH_AUTH_SOCK: "" },
+    stdin: "null",
+  }).output();
+  assertEquals(ssh.code, 0);
+  const theirs = new TextDecoder().decode(ssh.stderr).replace(/\r/g, "").split("\n");
+  const shared = [
+    /^debug1: Reading configuration data /,
+    /^debug1: .* line \d+: Applying options for /,
+    /^debug1: Connecting to /,
+    /^debug1: Connection established\.$/,
+    new RegExp(`^debug1: identity file ${sshd.userKey} type `),
+    /^debug1: Remote protocol version /,
+    /^debug1: Authenticating to /,
+    /^debug1: SSH2_MSG_KEXINIT (sent|received)$/,
+    /^debug1: kex: (host key algorithm|server->client cipher|client->server cipher): /,
+    /^debug1: Server host key: /,
+    /^debug1: Host '.*' is known and matches /,
+    /^debug1: Found key in /,
+    /^debug1: Authentications that can continue: /,
+    /^debug1: Next authentication method: /,
+    /^debug1: (Offering public key|Server accepts key): /,
+    /^Authenticated to /,
+  ];
+  const compared = theirs.filter((line) => shared.some((re) => re.test(line)));
+  assert(compared.length >= 18, `too few of ssh's lines matched:\n${theirs.join("\n")}`);
+  const mine = ours.stderr.split("\n");
+  for (const line of compared) {
+    assert(mine.includes(line), `ssh says, remote does not: ${line}\n--- remote:\n${ours.stderr}`);
+  }
 });

@@ -21,6 +21,8 @@ export interface Identity {
   data?: Buffer;
   /** the public key blob, from the key or from `<path>.pub`, for IdentitiesOnly agent filtering */
   publicBlob?: Buffer;
+  /** named by the user (-i, IdentityFile), not one of ssh's default files: "explicit" in the -v lines, as ssh */
+  userProvided?: boolean;
 }
 
 function expandHome(path: string, home: string): string {
@@ -199,7 +201,7 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
     steps.push((m) => {
       if (!m.includes("publickey")) return Promise.resolve(undefined);
       tried.push("publickey (agent)");
-      log.debug1("Next authentication method: publickey (the agent's keys)");
+      log.debug1("Next authentication method: publickey");
       trace.method = "publickey";
       return Promise.resolve({ type: "agent", username, agent });
     });
@@ -210,7 +212,9 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
       const key = await unlock(identity);
       if (!key) return undefined;
       tried.push(`publickey (${identity.path})`);
-      trace.offered = describeKey(identity.path, identity.publicBlob ?? key.getPublicSSH());
+      trace.offered = describeKey(identity.path, identity.publicBlob ?? key.getPublicSSH()) +
+        (identity.userProvided ? " explicit" : "");
+      if (trace.method !== "publickey") log.debug1("Next authentication method: publickey");
       trace.method = "publickey";
       log.debug1(`Offering public key: ${trace.offered}`);
       return { type: "publickey", username, key };

@@ -22,7 +22,7 @@ import {
 import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./algorithms.ts";
 import { toChannel } from "./channel.ts";
 import { decoupledStream } from "./hop_stream.ts";
-import { keyTypeLabel, verifyHostKey } from "./host_key_policy.ts";
+import { verifyHostKey } from "./host_key_policy.ts";
 import type { Identity } from "./auth.ts";
 import { keyTypeOf } from "./fingerprint.ts";
 import { commandLineOptions, compressionWarning } from "./command_line.ts";
@@ -510,17 +510,11 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     ? explicitFiles
     : [...explicitFiles, ...configFiles];
   const identities = await loadIdentities(wanted, options.home).catch(dropSocket);
-  if (log.level > 0) logIdentityFiles(log, wanted, identities, options.home);
+  // ssh marks the keys the user named (-i, IdentityFile) "explicit" in its -v lines; its default list is not
+  if (!hop.config.defaultIdentityFiles || explicitFiles.length) {
+    for (const identity of identities) identity.userProvided = true;
+  }
   const agentInfo = await findAgent(hop.config).catch(dropSocket);
-  if (agentInfo.socket) {
-    log.debug1(
-      `agent socket ${agentInfo.socket}${
-        hop.config.identitiesOnly ? " (IdentitiesOnly: only keys of the identity files)" : ""
-      }`,
-    );
-  } else {log.debug1(
-      agentInfo.note ? `no agent: ${agentInfo.note}` : "no agent (SSH_AUTH_SOCK unset or IdentityAgent none)",
-    );}
   if (options.explicitAgentForward && !agentInfo.socket) {
     dropSocket(
       new RemoteError("agent", agentInfo.note ?? "agent forwarding needs an agent, and SSH_AUTH_SOCK is not set", {
@@ -561,6 +555,19 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     // the deadline also carries Ctrl-C and SIGTERM: report them as such (130, 143), not as a timeout (242)
     if (ctx.signal.aborted) throw stoppedWhileConnecting(ctx.signal, err);
     throw err;
+  }
+  // after "Connection established.", as ssh orders them
+  if (log.level > 0) {
+    logIdentityFiles(log, wanted, identities, options.home);
+    log.debug2(
+      agentInfo.socket
+        ? `agent socket ${agentInfo.socket}${
+          hop.config.identitiesOnly ? " (IdentitiesOnly: only the files' keys)" : ""
+        }`
+        : agentInfo.note
+        ? `no agent: ${agentInfo.note}`
+        : "no agent (SSH_AUTH_SOCK unset or IdentityAgent none)",
+    );
   }
 
   const client = new SshClient();
@@ -699,7 +706,19 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   return client;
 }
 
-/** ssh's `identity file <path> type <type>` lines: -1 for a file that is missing or unusable. */
+/** ssh's numbers for key types in its `identity file` lines (sshkey.h `enum sshkey_types`). */
+const SSH_KEY_TYPE_NUMBERS: Readonly<Record<string, number>> = {
+  "ssh-rsa": 0,
+  "ssh-dss": 1,
+  "ecdsa-sha2-nistp256": 2,
+  "ecdsa-sha2-nistp384": 2,
+  "ecdsa-sha2-nistp521": 2,
+  "ssh-ed25519": 3,
+  "sk-ecdsa-sha2-nistp256@openssh.com": 10,
+  "sk-ssh-ed25519@openssh.com": 12,
+};
+
+/** ssh's `identity file <path> type <n>` lines: -1 for a file that is missing, or encrypted with no `.pub`. */
 function logIdentityFiles(
   log: DebugLog,
   wanted: { path: string; explicit: boolean }[],
@@ -709,7 +728,7 @@ function logIdentityFiles(
   for (const { path } of wanted) {
     const full = path === "~" || path.startsWith("~/") ? home + path.slice(1) : path;
     const identity = loaded.find((i) => i.path === full);
-    const type = identity?.publicBlob ? keyTypeLabel(keyTypeOf(identity.publicBlob)) : identity ? "encrypted" : "-1";
+    const type = identity?.publicBlob ? SSH_KEY_TYPE_NUMBERS[keyTypeOf(identity.publicBlob)] ?? -1 : -1;
     log.debug1(`identity file ${full} type ${type}`);
   }
 }

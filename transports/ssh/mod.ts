@@ -83,7 +83,11 @@ export async function open(outer: OpenContext, request: OpenRequest): Promise<Ch
   if (request.kind === "exec" && blocker === undefined) {
     const reused = await openReused(ctx, request);
     if (reused) return reused;
-  } else if (blocker) debugLog(ctx).debug1(`reuse: not used: ${blocker}`);
+  } else if (blocker) {
+    // for an interactive session reuse is never in question: ssh -v says nothing either, so only -vv does
+    const log = debugLog(ctx);
+    (request.kind === "exec" ? log.debug1 : log.debug2)(`reuse: not used: ${blocker}`);
+  }
   // -L/-R/-D given: parsed before connecting, so a malformed one costs no connection
   const given = hasForwards(ctx) ? (await import("./forward_session.ts")).commandLineForwards(ctx) : [];
   const { connectSsh } = await import("./connection.ts");
