@@ -4,8 +4,9 @@
  */
 import { deepStrictEqual as assertEquals, match, ok } from "node:assert/strict";
 import { startSshd } from "./harness/sshd.ts";
+import { withTmuxHost } from "./harness/tmux_host.ts";
 import { spawnInPty } from "./pty.ts";
-import { sshOptions, tempHome } from "./run_remote.ts";
+import { runRemote, sshOptions, tempHome } from "./run_remote.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const WAIT = 20_000;
@@ -90,4 +91,28 @@ Deno.test("remote's host-key question names the other known_hosts lines with the
     ),
   );
   assertEquals(ours.trimEnd(), theirs.trimEnd());
+});
+
+Deno.test("in a persistent session (remote new) ~? lists ~& too, and ~& leaves it running", async () => {
+  await withTmuxHost(async (sshd, socket) => {
+    await using home = await tempHome();
+    const knownHosts = `${home.dir}/known_hosts`;
+    await Deno.writeTextFile(knownHosts, sshd.knownHostsLine() + "\n");
+    const env = { ...home.env, REMOTE_TMUX_SOCKET: socket, SSH_AUTH_SOCK: "" };
+    const created = await runRemote(["new", "127.0.0.1", ...sshOptions(sshd, knownHosts), "--name", "Kept"], { env });
+    assertEquals(created.code, 0, created.stderr);
+    await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "enter", "--name", "Kept"], {
+      env,
+    });
+    pty.write("echo IN-$((3+4))\r");
+    await pty.waitFor("IN-7", WAIT);
+    pty.write("\r~?");
+    const help = await pty.waitFor(/supported escape sequences:[^]*right after a newline\)\r\n/, WAIT);
+    ok(help.includes(" ~&   disconnect, leaving the session running"), help);
+    pty.write("~&");
+    await pty.waitFor("disconnected from Kept; it keeps running on 127.0.0.1", WAIT);
+    assertEquals((await pty.exited).code, 0);
+    const removed = await runRemote(["remove", "--name", "Kept"], { env });
+    assertEquals(removed.code, 0, removed.stderr);
+  }, { prefix: "remote-esc" });
 });
