@@ -30,6 +30,11 @@ export function convertValue(type: ParameterType, text: string): Converted {
       if (type.max !== undefined && n > type.max) return fail();
       return { ok: true, value: n };
     }
+    case "count": {
+      // --verbose=3 as -vvv; a count has no other spelling of a value
+      if (!/^\d{1,3}$/.test(text)) return fail();
+      return { ok: true, value: Number(text) };
+    }
     case "switch": {
       const t = text.toLowerCase();
       if (t === "true") return { ok: true, value: true };
@@ -90,6 +95,7 @@ export function fitsExactly(type: ParameterType, text: string): boolean {
     case "map":
       return text.indexOf("=") > 0;
     case "switch":
+    case "count":
       return false;
   }
 }

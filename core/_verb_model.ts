@@ -121,7 +121,9 @@ export function compileVerb(verb: VerbSpec): VerbModel {
     for (const p of params) {
       const position = p.sets?.get(set)?.position;
       if (position === undefined) continue;
-      if (p.type.kind === "switch") throw new Error(`${where}: switch ${p.name} cannot have a position`);
+      if (p.type.kind === "switch" || p.type.kind === "count") {
+        throw new Error(`${where}: switch ${p.name} cannot have a position`);
+      }
       const other = taken.get(position);
       if (other) throw new Error(`${where}: ${other} and ${p.name} both take position ${position} in set ${set}`);
       taken.set(position, p.name);
@@ -199,6 +201,7 @@ export function valueNameOf(p: ModelParam): string {
     case "credential":
       return "<user>";
     case "switch":
+    case "count":
       return "";
     case "list":
       return "<string>";

@@ -28,7 +28,7 @@ function optionsOf(verb: VerbSpec): OptionInfo[] {
       spellings: [...long.map((l) => `--${l}`), ...(p.short ? [`-${p.short}`] : [])],
       long,
       short: p.short,
-      takesValue: p.type.kind !== "switch",
+      takesValue: p.type.kind !== "switch" && p.type.kind !== "count",
       values: p.type.kind === "enum" ? p.type.values : undefined,
       help: p.spec.help,
     };

@@ -49,8 +49,8 @@ function syntaxTokens(model: VerbModel, set: string | undefined): string[] {
     .sort((a, b) => at(a)!.position! - at(b)!.position!);
   const named = members.filter((p) => at(p)?.position === undefined);
   const mandatory = named.filter((p) => at(p)?.mandatory === true);
-  const optional = named.filter((p) => at(p)?.mandatory !== true && p.type.kind !== "switch");
-  const switches = named.filter((p) => at(p)?.mandatory !== true && p.type.kind === "switch");
+  const optional = named.filter((p) => at(p)?.mandatory !== true && !flagOnly(p));
+  const switches = named.filter((p) => at(p)?.mandatory !== true && flagOnly(p));
   const repeat = (p: ModelParam) => p.type.kind === "list" || p.type.kind === "map" ? "..." : "";
   const withValue = (flag: string, p: ModelParam) => {
     const value = valueNameOf(p);
@@ -134,6 +134,11 @@ function spellingsOf(p: ModelParam): string {
   return value === "" ? names.join(", ") : `${names.join(", ")} ${value}`;
 }
 
+/** A flag that takes no value: a switch or a count. */
+function flagOnly(p: ModelParam): boolean {
+  return p.type.kind === "switch" || p.type.kind === "count";
+}
+
 function typeFact(p: ModelParam): string {
   const secret = p.spec.secret ? "never echoed" : "";
   let fact: string;
@@ -143,6 +148,11 @@ function typeFact(p: ModelParam): string {
       break;
     case "switch":
       fact = `a switch; --${p.flag}=false turns it off`;
+      break;
+    case "count":
+      fact = p.short
+        ? `repeatable for more: -${p.short}${p.short}, -${p.short}${p.short}${p.short}`
+        : "repeatable for more";
       break;
     case "list":
       fact = p.type.split === false ? "repeatable" : "repeatable, or comma-separated";

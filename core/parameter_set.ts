@@ -272,7 +272,7 @@ function parseArgv(model: VerbModel, argv: string[]): Parsed {
       const name = eq < 0 ? body : body.slice(0, eq);
       const typed = `--${name}`;
       const param = matchLong(model, name, typed);
-      if (param.type.kind === "switch" || eq >= 0) {
+      if (param.type.kind === "switch" || param.type.kind === "count" || eq >= 0) {
         named.push({ param, typed, value: eq < 0 ? undefined : body.slice(eq + 1), token });
         continue;
       }
@@ -286,7 +286,7 @@ function parseArgv(model: VerbModel, argv: string[]): Parsed {
       const first = model.shorts.get(token[1]);
       if (!first) throw unknownShort(model, token, token[1]);
       const typed = `-${token[1]}`;
-      if (first.type.kind !== "switch") {
+      if (first.type.kind !== "switch" && first.type.kind !== "count") {
         if (token.length > 2) {
           const attached = token.slice(2);
           named.push({ param: first, typed, value: attached.startsWith("=") ? attached.slice(1) : attached, token });
@@ -302,7 +302,7 @@ function parseArgv(model: VerbModel, argv: string[]): Parsed {
       for (const [k, ch] of letters.entries()) {
         const p = model.shorts.get(ch);
         if (!p) throw unknownShort(model, token, ch);
-        if (p.type.kind !== "switch") throw badCluster(model, token, letters, k);
+        if (p.type.kind !== "switch" && p.type.kind !== "count") throw badCluster(model, token, letters, k);
         named.push({ param: p, typed: `-${ch}`, token });
       }
       continue;
@@ -454,7 +454,7 @@ function store(state: State, p: ModelParam, value: unknown): void {
 function bindNamed(state: State, arg: NamedArg): void {
   const p = arg.param;
   const prior = state.bound.get(p.name);
-  const repeatable = p.type.kind === "list" || p.type.kind === "map";
+  const repeatable = p.type.kind === "list" || p.type.kind === "map" || p.type.kind === "count";
   if (prior && !repeatable) {
     const flag = `--${p.flag}`;
     const spellings = prior.typed === arg.typed ? "" : ` (as ${prior.typed} and ${arg.typed})`;
@@ -465,7 +465,11 @@ function bindNamed(state: State, arg: NamedArg): void {
     );
   }
   let value: unknown = true;
-  if (p.type.kind === "switch") {
+  if (p.type.kind === "count" && arg.value === undefined) {
+    // each -v adds one, as ssh counts them; --verbose=N sets N
+    const prior = state.values[p.name];
+    value = (typeof prior === "number" ? prior : 0) + 1;
+  } else if (p.type.kind === "switch") {
     if (arg.value !== undefined) {
       const c = convertValue(p.type, arg.value);
       if (!c.ok) {

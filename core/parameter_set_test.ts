@@ -767,3 +767,22 @@ Deno.test("resolveParameterSet() refuses inconsistent declarations as bugs", () 
   };
   throws(() => resolveParameterSet(twoShorts, []), /-a is declared by both A and B/);
 });
+
+Deno.test("resolveParameterSet() counts a repeated count flag: -vv, -v -v and --verbose=3", () => {
+  const verb: VerbSpec = {
+    name: "enter",
+    summary: "",
+    examples: [],
+    parameters: [
+      param("HostName", s("string"), { SSHHost: { position: 0, mandatory: true } }),
+      param("Verbose", { kind: "count" }, { SSHHost: {} }, { short: "v" }),
+      param("Quiet", s("switch"), { SSHHost: {} }, { short: "q" }),
+    ],
+  };
+  assertEquals(resolveParameterSet(verb, ["db1", "-v"]).values.Verbose, 1);
+  assertEquals(resolveParameterSet(verb, ["db1", "-vv"]).values.Verbose, 2);
+  assertEquals(resolveParameterSet(verb, ["-v", "db1", "-qvv"]).values.Verbose, 3);
+  assertEquals(resolveParameterSet(verb, ["db1", "--verbose=3"]).values.Verbose, 3);
+  assertEquals(resolveParameterSet(verb, ["db1"]).values.Verbose, undefined);
+  throws(() => resolveParameterSet(verb, ["db1", "-qq"]), /--quiet given twice/);
+});

@@ -40,6 +40,11 @@ export interface BridgeOptions {
   onEscapeList?: () => Promise<string>;
   /** whether the transport can leave the session running: `~&` then calls `channel.detach()` */
   canDetach: boolean;
+  /**
+   * the transport keeps sessions made with `remote new`, but this one was not made so: `~&` says that instead of
+   * "this transport cannot keep a session running"
+   */
+  plainSession?: boolean;
   /** aborting ends the session: the channel is disposed and the status is `lost` with the reason */
   signal?: AbortSignal;
 }
@@ -163,12 +168,13 @@ function showEscape(esc: string): string {
 }
 
 /**
- * The text `~?` prints, with CRLF line ends (the terminal is raw while it shows).
+ * The text `~?` prints, with CRLF line ends (the terminal is raw while it shows): only the escapes that do
+ * something in this session, so `~&` is listed only where it can leave the session running.
  *
  * @example
  * ```ts
  * import { escapeHelp } from "./terminal_bridge.ts";
- * console.assert(escapeHelp("~", false).includes("~."));
+ * console.assert(escapeHelp("~", false).includes("~.") && !escapeHelp("~", false).includes("~&"));
  * ```
  */
 export function escapeHelp(escapeChar: string, canDetach: boolean): string {
@@ -176,9 +182,7 @@ export function escapeHelp(escapeChar: string, canDetach: boolean): string {
   return [
     "supported escape sequences:",
     ` ${e}.   end the session`,
-    canDetach
-      ? ` ${e}&   disconnect, leaving the session running (reconnect with: remote connect)`
-      : ` ${e}&   disconnect (this transport cannot keep a session running)`,
+    ...(canDetach ? [` ${e}&   disconnect, leaving the session running (reconnect with: remote connect)`] : []),
     ` ${e}#   list sessions`,
     ` ${e}?   this message`,
     ` ${e}${e}   send the escape character by typing it twice`,
@@ -312,6 +316,7 @@ export async function runInteractive(channel: Channel, options: BridgeOptions): 
       escapeChar: escapeChar ?? "~",
       stderr,
       canDetach: options.canDetach && channel.detach !== undefined,
+      plainSession: options.plainSession ?? false,
       onEscapeList: options.onEscapeList,
       stop: (status) => stop.resolve(status),
     }).catch(() => {});
@@ -404,6 +409,7 @@ interface InputContext {
   escapeChar: string;
   stderr: BridgeOutput;
   canDetach: boolean;
+  plainSession: boolean;
   onEscapeList?: () => Promise<string>;
   stop(status: ExitStatus): void;
 }
@@ -440,7 +446,11 @@ async function pumpInput(
               await channel.detach?.();
               return;
             }
-            await say(`${e}&\r\nremote: this transport cannot keep a session running; ${e}. ends it\r\n`);
+            await say(
+              ctx.plainSession
+                ? `${e}&\r\nremote: this session was not created with \`remote new\`, so it cannot be left running; ${e}. ends it\r\n`
+                : `${e}&\r\nremote: this transport cannot keep a session running; ${e}. ends it\r\n`,
+            );
             break;
           case "help":
             await say(`${e}?\r\n${escapeHelp(ctx.escapeChar, ctx.canDetach)}`);

@@ -169,3 +169,10 @@ Deno.test("runInteractive() reports a channel whose exit rejects as lost", async
   assertEquals(stdout.text(), "partial");
   await rejects(channel.exit);
 });
+
+Deno.test("escapeHelp() lists ~& only where the session can be left running", () => {
+  assert(escapeHelp("~", true).includes(" ~&   disconnect, leaving the session running"));
+  const plain = escapeHelp("~", false);
+  assert(!plain.includes("~&"), plain);
+  for (const key of [".", "#", "?", "~"]) assert(plain.includes(` ~${key}   `), key);
+});

@@ -42,6 +42,7 @@ export interface CredentialValue {
 export type ParameterValue<T extends ParameterType> = T extends { kind: "string" | "guid" } ? string
   : T extends { kind: "int" | "duration" } ? number
   : T extends { kind: "switch" } ? boolean
+  : T extends { kind: "count" } ? number
   : T extends { kind: "uri" } ? URL
   : T extends { kind: "map" } ? Record<string, string>
   : T extends { kind: "credential" } ? CredentialValue
@@ -106,6 +107,8 @@ export function expectedOf(type: ParameterType): string {
       return "a user name";
     case "switch":
       return "true or false";
+    case "count":
+      return "a count (0 or more)";
     case "list":
     case "string":
       return "a value";
@@ -134,6 +137,8 @@ export function exampleOf(type: ParameterType): string {
       return "CORP\\admin";
     case "switch":
       return "false";
+    case "count":
+      return "2";
     case "list":
     case "string":
       return "value";
@@ -220,6 +225,10 @@ function readValue(spec: ParameterSpec, value: unknown): unknown {
       return value;
     case "switch":
       if (typeof value !== "boolean") throw wrongType();
+      return value;
+    case "count":
+      if (typeof value !== "number") throw wrongType();
+      if (!Number.isInteger(value) || value < 0) throw broken();
       return value;
     case "uri":
       if (value instanceof URL) return value;

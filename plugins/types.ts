@@ -73,6 +73,8 @@ export type ParameterType =
   | { kind: "int"; min?: number; max?: number }
   /** a flag with no value */
   | { kind: "switch" }
+  /** a flag with no value that may be repeated, `-v -v` or `-vv` (ssh's verbosity); bound as how often it was given */
+  | { kind: "count" }
   /** a URL with a scheme; bound as a `URL`, in-process and out-of-process alike */
   | { kind: "uri" }
   | { kind: "guid" }

@@ -19,7 +19,7 @@ import {
 const ID = /^[a-z][a-z0-9+.-]*$/;
 const PARAMETER_NAME = /^[A-Z][A-Za-z0-9]*$/;
 const FLAG = /^[a-z0-9][a-z0-9-]*$/;
-const TYPE_KINDS = ["string", "int", "switch", "uri", "guid", "duration", "map", "credential", "enum", "list"];
+const TYPE_KINDS = ["string", "int", "switch", "count", "uri", "guid", "duration", "map", "credential", "enum", "list"];
 const SESSION_CAPABILITIES: readonly Capability[] = ["disconnect", "list", "receive", "remove"];
 
 function isRecord(value: unknown): value is Record<string, unknown> {

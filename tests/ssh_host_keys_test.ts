@@ -82,7 +82,7 @@ Deno.test("open() asks about an unknown key on a terminal like ssh, and records 
   const prompt = new ScriptedPrompter(true, ["maybe", "yes"]);
   const notices = await echo(sshd, home, { prompt });
   assertEquals(prompt.questions.map((q) => q.question), [
-    `The authenticity of host '[127.0.0.1]:${sshd.port}' can't be established.\n` +
+    `The authenticity of host '[127.0.0.1]:${sshd.port} ([127.0.0.1]:${sshd.port})' can't be established.\n` +
     `ED25519 key fingerprint is ${fp}.\n` +
     "This key is not known by any other names.\n" +
     "Are you sure you want to continue connecting (yes/no/[fingerprint])? ",

@@ -157,6 +157,8 @@ export async function run(input: VerbInput): Promise<number> {
   try {
     const status = await runInteractive(channel, {
       canDetach: false,
+      // the transport keeps sessions, only not this one: ~& says how to get one that it can keep
+      plainSession: r.entry.manifest.capabilities.includes("disconnect"),
       onEscapeList: listForEscape(input.registry),
       escapeChar,
     });

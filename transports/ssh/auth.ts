@@ -8,6 +8,9 @@ import { Buffer } from "node:buffer";
 import { OpenSSHAgent, type ParsedKey, utils } from "ssh2";
 import type { AnyAuthMethod, AuthenticationType, AuthHandlerMiddleware, BaseAgent } from "ssh2";
 import { type Prompter, RemoteError, TransportError } from "../../plugins/mod.ts";
+import { type AuthTrace, type DebugLog, SILENT } from "./debug_log.ts";
+import { fingerprintSha256, keyTypeOf } from "./fingerprint.ts";
+import { keyTypeLabel } from "./host_key_policy.ts";
 
 /** An identity file read before connecting. */
 export interface Identity {
@@ -18,6 +21,8 @@ export interface Identity {
   data?: Buffer;
   /** the public key blob, from the key or from `<path>.pub`, for IdentitiesOnly agent filtering */
   publicBlob?: Buffer;
+  /** named by the user (-i, IdentityFile), not one of ssh's default files: "explicit" in the -v lines, as ssh */
+  userProvided?: boolean;
 }
 
 function expandHome(path: string, home: string): string {
@@ -117,6 +122,19 @@ export interface AuthOptions {
   prompt: Prompter;
   /** why the agent is not used, for the failure message */
   agentNote?: string;
+  /** ssh's -v lines: each method tried, each key offered (by fingerprint), the methods the server leaves */
+  log?: DebugLog;
+  /** shared with the ssh2 debug translator: the key offered last, the agent's keys, the method that succeeded */
+  trace?: AuthTrace;
+}
+
+/** A public key as ssh's -v lines name it: `<name> ED25519 SHA256:…` (never the key itself). */
+function describeKey(name: string, blob: Uint8Array): string {
+  try {
+    return `${name} ${keyTypeLabel(keyTypeOf(blob))} ${fingerprintSha256(blob)}`;
+  } catch {
+    return name;
+  }
 }
 
 /** The handler for ssh2's `authHandler`, plus the error to raise when every method failed. */
@@ -148,6 +166,8 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
   if (options.agentNote) notes.push(options.agentNote);
   let serverMethods: string[] = [];
   let passphraseFailed: string | undefined;
+  const log = options.log ?? SILENT;
+  const trace = options.trace ?? {};
   const agent = options.agentSocket
     ? options.identitiesOnly
       ? new FilteredAgent(
@@ -156,6 +176,22 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
       )
       : new OpenSSHAgent(options.agentSocket)
     : undefined;
+  if (agent && log.level > 0) {
+    // ssh2 tries the agent's keys by number ("Agent: Trying key #2"): keep their names to say which
+    const list = agent.getIdentities.bind(agent);
+    agent.getIdentities = (cb) =>
+      list((err, keys) => {
+        if (keys) {
+          trace.agentKeys = keys.map((k) =>
+            "getPublicSSH" in k
+              ? `${describeKey(k.comment || "(no comment)", k.getPublicSSH())} agent`
+              : "(an agent key) agent"
+          );
+          for (const k of trace.agentKeys) log.debug1(`Will attempt key: ${k}`);
+        } else if (err) log.debug1(`agent: cannot list keys: ${err.message}`);
+        cb(err, keys);
+      });
+  }
 
   // Each step yields a method or undefined (nothing to try here); steps run once, in order.
   type Step = (methods: string[]) => Promise<AnyAuthMethod | undefined>;
@@ -165,6 +201,8 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
     steps.push((m) => {
       if (!m.includes("publickey")) return Promise.resolve(undefined);
       tried.push("publickey (agent)");
+      log.debug1("Next authentication method: publickey");
+      trace.method = "publickey";
       return Promise.resolve({ type: "agent", username, agent });
     });
   }
@@ -174,6 +212,11 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
       const key = await unlock(identity);
       if (!key) return undefined;
       tried.push(`publickey (${identity.path})`);
+      trace.offered = describeKey(identity.path, identity.publicBlob ?? key.getPublicSSH()) +
+        (identity.userProvided ? " explicit" : "");
+      if (trace.method !== "publickey") log.debug1("Next authentication method: publickey");
+      trace.method = "publickey";
+      log.debug1(`Offering public key: ${trace.offered}`);
       return { type: "publickey", username, key };
     });
   }
@@ -184,6 +227,8 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
     }
     kbdTries++;
     if (kbdTries === 1) tried.push("keyboard-interactive");
+    log.debug1("Next authentication method: keyboard-interactive");
+    trace.method = "keyboard-interactive";
     return Promise.resolve({
       type: "keyboard-interactive",
       username,
@@ -205,6 +250,8 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
     if (!m.includes("password") || !prompt.interactive || passwordTries >= 3) return undefined;
     passwordTries++;
     if (passwordTries === 1) tried.push("password");
+    log.debug1("Next authentication method: password");
+    trace.method = "password";
     const secret = await prompt.ask(`${options.display.replace(/:22$/, "")}'s password: `, {
       secret: true,
       what: "password",
@@ -245,6 +292,7 @@ export function createAuthHandler(options: AuthOptions): AuthSession {
       return;
     }
     serverMethods = methodsLeft;
+    log.debug1(`Authentications that can continue: ${methodsLeft.join(",")}`);
     (async () => {
       while (next < steps.length && !stopped) {
         const method = await steps[next++](methodsLeft as AuthenticationType[] & string[]);

@@ -104,7 +104,11 @@ function setOption(options: Record<string, string>, key: string, value: string):
 export function withDiagnostics<C extends Pick<OpenContext, "parameters" | "notice">>(ctx: C): C {
   const p = parameters.read(ctx.parameters);
   const level = Object.entries(p.options ?? {}).find(([k]) => k.toLowerCase() === "loglevel")?.[1];
-  if (p.quiet || (level !== undefined && SILENT.has(level.toUpperCase()))) return { ...ctx, notice: () => {} };
+  // -v wins over -q, as asking for debug lines means wanting to read them
+  const debugging = (p.verbose ?? 0) > 0;
+  if (!debugging && (p.quiet || (level !== undefined && SILENT.has(level.toUpperCase())))) {
+    return { ...ctx, notice: () => {} };
+  }
   const file = p.logFile;
   if (file === undefined) return ctx;
   return {

@@ -23,7 +23,10 @@ import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./al
 import { toChannel } from "./channel.ts";
 import { decoupledStream } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
+import type { Identity } from "./auth.ts";
+import { keyTypeOf } from "./fingerprint.ts";
 import { commandLineOptions, compressionWarning } from "./command_line.ts";
+import { type AuthTrace, type DebugLog, debugLog, translateSsh2Debug } from "./debug_log.ts";
 import { connectSocket, hostPort, raceAbort } from "./socket.ts";
 import { parameters } from "./manifest.ts";
 import { resolveSshConfig, type SshHostConfig } from "./ssh_config.ts";
@@ -103,7 +106,10 @@ export function parseProxyJump(text: string): { host: string; port?: number; use
 }
 
 /** Where a connection for `ctx` goes, from the target, parameters and ssh_config as they read now. */
-async function planRoute(ctx: OpenContext): Promise<{ config: SshHostConfig; final: Hop; hops: Hop[]; home: string }> {
+async function planRoute(
+  ctx: OpenContext,
+  debug?: (level: 1 | 2 | 3, line: string) => void,
+): Promise<{ config: SshHostConfig; final: Hop; hops: Hop[]; home: string }> {
   const { user: localUser, home } = localIdentity();
   const params = parameters.read(ctx.parameters);
   const options = commandLineOptions(ctx);
@@ -119,7 +125,7 @@ async function planRoute(ctx: OpenContext): Promise<{ config: SshHostConfig; fin
   if (port !== undefined) options.Port = String(port);
   if (params.proxyJump !== undefined) options.ProxyJump = params.proxyJump;
   const configFile = params.configFile;
-  const config = await resolveSshConfig(ctx.target.host, { configFile, options, localUser, home });
+  const config = await resolveSshConfig(ctx.target.host, { configFile, options, localUser, home, debug });
   // --send-env adds to ssh_config's SendEnv, as repeated SendEnv lines accumulate
   for (const name of params.sendEnv ?? []) {
     if (!config.sendEnv.includes(name)) config.sendEnv.push(name);
@@ -137,7 +143,8 @@ async function planRoute(ctx: OpenContext): Promise<{ config: SshHostConfig; fin
       if (j.port) hopOptions.Port = String(j.port);
       // a jump host's own ProxyJump is not followed: the chain given here is the whole route
       hopOptions.ProxyJump = "none";
-      const hc = await resolveSshConfig(j.host, { configFile, options: hopOptions, localUser, home });
+      debug?.(1, `jump host ${j.host}: reading its configuration`);
+      const hc = await resolveSshConfig(j.host, { configFile, options: hopOptions, localUser, home, debug });
       hops.push({ host: hc.hostName, port: hc.port ?? 22, user: hc.user ?? localUser, config: hc });
     }
   }
@@ -162,7 +169,14 @@ export async function routeFingerprint(ctx: OpenContext): Promise<string> {
  * unreachable 243, protocol 244, auth 245, hostKey 246, keyFile 247, passphrase 248, agent 249
  */
 export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
-  const { config, final, hops, home } = await planRoute(ctx);
+  // the config's lines wait for the config's own LogLevel, as ssh_config's LogLevel DEBUG means the same as -v
+  const configLines: [1 | 2 | 3, string][] = [];
+  const { config, final, hops, home } = await planRoute(ctx, (level, line) => configLines.push([level, line]));
+  const log = debugLog(ctx, config.other?.loglevel?.[0]);
+  for (const [level, line] of configLines) log[`debug${level}`](line);
+  if (hops.length > 1) {
+    log.debug1(`ProxyJump: ${hops.map((h) => `${h.user}@${hostPort(h.host, h.port)}`).join(" -> ")}`);
+  }
   const compression = compressionWarning(ctx);
   if (compression) ctx.notice(compression);
   for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
@@ -193,6 +207,8 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
         keyFiles, // -i serves the jump hosts too, sparing a config entry per hop
         forwardAgent: last && forwardAgent,
         explicitAgentForward: last && params.forwardAgent === true,
+        log,
+        via: i > 0 ? `${hops[i - 1].user}@${hostPort(hops[i - 1].host, hops[i - 1].port)}` : undefined,
       });
       clients.push(client);
       if (!last) {
@@ -380,6 +396,9 @@ interface HopOptions {
   keyFiles: string[];
   forwardAgent: boolean;
   explicitAgentForward: boolean;
+  log: DebugLog;
+  /** the jump host this hop is reached through, for the debug lines */
+  via?: string;
 }
 
 /** Finds the agent socket: IdentityAgent, else SSH_AUTH_SOCK. */
@@ -464,6 +483,8 @@ function stoppedWhileConnecting(signal: AbortSignal, cause?: unknown): RemoteErr
 async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, preferKeyTypes?: string[]): Promise<Client> {
   const where = hostPort(hop.host, hop.port);
   const display = `${hop.user}@${where}`;
+  const log = options.log;
+  if (options.via) log.debug1(`Connecting to ${where} through the jump host ${options.via} (direct-tcpip)`);
   using connectDeadline = new ConnectDeadline(ctx.signal, options.timeoutMs);
   const deadline = connectDeadline.signal;
   // Connect before loading ssh2 (~60 ms, with auth.ts): sshd forks and re-executes itself before it answers,
@@ -471,7 +492,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   // keys are read, so a bad key file is still reported before a connection error.
   const sockPromise: Promise<Duplex> = options.openSock
     ? raceAbort(options.openSock(), deadline)
-    : connectSocket(hop.host, hop.port, { deadline, family: addressFamily(hop.config) });
+    : connectSocket(hop.host, hop.port, { deadline, family: addressFamily(hop.config), log });
   sockPromise.catch(() => {});
   const dropSocket = (err: unknown) => {
     sockPromise.then((s) => s.destroy(), () => {});
@@ -485,10 +506,14 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   installChaChaPoly(); // chacha20-poly1305 packets through WebAssembly, not ssh2's per-packet objects
   const explicitFiles = options.keyFiles.map((path) => ({ path, explicit: true }));
   const configFiles = hop.config.identityFiles.map((path) => ({ path, explicit: false }));
-  const identities = await loadIdentities(
-    explicitFiles.length && hop.config.defaultIdentityFiles ? explicitFiles : [...explicitFiles, ...configFiles],
-    options.home,
-  ).catch(dropSocket);
+  const wanted = explicitFiles.length && hop.config.defaultIdentityFiles
+    ? explicitFiles
+    : [...explicitFiles, ...configFiles];
+  const identities = await loadIdentities(wanted, options.home).catch(dropSocket);
+  // ssh marks the keys the user named (-i, IdentityFile) "explicit" in its -v lines; its default list is not
+  if (!hop.config.defaultIdentityFiles || explicitFiles.length) {
+    for (const identity of identities) identity.userProvided = true;
+  }
   const agentInfo = await findAgent(hop.config).catch(dropSocket);
   if (options.explicitAgentForward && !agentInfo.socket) {
     dropSocket(
@@ -511,7 +536,10 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
       }
     },
   };
+  const trace: AuthTrace = {};
   const auth = createAuthHandler({
+    log,
+    trace,
     username: hop.user,
     display,
     agentSocket: agentInfo.socket,
@@ -527,6 +555,19 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     // the deadline also carries Ctrl-C and SIGTERM: report them as such (130, 143), not as a timeout (242)
     if (ctx.signal.aborted) throw stoppedWhileConnecting(ctx.signal, err);
     throw err;
+  }
+  // after "Connection established.", as ssh orders them
+  if (log.level > 0) {
+    logIdentityFiles(log, wanted, identities, options.home);
+    log.debug2(
+      agentInfo.socket
+        ? `agent socket ${agentInfo.socket}${
+          hop.config.identitiesOnly ? " (IdentitiesOnly: only the files' keys)" : ""
+        }`
+        : agentInfo.note
+        ? `no agent: ${agentInfo.note}`
+        : "no agent (SSH_AUTH_SOCK unset or IdentityAgent none)",
+    );
   }
 
   const client = new SshClient();
@@ -558,6 +599,12 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     const settle = () => deadline.removeEventListener("abort", onAbort);
     client.once("ready", () => {
       settle();
+      if (log.level > 0) {
+        const at = options.openSock
+          ? "via proxy"
+          : `[${(sock as { remoteAddress?: string }).remoteAddress}]:${hop.port}`;
+        log.verbose(`Authenticated to ${hop.host} (${at}) using "${trace.method ?? "none"}".`);
+      }
       resolve();
     });
     client.once("error", (err: Error & { level?: string }) => {
@@ -573,7 +620,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
       reject(
         new TransportError(`ssh handshake with ${where} failed: ${err.message}`, {
           layer: "handshake",
-          hint: "is this an SSH server? run with REMOTE_DEBUG=1 for details",
+          hint: "is this an SSH server? -v (or -vvv) shows the exchange",
           cause: err,
         }),
       );
@@ -612,12 +659,15 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
       verifyHostKey({
         host: hop.host,
         port: hop.port,
+        // through a jump host there is no address of our own to name, as with ssh's proxy connections
+        address: options.openSock ? undefined : (sock as { remoteAddress?: string }).remoteAddress,
         alias: hop.config.hostKeyAlias,
         key: new Uint8Array(key),
         strict: hop.config.strictHostKeyChecking,
         userKnownHostsFiles: hop.config.userKnownHostsFiles,
         globalKnownHostsFiles: hop.config.globalKnownHostsFiles,
         hashKnownHosts: hop.config.hashKnownHosts,
+        log,
         prompt,
         notice: ctx.notice,
         home: options.home,
@@ -635,6 +685,10 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     connectConfig.agent = auth.agent;
     connectConfig.agentForward = true;
   }
+  if (log.level > 0) {
+    log.debug1(`Authenticating to ${where} as '${hop.user}'`);
+    connectConfig.debug = (line: string) => translateSsh2Debug(log, line, trace);
+  }
   if (Deno.env.get("REMOTE_DEBUG") === "ssh") connectConfig.debug = (line: string) => console.error(line);
   client.connect(connectConfig);
   try {
@@ -642,11 +696,41 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   } catch (err) {
     client.end();
     sock.destroy();
-    if (err instanceof RetryWithKeyTypes) return await connectHop(ctx, hop, options, err.keyTypes);
+    if (err instanceof RetryWithKeyTypes) {
+      log.debug1(`known_hosts holds ${err.keyTypes.join(", ")} keys for ${where}: connecting again preferring them`);
+      return await connectHop(ctx, hop, options, err.keyTypes);
+    }
     if (ctx.signal.aborted) throw stoppedWhileConnecting(ctx.signal, err);
     throw err;
   }
   return client;
+}
+
+/** ssh's numbers for key types in its `identity file` lines (sshkey.h `enum sshkey_types`). */
+const SSH_KEY_TYPE_NUMBERS: Readonly<Record<string, number>> = {
+  "ssh-rsa": 0,
+  "ssh-dss": 1,
+  "ecdsa-sha2-nistp256": 2,
+  "ecdsa-sha2-nistp384": 2,
+  "ecdsa-sha2-nistp521": 2,
+  "ssh-ed25519": 3,
+  "sk-ecdsa-sha2-nistp256@openssh.com": 10,
+  "sk-ssh-ed25519@openssh.com": 12,
+};
+
+/** ssh's `identity file <path> type <n>` lines: -1 for a file that is missing, or encrypted with no `.pub`. */
+function logIdentityFiles(
+  log: DebugLog,
+  wanted: { path: string; explicit: boolean }[],
+  loaded: Identity[],
+  home: string,
+): void {
+  for (const { path } of wanted) {
+    const full = path === "~" || path.startsWith("~/") ? home + path.slice(1) : path;
+    const identity = loaded.find((i) => i.path === full);
+    const type = identity?.publicBlob ? SSH_KEY_TYPE_NUMBERS[keyTypeOf(identity.publicBlob)] ?? -1 : -1;
+    log.debug1(`identity file ${full} type ${type}`);
+  }
 }
 
 class RetryWithKeyTypes extends Error {

@@ -5,14 +5,17 @@
  * @module
  */
 import { type Prompter, TransportError } from "../../plugins/mod.ts";
+import { type DebugLog, SILENT } from "./debug_log.ts";
 import { fingerprintSha256, keyTypeOf } from "./fingerprint.ts";
-import { appendKnownHost, checkHostKey, hostKeyName } from "./known_hosts.ts";
+import { appendKnownHost, checkHostKey, hostKeyName, knownHostsName, otherNamesOfKey } from "./known_hosts.ts";
 
 /** The settings and channels {@linkcode verifyHostKey} needs. */
 export interface HostKeyCheck {
   /** the host name connected to (HostName) */
   host: string;
   port: number;
+  /** the address connected to; absent through a jump host (ssh then names none either) */
+  address?: string;
   /** HostKeyAlias: the name known_hosts records instead of the host and port */
   alias?: string;
   /** the key blob the server sent */
@@ -24,6 +27,8 @@ export interface HostKeyCheck {
   hashKnownHosts: boolean;
   prompt: Prompter;
   notice(line: string): void;
+  /** ssh's -v lines: the key's fingerprint, the known_hosts line that matched or why none did */
+  log?: DebugLog;
   /** the local home, to expand `~` */
   home: string;
 }
@@ -60,6 +65,9 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
   const label = keyTypeLabel(keyType);
   const userFiles = check.userKnownHostsFiles.map((f) => expandHome(f, check.home));
   const files = [...userFiles, ...check.globalKnownHostsFiles.map((f) => expandHome(f, check.home))];
+  const log = check.log ?? SILENT;
+  log.debug1(`Server host key: ${keyType} ${fingerprint}`);
+  log.debug2(`known_hosts files: ${files.length ? files.join(" ") : "none"}`);
   const found = await checkHostKey({
     host: check.host,
     port: check.port,
@@ -70,7 +78,27 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
   });
   switch (found.kind) {
     case "known":
+      log.debug1(`Host '${name}' is known and matches the ${label} host key.`);
+      log.debug1(`Found key in ${found.file}:${found.line}`);
       return { kind: "trusted" };
+    case "unknown":
+      log.debug1(
+        found.otherTypes?.length
+          ? `Host '${name}' has no ${label} key in known_hosts, only ${found.otherTypes.join(", ")} keys`
+          : `Host '${name}' is not in known_hosts (${files.length ? files.join(", ") : "no files"})`,
+      );
+      break;
+    case "changed":
+      log.debug1(`Host '${name}' is known with a different ${label} key: ${found.file}:${found.line}`);
+      break;
+    case "revoked":
+      log.debug1(`Host key ${label} ${fingerprint} is marked @revoked in ${found.file}:${found.line}`);
+      break;
+    case "cert-authority":
+      log.debug1(`Host '${name}' presents a certificate of the @cert-authority in ${found.file}:${found.line}`);
+      break;
+  }
+  switch (found.kind) {
     case "revoked":
       throw new TransportError(
         `the host key of ${name} (${label} ${fingerprint}) is revoked in ${found.file}:${found.line}`,
@@ -117,9 +145,12 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
   }
   if (strict === "ask" && check.prompt.interactive) {
     if (caText) check.notice(`warning: ${caText}`);
-    let question = `The authenticity of host '${name}' can't be established.\n` +
+    const ip = check.address === undefined
+      ? "<no hostip for proxy command>"
+      : knownHostsName(check.address, check.port);
+    let question = `The authenticity of host '${name} (${ip})' can't be established.\n` +
       `${label} key fingerprint is ${fingerprint}.\n` +
-      "This key is not known by any other names.\n" +
+      (await otherNamesText(check.key, files, check.home, log)) +
       "Are you sure you want to continue connecting (yes/no/[fingerprint])? ";
     for (;;) {
       const answer = (await check.prompt.ask(question, { what: "host key confirmation" })).trim();
@@ -155,6 +186,28 @@ export async function verifyHostKey(check: HostKeyCheck, retried = false): Promi
       hint: `if ${fingerprint} is right, run: ${keyscan} (or pass -o StrictHostKeyChecking=accept-new)`,
     },
   );
+}
+
+/** ssh lists at most this many other names (sshconnect.c MAX_DISPLAY_OTHERNAMES). */
+const MAX_OTHER_NAMES = 8;
+
+/** ssh's lines naming the known_hosts entries that hold the same key under other names, each ending in a newline. */
+async function otherNamesText(key: Uint8Array, files: string[], home: string, log: DebugLog): Promise<string> {
+  const names = await otherNamesOfKey(key, files);
+  for (const n of names) log.debug1(`found matching key in ${tildeUnexpand(n.file, home)}:${n.line}`);
+  if (names.length === 0) return "This key is not known by any other names.\n";
+  const lines = ["This host key is known by the following other names/addresses:"];
+  for (const n of names.slice(0, MAX_OTHER_NAMES)) {
+    lines.push(`    ${tildeUnexpand(n.file, home)}:${n.line}: ${n.hosts}`);
+  }
+  if (names.length > MAX_OTHER_NAMES) lines.push(`    (${names.length - MAX_OTHER_NAMES} additional names omitted)`);
+  return lines.join("\n") + "\n";
+}
+
+/** A path under the home directory written as `~/…`, as ssh's try_tilde_unexpand (misc.c) shows it. */
+function tildeUnexpand(path: string, home: string): string {
+  const h = home.replace(/\/+$/, "");
+  return h !== "" && path.startsWith(`${h}/`) ? `~/${path.slice(h.length + 1)}` : path;
 }
 
 async function record(check: HostKeyCheck, file: string | undefined, name: string, keyType: string, label: string) {

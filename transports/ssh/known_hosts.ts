@@ -276,6 +276,46 @@ async function checkUnder(name: string, opts: CheckHostKeyOptions): Promise<Host
   return result;
 }
 
+/** A known_hosts line holding a given key, as {@linkcode otherNamesOfKey} finds it. */
+export interface KnownName {
+  file: string;
+  line: number;
+  /** the line's host field as written; `[hashed name]` for a `|1|` hash, as ssh shows it */
+  hosts: string;
+}
+
+/**
+ * Every plain line of `files` (markers skipped) that holds `key`, whatever host it names: what ssh lists under
+ * "This host key is known by the following other names/addresses" (sshconnect.c hostkeys_find_by_key). Missing
+ * files count as empty.
+ *
+ * @example No files, no names
+ * ```ts
+ * import { otherNamesOfKey } from "./known_hosts.ts";
+ * console.assert((await otherNamesOfKey(new Uint8Array([0, 0, 0, 1, 0x78]), [])).length === 0);
+ * ```
+ */
+export async function otherNamesOfKey(key: Uint8Array, files: string[]): Promise<KnownName[]> {
+  const out: KnownName[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch {
+      continue;
+    }
+    const lines = text.split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      const fields = lines[i].trim().split(/[ \t]+/);
+      if (fields.length < 3 || fields[0].startsWith("#") || fields[0].startsWith("@")) continue;
+      const blob = decodeBase64Strict(fields[2]);
+      if (!blob || !sameBytes(blob, key)) continue;
+      out.push({ file, line: i + 1, hosts: fields[0].startsWith("|1|") ? "[hashed name]" : fields[0] });
+    }
+  }
+  return out;
+}
+
 /**
  * The known_hosts line for a host key (without newline), plain or hashed like `ssh-keygen -H`.
  *

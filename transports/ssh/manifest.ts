@@ -128,6 +128,13 @@ export const parameters = declareParameters([
     valueName: "<file>",
   },
   {
+    name: "Verbose",
+    short: "v",
+    type: { kind: "count" },
+    sets: ssh,
+    help: "debug lines on stderr, as ssh -v: -vv says more, -vvv shows packets (see docs/ssh.md, Diagnostics)",
+  },
+  {
     name: "Compression",
     short: "C",
     type: { kind: "switch" },
@@ -156,7 +163,6 @@ const letterHints: Record<string, string> = {
   Q: "listing algorithms is not supported; docs/ssh.md lists them",
   S: "remote keeps its own control socket (see docs/invoke.md, connection reuse)",
   V: "remote --version",
-  v: "verbose diagnostics (-v) are not available yet; -o LogLevel is honoured for warnings",
   W: "use remote forward host -L port:host:hostport, or -J for a jump host",
   w: "tunnel devices are not supported",
   X: "X11 forwarding is not supported",

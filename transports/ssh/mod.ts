@@ -28,7 +28,8 @@ import type {
 } from "../../plugins/mod.ts";
 import { commandLineOptions, withDiagnostics } from "./command_line.ts";
 import { parameters } from "./manifest.ts";
-import { openReused, reusable } from "./reuse_client.ts";
+import { debugLog } from "./debug_log.ts";
+import { openReused, reuseBlocker } from "./reuse_client.ts";
 export { manifest } from "./manifest.ts";
 export type { ChannelOptions, SshConnection } from "./connection.ts";
 
@@ -78,9 +79,14 @@ export async function copy(given: OpenContext, request: CopyRequest): Promise<Co
 export async function open(outer: OpenContext, request: OpenRequest): Promise<Channel> {
   commandLineOptions(outer); // a bad -o fails before a reuse master or a connection is asked
   const ctx = withDiagnostics(outer);
-  if (request.kind === "exec" && !hasForwards(ctx) && reusable(ctx, request)) {
+  const blocker = hasForwards(ctx) ? "-L, -R and -D need a connection of their own" : reuseBlocker(ctx, request);
+  if (request.kind === "exec" && blocker === undefined) {
     const reused = await openReused(ctx, request);
     if (reused) return reused;
+  } else if (blocker) {
+    // for an interactive session reuse is never in question: ssh -v says nothing either, so only -vv does
+    const log = debugLog(ctx);
+    (request.kind === "exec" ? log.debug1 : log.debug2)(`reuse: not used: ${blocker}`);
   }
   // -L/-R/-D given: parsed before connecting, so a malformed one costs no connection
   const given = hasForwards(ctx) ? (await import("./forward_session.ts")).commandLineForwards(ctx) : [];

@@ -8,6 +8,7 @@
  */
 import type { Channel, ExitStatus, OpenContext, OpenRequest } from "../../plugins/mod.ts";
 import { ExitCode, type ExitCodeName, RemoteError, TransportError } from "../../plugins/mod.ts";
+import { type DebugLog, debugLog, SILENT } from "./debug_log.ts";
 import { parameters } from "./manifest.ts";
 import {
   encodeFrame,
@@ -107,9 +108,14 @@ async function masterConnection(
   socketPath: string,
   idleMs: number,
   signal: AbortSignal,
+  log: DebugLog = SILENT,
 ): Promise<Deno.UnixConn | string> {
   const first = await connectTo(socketPath);
-  if (first) return first;
+  if (first) {
+    log.debug1(`reuse: connected to the running master at ${socketPath}`);
+    return first;
+  }
+  log.debug1(`reuse: no master listens at ${socketPath}: starting one`);
   const master = await startMaster(socketPath, idleMs);
   if (typeof master === "string") return master;
   const deadline = Date.now() + MASTER_START_MS;
@@ -135,9 +141,17 @@ async function writeAll(conn: Deno.UnixConn, bytes: Uint8Array): Promise<void> {
  * reuse allowed and ControlPersist not `no`.
  */
 export function reusable(ctx: OpenContext, request: OpenRequest): boolean {
-  if (ctx.reuse !== true || request.kind !== "exec" || request.pty !== undefined) return false;
-  if (parameters.read(ctx.parameters).subsystem !== undefined) return false;
-  return idleMsFrom(optionsOf(ctx)) > 0;
+  return reuseBlocker(ctx, request) === undefined;
+}
+
+/** Why `request` cannot go through the reuse master, for the -v lines; undefined when it can. */
+export function reuseBlocker(ctx: OpenContext, request: OpenRequest): string | undefined {
+  if (request.kind !== "exec") return "an interactive session or a subsystem has a connection of its own";
+  if (ctx.reuse !== true) return "connection reuse is off here (remote invoke uses it, unless --no-reuse)";
+  if (request.pty !== undefined) return "a command on a pseudo-terminal has a connection of its own";
+  if (parameters.read(ctx.parameters).subsystem !== undefined) return "a subsystem has a connection of its own";
+  if (idleMsFrom(optionsOf(ctx)) <= 0) return "ControlPersist is no";
+  return undefined;
 }
 
 function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
@@ -157,8 +171,10 @@ export async function openReused(
   socketPath?: string,
 ): Promise<Channel | undefined> {
   socketPath ??= await masterSocketPath();
-  const conn = await masterConnection(socketPath, idleMsFrom(optionsOf(ctx)), ctx.signal);
+  const log = debugLog(ctx);
+  const conn = await masterConnection(socketPath, idleMsFrom(optionsOf(ctx)), ctx.signal, log);
   if (typeof conn === "string") {
+    log.debug1(`reuse: bypassed, connecting directly: ${conn}`);
     if (!told.has(socketPath)) {
       told.add(socketPath);
       ctx.notice(`warning: connecting directly, without the connection-reuse master: ${conn}`);
@@ -252,6 +268,7 @@ export async function openReused(
               ended = true;
               break;
             case Frame.M_OPENED:
+              log.debug1("reuse: the command runs on the master's connection");
               opened();
               break;
             case Frame.M_STDOUT:

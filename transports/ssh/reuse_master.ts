@@ -17,6 +17,7 @@
 import type { BackgroundContext, Channel, ExitStatus, OpenContext, Prompter } from "../../plugins/mod.ts";
 import { RemoteError } from "../../plugins/mod.ts";
 import { connectSsh, routeFingerprint, type SshConnection } from "./connection.ts";
+import { debugLog } from "./debug_log.ts";
 import {
   connectionKey,
   encodeFrame,
@@ -371,6 +372,11 @@ async function openChannel(
     for (const h of [...pool.held]) if (h.stamp !== undefined && h.stamp !== stamp) retire(pool, h);
     let held = pool.held.find((h) => h.alive && h.open < h.limit);
     const fresh = !held;
+    debugLog(ctx).debug1(
+      fresh
+        ? "reuse master: no connection held for this route: connecting"
+        : `reuse master: using the connection it holds for this route (${held!.open} other command(s) on it)`,
+    );
     held ??= hold(pool, ctx, hops);
     held.open++;
     let connection: SshConnection;

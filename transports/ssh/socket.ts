@@ -6,6 +6,7 @@
 import * as dns from "node:dns";
 import * as net from "node:net";
 import { TransportError } from "../../plugins/mod.ts";
+import { type DebugLog, SILENT } from "./debug_log.ts";
 
 /** `host:port`, with brackets around IPv6 literals. */
 export function hostPort(host: string, port: number): string {
@@ -24,12 +25,14 @@ function errnoCode(err: unknown): string {
 export async function connectSocket(
   host: string,
   port: number,
-  /** `family`: IPv4 or IPv6 only (ssh -4, -6) */
-  options: { deadline: AbortSignal; family?: 4 | 6 },
+  /** `family`: IPv4 or IPv6 only (ssh -4, -6); `log`: ssh's -v lines (address tried, outcome) */
+  options: { deadline: AbortSignal; family?: 4 | 6; log?: DebugLog },
 ): Promise<net.Socket> {
   const where = hostPort(host, port);
   let address = host;
   const family = options.family;
+  const log = options.log ?? SILENT;
+  log.debug2(`resolving "${host}" port ${port}${family ? ` (IPv${family} only: -${family} or AddressFamily)` : ""}`);
   if (family !== undefined && net.isIP(host) !== 0 && net.isIP(host) !== family) {
     throw new TransportError(`${host} is not an IPv${family} address (-${family})`, {
       layer: "dns",
@@ -56,6 +59,7 @@ export async function connectSocket(
       });
     }
   }
+  log.debug1(`Connecting to ${host} [${address}] port ${port}.`);
   return await new Promise<net.Socket>((resolve, reject) => {
     const sock = net.connect({ host: address, port });
     const onAbort = () => {
@@ -67,9 +71,11 @@ export async function connectSocket(
       options.deadline.removeEventListener("abort", onAbort);
       sock.removeAllListeners("error");
       sock.setNoDelay(true);
+      log.debug1("Connection established.");
       resolve(sock);
     });
     sock.once("error", (cause) => {
+      log.debug1(`connect to address ${address} port ${port}: ${(cause as Error).message}`);
       options.deadline.removeEventListener("abort", onAbort);
       sock.destroy();
       reject(socketError(where, cause));

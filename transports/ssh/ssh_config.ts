@@ -109,6 +109,8 @@ export interface ResolveOptions {
   env?: Record<string, string>;
   /** local host name (%l, %L, %C); default Deno.hostname() */
   localHostName?: string;
+  /** receives ssh's `-v` lines about the files read and the blocks applied (see debug_log.ts) */
+  debug?: (level: 1 | 2 | 3, line: string) => void;
 }
 
 /** One directive of a config file, as parsed. */
@@ -765,6 +767,7 @@ async function readConfigFile(
   if (flags.checkPerm) await checkPerm(path);
   const text = await readText(path);
   if (text === undefined) return false;
+  ctx.opts.debug?.(1, `Reading configuration data ${path}`);
   const parsed = parseSshConfig(text, path);
   await processLines(parsed, ctx, flags, depth);
   return true;
@@ -776,9 +779,17 @@ async function processLines(parsed: ParsedSshConfig, ctx: PassContext, flags: Fl
   for (const l of parsed.lines) {
     if (l.keyword === "host") {
       active = !flags.neverMatch && matchHost(l, ctx);
+      if (active) {
+        const pattern = l.args.find((a) => !a.startsWith("!") && matchWildcard(a, ctx.host));
+        ctx.opts.debug?.(1, `${file} line ${l.line}: Applying options for ${pattern}`);
+      }
     } else if (l.keyword === "match") {
       const m = matchBlock(l, file, ctx);
       active = !flags.neverMatch && m;
+      if (!flags.neverMatch) {
+        ctx.opts.debug?.(2, `${file} line ${l.line}: checking match for '${l.args.join(" ")}' host ${ctx.host}`);
+      }
+      if (active) ctx.opts.debug?.(1, `${file} line ${l.line}: Applying options for Match ${l.args.join(" ")}`);
     } else if (l.keyword === "include") {
       await include(l, file, ctx, flags, active, depth);
     } else if (active) {
@@ -805,7 +816,10 @@ async function include(
       const dir = flags.user ? `${ctx.opts.home}/.ssh` : dirname(ctx.opts.systemConfig ?? "/etc/ssh/ssh_config");
       path = `${dir}/${arg}`;
     }
-    for (const match of await expandGlob(path)) {
+    const matches = await expandGlob(path);
+    if (matches.length === 0) ctx.opts.debug?.(2, `${file} line ${l.line}: include ${path} matched no files`);
+    for (const match of matches) {
+      ctx.opts.debug?.(2, `${file} line ${l.line}: Including file ${match} depth ${depth + 1}`);
       // a Host or Match inside an included file must not change the including file's state
       await readConfigFile(match, ctx, { ...flags, checkPerm: true, neverMatch: !active }, depth + 1);
     }
@@ -918,6 +932,7 @@ export async function resolveSshConfig(host: string, opts: ResolveOptions): Prom
     ctx.host = resolved.toLowerCase();
     ctx.finalPass = true;
     ctx.s.hostName = ctx.host;
+    opts.debug?.(1, "re-parsing configuration");
     await runPass(ctx);
   }
   return finish(host, ctx);
