@@ -178,7 +178,7 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   for (let at = 0; at < data.length;) at += await conn.write(data.subarray(at, at + 256 * 1024));
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -205,7 +205,7 @@ async function forwardRun(
   direction: "upload" | "download",
 ): Promise<number> {
   const server = tcpServer(size, direction);
-  const localPort = await freePort();
+  const localPort = freePort();
   const argv = await start(localPort, server.port);
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
