@@ -92,6 +92,13 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   const entries = mergeCatalog([...options.transports, ...extra]);
   const manifests = entries.map((e) => e.manifest);
   const args = rest.slice(1);
+  if (verb === "__complete") {
+    // the completion scripts' question while the user presses Tab: words on stdout, never an error
+    const { completeWords } = await import("./complete_words.ts");
+    const words = await completeWords(args[0] ?? "", args[1] ?? "", entries, config);
+    await writeOut(words.map((w) => `${w}\n`).join(""));
+    return 0;
+  }
   const command = Object.hasOwn(COMMANDS, verb) ? COMMANDS[verb] : undefined;
   if (command) return await command(args, entries);
   const spec = (await found(verb, module)).spec(manifests);
@@ -171,11 +178,14 @@ async function completionsCommand(args: string[], entries: readonly TransportEnt
       hint: "use: remote completions bash|zsh|fish",
     });
   }
-  const [{ renderCompletions }, { verbSpecs }] = await Promise.all([
+  const [{ renderCompletions }, { verbSpecs }, { HELP_TOPICS }] = await Promise.all([
     import("./completions.ts"),
     import("./verbs/mod.ts"),
+    import("./help_topics.ts"),
   ]);
-  await writeOut(renderCompletions(shell, "remote", await verbSpecs(entries.map((e) => e.manifest))));
+  const verbs = await verbSpecs(entries.map((e) => e.manifest));
+  const topics = HELP_TOPICS.map((t) => verbs.some((v) => v.name === t.name) ? `${t.name}.md` : t.name);
+  await writeOut(renderCompletions(shell, "remote", verbs, topics));
   return 0;
 }
 

@@ -369,6 +369,9 @@ async function openChannel(
     pools.set(key, pool);
     // known_hosts changed since these were checked (a key revoked, replaced): verify again on a new connection
     for (const h of [...pool.held]) if (h.stamp !== undefined && h.stamp !== stamp) retire(pool, h);
+    if (req.heldOnly && !pool.held.some((h) => h.alive)) {
+      throw new RemoteError("notFound", `no connection to ${req.target.display} is held`);
+    }
     let held = pool.held.find((h) => h.alive && h.open < h.limit);
     const fresh = !held;
     held ??= hold(pool, ctx, hops);
