@@ -184,8 +184,10 @@ ${fn}_copy() {
   fi
   if [[ -n "$host" ]]; then
     COMPREPLY=()
+    # what was typed is shell-quoted (far\\ side); remote paths are looked up as they are, and offered quoted
+    path="\${path//\\\\/}"
     while IFS= read -r line; do
-      line="\${line#"$host:"}"
+      printf -v line '%q' "\${line#"$host:"}"
       if [[ "$cur" == ":" ]]; then line=":$line"; elif [[ "$prev" != ":" ]]; then line="$host:$line"; fi
       COMPREPLY+=("$line")
     done < <(command ${program} __complete paths "$host:$path" 2>/dev/null)
@@ -285,7 +287,7 @@ function zsh(program: string, verbs: VerbSpec[], topics: readonly string[]): str
 
 # scp's operands: host:path (remote paths when a connection to the host is held), else hosts and local files
 ${fn}_copy() {
-  local cur=\${words[CURRENT]}
+  local cur=$PREFIX
   local -a found
   if [[ $cur == *:* && \${cur%%:*} != */* ]]; then
     found=(\${(f)"$(command ${program} __complete paths "$cur" 2>/dev/null)"})

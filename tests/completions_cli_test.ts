@@ -11,6 +11,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { Registry } from "../core/registry.ts";
 import type { SessionRecord } from "../core/session.ts";
 import { startSshd } from "./harness/sshd.ts";
+import { spawnInPty } from "./pty.ts";
 import { tempHome } from "./run_remote.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -251,16 +252,34 @@ Deno.test("copy completes host:path with remote paths only while the reuse maste
     const invoked = await new Deno.Command("remote", { args: ["invoke", "box", "--", "true"], env: w.env }).output();
     assertEquals(invoked.code, 0, decoder.decode(invoked.stderr));
     assertEquals(masterPids(w.dir).length, 1);
-    // bash splits box:path at the colon: the path part replaces the word after it
-    assertEquals(await bash(w, bashFile, ["remote", "copy", "box", ":", `${files}/a`]), [
-      `${files}/alpha.txt`,
-      `${files}/alpine/`,
+    // bash splits box:path at the colon: the path part replaces the word after it, shell-quoted as typed
+    const typed = files.replaceAll(" ", "\\ ");
+    assertEquals(await bash(w, bashFile, ["remote", "copy", "box", ":", `${typed}/a`]), [
+      `${typed}/alpha.txt`,
+      `${typed}/alpine/`,
     ]);
     // one word where COMP_WORDBREAKS lacks the colon
-    assertEquals(await bash(w, bashFile, ["remote", "copy", "-r", `box:${files}/al`]), [
-      `box:${files}/alpha.txt`,
-      `box:${files}/alpine/`,
+    assertEquals(await bash(w, bashFile, ["remote", "copy", "-r", `box:${typed}/al`]), [
+      `box:${typed}/alpha.txt`,
+      `box:${typed}/alpine/`,
     ]);
+    // and in an interactive bash, as the user presses Tab: readline splits the words itself
+    {
+      await using term = await spawnInPty("bash", ["--norc", "--noprofile", "-i"], {
+        cwd: w.cwd,
+        env: { ...w.env, PS1: "$ ", TERM: "dumb" },
+      });
+      await term.waitFor("$ ");
+      term.write(`source ${bashFile}\r`);
+      await term.waitFor("$ ");
+      term.write(`remote copy box:${typed}/alph\t`);
+      await term.waitFor(`remote copy box:${typed}/alpha.txt `, 30_000);
+      // Ctrl-U empties the line without running it
+      term.write("\x15remote copy bo\t");
+      await term.waitFor("remote copy box:", 30_000);
+      term.write("\x15exit 0\r");
+      assertEquals((await term.exited).code, 0);
+    }
     assertEquals(await zsh(w, zshFile, ["remote", "copy", `box:${files}/b`]), [`box:${files}/beta`]);
     assertEquals(await fish(w, fishFile, `remote copy box:'${files}/al'`), [
       `box:${files}/alpha.txt`,
