@@ -62,6 +62,8 @@ if [ -n "$checkout" ]; then
   trap 'rm -rf "$tmp"' EXIT
   if "$deno" compile --quiet --allow-all --output "$tmp/remote" main.ts >"$tmp/compile.log" 2>&1; then
     mv -f "$tmp/remote" "$target"
+    # a launcher installed here before leaves its bundle and addon behind: the binary carries both
+    rm -rf "$prefix/share/remote/remote.js" "$prefix/share/remote/node_modules"
     say "built $target with deno compile"
   else
     if grep -q 'denort' "$tmp/compile.log"; then

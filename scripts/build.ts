@@ -14,8 +14,9 @@
  * (`@lydell/node-pty-<os>-<arch>`), so each target is compiled after `deno install --os --arch` for it
  * (the host's is put back at the end), and the package is named with `--include` as well, since
  * node-pty finds it with a computed `require()`. On macOS node-pty also runs its `spawn-helper`
- * program, and on Windows conpty loads files beside its addon; both need real files, so those targets
- * are built `--self-extracting` (the binary unpacks itself beside it on first run, denoland/deno#32227).
+ * program, and on Windows it forks a script of its own that loads a second addon; both need real files,
+ * so those targets are built `--self-extracting` (the binary unpacks itself beside it on first run,
+ * denoland/deno#32227).
  * Linux's addon is a single file and the binary stays in-memory.
  *
  * The guides of `remote help <topic>` (core/help_topics.ts) are made from docs/ first.
