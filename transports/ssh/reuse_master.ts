@@ -355,7 +355,7 @@ async function openChannel(
       throw new RemoteError("config", error.message, {
         hint:
           "the connection-reuse master sees only part of your environment: run with --no-reuse, or write the path " +
-          "without ${VAR} (see docs/invoke.md)",
+          "without ${VAR} (see: remote help invoke.md)",
       });
     }
     throw error;
