@@ -201,7 +201,7 @@ export function findTopic(topics: readonly HelpTopic[], name: string): HelpTopic
 
 /**
  * `remote help topics`: each guide's name and title, one a line. A guide named like a verb is listed
- * as `name.md`, since `remote help name` shows the verb.
+ * as `name.md`, since `remote help <name>` shows the verb.
  *
  * @example The list
  * ```ts

@@ -179,9 +179,36 @@ Deno.test("the guides inside the program (core/help_topics.ts) are those of docs
   assertEquals(HELP_TOPICS.map((t) => t.name).sort(), [...names.map((n) => n.slice(0, -3)), "readme"].sort());
 });
 
-Deno.test("terminalLinks() turns guide links into remote help commands and web links into <url>", () => {
+Deno.test("terminalLinks() turns guide links into remote help commands (name.md beside a verb), other files into paths, web links into <url>", () => {
   strictEqual(
-    terminalLinks("see [exit codes](exit-codes.md), [reuse](invoke.md#connection-reuse-ssh), [TOML](https://toml.io/)"),
-    "see exit codes (remote help exit-codes), reuse (remote help invoke), TOML <https://toml.io/>",
+    terminalLinks(
+      "see [exit codes](exit-codes.md), [reuse](invoke.md#connection-reuse-ssh), [TOML](https://toml.io/), " +
+        "[BENCHMARKS.md](BENCHMARKS.md)",
+      new Set(["exit-codes", "invoke"]),
+      new Set(["invoke"]),
+    ),
+    "see exit codes (remote help exit-codes), reuse (remote help invoke.md), TOML <https://toml.io/>, " +
+      "BENCHMARKS.md (in the source tree)",
   );
+});
+
+Deno.test("every `remote help <name>` that remote prints or a guide mentions names a verb, a command or a guide", async () => {
+  const { HELP_TOPICS } = await import("./help_topics.ts");
+  const { VERBS } = await import("./verbs/mod.ts");
+  const known = new Set([...Object.keys(VERBS), "help", "plugin", "completions", "topics", "guides"]);
+  const dangling: string[] = [];
+  const scan = async (dir: URL) => {
+    for await (const e of Deno.readDir(dir)) {
+      const url = new URL(e.name + (e.isDirectory ? "/" : ""), dir);
+      if (e.isDirectory) await scan(url);
+      else if (e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) {
+        const text = await Deno.readTextFile(url);
+        for (const m of text.matchAll(/remote help ([a-z][a-z0-9.-]*[a-z0-9])/g)) {
+          if (!known.has(m[1]) && !findTopic(HELP_TOPICS, m[1])) dangling.push(`${url.pathname}: ${m[0]}`);
+        }
+      }
+    }
+  };
+  for (const dir of ["../core/", "../transports/", "../plugins/"]) await scan(new URL(dir, import.meta.url));
+  assertEquals(dangling, []);
 });

@@ -12,6 +12,7 @@
  * @module
  */
 import { basename, join } from "node:path";
+import { VERBS } from "../core/verbs/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -27,16 +28,23 @@ export interface HelpTopicSource {
   text: string;
 }
 
-/** Rewrites Markdown links for a terminal: local guides by their topic name, web links in angle brackets. */
-export function terminalLinks(markdown: string): string {
+/**
+ * Rewrites Markdown links for a terminal: a guide among `topics` by its topic name (`name.md` when a verb
+ * among `verbs` has that name, as `remote help <verb>` shows the verb), another file by its path in the
+ * source tree, web links in angle brackets.
+ */
+export function terminalLinks(
+  markdown: string,
+  topics: ReadonlySet<string>,
+  verbs: ReadonlySet<string> = new Set(),
+): string {
   return markdown.replace(/\[([^\]\n]+)\]\(([^)\s]+)\)/g, (whole, label: string, href: string) => {
     if (/^https?:\/\//.test(href)) return `${label} <${href}>`;
     const file = href.split("#")[0];
-    if (file.endsWith(".md")) {
-      const name = basename(file, ".md").toLowerCase();
-      return `${label} (remote help ${name})`;
-    }
-    return whole;
+    if (!file.endsWith(".md")) return whole;
+    const name = basename(file, ".md").toLowerCase();
+    if (topics.has(name)) return `${label} (remote help ${verbs.has(name) ? `${name}.md` : name})`;
+    return label === file ? `${file} (in the source tree)` : `${label} (${file} in the source tree)`;
   });
 }
 
@@ -48,13 +56,15 @@ export async function readTopics(root = ROOT): Promise<HelpTopicSource[]> {
   }
   files.sort();
   files.push(join(root, "README.md"));
+  const names = new Set(files.map((file) => basename(file, ".md").toLowerCase()));
+  const verbs = new Set([...Object.keys(VERBS), "help", "plugin", "completions"]);
   const topics: HelpTopicSource[] = [];
   for (const file of files) {
     const markdown = await Deno.readTextFile(file);
     const title = markdown.match(/^#\s+(.+)$/m)?.[1].replaceAll("`", "").trim() ?? basename(file, ".md");
     const name = basename(file, ".md").toLowerCase();
     const shown = name === "readme" ? "What remote is, and a 30-second tour (README.md)" : title;
-    topics.push({ name, title: shown, text: terminalLinks(markdown) });
+    topics.push({ name, title: shown, text: terminalLinks(markdown, names, verbs) });
   }
   return topics;
 }
