@@ -54,6 +54,17 @@ Deno.test("install.sh installs a remote that works as the source does: --version
     pty.write("exit 3\r");
     assertEquals(await pty.exited, { code: 3 }, pty.output());
   }
+  {
+    await using pty = await spawnInPty(remote, ["enter", "local://localhost"], {
+      cwd: "/",
+      env: { ...env, PS1: "$ ", ENV: "" },
+    });
+    await pty.waitFor("$ ", 30_000);
+    pty.write("tty >/dev/null && echo on-a-tty-$((6*7))\r");
+    await pty.waitFor("on-a-tty-42");
+    pty.write("exit 5\r");
+    assertEquals(await pty.exited, { code: 5 }, pty.output());
+  }
   assertEquals(await run(["invoke", "local://localhost", "--", "echo ok; exit 4"]), {
     code: 4,
     stdout: "ok\n",
