@@ -1,15 +1,29 @@
 #!/bin/sh
-# Installs remote into $PREFIX/bin (default ~/.local/bin).
-#
-# From a checkout:   sh install.sh [--prefix DIR]
-#   Builds the binary with `deno compile` (pinned Deno, fetched from the npm registry when absent).
-#   When the compile cannot get Deno's runtime (no network to the Deno release host and no
-#   DENORT_BIN), installs a launcher at the same path that runs the same program, bundled into one
-#   module, with the pinned Deno.
-# From a release:    curl -fsSL https://github.com/remote-cli/remote/releases/latest/download/install.sh | sh
-#   Downloads the prebuilt binary for this OS and CPU, verifies its SHA-256 checksum, installs it.
-#   Options: --version X.Y.Z, --prefix DIR. REMOTE_REPO=owner/name picks another repository.
+# Installs remote into $PREFIX/bin (default ~/.local/bin), from a checkout or from a release:
+# `sh install.sh --help` (the usage() text below) says how.
 set -eu
+
+usage() {
+  cat <<'USAGE'
+usage: install.sh [--prefix DIR] [--version X.Y.Z]
+
+Installs remote into DIR/bin (default ~/.local/bin).
+
+From a checkout:  sh install.sh [--prefix DIR]
+  Builds the binary with `deno compile` (the pinned Deno, fetched from the npm registry when absent).
+  When the compile cannot get Deno's runtime (no network to the Deno release host, DENORT_BIN unset),
+  installs a launcher that runs the same program, bundled, with the pinned Deno; the bundle and the
+  PTY addon it needs go to DIR/share/remote.
+From a release:   curl -fsSL https://github.com/remote-cli/remote/releases/latest/download/install.sh | sh
+  Downloads the prebuilt binary for this OS and CPU, verifies its SHA-256 checksum, installs it.
+
+Options:
+  --prefix DIR       install into DIR/bin (default ~/.local)
+  --version X.Y.Z    the release to download (default: the latest); ignored in a checkout
+  -h, --help         print this help
+Environment: REMOTE_REPO=owner/name downloads from another repository.
+USAGE
+}
 
 prefix="${HOME:?HOME is not set}/.local"
 version="latest"
@@ -19,7 +33,7 @@ while [ $# -gt 0 ]; do
     --prefix=*) prefix="${1#--prefix=}"; shift ;;
     --version) version="${2:?--version needs a version, e.g. 0.1.0}"; shift 2 ;;
     --version=*) version="${1#--version=}"; shift ;;
-    -h | --help) sed -n '2,13p' "$0" 2>/dev/null || echo "usage: install.sh [--prefix DIR] [--version X.Y.Z]"; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; echo "hint: install.sh [--prefix DIR] [--version X.Y.Z]" >&2; exit 2 ;;
   esac
 done
@@ -48,6 +62,8 @@ if [ -n "$checkout" ]; then
   trap 'rm -rf "$tmp"' EXIT
   if "$deno" compile --quiet --allow-all --output "$tmp/remote" main.ts >"$tmp/compile.log" 2>&1; then
     mv -f "$tmp/remote" "$target"
+    # a launcher installed here before leaves its bundle and addon behind: the binary carries both
+    rm -rf "$prefix/share/remote/remote.js" "$prefix/share/remote/node_modules"
     say "built $target with deno compile"
   else
     if grep -q 'denort' "$tmp/compile.log"; then
@@ -57,8 +73,15 @@ if [ -n "$checkout" ]; then
     fi
     share="$prefix/share/remote"
     mkdir -p "$share"
-    "$deno" run --allow-all scripts/bundle.ts --output "$tmp/remote.js" 2>/dev/null
-    mv -f "$tmp/remote.js" "$share/remote.js"
+    # the bundle, and beside it in node_modules/ the PTY addon that cannot travel inside it
+    "$deno" run --allow-all scripts/bundle.ts --output "$tmp/bundle/remote.js" 2>"$tmp/bundle.log" || {
+      cat "$tmp/bundle.log" >&2
+      say "cannot bundle remote; nothing installed"
+      exit 1
+    }
+    rm -rf "$share/node_modules"
+    mv "$tmp/bundle/node_modules" "$share/node_modules"
+    mv -f "$tmp/bundle/remote.js" "$share/remote.js"
     cat >"$tmp/launcher" <<LAUNCHER
 #!/bin/sh
 # remote launcher: the bundled program run by the pinned Deno (installed by install.sh).

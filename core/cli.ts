@@ -39,14 +39,15 @@ verbs:
   copy        copy files to or from a host, as scp: remote copy SRC... host:DEST
   plugin      list transports: remote plugin list | remote plugin info <name>
   completions print a shell completion script: remote completions bash|zsh|fish
-  help        remote help <verb>
+  help        remote help <verb> | remote help topics | remote help <topic>
 
 options:
   --plugin <path|npm:spec>  load a transport plugin module (repeatable)
   --version                 print versions and the built-in transports
   -h, --help                print this help
 
-Run 'remote help <verb>' for a verb's parameter sets. Docs: docs/ in the source tree.
+Run 'remote help <verb>' for a verb's parameter sets, 'remote help topics' for the guides (ssh, copy,
+sessions, exit codes...), each printed by 'remote help <topic>'.
 `;
 
 /**
@@ -65,7 +66,7 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
     return 0;
   }
   if (verb === "--version" || verb === "-V" || verb === "version") {
-    await writeOut(versionText(options));
+    await writeOut(await versionText(options));
     return 0;
   }
   if (verb === BACKGROUND_VERB) return await transportBackground(rest.slice(1), options.transports);
@@ -91,6 +92,13 @@ export async function runCli(argv: string[], options: CliOptions): Promise<numbe
   const entries = mergeCatalog([...options.transports, ...extra]);
   const manifests = entries.map((e) => e.manifest);
   const args = rest.slice(1);
+  if (verb === "__complete") {
+    // the completion scripts' question while the user presses Tab: words on stdout, never an error
+    const { completeWords } = await import("./complete_words.ts");
+    const words = await completeWords(args[0] ?? "", args[1] ?? "", entries, config);
+    await writeOut(words.map((w) => `${w}\n`).join(""));
+    return 0;
+  }
   const command = Object.hasOwn(COMMANDS, verb) ? COMMANDS[verb] : undefined;
   if (command) return await command(args, entries);
   const spec = (await found(verb, module)).spec(manifests);
@@ -128,16 +136,38 @@ const COMMANDS: Readonly<Record<string, (args: string[], entries: readonly Trans
   plugin: pluginCommand,
 };
 
-/** `remote help [verb]`. */
+/** `remote help [verb]`, `remote help topics`, `remote help <topic>` (a guide from docs/, carried inside). */
 async function helpCommand(args: string[], entries: readonly TransportEntry[]): Promise<number> {
-  if (args[0] === undefined) {
+  const name = args[0];
+  if (name === undefined) {
     await writeOut(TOP_HELP);
     return 0;
   }
-  const { loadVerb } = await import("./verbs/mod.ts");
-  const spec = (await found(args[0], loadVerb(args[0]))).spec(entries.map((e) => e.manifest));
-  await writeOut((await import("./help.ts")).renderHelp(spec));
-  return 0;
+  const [{ loadVerb, VERBS }, help] = await Promise.all([import("./verbs/mod.ts"), import("./help.ts")]);
+  const verbNames = [...Object.keys(VERBS), ...Object.keys(COMMANDS)];
+  if (name === "topics" || name === "guides") {
+    const { HELP_TOPICS } = await import("./help_topics.ts");
+    await writeOut(help.renderTopicList(HELP_TOPICS, verbNames));
+    return 0;
+  }
+  if (Object.hasOwn(COMMANDS, name)) {
+    await writeOut(TOP_HELP);
+    return 0;
+  }
+  const verb = await loadVerb(name);
+  if (verb) {
+    await writeOut(help.renderHelp(verb.spec(entries.map((e) => e.manifest))));
+    return 0;
+  }
+  const topic = help.findTopic((await import("./help_topics.ts")).HELP_TOPICS, name);
+  if (topic) {
+    await writeOut(topic.text.endsWith("\n") ? topic.text : `${topic.text}\n`);
+    return 0;
+  }
+  const near = verbNames.find((n) => n.startsWith(name.slice(0, 2)));
+  throw new UsageError(`'${name}' is neither a remote verb nor a help topic`, {
+    hint: `${near ? `did you mean 'remote help ${near}'? ` : ""}verbs: remote --help; guides: remote help topics`,
+  });
 }
 
 /** `remote completions bash|zsh|fish`. */
@@ -148,11 +178,14 @@ async function completionsCommand(args: string[], entries: readonly TransportEnt
       hint: "use: remote completions bash|zsh|fish",
     });
   }
-  const [{ renderCompletions }, { verbSpecs }] = await Promise.all([
+  const [{ renderCompletions }, { verbSpecs }, { HELP_TOPICS }] = await Promise.all([
     import("./completions.ts"),
     import("./verbs/mod.ts"),
+    import("./help_topics.ts"),
   ]);
-  await writeOut(renderCompletions(shell, "remote", await verbSpecs(entries.map((e) => e.manifest))));
+  const verbs = await verbSpecs(entries.map((e) => e.manifest));
+  const topics = HELP_TOPICS.map((t) => verbs.some((v) => v.name === t.name) ? `${t.name}.md` : t.name);
+  await writeOut(renderCompletions(shell, "remote", verbs, topics));
   return 0;
 }
 
@@ -235,10 +268,20 @@ async function found(name: string, loading: Promise<Verb | undefined>): Promise<
   return verb;
 }
 
-function versionText(options: CliOptions): string {
-  const ids = options.transports.map((t) => t.manifest.id).join(", ");
+/** Versions, and the transports that can load here (each entry's cheap probe); those that cannot, and why. */
+async function versionText(options: CliOptions): Promise<string> {
+  const checked = await Promise.all(options.transports.map(async (t) => {
+    try {
+      await t.probe?.();
+      return { id: t.manifest.id };
+    } catch (error) {
+      return { id: t.manifest.id, why: error instanceof Error ? error.message.split("\n")[0] : String(error) };
+    }
+  }));
+  const usable = checked.filter((c) => c.why === undefined).map((c) => c.id);
+  const unusable = checked.filter((c) => c.why !== undefined).map((c) => `  ${c.why}\n`);
   return `remote ${options.version}\ndeno ${Deno.version.deno} (v8 ${Deno.version.v8}, typescript ${Deno.version.typescript})\n` +
-    `transports: ${ids}\n`;
+    `transports: ${usable.join(", ")}\n` + (unusable.length > 0 ? `unavailable here:\n${unusable.join("")}` : "");
 }
 
 /** `remote plugin list` and `remote plugin info <name>`. */

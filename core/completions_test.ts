@@ -1,7 +1,7 @@
 /**
  * The bash script runs in a real bash (COMPREPLY computed through the function `complete -p` names)
- * and passes shellcheck; zsh is checked with `zsh -n` where zsh exists, and by its text otherwise;
- * fish is not installed here, so its text is checked.
+ * and passes shellcheck; zsh is checked with `zsh -n`, and fish by its text (tests/completions_cli_test.ts
+ * runs all three shells' completion with the real CLI behind them).
  */
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { renderCompletions } from "./completions.ts";
@@ -97,7 +97,7 @@ Deno.test("renderCompletions() bash offers --computer-name for `remote enter --c
   const script = renderCompletions("bash", "remote", verbs);
   assertEquals(await complete(script, ["remote", "enter", "--comp"]), ["--computer-name"]);
   assertEquals(await complete(script, ["remote", "e"]), ["enter"]);
-  assertEquals(await complete(script, ["remote", ""]), ["enter", "invoke", "get"]);
+  assertEquals(await complete(script, ["remote", ""]), ["enter", "invoke", "get", "help", "plugin", "completions"]);
   assertEquals(await complete(script, ["remote", "enter", "-"]), [
     "--host-name",
     "--port",
@@ -152,7 +152,11 @@ Deno.test("renderCompletions() zsh is valid zsh offering verbs, options and enum
   assert(script.includes(`'enter:Starts an interactive session (it'\\''s Enter-PSSession)'`));
   assert(script.includes(`'--computer-name:windows host: name or address' '--cn:windows host: name or address'`));
   assert(script.includes(`(--authentication) compadd -- 'Basic' 'Negotiate'; return ;;`));
-  assert(script.includes("(--host-name|--port|-p|--computer-name|--cn) _default; return ;;"));
+  assert(script.includes("(--port|-p) _default; return ;;"));
+  // a target's host is asked of remote itself while Tab is pressed
+  assert(script.includes(
+    `(--host-name|--computer-name|--cn) compadd -- \${(f)"$(command remote __complete hosts "$PREFIX" 2>/dev/null)"}; return ;;`,
+  ));
   strictEqual(count(script, /^\s*case /gm), count(script, /^\s*esac$/gm));
   strictEqual(count(script, /\bif\b/g), count(script, /\bfi\b/g));
 });
@@ -160,7 +164,11 @@ Deno.test("renderCompletions() zsh is valid zsh offering verbs, options and enum
 Deno.test("renderCompletions() fish declares each verb's long, short and alias spellings", () => {
   const script = renderCompletions("fish", "remote", verbs);
   const lines = script.trimEnd().split("\n");
-  assert(lines.slice(1).every((l) => l.startsWith("complete -c remote ")));
+  const body = lines.slice(lines.indexOf("complete -c remote -n __fish_use_subcommand -f"));
+  assert(body.length > 1 && body.every((l) => l.startsWith("complete -c remote ")));
+  assert(
+    lines.includes("complete -c remote -n '__fish_seen_subcommand_from enter' -f -a '(__remote_complete_words hosts)'"),
+  );
   assert(lines.includes(
     "complete -c remote -n __fish_use_subcommand -f -a 'enter' -d 'Starts an interactive session (it\\'s Enter-PSSession)'",
   ));
@@ -169,7 +177,8 @@ Deno.test("renderCompletions() fish declares each verb's long, short and alias s
     lines.includes("complete -c remote -n '__fish_seen_subcommand_from enter' -s A -l forward-agent -d 'agent'"),
   );
   assert(lines.includes(
-    "complete -c remote -n '__fish_seen_subcommand_from enter' -l computer-name -l cn -r -d 'windows host: name or address'",
+    "complete -c remote -n '__fish_seen_subcommand_from enter' -l computer-name -l cn -x -a '(__remote_complete_words hosts)' " +
+      "-d 'windows host: name or address'",
   ));
   assert(lines.includes(
     "complete -c remote -n '__fish_seen_subcommand_from enter' -l authentication -x -a 'Basic Negotiate' " +

@@ -183,3 +183,45 @@ function setsFact(model: VerbModel, p: ModelParam): string {
     }).join(", ")
   }`;
 }
+
+/** A guide `remote help <topic>` prints: one of docs/*.md (or the README), carried inside the program. */
+export interface HelpTopic {
+  /** the file's name without `.md`: `ssh`, `exit-codes`, `readme` */
+  name: string;
+  /** its first heading */
+  title: string;
+  /** its Markdown, links rewritten for a terminal */
+  text: string;
+}
+
+/**
+ * The guide `name` names: `ssh`, `ssh.md` or `docs/ssh.md`, in any case; undefined when none does.
+ *
+ * @example Finding a guide
+ * ```ts
+ * import { findTopic } from "./help.ts";
+ * const topics = [{ name: "exit-codes", title: "Exit codes", text: "# Exit codes\n" }];
+ * console.assert(findTopic(topics, "docs/EXIT-CODES.md")?.title === "Exit codes");
+ * ```
+ */
+export function findTopic(topics: readonly HelpTopic[], name: string): HelpTopic | undefined {
+  const wanted = name.toLowerCase().replace(/^docs\//, "").replace(/\.md$/, "");
+  return topics.find((t) => t.name === wanted);
+}
+
+/**
+ * `remote help topics`: each guide's name and title, one a line. A guide named like a verb is listed
+ * as `name.md`, since `remote help <name>` shows the verb.
+ *
+ * @example The list
+ * ```ts
+ * import { renderTopicList } from "./help.ts";
+ * const text = renderTopicList([{ name: "invoke", title: "remote invoke", text: "" }], ["invoke"]);
+ * console.assert(text.includes("invoke.md  remote invoke"));
+ * ```
+ */
+export function renderTopicList(topics: readonly HelpTopic[], verbs: readonly string[]): string {
+  const shown = topics.map((t) => ({ name: verbs.includes(t.name) ? `${t.name}.md` : t.name, title: t.title }));
+  const width = Math.max(0, ...shown.map((t) => t.name.length));
+  return "guides (remote help <topic>):\n" + shown.map((t) => `  ${t.name.padEnd(width)}  ${t.title}\n`).join("");
+}

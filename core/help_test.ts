@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
-import { renderHelp, renderSyntax } from "./help.ts";
+import { findTopic, renderHelp, renderSyntax, renderTopicList } from "./help.ts";
+import { readTopics, terminalLinks } from "../scripts/help_topics.ts";
 import type { VerbSpec } from "./parameter_set.ts";
 
 const both = { ComputerName: {}, SSHHost: {} };
@@ -146,4 +147,68 @@ Deno.test("renderHelp() colors headings and options only when asked", () => {
 Deno.test("renderHelp() leaves out empty sections and set labels of a verb without sets", () => {
   const text = renderHelp({ name: "version", summary: "prints the version", parameters: [], examples: [] });
   strictEqual(text, "NAME\n  remote version - prints the version\n\nSYNTAX\n  remote version\n");
+});
+
+Deno.test("findTopic() finds a guide by name, file name or docs/ path, in any case", () => {
+  const topics = [{ name: "exit-codes", title: "Exit codes", text: "# Exit codes\n" }];
+  for (const name of ["exit-codes", "EXIT-CODES", "exit-codes.md", "docs/exit-codes.md"]) {
+    strictEqual(findTopic(topics, name)?.title, "Exit codes");
+  }
+  strictEqual(findTopic(topics, "exit"), undefined);
+});
+
+Deno.test("renderTopicList() lists a guide named like a verb as name.md", () => {
+  const topics = [
+    { name: "copy", title: "Copying files", text: "" },
+    { name: "exit-codes", title: "Exit codes", text: "" },
+  ];
+  strictEqual(
+    renderTopicList(topics, ["copy", "enter"]),
+    "guides (remote help <topic>):\n  copy.md     Copying files\n  exit-codes  Exit codes\n",
+  );
+});
+
+Deno.test("the guides inside the program (core/help_topics.ts) are those of docs/ and README.md", async () => {
+  const { HELP_TOPICS } = await import("./help_topics.ts");
+  const fresh = await readTopics();
+  assertEquals(HELP_TOPICS, fresh, "core/help_topics.ts is out of date: run deno task help-topics");
+  const names = [];
+  for await (const e of Deno.readDir(new URL("../docs", import.meta.url))) {
+    if (e.name.endsWith(".md")) names.push(e.name);
+  }
+  assertEquals(HELP_TOPICS.map((t) => t.name).sort(), [...names.map((n) => n.slice(0, -3)), "readme"].sort());
+});
+
+Deno.test("terminalLinks() turns guide links into remote help commands (name.md beside a verb), other files into paths, web links into <url>", () => {
+  strictEqual(
+    terminalLinks(
+      "see [exit codes](exit-codes.md), [reuse](invoke.md#connection-reuse-ssh), [TOML](https://toml.io/), " +
+        "[BENCHMARKS.md](BENCHMARKS.md)",
+      new Set(["exit-codes", "invoke"]),
+      new Set(["invoke"]),
+    ),
+    "see exit codes (remote help exit-codes), reuse (remote help invoke.md), TOML <https://toml.io/>, " +
+      "BENCHMARKS.md (in the source tree)",
+  );
+});
+
+Deno.test("every `remote help <name>` that remote prints or a guide mentions names a verb, a command or a guide", async () => {
+  const { HELP_TOPICS } = await import("./help_topics.ts");
+  const { VERBS } = await import("./verbs/mod.ts");
+  const known = new Set([...Object.keys(VERBS), "help", "plugin", "completions", "topics", "guides"]);
+  const dangling: string[] = [];
+  const scan = async (dir: URL) => {
+    for await (const e of Deno.readDir(dir)) {
+      const url = new URL(e.name + (e.isDirectory ? "/" : ""), dir);
+      if (e.isDirectory) await scan(url);
+      else if (e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) {
+        const text = await Deno.readTextFile(url);
+        for (const m of text.matchAll(/remote help ([a-z][a-z0-9.-]*[a-z0-9])/g)) {
+          if (!known.has(m[1]) && !findTopic(HELP_TOPICS, m[1])) dangling.push(`${url.pathname}: ${m[0]}`);
+        }
+      }
+    }
+  };
+  for (const dir of ["../core/", "../transports/", "../plugins/"]) await scan(new URL(dir, import.meta.url));
+  assertEquals(dangling, []);
 });

@@ -18,4 +18,10 @@ export interface TransportEntry {
   origin: TransportOrigin;
   /** imports (or starts) the transport; called at most once per run by the core */
   load(): Promise<Transport>;
+  /**
+   * A cheap check that {@linkcode load} can work in this installation (a native addon is on disk, say),
+   * without loading the transport; rejects with why not. `remote --version` lists only the transports
+   * whose check passes. Absent: nothing to check.
+   */
+  probe?(): Promise<void>;
 }

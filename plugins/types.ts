@@ -395,6 +395,15 @@ export interface CopyResult {
   resumedBytes: number;
 }
 
+/**
+ * What shell completion (`remote completions`) asks a transport for, quickly and without a question to
+ * the user: the host names it knows of (ssh_config's `Host` names, say), or the paths under `path` on
+ * `ctx.target` when a connection to it is already open (the SSH reuse master's): never a new connection.
+ */
+export type CompletionRequest =
+  | { kind: "hosts"; signal: AbortSignal }
+  | { kind: "paths"; ctx: OpenContext; path: string };
+
 /** A transport plugin module: its manifest, `open`, and optional session-host and forwarding parts. */
 export interface Transport {
   manifest: TransportManifest;
@@ -422,6 +431,12 @@ export interface Transport {
    * carries no listing for an executable plugin.
    */
   targets?(ctx: OpenContext): Promise<TargetRows>;
+  /**
+   * Words for shell completion (see {@linkcode CompletionRequest}): host names, or remote paths (a folder
+   * ends with `/`); resolves `[]` when it has nothing cheap to offer. Built-in and compiled-in transports
+   * only: protocol 1 carries no completion for an executable plugin.
+   */
+  complete?(request: CompletionRequest): Promise<string[]>;
 }
 
 /** The signals `Channel.signal` may carry, as RFC 4254 §6.10 lists them (without `SIG`). */

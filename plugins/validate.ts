@@ -250,6 +250,7 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
   if (m.background !== undefined && typeof m.background !== "function") {
     fail("exports a background that is no function");
   }
+  if (m.complete !== undefined && typeof m.complete !== "function") fail("exports a complete that is no function");
   if (manifest.targets !== undefined && typeof m.targets !== "function") {
     fail("declares targets but exports no targets() function");
   }
@@ -261,6 +262,7 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
     ...(typeof m.copy === "function" ? { copy: m.copy as Transport["copy"] } : {}),
     ...(typeof m.background === "function" ? { background: m.background as Transport["background"] } : {}),
     ...(typeof m.targets === "function" ? { targets: m.targets as Transport["targets"] } : {}),
+    ...(typeof m.complete === "function" ? { complete: m.complete as Transport["complete"] } : {}),
   };
 }
 

@@ -8,6 +8,19 @@
  * manifest, read here at build time; the binary lists the plugin without loading it. Honours
  * DENORT_BIN, as `deno compile` does.
  *
+ * Native parts: `deno compile` embeds the npm packages of the lockfile's snapshot, as installed in
+ * node_modules/, and at run time writes a Node-API addon (`*.node`) it loads to a temporary file
+ * (denoland/deno#28934). node_modules/ holds the PTY addon package for one OS and CPU only
+ * (`@lydell/node-pty-<os>-<arch>`), so each target is compiled after `deno install --os --arch` for it
+ * (the host's is put back at the end), and the package is named with `--include` as well, since
+ * node-pty finds it with a computed `require()`. On macOS node-pty also runs its `spawn-helper`
+ * program, and on Windows it forks a script of its own that loads a second addon; both need real files,
+ * so those targets are built `--self-extracting` (the binary unpacks itself beside it on first run,
+ * denoland/deno#32227).
+ * Linux's addon is a single file and the binary stays in-memory.
+ *
+ * The guides of `remote help <topic>` (core/help_topics.ts) are made from docs/ first.
+ *
  * @module
  */
 import { dirname, isAbsolute, relative, resolve } from "node:path";
@@ -16,6 +29,7 @@ import { validateTransportModule } from "../plugins/mod.ts";
 import { reservedParameters } from "../core/reserved_parameters.ts";
 import { builtinTransports } from "../transports/mod.ts";
 import { AWS_SDK_MODULES } from "../transports/ssm/sdk_loader.ts";
+import { writeTopicsModule } from "./help_topics.ts";
 
 /** The targets `deno compile` can build remote for. */
 export const TARGETS = [
@@ -35,6 +49,41 @@ export interface BuildOptions {
 }
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
+
+/** npm's `os` and `cpu` names (as `process.platform`, `process.arch`) of a target triple. */
+export function npmPlatform(target: string): { os: string; arch: string } {
+  const arch = target.startsWith("aarch64") ? "arm64" : "x64";
+  const os = target.includes("apple-darwin") ? "darwin" : target.includes("windows") ? "win32" : "linux";
+  return { os, arch };
+}
+
+/** Whether `deno compile` must unpack the binary to disk for `target` (see the module's doc). */
+export function selfExtracting(target: string): boolean {
+  return !target.includes("linux");
+}
+
+/** The OS and CPU whose npm packages node_modules/ holds now. */
+let installed = npmPlatform(hostTarget());
+
+/** Puts the npm packages for `platform` (or the host's, when absent) into node_modules/. */
+async function installPackages(platform?: { os: string; arch: string }): Promise<string | undefined> {
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: ["install", "--frozen", ...(platform ? ["--os", platform.os, "--arch", platform.arch] : [])],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (result.success) return undefined;
+  const text = new TextDecoder().decode(result.stderr).trim().split("\n").pop() ?? `exit code ${result.code}`;
+  return `deno install${platform ? ` --os ${platform.os} --arch ${platform.arch}` : ""} failed: ${text}`;
+}
+
+/** The folder of node-pty's binary package for `platform` in node_modules/ (beside node-pty's own). */
+async function ptyAddonDir(platform: { os: string; arch: string }): Promise<string> {
+  const nodePty = await Deno.realPath(resolve(ROOT, "node_modules/@lydell/node-pty"));
+  return resolve(dirname(nodePty), `node-pty-${platform.os}-${platform.arch}`);
+}
 
 function hostTarget(): string {
   const arch = Deno.build.arch;
@@ -116,12 +165,27 @@ export async function writeEntry(plugins: readonly string[], out: string): Promi
 /** Compiles one target; returns an error line, or undefined on success. */
 async function compile(entry: string, target: string, out: string): Promise<string | undefined> {
   const output = resolve(out, `remote-${target}${target.includes("windows") ? ".exe" : ""}`);
+  const platform = npmPlatform(target);
+  if (platform.os !== installed.os || platform.arch !== installed.arch) {
+    const failed = await installPackages(platform);
+    if (failed) return `cannot compile for ${target}: ${failed}`;
+    installed = platform;
+  }
+  const addon = await ptyAddonDir(platform);
+  try {
+    await Deno.stat(resolve(addon, "pty.node"));
+  } catch {
+    return `cannot compile for ${target}: ${relative(ROOT, addon)}/pty.node is missing after deno install`;
+  }
   const result = await new Deno.Command(Deno.execPath(), {
     args: [
       "compile",
       "--allow-all",
+      ...(selfExtracting(target) ? ["--self-extracting"] : []),
       "--target",
       target,
+      "--include",
+      addon,
       "--config",
       resolve(ROOT, "deno.json"),
       // loaded by a specifier made at run time (transports/ssm/sdk_loader.ts), so named here
@@ -171,10 +235,21 @@ if (import.meta.main) {
     console.log(relative(ROOT, entry));
     Deno.exit(0);
   }
+  await writeTopicsModule();
   let failed = false;
-  for (const target of opts.targets) {
-    const error = await compile(entry, target, opts.out);
-    if (error !== undefined) {
+  try {
+    for (const target of opts.targets) {
+      const error = await compile(entry, target, opts.out);
+      if (error !== undefined) {
+        console.error(`remote build: ${error}`);
+        failed = true;
+      }
+    }
+  } finally {
+    // node_modules/ back to this machine's packages, for `deno run` and the tests
+    const host = npmPlatform(hostTarget());
+    const error = installed.os !== host.os || installed.arch !== host.arch ? await installPackages() : undefined;
+    if (error) {
       console.error(`remote build: ${error}`);
       failed = true;
     }

@@ -2,9 +2,16 @@
  * `deno task bundle [--output file]`: one JavaScript module holding remote and its npm dependencies,
  * runnable as `deno run -A remote.js` from any folder — the stand-in, here, for the compiled binary.
  *
- * Native addons (`*.node`) stay outside: the local transport's node-pty cannot travel in a bundle, and
- * says so when used. ssh2's poly1305 module is Emscripten output that reads `__dirname` at load time,
- * so the bundle defines it first.
+ * Native addons (`*.node`) cannot travel inside a JavaScript module, so the one remote needs travels
+ * beside it: the local transport's PTY addon, the package `@lydell/node-pty-<os>-<arch>` for this
+ * machine, is copied to `node_modules/` next to the output, where the bundle's `require()` (made with
+ * `createRequire(import.meta.url)`) finds it as Node's resolution does. Move the folder, not the file.
+ * (ssh2's optional crypto addon is nan-based, which Deno cannot load anyway: it stays out, and ssh2
+ * takes its JavaScript path.) ssh2's poly1305 module is Emscripten output that reads `__dirname` at load
+ * time, so the bundle defines it first.
+ *
+ * The guides of `remote help <topic>` (core/help_topics.ts) are made from docs/ first, so they match
+ * the docs of the tree being bundled.
  *
  * AWS's SDK (the ssm transport's `aws_sdk*.ts`, loaded lazily through transports/ssm/sdk_loader.ts) is
  * bundled separately and carried inside the bundle as text, made a module only on first use: V8 then
@@ -14,7 +21,10 @@
  * @module
  */
 
+import { dirname, join } from "node:path";
+import process from "node:process";
 import { AWS_SDK_MODULES } from "../transports/ssm/sdk_loader.ts";
+import { writeTopicsModule } from "./help_topics.ts";
 
 const args = Deno.args;
 const outputIndex = args.indexOf("--output");
@@ -42,6 +52,8 @@ async function bundle(entry: string, out: string, external: string[], minify = f
   }
 }
 
+// the guides `remote help <topic>` prints travel inside: made from docs/ now
+await writeTopicsModule();
 const outPath = output.startsWith("/") ? output : `${root}${output}`;
 const lazyNames = LAZY.map((path) => `./${path.split("/").pop()}`);
 await bundle("main.ts", output, ["*.node", ...lazyNames.map((name) => `*/${name.slice(2)}`)]);
@@ -85,4 +97,33 @@ const prelude = `import { dirname as __remote_dirname } from "node:path";\n` +
   `  return loaded;\n` +
   `};\n`;
 await Deno.writeTextFile(outPath, prelude + body);
-console.error(`remote bundle: wrote ${output} (${((prelude.length + body.length) / 1e6).toFixed(1)} MB)`);
+const addon = await copyPtyAddon(dirname(outPath));
+console.error(
+  `remote bundle: wrote ${output} (${((prelude.length + body.length) / 1e6).toFixed(1)} MB) and ${addon} beside it`,
+);
+
+/**
+ * Copies this machine's node-pty binary package (`pty.node`, and `spawn-helper` on macOS) into
+ * `<dir>/node_modules/@lydell/`, replacing an older copy; returns its path relative to `dir`.
+ */
+async function copyPtyAddon(dir: string): Promise<string> {
+  const name = `node-pty-${process.platform}-${process.arch}`;
+  // node_modules/@lydell/node-pty links into Deno's store, where its platform package is a sibling
+  const from = join(dirname(await Deno.realPath(join(root, "node_modules/@lydell/node-pty"))), name);
+  const relative = `node_modules/@lydell/${name}`;
+  const to = join(dir, relative);
+  try {
+    await Deno.stat(join(from, "pty.node"));
+  } catch {
+    console.error(`remote bundle: ${from}/pty.node is missing; run \`deno install --frozen\` first`);
+    Deno.exit(1);
+  }
+  await Deno.remove(to, { recursive: true }).catch(() => {});
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (!entry.isFile) continue;
+    await Deno.copyFile(join(from, entry.name), join(to, entry.name));
+    await Deno.chmod(join(to, entry.name), (await Deno.stat(join(from, entry.name))).mode! & 0o755);
+  }
+  return relative;
+}

@@ -2,7 +2,7 @@
 # The test command (README.md, .ci/run): installs what the tests need, then checks, lints and tests.
 #
 # Real peers come from Debian's archive when missing (OpenSSH server, Dropbear, tmux, shellcheck, Docker Engine,
-# Podman, busybox-static for the containers' image), PowerShell from NuGet as a .NET global tool; Deno comes from the
+# Podman, busybox-static for the containers' image, zsh and fish for the completion scripts), PowerShell from NuGet as a .NET global tool; Deno comes from the
 # npm registry through scripts/deno.sh. Prints "N passed, N failed" last.
 set -eu
 cd "$(dirname "$0")/.."
@@ -15,6 +15,9 @@ command -v tmux >/dev/null 2>&1 || need_packages="$need_packages tmux"
 command -v shellcheck >/dev/null 2>&1 || need_packages="$need_packages shellcheck"
 command -v openssl >/dev/null 2>&1 || need_packages="$need_packages openssl"
 command -v curl >/dev/null 2>&1 || need_packages="$need_packages curl"
+# the completion scripts are run in each shell they are written for
+command -v zsh >/dev/null 2>&1 || need_packages="$need_packages zsh"
+command -v fish >/dev/null 2>&1 || need_packages="$need_packages fish"
 # the WebAssembly Poly1305's test rebuilds it from its C source when a wasm32 clang and linker are here
 command -v clang-14 >/dev/null 2>&1 || need_packages="$need_packages clang-14"
 command -v wasm-ld-14 >/dev/null 2>&1 || need_packages="$need_packages lld-14"

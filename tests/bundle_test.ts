@@ -1,9 +1,10 @@
 /**
  * The stand-in for the compiled binary, which cannot be built here (`deno compile` needs a runtime
  * download): bundle remote into one module in a temp folder, then run it from another folder with no
- * source tree, no deno.json and no node_modules beside it.
+ * source tree and no deno.json, only the PTY addon the bundle carries beside it (node_modules/).
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
+import process from "node:process";
 import { startSshd } from "./harness/sshd.ts";
 import { sshOptions, tempHome } from "./run_remote.ts";
 import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
@@ -33,6 +34,11 @@ Deno.test("the bundle runs from outside the source tree: --version, a real invok
     );
     assertEquals(bundled.code, 0, bundled.stderr);
     await Deno.copyFile(`${build}/remote.js`, `${outside}/remote.js`);
+    // the only thing beside the bundle: node-pty's binary package for this machine, nothing else of node_modules
+    const carried: string[] = [];
+    for await (const e of Deno.readDir(`${build}/node_modules/@lydell`)) carried.push(e.name);
+    assertEquals(carried, [`node-pty-${process.platform}-${process.arch}`]);
+    await Deno.rename(`${build}/node_modules`, `${outside}/node_modules`);
     const remote = (args: string[]) =>
       run(
         Deno.execPath(),
@@ -59,6 +65,12 @@ Deno.test("the bundle runs from outside the source tree: --version, a real invok
       "echo bundled-ok; exit 5",
     ]);
     assertEquals(invoked, { code: 5, stdout: "bundled-ok\n", stderr: "" });
+    // the local transport loads its PTY addon from beside the bundle
+    assertEquals(await remote(["invoke", "local://localhost", "--", "echo local-ok; exit 6"]), {
+      code: 6,
+      stdout: "local-ok\n",
+      stderr: "",
+    });
 
     // AWS's SDK travels packed in the bundle and is made a module on first use: an SSM shell by Name tag
     // loads both of its parts (credentials and SSM, then EC2)

@@ -87,7 +87,7 @@ Deno.test("remote invoke over winrm without a terminal or REMOTE_WINRM_PASSWORD 
     code: 230,
     stdout: "",
     stderr: "remote: no password for CORP\\ops@win01.invalid, and no terminal to ask on\n" +
-      "hint: run remote in a terminal, or set REMOTE_WINRM_PASSWORD (see docs/winrm.md for its risk)\n",
+      "hint: run remote in a terminal, or set REMOTE_WINRM_PASSWORD (see remote help winrm for its risk)\n",
   });
 });
 

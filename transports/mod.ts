@@ -19,7 +19,13 @@ export const builtinTransports: readonly TransportEntry[] = [
   { manifest: ssh, origin: builtin, load: () => import("./ssh/mod.ts") },
   { manifest: winrm, origin: builtin, load: () => import("./winrm/mod.ts") },
   { manifest: ssm, origin: builtin, load: () => import("./ssm/mod.ts") },
-  { manifest: local, origin: builtin, load: () => import("./local/mod.ts") },
+  {
+    manifest: local,
+    origin: builtin,
+    load: () => import("./local/mod.ts"),
+    // its PTY is a native addon, which an installation may lack; looked for without loading it
+    probe: async () => (await import("./local/mod.ts")).probe(),
+  },
   { manifest: container, origin: builtin, load: () => import("./container/mod.ts") },
   { manifest: k8s, origin: builtin, load: () => import("./k8s/mod.ts") },
 ];

@@ -25,7 +25,7 @@ export const parameters = declareParameters([
   {
     name: "OutputBufferingMode",
     type: { kind: "enum", values: ["block", "drop"] },
-    help: "what happens to output while disconnected (see docs/sessions.md)",
+    help: "what happens to output while disconnected (see: remote help sessions)",
   },
 ]);
 

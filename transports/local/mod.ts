@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { spawn } from "@lydell/node-pty";
+import type * as NodePty from "@lydell/node-pty";
 import { Buffer } from "node:buffer";
 import { constants } from "node:os";
 import {
@@ -32,7 +32,9 @@ import {
   UsageError,
   type WindowSize,
 } from "../../plugins/mod.ts";
+import { addonMissing } from "./pty_addon.ts";
 export { manifest } from "./manifest.ts";
+export { probe } from "./pty_addon.ts";
 
 /** Output read ahead of the consumer before the process is made to wait. */
 const BUFFER_BYTES = 64 * 1024;
@@ -48,6 +50,7 @@ const GRACE_MS = 2_000;
  *
  * @throws {UnsupportedError} for another subsystem
  * @throws {TransportError} when the shell (or pwsh) cannot be started
+ * @throws {RemoteError} `unsupported` (234) for a PTY when node-pty's addon is not in this installation
  */
 export function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   if (request.kind === "subsystem" && request.name.toLowerCase() !== "powershell") {
@@ -58,9 +61,27 @@ export function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   const shell = readEnv("SHELL") || "/bin/sh";
   const args = request.kind === "exec" ? ["-c", request.command] : [];
   const env = { ...Deno.env.toObject(), ...request.env };
+  const pty = request.pty;
+  if (!pty) return started(ctx, shell, () => openPipes(shell, args, env));
+  // node-pty (a native addon) loads with the first PTY: commands on pipes work without it
+  return loadNodePty().then((nodePty) => started(ctx, shell, () => openPty(nodePty.spawn, shell, args, env, pty)));
+}
+
+let nodePtyLoading: Promise<typeof NodePty> | undefined;
+
+/** node-pty, loaded once; rejects with a one-line error when its addon is not in this installation. */
+function loadNodePty(): Promise<typeof NodePty> {
+  return nodePtyLoading ??= import("@lydell/node-pty").catch((cause) => {
+    throw addonMissing(cause);
+  });
+}
+
+/** Starts a channel with `start`, tied to `ctx.signal`; a shell that cannot start is a clear error. */
+function started(ctx: OpenContext, shell: string, start: () => Channel): Promise<Channel> {
+  if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
   let channel: Channel;
   try {
-    channel = request.pty ? openPty(shell, args, env, request.pty) : openPipes(shell, args, env);
+    channel = start();
   } catch (cause) {
     return Promise.reject(
       new TransportError(`cannot start ${shell}`, {
@@ -120,7 +141,13 @@ function signaled(n: number): ExitStatus {
   return { kind: "signaled", signal: signalNames.get(n) ?? String(n), code: 128 + n };
 }
 
-function openPty(shell: string, args: string[], env: Record<string, string>, pty: PtyRequest): Channel {
+function openPty(
+  spawn: typeof NodePty.spawn,
+  shell: string,
+  args: string[],
+  env: Record<string, string>,
+  pty: PtyRequest,
+): Channel {
   const term = spawn(shell, args, {
     name: pty.term,
     cols: pty.columns,

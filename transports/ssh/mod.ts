@@ -19,6 +19,7 @@
 import type {
   BackgroundContext,
   Channel,
+  CompletionRequest,
   CopyRequest,
   CopyResult,
   ForwardRequest,
@@ -26,6 +27,7 @@ import type {
   OpenRequest,
   SessionHost,
 } from "../../plugins/mod.ts";
+import { shellQuote } from "../../plugins/mod.ts";
 import { commandLineOptions, withDiagnostics } from "./command_line.ts";
 import { parameters } from "./manifest.ts";
 import { debugLog } from "./debug_log.ts";
@@ -46,6 +48,48 @@ export async function background(args: readonly string[], ctx: BackgroundContext
 export async function forward(ctx: OpenContext, request: ForwardRequest): Promise<void> {
   const { forward } = await import("./forward_session.ts");
   await forward(withDiagnostics(ctx), request);
+}
+
+/** Most bytes of a remote listing read for a completion. */
+const LISTING_BYTES = 256 * 1024;
+
+/**
+ * Words for shell completion: the `Host` names of ~/.ssh/config and the system file (not the wildcard
+ * ones), or the entries under `request.path` on the target, listed by its shell (a folder ends with
+ * `/`), only on a connection the reuse master holds already: never a new connection, nothing asked.
+ */
+export async function complete(request: CompletionRequest): Promise<string[]> {
+  if (request.kind === "hosts") {
+    const { configuredHosts } = await import("./ssh_config.ts");
+    return await configuredHosts({ home: Deno.env.get("HOME") ?? "", localUser: Deno.env.get("USER") ?? "" });
+  }
+  const ctx = request.ctx;
+  const slash = request.path.lastIndexOf("/");
+  const dir = request.path.slice(0, slash + 1);
+  const base = request.path.slice(slash + 1);
+  // the glob (and a leading ~/, for the shell to expand) stays outside the quotes
+  const home = dir.startsWith("~/") ? "~/" : "";
+  const rest = dir.slice(home.length);
+  const glob = `${home}${rest === "" ? "" : shellQuote(rest)}${base === "" ? "" : shellQuote(base)}*`;
+  const command = `for f in ${glob}; do if [ -d "$f" ]; then printf '%s/\\n' "$f"; ` +
+    `elif [ -e "$f" ] || [ -L "$f" ]; then printf '%s\\n' "$f"; fi; done 2>/dev/null | head -n 1000`;
+  const channel = await openReused(ctx, { kind: "exec", command }, undefined, { heldOnly: true }).catch(() =>
+    undefined
+  );
+  if (!channel) return [];
+  await using _ = channel;
+  await channel.stdin.close().catch(() => {});
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of channel.stdout) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > LISTING_BYTES) break;
+  }
+  const status = await channel.exit;
+  if (status.kind !== "exited" || status.code !== 0) return [];
+  const text = new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
+  return text.split("\n").filter((line) => line !== "");
 }
 
 /** Copies files over SFTP (`remote copy`); see docs/copy.md. */

@@ -161,7 +161,9 @@ function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
 /**
  * Runs `request` (an exec, see {@linkcode reusable}) through the reuse master, starting it if needed.
  * Resolves `undefined` when no master can be used (its directory is not private, it cannot start):
- * the caller then connects directly; why is said once per run.
+ * the caller then connects directly; why is said once per run. With `use.heldOnly` (shell
+ * completion) it only uses a running master and a connection it holds already: `undefined`, silently,
+ * when no master runs, and a `notFound` rejection when it holds no connection for the target.
  *
  * @throws {RemoteError} as a direct connection would (the master relays connection errors)
  */
@@ -169,11 +171,15 @@ export async function openReused(
   ctx: OpenContext,
   request: Extract<OpenRequest, { kind: "exec" }>,
   socketPath?: string,
+  use: { heldOnly?: boolean } = {},
 ): Promise<Channel | undefined> {
   socketPath ??= await masterSocketPath();
   const log = debugLog(ctx);
-  const conn = await masterConnection(socketPath, idleMsFrom(optionsOf(ctx)), ctx.signal, log);
+  const conn = use.heldOnly
+    ? await connectTo(socketPath) ?? "no connection-reuse master is running"
+    : await masterConnection(socketPath, idleMsFrom(optionsOf(ctx)), ctx.signal, log);
   if (typeof conn === "string") {
+    if (use.heldOnly) return undefined;
     log.debug1(`reuse: bypassed, connecting directly: ${conn}`);
     if (!told.has(socketPath)) {
       told.add(socketPath);
@@ -200,6 +206,7 @@ export async function openReused(
     command: request.command,
     env: request.env ? { ...request.env } : undefined,
     interactive: ctx.prompt.interactive,
+    ...(use.heldOnly ? { heldOnly: true } : {}),
   };
 
   let opened: (v: void) => void = () => {};

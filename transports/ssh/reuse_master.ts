@@ -356,7 +356,7 @@ async function openChannel(
       throw new RemoteError("config", error.message, {
         hint:
           "the connection-reuse master sees only part of your environment: run with --no-reuse, or write the path " +
-          "without ${VAR} (see docs/invoke.md)",
+          "without ${VAR} (see: remote help invoke.md)",
       });
     }
     throw error;
@@ -370,6 +370,9 @@ async function openChannel(
     pools.set(key, pool);
     // known_hosts changed since these were checked (a key revoked, replaced): verify again on a new connection
     for (const h of [...pool.held]) if (h.stamp !== undefined && h.stamp !== stamp) retire(pool, h);
+    if (req.heldOnly && !pool.held.some((h) => h.alive)) {
+      throw new RemoteError("notFound", `no connection to ${req.target.display} is held`);
+    }
     let held = pool.held.find((h) => h.alive && h.open < h.limit);
     const fresh = !held;
     debugLog(ctx).debug1(

@@ -56,6 +56,11 @@ export interface ReuseRequest {
   env?: Record<string, string>;
   /** whether a person can answer prompts on the client's side */
   interactive: boolean;
+  /**
+   * run only on a connection already held for this target (shell completion): never connect; with none,
+   * the master answers `M_ERROR` with code `notFound` at once
+   */
+  heldOnly?: boolean;
 }
 
 /** An exit status as sent on the wire (`lost` carries a message, not an Error). */

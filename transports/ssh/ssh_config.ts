@@ -903,6 +903,53 @@ async function runPass(ctx: PassContext): Promise<void> {
 }
 
 /**
+ * The host names the config files offer for completion: every `Host` pattern without a wildcard or
+ * negation (`*`, `?`, `!`), from ~/.ssh/config and the system file (or the `-F` file alone), following
+ * `Include` as ssh does; in file order, each once. Unreadable files are skipped: this never fails.
+ *
+ * @example Listing
+ * ```ts
+ * import { configuredHosts } from "./ssh_config.ts";
+ * const hosts = await configuredHosts({ home: "/home/me", localUser: "me" });
+ * ```
+ */
+export async function configuredHosts(opts: ResolveOptions): Promise<string[]> {
+  const found = new Set<string>();
+  const read = async (path: string, user: boolean, depth: number): Promise<void> => {
+    if (depth > MAX_INCLUDE_DEPTH) return;
+    const text = await readText(path).catch(() => undefined);
+    if (text === undefined) return;
+    let parsed: ParsedSshConfig;
+    try {
+      parsed = parseSshConfig(text, path);
+    } catch {
+      return;
+    }
+    for (const l of parsed.lines) {
+      if (l.keyword === "host") {
+        for (const pattern of l.args) if (!/[*?!]/.test(pattern) && pattern !== "") found.add(pattern);
+      } else if (l.keyword === "include") {
+        for (const arg of l.args) {
+          const path = arg.startsWith("/")
+            ? arg
+            : arg === "~" || arg.startsWith("~/")
+            ? opts.home + arg.slice(1)
+            : `${user ? `${opts.home}/.ssh` : dirname(opts.systemConfig ?? "/etc/ssh/ssh_config")}/${arg}`;
+          for (const match of await expandGlob(path)) await read(match, user, depth + 1);
+        }
+      }
+    }
+  };
+  if (opts.configFile !== undefined) {
+    if (opts.configFile.toLowerCase() !== "none") await read(opts.configFile, true, 0);
+  } else {
+    await read(`${opts.home}/.ssh/config`, true, 0);
+    await read(opts.systemConfig ?? "/etc/ssh/ssh_config", false, 0);
+  }
+  return [...found];
+}
+
+/**
  * Resolves the ssh_config settings for `host` from `-o` options, the `-F` file (or ~/.ssh/config and
  * the system file), as `ssh -G host` would.
  *

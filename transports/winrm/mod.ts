@@ -110,7 +110,7 @@ export async function getPassword(ctx: OpenContext, username: string, host: stri
   if (env !== undefined) return env;
   if (!ctx.prompt.interactive) {
     throw new UsageError(`no password for ${username}@${host}, and no terminal to ask on`, {
-      hint: `run remote in a terminal, or set ${PASSWORD_ENV} (see docs/winrm.md for its risk)`,
+      hint: `run remote in a terminal, or set ${PASSWORD_ENV} (see remote help winrm for its risk)`,
     });
   }
   return await ctx.prompt.ask(`Password for ${username}@${host}: `, { secret: true, what: "--credential password" });
