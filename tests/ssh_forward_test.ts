@@ -414,3 +414,27 @@ Deno.test("startForwarding() when the connection drops: open forwarded connectio
     ]);
   });
 });
+
+Deno.test("startForwarding() -R delivers every byte back to a client that reads late (nothing cut off at close)", async () => {
+  await using sshd = await startSshd();
+  await using echo = echoServer();
+  await withConnection(sshd, async (connection) => {
+    await using fwd = await forwarding(connection, [["R", `0:127.0.0.1:${echo.port}`]]);
+    const port = boundPort(fwd);
+    const big = randomBytes(6 * MB);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const sending = (async () => {
+      const w = conn.writable.getWriter();
+      await w.write(big);
+      w.releaseLock();
+      await conn.closeWrite();
+    })();
+    // everything backs up behind sshd's channel window while nobody reads, so the echo's end arrives
+    // at remote while the last bytes still wait for window: they must still go out before the channel closes
+    await new Promise((r) => setTimeout(r, 1500));
+    const received = new Uint8Array(await new Response(conn.readable).arrayBuffer());
+    await sending;
+    strictEqual(received.length, big.length);
+    strictEqual(sha(received), sha(big));
+  });
+});

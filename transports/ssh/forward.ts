@@ -117,9 +117,15 @@ function channelEnd(ch: ClientChannel): End {
   return {
     readable: Readable.toWeb(ch) as ReadableStream<Uint8Array>,
     writable: channelWriter(ch),
-    closeWrite: () => {
-      if (!ch.destroyed && !ch.writableEnded) ch.end();
-    },
+    // Ends the channel's writing half once everything written has gone out: ssh2 holds what the peer's
+    // window has no room for, and a close() before that would cut it off.
+    closeWrite: () =>
+      new Promise<void>((resolve) => {
+        if (ch.destroyed || ch.writableFinished) return resolve();
+        ch.once("finish", resolve);
+        ch.once("close", resolve);
+        if (!ch.writableEnded) ch.end();
+      }),
     close: () => {
       try {
         ch.close();
