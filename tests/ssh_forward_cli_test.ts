@@ -174,6 +174,8 @@ Deno.test("remote enter host -L forwards while the shell runs, and stops with it
     ["run", "-A", "--quiet", MAIN, "enter", ...target, "-L", `${port}:127.0.0.1:${echo.port}`],
     { env: { ...home.env, SSH_AUTH_SOCK: "", PS1: "$ " } },
   );
+  // typed only once the shell prompts: a shell starting up may discard what was typed ahead
+  await pty.waitFor(/[$#] $/, 20_000);
   pty.write("echo READY-$((6*7))\r");
   await pty.waitFor("READY-42", 20_000);
   strictEqual(await roundTrip(port, "in a session\n"), "in a session\n");

@@ -320,6 +320,8 @@ Deno.test("remote enter -vvv on a terminal ends its packet lines with CR LF whil
   await pty.waitFor("Authenticated to 127.0.0.1", 20_000);
   pty.write("echo MARK-$((20+22))\r");
   await pty.waitFor("MARK-42", 20_000);
+  // the packet that carried MARK-42 may have carried the prompt too: typing more brings a packet after it
+  pty.write("echo AGAIN\r");
   await pty.waitFor(/debug3: Inbound: CHANNEL_DATA[^\n]*\n/, 20_000);
   pty.write("exit 4\r");
   assertEquals((await pty.exited).code, 4);
