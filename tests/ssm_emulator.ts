@@ -5,6 +5,25 @@
  * Documents followed (public sources, named by repository and file):
  * - aws-sdk-go `service/ssm/api.go` and `private/protocol/jsonrpc` (StartSession, ResumeSession,
  *   TerminateSession shapes; `__type` error bodies), AWS General Reference "Signature Version 4".
+ * - The AWS Systems Manager API Reference, as AWS's SDK for JavaScript v3 carries it
+ *   (`@aws-sdk/client-ssm` command docs): ResumeSession (SessionId 1–96 characters; DoesNotExistException
+ *   for an unknown or ended session; the plugin's `sessionhandler.go` reads an empty TokenValue as a
+ *   session timed out, which the emulator returns for one its idle timeout ended), TerminateSession (the
+ *   SessionId back, also for an ended session), DescribeSessions (State Active | History; Filters keys
+ *   InvokedAfter, InvokedBefore, Target, Owner, Status, SessionId, AccessType, else InvalidFilterKey;
+ *   MaxResults 1–200; NextToken, else InvalidNextToken; Session Status Connected, Connecting,
+ *   Disconnected, Terminated; StartDate, EndDate, DocumentName, Owner, Reason), StartSession's Reason
+ *   (1–256 characters). The Session Manager preference idleSessionTimeout ends an idle session.
+ * - While no client is connected the service pauses the agent's publication and the agent stops
+ *   reading the shell's output (aws/amazon-ssm-agent `agent/session/shell/shell.go` `writePump` checks
+ *   `IsActive`, `datachannel.go` `handlePausePublicationMessage`): output waits, nothing is lost; a
+ *   second client takes the session over. Which of the service's steps pauses the agent is not
+ *   published; the emulator pauses it when the client's socket closes.
+ * - AWS's "Session document schema": the AWS-StartNonInteractiveCommand and AWS-StartInteractiveCommand
+ *   documents (sessionType NonInteractiveCommands / InteractiveCommands, `command` parameter) and a
+ *   customer document with `separateOutputStream`; the agent's `shell.go` (`processCommandsWithExec`
+ *   merges stderr and sends no exit code; `processCommandsWithOutputStreamSeparate` sends StdErr
+ *   payloads and `EXIT_CODE: n`, `sendExitCode`).
  * - aws/session-manager-plugin `src/message/clientmessage.go`, `messageparser.go` (binary
  *   ClientMessage: 116-byte header, space padding, swapped MessageId halves, SHA-256 digest),
  *   `src/datachannel/streaming.go` (token message, acks, resends), `sessionhandler.go` (resume).
@@ -127,6 +146,11 @@ export interface SsmEmulatorOptions {
   instances?: readonly EmulatedInstance[];
   /** DescribeInstances is denied (UnauthorizedOperation), as for a role without ec2:DescribeInstances */
   denyDescribeInstances?: boolean;
+  /**
+   * the Session Manager preference idleSessionTimeout: a session whose client sends nothing for this
+   * long is terminated (AWS: 1–60 minutes, default 20), and ResumeSession then returns no token
+   */
+  idleSessionTimeoutMs?: number;
   /** managed nodes DescribeInstanceInformation knows, by Name tag (hybrid `mi-…` nodes) */
   managedNodes?: readonly { id: string; name?: string; computerName?: string; pingStatus?: string }[];
 }
@@ -276,9 +300,26 @@ interface SessionRecord {
   token: string;
   terminated: boolean;
   agent?: Agent;
+  /** the caller's ARN (DescribeSessions `Owner`) */
+  owner: string;
+  reason?: string;
+  startDate: Date;
+  endDate?: Date;
+  /** how it ended: TerminateSession, the shell's exit, or the idle timeout (ResumeSession then gives no token) */
+  endedBy?: "terminate" | "exit" | "timeout";
+  /** a client has opened the data channel at least once */
+  everConnected: boolean;
 }
 
-const PT = { output: 1, size: 3, hsReq: 5, hsResp: 6, hsDone: 7, flag: 10 } as const;
+/** The documents whose sessions run one command (`sessionType` InteractiveCommands or NonInteractiveCommands). */
+const COMMAND_DOCUMENTS: Record<string, { sessionType: string; separateOutputStream: boolean }> = {
+  "AWS-StartNonInteractiveCommand": { sessionType: "NonInteractiveCommands", separateOutputStream: false },
+  "AWS-StartInteractiveCommand": { sessionType: "InteractiveCommands", separateOutputStream: false },
+  // a customer's document as AWS's "Session document schema" describes it, with separateOutputStream set
+  "Emulator-SeparateOutputCommand": { sessionType: "NonInteractiveCommands", separateOutputStream: true },
+};
+
+const PT = { output: 1, size: 3, hsReq: 5, hsResp: 6, hsDone: 7, flag: 10, stdErr: 11, exitCode: 12 } as const;
 
 class Agent {
   #rec: SessionRecord;
@@ -314,6 +355,8 @@ class Agent {
   #basicReconnect = false;
   #basicChain: Promise<void> = Promise.resolve();
   #clientVersion = "";
+  /** pending while no client is connected: output waits (the shell blocks) */
+  #away?: PromiseWithResolvers<void>;
   #inputCount = 0;
   #ackLost = false;
   #closingWs?: WebSocket;
@@ -326,20 +369,48 @@ class Agent {
   }
 
   get sessionType(): string {
-    return this.#rec.document.startsWith("AWS-StartPortForwardingSession") ? "Port" : "Standard_Stream";
+    if (this.#rec.document.startsWith("AWS-StartPortForwardingSession")) return "Port";
+    return COMMAND_DOCUMENTS[this.#rec.document]?.sessionType ?? "Standard_Stream";
+  }
+
+  /** a client holds the data channel now */
+  get connected(): boolean {
+    return this.#ws !== undefined;
   }
 
   attach(ws: WebSocket): void {
     const first = this.#ws === undefined && this.#outSeq === 0;
+    // a second client takes the session over: the service closes the first one's socket
+    if (this.#ws && this.#ws !== ws) this.#closeSocket(this.#ws);
     this.#ws = ws;
+    this.#touch();
     ws.onmessage = (ev) => {
       if (ev.data instanceof ArrayBuffer) this.#onFrame(new Uint8Array(ev.data));
     };
     ws.onclose = () => {
-      if (this.#ws === ws) this.#ws = undefined;
+      if (this.#ws !== ws) return;
+      this.#ws = undefined;
+      // the service pauses the agent's publication while no client is connected: the agent stops reading
+      // the shell's output (`writePump` checks `IsActive`), so the program blocks; nothing is lost
+      this.#away = Promise.withResolvers<void>();
     };
+    const away = this.#away;
+    this.#away = undefined;
+    away?.resolve();
     if (first) this.#begin();
     else for (const [, u] of this.#unacked) this.#rawSend(frameBytes(u.frame)); // after a resume
+  }
+
+  // the idle timeout: no data from the client for this long ends the session (the account preference)
+  #idleTimer?: ReturnType<typeof setTimeout>;
+  #touch(): void {
+    const ms = this.#opts.idleSessionTimeoutMs;
+    if (ms === undefined || this.#closed) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#rec.endedBy ??= "timeout";
+      this.closeChannel("Your session timed out due to inactivity and has been terminated.");
+    }, ms);
   }
 
   #begin(): void {
@@ -375,7 +446,15 @@ class Agent {
     return this.#opts.agentVersion ?? "3.3.1142.0";
   }
 
-  #properties(): Record<string, string> {
+  #properties(): Record<string, unknown> {
+    const command = COMMAND_DOCUMENTS[this.#rec.document];
+    if (command) {
+      return {
+        commands: this.#rec.parameters.command?.[0] ?? "",
+        runAsElevated: false,
+        ...(command.separateOutputStream ? { separateOutputStream: true } : {}),
+      };
+    }
     if (this.sessionType !== "Port") return {};
     const p = this.#rec.parameters;
     // the document's properties with the session's parameters filled in, localPortNumber included
@@ -415,6 +494,7 @@ class Agent {
       }, this.#opts.faults.pauseMs);
     }
     if (this.sessionType === "Standard_Stream") void this.#out("$ ");
+    if (COMMAND_DOCUMENTS[this.#rec.document]) this.#runCommand();
     if (this.sessionType === "Port") {
       // smux iff the agent has it (after 3.0.196.0), the session is LocalPortForwarding and the client is
       // 1.1.70 or newer (`port.go` `GetSession`); else basic, which dials the destination at once
@@ -500,10 +580,13 @@ class Agent {
     }
   }
 
-  #out(text: string | Uint8Array): Promise<void> {
+  #out(text: string | Uint8Array, payloadType: number = PT.output): Promise<void> {
     const bytes = typeof text === "string" ? te.encode(text) : text;
     const run = async () => {
-      for (let at = 0; at < bytes.length; at += 1024) await this.#send(PT.output, bytes.slice(at, at + 1024));
+      for (let at = 0; at < bytes.length; at += 1024) {
+        while (this.#away && !this.#closed) await this.#away.promise;
+        await this.#send(payloadType, bytes.slice(at, at + 1024));
+      }
     };
     this.#outChain = this.#outChain.then(run);
     return this.#outChain;
@@ -538,6 +621,7 @@ class Agent {
       return;
     }
     if (f.type !== "input_stream_data") return;
+    this.#touch();
     if (this.#paused) this.#stats.inputWhilePaused++;
     if (!this.#ready && f.payloadType !== PT.hsResp) return; // not acked: the client resends
     if (this.#ready && this.#opts.faults?.neverAck) return;
@@ -629,6 +713,7 @@ class Agent {
       case PT.output:
         if (this.#basic) this.#basicIn(f.payload);
         else if (this.sessionType === "Port") this.#smuxIn(f.payload);
+        else if (COMMAND_DOCUMENTS[this.#rec.document]) this.#commandIn(f.payload);
         else this.#shellIn(f.payload);
     }
   }
@@ -661,6 +746,11 @@ class Agent {
     const [cmd, ...args] = line.split(/\s+/);
     if (cmd === "") return void this.#out("$ ");
     if (cmd === "echo") return void this.#out(args.join(" ") + "\r\n$ ");
+    if (cmd === "later") {
+      // `later MS TEXT`: prints TEXT on a line of its own MS milliseconds from now, as a background job would
+      setTimeout(() => void this.#out(args.slice(1).join(" ") + "\r\n"), Number(args[0] ?? 0));
+      return void this.#out("$ ");
+    }
     if (cmd === "stty" && args[0] === "size") return void this.#out(`${this.#size.rows} ${this.#size.cols}\r\n$ `);
     if (cmd === "flood") {
       // `flood N`: N bytes as `blob` prints them, in large frames, the first one held back until all the
@@ -678,10 +768,73 @@ class Agent {
     }
     if (cmd === "exit") {
       // the shell's last output is delivered (acknowledged) before the channel closes
-      void this.#outChain.then(() => this.#drained()).then(() => this.closeChannel(""));
+      void this.#outChain.then(() => this.#drained()).then(() => {
+        this.#rec.endedBy ??= "exit";
+        this.closeChannel("");
+      });
       return;
     }
     void this.#out(`sh: ${cmd}: command not found\r\n$ `);
+  }
+
+  // -- one command (NonInteractiveCommands, InteractiveCommands), as the agent's shell plugin runs it
+
+  #stdinLines: string[] = [];
+  #stdinPartial = "";
+  #stdinWaiter?: () => void;
+
+  #commandIn(bytes: Uint8Array): void {
+    this.#stdinPartial += td.decode(bytes);
+    const lines = this.#stdinPartial.split(/\r?\n|\r/);
+    this.#stdinPartial = lines.pop() ?? "";
+    this.#stdinLines.push(...lines);
+    this.#stdinWaiter?.();
+  }
+
+  async #readLine(): Promise<string> {
+    while (this.#stdinLines.length === 0 && !this.#closed) {
+      await new Promise<void>((r) => this.#stdinWaiter = r);
+    }
+    return this.#stdinLines.shift() ?? "";
+  }
+
+  /**
+   * Runs `commands`: `;`-separated steps `echo TEXT` (stdout), `warn TEXT` (stderr), `readline` (a line
+   * of stdin, printed as `got: …`), `size` (the terminal's rows and columns), `cat` (stdin back, until the session ends: the data channel has no
+   * end of input), `blob N` (as the shell's), `sleep N` (seconds), `exit N`. Without separateOutputStream stderr goes as Output and no
+   * exit code is sent (`processCommandsWithExec`); with it, StdErr payloads and `EXIT_CODE: n`
+   * (`processCommandsWithOutputStreamSeparate`, `sendExitCode`). Then the channel closes.
+   */
+  #runCommand(): void {
+    const doc = COMMAND_DOCUMENTS[this.#rec.document];
+    const steps = String(this.#properties().commands ?? "").split(";").map((s) => s.trim()).filter((s) => s);
+    const err = doc.separateOutputStream ? PT.stdErr : PT.output;
+    void (async () => {
+      let code = 0;
+      for (const step of steps) {
+        const [cmd, ...args] = step.split(/\s+/);
+        if (cmd === "echo") await this.#out(args.join(" ") + "\n");
+        else if (cmd === "warn") await this.#out(args.join(" ") + "\n", err);
+        else if (cmd === "readline") await this.#out(`got: ${await this.#readLine()}\n`);
+        else if (cmd === "blob") await this.#out(blobBytes(Number(args[0] ?? 0)));
+        else if (cmd === "size") await this.#out(`${this.#size.rows} ${this.#size.cols}\n`);
+        else if (cmd === "sleep") await new Promise((r) => setTimeout(r, Number(args[0] ?? 0) * 1000));
+        else if (cmd === "cat") {
+          while (!this.#closed) await this.#out(`${await this.#readLine()}\n`);
+        } else if (cmd === "exit") {
+          code = Number(args[0] ?? 0);
+          break;
+        } else {
+          await this.#out(`sh: ${cmd}: command not found\n`, err);
+          code = 127;
+          break;
+        }
+      }
+      if (doc.separateOutputStream) await this.#out(`EXIT_CODE: ${code}`, PT.exitCode);
+      await this.#drained();
+      this.#rec.endedBy ??= "exit";
+      this.closeChannel("");
+    })();
   }
 
   async #sendGapped(bytes: Uint8Array): Promise<void> {
@@ -899,7 +1052,11 @@ class Agent {
     }
     this.#closed = true;
     this.#rec.terminated = true;
+    this.#rec.endDate ??= new Date();
     clearInterval(this.#timer);
+    clearTimeout(this.#idleTimer);
+    this.#away?.resolve();
+    this.#stdinWaiter?.();
     this.#windowWaiters.forEach((r) => r());
     for (const s of this.#streams.values()) {
       s.closed = true;
@@ -1255,6 +1412,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           return;
         }
         rec.agent ??= new Agent(rec, options, stats);
+        rec.everConnected = true;
         rec.agent.attach(socket);
       };
       return response;
@@ -1294,13 +1452,24 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
             "SSM-SessionManagerRunShell",
             "AWS-StartPortForwardingSession",
             "AWS-StartPortForwardingSessionToRemoteHost",
+            ...Object.keys(COMMAND_DOCUMENTS),
           ]
             .includes(document)
         ) {
           return awsError(400, "InvalidDocument", `Document with name ${document} does not exist.`);
         }
+        if (COMMAND_DOCUMENTS[document] && !input.Parameters?.command?.[0]) {
+          return awsError(400, "InvalidParameters", "Missing required parameter: command.");
+        }
+        if (input.Reason !== undefined && !/^.{1,256}$/.test(input.Reason)) {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'reason' failed to satisfy constraint",
+          );
+        }
         stats.startedTargets.push(input.Target);
-        const id = `emulator-${randomUUID().slice(0, 17)}`;
+        const id = `${signer}-${randomUUID().replaceAll("-", "").slice(0, 17)}`;
         const rec: SessionRecord = {
           id,
           target: input.Target,
@@ -1308,6 +1477,10 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           parameters: input.Parameters ?? {},
           token: randomUUID(),
           terminated: false,
+          owner: `arn:aws:iam::111122223333:user/${signer}`,
+          reason: input.Reason,
+          startDate: new Date(),
+          everConnected: false,
         };
         sessions.set(id, rec);
         return json({
@@ -1317,8 +1490,19 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
         });
       }
       case "ResumeSession": {
+        // API reference: SessionId required (1–96 characters); an unknown or ended session is
+        // DoesNotExistException, except one the idle timeout ended: no token (the plugin's "session timed out")
+        if (typeof input.SessionId !== "string" || !/^.{1,96}$/.test(input.SessionId)) {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'sessionId' failed to satisfy constraint",
+          );
+        }
         const rec = sessions.get(input.SessionId);
-        if (!rec) return awsError(400, "DoesNotExistException", `Session ${input.SessionId} does not exist`);
+        if (!rec || (rec.terminated && rec.endedBy !== "timeout")) {
+          return awsError(400, "DoesNotExistException", `Session ${input.SessionId} does not exist`);
+        }
         if (rec.terminated) return json({ SessionId: rec.id, TokenValue: "", StreamUrl: "" });
         stats.resumes++;
         rec.token = randomUUID();
@@ -1326,6 +1510,68 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           SessionId: rec.id,
           TokenValue: rec.token,
           StreamUrl: `ws://127.0.0.1:${port}/v1/data-channel/${rec.id}?role=publish_subscribe&cell-number=1`,
+        });
+      }
+      case "DescribeSessions": {
+        // API reference: State (Active | History) required; Filters of key InvokedAfter, InvokedBefore, Target,
+        // Owner, Status, SessionId, AccessType (else InvalidFilterKey); MaxResults 1–200; NextToken from a reply
+        if (input.State !== "Active" && input.State !== "History") {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'state' failed to satisfy constraint",
+          );
+        }
+        const max = input.MaxResults ?? 200;
+        if (!Number.isInteger(max) || max < 1 || max > 200) {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'maxResults' failed to satisfy constraint",
+          );
+        }
+        const keys = ["InvokedAfter", "InvokedBefore", "Target", "Owner", "Status", "SessionId", "AccessType"];
+        const filters = (input.Filters ?? []) as { key?: string; value?: string }[];
+        const bad = filters.find((f) => !keys.includes(f.key ?? ""));
+        if (bad) return awsError(400, "InvalidFilterKey", `The filter key ${bad.key} is not valid.`);
+        const status = (r: SessionRecord) =>
+          r.terminated
+            ? "Terminated"
+            : !r.everConnected
+            ? "Connecting"
+            : r.agent?.connected
+            ? "Connected"
+            : "Disconnected";
+        let list = [...sessions.values()].filter((r) => (input.State === "Active") === !r.terminated);
+        for (const f of filters) {
+          const v = f.value ?? "";
+          if (f.key === "Target") list = list.filter((r) => r.target === v);
+          if (f.key === "Owner") list = list.filter((r) => r.owner === v);
+          if (f.key === "Status") list = list.filter((r) => status(r) === v);
+          if (f.key === "SessionId") list = list.filter((r) => r.id === v);
+          if (f.key === "InvokedAfter") list = list.filter((r) => r.startDate >= new Date(v));
+          if (f.key === "InvokedBefore") list = list.filter((r) => r.startDate <= new Date(v));
+        }
+        let from = 0;
+        if (input.NextToken !== undefined) {
+          from = Number(/^page-(\d+)$/.exec(String(input.NextToken))?.[1] ?? NaN);
+          if (!Number.isInteger(from)) return awsError(400, "InvalidNextToken", "The specified token is not valid.");
+        }
+        const page = list.slice(from, from + max);
+        return json({
+          Sessions: page.map((r) => ({
+            SessionId: r.id,
+            Target: r.target,
+            Status: status(r),
+            StartDate: r.startDate.getTime() / 1000,
+            ...(r.endDate ? { EndDate: r.endDate.getTime() / 1000 } : {}),
+            DocumentName: r.document,
+            Owner: r.owner,
+            ...(r.reason ? { Reason: r.reason } : {}),
+            MaxSessionDuration: "",
+            AccessType: "Standard",
+          })),
+          ...(from + max < list.length ? { NextToken: `page-${from + max}` } : {}),
         });
       }
       case "DescribeInstanceInformation": {
@@ -1346,9 +1592,19 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
         });
       }
       case "TerminateSession": {
+        // API reference: SessionId required; the reply names it even for a session that has ended
+        if (typeof input.SessionId !== "string" || !/^.{1,96}$/.test(input.SessionId)) {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'sessionId' failed to satisfy constraint",
+          );
+        }
         const rec = sessions.get(input.SessionId);
-        if (rec) {
+        if (rec && !rec.terminated) {
+          rec.endedBy ??= "terminate";
           rec.terminated = true;
+          rec.endDate = new Date();
           void rec.agent?.closeChannel("");
         }
         return json({ SessionId: input.SessionId });

@@ -217,10 +217,10 @@ Deno.test("open() reports bad credentials, an expired token and an offline targe
   assertEquals(emu.stats.signatureFailures, 3);
 });
 
-Deno.test("open() rejects exec and an unknown document", async () => {
+Deno.test("open() rejects a subsystem and an unknown document", async () => {
   await using emu = await startSsmEmulator();
-  const exec = await rejects(() => open(emulatorContext(emu), { kind: "exec", command: "ls" }), RemoteError);
-  assertEquals(exec.code, "unsupported");
+  const sub = await rejects(() => open(emulatorContext(emu), { kind: "subsystem", name: "sftp" }), RemoteError);
+  assertEquals(sub.code, "unsupported");
   const doc = await rejects(
     () => open(emulatorContext(emu, { DocumentName: "No-Such-Doc" }), { kind: "shell", pty: PTY }),
     RemoteError,

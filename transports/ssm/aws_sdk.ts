@@ -9,6 +9,7 @@ export { fromEnv, fromNodeProviderChain } from "@aws-sdk/credential-providers";
 export { loadSharedConfigFiles } from "@smithy/shared-ini-file-loader";
 export {
   DescribeInstanceInformationCommand,
+  DescribeSessionsCommand,
   ResumeSessionCommand,
   SSMClient,
   StartSessionCommand,

@@ -41,8 +41,8 @@ export const manifest: TransportManifest = {
   id: "ssm",
   sdk: SDK_VERSION,
   version: "0.1.0",
-  summary: "AWS Systems Manager Session Manager (WebSocket data channel), shells and port forwarding",
-  capabilities: ["shell", "pty", "pty-resize", "forward"],
+  summary: "AWS Systems Manager Session Manager (WebSocket data channel): shells, commands, kept sessions, forwarding",
+  capabilities: ["shell", "exec", "pty", "pty-resize", "disconnect", "list", "receive", "remove", "forward"],
   defaultSet: "Target",
   parameters: parameters.specs,
 };

@@ -19,7 +19,7 @@ import {
   type StartSessionInput,
   terminateSession,
 } from "./control_plane.ts";
-import { CLIENT_VERSION, DataChannel, STREAM_DATA_PAYLOAD_SIZE } from "./data_channel.ts";
+import { type ChannelState, CLIENT_VERSION, DataChannel, STREAM_DATA_PAYLOAD_SIZE } from "./data_channel.ts";
 
 /**
  * The first agent release that acknowledges again input it has already processed (commit b0e8d778);
@@ -58,6 +58,17 @@ export interface StartOptions {
   /** data channel tuning, for tests */
   window?: number;
   maxAttempts?: number;
+  /**
+   * Continue a session another run left disconnected: ResumeSession instead of StartSession, no
+   * handshake (the agent did it with the first client), sequence numbers where they stood.
+   */
+  resume?: { info: SessionInfo; state: ChannelState };
+}
+
+/** A session left running without a client: what the next client needs to continue it. */
+export interface DetachedSession {
+  info: SessionInfo;
+  state: ChannelState;
 }
 
 /** A versioned comparison of dotted version strings (`3.0.196.0`). */
@@ -110,11 +121,17 @@ export class SsmSession {
    */
   static async start(options: StartOptions): Promise<SsmSession> {
     const control = options.control;
-    const grant = await startSession(control, options.input);
+    const resuming = options.resume;
+    const grant = resuming
+      ? await resumeSession(control, resuming.info.sessionId)
+      : await startSession(control, options.input);
     const sessionId = grant.SessionId;
-    const info: SessionInfo = { sessionId, sessionType: "", properties: {}, agentVersion: "" };
+    const info: SessionInfo = resuming
+      ? { ...resuming.info }
+      : { sessionId, sessionType: "", properties: {}, agentVersion: "" };
     const { promise: ready, resolve: setReady, reject: failReady } = Promise.withResolvers<void>();
-    let isReady = false;
+    let isReady = resuming !== undefined;
+    if (isReady) setReady();
     // deno-lint-ignore prefer-const -- assigned once the handshake is done; closures read it before
     let session: SsmSession | undefined;
     const early: DecodedMessage[] = [];
@@ -255,7 +272,9 @@ export class SsmSession {
       onResumed: () => {
         if (session) session.#probe();
       },
+      state: resuming?.state,
     });
+    if (resuming) dc.agentDiscardsProcessedInput = compareVersions(info.agentVersion, RE_ACKS_PROCESSED_INPUT_FROM) < 0;
 
     const timeoutMs = options.handshakeTimeoutMs ?? 30_000;
     const timer = setTimeout(
@@ -275,7 +294,10 @@ export class SsmSession {
       await ready;
     } catch (error) {
       dc.close();
-      await terminateSession({ ...control, signal: AbortSignal.timeout(10_000) }, sessionId).catch(() => {});
+      // a resumed session belongs to its owner: failing to attach to it must not end it
+      if (!resuming) {
+        await terminateSession({ ...control, signal: AbortSignal.timeout(10_000) }, sessionId).catch(() => {});
+      }
       throw error;
     } finally {
       clearTimeout(timer);
@@ -349,6 +371,17 @@ export class SsmSession {
   /** true once the data channel has closed */
   get ended(): boolean {
     return this.#dc.ended;
+  }
+
+  /**
+   * Leaves the session running on the service: what was typed is delivered first (up to 2 s), then the
+   * data channel closes without TerminateSession (the service reports the session Disconnected).
+   * Returns what the next client needs to continue it.
+   */
+  async detach(): Promise<DetachedSession> {
+    this.#terminated = true;
+    await this.#queue;
+    return { info: { ...this.info }, state: await this.#dc.detach() };
   }
 
   /**
