@@ -164,6 +164,8 @@ export interface SsmEmulatorStats {
   vended: Record<string, string>;
   /** the Target of each StartSession, in order */
   startedTargets: string[];
+  /** the document of each StartSession, in order */
+  startedDocuments: string[];
   /** the EC2 filters of the last DescribeInstances, `name=value,value` */
   lastEc2Filters: string[];
   signatureFailures: number;
@@ -1232,6 +1234,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     vended: {},
     lastEc2Filters: [],
     startedTargets: [],
+    startedDocuments: [],
     signatureFailures: 0,
     resumes: 0,
     inputWhilePaused: 0,
@@ -1469,6 +1472,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           );
         }
         stats.startedTargets.push(input.Target);
+        stats.startedDocuments.push(document);
         const id = `${signer}-${randomUUID().replaceAll("-", "").slice(0, 17)}`;
         const rec: SessionRecord = {
           id,

@@ -8,7 +8,7 @@ export const parameters = declareParameters([
   {
     name: "Target",
     type: { kind: "string" },
-    sets: { Target: { mandatory: true } },
+    sets: { Target: { position: 0, mandatory: true } },
     help: "instance ID (i-…), managed-node ID (mi-…) or Name tag (looked up in EC2 and SSM)",
   },
   { name: "DocumentName", type: { kind: "string" }, sets: target, help: "Session Manager document to run" },
