@@ -54,13 +54,20 @@
  *   again after DisconnectToPort, input refused unacknowledged until connected), `port.go`
  *   `GetSession` (smux only for LocalPortForwarding, agents after 3.0.196.0 and clients ≥ 1.1.70).
  *
+ * - KMS: the API Reference's GenerateDataKey and Decrypt (JSON 1.1, `TrentService.*`), and the KMS handshake
+ *   as the agent does it (aws/amazon-ssm-agent `agent/session/datachannel/datachannel.go` `PerformHandshake`,
+ *   `finalizeKMSEncryption`, `sendEncryptionChallenge`, `agent/session/crypto/blockcipher.go`: kms:Decrypt
+ *   of the client's blob with `aws:ssm:SessionId`, `aws:ssm:TargetId` and, when the client acknowledges
+ *   it, `aws:ssm:RandomChallenge`; the agent's key is the data key's first half; AES-256-GCM with the
+ *   nonce in front; Output, StdErr and ExitCode encrypted; "This session is encrypted using AWS KMS.").
+ *
  * Fault knobs: drop the socket after N output bytes or instead of acknowledging the Nth input,
  * reorder, duplicate, corrupt digests, bad lengths, unknown message types, never acknowledge, pause
  * publication, KMS or legacy handshakes; the shell's `flood N` sends large frames out of order.
  *
  * @module
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Channel, OpenContext } from "../plugins/mod.ts";
 import { signRequest } from "./ssm_sigv4.ts";
 
@@ -81,6 +88,9 @@ export const PROCESS_CREDENTIALS = {
 export const SSO_ACCESS_TOKEN = "emulator-sso-access-token";
 /** The web identity token STS accepts. */
 export const WEB_IDENTITY_TOKEN = "emulator-web-identity-token";
+/** The KMS key the emulator's KMS has (its alias `alias/emulator` too). */
+export const EMULATOR_KMS_KEY = "arn:aws:kms:us-east-1:111122223333:key/emulator";
+
 /** The MFA code STS accepts for AssumeRole with a SerialNumber. */
 export const MFA_CODE = "123456";
 
@@ -127,6 +137,10 @@ export interface SsmEmulatorOptions {
   offlineTargets?: readonly string[];
   /** `modern` (default), `legacy` (no handshake, old agent), `kms` (asks for KMS encryption) */
   handshake?: "modern" | "legacy" | "kms";
+  /** the KMSKeyId the agent names in a `kms` handshake (default {@linkcode EMULATOR_KMS_KEY}) */
+  kmsKeyId?: string;
+  /** the agent encrypts its challenge under a key of its own, not the session's data key */
+  kmsChallengeWrongKey?: boolean;
   /**
    * the AgentVersion of the handshake (default 3.3.1142.0). It selects behaviour as the real agent's
    * releases differ: up to 3.0.196.0 port sessions are basic (raw bytes, no smux: `port.go` at tag
@@ -192,6 +206,8 @@ export interface SsmEmulatorStats {
   lastSize?: { cols: number; rows: number };
   clientVersions: string[];
   handshakeResponses: unknown[];
+  /** the encryption context of each KMS GenerateDataKey, in order */
+  kmsContexts: Record<string, string>[];
 }
 
 /** A running emulator. */
@@ -321,7 +337,86 @@ const COMMAND_DOCUMENTS: Record<string, { sessionType: string; separateOutputStr
   "Emulator-SeparateOutputCommand": { sessionType: "NonInteractiveCommands", separateOutputStream: true },
 };
 
-const PT = { output: 1, size: 3, hsReq: 5, hsResp: 6, hsDone: 7, flag: 10, stdErr: 11, exitCode: 12 } as const;
+const PT = {
+  output: 1,
+  size: 3,
+  hsReq: 5,
+  hsResp: 6,
+  hsDone: 7,
+  encChallengeReq: 8,
+  encChallengeResp: 9,
+  flag: 10,
+  stdErr: 11,
+  exitCode: 12,
+} as const;
+
+/** AES-256-GCM as the agent and the plugin use it: nonce ‖ ciphertext ‖ tag, with optional associated data. */
+function seal(key: Uint8Array, plain: Uint8Array, aad?: Uint8Array): Uint8Array {
+  const nonce = randomBytes(12);
+  const c = createCipheriv("aes-256-gcm", key, nonce);
+  if (aad) c.setAAD(aad);
+  return new Uint8Array(Buffer.concat([nonce, c.update(plain), c.final(), c.getAuthTag()]));
+}
+
+function open(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
+  const d = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, 12));
+  if (aad) d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(sealed.length - 16));
+  return new Uint8Array(Buffer.concat([d.update(sealed.subarray(12, sealed.length - 16)), d.final()]));
+}
+
+const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
+const unb64 = (t: string) => new Uint8Array(Buffer.from(t, "base64"));
+
+/**
+ * The emulator's KMS: one symmetric key; a data key's CiphertextBlob is the key's ID and the data key
+ * sealed under a master secret with the encryption context as associated data, so Decrypt with another
+ * context fails (InvalidCiphertextException), as KMS's does.
+ */
+class KmsStore {
+  #master = randomBytes(32);
+  readonly keys = new Map([[EMULATOR_KMS_KEY, EMULATOR_KMS_KEY], ["alias/emulator", EMULATOR_KMS_KEY]]);
+  /** the encryption context of each GenerateDataKey, in order */
+  readonly contexts: Record<string, string>[] = [];
+
+  #aad(keyArn: string, context: Record<string, string>): Uint8Array {
+    const sorted = Object.keys(context).sort().map((k) => [k, context[k]]);
+    return te.encode(keyArn + JSON.stringify(sorted));
+  }
+
+  generate(
+    keyId: string,
+    bytes: number,
+    context: Record<string, string>,
+  ): { arn: string; blob: Uint8Array; plain: Uint8Array } {
+    const arn = this.keys.get(keyId);
+    if (!arn) throw Object.assign(new Error(`Key '${keyId}' does not exist`), { type: "NotFoundException" });
+    this.contexts.push(context);
+    const plain = new Uint8Array(randomBytes(bytes));
+    const head = te.encode(arn);
+    const sealed = seal(this.#master, plain, this.#aad(arn, context));
+    const blob = new Uint8Array(2 + head.length + sealed.length);
+    blob.set([head.length >> 8, head.length & 0xff]);
+    blob.set(head, 2);
+    blob.set(sealed, 2 + head.length);
+    return { arn, blob, plain };
+  }
+
+  decrypt(blob: Uint8Array, context: Record<string, string>): { arn: string; plain: Uint8Array } {
+    const invalid = () =>
+      Object.assign(new Error("The ciphertext is invalid for this key and context."), {
+        type: "InvalidCiphertextException",
+      });
+    if (blob.length < 2) throw invalid();
+    const n = (blob[0] << 8) | blob[1];
+    const arn = td.decode(blob.subarray(2, 2 + n));
+    try {
+      return { arn, plain: open(this.#master, blob.subarray(2 + n), this.#aad(arn, context)) };
+    } catch {
+      throw invalid();
+    }
+  }
+}
 
 class Agent {
   #rec: SessionRecord;
@@ -363,10 +458,17 @@ class Agent {
   #ackLost = false;
   #closingWs?: WebSocket;
 
-  constructor(rec: SessionRecord, opts: SsmEmulatorOptions, stats: SsmEmulatorStats) {
+  #kms: KmsStore;
+  // a KMS-encrypted session: the agent's encryption key is the data key's first half, the client's its second
+  #agentKey?: Uint8Array;
+  #clientKey?: Uint8Array;
+  #challenge?: Uint8Array;
+
+  constructor(rec: SessionRecord, opts: SsmEmulatorOptions, stats: SsmEmulatorStats, kms: KmsStore) {
     this.#rec = rec;
     this.#opts = opts;
     this.#stats = stats;
+    this.#kms = kms;
     this.#timer = setInterval(() => this.#resend(), 100);
   }
 
@@ -430,8 +532,8 @@ class Agent {
       actions.push({
         ActionType: "KMSEncryption",
         ActionParameters: {
-          KMSKeyId: "arn:aws:kms:us-east-1:111122223333:key/emulator",
-          Challenge: btoa("0123456789abcdef"),
+          KMSKeyId: this.#opts.kmsKeyId ?? EMULATOR_KMS_KEY,
+          Challenge: this.#randomChallenge,
         },
       });
     }
@@ -443,6 +545,9 @@ class Agent {
       })),
     );
   }
+
+  // the agent's 16 random bytes for the encryption context (`blockcipher.go` `randomChallengeSize`)
+  #randomChallenge = b64(randomBytes(16));
 
   get #agentVersion(): string {
     return this.#opts.agentVersion ?? "3.3.1142.0";
@@ -522,6 +627,9 @@ class Agent {
       await new Promise<void>((r) => this.#windowWaiters.push(r));
     }
     if (this.#closed) return;
+    if (this.#agentKey && (payloadType === PT.output || payloadType === PT.stdErr || payloadType === PT.exitCode)) {
+      payload = seal(this.#agentKey, payload);
+    }
     const seq = this.#outSeq++;
     const frame: Frame = {
       type: "output_stream_data",
@@ -625,7 +733,8 @@ class Agent {
     if (f.type !== "input_stream_data") return;
     this.#touch();
     if (this.#paused) this.#stats.inputWhilePaused++;
-    if (!this.#ready && f.payloadType !== PT.hsResp) return; // not acked: the client resends
+    // not acked: the client resends
+    if (!this.#ready && f.payloadType !== PT.hsResp && f.payloadType !== PT.encChallengeResp) return;
     if (this.#ready && this.#opts.faults?.neverAck) return;
     // the port plugin's handler is not ready before its destination connection: ErrHandlerNotReady, no ack
     if (this.#basic && !this.#basicConn && f.payloadType === PT.output) return;
@@ -653,6 +762,7 @@ class Agent {
       return;
     }
     const lose = this.#ready && f.seq === this.#expected && f.payloadType !== PT.hsResp &&
+      f.payloadType !== PT.encChallengeResp &&
       ++this.#inputCount === this.#opts.faults?.loseInputAck && !this.#ackLost;
     if (lose) {
       this.#ackLost = true;
@@ -682,19 +792,58 @@ class Agent {
         this.#stats.handshakeResponses.push(body);
         this.#stats.clientVersions.push(body.ClientVersion);
         this.#clientVersion = String(body.ClientVersion ?? "");
-        const failed = (body.ProcessedClientActions ?? []).some((a: { ActionStatus: number }) => a.ActionStatus !== 1);
+        const actions = (body.ProcessedClientActions ?? []) as {
+          ActionType: string;
+          ActionStatus: number;
+          ActionResult?: { KMSCipherTextKey?: string; ChallengeAcknowledgement?: boolean };
+          Error?: string;
+        }[];
+        const failed = actions.find((a) => a.ActionStatus !== 1);
         if (failed) {
-          void this.closeChannel("handshake failed");
+          void this.closeChannel(
+            `${failed.ActionType} failed on client with status ${failed.ActionStatus} error: ${failed.Error}`,
+          );
           return;
         }
-        void this.#send(
-          PT.hsDone,
-          te.encode(
-            JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: this.#opts.customerMessage ?? "" }),
-          ),
-        );
-        this.#ready = true;
-        this.#startSession();
+        if ((this.#opts.handshake ?? "modern") === "kms") {
+          // `finalizeKMSEncryption`: kms:Decrypt of the client's blob with the session's context, then the challenge
+          const result = actions.find((a) => a.ActionType === "KMSEncryption")?.ActionResult;
+          try {
+            const context: Record<string, string> = {
+              "aws:ssm:SessionId": this.#rec.id,
+              "aws:ssm:TargetId": this.#rec.target,
+              ...(result?.ChallengeAcknowledgement ? { "aws:ssm:RandomChallenge": this.#randomChallenge } : {}),
+            };
+            const { plain } = this.#kms.decrypt(unb64(result?.KMSCipherTextKey ?? ""), context);
+            this.#agentKey = plain.slice(0, 32);
+            this.#clientKey = plain.slice(32, 64);
+          } catch (error) {
+            void this.closeChannel(`Fetching data key failed: ${(error as Error).message}`);
+            return;
+          }
+          this.#challenge = new Uint8Array(randomBytes(64));
+          const key = this.#opts.kmsChallengeWrongKey ? new Uint8Array(randomBytes(32)) : this.#agentKey;
+          void this.#send(
+            PT.encChallengeReq,
+            te.encode(JSON.stringify({ Challenge: b64(seal(key, this.#challenge)) })),
+          );
+          return;
+        }
+        this.#completeHandshake();
+        return;
+      }
+      case PT.encChallengeResp: {
+        let ok = false;
+        try {
+          const body = JSON.parse(td.decode(f.payload));
+          const back = open(this.#clientKey!, unb64(String(body.Challenge)));
+          ok = this.#challenge !== undefined && Buffer.compare(back, this.#challenge) === 0;
+        } catch { /* not decryptable: does not match */ }
+        if (!ok) {
+          void this.closeChannel("Encryption challenge does not match!");
+          return;
+        }
+        this.#completeHandshake("This session is encrypted using AWS KMS.");
         return;
       }
       case PT.size: {
@@ -713,11 +862,31 @@ class Agent {
         return;
       }
       case PT.output:
+        if (this.#clientKey) {
+          try {
+            f = { ...f, payload: open(this.#clientKey, f.payload) };
+          } catch {
+            void this.closeChannel("Error decrypting stream data message");
+            return;
+          }
+        }
         if (this.#basic) this.#basicIn(f.payload);
         else if (this.sessionType === "Port") this.#smuxIn(f.payload);
         else if (COMMAND_DOCUMENTS[this.#rec.document]) this.#commandIn(f.payload);
         else this.#shellIn(f.payload);
     }
+  }
+
+  #completeHandshake(customerMessage = ""): void {
+    void this.#send(
+      PT.hsDone,
+      te.encode(JSON.stringify({
+        HandshakeTimeToComplete: 1000000,
+        CustomerMessage: this.#opts.customerMessage ?? customerMessage,
+      })),
+    );
+    this.#ready = true;
+    this.#startSession();
   }
 
   // -- the scripted shell
@@ -1248,7 +1417,10 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     maxResendAttempts: 0,
     clientVersions: [],
     handshakeResponses: [],
+    kmsContexts: [],
   };
+  const kmsStore = new KmsStore();
+  stats.kmsContexts = kmsStore.contexts;
   const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
 
   const json = (value: unknown) =>
@@ -1391,6 +1563,43 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     );
   };
 
+  // KMS (JSON 1.1, `TrentService.*`, SigV4 service `kms`): GenerateDataKey and Decrypt with the test key, as
+  // the KMS API Reference describes them (KeyId, NumberOfBytes 1–1024, EncryptionContext; NotFoundException,
+  // InvalidCiphertextException); blobs and keys travel base64-encoded
+  const kms = (req: Request, body: string): Response => {
+    const kmsError = (status: number, type: string, message: string) =>
+      new Response(JSON.stringify({ __type: type, message }), {
+        status,
+        headers: { "content-type": "application/x-amz-json-1.1", "x-amzn-errortype": `${type}:` },
+      });
+    const signer = verify(req, body, options, region, "kms", keys, kmsError);
+    if (signer instanceof Response) {
+      stats.signatureFailures++;
+      return signer;
+    }
+    const op = req.headers.get("x-amz-target")!.replace(/^TrentService\./, "");
+    count(op, signer);
+    const input = JSON.parse(body);
+    const context = (input.EncryptionContext ?? {}) as Record<string, string>;
+    try {
+      if (op === "GenerateDataKey") {
+        const bytes = input.NumberOfBytes ?? 32;
+        if (!Number.isInteger(bytes) || bytes < 1 || bytes > 1024) {
+          return kmsError(400, "ValidationException", "NumberOfBytes must be between 1 and 1024");
+        }
+        const { arn, blob, plain } = kmsStore.generate(String(input.KeyId ?? ""), bytes, context);
+        return json({ KeyId: arn, CiphertextBlob: b64(blob), Plaintext: b64(plain) });
+      }
+      if (op === "Decrypt") {
+        const { arn, plain } = kmsStore.decrypt(unb64(String(input.CiphertextBlob ?? "")), context);
+        return json({ KeyId: arn, Plaintext: b64(plain), EncryptionAlgorithm: "SYMMETRIC_DEFAULT" });
+      }
+    } catch (error) {
+      return kmsError(400, (error as { type?: string }).type ?? "KMSInternalException", (error as Error).message);
+    }
+    return kmsError(400, "UnknownOperationException", op);
+  };
+
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     if (url.pathname.startsWith("/v1/data-channel/")) {
@@ -1414,7 +1623,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           socket.close(4003, "invalid token");
           return;
         }
-        rec.agent ??= new Agent(rec, options, stats);
+        rec.agent ??= new Agent(rec, options, stats, kmsStore);
         rec.everConnected = true;
         rec.agent.attach(socket);
       };
@@ -1425,6 +1634,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     if (req.method !== "POST" || url.pathname !== "/") return new Response("not found", { status: 404 });
     const body = await req.text();
     if (!req.headers.has("x-amz-target")) return query(req, body);
+    if (req.headers.get("x-amz-target")!.startsWith("TrentService.")) return kms(req, body);
     const signer = verify(req, body, options, region, "ssm", keys, awsError);
     if (signer instanceof Response) {
       stats.signatureFailures++;

@@ -116,13 +116,26 @@ Deno.test("open() works with an old agent that sends no handshake", async () => 
   await out.done;
 });
 
-Deno.test("open() refuses a KMS-encrypted session document with a clear error", async () => {
+Deno.test("open() runs a KMS-encrypted session: GenerateDataKey with the session's context, the challenge, sealed payloads", async () => {
   await using emu = await startSsmEmulator({ handshake: "kms" });
-  const err = await rejects(() => open(emulatorContext(emu), { kind: "shell", pty: PTY }), RemoteError);
-  includes(err.message, "KMS encryption");
-  assertEquals(err.code, "unsupported");
-  assert(err.hint);
-  assertEquals(emu.stats.calls.TerminateSession, 1);
+  Deno.env.set("AWS_ENDPOINT_URL_KMS", emu.endpoint);
+  try {
+    const ctx = emulatorContext(emu);
+    await using ch = await open(ctx, { kind: "shell", pty: PTY });
+    const out = new OutputReader(ch.stdout);
+    await type(ch, "echo sealed\r");
+    await out.waitFor("sealed\r\n$ ");
+    assertEquals(ctx.notices, ["This session is encrypted using AWS KMS."]);
+    assertEquals(emu.stats.calls.GenerateDataKey, 1);
+    const [context] = emu.stats.kmsContexts;
+    assertEquals(Object.keys(context).sort(), ["aws:ssm:RandomChallenge", "aws:ssm:SessionId", "aws:ssm:TargetId"]);
+    assertEquals(context["aws:ssm:TargetId"], "i-0123456789abcdef0");
+    await type(ch, "exit\r");
+    assertEquals(await ch.exit, { kind: "exited", code: 0 });
+    await out.done;
+  } finally {
+    Deno.env.delete("AWS_ENDPOINT_URL_KMS");
+  }
 });
 
 Deno.test("a session whose agent never acknowledges input ends as lost", async () => {
