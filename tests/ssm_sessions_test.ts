@@ -162,3 +162,39 @@ Deno.test("SSM sessions: an idle-timed-out session, a removed one, and the optio
   assertEquals(forgotten.code, 0, forgotten.stderr);
   assertEquals((await runRemote(["get"], { env })).stdout, "");
 });
+
+Deno.test("input the agent had not acknowledged at ~& is sent again by the next connect, once", async () => {
+  const faults: { neverAck?: boolean } = {};
+  await using emu = await startSsmEmulator({ faults });
+  await using home = await tempHome();
+  const env = awsEnv(home);
+  const aws = ["--endpoint-url", emu.endpoint, "--region", emu.region];
+  assertEquals((await runRemote(["new", `ssm://${TARGET}`, "--name", "lag", ...aws], { env })).code, 0);
+  faults.neverAck = true; // the agent stops taking input (an instance under load)
+  {
+    await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "connect", "--name", "lag"], {
+      cols: 80,
+      rows: 24,
+      env,
+    });
+    await pty.waitFor("$ ", 30_000);
+    pty.write("echo typed-before-detach\r");
+    await new Promise((r) => setTimeout(r, 300));
+    pty.write("~&");
+    await pty.waitFor("disconnected from lag", 20_000);
+    assertEquals((await pty.exited).code, 0);
+    ok(!/^typed-before-detach\r$/m.test(pty.output()));
+  }
+  faults.neverAck = false;
+  await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "connect", "--name", "lag"], {
+    cols: 80,
+    rows: 24,
+    env,
+  });
+  await pty.waitFor(/^typed-before-detach\r$/m, 30_000);
+  pty.write("echo after\r");
+  await pty.waitFor(/^after\r$/m);
+  assertEquals(pty.output().match(/^typed-before-detach\r$/gm)?.length, 1);
+  pty.write("exit\r");
+  assertEquals((await pty.exited).code, 0);
+});
