@@ -198,3 +198,44 @@ Deno.test("input the agent had not acknowledged at ~& is sent again by the next 
   pty.write("exit\r");
   assertEquals((await pty.exited).code, 0);
 });
+
+Deno.test("remote invoke --in-disconnected-session on SSM: the command's output waits for receive, then the session is gone", async () => {
+  await using emu = await startSsmEmulator();
+  await using home = await tempHome();
+  const env = awsEnv(home);
+  const aws = ["--endpoint-url", emu.endpoint, "--region", emu.region];
+  const started = await runRemote(
+    [
+      "invoke",
+      "--target",
+      TARGET,
+      ...aws,
+      "--in-disconnected-session",
+      "--session-name",
+      "nightly",
+      "--",
+      "echo one; sleep 1; echo two",
+    ],
+    { env },
+  );
+  assertEquals(started.code, 0, started.stderr);
+  match(started.stdout, /^1 +nightly +i-0123456789abcdef0 +ssm +Disconnected +None$/m);
+  assertEquals(emu.stats.startedDocuments, ["AWS-StartNonInteractiveCommand"]);
+  const first = await runRemote(["receive", "--name", "nightly"], { env });
+  assertEquals(first, { code: 0, stdout: "one\ntwo\n", stderr: "" });
+  // the command ended, and its session with it: there is nothing to connect to
+  const attach = await runRemote(["connect", "--name", "nightly"], { env });
+  assertEquals(attach.code, 233, attach.stderr);
+  assertEquals((await runRemote(["remove", "--name", "nightly"], { env })).code, 0);
+
+  const quick = await runRemote(
+    ["invoke", "--target", TARGET, ...aws, "--in-disconnected-session", "--session-name", "quick", "--", "echo fast"],
+    { env },
+  );
+  assertEquals(quick.code, 0, quick.stderr);
+  await new Promise((r) => setTimeout(r, 300));
+  const fast = await runRemote(["receive", "--name", "quick"], { env });
+  assertEquals(fast.code, 0, fast.stderr);
+  assertEquals(fast.stdout, "fast\n");
+  assertEquals(emu.stats.calls.TerminateSession, undefined);
+});

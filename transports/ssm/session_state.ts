@@ -36,6 +36,11 @@ export interface KeptSession {
   attachedPid?: number;
   /** `remote disconnect` asks the attached process to let go */
   disconnectRequested?: boolean;
+  /**
+   * the session ended on the service (its command finished) with output nobody has received yet: kept
+   * until `receive` returns it
+   */
+  finished?: boolean;
 }
 
 interface StoredFrame {

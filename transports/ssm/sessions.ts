@@ -23,10 +23,10 @@ import {
   type OpenContext,
   RemoteError,
   type SessionHost,
-  UnsupportedError,
   UsageError,
 } from "../../plugins/mod.ts";
 import { sessionChannel } from "./channel.ts";
+import { commandInput } from "./commands.ts";
 import { readParameters, resolveConnection, type SsmConnection } from "./connection.ts";
 import { type DescribedSession, describeSessions, terminateSession } from "./control_plane.ts";
 import { type DetachedSession, SsmSession } from "./session.ts";
@@ -153,6 +153,18 @@ export const sessions: SessionHost = {
         ? { ...hostSession(s, own.name, false), instanceId: own.recordId, createdAt: own.createdAt }
         : hostSession(s, s.SessionId, true);
     });
+    // a finished command's output waits here for `receive`: the session is shown until then
+    for (const [id, k] of byId) {
+      if (!k.finished) continue;
+      byId.delete(id);
+      listed.push({
+        name: k.name,
+        state: "Disconnected",
+        availability: "None",
+        instanceId: k.recordId,
+        createdAt: k.createdAt,
+      });
+    }
     if (byId.size > 0) {
       // kept here, not active: forget those the service reports ended
       const ended = new Set((await describeSessions(connection.control, "History", instance)).map((s) => s.SessionId));
@@ -162,16 +174,15 @@ export const sessions: SessionHost = {
   },
 
   async create(ctx, name, options) {
-    if (options.command !== undefined) {
-      throw new UnsupportedError("ssm", "commands in disconnected sessions", {
-        hint: "run it in a session: remote new --target <id> --name <n>, then remote connect --name <n>",
-      });
-    }
     const target = targetOf(ctx);
     if (await readKept(target, name)) {
       throw new UsageError(`a session named ${name} on ${target} exists already`, { hint: "choose another --name" });
     }
     const connection = await resolveConnection(ctx);
+    // Invoke-Command -InDisconnectedSession: the command runs as `remote invoke` runs it; its session ends
+    // with it (Session Manager has no shell to fall back to), and what it printed waits for `receive`
+    const command = options.command;
+    if (command !== undefined) connection.input = commandInput(connection.input, command);
     const base: KeptSession = {
       name,
       target,
@@ -197,10 +208,13 @@ export const sessions: SessionHost = {
       },
     });
     try {
-      await session.resize(options.pty.columns, options.pty.rows);
+      if (command === undefined) await session.resize(options.pty.columns, options.pty.rows);
       const detached = await session.detach();
-      if (ended) throw new RemoteError("lost", `the new SSM session on ${target} ended at once`, {});
+      if (ended && command === undefined) {
+        throw new RemoteError("lost", `the new SSM session on ${target} ended at once`, {});
+      }
       await keepDetached(base, detached, base.unread);
+      if (ended) await writeKept({ ...base, info: detached.info, state: detached.state, finished: true });
     } catch (error) {
       await session.terminate();
       throw error;
@@ -216,6 +230,11 @@ export const sessions: SessionHost = {
 
   async attach(ctx, name, { force, pty }): Promise<Channel> {
     let session = await kept(ctx, name);
+    if (session.finished) {
+      throw new RemoteError("notFound", `session ${name} ended: its command finished`, {
+        hint: `get what it printed with: remote receive --name ${name}`,
+      });
+    }
     if (force) session = await letGo(session);
     else notBusy(session);
     const connection = await resolveConnection(ctx);
@@ -266,6 +285,10 @@ export const sessions: SessionHost = {
 
   async receive(ctx, name) {
     const session = await kept(ctx, name);
+    if (session.finished) {
+      await removeKept(session.target, name);
+      return session.unread;
+    }
     notBusy(session);
     const connection = await resolveConnection(ctx);
     const chunks: Uint8Array[] = [session.unread];
@@ -287,7 +310,15 @@ export const sessions: SessionHost = {
       });
     } catch (error) {
       await writeKept({ ...session, attachedPid: undefined });
-      if (error instanceof RemoteError && error.code === "notFound") await removeKept(session.target, name);
+      if (error instanceof RemoteError && error.code === "notFound") {
+        await removeKept(session.target, name);
+        // a command's session ends with it: what an earlier run received is still news
+        const command = /Commands$/.test(session.info.sessionType);
+        if (command && session.unread.length > 0) {
+          ctx.notice(`remote: session ${name} ended with its command on ${session.instanceId}`);
+          return session.unread;
+        }
+      }
       throw error;
     }
     const started = Date.now();
@@ -308,8 +339,10 @@ export const sessions: SessionHost = {
 
   async remove(ctx, name) {
     const session = await kept(ctx, name);
-    const connection = await resolveConnection(ctx);
-    await terminateSession(connection.control, session.info.sessionId);
+    if (!session.finished) {
+      const connection = await resolveConnection(ctx);
+      await terminateSession(connection.control, session.info.sessionId);
+    }
     await removeKept(session.target, name);
   },
 };
