@@ -239,3 +239,19 @@ Deno.test("remote invoke --in-disconnected-session on SSM: the command's output 
   assertEquals(fast.stdout, "fast\n");
   assertEquals(emu.stats.calls.TerminateSession, undefined);
 });
+
+Deno.test("a session made for a Name tag is remote's when its instance is asked for by ID", async () => {
+  await using emu = await startSsmEmulator({ instances: [{ id: TARGET, name: "web-1" }] });
+  await using home = await tempHome();
+  const env = { ...awsEnv(home), AWS_ENDPOINT_URL_EC2: emu.endpoint };
+  const aws = ["--endpoint-url", emu.endpoint, "--region", emu.region];
+  const made = await runRemote(["new", "--target", "web-1", "--name", "named", ...aws], { env });
+  assertEquals(made.code, 0, made.stderr);
+  assertEquals(emu.stats.startedTargets, [TARGET]);
+  const byId = await runRemote(["get", "--computer-name", `ssm://${TARGET}`, ...aws, "--json"], { env });
+  assertEquals(byId.code, 0, byId.stderr);
+  const rows = byId.stdout.trim().split("\n").map((line) => JSON.parse(line));
+  assertEquals(rows.map((r) => [r.name, r.foreign, r.state]), [["named", false, "Disconnected"]]);
+  assertEquals((await runRemote(["remove", "--name", "named"], { env })).code, 0);
+  assertEquals(emu.stats.calls.TerminateSession, 1);
+});

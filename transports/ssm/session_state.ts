@@ -118,14 +118,14 @@ export async function readKept(target: string, name: string): Promise<KeptSessio
   }
 }
 
-/** Every kept session on `target`. */
-export async function listKept(target: string): Promise<KeptSession[]> {
+/** Every kept session on `target`: made with that target, or running on that instance. */
+export async function listKept(target: string, instanceId = target): Promise<KeptSession[]> {
   const found: KeptSession[] = [];
   try {
     for await (const entry of Deno.readDir(stateDir())) {
       if (!entry.isFile || !entry.name.endsWith(".json")) continue;
       const kept = decode(await Deno.readTextFile(`${stateDir()}/${entry.name}`).catch(() => ""));
-      if (kept && kept.target === target) found.push(kept);
+      if (kept && (kept.target === target || kept.instanceId === instanceId)) found.push(kept);
     }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw stateError(error);

@@ -143,7 +143,7 @@ export const sessions: SessionHost = {
     const instance = connection.input.Target;
     const [active, mine] = await Promise.all([
       describeSessions(connection.control, "Active", instance),
-      listKept(target),
+      listKept(target, instance),
     ]);
     const byId = new Map(mine.map((k) => [k.info.sessionId, k]));
     const listed = active.map((s) => {
@@ -168,7 +168,7 @@ export const sessions: SessionHost = {
     if (byId.size > 0) {
       // kept here, not active: forget those the service reports ended
       const ended = new Set((await describeSessions(connection.control, "History", instance)).map((s) => s.SessionId));
-      for (const [id, k] of byId) if (ended.has(id)) await removeKept(target, k.name);
+      for (const [id, k] of byId) if (ended.has(id)) await removeKept(k.target, k.name);
     }
     return listed;
   },
