@@ -63,7 +63,9 @@
  *
  * Fault knobs: drop the socket after N output bytes or instead of acknowledging the Nth input,
  * reorder, duplicate, corrupt digests, bad lengths, unknown message types, never acknowledge, pause
- * publication, KMS or legacy handshakes; the shell's `flood N` sends large frames out of order.
+ * publication, KMS or legacy handshakes, a KMS key that does not exist, an agent challenge under another
+ * key, the idle timeout; the shell's `flood N` sends large frames out of order, `later MS TEXT` prints
+ * while nobody is attached.
  *
  * @module
  */
