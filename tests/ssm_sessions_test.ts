@@ -49,6 +49,10 @@ Deno.test("remote new, connect, ~&, receive, connect again and remove on SSM: ou
   assertEquals(listed.code, 0, listed.stderr);
   match(listed.stdout, /^1 +job +i-0123456789abcdef0 +ssm +Disconnected +None$/m);
   assertEquals(emu.stats.calls.DescribeSessions, 1);
+  // `--target` asks the same way (it is never ignored); another instance has none of remote's sessions
+  const byTarget = await remote("get", "--target", TARGET, ...aws);
+  assertEquals(byTarget.stdout, listed.stdout);
+  assertEquals((await remote("get", "--target", "i-0fedcba9876543210", ...aws)).stdout, "");
 
   {
     await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "connect", "--name", "job"], {
