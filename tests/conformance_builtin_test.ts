@@ -2,7 +2,7 @@
  * The conformance suite (plugins/conformance.ts) against the built-in transports, each against its
  * real peer or the protocol-faithful stand-in: local (this machine), ssh (real OpenSSH sshd and
  * dropbear from tests/harness/), winrm (tests/winrm_server.ts with cmd.exe recipes), ssm
- * (tests/ssm_emulator.ts; a shell-only PTY transport, so only the shell cases apply), container (real
+ * (tests/ssm_emulator.ts; shells, and commands without end of input or, by default, exit status), container (real
  * dockerd and podman) and k8s (tests/k8s_api_server.ts, whose framing tests/k8s_exec_test.ts checks
  * against kubectl).
  *
@@ -192,7 +192,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ssm transport passes the shell cases of the conformance suite against the emulator",
+  name: "ssm transport passes the conformance suite's shell and command cases against the emulator",
   ...common,
   async fn(t) {
     await using emu = await startSsmEmulator({ offlineTargets: ["i-0ffffffffffffffff"] });
@@ -201,8 +201,27 @@ Deno.test({
     await runSuite(t, {
       transport: ssm as Transport,
       context,
-      // the emulator's agent runs a scripted shell: echo, stty size, blob N (N printable bytes), exit
-      commands: { ...POSIX_COMMANDS, shellOutput: (bytes) => `blob ${bytes}` },
+      // the emulator's agent runs a scripted shell (echo, stty size, blob N printable bytes, exit) and scripted
+      // commands (echo, warn to stderr, blob N, sleep N, cat, exit N)
+      commands: {
+        ...POSIX_COMMANDS,
+        shellOutput: (bytes) => `blob ${bytes}`,
+        writeStderr: (text) => `warn ${text}`,
+        bigOutput: (bytes) => `blob ${bytes}`,
+        printSizeAfterLine: "readline; size",
+      },
+      largeOutputBytes: 1024 * 1024,
+      peerLimits: {
+        "echo round trip": "Session Manager's data channel carries no end of input",
+        "1 MiB of binary data both ways": "Session Manager's data channel carries no end of input",
+        ...Object.fromEntries(
+          ["stdout and stderr stay apart", "exit code 3 comes through", "exit code 255 comes through"].map((c) => [
+            c,
+            "AWS-StartNonInteractiveCommand merges stderr and reports no exit status; " +
+            "tests/ssm_commands_test.ts runs a document with separateOutputStream",
+          ]),
+        ),
+      },
       malformed: [
         { what: "no target", target: { host: "" } },
         { what: "an endpoint that is not a URL", parameters: { ...parameters, EndpointUrl: "not a url" } },
@@ -212,6 +231,9 @@ Deno.test({
     }, [
       ...SHELL_CASES,
       "shell resize reaches the terminal",
+      "large output (1048576 bytes)",
+      "exit code 0 comes through",
+      "resize reaches the terminal",
       "close leaves no process or socket behind",
       "malformed parameters give a clear error",
     ]);

@@ -5,6 +5,25 @@
  * Documents followed (public sources, named by repository and file):
  * - aws-sdk-go `service/ssm/api.go` and `private/protocol/jsonrpc` (StartSession, ResumeSession,
  *   TerminateSession shapes; `__type` error bodies), AWS General Reference "Signature Version 4".
+ * - The AWS Systems Manager API Reference, as AWS's SDK for JavaScript v3 carries it
+ *   (`@aws-sdk/client-ssm` command docs): ResumeSession (SessionId 1–96 characters; DoesNotExistException
+ *   for an unknown or ended session; the plugin's `sessionhandler.go` reads an empty TokenValue as a
+ *   session timed out, which the emulator returns for one its idle timeout ended), TerminateSession (the
+ *   SessionId back, also for an ended session), DescribeSessions (State Active | History; Filters keys
+ *   InvokedAfter, InvokedBefore, Target, Owner, Status, SessionId, AccessType, else InvalidFilterKey;
+ *   MaxResults 1–200; NextToken, else InvalidNextToken; Session Status Connected, Connecting,
+ *   Disconnected, Terminated; StartDate, EndDate, DocumentName, Owner, Reason), StartSession's Reason
+ *   (1–256 characters). The Session Manager preference idleSessionTimeout ends an idle session.
+ * - While no client is connected the service pauses the agent's publication and the agent stops
+ *   reading the shell's output (aws/amazon-ssm-agent `agent/session/shell/shell.go` `writePump` checks
+ *   `IsActive`, `datachannel.go` `handlePausePublicationMessage`): output waits, nothing is lost; a
+ *   second client takes the session over. Which of the service's steps pauses the agent is not
+ *   published; the emulator pauses it when the client's socket closes.
+ * - AWS's "Session document schema": the AWS-StartNonInteractiveCommand and AWS-StartInteractiveCommand
+ *   documents (sessionType NonInteractiveCommands / InteractiveCommands, `command` parameter) and a
+ *   customer document with `separateOutputStream`; the agent's `shell.go` (`processCommandsWithExec`
+ *   merges stderr and sends no exit code; `processCommandsWithOutputStreamSeparate` sends StdErr
+ *   payloads and `EXIT_CODE: n`, `sendExitCode`).
  * - aws/session-manager-plugin `src/message/clientmessage.go`, `messageparser.go` (binary
  *   ClientMessage: 116-byte header, space padding, swapped MessageId halves, SHA-256 digest),
  *   `src/datachannel/streaming.go` (token message, acks, resends), `sessionhandler.go` (resume).
@@ -35,13 +54,22 @@
  *   again after DisconnectToPort, input refused unacknowledged until connected), `port.go`
  *   `GetSession` (smux only for LocalPortForwarding, agents after 3.0.196.0 and clients ≥ 1.1.70).
  *
+ * - KMS: the API Reference's GenerateDataKey and Decrypt (JSON 1.1, `TrentService.*`), and the KMS handshake
+ *   as the agent does it (aws/amazon-ssm-agent `agent/session/datachannel/datachannel.go` `PerformHandshake`,
+ *   `finalizeKMSEncryption`, `sendEncryptionChallenge`, `agent/session/crypto/blockcipher.go`: kms:Decrypt
+ *   of the client's blob with `aws:ssm:SessionId`, `aws:ssm:TargetId` and, when the client acknowledges
+ *   it, `aws:ssm:RandomChallenge`; the agent's key is the data key's first half; AES-256-GCM with the
+ *   nonce in front; Output, StdErr and ExitCode encrypted; "This session is encrypted using AWS KMS.").
+ *
  * Fault knobs: drop the socket after N output bytes or instead of acknowledging the Nth input,
  * reorder, duplicate, corrupt digests, bad lengths, unknown message types, never acknowledge, pause
- * publication, KMS or legacy handshakes; the shell's `flood N` sends large frames out of order.
+ * publication, KMS or legacy handshakes, a KMS key that does not exist, an agent challenge under another
+ * key, the idle timeout; the shell's `flood N` sends large frames out of order, `later MS TEXT` prints
+ * while nobody is attached.
  *
  * @module
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Channel, OpenContext } from "../plugins/mod.ts";
 import { signRequest } from "./ssm_sigv4.ts";
 
@@ -62,6 +90,9 @@ export const PROCESS_CREDENTIALS = {
 export const SSO_ACCESS_TOKEN = "emulator-sso-access-token";
 /** The web identity token STS accepts. */
 export const WEB_IDENTITY_TOKEN = "emulator-web-identity-token";
+/** The KMS key the emulator's KMS has (its alias `alias/emulator` too). */
+export const EMULATOR_KMS_KEY = "arn:aws:kms:us-east-1:111122223333:key/emulator";
+
 /** The MFA code STS accepts for AssumeRole with a SerialNumber. */
 export const MFA_CODE = "123456";
 
@@ -108,6 +139,10 @@ export interface SsmEmulatorOptions {
   offlineTargets?: readonly string[];
   /** `modern` (default), `legacy` (no handshake, old agent), `kms` (asks for KMS encryption) */
   handshake?: "modern" | "legacy" | "kms";
+  /** the KMSKeyId the agent names in a `kms` handshake (default {@linkcode EMULATOR_KMS_KEY}) */
+  kmsKeyId?: string;
+  /** the agent encrypts its challenge under a key of its own, not the session's data key */
+  kmsChallengeWrongKey?: boolean;
   /**
    * the AgentVersion of the handshake (default 3.3.1142.0). It selects behaviour as the real agent's
    * releases differ: up to 3.0.196.0 port sessions are basic (raw bytes, no smux: `port.go` at tag
@@ -127,6 +162,11 @@ export interface SsmEmulatorOptions {
   instances?: readonly EmulatedInstance[];
   /** DescribeInstances is denied (UnauthorizedOperation), as for a role without ec2:DescribeInstances */
   denyDescribeInstances?: boolean;
+  /**
+   * the Session Manager preference idleSessionTimeout: a session whose client sends nothing for this
+   * long is terminated (AWS: 1–60 minutes, default 20), and ResumeSession then returns no token
+   */
+  idleSessionTimeoutMs?: number;
   /** managed nodes DescribeInstanceInformation knows, by Name tag (hybrid `mi-…` nodes) */
   managedNodes?: readonly { id: string; name?: string; computerName?: string; pingStatus?: string }[];
 }
@@ -140,6 +180,8 @@ export interface SsmEmulatorStats {
   vended: Record<string, string>;
   /** the Target of each StartSession, in order */
   startedTargets: string[];
+  /** the document of each StartSession, in order */
+  startedDocuments: string[];
   /** the EC2 filters of the last DescribeInstances, `name=value,value` */
   lastEc2Filters: string[];
   signatureFailures: number;
@@ -166,6 +208,8 @@ export interface SsmEmulatorStats {
   lastSize?: { cols: number; rows: number };
   clientVersions: string[];
   handshakeResponses: unknown[];
+  /** the encryption context of each KMS GenerateDataKey, in order */
+  kmsContexts: Record<string, string>[];
 }
 
 /** A running emulator. */
@@ -276,9 +320,105 @@ interface SessionRecord {
   token: string;
   terminated: boolean;
   agent?: Agent;
+  /** the caller's ARN (DescribeSessions `Owner`) */
+  owner: string;
+  reason?: string;
+  startDate: Date;
+  endDate?: Date;
+  /** how it ended: TerminateSession, the shell's exit, or the idle timeout (ResumeSession then gives no token) */
+  endedBy?: "terminate" | "exit" | "timeout";
+  /** a client has opened the data channel at least once */
+  everConnected: boolean;
 }
 
-const PT = { output: 1, size: 3, hsReq: 5, hsResp: 6, hsDone: 7, flag: 10 } as const;
+/** The documents whose sessions run one command (`sessionType` InteractiveCommands or NonInteractiveCommands). */
+const COMMAND_DOCUMENTS: Record<string, { sessionType: string; separateOutputStream: boolean }> = {
+  "AWS-StartNonInteractiveCommand": { sessionType: "NonInteractiveCommands", separateOutputStream: false },
+  "AWS-StartInteractiveCommand": { sessionType: "InteractiveCommands", separateOutputStream: false },
+  // a customer's document as AWS's "Session document schema" describes it, with separateOutputStream set
+  "Emulator-SeparateOutputCommand": { sessionType: "NonInteractiveCommands", separateOutputStream: true },
+};
+
+const PT = {
+  output: 1,
+  size: 3,
+  hsReq: 5,
+  hsResp: 6,
+  hsDone: 7,
+  encChallengeReq: 8,
+  encChallengeResp: 9,
+  flag: 10,
+  stdErr: 11,
+  exitCode: 12,
+} as const;
+
+/** AES-256-GCM as the agent and the plugin use it: nonce ‖ ciphertext ‖ tag, with optional associated data. */
+function seal(key: Uint8Array, plain: Uint8Array, aad?: Uint8Array): Uint8Array {
+  const nonce = randomBytes(12);
+  const c = createCipheriv("aes-256-gcm", key, nonce);
+  if (aad) c.setAAD(aad);
+  return new Uint8Array(Buffer.concat([nonce, c.update(plain), c.final(), c.getAuthTag()]));
+}
+
+function open(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
+  const d = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, 12));
+  if (aad) d.setAAD(aad);
+  d.setAuthTag(sealed.subarray(sealed.length - 16));
+  return new Uint8Array(Buffer.concat([d.update(sealed.subarray(12, sealed.length - 16)), d.final()]));
+}
+
+const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
+const unb64 = (t: string) => new Uint8Array(Buffer.from(t, "base64"));
+
+/**
+ * The emulator's KMS: one symmetric key; a data key's CiphertextBlob is the key's ID and the data key
+ * sealed under a master secret with the encryption context as associated data, so Decrypt with another
+ * context fails (InvalidCiphertextException), as KMS's does.
+ */
+class KmsStore {
+  #master = randomBytes(32);
+  readonly keys = new Map([[EMULATOR_KMS_KEY, EMULATOR_KMS_KEY], ["alias/emulator", EMULATOR_KMS_KEY]]);
+  /** the encryption context of each GenerateDataKey, in order */
+  readonly contexts: Record<string, string>[] = [];
+
+  #aad(keyArn: string, context: Record<string, string>): Uint8Array {
+    const sorted = Object.keys(context).sort().map((k) => [k, context[k]]);
+    return te.encode(keyArn + JSON.stringify(sorted));
+  }
+
+  generate(
+    keyId: string,
+    bytes: number,
+    context: Record<string, string>,
+  ): { arn: string; blob: Uint8Array; plain: Uint8Array } {
+    const arn = this.keys.get(keyId);
+    if (!arn) throw Object.assign(new Error(`Key '${keyId}' does not exist`), { type: "NotFoundException" });
+    this.contexts.push(context);
+    const plain = new Uint8Array(randomBytes(bytes));
+    const head = te.encode(arn);
+    const sealed = seal(this.#master, plain, this.#aad(arn, context));
+    const blob = new Uint8Array(2 + head.length + sealed.length);
+    blob.set([head.length >> 8, head.length & 0xff]);
+    blob.set(head, 2);
+    blob.set(sealed, 2 + head.length);
+    return { arn, blob, plain };
+  }
+
+  decrypt(blob: Uint8Array, context: Record<string, string>): { arn: string; plain: Uint8Array } {
+    const invalid = () =>
+      Object.assign(new Error("The ciphertext is invalid for this key and context."), {
+        type: "InvalidCiphertextException",
+      });
+    if (blob.length < 2) throw invalid();
+    const n = (blob[0] << 8) | blob[1];
+    const arn = td.decode(blob.subarray(2, 2 + n));
+    try {
+      return { arn, plain: open(this.#master, blob.subarray(2 + n), this.#aad(arn, context)) };
+    } catch {
+      throw invalid();
+    }
+  }
+}
 
 class Agent {
   #rec: SessionRecord;
@@ -314,32 +454,69 @@ class Agent {
   #basicReconnect = false;
   #basicChain: Promise<void> = Promise.resolve();
   #clientVersion = "";
+  /** pending while no client is connected: output waits (the shell blocks) */
+  #away?: PromiseWithResolvers<void>;
   #inputCount = 0;
   #ackLost = false;
   #closingWs?: WebSocket;
 
-  constructor(rec: SessionRecord, opts: SsmEmulatorOptions, stats: SsmEmulatorStats) {
+  #kms: KmsStore;
+  // a KMS-encrypted session: the agent's encryption key is the data key's first half, the client's its second
+  #agentKey?: Uint8Array;
+  #clientKey?: Uint8Array;
+  #challenge?: Uint8Array;
+
+  constructor(rec: SessionRecord, opts: SsmEmulatorOptions, stats: SsmEmulatorStats, kms: KmsStore) {
     this.#rec = rec;
     this.#opts = opts;
     this.#stats = stats;
+    this.#kms = kms;
     this.#timer = setInterval(() => this.#resend(), 100);
   }
 
   get sessionType(): string {
-    return this.#rec.document.startsWith("AWS-StartPortForwardingSession") ? "Port" : "Standard_Stream";
+    if (this.#rec.document.startsWith("AWS-StartPortForwardingSession")) return "Port";
+    return COMMAND_DOCUMENTS[this.#rec.document]?.sessionType ?? "Standard_Stream";
+  }
+
+  /** a client holds the data channel now */
+  get connected(): boolean {
+    return this.#ws !== undefined;
   }
 
   attach(ws: WebSocket): void {
     const first = this.#ws === undefined && this.#outSeq === 0;
+    // a second client takes the session over: the service closes the first one's socket
+    if (this.#ws && this.#ws !== ws) this.#closeSocket(this.#ws);
     this.#ws = ws;
+    this.#touch();
     ws.onmessage = (ev) => {
       if (ev.data instanceof ArrayBuffer) this.#onFrame(new Uint8Array(ev.data));
     };
     ws.onclose = () => {
-      if (this.#ws === ws) this.#ws = undefined;
+      if (this.#ws !== ws) return;
+      this.#ws = undefined;
+      // the service pauses the agent's publication while no client is connected: the agent stops reading
+      // the shell's output (`writePump` checks `IsActive`), so the program blocks; nothing is lost
+      this.#away = Promise.withResolvers<void>();
     };
+    const away = this.#away;
+    this.#away = undefined;
+    away?.resolve();
     if (first) this.#begin();
     else for (const [, u] of this.#unacked) this.#rawSend(frameBytes(u.frame)); // after a resume
+  }
+
+  // the idle timeout: no data from the client for this long ends the session (the account preference)
+  #idleTimer?: ReturnType<typeof setTimeout>;
+  #touch(): void {
+    const ms = this.#opts.idleSessionTimeoutMs;
+    if (ms === undefined || this.#closed) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#rec.endedBy ??= "timeout";
+      this.closeChannel("Your session timed out due to inactivity and has been terminated.");
+    }, ms);
   }
 
   #begin(): void {
@@ -357,8 +534,8 @@ class Agent {
       actions.push({
         ActionType: "KMSEncryption",
         ActionParameters: {
-          KMSKeyId: "arn:aws:kms:us-east-1:111122223333:key/emulator",
-          Challenge: btoa("0123456789abcdef"),
+          KMSKeyId: this.#opts.kmsKeyId ?? EMULATOR_KMS_KEY,
+          Challenge: this.#randomChallenge,
         },
       });
     }
@@ -371,11 +548,22 @@ class Agent {
     );
   }
 
+  // the agent's 16 random bytes for the encryption context (`blockcipher.go` `randomChallengeSize`)
+  #randomChallenge = b64(randomBytes(16));
+
   get #agentVersion(): string {
     return this.#opts.agentVersion ?? "3.3.1142.0";
   }
 
-  #properties(): Record<string, string> {
+  #properties(): Record<string, unknown> {
+    const command = COMMAND_DOCUMENTS[this.#rec.document];
+    if (command) {
+      return {
+        commands: this.#rec.parameters.command?.[0] ?? "",
+        runAsElevated: false,
+        ...(command.separateOutputStream ? { separateOutputStream: true } : {}),
+      };
+    }
     if (this.sessionType !== "Port") return {};
     const p = this.#rec.parameters;
     // the document's properties with the session's parameters filled in, localPortNumber included
@@ -415,6 +603,7 @@ class Agent {
       }, this.#opts.faults.pauseMs);
     }
     if (this.sessionType === "Standard_Stream") void this.#out("$ ");
+    if (COMMAND_DOCUMENTS[this.#rec.document]) this.#runCommand();
     if (this.sessionType === "Port") {
       // smux iff the agent has it (after 3.0.196.0), the session is LocalPortForwarding and the client is
       // 1.1.70 or newer (`port.go` `GetSession`); else basic, which dials the destination at once
@@ -440,6 +629,9 @@ class Agent {
       await new Promise<void>((r) => this.#windowWaiters.push(r));
     }
     if (this.#closed) return;
+    if (this.#agentKey && (payloadType === PT.output || payloadType === PT.stdErr || payloadType === PT.exitCode)) {
+      payload = seal(this.#agentKey, payload);
+    }
     const seq = this.#outSeq++;
     const frame: Frame = {
       type: "output_stream_data",
@@ -500,10 +692,13 @@ class Agent {
     }
   }
 
-  #out(text: string | Uint8Array): Promise<void> {
+  #out(text: string | Uint8Array, payloadType: number = PT.output): Promise<void> {
     const bytes = typeof text === "string" ? te.encode(text) : text;
     const run = async () => {
-      for (let at = 0; at < bytes.length; at += 1024) await this.#send(PT.output, bytes.slice(at, at + 1024));
+      for (let at = 0; at < bytes.length; at += 1024) {
+        while (this.#away && !this.#closed) await this.#away.promise;
+        await this.#send(payloadType, bytes.slice(at, at + 1024));
+      }
     };
     this.#outChain = this.#outChain.then(run);
     return this.#outChain;
@@ -538,8 +733,10 @@ class Agent {
       return;
     }
     if (f.type !== "input_stream_data") return;
+    this.#touch();
     if (this.#paused) this.#stats.inputWhilePaused++;
-    if (!this.#ready && f.payloadType !== PT.hsResp) return; // not acked: the client resends
+    // not acked: the client resends
+    if (!this.#ready && f.payloadType !== PT.hsResp && f.payloadType !== PT.encChallengeResp) return;
     if (this.#ready && this.#opts.faults?.neverAck) return;
     // the port plugin's handler is not ready before its destination connection: ErrHandlerNotReady, no ack
     if (this.#basic && !this.#basicConn && f.payloadType === PT.output) return;
@@ -567,6 +764,7 @@ class Agent {
       return;
     }
     const lose = this.#ready && f.seq === this.#expected && f.payloadType !== PT.hsResp &&
+      f.payloadType !== PT.encChallengeResp &&
       ++this.#inputCount === this.#opts.faults?.loseInputAck && !this.#ackLost;
     if (lose) {
       this.#ackLost = true;
@@ -596,19 +794,58 @@ class Agent {
         this.#stats.handshakeResponses.push(body);
         this.#stats.clientVersions.push(body.ClientVersion);
         this.#clientVersion = String(body.ClientVersion ?? "");
-        const failed = (body.ProcessedClientActions ?? []).some((a: { ActionStatus: number }) => a.ActionStatus !== 1);
+        const actions = (body.ProcessedClientActions ?? []) as {
+          ActionType: string;
+          ActionStatus: number;
+          ActionResult?: { KMSCipherTextKey?: string; ChallengeAcknowledgement?: boolean };
+          Error?: string;
+        }[];
+        const failed = actions.find((a) => a.ActionStatus !== 1);
         if (failed) {
-          void this.closeChannel("handshake failed");
+          void this.closeChannel(
+            `${failed.ActionType} failed on client with status ${failed.ActionStatus} error: ${failed.Error}`,
+          );
           return;
         }
-        void this.#send(
-          PT.hsDone,
-          te.encode(
-            JSON.stringify({ HandshakeTimeToComplete: 1000000, CustomerMessage: this.#opts.customerMessage ?? "" }),
-          ),
-        );
-        this.#ready = true;
-        this.#startSession();
+        if ((this.#opts.handshake ?? "modern") === "kms") {
+          // `finalizeKMSEncryption`: kms:Decrypt of the client's blob with the session's context, then the challenge
+          const result = actions.find((a) => a.ActionType === "KMSEncryption")?.ActionResult;
+          try {
+            const context: Record<string, string> = {
+              "aws:ssm:SessionId": this.#rec.id,
+              "aws:ssm:TargetId": this.#rec.target,
+              ...(result?.ChallengeAcknowledgement ? { "aws:ssm:RandomChallenge": this.#randomChallenge } : {}),
+            };
+            const { plain } = this.#kms.decrypt(unb64(result?.KMSCipherTextKey ?? ""), context);
+            this.#agentKey = plain.slice(0, 32);
+            this.#clientKey = plain.slice(32, 64);
+          } catch (error) {
+            void this.closeChannel(`Fetching data key failed: ${(error as Error).message}`);
+            return;
+          }
+          this.#challenge = new Uint8Array(randomBytes(64));
+          const key = this.#opts.kmsChallengeWrongKey ? new Uint8Array(randomBytes(32)) : this.#agentKey;
+          void this.#send(
+            PT.encChallengeReq,
+            te.encode(JSON.stringify({ Challenge: b64(seal(key, this.#challenge)) })),
+          );
+          return;
+        }
+        this.#completeHandshake();
+        return;
+      }
+      case PT.encChallengeResp: {
+        let ok = false;
+        try {
+          const body = JSON.parse(td.decode(f.payload));
+          const back = open(this.#clientKey!, unb64(String(body.Challenge)));
+          ok = this.#challenge !== undefined && Buffer.compare(back, this.#challenge) === 0;
+        } catch { /* not decryptable: does not match */ }
+        if (!ok) {
+          void this.closeChannel("Encryption challenge does not match!");
+          return;
+        }
+        this.#completeHandshake("This session is encrypted using AWS KMS.");
         return;
       }
       case PT.size: {
@@ -627,10 +864,31 @@ class Agent {
         return;
       }
       case PT.output:
+        if (this.#clientKey) {
+          try {
+            f = { ...f, payload: open(this.#clientKey, f.payload) };
+          } catch {
+            void this.closeChannel("Error decrypting stream data message");
+            return;
+          }
+        }
         if (this.#basic) this.#basicIn(f.payload);
         else if (this.sessionType === "Port") this.#smuxIn(f.payload);
+        else if (COMMAND_DOCUMENTS[this.#rec.document]) this.#commandIn(f.payload);
         else this.#shellIn(f.payload);
     }
+  }
+
+  #completeHandshake(customerMessage = ""): void {
+    void this.#send(
+      PT.hsDone,
+      te.encode(JSON.stringify({
+        HandshakeTimeToComplete: 1000000,
+        CustomerMessage: this.#opts.customerMessage ?? customerMessage,
+      })),
+    );
+    this.#ready = true;
+    this.#startSession();
   }
 
   // -- the scripted shell
@@ -661,6 +919,11 @@ class Agent {
     const [cmd, ...args] = line.split(/\s+/);
     if (cmd === "") return void this.#out("$ ");
     if (cmd === "echo") return void this.#out(args.join(" ") + "\r\n$ ");
+    if (cmd === "later") {
+      // `later MS TEXT`: prints TEXT on a line of its own MS milliseconds from now, as a background job would
+      setTimeout(() => void this.#out(args.slice(1).join(" ") + "\r\n"), Number(args[0] ?? 0));
+      return void this.#out("$ ");
+    }
     if (cmd === "stty" && args[0] === "size") return void this.#out(`${this.#size.rows} ${this.#size.cols}\r\n$ `);
     if (cmd === "flood") {
       // `flood N`: N bytes as `blob` prints them, in large frames, the first one held back until all the
@@ -678,10 +941,73 @@ class Agent {
     }
     if (cmd === "exit") {
       // the shell's last output is delivered (acknowledged) before the channel closes
-      void this.#outChain.then(() => this.#drained()).then(() => this.closeChannel(""));
+      void this.#outChain.then(() => this.#drained()).then(() => {
+        this.#rec.endedBy ??= "exit";
+        this.closeChannel("");
+      });
       return;
     }
     void this.#out(`sh: ${cmd}: command not found\r\n$ `);
+  }
+
+  // -- one command (NonInteractiveCommands, InteractiveCommands), as the agent's shell plugin runs it
+
+  #stdinLines: string[] = [];
+  #stdinPartial = "";
+  #stdinWaiter?: () => void;
+
+  #commandIn(bytes: Uint8Array): void {
+    this.#stdinPartial += td.decode(bytes);
+    const lines = this.#stdinPartial.split(/\r?\n|\r/);
+    this.#stdinPartial = lines.pop() ?? "";
+    this.#stdinLines.push(...lines);
+    this.#stdinWaiter?.();
+  }
+
+  async #readLine(): Promise<string> {
+    while (this.#stdinLines.length === 0 && !this.#closed) {
+      await new Promise<void>((r) => this.#stdinWaiter = r);
+    }
+    return this.#stdinLines.shift() ?? "";
+  }
+
+  /**
+   * Runs `commands`: `;`-separated steps `echo TEXT` (stdout), `warn TEXT` (stderr), `readline` (a line
+   * of stdin, printed as `got: …`), `size` (the terminal's rows and columns), `cat` (stdin back, until the session ends: the data channel has no
+   * end of input), `blob N` (as the shell's), `sleep N` (seconds), `exit N`. Without separateOutputStream stderr goes as Output and no
+   * exit code is sent (`processCommandsWithExec`); with it, StdErr payloads and `EXIT_CODE: n`
+   * (`processCommandsWithOutputStreamSeparate`, `sendExitCode`). Then the channel closes.
+   */
+  #runCommand(): void {
+    const doc = COMMAND_DOCUMENTS[this.#rec.document];
+    const steps = String(this.#properties().commands ?? "").split(";").map((s) => s.trim()).filter((s) => s);
+    const err = doc.separateOutputStream ? PT.stdErr : PT.output;
+    void (async () => {
+      let code = 0;
+      for (const step of steps) {
+        const [cmd, ...args] = step.split(/\s+/);
+        if (cmd === "echo") await this.#out(args.join(" ") + "\n");
+        else if (cmd === "warn") await this.#out(args.join(" ") + "\n", err);
+        else if (cmd === "readline") await this.#out(`got: ${await this.#readLine()}\n`);
+        else if (cmd === "blob") await this.#out(blobBytes(Number(args[0] ?? 0)));
+        else if (cmd === "size") await this.#out(`${this.#size.rows} ${this.#size.cols}\n`);
+        else if (cmd === "sleep") await new Promise((r) => setTimeout(r, Number(args[0] ?? 0) * 1000));
+        else if (cmd === "cat") {
+          while (!this.#closed) await this.#out(`${await this.#readLine()}\n`);
+        } else if (cmd === "exit") {
+          code = Number(args[0] ?? 0);
+          break;
+        } else {
+          await this.#out(`sh: ${cmd}: command not found\n`, err);
+          code = 127;
+          break;
+        }
+      }
+      if (doc.separateOutputStream) await this.#out(`EXIT_CODE: ${code}`, PT.exitCode);
+      await this.#drained();
+      this.#rec.endedBy ??= "exit";
+      this.closeChannel("");
+    })();
   }
 
   async #sendGapped(bytes: Uint8Array): Promise<void> {
@@ -899,7 +1225,11 @@ class Agent {
     }
     this.#closed = true;
     this.#rec.terminated = true;
+    this.#rec.endDate ??= new Date();
     clearInterval(this.#timer);
+    clearTimeout(this.#idleTimer);
+    this.#away?.resolve();
+    this.#stdinWaiter?.();
     this.#windowWaiters.forEach((r) => r());
     for (const s of this.#streams.values()) {
       s.closed = true;
@@ -1075,6 +1405,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     vended: {},
     lastEc2Filters: [],
     startedTargets: [],
+    startedDocuments: [],
     signatureFailures: 0,
     resumes: 0,
     inputWhilePaused: 0,
@@ -1088,7 +1419,10 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     maxResendAttempts: 0,
     clientVersions: [],
     handshakeResponses: [],
+    kmsContexts: [],
   };
+  const kmsStore = new KmsStore();
+  stats.kmsContexts = kmsStore.contexts;
   const { promise: listening, resolve: onListen } = Promise.withResolvers<number>();
 
   const json = (value: unknown) =>
@@ -1231,6 +1565,43 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     );
   };
 
+  // KMS (JSON 1.1, `TrentService.*`, SigV4 service `kms`): GenerateDataKey and Decrypt with the test key, as
+  // the KMS API Reference describes them (KeyId, NumberOfBytes 1–1024, EncryptionContext; NotFoundException,
+  // InvalidCiphertextException); blobs and keys travel base64-encoded
+  const kms = (req: Request, body: string): Response => {
+    const kmsError = (status: number, type: string, message: string) =>
+      new Response(JSON.stringify({ __type: type, message }), {
+        status,
+        headers: { "content-type": "application/x-amz-json-1.1", "x-amzn-errortype": `${type}:` },
+      });
+    const signer = verify(req, body, options, region, "kms", keys, kmsError);
+    if (signer instanceof Response) {
+      stats.signatureFailures++;
+      return signer;
+    }
+    const op = req.headers.get("x-amz-target")!.replace(/^TrentService\./, "");
+    count(op, signer);
+    const input = JSON.parse(body);
+    const context = (input.EncryptionContext ?? {}) as Record<string, string>;
+    try {
+      if (op === "GenerateDataKey") {
+        const bytes = input.NumberOfBytes ?? 32;
+        if (!Number.isInteger(bytes) || bytes < 1 || bytes > 1024) {
+          return kmsError(400, "ValidationException", "NumberOfBytes must be between 1 and 1024");
+        }
+        const { arn, blob, plain } = kmsStore.generate(String(input.KeyId ?? ""), bytes, context);
+        return json({ KeyId: arn, CiphertextBlob: b64(blob), Plaintext: b64(plain) });
+      }
+      if (op === "Decrypt") {
+        const { arn, plain } = kmsStore.decrypt(unb64(String(input.CiphertextBlob ?? "")), context);
+        return json({ KeyId: arn, Plaintext: b64(plain), EncryptionAlgorithm: "SYMMETRIC_DEFAULT" });
+      }
+    } catch (error) {
+      return kmsError(400, (error as { type?: string }).type ?? "KMSInternalException", (error as Error).message);
+    }
+    return kmsError(400, "UnknownOperationException", op);
+  };
+
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     if (url.pathname.startsWith("/v1/data-channel/")) {
@@ -1254,7 +1625,8 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           socket.close(4003, "invalid token");
           return;
         }
-        rec.agent ??= new Agent(rec, options, stats);
+        rec.agent ??= new Agent(rec, options, stats, kmsStore);
+        rec.everConnected = true;
         rec.agent.attach(socket);
       };
       return response;
@@ -1264,6 +1636,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     if (req.method !== "POST" || url.pathname !== "/") return new Response("not found", { status: 404 });
     const body = await req.text();
     if (!req.headers.has("x-amz-target")) return query(req, body);
+    if (req.headers.get("x-amz-target")!.startsWith("TrentService.")) return kms(req, body);
     const signer = verify(req, body, options, region, "ssm", keys, awsError);
     if (signer instanceof Response) {
       stats.signatureFailures++;
@@ -1294,13 +1667,25 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
             "SSM-SessionManagerRunShell",
             "AWS-StartPortForwardingSession",
             "AWS-StartPortForwardingSessionToRemoteHost",
+            ...Object.keys(COMMAND_DOCUMENTS),
           ]
             .includes(document)
         ) {
           return awsError(400, "InvalidDocument", `Document with name ${document} does not exist.`);
         }
+        if (COMMAND_DOCUMENTS[document] && !input.Parameters?.command?.[0]) {
+          return awsError(400, "InvalidParameters", "Missing required parameter: command.");
+        }
+        if (input.Reason !== undefined && !/^.{1,256}$/.test(input.Reason)) {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'reason' failed to satisfy constraint",
+          );
+        }
         stats.startedTargets.push(input.Target);
-        const id = `emulator-${randomUUID().slice(0, 17)}`;
+        stats.startedDocuments.push(document);
+        const id = `${signer}-${randomUUID().replaceAll("-", "").slice(0, 17)}`;
         const rec: SessionRecord = {
           id,
           target: input.Target,
@@ -1308,6 +1693,10 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           parameters: input.Parameters ?? {},
           token: randomUUID(),
           terminated: false,
+          owner: `arn:aws:iam::111122223333:user/${signer}`,
+          reason: input.Reason,
+          startDate: new Date(),
+          everConnected: false,
         };
         sessions.set(id, rec);
         return json({
@@ -1317,8 +1706,19 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
         });
       }
       case "ResumeSession": {
+        // API reference: SessionId required (1–96 characters); an unknown or ended session is
+        // DoesNotExistException, except one the idle timeout ended: no token (the plugin's "session timed out")
+        if (typeof input.SessionId !== "string" || !/^.{1,96}$/.test(input.SessionId)) {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'sessionId' failed to satisfy constraint",
+          );
+        }
         const rec = sessions.get(input.SessionId);
-        if (!rec) return awsError(400, "DoesNotExistException", `Session ${input.SessionId} does not exist`);
+        if (!rec || (rec.terminated && rec.endedBy !== "timeout")) {
+          return awsError(400, "DoesNotExistException", `Session ${input.SessionId} does not exist`);
+        }
         if (rec.terminated) return json({ SessionId: rec.id, TokenValue: "", StreamUrl: "" });
         stats.resumes++;
         rec.token = randomUUID();
@@ -1326,6 +1726,68 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
           SessionId: rec.id,
           TokenValue: rec.token,
           StreamUrl: `ws://127.0.0.1:${port}/v1/data-channel/${rec.id}?role=publish_subscribe&cell-number=1`,
+        });
+      }
+      case "DescribeSessions": {
+        // API reference: State (Active | History) required; Filters of key InvokedAfter, InvokedBefore, Target,
+        // Owner, Status, SessionId, AccessType (else InvalidFilterKey); MaxResults 1–200; NextToken from a reply
+        if (input.State !== "Active" && input.State !== "History") {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'state' failed to satisfy constraint",
+          );
+        }
+        const max = input.MaxResults ?? 200;
+        if (!Number.isInteger(max) || max < 1 || max > 200) {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'maxResults' failed to satisfy constraint",
+          );
+        }
+        const keys = ["InvokedAfter", "InvokedBefore", "Target", "Owner", "Status", "SessionId", "AccessType"];
+        const filters = (input.Filters ?? []) as { key?: string; value?: string }[];
+        const bad = filters.find((f) => !keys.includes(f.key ?? ""));
+        if (bad) return awsError(400, "InvalidFilterKey", `The filter key ${bad.key} is not valid.`);
+        const status = (r: SessionRecord) =>
+          r.terminated
+            ? "Terminated"
+            : !r.everConnected
+            ? "Connecting"
+            : r.agent?.connected
+            ? "Connected"
+            : "Disconnected";
+        let list = [...sessions.values()].filter((r) => (input.State === "Active") === !r.terminated);
+        for (const f of filters) {
+          const v = f.value ?? "";
+          if (f.key === "Target") list = list.filter((r) => r.target === v);
+          if (f.key === "Owner") list = list.filter((r) => r.owner === v);
+          if (f.key === "Status") list = list.filter((r) => status(r) === v);
+          if (f.key === "SessionId") list = list.filter((r) => r.id === v);
+          if (f.key === "InvokedAfter") list = list.filter((r) => r.startDate >= new Date(v));
+          if (f.key === "InvokedBefore") list = list.filter((r) => r.startDate <= new Date(v));
+        }
+        let from = 0;
+        if (input.NextToken !== undefined) {
+          from = Number(/^page-(\d+)$/.exec(String(input.NextToken))?.[1] ?? NaN);
+          if (!Number.isInteger(from)) return awsError(400, "InvalidNextToken", "The specified token is not valid.");
+        }
+        const page = list.slice(from, from + max);
+        return json({
+          Sessions: page.map((r) => ({
+            SessionId: r.id,
+            Target: r.target,
+            Status: status(r),
+            StartDate: r.startDate.getTime() / 1000,
+            ...(r.endDate ? { EndDate: r.endDate.getTime() / 1000 } : {}),
+            DocumentName: r.document,
+            Owner: r.owner,
+            ...(r.reason ? { Reason: r.reason } : {}),
+            MaxSessionDuration: "",
+            AccessType: "Standard",
+          })),
+          ...(from + max < list.length ? { NextToken: `page-${from + max}` } : {}),
         });
       }
       case "DescribeInstanceInformation": {
@@ -1346,9 +1808,19 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
         });
       }
       case "TerminateSession": {
+        // API reference: SessionId required; the reply names it even for a session that has ended
+        if (typeof input.SessionId !== "string" || !/^.{1,96}$/.test(input.SessionId)) {
+          return awsError(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'sessionId' failed to satisfy constraint",
+          );
+        }
         const rec = sessions.get(input.SessionId);
-        if (rec) {
+        if (rec && !rec.terminated) {
+          rec.endedBy ??= "terminate";
           rec.terminated = true;
+          rec.endDate = new Date();
           void rec.agent?.closeChannel("");
         }
         return json({ SessionId: input.SessionId });

@@ -116,13 +116,26 @@ Deno.test("open() works with an old agent that sends no handshake", async () => 
   await out.done;
 });
 
-Deno.test("open() refuses a KMS-encrypted session document with a clear error", async () => {
+Deno.test("open() runs a KMS-encrypted session: GenerateDataKey with the session's context, the challenge, sealed payloads", async () => {
   await using emu = await startSsmEmulator({ handshake: "kms" });
-  const err = await rejects(() => open(emulatorContext(emu), { kind: "shell", pty: PTY }), RemoteError);
-  includes(err.message, "KMS encryption");
-  assertEquals(err.code, "unsupported");
-  assert(err.hint);
-  assertEquals(emu.stats.calls.TerminateSession, 1);
+  Deno.env.set("AWS_ENDPOINT_URL_KMS", emu.endpoint);
+  try {
+    const ctx = emulatorContext(emu);
+    await using ch = await open(ctx, { kind: "shell", pty: PTY });
+    const out = new OutputReader(ch.stdout);
+    await type(ch, "echo sealed\r");
+    await out.waitFor("sealed\r\n$ ");
+    assertEquals(ctx.notices, ["This session is encrypted using AWS KMS."]);
+    assertEquals(emu.stats.calls.GenerateDataKey, 1);
+    const [context] = emu.stats.kmsContexts;
+    assertEquals(Object.keys(context).sort(), ["aws:ssm:RandomChallenge", "aws:ssm:SessionId", "aws:ssm:TargetId"]);
+    assertEquals(context["aws:ssm:TargetId"], "i-0123456789abcdef0");
+    await type(ch, "exit\r");
+    assertEquals(await ch.exit, { kind: "exited", code: 0 });
+    await out.done;
+  } finally {
+    Deno.env.delete("AWS_ENDPOINT_URL_KMS");
+  }
 });
 
 Deno.test("a session whose agent never acknowledges input ends as lost", async () => {
@@ -217,10 +230,10 @@ Deno.test("open() reports bad credentials, an expired token and an offline targe
   assertEquals(emu.stats.signatureFailures, 3);
 });
 
-Deno.test("open() rejects exec and an unknown document", async () => {
+Deno.test("open() rejects a subsystem and an unknown document", async () => {
   await using emu = await startSsmEmulator();
-  const exec = await rejects(() => open(emulatorContext(emu), { kind: "exec", command: "ls" }), RemoteError);
-  assertEquals(exec.code, "unsupported");
+  const sub = await rejects(() => open(emulatorContext(emu), { kind: "subsystem", name: "sftp" }), RemoteError);
+  assertEquals(sub.code, "unsupported");
   const doc = await rejects(
     () => open(emulatorContext(emu, { DocumentName: "No-Such-Doc" }), { kind: "shell", pty: PTY }),
     RemoteError,

@@ -79,7 +79,7 @@ export async function run(input: VerbInput): Promise<number> {
   const registry = await input.registry();
   const v = resolution.values;
   const params = parameters.read(v);
-  const hosts = params.computerName ?? [];
+  const hosts = [...params.computerName ?? [], ...ownTargets(entries, v)];
   const stale = new Set<string>();
   const asked = new Set<string>();
   const seenAnywhere = new Set<string>();
@@ -124,6 +124,26 @@ export async function run(input: VerbInput): Promise<number> {
     await input.io.out(formatSessions(rows));
   }
   return 0;
+}
+
+/**
+ * Hosts named by a listing transport's own target option (`remote get --target i-…` for ssm), as
+ * `<id>://<value>`: asked like `--computer-name ssm://i-…`, never silently ignored.
+ */
+function ownTargets(entries: readonly TransportEntry[], values: Record<string, unknown>): string[] {
+  const found: string[] = [];
+  for (const { manifest } of entries) {
+    if (!manifest.capabilities.includes("list") || !manifest.defaultSet) continue;
+    const own = manifest.parameters.find((p) => {
+      const at = p.sets?.[manifest.defaultSet!];
+      return at?.mandatory === true && at.position === 0;
+    });
+    const value = own ? values[own.name] : undefined;
+    for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+      found.push(`${manifest.id}://${String(one)}`);
+    }
+  }
+  return found;
 }
 
 /** The parameters given to `get` that the host's transport understands (e.g. -p, -i, -o). */

@@ -6,9 +6,13 @@
  * @module
  */
 export { fromEnv, fromNodeProviderChain } from "@aws-sdk/credential-providers";
+// KMS for encrypted sessions: here rather than in a module of its own, where the bundle would carry a second
+// copy of the SDK's core (measured: +6.7 KB here, +183 KB apart)
+export { DecryptCommand, GenerateDataKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 export { loadSharedConfigFiles } from "@smithy/shared-ini-file-loader";
 export {
   DescribeInstanceInformationCommand,
+  DescribeSessionsCommand,
   ResumeSessionCommand,
   SSMClient,
   StartSessionCommand,

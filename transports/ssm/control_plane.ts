@@ -1,5 +1,5 @@
 /**
- * The Session Manager control plane: StartSession, ResumeSession, TerminateSession and
+ * The Session Manager control plane: StartSession, ResumeSession, TerminateSession, DescribeSessions and
  * DescribeInstanceInformation through AWS's SDK (`@aws-sdk/client-ssm`, loaded on first use), and
  * AWS errors mapped to remote's exit codes.
  *
@@ -91,7 +91,7 @@ function errorFor(
         hint: "check --document-name and --parameter",
       });
     case "DoesNotExistException":
-      return new TransportError(`the session no longer exists${detail}`, { layer: "channel" });
+      return new TransportError(`the session no longer exists${detail}`, { layer: "channel", code: "notFound" });
     default:
       return new TransportError(`AWS ${service} ${operation} failed (${type || `HTTP ${status}`})${detail}`, {
         layer: "server",
@@ -100,7 +100,12 @@ function errorFor(
 }
 
 /** The SSM operations remote calls. */
-export type SsmOperation = "StartSession" | "ResumeSession" | "TerminateSession" | "DescribeInstanceInformation";
+export type SsmOperation =
+  | "StartSession"
+  | "ResumeSession"
+  | "TerminateSession"
+  | "DescribeSessions"
+  | "DescribeInstanceInformation";
 
 /** Options every SDK client remote makes shares: region, credentials, endpoint, timeouts, no stray logs. */
 export function clientOptions(config: ControlPlaneConfig): Record<string, unknown> {
@@ -175,6 +180,10 @@ export async function callSsm(
       client.send(new sdk.TerminateSessionCommand(i as InputOf<typeof sdk.TerminateSessionCommand>), {
         abortSignal: config.signal,
       }),
+    DescribeSessions: (i: object) =>
+      client.send(new sdk.DescribeSessionsCommand(i as InputOf<typeof sdk.DescribeSessionsCommand>), {
+        abortSignal: config.signal,
+      }),
     DescribeInstanceInformation: (i: object) =>
       client.send(
         new sdk.DescribeInstanceInformationCommand(i as InputOf<typeof sdk.DescribeInstanceInformationCommand>),
@@ -210,7 +219,7 @@ export async function startSession(config: ControlPlaneConfig, input: StartSessi
 export async function resumeSession(config: ControlPlaneConfig, sessionId: string): Promise<SessionGrant> {
   const out = await callSsm(config, "ResumeSession", { SessionId: sessionId });
   if (out.TokenValue === "" || out.TokenValue === undefined) {
-    throw new TransportError("the SSM session timed out while disconnected", { layer: "channel" });
+    throw new TransportError("the SSM session timed out while disconnected", { layer: "channel", code: "notFound" });
   }
   return grantFrom("ResumeSession", { StreamUrl: "", ...out });
 }
@@ -218,4 +227,43 @@ export async function resumeSession(config: ControlPlaneConfig, sessionId: strin
 /** TerminateSession. */
 export async function terminateSession(config: ControlPlaneConfig, sessionId: string): Promise<void> {
   await callSsm(config, "TerminateSession", { SessionId: sessionId });
+}
+
+/** A session as DescribeSessions reports it (the fields remote reads). */
+export interface DescribedSession {
+  SessionId: string;
+  Target?: string;
+  /** Connected, Connecting, Disconnected, Terminated, Terminating or Failed */
+  Status?: string;
+  StartDate?: Date;
+  EndDate?: Date;
+  DocumentName?: string;
+  Owner?: string;
+  Reason?: string;
+}
+
+/**
+ * DescribeSessions of one state (`Active` or `History`) with a Target filter, every page (bounded to
+ * 20 pages of 200).
+ */
+export async function describeSessions(
+  config: ControlPlaneConfig,
+  state: "Active" | "History",
+  target: string,
+): Promise<DescribedSession[]> {
+  const found: DescribedSession[] = [];
+  let next: string | undefined;
+  for (let page = 0; page < 20; page++) {
+    const out = await callSsm(config, "DescribeSessions", {
+      State: state,
+      MaxResults: 200,
+      Filters: [{ key: "Target", value: target }],
+      ...(next ? { NextToken: next } : {}),
+    }, target);
+    const sessions = Array.isArray(out.Sessions) ? out.Sessions as DescribedSession[] : [];
+    found.push(...sessions.filter((s) => typeof s?.SessionId === "string"));
+    next = typeof out.NextToken === "string" && out.NextToken !== "" ? out.NextToken : undefined;
+    if (!next) break;
+  }
+  return found;
 }

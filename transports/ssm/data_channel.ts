@@ -22,7 +22,7 @@ import {
   newMessageId,
   parseJsonPayload,
 } from "./client_message.ts";
-import { ReceiveBuffer, Retransmission, SendBuffer } from "./sequencing.ts";
+import { EARLY_BYTES_LIMIT, ReceiveBuffer, Retransmission, SendBuffer } from "./sequencing.ts";
 
 /** The client version remote announces; it selects smux port forwarding and separate stderr. */
 export const CLIENT_VERSION = "1.2.694.0";
@@ -41,6 +41,22 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
 export interface StreamGrant {
   streamUrl: string;
   token: string;
+}
+
+/**
+ * Where a data channel stands, kept while a session is disconnected: the agent keeps its own sequence
+ * numbers across a ResumeSession, so the client that resumes must continue them (plugin `sessionhandler.go`
+ * resumes with its DataChannel unchanged).
+ */
+export interface ChannelState {
+  /** the sequence number of the next input message */
+  nextSequenceNumber: number;
+  /** the sequence number of the next output message the agent sends */
+  expectedSequenceNumber: number;
+  /** input messages sent and not known to be delivered, as framed: sent again on resume */
+  unacknowledged: { sequenceNumber: number; frame: Uint8Array }[];
+  /** output messages that came early and were acknowledged, as framed: the agent will not send them again */
+  early: { sequenceNumber: number; frame: Uint8Array }[];
 }
 
 /** How a data channel is opened and where its events go. */
@@ -63,6 +79,8 @@ export interface DataChannelOptions {
   resumeAttempts?: number;
   /** the channel was resumed and everything unacknowledged sent again */
   onResumed?(): void;
+  /** continue a session left disconnected (see {@linkcode ChannelState}) */
+  state?: ChannelState;
 }
 
 /** Counters, for tests and `REMOTE_DEBUG`. */
@@ -180,7 +198,19 @@ export class DataChannel {
   private constructor(options: DataChannelOptions, ws: WebSocket) {
     this.#options = options;
     this.#streamUrl = options.streamUrl;
+    const state = options.state;
+    if (state) {
+      this.#nextSeq = state.nextSequenceNumber;
+      this.#rx = new ReceiveBuffer<DecodedMessage>(10000, EARLY_BYTES_LIMIT, state.expectedSequenceNumber);
+      for (const { sequenceNumber, frame } of state.early) {
+        const m = decodeClientMessage(frame);
+        this.#rx.accept(sequenceNumber, m, m.payload.length);
+      }
+      for (const { sequenceNumber, frame } of state.unacknowledged) this.#tx.add(sequenceNumber, frame, Date.now());
+    }
     this.#attach(ws);
+    // what the last client left unacknowledged goes first, as after a resume within one run
+    for (const { sequenceNumber, frame } of this.#tx.all(Date.now())) this.#transmit(frame, sequenceNumber);
     this.#timer = setInterval(() => this.#resendDue(), Retransmission.schedulerIntervalMs);
     // the plugin pings every 5 minutes so idle sessions survive proxies (`websocketchannel.go`)
     this.#pinger = setInterval(() => this.#ws?.ping("keepalive"), 5 * 60_000);
@@ -433,6 +463,30 @@ export class DataChannel {
     if (this.#ended) return;
     this.close();
     this.#options.onLost(error);
+  }
+
+  /** Where the channel stands, to continue it later from another run (see {@linkcode ChannelState}). */
+  snapshot(): ChannelState {
+    return {
+      nextSequenceNumber: this.#nextSeq,
+      expectedSequenceNumber: this.#rx.expected,
+      unacknowledged: this.#tx.unacknowledged(),
+      early: this.#rx.held().map(({ sequenceNumber, item }) => ({ sequenceNumber, frame: encodeClientMessage(item) })),
+    };
+  }
+
+  /**
+   * Leaves the session running: waits up to `waitMs` for the agent to acknowledge what was sent, then
+   * closes the socket without TerminateSession and returns where the channel stands.
+   */
+  async detach(waitMs = 2000): Promise<ChannelState> {
+    const deadline = Date.now() + waitMs;
+    while (!this.#ended && this.#tx.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const state = this.snapshot();
+    this.close();
+    return state;
   }
 
   /** Closes the socket and stops timers; safe to call twice. */

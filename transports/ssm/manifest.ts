@@ -8,7 +8,7 @@ export const parameters = declareParameters([
   {
     name: "Target",
     type: { kind: "string" },
-    sets: { Target: { mandatory: true } },
+    sets: { Target: { position: 0, mandatory: true } },
     help: "instance ID (i-…), managed-node ID (mi-…) or Name tag (looked up in EC2 and SSM)",
   },
   { name: "DocumentName", type: { kind: "string" }, sets: target, help: "Session Manager document to run" },
@@ -41,8 +41,8 @@ export const manifest: TransportManifest = {
   id: "ssm",
   sdk: SDK_VERSION,
   version: "0.1.0",
-  summary: "AWS Systems Manager Session Manager (WebSocket data channel), shells and port forwarding",
-  capabilities: ["shell", "pty", "pty-resize", "forward"],
+  summary: "AWS Systems Manager Session Manager (WebSocket data channel): shells, commands, kept sessions, forwarding",
+  capabilities: ["shell", "exec", "pty", "pty-resize", "disconnect", "list", "receive", "remove", "forward"],
   defaultSet: "Target",
   parameters: parameters.specs,
 };

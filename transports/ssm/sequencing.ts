@@ -196,6 +196,18 @@ export class SendBuffer {
     });
   }
 
+  /**
+   * Every message not known to be delivered, oldest first: pending ones and those settled by a later
+   * ack. A session left disconnected keeps them, to send again when it is resumed.
+   */
+  unacknowledged(): { sequenceNumber: number; frame: Uint8Array }[] {
+    const all = [...this.#pending.values(), ...[...this.#settled.values()].map((s) => s.entry)];
+    return all.sort((a, b) => a.sequenceNumber - b.sequenceNumber).map((e) => ({
+      sequenceNumber: e.sequenceNumber,
+      frame: e.frame,
+    }));
+  }
+
   /** the number of resend attempts of the oldest pending message */
   get oldestAttempts(): number {
     for (const entry of this.#pending.values()) return entry.attempts;
@@ -240,9 +252,15 @@ export class ReceiveBuffer<T> {
   readonly capacity: number;
   readonly maxBytes: number;
 
-  constructor(capacity = 10000, maxBytes: number = EARLY_BYTES_LIMIT) {
+  constructor(capacity = 10000, maxBytes: number = EARLY_BYTES_LIMIT, expected = 0) {
     this.capacity = capacity;
     this.maxBytes = maxBytes;
+    this.#expected = expected;
+  }
+
+  /** the early messages held, by sequence number (acknowledged already: a resumed session must keep them) */
+  held(): { sequenceNumber: number; item: T }[] {
+    return [...this.#early].sort(([a], [b]) => a - b).map(([sequenceNumber, { item }]) => ({ sequenceNumber, item }));
   }
 
   /** the next sequence number to deliver */

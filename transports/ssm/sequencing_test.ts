@@ -153,3 +153,27 @@ Deno.test("SendBuffer reports exhaustion after the maximum number of attempts", 
   strictEqual(exhausted, true);
   strictEqual(tx.oldestAttempts, Retransmission.maxAttempts + 1);
 });
+
+Deno.test("SendBuffer lists every message not known delivered, settled ones too, for a kept session", () => {
+  const tx = new SendBuffer();
+  for (let n = 0; n < 3; n++) {
+    tx.add(n, frame(n), 0);
+    tx.sent(n);
+  }
+  tx.newConnection();
+  tx.sent(0);
+  tx.sent(2);
+  tx.acknowledge(2, 10, true); // settles 0 (carried over the drop, passed over in silence)
+  strictEqual(tx.size, 1);
+  assertEquals(tx.unacknowledged().map((m) => m.sequenceNumber), [0, 1]);
+});
+
+Deno.test("ReceiveBuffer continues a kept session's numbering and hands back what it holds early", () => {
+  const rx = new ReceiveBuffer<string>(10000, 1024, 7);
+  assertEquals(rx.accept(3, "old"), { ack: true, deliver: [], duplicate: true });
+  assertEquals(rx.accept(9, "early"), { ack: true, deliver: [], duplicate: false });
+  assertEquals(rx.held(), [{ sequenceNumber: 9, item: "early" }]);
+  assertEquals(rx.accept(7, "a").deliver, ["a"]);
+  assertEquals(rx.accept(8, "b").deliver, ["b", "early"]);
+  assertEquals(rx.held(), []);
+});

@@ -5,7 +5,7 @@
  *
  * Handshake per aws/amazon-ssm-agent `agent/session/datachannel/datachannel.go` (`PerformHandshake`)
  * and aws/session-manager-plugin `src/datachannel/streaming.go` (`handleHandshakeRequest`,
- * `HandleOutputMessage`); old agents without a handshake start with Output (plugin
+ * `handleEncryptionChallengeRequest`, `HandleOutputMessage`); old agents without a handshake start with Output (plugin
  * `sessionhandler.go` `ProcessFirstMessage`).
  *
  * @module
@@ -19,7 +19,8 @@ import {
   type StartSessionInput,
   terminateSession,
 } from "./control_plane.ts";
-import { CLIENT_VERSION, DataChannel, STREAM_DATA_PAYLOAD_SIZE } from "./data_channel.ts";
+import { type ChannelState, CLIENT_VERSION, DataChannel, STREAM_DATA_PAYLOAD_SIZE } from "./data_channel.ts";
+import { decryptSessionKey, encryptionContext, generateSessionKey, type SessionCipher } from "./kms.ts";
 
 /**
  * The first agent release that acknowledges again input it has already processed (commit b0e8d778);
@@ -34,6 +35,11 @@ export interface SessionInfo {
   sessionType: string;
   properties: Record<string, unknown>;
   agentVersion: string;
+  /**
+   * a KMS-encrypted session's data key as KMS encrypted it (base64), with its key and context: a later
+   * run that resumes the session gets the key back with kms:Decrypt
+   */
+  kms?: { keyId: string; cipherTextKey: string; context: Record<string, string> };
 }
 
 /** Where session events go. */
@@ -58,6 +64,17 @@ export interface StartOptions {
   /** data channel tuning, for tests */
   window?: number;
   maxAttempts?: number;
+  /**
+   * Continue a session another run left disconnected: ResumeSession instead of StartSession, no
+   * handshake (the agent did it with the first client), sequence numbers where they stood.
+   */
+  resume?: { info: SessionInfo; state: ChannelState };
+}
+
+/** A session left running without a client: what the next client needs to continue it. */
+export interface DetachedSession {
+  info: SessionInfo;
+  state: ChannelState;
 }
 
 /** A versioned comparison of dotted version strings (`3.0.196.0`). */
@@ -85,6 +102,8 @@ export class SsmSession {
   #queue: Promise<void> = Promise.resolve();
   #terminated = false;
   #size?: { columns: number; rows: number };
+  /** a KMS-encrypted session's keys: Output payloads go encrypted */
+  #cipher?: SessionCipher;
 
   private constructor(info: SessionInfo, dc: DataChannel, control: ControlPlaneConfig) {
     this.info = info;
@@ -103,24 +122,52 @@ export class SsmSession {
   }
 
   /**
-   * Starts a session and completes the handshake.
+   * Starts a session and completes the handshake, with KMS encryption when the agent asks for it
+   * (`kms.ts`); or resumes a kept one.
    *
-   * @throws {TransportError} from the control plane, the data channel, or the handshake (`timeout`
-   *   when the agent never completes it; `unsupported` for KMS encryption)
+   * @throws {TransportError} from the control plane, KMS, the data channel, or the handshake (`timeout`
+   *   when the agent never completes it)
    */
   static async start(options: StartOptions): Promise<SsmSession> {
     const control = options.control;
-    const grant = await startSession(control, options.input);
+    const resuming = options.resume;
+    const grant = resuming
+      ? await resumeSession(control, resuming.info.sessionId)
+      : await startSession(control, options.input);
     const sessionId = grant.SessionId;
-    const info: SessionInfo = { sessionId, sessionType: "", properties: {}, agentVersion: "" };
+    const info: SessionInfo = resuming
+      ? { ...resuming.info }
+      : { sessionId, sessionType: "", properties: {}, agentVersion: "" };
     const { promise: ready, resolve: setReady, reject: failReady } = Promise.withResolvers<void>();
-    let isReady = false;
+    let isReady = resuming !== undefined;
+    if (isReady) setReady();
+    let cipher: SessionCipher | undefined;
+    if (resuming?.info.kms) {
+      const k = resuming.info.kms;
+      cipher = await decryptSessionKey(
+        control,
+        k.keyId,
+        Uint8Array.from(atob(k.cipherTextKey), (c) => c.charCodeAt(0)),
+        k.context,
+      );
+    }
     // deno-lint-ignore prefer-const -- assigned once the handshake is done; closures read it before
     let session: SsmSession | undefined;
     const early: DecodedMessage[] = [];
 
     const deliver = (m: DecodedMessage) => {
       const h = options.handlers;
+      const sealed = m.payloadType === PayloadType.output || m.payloadType === PayloadType.stdErr ||
+        m.payloadType === PayloadType.exitCode;
+      if (cipher && sealed && m.payload.length > 0) {
+        try {
+          m = { ...m, payload: cipher.decrypt(m.payload) };
+        } catch (error) {
+          dc?.close();
+          end({ kind: "lost", error: error as Error });
+          return;
+        }
+      }
       switch (m.payloadType) {
         case PayloadType.output:
           if (m.payload.length > 0) h.onOutput(m.payload);
@@ -158,7 +205,7 @@ export class SsmSession {
           return;
         }
         case PayloadType.encChallengeRequest:
-          failReady(kmsError());
+          void answerChallenge(m).catch((e) => failReady(e));
           return;
         case PayloadType.output:
           if (info.agentVersion === "") {
@@ -186,7 +233,7 @@ export class SsmSession {
       dc!.agentDiscardsProcessedInput = compareVersions(info.agentVersion, RE_ACKS_PROCESSED_INPUT_FROM) < 0;
       const actions = Array.isArray(body.RequestedClientActions) ? body.RequestedClientActions : [];
       const processed: Record<string, unknown>[] = [];
-      let needsKms = false;
+      let kmsFailure: Error | undefined;
       for (const action of actions) {
         const a = typeof action === "object" && action !== null ? action as Record<string, unknown> : {};
         const params = typeof a.ActionParameters === "object" && a.ActionParameters !== null
@@ -199,20 +246,58 @@ export class SsmSession {
             : {};
           processed.push({ ActionType: "SessionType", ActionStatus: 1, ActionResult: null, Error: "" });
         } else if (a.ActionType === "KMSEncryption") {
-          needsKms = true;
-          processed.push({
-            ActionType: "KMSEncryption",
-            ActionStatus: 2,
-            ActionResult: null,
-            Error: "KMS encryption is not supported by this client",
-          });
+          const keyId = typeof params.KMSKeyId === "string" ? params.KMSKeyId : "";
+          const challenge = typeof params.Challenge === "string" && params.Challenge !== ""
+            ? params.Challenge
+            : undefined;
+          const context = encryptionContext(sessionId, options.input.Target, challenge);
+          try {
+            const key = await generateSessionKey(control, keyId, context);
+            cipher = key.cipher;
+            const blob = btoa(String.fromCharCode(...key.cipherTextKey));
+            info.kms = { keyId, cipherTextKey: blob, context };
+            processed.push({
+              ActionType: "KMSEncryption",
+              ActionStatus: 1,
+              ActionResult: {
+                KMSCipherTextKey: blob,
+                KMSCipherTextHash: null,
+                ...(challenge ? { ChallengeAcknowledgement: true } : {}),
+              },
+              Error: "",
+            });
+          } catch (error) {
+            kmsFailure = error as Error;
+            processed.push({
+              ActionType: "KMSEncryption",
+              ActionStatus: 2,
+              ActionResult: null,
+              Error: `Failed to process action KMSEncryption: ${(error as Error).message}`,
+            });
+          }
         } else {
           processed.push({ ActionType: a.ActionType, ActionStatus: 3, ActionResult: null, Error: "" });
         }
       }
       const response = { ClientVersion: CLIENT_VERSION, ProcessedClientActions: processed, Errors: [] };
       await sendSerial(PayloadType.handshakeResponse, new TextEncoder().encode(JSON.stringify(response)));
-      if (needsKms) throw kmsError();
+      if (kmsFailure) throw kmsFailure;
+    };
+
+    // the agent's random bytes under its key, sent back under ours (plugin `handleEncryptionChallengeRequest`)
+    const answerChallenge = async (m: DecodedMessage) => {
+      const body = parseJsonPayload(m.payload);
+      if (!cipher || typeof body?.Challenge !== "string") {
+        throw new TransportError("the SSM agent sent an encryption challenge without a KMS handshake", {
+          layer: "handshake",
+        });
+      }
+      const plain = cipher.decrypt(Uint8Array.from(atob(body.Challenge), (c) => c.charCodeAt(0)));
+      const again = btoa(String.fromCharCode(...cipher.encrypt(plain)));
+      await sendSerial(
+        PayloadType.encChallengeResponse,
+        new TextEncoder().encode(JSON.stringify({ Challenge: again })),
+      );
     };
 
     // before the session object exists, sends go straight to the data channel in order
@@ -255,7 +340,9 @@ export class SsmSession {
       onResumed: () => {
         if (session) session.#probe();
       },
+      state: resuming?.state,
     });
+    if (resuming) dc.agentDiscardsProcessedInput = compareVersions(info.agentVersion, RE_ACKS_PROCESSED_INPUT_FROM) < 0;
 
     const timeoutMs = options.handshakeTimeoutMs ?? 30_000;
     const timer = setTimeout(
@@ -275,7 +362,10 @@ export class SsmSession {
       await ready;
     } catch (error) {
       dc.close();
-      await terminateSession({ ...control, signal: AbortSignal.timeout(10_000) }, sessionId).catch(() => {});
+      // a resumed session belongs to its owner: failing to attach to it must not end it
+      if (!resuming) {
+        await terminateSession({ ...control, signal: AbortSignal.timeout(10_000) }, sessionId).catch(() => {});
+      }
       throw error;
     } finally {
       clearTimeout(timer);
@@ -283,6 +373,7 @@ export class SsmSession {
     }
     session = new SsmSession(info, dc, control);
     session.#queue = preQueue;
+    session.#cipher = cipher;
     for (const m of early) deliver(m);
     return session;
   }
@@ -301,7 +392,8 @@ export class SsmSession {
   write(data: Uint8Array): Promise<void> {
     const next = this.#queue.then(async () => {
       for (let at = 0; at < data.length; at += STREAM_DATA_PAYLOAD_SIZE) {
-        await this.#dc.send(PayloadType.output, data.slice(at, at + STREAM_DATA_PAYLOAD_SIZE));
+        const chunk = data.slice(at, at + STREAM_DATA_PAYLOAD_SIZE);
+        await this.#dc.send(PayloadType.output, this.#cipher ? this.#cipher.encrypt(chunk) : chunk);
       }
     });
     this.#queue = next.catch(() => {});
@@ -352,6 +444,17 @@ export class SsmSession {
   }
 
   /**
+   * Leaves the session running on the service: what was typed is delivered first (up to 2 s), then the
+   * data channel closes without TerminateSession (the service reports the session Disconnected).
+   * Returns what the next client needs to continue it.
+   */
+  async detach(): Promise<DetachedSession> {
+    this.#terminated = true;
+    await this.#queue;
+    return { info: { ...this.info }, state: await this.#dc.detach() };
+  }
+
+  /**
    * Ends the session: TerminateSession (or the TerminateSession flag for port sessions) and closes
    * the socket. Safe to call twice.
    */
@@ -369,12 +472,4 @@ export class SsmSession {
   #cleanupControl(): ControlPlaneConfig {
     return { ...this.#control, signal: AbortSignal.timeout(10_000) };
   }
-}
-
-function kmsError(): TransportError {
-  return new TransportError("the session document requires KMS encryption, which remote does not support yet", {
-    layer: "handshake",
-    code: "unsupported",
-    hint: "use a session document without KMS encryption (--document-name), or the AWS CLI's session-manager-plugin",
-  });
 }
