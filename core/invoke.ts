@@ -10,7 +10,7 @@
  */
 import type { Channel, Prompter } from "../plugins/mod.ts";
 import { ExitCode, RemoteError, UsageError } from "./errors.ts";
-import { printable, useColor, writeErr, writeOut } from "./output.ts";
+import { copyToOutput, printable, useColor, writeErr, writeOut, writesNeverBlock } from "./output.ts";
 import type { Registry } from "./registry.ts";
 import type { Route } from "./route.ts";
 import type { SessionRecord } from "./session.ts";
@@ -290,8 +290,8 @@ async function runSingle(r: Route, options: RunOptions): Promise<number> {
     ? channel.stdin.close().catch(() => {})
     : Deno.stdin.readable.pipeTo(channel.stdin).catch(() => {});
   await Promise.all([
-    channel.stdout.pipeTo(Deno.stdout.writable, { preventClose: true }),
-    channel.stderr.pipeTo(Deno.stderr.writable, { preventClose: true }),
+    copyToOutput(channel.stdout, Deno.stdout, { sync: writesNeverBlock("stdout") }),
+    copyToOutput(channel.stderr, Deno.stderr, { sync: writesNeverBlock("stderr") }),
   ]);
   const status = await channel.exit;
   void stdin;
