@@ -14,7 +14,7 @@
  * @module
  */
 import { type SshdServer, startSshd } from "../tests/harness/sshd.ts";
-import { spawnInPty } from "../tests/pty.ts";
+import { type PtySession, spawnInPty } from "../tests/pty.ts";
 import { benchCopy, benchForward } from "./copy_forward.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -295,37 +295,53 @@ async function benchFanOut(e: Env): Promise<Row> {
   };
 }
 
-/** Keystroke echo latency in a PTY: type one character, time until it is echoed. */
-async function echoLatencies(
-  argv: string[],
-  env: Record<string, string>,
-  keys: number,
-): Promise<{ lat: number[]; rss: number }> {
-  await using pty = await spawnInPty(argv[0], argv.slice(1), { env: { ...env, PS1: "READY$ " }, cols: 80, rows: 24 });
+/** A session in a PTY at an idle prompt, ready to have keystrokes timed. */
+async function idleSession(argv: string[], env: Record<string, string>): Promise<PtySession> {
+  const pty = await spawnInPty(argv[0], argv.slice(1), { env: { ...env, PS1: "READY$ " }, cols: 80, rows: 24 });
   await pty.waitFor(/[$#] $/m, 30_000);
   // The quotes keep the echoed command line from containing the prompt itself: waiting for "READY$ " must
   // stop after the real prompt, or the letters of the echoed line (s, t, y...) would match keystrokes early.
   pty.write("export PS1='RE''ADY$ '; stty -ixon\r");
   await pty.waitFor("READY$ ", 10_000);
-  await new Promise((r) => setTimeout(r, 1000)); // settle: the session is now idle
-  const rss = peakRss(pty.pid);
-  const lat: number[] = [];
-  const letters = "abcdefghijklmnopqrstuvwxyz";
-  for (let i = 0; i < keys; i++) {
-    const ch = letters[i % letters.length];
-    const t = performance.now();
-    const seen = pty.waitFor(ch, 5000);
-    pty.write(ch);
-    await seen;
-    lat.push(performance.now() - t);
-    if (i % 20 === 19) {
-      pty.write("\x15"); // Ctrl-U: clear the line, keep it short
-      await new Promise((r) => setTimeout(r, 20));
+  return pty;
+}
+
+/**
+ * Keystroke echo latency in PTYs: the sessions of `argvs` are opened side by side and typed into in turn,
+ * one character each, timing each until it is echoed — so every contender meets the same moment's load.
+ * Also each session's peak resident set once idle.
+ */
+async function echoLatencies(
+  argvs: string[][],
+  env: Record<string, string>,
+  keys: number,
+): Promise<{ lat: number[]; rss: number }[]> {
+  const ptys: PtySession[] = [];
+  try {
+    for (const argv of argvs) ptys.push(await idleSession(argv, env));
+    await new Promise((r) => setTimeout(r, 1000)); // settle: the sessions are now idle
+    const out = ptys.map((pty) => ({ lat: [] as number[], rss: peakRss(pty.pid) }));
+    const letters = "abcdefghijklmnopqrstuvwxyz";
+    for (let i = 0; i < keys; i++) {
+      const ch = letters[i % letters.length];
+      for (const [n, pty] of ptys.entries()) {
+        const t = performance.now();
+        const seen = pty.waitFor(ch, 5000);
+        pty.write(ch);
+        await seen;
+        out[n].lat.push(performance.now() - t);
+        if (i % 20 === 19) pty.write("\x15"); // Ctrl-U: clear the line, keep it short
+      }
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 20));
+    }
+    return out;
+  } finally {
+    for (const pty of ptys) {
+      pty.write("\x15exit\r");
+      await Promise.race([pty.exited, new Promise((r) => setTimeout(r, 5000))]);
+      await pty[Symbol.asyncDispose]();
     }
   }
-  pty.write("\x15exit\r");
-  await Promise.race([pty.exited, new Promise((r) => setTimeout(r, 5000))]);
-  return { lat, rss };
 }
 
 /** Peak resident set (VmHWM) of a process and its descendants, in MB. */
@@ -360,9 +376,12 @@ async function benchPty(e: Env): Promise<Row[]> {
     into.rss.push(got.rss);
   };
   for (let i = 0; i < rounds; i++) {
-    add(remote, await echoLatencies(remoteCmd(["enter", "h01", "-F", e.config]), e.env, keys));
-    add(ssh, await echoLatencies(["ssh", "-tt", "-F", e.config, "h01"], e.env, keys));
-    if (BASE) add(base, await echoLatencies(remoteCmd(["enter", "h01", "-F", e.config], BASE), e.env, keys));
+    const argvs = [remoteCmd(["enter", "h01", "-F", e.config]), ["ssh", "-tt", "-F", e.config, "h01"]];
+    if (BASE) argvs.push(remoteCmd(["enter", "h01", "-F", e.config], BASE));
+    const got = await echoLatencies(argvs, e.env, keys);
+    add(remote, got[0]);
+    add(ssh, got[1]);
+    if (BASE) add(base, got[2]);
   }
   const with_ = (f: (x: typeof remote) => number) => BASE ? { base: f(base) } : {};
   return [

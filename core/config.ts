@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "./_path.ts";
 import { parse, TomlError } from "smol-toml";
 import { matchWildcard, shellQuote } from "../plugins/mod.ts";
 import { RemoteError } from "./errors.ts";

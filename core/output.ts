@@ -30,8 +30,8 @@ export interface OutputSink {
 /** Options of {@linkcode copyToOutput}. */
 export interface CopyOptions {
   /**
-   * write with `writeSync` (no event-loop round trip per write): only where a write cannot block for
-   * long, see {@linkcode writesNeverBlock}
+   * write with `writeSync` (no hop to a blocking-I/O thread per write): only where a stalled write may
+   * stall the whole process, see {@linkcode syncWriteSafe}
    */
   sync?: boolean;
   /** at most this many bytes are held while a write is in flight; then reading stops (backpressure) */
@@ -146,15 +146,18 @@ async function copyBatched(
 }
 
 /**
- * Whether writes to `file` (`Deno.stdout` or `Deno.stderr`) finish promptly whatever its reader does, so
- * `writeSync` cannot stall the event loop: a regular file or a character device such as /dev/null — not
- * a pipe, socket or terminal, whose reader may stop reading. Linux reads it from /proc/self/fd.
+ * Whether `file` (`Deno.stdout` or `Deno.stderr`) may be written with `writeSync`, saving a hop through
+ * Deno's blocking-I/O threads per write (which shows in keystroke echo): a regular file or a character
+ * device (/dev/null, a terminal). A terminal stalls a write only while the terminal itself does not read,
+ * and OpenSSH, too, writes to a terminal with blocking writes (it makes only non-terminal descriptors
+ * non-blocking). Not a pipe or socket: their reader may stop reading for good, and the event loop must
+ * keep running (Ctrl-C, stderr, the channel's window) while it does. Linux reads it from /proc/self/fd.
  */
-export function writesNeverBlock(file: "stdout" | "stderr"): boolean {
+export function syncWriteSafe(file: "stdout" | "stderr"): boolean {
   if (Deno.build.os !== "linux") return false;
   try {
     const info = Deno.statSync(`/proc/self/fd/${file === "stdout" ? 1 : 2}`);
-    return info.isFile || (info.isCharDevice === true && !(file === "stdout" ? Deno.stdout : Deno.stderr).isTerminal());
+    return info.isFile || info.isCharDevice === true;
   } catch {
     return false;
   }

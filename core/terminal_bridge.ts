@@ -13,7 +13,7 @@
  */
 import type { Channel, ExitStatus, PtyRequest, WindowSize } from "../plugins/mod.ts";
 import { RemoteError, UsageError } from "./errors.ts";
-import { copyToOutput, writesNeverBlock } from "./output.ts";
+import { copyToOutput, syncWriteSafe } from "./output.ts";
 
 /** The keyboard side: `Deno.stdin` or a stand-in. */
 export interface BridgeInput {
@@ -305,9 +305,9 @@ export async function runInteractive(channel: Channel, options: BridgeOptions): 
       cleanups.push(() => signal.removeEventListener("abort", onAbort));
     }
 
-    // the user's own stdout and stderr are written synchronously where that cannot stall (a file, /dev/null)
-    const outPump = pump(channel.stdout, stdout, options.stdout === undefined && writesNeverBlock("stdout"));
-    const errPump = pump(channel.stderr, stderr, options.stderr === undefined && writesNeverBlock("stderr"));
+    // the user's own stdout and stderr: written synchronously to a terminal or file (see syncWriteSafe)
+    const outPump = pump(channel.stdout, stdout, options.stdout === undefined && syncWriteSafe("stdout"));
+    const errPump = pump(channel.stderr, stderr, options.stderr === undefined && syncWriteSafe("stderr"));
     const reader = stdin.readable.getReader();
     // not awaited: it may sit in a read of a pipe that never ends (see above)
     pumpInput(reader, channel, {
