@@ -79,7 +79,11 @@ async function setup(): Promise<Env> {
   );
   const config = `${home}/ssh_config`;
   await Deno.writeTextFile(config, lines.join("\n"));
+  const realHome = Deno.env.get("HOME") ?? "/root";
   const env = {
+    // Deno's own cache stays the user's, as in real use (and as tests/run_remote.ts keeps it): under the
+    // throwaway HOME each run of remote cost ~20 ms more CPU (--version 57 against 33 ms)
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("XDG_CACHE_HOME") ?? `${realHome}/.cache`}/deno`,
     HOME: home,
     XDG_RUNTIME_DIR: `${home}/run`,
     XDG_CONFIG_HOME: `${home}/.config`,

@@ -70,7 +70,8 @@ export async function loadConfig(env: Record<string, string | undefined> = Deno.
   if (file === undefined) return emptyConfig();
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(file));
+    // synchronous: a small local file, and an async read is a hop through Deno's blocking-I/O threads on every run
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Deno.readFileSync(file));
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return emptyConfig();
     const why = err instanceof TypeError ? "it is not UTF-8 text" : err instanceof Error ? err.message : String(err);

@@ -311,3 +311,35 @@ for (const reuse of [false, true]) {
     },
   );
 }
+
+Deno.test("remote invoke's quick road for `host -- cmd` binds what the general road binds: both share one master connection", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await withLogOnFailure(sshd, async () => {
+    const config = await aliases(sshd, home, 1);
+    const given = ["h01", "-F", config, "-o", "ControlPersist=5s", "-o", `Port=${sshd.port}`];
+    // the quick road takes `invoke HOST [-F FILE] [-o K=V]... -- CMD`; --throttle-limit sends it the general way
+    const quick = await runRemote(["invoke", ...given, "--", "echo", "quick"], { env: home.env });
+    const general = await runRemote(["invoke", ...given, "--throttle-limit", "32", "--", "echo general"], {
+      env: home.env,
+    });
+    assertEquals([quick.code, quick.stdout, quick.stderr], [0, "quick\n", ""]);
+    assertEquals([general.code, general.stdout, general.stderr], [0, "general\n", ""]);
+    assertEquals(handshakes(await sshd.log()), 1, "the same request, so the same pooled connection");
+  });
+});
+
+Deno.test("remote invoke host -- cmd still follows a config file that maps the host to another transport", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await withLogOnFailure(sshd, async () => {
+    await aliases(sshd, home, 1);
+    await Deno.mkdir(`${home.env.XDG_CONFIG_HOME}/remote`, { recursive: true });
+    await Deno.writeTextFile(`${home.env.XDG_CONFIG_HOME}/remote/config.toml`, '[hosts."h01"]\ntransport = "local"\n');
+    const r = await runRemote(["invoke", "h01", "--", "echo", "ran:${SSH_CONNECTION:-here}"], {
+      env: home.env,
+    });
+    assertEquals([r.code, r.stdout], [0, "ran:here\n"], r.stderr);
+    assertEquals(handshakes(await sshd.log()), 0, "ssh was not used");
+  });
+});
