@@ -65,7 +65,15 @@ export function configPath(env: Record<string, string | undefined> = Deno.env.to
  * const transport = hostMapping(config, "web1.corp.example")?.transport ?? config.defaults.transport ?? "ssh";
  * ```
  */
-export async function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Promise<UserConfig> {
+export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Promise<UserConfig> {
+  try {
+    return Promise.resolve(readConfig(env));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function readConfig(env: Record<string, string | undefined>): UserConfig {
   const file = configPath(env);
   if (file === undefined) return emptyConfig();
   let text: string;
