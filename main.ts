@@ -9,10 +9,11 @@
  *
  * @module
  */
+import { runCli } from "./core/cli.ts";
 import { ExitCode, RemoteError } from "./core/errors.ts";
 import { printable } from "./core/output.ts";
 import type { TransportEntry } from "./core/transport_catalog.ts";
-import { manifest as ssh } from "./transports/ssh/manifest.ts";
+import { builtinTransports } from "./transports/mod.ts";
 
 /** remote's version, printed by `remote --version`. */
 export const VERSION = "0.1.0";
@@ -23,22 +24,13 @@ export const VERSION = "0.1.0";
  */
 export async function main(argv: string[], extraTransports: readonly TransportEntry[] = []): Promise<number> {
   try {
-    // the CLI and the transports' manifests load only when needed: `invoke host -- cmd` through the reuse
-    // master needs neither (core/quick_invoke.ts)
+    // `invoke host -- cmd`, the commonest call, skips the CLI's general machinery (core/quick_invoke.ts)
     if (argv[0] === "invoke" && extraTransports.length === 0) {
       const { quickInvoke } = await import("./core/quick_invoke.ts");
-      // the same entry transports/mod.ts lists
-      const code = await quickInvoke(argv, {
-        manifest: ssh,
-        origin: { kind: "builtin" },
-        load: () => import("./transports/ssh/mod.ts"),
-      });
+      const ssh = builtinTransports.find((e) => e.manifest.id === "ssh");
+      const code = ssh ? await quickInvoke(argv, ssh) : undefined;
       if (code !== undefined) return code;
     }
-    const [{ runCli }, { builtinTransports }] = await Promise.all([
-      import("./core/cli.ts"),
-      import("./transports/mod.ts"),
-    ]);
     return await runCli(argv, { version: VERSION, transports: [...builtinTransports, ...extraTransports] });
   } catch (error) {
     return reportError(error);

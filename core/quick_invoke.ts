@@ -1,9 +1,9 @@
 /**
  * `remote invoke` on its quickest road: the commonest call — one plain host name, at most `-F <file>` and
  * `-o Key=Value`, then `--` and the command — with no config file and no plugin executables is routed here
- * without the CLI's general machinery (the verb table, parameter-set binding, the config parser, the other
- * transports' manifests), which cost a command sent through the connection-reuse master about half of its
- * CPU time (BENCHMARKS.md, reused first byte). It builds the route those would have built for that call and
+ * without the CLI's general machinery (the verb table, parameter-set binding, the config parser, the plugin
+ * loader), which cost a command sent through the connection-reuse master a fifth of its CPU time
+ * (BENCHMARKS.md, reused first byte). It builds the route those would have built for that call and
  * hands it to the same {@linkcode runInvoke}, so the transport, the master, output, stdin, Ctrl-C and every
  * error behave exactly as on the general road; anything else returns `undefined`, and the CLI takes over.
  *
