@@ -19,6 +19,8 @@ export interface BenchRow {
   name: string;
   remote: number;
   ssh: number;
+  /** the `--base` tree's median, where measured */
+  base?: number;
   unit: string;
   goal: string;
   higherBetter?: boolean;

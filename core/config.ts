@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "./_path.ts";
 import { parse, TomlError } from "smol-toml";
 import { matchWildcard, shellQuote } from "../plugins/mod.ts";
 import { RemoteError } from "./errors.ts";
@@ -65,12 +65,21 @@ export function configPath(env: Record<string, string | undefined> = Deno.env.to
  * const transport = hostMapping(config, "web1.corp.example")?.transport ?? config.defaults.transport ?? "ssh";
  * ```
  */
-export async function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Promise<UserConfig> {
+export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Promise<UserConfig> {
+  try {
+    return Promise.resolve(readConfig(env));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function readConfig(env: Record<string, string | undefined>): UserConfig {
   const file = configPath(env);
   if (file === undefined) return emptyConfig();
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(file));
+    // synchronous: a small local file, and an async read is a hop through Deno's blocking-I/O threads on every run
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Deno.readFileSync(file));
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return emptyConfig();
     const why = err instanceof TypeError ? "it is not UTF-8 text" : err instanceof Error ? err.message : String(err);

@@ -21,6 +21,148 @@ export async function writeErr(data: string | Uint8Array): Promise<void> {
   await writeAll(Deno.stderr, typeof data === "string" ? encoder.encode(data) : data);
 }
 
+/** Where {@linkcode copyToOutput} writes: `Deno.stdout`, `Deno.stderr` or a stand-in. */
+export interface OutputSink {
+  write(p: Uint8Array): Promise<number>;
+  writeSync?(p: Uint8Array): number;
+}
+
+/** Options of {@linkcode copyToOutput}. */
+export interface CopyOptions {
+  /**
+   * write with `writeSync` (no hop to a blocking-I/O thread per write): only where a stalled write may
+   * stall the whole process, see {@linkcode syncWriteSafe}
+   */
+  sync?: boolean;
+  /** at most this many bytes are held while a write is in flight; then reading stops (backpressure) */
+  limit?: number;
+  /** aborting cancels `readable`; what was read is still written */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode copyToOutput} holds at most by default while a write is in flight. */
+export const COPY_LIMIT = 1024 * 1024;
+
+/**
+ * Copies `readable` to `out`, every byte in order, with few large writes: chunks that arrive while a
+ * write is in flight are gathered (up to `limit` bytes) into the next write, so a fast source costs one
+ * write per batch rather than one per chunk (a 32 KiB pipe write is an operation of its own in Deno, and
+ * that per-write cost capped bulk output). Once `limit` bytes wait, reading stops until the write
+ * finishes: a slow reader of `out` holds up the source (and, through the channel's window, the remote
+ * command), and memory stays bounded. A write error (EPIPE) cancels `readable` and is thrown.
+ */
+export async function copyToOutput(
+  readable: ReadableStream<Uint8Array>,
+  out: OutputSink,
+  options: CopyOptions = {},
+): Promise<void> {
+  const reader = readable.getReader();
+  const onAbort = () => void reader.cancel(options.signal?.reason).catch(() => {});
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    if (options.sync && out.writeSync) {
+      const writeSync = out.writeSync.bind(out);
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        let offset = 0;
+        while (offset < value.length) offset += writeSync(value.subarray(offset));
+      }
+    }
+    await copyBatched(reader, out, options.limit ?? COPY_LIMIT);
+  } catch (error) {
+    await reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    reader.releaseLock();
+  }
+}
+
+async function copyBatched(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  out: OutputSink,
+  limit: number,
+): Promise<void> {
+  const queue: Uint8Array[] = [];
+  let queued = 0;
+  let ended = false;
+  let failure: { error: unknown } | undefined;
+  // the reader waits on `space` when `limit` bytes are queued; the writer waits on `more` when idle
+  let space = Promise.withResolvers<void>();
+  let more = Promise.withResolvers<void>();
+  let scratch: Uint8Array | undefined;
+  const writer = (async () => {
+    try {
+      while (true) {
+        if (queued === 0) {
+          if (ended) return;
+          await more.promise;
+          more = Promise.withResolvers();
+          continue;
+        }
+        let batch: Uint8Array;
+        if (queue.length === 1) batch = queue[0];
+        else {
+          scratch = scratch && scratch.length >= queued ? scratch : new Uint8Array(Math.max(queued, 64 * 1024));
+          let at = 0;
+          for (const chunk of queue) {
+            scratch.set(chunk, at);
+            at += chunk.length;
+          }
+          batch = scratch.subarray(0, at);
+        }
+        queue.length = 0;
+        queued = 0;
+        space.resolve();
+        let offset = 0;
+        while (offset < batch.length) offset += await out.write(batch.subarray(offset));
+      }
+    } catch (error) {
+      failure = { error };
+      space.resolve();
+      // the reader may sit in a read that no more data will end
+      reader.cancel(error).catch(() => {});
+    }
+  })();
+  while (!failure) {
+    if (queued >= limit) {
+      await space.promise;
+      space = Promise.withResolvers();
+      continue;
+    }
+    const { value, done } = await reader.read();
+    if (done) break;
+    if (value.length === 0) continue;
+    queue.push(value);
+    queued += value.length;
+    more.resolve();
+  }
+  ended = true;
+  more.resolve();
+  await writer;
+  if (failure) throw failure.error;
+}
+
+/**
+ * Whether `file` (`Deno.stdout` or `Deno.stderr`) may be written with `writeSync`, saving a hop through
+ * Deno's blocking-I/O threads per write (which shows in keystroke echo): a regular file or a character
+ * device (/dev/null, a terminal). A terminal stalls a write only while the terminal itself does not read,
+ * and OpenSSH, too, writes to a terminal with blocking writes (it makes only non-terminal descriptors
+ * non-blocking). Not a pipe or socket: their reader may stop reading for good, and the event loop must
+ * keep running (Ctrl-C, stderr, the channel's window) while it does. Linux reads it from /proc/self/fd.
+ */
+export function syncWriteSafe(file: "stdout" | "stderr"): boolean {
+  if (Deno.build.os !== "linux") return false;
+  try {
+    const info = Deno.statSync(`/proc/self/fd/${file === "stdout" ? 1 : 2}`);
+    return info.isFile || info.isCharDevice === true;
+  } catch {
+    return false;
+  }
+}
+
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;

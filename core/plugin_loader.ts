@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { delimiter, isAbsolute, join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { DELIMITER, isAbsolute, join, resolve } from "./_path.ts";
 import { ExitCode, PluginError, RemoteError, TransportError, type TransportLayer } from "./errors.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 import {
@@ -93,7 +92,7 @@ export async function loadPluginEntries(opts: PluginLoaderOptions): Promise<Tran
   const reserved = () => typeof opts.reserved === "function" ? reserving ??= opts.reserved() : opts.reserved;
   for (const specifier of opts.specifiers) entries.push(await loadModuleEntry(specifier, await reserved()));
   if (opts.executables) {
-    const found = await findExecutables([opts.pluginDir, ...opts.path.split(delimiter)]);
+    const found = await findExecutables([opts.pluginDir, ...opts.path.split(DELIMITER)]);
     const loaded = await Promise.all(found.map(async ({ name, path }) => {
       try {
         return await loadExecutableEntry(path, name, await reserved());
@@ -114,9 +113,10 @@ function isCompiled(): boolean {
 }
 
 async function loadModuleEntry(specifier: string, reserved?: ReservedParameters): Promise<TransportEntry> {
+  // node:url only here, for a plugin file: a run without one never starts Deno's Node layer for it
   const url = /^(npm|jsr|https?|file):/.test(specifier)
     ? specifier
-    : pathToFileURL(isAbsolute(specifier) ? specifier : resolve(specifier)).href;
+    : (await import("node:url")).pathToFileURL(isAbsolute(specifier) ? specifier : resolve(specifier)).href;
   let mod: unknown;
   try {
     // Not a literal on purpose: this is the user's file, chosen at run time.

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./_path.ts";
 import { hasWildcard, matchWildcard, shellQuote } from "../plugins/mod.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import {

@@ -13,6 +13,7 @@
  */
 import type { Channel, ExitStatus, PtyRequest, WindowSize } from "../plugins/mod.ts";
 import { RemoteError, UsageError } from "./errors.ts";
+import { copyToOutput, syncWriteSafe } from "./output.ts";
 
 /** The keyboard side: `Deno.stdin` or a stand-in. */
 export interface BridgeInput {
@@ -24,6 +25,7 @@ export interface BridgeInput {
 /** An output side: `Deno.stdout`, `Deno.stderr` or a stand-in. */
 export interface BridgeOutput {
   write(p: Uint8Array): Promise<number>;
+  writeSync?(p: Uint8Array): number;
 }
 
 /** Options of {@linkcode runInteractive}. */
@@ -307,8 +309,9 @@ export async function runInteractive(channel: Channel, options: BridgeOptions): 
       cleanups.push(() => signal.removeEventListener("abort", onAbort));
     }
 
-    const outPump = pump(channel.stdout, stdout);
-    const errPump = pump(channel.stderr, stderr);
+    // the user's own stdout and stderr: written synchronously to a terminal or file (see syncWriteSafe)
+    const outPump = pump(channel.stdout, stdout, options.stdout === undefined && syncWriteSafe("stdout"));
+    const errPump = pump(channel.stderr, stderr, options.stderr === undefined && syncWriteSafe("stderr"));
     const reader = stdin.readable.getReader();
     // not awaited: it may sit in a read of a pipe that never ends (see above)
     pumpInput(reader, channel, {
@@ -373,21 +376,13 @@ interface Pump {
   cancel(): void;
 }
 
-function pump(source: ReadableStream<Uint8Array>, out: BridgeOutput): Pump {
-  const reader = source.getReader();
-  const done = (async () => {
-    try {
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        await writeAll(out, value);
-      }
-    } catch {
-      // our stdout is gone (EPIPE) or the channel broke: stop reading so the far side is not held up
-      await reader.cancel().catch(() => {});
-    }
-  })();
-  return { done, cancel: () => void reader.cancel().catch(() => {}) };
+function pump(source: ReadableStream<Uint8Array>, out: BridgeOutput, sync: boolean): Pump {
+  const stop = new AbortController();
+  const done = copyToOutput(source, out, { sync, signal: stop.signal }).catch(() => {
+    // our stdout is gone (EPIPE) or the channel broke: the copy has cancelled the channel's stream, so the far
+    // side is not held up
+  });
+  return { done, cancel: () => stop.abort() };
 }
 
 /** How long output may keep flowing after the channel has ended, for a transport that never closes it. */

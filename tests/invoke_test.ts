@@ -230,3 +230,116 @@ function masterPids(socket: string): number[] {
   }
   return pids;
 }
+
+/** Resident set now (VmRSS) and at its peak (VmHWM) of process `pid`, in MB. */
+function residentMb(pid: number): { now: number; peak: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { now: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+/** SHA-256 of `head` (if given) and then everything `readable` yields, as hex. */
+async function sha256Of(readable: ReadableStream<Uint8Array>, head?: Uint8Array): Promise<string> {
+  const child = new Deno.Command("sha256sum", { stdin: "piped", stdout: "piped" }).spawn();
+  if (head) {
+    const writer = child.stdin.getWriter();
+    await writer.write(head);
+    writer.releaseLock();
+  }
+  await readable.pipeTo(child.stdin);
+  return new TextDecoder().decode((await child.output()).stdout).split(" ")[0];
+}
+
+for (const reuse of [false, true]) {
+  Deno.test(
+    `remote invoke${reuse ? " through a reuse master" : ""} holds a paused reader's output back: ` +
+      "the remote command waits, memory stays bounded, and all 190 MB arrive byte for byte",
+    async () => {
+      await using sshd = await startSshd();
+      await using home = await tempHome();
+      await withLogOnFailure(sshd, async () => {
+        const config = await aliases(sshd, home, 1);
+        const done = `${home.dir}/producer-done`;
+        // ~190 MB of distinct lines: order and loss show in the checksum; the file marks the producer's end
+        const command = `seq 1 25000000 && touch ${done}`;
+        const expected = await sha256Of(
+          new Deno.Command("seq", { args: ["1", "25000000"], stdout: "piped" }).spawn().stdout,
+        );
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--allow-all",
+            "--quiet",
+            MAIN,
+            "invoke",
+            "h01",
+            "-F",
+            config,
+            ...(reuse ? ["-o", "ControlPersist=5s"] : ["--no-reuse"]),
+            "--",
+            command,
+          ],
+          env: { ...home.env, SSH_AUTH_SOCK: "" },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const killer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+        try {
+          const reader = child.stdout.getReader();
+          const first = await reader.read();
+          assert(!first.done);
+          // nobody reads for a while: everything the command writes must wait in bounded buffers
+          await new Promise((r) => setTimeout(r, 3000));
+          const paused = residentMb(child.pid);
+          const masters = reuse ? masterPids(`${home.env.XDG_RUNTIME_DIR}/remote`) : [];
+          const masterPaused = masters.map((pid) => residentMb(pid).now);
+          assert(!exists(done), "the remote command is held back while its output is not read");
+          assert(paused.now < 150, `remote holds ${paused.now.toFixed(0)} MB while its reader is paused`);
+          for (const mb of masterPaused) assert(mb < 150, `the master holds ${mb.toFixed(0)} MB`);
+          reader.releaseLock();
+          const got = await sha256Of(child.stdout, first.value);
+          const status = await child.status;
+          const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+          assertEquals([status.code, stderr], [0, ""]);
+          assertEquals(got, expected, "the output arrived whole and in order");
+          assert(exists(done));
+        } finally {
+          clearTimeout(killer);
+        }
+      });
+    },
+  );
+}
+
+Deno.test("remote invoke's quick road for `host -- cmd` binds what the general road binds: both share one master connection", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await withLogOnFailure(sshd, async () => {
+    const config = await aliases(sshd, home, 1);
+    const given = ["h01", "-F", config, "-o", "ControlPersist=5s", "-o", `Port=${sshd.port}`];
+    // the quick road takes `invoke HOST [-F FILE] [-o K=V]... -- CMD`; --throttle-limit sends it the general way
+    const quick = await runRemote(["invoke", ...given, "--", "echo", "quick"], { env: home.env });
+    const general = await runRemote(["invoke", ...given, "--throttle-limit", "32", "--", "echo general"], {
+      env: home.env,
+    });
+    assertEquals([quick.code, quick.stdout, quick.stderr], [0, "quick\n", ""]);
+    assertEquals([general.code, general.stdout, general.stderr], [0, "general\n", ""]);
+    assertEquals(handshakes(await sshd.log()), 1, "the same request, so the same pooled connection");
+  });
+});
+
+Deno.test("remote invoke host -- cmd still follows a config file that maps the host to another transport", async () => {
+  await using sshd = await startSshd();
+  await using home = await tempHome();
+  await withLogOnFailure(sshd, async () => {
+    await aliases(sshd, home, 1);
+    await Deno.mkdir(`${home.env.XDG_CONFIG_HOME}/remote`, { recursive: true });
+    await Deno.writeTextFile(`${home.env.XDG_CONFIG_HOME}/remote/config.toml`, '[hosts."h01"]\ntransport = "local"\n');
+    const r = await runRemote(["invoke", "h01", "--", "echo", "ran:${SSH_CONNECTION:-here}"], {
+      env: home.env,
+    });
+    assertEquals([r.code, r.stdout], [0, "ran:here\n"], r.stderr);
+    assertEquals(handshakes(await sshd.log()), 0, "ssh was not used");
+  });
+});

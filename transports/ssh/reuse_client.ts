@@ -90,7 +90,9 @@ async function launch(socketPath: string, idleMs: number): Promise<Started | str
 
 async function connectTo(socketPath: string): Promise<Deno.UnixConn | undefined> {
   try {
-    const info = await Deno.lstat(socketPath);
+    // synchronous: an async file op is a hop through Deno's blocking-I/O threads, which a loaded machine
+    // makes the slowest step of a reused run (BENCHMARKS.md, reused first byte)
+    const info = Deno.lstatSync(socketPath);
     const uid = Deno.uid();
     // Someone else's socket could impersonate the master and read our commands and passwords.
     if (!info.isSocket || (uid !== null && info.uid !== uid)) return undefined;

@@ -364,7 +364,7 @@ async function openChannel(
   const key = `${connectionKey(req)}\0${route}`;
   const hops = JSON.parse(route) as RouteHop[];
   const localEnv = await io.askEnv(hops[hops.length - 1]?.config?.sendEnv ?? []);
-  const stamp = await knownHostsStamp(hops);
+  const stamp = knownHostsStamp(hops);
   for (let attempt = 1;; attempt++) {
     const pool = pools.get(key) ?? { held: [], limit: Infinity, waiters: [] };
     pools.set(key, pool);
@@ -441,9 +441,9 @@ function hold(pool: Pool, ctx: OpenContext, hops: RouteHop[]): Held {
     // whoever waited for a session on it connects anew
     for (const wake of pool.waiters.splice(0)) wake();
   };
-  held.connection.then(async (c) => {
+  held.connection.then((c) => {
     // the stamp is taken after the check, so a key this very connect added does not count as a change
-    held.stamp = await knownHostsStamp(hops);
+    held.stamp = knownHostsStamp(hops);
     c.lost.then(drop);
   }, drop);
   return held;
@@ -467,7 +467,7 @@ function sessionRefused(error: unknown): boolean {
  * What the known_hosts files of a route look like now (path, size, times, inode): a changed stamp
  * means a key may have been revoked or replaced since a connection was checked against them.
  */
-async function knownHostsStamp(hops: RouteHop[]): Promise<string> {
+function knownHostsStamp(hops: RouteHop[]): string {
   const files = new Set<string>();
   for (const hop of hops) {
     for (const f of [...hop.config?.userKnownHostsFiles ?? [], ...hop.config?.globalKnownHostsFiles ?? []]) {
@@ -476,7 +476,13 @@ async function knownHostsStamp(hops: RouteHop[]): Promise<string> {
   }
   const parts: string[] = [];
   for (const file of [...files].sort()) {
-    const info = await Deno.stat(file).catch(() => undefined);
+    let info: Deno.FileInfo | undefined;
+    try {
+      // synchronous: per request, and an async stat is a hop through a blocking thread (the reused first byte)
+      info = Deno.statSync(file);
+    } catch {
+      info = undefined;
+    }
     parts.push(
       info ? `${file}\0${info.size}\0${info.mtime?.getTime()}\0${info.ctime?.getTime()}\0${info.ino}` : `${file}\0-`,
     );

@@ -15,6 +15,7 @@ import {
   matchWildcard,
   type RawFrame,
 } from "../../plugins/mod.ts";
+import { sha256 } from "./sha256.ts";
 import { parseSshTime } from "./ssh_time.ts";
 
 /** Frame types; `C_` from the client, `M_` from the master. */
@@ -139,17 +140,18 @@ const PROTOCOL = "2";
  * Where the master for this user and environment listens: `$XDG_RUNTIME_DIR/remote/` (else a 0700
  * directory in the temp dir), one socket per uid, HOME and agent socket.
  */
-export async function masterSocketPath(
+export function masterSocketPath(
   env: { get(name: string): string | undefined } = Deno.env,
 ): Promise<string> {
   const uid = Deno.uid() ?? 0;
   const runtime = env.get("XDG_RUNTIME_DIR");
   const dir = runtime ? `${runtime}/remote` : `${env.get("TMPDIR") || "/tmp"}/remote-${uid}`;
-  // the runtime's own digest, not node:crypto: loading Deno's Node crypto layer costs the reuse client ~10 ms per run
+  // not node:crypto (it starts Deno's Node layer, ~10 ms) nor crypto.subtle (a hop through a blocking thread)
   const identity = [`protocol=${PROTOCOL}`, ...IDENTITY_ENV.map((n) => `${n}=${env.get(n) ?? ""}`)];
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(identity.join("\0"))));
+  const digest = sha256(encoder.encode(identity.join("\0")));
   const hash = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `${dir}/ssh-${uid}-${hash}.sock`;
+  // a promise still, as before: callers need not change
+  return Promise.resolve(`${dir}/ssh-${uid}-${hash}.sock`);
 }
 
 /** Default idle time before the master exits, as OpenSSH's ControlPersist of 60 s. */

@@ -1,0 +1,130 @@
+/**
+ * `remote invoke` on its quickest road: the commonest call — one plain host name, at most `-F <file>` and
+ * `-o Key=Value`, then `--` and the command — with no config file and no plugin executables is routed here
+ * without the CLI's general machinery (the verb table, parameter-set binding, the config parser, the plugin
+ * loader), which cost a command sent through the connection-reuse master a fifth of its CPU time
+ * (BENCHMARKS.md, reused first byte). It builds the route those would have built for that call and
+ * hands it to the same {@linkcode runInvoke}, so the transport, the master, output, stdin, Ctrl-C and every
+ * error behave exactly as on the general road; anything else returns `undefined`, and the CLI takes over.
+ *
+ * @module
+ */
+import type { TransportEntry } from "./transport_catalog.ts";
+import { DELIMITER } from "./_path.ts";
+
+/** What {@linkcode quickPlan} read from argv. */
+export interface QuickPlan {
+  host: string;
+  /** the ssh transport's bound values: `ConfigFile` and `Options`, as the parameter binder gives them */
+  parameters: Record<string, unknown>;
+  command: string;
+}
+
+/** A host name alone: no user, port, scheme or anything a target parser or an option could read otherwise. */
+const PLAIN_HOST = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+/** `-o Key=Value` with a plain key and a value without spaces, quotes or `=` */
+const PLAIN_OPTION = /^([A-Za-z][A-Za-z0-9]*)=([^\s"'=\\]+)$/;
+
+/**
+ * Reads `invoke HOST [-F FILE] [-o KEY=VALUE]... -- WORD...`; `undefined` for any other shape (the general
+ * road then reads it, with its own messages for what is wrong).
+ *
+ * @example
+ * ```ts
+ * import { quickPlan } from "./quick_invoke.ts";
+ * const plan = quickPlan(["invoke", "db1", "-o", "Port=2222", "--", "uname", "-a"]);
+ * console.assert(plan?.command === "uname -a" && plan.host === "db1");
+ * ```
+ */
+export function quickPlan(argv: readonly string[]): QuickPlan | undefined {
+  if (argv[0] !== "invoke") return undefined;
+  const dash = argv.indexOf("--");
+  if (dash < 0 || dash === argv.length - 1) return undefined;
+  let host: string | undefined;
+  let configFile: string | undefined;
+  let options: Record<string, string> | undefined;
+  for (let i = 1; i < dash; i++) {
+    const arg = argv[i];
+    const value = i + 1 < dash ? argv[i + 1] : undefined;
+    if (arg === "-F" && configFile === undefined && value !== undefined && /^[^-\s][^\s]*$/.test(value)) {
+      configFile = value;
+      i++;
+    } else if (arg === "-o" && value !== undefined) {
+      const m = PLAIN_OPTION.exec(value);
+      options ??= {};
+      if (!m || Object.keys(options).some((k) => k.toLowerCase() === m[1].toLowerCase())) return undefined;
+      options[m[1]] = m[2];
+      i++;
+    } else if (host === undefined && PLAIN_HOST.test(arg)) {
+      host = arg;
+    } else {
+      return undefined;
+    }
+  }
+  if (host === undefined) return undefined;
+  const parameters: Record<string, unknown> = {};
+  if (configFile !== undefined) parameters.ConfigFile = configFile;
+  if (options !== undefined) parameters.Options = options;
+  return { host, parameters, command: argv.slice(dash + 1).join(" ") };
+}
+
+/**
+ * Runs `argv` on the quick road when it fits (see the module doc) and returns the exit code; `undefined`
+ * when it does not, before anything was done.
+ *
+ * @throws {RemoteError} as the general road would, once the run has started
+ */
+export async function quickInvoke(argv: readonly string[], ssh: TransportEntry): Promise<number | undefined> {
+  const plan = quickPlan(argv);
+  if (!plan || ssh.manifest.id !== "ssh") return undefined;
+  const [{ configPath }, { defaultPluginDir, EXECUTABLE_PREFIX }] = await Promise.all([
+    import("./config.ts"),
+    import("./plugin_loader.ts"),
+  ]);
+  // a config file may map the host to another transport, set defaults or load plugins: the general road reads it
+  const config = configPath();
+  if (config !== undefined && !missing(config)) return undefined;
+  // a plugin executable may add parameters, or clash: the general road loads it
+  const dirs = [defaultPluginDir(), ...(Deno.env.get("PATH") ?? "").split(DELIMITER)];
+  if (dirs.some((dir) => holdsPlugin(dir, EXECUTABLE_PREFIX))) return undefined;
+  const [{ runInvoke }, { terminalPrompter }, { THROTTLE_LIMIT }] = await Promise.all([
+    import("./invoke.ts"),
+    import("./prompt.ts"),
+    import("./throttle_limit.ts"),
+  ]);
+  return await runInvoke({
+    routes: [{
+      entry: ssh,
+      target: { transport: "ssh", host: plan.host, display: plan.host },
+      parameters: plan.parameters,
+    }],
+    command: plan.command,
+    throttle: THROTTLE_LIMIT.default,
+    json: false,
+    reuse: true,
+    disconnected: false,
+    prompter: terminalPrompter(),
+    registry: () => import("./registry.ts").then(({ Registry }) => new Registry()),
+  });
+}
+
+/** Whether `file` surely does not exist. */
+function missing(file: string): boolean {
+  try {
+    Deno.statSync(file);
+    return false;
+  } catch (err) {
+    return err instanceof Deno.errors.NotFound;
+  }
+}
+
+/** Whether folder `dir` holds anything named like a plugin executable (an unreadable one counts as not). */
+function holdsPlugin(dir: string, prefix: string): boolean {
+  if (dir === "") return false;
+  try {
+    for (const e of Deno.readDirSync(dir)) if (e.name.startsWith(prefix)) return true;
+  } catch {
+    // a PATH entry that does not exist is normal
+  }
+  return false;
+}
