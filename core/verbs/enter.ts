@@ -14,7 +14,7 @@ import {
 import { UsageError } from "../errors.ts";
 import { type Route, route } from "../route.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
-import { exitCodeOf, loadTransport, requireCapability } from "../transport_use.ts";
+import { exitCodeOf, loadTransport, powershellConfiguration, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { attachRecorded, listForEscape } from "./_attach.ts";
@@ -130,8 +130,10 @@ export async function run(input: VerbInput): Promise<number> {
   const r = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME)
     ? localRoute(entries)
     : route(resolution, new Set([...parameters.names, COMMAND]), entries, config, params.hostName);
-  if (typeof configuration === "string" && r.entry.manifest.capabilities.includes("psrp")) {
-    return await enterPowerShell(r, configuration, contextFor(r, prompter, new AbortController().signal));
+  const powershell = powershellConfiguration(r.entry, configuration);
+  // a transport's default configuration (WinRM's) applies to a session; a command after -- runs as before
+  if (powershell !== undefined && (typeof configuration === "string" || resolution.values[COMMAND] === undefined)) {
+    return await enterPowerShell(r, powershell, contextFor(r, prompter, new AbortController().signal));
   }
   if (params.noCommand) return await holdForwards(input, r, {});
   const command = commandOf(resolution.values[COMMAND]);

@@ -373,6 +373,24 @@ export class WinrmClient {
     await this.#invoke(Action.delete, "", { selectors: { ShellId: shellId } });
   }
 
+  /**
+   * One WS-Man operation on any resource (the PowerShell shells use it with their configuration's URI).
+   *
+   * @throws {WinrmFaultError} for a SOAP fault; {@linkcode TransportError} for a broken reply or connection
+   */
+  async request<T>(
+    action: string,
+    body: string,
+    o: {
+      resourceUri?: string;
+      selectors?: Record<string, string>;
+      options?: Record<string, string | { value: string; mustComply: boolean }>;
+    },
+    parse: (env: XmlElement) => T,
+  ): Promise<T> {
+    return await this.#invoke(action, body, o, parse);
+  }
+
   /** closes every connection; safe to call twice */
   close(): void {
     this.#closed = true;
@@ -385,7 +403,11 @@ export class WinrmClient {
   async #invoke<T = XmlElement>(
     action: string,
     body: string,
-    o: { selectors?: Record<string, string>; options?: Record<string, string> },
+    o: {
+      resourceUri?: string;
+      selectors?: Record<string, string>;
+      options?: Record<string, string | { value: string; mustComply: boolean }>;
+    },
     parse: (env: XmlElement) => T = (env) => env as T,
   ): Promise<T> {
     const s = this.settings;
@@ -396,6 +418,7 @@ export class WinrmClient {
         to: s.url.href,
         messageId,
         sessionId: this.sessionId,
+        resourceUri: o.resourceUri,
         operationTimeout: `PT${(s.operationTimeoutMs / 1000).toFixed(3)}S`,
         selectors: o.selectors,
         options: o.options,

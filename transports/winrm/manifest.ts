@@ -31,7 +31,8 @@ export const parameters = declareParameters([
     name: "ConfigurationName",
     type: { kind: "string" },
     sets: both,
-    help: "shell to start: cmd (default), or powershell (powershell.exe in a WinRS shell; not PSRP)",
+    help: "PowerShell session configuration (PSRP), e.g. a JEA endpoint; cmd: the WinRS command shell instead",
+    default: "Microsoft.PowerShell",
   },
   {
     name: "Authentication",
@@ -71,12 +72,14 @@ export const manifest: TransportManifest = {
   id: "winrm",
   sdk: SDK_VERSION,
   version: "0.1.0",
-  summary: "Windows Remote Management (WS-Man/WinRS): Basic, NTLM with message encryption, HTTPS",
+  summary: "Windows Remote Management (WS-Man): PowerShell remoting (PSRP) or WinRS cmd; Basic, NTLM, HTTPS",
   schemes: ["http", "https"],
-  capabilities: ["shell", "exec", "signals"],
+  capabilities: ["shell", "exec", "signals", "psrp"],
+  powershell: { default: "Microsoft.PowerShell", native: ["cmd"] },
   defaultSet: "ComputerName",
   unsupportedReasons: {
-    disconnect: "a WinRS cmd shell cannot be disconnected or reconnected (MS-WSMV 3.1.4.15); PSRP shells come later",
+    disconnect: "disconnecting PowerShell sessions over WinRM (rsp:Disconnect, MS-PSRP 3.1.5.3.16) is not " +
+      "implemented yet, and a WinRS cmd shell cannot be disconnected at all (MS-WSMV 3.1.4.15)",
     list: "a WinRS cmd shell cannot be disconnected, so there are no sessions to list on the host",
     receive: "a WinRS cmd shell cannot be disconnected, so there is no output to receive",
     remove: "a WinRS cmd shell ends with its session; there is nothing to remove on the host",

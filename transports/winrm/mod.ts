@@ -1,8 +1,10 @@
 /**
- * The winrm transport: a WinRS command shell (cmd, or powershell.exe inside it) over WS-Management,
- * with Basic over HTTPS or NTLMv2 with message sealing over HTTP.
+ * The winrm transport over WS-Management, with Basic over HTTPS or NTLMv2 with message sealing over HTTP:
+ * PowerShell remoting (the `psrp` capability: a `subsystem` request opens a PowerShell configuration's shell
+ * and carries PSRP, see psrp.ts), or a WinRS command shell (cmd, or powershell.exe inside it) for `exec` and
+ * `shell` requests.
  *
- * One command runs in one shell: Create, Command, Receive until Done, Delete. The shell is deleted
+ * One WinRS command runs in one shell: Create, Command, Receive until Done, Delete. The shell is deleted
  * on every exit path (end, error, Ctrl-C, dispose). Interactive shells get local line editing,
  * since WinRS has no terminal protocol (see line_editor.ts and docs/winrm.md).
  *
@@ -31,6 +33,7 @@ import { EchoFilter, LineEditor } from "../../plugins/mod.ts";
 import { utf16le } from "./ntlm.ts";
 import { SignalCode, toBase64 } from "./wsman_xml.ts";
 import { parameters } from "./manifest.ts";
+import { openPsrpChannel, psrpResourceUri } from "./psrp.ts";
 export { manifest } from "./manifest.ts";
 
 /** The environment variable that supplies the password for automation (see docs/winrm.md for the risk). */
@@ -127,17 +130,25 @@ export function commandLineFor(configuration: string | undefined, command: strin
   }
   throw new RemoteError(
     "unsupported",
-    `configuration ${configuration} needs PowerShell remoting (PSRP), not supported yet`,
+    `configuration ${configuration} is a PowerShell endpoint: it runs PowerShell scripts through PSRP, not commands`,
     {
-      hint: "use --configuration-name cmd or powershell",
+      hint: "run it with remote invoke or remote enter (they speak PSRP), or pass --configuration-name cmd",
     },
   );
 }
 
-/** Opens a WinRS shell and starts `request` in it. */
+/**
+ * Opens a PowerShell session (`subsystem` request: the name is the configuration, see
+ * {@linkcode psrpResourceUri}) or a WinRS shell running `request`.
+ */
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   if (request.kind === "subsystem") {
-    throw new RemoteError("unsupported", `winrm has no subsystems (asked for ${request.name})`);
+    const resolved = resolveSettings(ctx);
+    const password = await getPassword(ctx, resolved.username, resolved.url.hostname);
+    const client = new WinrmClient({ ...resolved, password });
+    if (resolved.auth === "basic") client.basicCredentials();
+    ctx.signal.throwIfAborted();
+    return openPsrpChannel(client, psrpResourceUri(request.name), ctx.signal);
   }
   const resolved = resolveSettings(ctx);
   const commandLine = commandLineFor(
