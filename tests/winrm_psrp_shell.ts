@@ -20,6 +20,7 @@
  * | statement | does |
  * |---|---|
  * | `'text'`, `"text"`, `Write-Output text`, `echo text` | outputs the string |
+ * | `N`, `N+M` | outputs the number (an Int32) |
  * | `Write-Error text` | an ErrorRecord (WriteErrorException); `$?` becomes false |
  * | `Write-Warning text` | a WarningRecord |
  * | `throw 'text'` | the pipeline fails with a RuntimeException |
@@ -234,6 +235,7 @@ class Evaluator {
     let m: RegExpExecArray | null;
     const str = (t: string) => t.replace(/^'(.*)'$/s, "$1").replace(/^"(.*)"$/s, "$1");
     if ((m = /^('[^']*'|"[^"]*")$/s.exec(s))) return p.output(str(m[1])), true;
+    if ((m = /^(\d+)(?:\s*\+\s*(\d+))?$/.exec(s))) return p.output(Number(m[1]) + Number(m[2] ?? 0)), true;
     if ((m = /^(?:Write-Output|echo)\s+(.*)$/is.exec(s))) return p.output(str(m[1].trim())), true;
     if ((m = /^Write-Error\s+(.*)$/is.exec(s))) {
       p.error(writeError(str(m[1].trim())));
