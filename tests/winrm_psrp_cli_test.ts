@@ -195,3 +195,47 @@ Deno.test("remote enter over winrm in a terminal: Ctrl-C stops the running pipel
     assertEquals(server.shells(), []);
   });
 });
+
+Deno.test("remote invoke over winrm: a connection lost during a running pipeline exits 250, not a hang", async () => {
+  const server = await startWinrmServer({});
+  await using home = await tempHome();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      MAIN,
+      "invoke",
+      "--computer-name",
+      "127.0.0.1",
+      "--port",
+      String(server.port),
+      "--credential",
+      "WIN01\\alice",
+      "--",
+      '1..1000 | % { "line $_"; Start-Sleep -Milliseconds 100 }',
+    ],
+    env: { ...envOf(home), SSH_AUTH_SOCK: "" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("line 2\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    await server.close(); // the host goes away with the pipeline running
+    while (!(await reader.read()).done) { /* drain */ }
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    assertEquals(status.code, 250, stderr);
+    match(stderr, /^remote: Receive to 127\.0\.0\.1:\d+ failed: .*\n/);
+  } finally {
+    clearTimeout(timer);
+  }
+});

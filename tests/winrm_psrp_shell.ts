@@ -86,6 +86,12 @@ export class PsShell {
   readonly #wake = new Set<() => void>();
   /** the last statement's success, read by `$global:?` */
   #lastOk = true;
+  /** MS-WSMV 3.1.4.15: Connected, or Disconnected with no client until Reconnect/Connect or the idle timeout */
+  state: "Connected" | "Disconnected" = "Connected";
+  bufferMode: "Block" | "Drop" = "Block";
+  idleTimeoutMs = 7_200_000;
+  readonly createdAt = Date.now();
+  #idle?: ReturnType<typeof setTimeout>;
 
   constructor(
     readonly id: string,
@@ -162,8 +168,44 @@ export class PsShell {
 
   /** rsp:Delete: the pool closes and every pipeline stops. */
   delete(): void {
+    clearTimeout(this.#idle);
     this.server.close();
     for (const w of [...this.#wake]) w();
+  }
+
+  /**
+   * rsp:Disconnect (MS-PSRP 3.1.5.3.16): no client until Reconnect or Connect; after `IdleTimeOut` without one,
+   * `expire` ends the shell as the host does.
+   */
+  disconnect(idleTimeoutMs: number | undefined, bufferMode: string | undefined, expire: () => void): void {
+    if (idleTimeoutMs !== undefined) this.idleTimeoutMs = idleTimeoutMs;
+    if (bufferMode === "Block" || bufferMode === "Drop") this.bufferMode = bufferMode;
+    this.state = "Disconnected";
+    clearTimeout(this.#idle);
+    this.#idle = setTimeout(expire, this.idleTimeoutMs);
+    for (const w of [...this.#wake]) w();
+  }
+
+  /** rsp:Reconnect (MS-WSMV 3.1.4.16): the client is back. */
+  reconnect(): void {
+    this.state = "Connected";
+    clearTimeout(this.#idle);
+  }
+
+  /** the shell as rsp:Shell in an EnumerateResponse (pypsrp's test_psrp_disconnect_runspaces.yml) */
+  describe(machine: string): string {
+    const seconds = Math.floor((Date.now() - this.createdAt) / 1000);
+    return `<rsp:Shell xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><rsp:ShellId>${this.id}</rsp:ShellId>` +
+      `<rsp:ResourceUri>${this.resourceUri}</rsp:ResourceUri><rsp:Owner>${machine}\\${this.owner}</rsp:Owner>` +
+      `<rsp:ClientIP>127.0.0.1</rsp:ClientIP><rsp:ProcessId>${Deno.pid}</rsp:ProcessId>` +
+      `<rsp:IdleTimeOut>PT${(this.idleTimeoutMs / 1000).toFixed(3)}S</rsp:IdleTimeOut>` +
+      `<rsp:InputStreams>stdin pr</rsp:InputStreams><rsp:OutputStreams>stdout</rsp:OutputStreams>` +
+      `<rsp:MaxIdleTimeOut>PT2147483.647S</rsp:MaxIdleTimeOut><rsp:Locale>en-US</rsp:Locale>` +
+      `<rsp:DataLocale>en-US</rsp:DataLocale><rsp:CompressionMode>NoCompression</rsp:CompressionMode>` +
+      `<rsp:ProfileLoaded>Yes</rsp:ProfileLoaded><rsp:Encoding>UTF8</rsp:Encoding>` +
+      `<rsp:BufferMode>${this.bufferMode}</rsp:BufferMode><rsp:State>${this.state}</rsp:State>` +
+      `<rsp:ShellRunTime>P0DT0H0M${seconds}S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity>` +
+      `<rsp:MemoryUsed>46MB</rsp:MemoryUsed><rsp:ChildProcesses>0</rsp:ChildProcesses></rsp:Shell>`;
   }
 
   #send(m: Message): void {

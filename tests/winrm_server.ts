@@ -136,6 +136,8 @@ export interface WinrmServerStats {
   signals: string[];
   /** PowerShell shells created */
   psrpCreates: number;
+  /** PowerShell shells disconnected */
+  disconnects: number;
   /** what each PowerShell Create carried */
   psrpShells: {
     shellId: string;
@@ -274,6 +276,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     timedOut: 0,
     signals: [],
     psrpCreates: 0,
+    disconnects: 0,
     psrpShells: [],
     encryptedRequests: 0,
     plainRequests: 0,
@@ -518,6 +521,13 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     header: XmlElement,
   ): Promise<string> {
     const psShell = psShells.get((sel.ShellId ?? "").toUpperCase());
+    if (op === "Enumerate" && resourceUri === "http://schemas.microsoft.com/wbem/wsman/1/windows/shell") {
+      // MS-WSMV 3.1.4.7: the user's shells, in one page (pypsrp's test_psrp_disconnect_runspaces.yml)
+      const mine = [...psShells.values()].filter((s) => s.owner === conn.user);
+      return `<n:EnumerateResponse xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration">` +
+        `<n:EnumerationContext></n:EnumerationContext><w:Items>${mine.map((s) => s.describe("WIN01")).join("")}` +
+        `</w:Items><w:EndOfSequence/></n:EnumerateResponse>`;
+    }
     if (op === "Create" && resourceUri.startsWith(PS_RESOURCE_PREFIX)) quota(conn);
     if (op === "Create" && resourceUri.startsWith(PS_RESOURCE_PREFIX)) {
       return createPsShell(body, options, conn, resourceUri, header);
@@ -785,6 +795,23 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       case "Delete":
         shell.delete();
         psShells.delete(shell.id);
+        return "";
+      case "Disconnect": {
+        const d = child(body, NS.rsp, "Disconnect");
+        const idle = child(d, NS.rsp, "IdleTimeOut")?.text;
+        shell.disconnect(
+          idle === undefined ? undefined : parseDuration(idle),
+          child(d, NS.rsp, "BufferMode")?.text,
+          () => {
+            shell.delete();
+            psShells.delete(shell.id);
+          },
+        );
+        stats.disconnects++;
+        return "";
+      }
+      case "Reconnect":
+        shell.reconnect();
         return "";
       case "Command": {
         const line = child(body, NS.rsp, "CommandLine");

@@ -74,13 +74,12 @@ export const manifest: TransportManifest = {
   version: "0.1.0",
   summary: "Windows Remote Management (WS-Man): PowerShell remoting (PSRP) or WinRS cmd; Basic, NTLM, HTTPS",
   schemes: ["http", "https"],
-  capabilities: ["shell", "exec", "signals", "psrp"],
+  capabilities: ["shell", "exec", "signals", "psrp", "list"],
   powershell: { default: "Microsoft.PowerShell", native: ["cmd"] },
   defaultSet: "ComputerName",
   unsupportedReasons: {
     disconnect: "disconnecting PowerShell sessions over WinRM (rsp:Disconnect, MS-PSRP 3.1.5.3.16) is not " +
       "implemented yet, and a WinRS cmd shell cannot be disconnected at all (MS-WSMV 3.1.4.15)",
-    list: "a WinRS cmd shell cannot be disconnected, so there are no sessions to list on the host",
     receive: "a WinRS cmd shell cannot be disconnected, so there is no output to receive",
     remove: "a WinRS cmd shell ends with its session; there is nothing to remove on the host",
   },

@@ -24,6 +24,7 @@ import {
   type OpenContext,
   type OpenRequest,
   RemoteError,
+  type SessionHost,
   TransportError,
   UsageError,
 } from "../../plugins/mod.ts";
@@ -34,6 +35,7 @@ import { utf16le } from "./ntlm.ts";
 import { SignalCode, toBase64 } from "./wsman_xml.ts";
 import { parameters } from "./manifest.ts";
 import { openPsrpChannel, psrpResourceUri } from "./psrp.ts";
+import { enumerateShells, hostSessions } from "./psrp_sessions.ts";
 export { manifest } from "./manifest.ts";
 
 /** The environment variable that supplies the password for automation (see docs/winrm.md for the risk). */
@@ -143,10 +145,7 @@ export function commandLineFor(configuration: string | undefined, command: strin
  */
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   if (request.kind === "subsystem") {
-    const resolved = resolveSettings(ctx);
-    const password = await getPassword(ctx, resolved.username, resolved.url.hostname);
-    const client = new WinrmClient({ ...resolved, password });
-    if (resolved.auth === "basic") client.basicCredentials();
+    const client = await clientFor(ctx);
     ctx.signal.throwIfAborted();
     return openPsrpChannel(client, psrpResourceUri(request.name), ctx.signal);
   }
@@ -160,6 +159,42 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   if (resolved.auth === "basic") client.basicCredentials(); // a charset that cannot carry them fails before connecting
   return await openWith(client, ctx.signal, request, commandLine);
 }
+
+/** A client for the context's endpoint, with its password. */
+async function clientFor(ctx: OpenContext): Promise<WinrmClient> {
+  const resolved = resolveSettings(ctx);
+  const password = await getPassword(ctx, resolved.username, resolved.url.hostname);
+  const client = new WinrmClient({ ...resolved, password });
+  if (resolved.auth === "basic") client.basicCredentials();
+  return client;
+}
+
+const notYet = (what: string) => () =>
+  Promise.reject(
+    new RemoteError("unsupported", `winrm cannot ${what} PowerShell sessions yet`, {
+      hint: "see docs/winrm.md (Disconnected sessions); remote get --computer-name lists them",
+    }),
+  );
+
+/**
+ * The PowerShell shells kept on the host (Get-PSSession -ComputerName): `list` only so far; the rest of the
+ * lifecycle is designed in docs/winrm.md.
+ */
+export const sessions: SessionHost = {
+  async list(ctx) {
+    const client = await clientFor(ctx);
+    try {
+      return hostSessions(await enumerateShells(client));
+    } finally {
+      client.close();
+    }
+  },
+  create: notYet("create"),
+  attach: notYet("connect to"),
+  disconnect: notYet("disconnect"),
+  receive: notYet("receive output of"),
+  remove: notYet("remove"),
+};
 
 /** Opens the channel on an existing client (the part of {@linkcode open} tests and benchmarks drive). */
 export async function openWith(

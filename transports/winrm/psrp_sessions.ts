@@ -1,0 +1,146 @@
+/**
+ * PowerShell shells kept on a Windows host: listing them (WS-Enumeration of the shell resource, MS-WSMV
+ * 3.1.4.7 and DSP0226 8), and disconnecting and reconnecting one (MS-WSMV 3.1.4.15–16, MS-PSRP
+ * 3.1.5.3.16–18). The shapes follow pypsrp's recordings against Windows
+ * (tests/tests_pypsrp/responses/test_psrp_disconnect_runspaces.yml, test_psrp_disconnected_commands.yml).
+ *
+ * `remote get --computer-name http://win01:5985` lists them (the `list` capability); the rest of the lifecycle
+ * (new, connect, receive, remove through the registry) is designed in docs/winrm.md and not wired yet.
+ *
+ * @module
+ */
+import type { HostSession, OpenContext } from "../../plugins/mod.ts";
+import type { WinrmClient } from "./client.ts";
+import { child, childrenOf, NS, PS_RESOURCE_PREFIX, WsmanXmlError, type XmlElement, xmlEscape } from "./wsman_xml.ts";
+
+/** The resource that enumerates every shell of the user (MS-WSMV 3.1.4.7). */
+export const SHELL_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell";
+const WSEN = "http://schemas.xmlsoap.org/ws/2004/09/enumeration";
+const ENUMERATE = `${WSEN}/Enumerate`;
+const PULL = `${WSEN}/Pull`;
+const DISCONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Disconnect";
+const RECONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Reconnect";
+/** more pages than any host of a user holds shells (MaxShellsPerUser is 30 at most by default) */
+const MAX_PULLS = 100;
+
+/** One shell as the host describes it. */
+export interface RemoteShell {
+  shellId: string;
+  /** the shell's Name (New-PSSession -Name), when it has one */
+  name?: string;
+  resourceUri: string;
+  owner: string;
+  clientIp?: string;
+  /** `Connected` or `Disconnected` */
+  state: string;
+  /** xs:duration, e.g. `PT7200.000S` */
+  idleTimeOut?: string;
+  bufferMode?: string;
+  /** xs:duration since creation, e.g. `P0DT0H0M9S` */
+  shellRunTime?: string;
+  shellInactivity?: string;
+}
+
+/**
+ * Every shell the host lists for this user: Enumerate, then Pull while the host has more.
+ *
+ * @throws {WinrmFaultError} for a fault; {@linkcode WsmanXmlError} (as a protocol error) for a reply without items
+ */
+export async function enumerateShells(client: WinrmClient): Promise<RemoteShell[]> {
+  const out: RemoteShell[] = [];
+  const page = (env: XmlElement, response: string) => {
+    const r = child(child(env, NS.s, "Body"), WSEN, response);
+    if (!r) throw new WsmanXmlError(`the enumeration reply has no ${response}`);
+    const items = child(r, NS.w, "Items") ?? child(r, WSEN, "Items");
+    for (const s of childrenOf(items, NS.rsp, "Shell")) out.push(shellOf(s));
+    const end = child(r, NS.w, "EndOfSequence") ?? child(r, WSEN, "EndOfSequence");
+    const context = child(r, WSEN, "EnumerationContext")?.text ?? "";
+    return end || context === "" ? undefined : context;
+  };
+  let context = await client.request(
+    ENUMERATE,
+    `<wsen:Enumerate xmlns:wsen="${WSEN}"><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements></wsen:Enumerate>`,
+    { resourceUri: SHELL_RESOURCE },
+    (env) => page(env, "EnumerateResponse"),
+  );
+  for (let pulls = 0; context !== undefined; pulls++) {
+    if (pulls >= MAX_PULLS) throw new WsmanXmlError(`the host kept the enumeration going past ${MAX_PULLS} pages`);
+    const ctx: string = context;
+    context = await client.request(
+      PULL,
+      `<wsen:Pull xmlns:wsen="${WSEN}"><wsen:EnumerationContext>${
+        xmlEscape(ctx)
+      }</wsen:EnumerationContext><w:MaxElements>32000</w:MaxElements></wsen:Pull>`,
+      { resourceUri: SHELL_RESOURCE },
+      (env) => page(env, "PullResponse"),
+    );
+  }
+  return out;
+}
+
+function shellOf(s: XmlElement): RemoteShell {
+  const text = (name: string) => child(s, NS.rsp, name)?.text || undefined;
+  const shellId = text("ShellId");
+  if (!shellId) throw new WsmanXmlError("an enumerated shell has no ShellId");
+  return {
+    shellId,
+    name: text("Name"),
+    resourceUri: text("ResourceUri") ?? "",
+    owner: text("Owner") ?? "",
+    clientIp: text("ClientIP"),
+    state: text("State") ?? "Connected",
+    idleTimeOut: text("IdleTimeOut"),
+    bufferMode: text("BufferMode"),
+    shellRunTime: text("ShellRunTime"),
+    shellInactivity: text("ShellInactivity"),
+  };
+}
+
+/** Options of {@linkcode disconnectShell} (MS-PSRP 3.1.5.3.16). */
+export interface ShellDisconnectOptions {
+  /** how long the host keeps the disconnected shell without a client */
+  idleTimeoutMs?: number;
+  /** Block suspends the pipelines when their output buffer is full; Drop discards the oldest output */
+  bufferMode?: "Block" | "Drop";
+}
+
+/** Disconnect: the shell and its pipelines stay on the host with no client. */
+export async function disconnectShell(
+  client: WinrmClient,
+  resourceUri: string,
+  shellId: string,
+  options: ShellDisconnectOptions = {},
+): Promise<void> {
+  const idle = options.idleTimeoutMs === undefined
+    ? ""
+    : `<rsp:IdleTimeOut>PT${(options.idleTimeoutMs / 1000).toFixed(3)}S</rsp:IdleTimeOut>`;
+  const mode = options.bufferMode === undefined ? "" : `<rsp:BufferMode>${options.bufferMode}</rsp:BufferMode>`;
+  await client.request(DISCONNECT, `<rsp:Disconnect>${idle}${mode}</rsp:Disconnect>`, {
+    resourceUri,
+    selectors: { ShellId: shellId },
+  }, () => undefined);
+}
+
+/** Reconnect: the same client (same p:SessionId) takes its disconnected shell back (MS-WSMV 3.1.4.16). */
+export async function reconnectShell(client: WinrmClient, resourceUri: string, shellId: string): Promise<void> {
+  await client.request(RECONNECT, "", { resourceUri, selectors: { ShellId: shellId } }, () => undefined);
+}
+
+/**
+ * The host's PowerShell shells as sessions (`remote get --computer-name`): Get-PSSession's columns. remote
+ * leaves no shell of its own on a Windows host yet, so each is reported as made by another client.
+ */
+export function hostSessions(shells: RemoteShell[]): HostSession[] {
+  return shells.filter((s) => s.resourceUri.startsWith(PS_RESOURCE_PREFIX)).map((s) => ({
+    name: s.name ?? s.shellId,
+    state: s.state === "Disconnected" ? "Disconnected" : "Opened",
+    // a connected shell has a client: another one, since remote deletes its shells when it leaves
+    availability: s.state === "Disconnected" ? "None" : "Busy",
+    instanceId: s.shellId,
+    configurationName: s.resourceUri.slice(PS_RESOURCE_PREFIX.length),
+    foreign: true,
+  }));
+}
+
+/** The context's client settings are resolved by mod.ts; this only lists. */
+export type ClientFor = (ctx: OpenContext) => Promise<WinrmClient>;
