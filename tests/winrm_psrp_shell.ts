@@ -98,6 +98,8 @@ export class PsShell {
     readonly owner: string,
     readonly resourceUri: string,
     readonly protocolVersion: string,
+    /** fragments a command may hold for a disconnected client before Block suspends it or Drop discards */
+    readonly bufferFragments = 1000,
   ) {
     this.server = new RunspacePoolServer({
       send: (m) => this.#send(m),
@@ -140,7 +142,8 @@ export class PsShell {
     if (commandId !== undefined && !c) throw ctx.unknownCommand();
     const queue = c ? c.out : this.pool;
     const deadline = Date.now() + timeoutMs;
-    while (!queue.length && !(c?.done)) {
+    // a disconnected shell holds its output for the client that connects (MS-PSRP 3.1.5.3.16)
+    while ((!queue.length && !(c?.done)) || this.state === "Disconnected") {
       const left = deadline - Date.now();
       if (left <= 0 || ctx.gone()) throw ctx.timedOut();
       await new Promise<void>((r) => {
@@ -160,6 +163,7 @@ export class PsShell {
       room -= cost;
       xml += `<rsp:Stream Name="stdout"${attr}>${b64(queue.shift()!)}</rsp:Stream>`;
     }
+    for (const w of [...this.#wake]) w(); // room in a Block buffer
     if (c?.done && !c.out.length) {
       xml += `<rsp:CommandState CommandId="${c.id}" State="${DONE}"><rsp:ExitCode>0</rsp:ExitCode></rsp:CommandState>`;
     }
@@ -208,10 +212,62 @@ export class PsShell {
       `<rsp:MemoryUsed>46MB</rsp:MemoryUsed><rsp:ChildProcesses>0</rsp:ChildProcesses></rsp:Shell>`;
   }
 
+  /**
+   * rsp:Connect with connectXml (MS-PSRP 3.1.5.3.14): another client takes the disconnected pool; the reply's
+   * connectResponseXml carries the server's SESSION_CAPABILITY and RUNSPACEPOOL_INIT_DATA, and the
+   * APPLICATION_PRIVATE_DATA waits for its Receive (pypsrp's test_psrp_disconnected_commands.yml).
+   */
+  connect(connectXml: Uint8Array): string {
+    this.state = "Connected";
+    clearTimeout(this.#idle);
+    this.feed(connectXml);
+    const reply: Uint8Array[] = [];
+    let whole = 0;
+    while (this.pool.length && whole < 2) {
+      const f = this.pool.shift()!;
+      reply.push(f);
+      if (f[16] & 2) whole++;
+    }
+    const bytes = new Uint8Array(reply.reduce((n, f) => n + f.length, 0));
+    reply.reduce((o, f) => (bytes.set(f, o), o + f.length), 0);
+    return `<rsp:ConnectResponse><rsp:InputStreams>stdin pr</rsp:InputStreams><rsp:OutputStreams>stdout</rsp:OutputStreams>` +
+      `<connectResponseXml xmlns="http://schemas.microsoft.com/powershell">${
+        b64(bytes)
+      }</connectResponseXml></rsp:ConnectResponse>`;
+  }
+
+  /** rsp:Connect with a CommandId: the connected client takes a pipeline that ran while it was away */
+  connectCommand(commandId: string, ctx: PsShellContext): string {
+    if (!this.commands.has(commandId.toUpperCase())) throw ctx.unknownCommand();
+    return `<rsp:ConnectResponse/>`;
+  }
+
+  /**
+   * Resolves when pipeline `pid` may write more: at once unless the shell is disconnected with Block and the
+   * command holds `bufferFragments` (the pipeline is suspended, as OutputBufferingMode Block does).
+   */
+  async room(pid: string): Promise<void> {
+    const c = this.commands.get(pid.toUpperCase());
+    while (c && this.state === "Disconnected" && this.bufferMode === "Block" && c.out.length >= this.bufferFragments) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(() => (this.#wake.delete(w), r()), 200);
+        const w = () => (clearTimeout(t), this.#wake.delete(w), r());
+        this.#wake.add(w);
+      });
+    }
+  }
+
   #send(m: Message): void {
     const cmd = this.commands.get(m.pid.toUpperCase());
     const queue = m.pid === "00000000-0000-0000-0000-000000000000" ? this.pool : cmd?.out;
     if (!queue) return;
+    // Drop: a disconnected shell keeps the newest output, the oldest whole messages go
+    if (cmd && this.state === "Disconnected" && this.bufferMode === "Drop") {
+      while (queue.length >= this.bufferFragments) {
+        queue.shift();
+        while (queue.length && !(queue[0][16] & 1)) queue.shift();
+      }
+    }
     queue.push(...this.#frag.fragment(encodeMessage(m)));
     if (cmd && m.type === 0x00041006 /* PIPELINE_STATE */) {
       const state = /<I32 N="PipelineState">(\d+)<\/I32>/.exec(m.data)?.[1];
@@ -295,6 +351,7 @@ class Evaluator {
       (m = /^1\.\.(\d+)\s*\|\s*%\s*\{\s*"([^"]*)\$_"\s*(?:;\s*Start-Sleep\s+-Milliseconds\s+(\d+)\s*)?\}$/i.exec(s))
     ) {
       for (let i = 1; i <= Number(m[1]) && !p.signal.aborted; i++) {
+        await this.shell.room(p.id);
         p.output(`${m[2]}${i}`);
         if (m[3]) await this.sleep(Number(m[3]));
       }

@@ -124,6 +124,8 @@ export interface WinrmServerOptions {
   configurations?: string[];
   /** configurations the user may not use (a JEA endpoint's RoleDefinitions without them): access denied */
   deniedConfigurations?: string[];
+  /** fragments a disconnected PowerShell command holds before Block suspends it or Drop discards (default 1000) */
+  disconnectedBufferFragments?: number;
 }
 
 /** Counters the tests and the benchmark read. */
@@ -138,6 +140,8 @@ export interface WinrmServerStats {
   psrpCreates: number;
   /** PowerShell shells disconnected */
   disconnects: number;
+  /** rsp:Connect with connectXml: a client took a disconnected pool */
+  connects: number;
   /** what each PowerShell Create carried */
   psrpShells: {
     shellId: string;
@@ -277,6 +281,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     signals: [],
     psrpCreates: 0,
     disconnects: 0,
+    connects: 0,
     psrpShells: [],
     encryptedRequests: 0,
     plainRequests: 0,
@@ -757,7 +762,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       c.name === "creationXml" && c.ns === "http://schemas.microsoft.com/powershell"
     );
     if (!creation) throw fault("s:Sender", "w:InvalidParameter", 2150858882, "The creationXml is missing. ");
-    const shell = new PsShell(id, conn.user!, resourceUri, version);
+    const shell = new PsShell(id, conn.user!, resourceUri, version, opts.disconnectedBufferFragments);
     psShells.set(id, shell);
     shell.feed(unb64(creation.text));
     stats.psrpCreates++;
@@ -813,6 +818,16 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       case "Reconnect":
         shell.reconnect();
         return "";
+      case "Connect": {
+        const c = child(body, NS.rsp, "Connect");
+        if (c?.attrs.CommandId) return shell.connectCommand(c.attrs.CommandId, ctx);
+        const xml = c?.children.find((x) =>
+          x.name === "connectXml" && x.ns === "http://schemas.microsoft.com/powershell"
+        );
+        if (!xml) throw fault("s:Sender", "w:InvalidParameter", 2150858882, "The connectXml is missing. ");
+        stats.connects++;
+        return shell.connect(unb64(xml.text));
+      }
       case "Command": {
         const line = child(body, NS.rsp, "CommandLine");
         const args = child(line, NS.rsp, "Arguments")?.text ?? "";

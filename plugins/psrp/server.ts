@@ -126,12 +126,20 @@ export class RunspacePoolServer {
         this.rpid = message.rpid;
         return this.#capability(value);
       case MessageType.INIT_RUNSPACEPOOL:
-      case MessageType.CONNECT_RUNSPACEPOOL:
         this.rpid = message.rpid;
         if (value instanceof PSObject) this.init = value;
         this.#send(MessageType.APPLICATION_PRIVATE_DATA, NIL_GUID, this.#privateData());
         this.state = RunspacePoolState.Opened;
         this.#send(MessageType.RUNSPACEPOOL_STATE, NIL_GUID, bag({ RunspaceState: RunspacePoolState.Opened }));
+        return;
+      case MessageType.CONNECT_RUNSPACEPOOL:
+        // pypsrp's test_psrp_disconnected_commands.yml: a client connecting to a pool that
+        // exists gets RUNSPACEPOOL_INIT_DATA, then APPLICATION_PRIVATE_DATA, and no state message
+        if (this.state !== RunspacePoolState.Opened) {
+          throw new PsrpError("CONNECT_RUNSPACEPOOL for a pool never opened");
+        }
+        this.#send(MessageType.RUNSPACEPOOL_INIT_DATA, NIL_GUID, bag({ MinRunspaces: 1, MaxRunspaces: 1 }));
+        this.#send(MessageType.APPLICATION_PRIVATE_DATA, NIL_GUID, this.#privateData());
         return;
       case MessageType.CREATE_PIPELINE:
         return this.#createPipeline(message.pid, value);

@@ -4,14 +4,26 @@
  * 3.1.5.3.16–18). The shapes follow pypsrp's recordings against Windows
  * (tests/tests_pypsrp/responses/test_psrp_disconnect_runspaces.yml, test_psrp_disconnected_commands.yml).
  *
- * `remote get --computer-name http://win01:5985` lists them (the `list` capability); the rest of the lifecycle
- * (new, connect, receive, remove through the registry) is designed in docs/winrm.md and not wired yet.
+ * `remote get --computer-name http://win01:5985` lists them (the `list` capability). Connect (MS-PSRP
+ * 3.1.5.3.14–15) takes a disconnected pool and its pipelines from another client; the verbs over them (new,
+ * connect, receive, remove through the registry) are designed in docs/winrm.md and not wired yet.
  *
  * @module
  */
 import type { HostSession, OpenContext } from "../../plugins/mod.ts";
 import type { WinrmClient } from "./client.ts";
-import { child, childrenOf, NS, PS_RESOURCE_PREFIX, WsmanXmlError, type XmlElement, xmlEscape } from "./wsman_xml.ts";
+import {
+  child,
+  childrenOf,
+  fromBase64,
+  NS,
+  PS_NS,
+  PS_RESOURCE_PREFIX,
+  toBase64,
+  WsmanXmlError,
+  type XmlElement,
+  xmlEscape,
+} from "./wsman_xml.ts";
 
 /** The resource that enumerates every shell of the user (MS-WSMV 3.1.4.7). */
 export const SHELL_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell";
@@ -20,6 +32,7 @@ const ENUMERATE = `${WSEN}/Enumerate`;
 const PULL = `${WSEN}/Pull`;
 const DISCONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Disconnect";
 const RECONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Reconnect";
+const CONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Connect";
 /** more pages than any host of a user holds shells (MaxShellsPerUser is 30 at most by default) */
 const MAX_PULLS = 100;
 
@@ -124,6 +137,51 @@ export async function disconnectShell(
 /** Reconnect: the same client (same p:SessionId) takes its disconnected shell back (MS-WSMV 3.1.4.16). */
 export async function reconnectShell(client: WinrmClient, resourceUri: string, shellId: string): Promise<void> {
   await client.request(RECONNECT, "", { resourceUri, selectors: { ShellId: shellId } }, () => undefined);
+}
+
+/**
+ * Connect (MS-PSRP 3.1.5.3.14): a client that did not create the shell takes the disconnected pool. `connectXml`
+ * holds the SESSION_CAPABILITY and CONNECT_RUNSPACEPOOL fragments; the reply's connectResponseXml (returned)
+ * holds the server's SESSION_CAPABILITY and RUNSPACEPOOL_INIT_DATA. APPLICATION_PRIVATE_DATA then comes with the
+ * pool's Receive.
+ *
+ * @throws {WsmanXmlError} (a protocol error) when the reply has no connectResponseXml
+ */
+export async function connectShell(
+  client: WinrmClient,
+  resourceUri: string,
+  shellId: string,
+  connectXml: Uint8Array,
+  protocolVersion = "2.3",
+): Promise<Uint8Array> {
+  return await client.request(
+    CONNECT,
+    `<rsp:Connect><connectXml xmlns="${PS_NS}">${toBase64(connectXml)}</connectXml></rsp:Connect>`,
+    {
+      resourceUri,
+      selectors: { ShellId: shellId },
+      options: { protocolversion: { value: protocolVersion, mustComply: true } },
+    },
+    (env) => {
+      const r = child(child(env, NS.s, "Body"), NS.rsp, "ConnectResponse");
+      const xml = r?.children.find((c) => c.ns === PS_NS && c.name === "connectResponseXml");
+      if (!xml) throw new WsmanXmlError("the connect reply has no connectResponseXml");
+      return fromBase64(xml.text);
+    },
+  );
+}
+
+/** Connect with a CommandId (MS-PSRP 3.1.5.3.15): the connected client takes a pipeline that ran meanwhile. */
+export async function connectCommand(
+  client: WinrmClient,
+  resourceUri: string,
+  shellId: string,
+  commandId: string,
+): Promise<void> {
+  await client.request(CONNECT, `<rsp:Connect CommandId="${xmlEscape(commandId)}"/>`, {
+    resourceUri,
+    selectors: { ShellId: shellId },
+  }, () => undefined);
 }
 
 /**
