@@ -78,16 +78,24 @@ Deno.test("remote enter over winrm without a terminal streams lines to cmd and r
   }
 });
 
-Deno.test("remote new on winrm says why sessions cannot be disconnected yet", async () => {
-  await using home = await tempHome();
-  const run = await runRemote(["new", "--computer-name", "win01"], { env: home.env });
-  assertEquals(run.code, 234);
-  assertEquals(
-    run.stderr,
-    "remote: transport winrm does not support disconnected sessions\n" +
-      "hint: disconnecting PowerShell sessions over WinRM (rsp:Disconnect, MS-PSRP 3.1.5.3.16) is not implemented " +
-      "yet, and a WinRS cmd shell cannot be disconnected at all (MS-WSMV 3.1.4.15)\n",
-  );
+Deno.test("remote new on winrm with --configuration-name cmd says a WinRS shell cannot be disconnected", async () => {
+  const server = await startWinrmServer({});
+  try {
+    await using home = await tempHome();
+    const run = await runRemote(
+      ["new", "--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice", ...CMD],
+      { env: { ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD } },
+    );
+    assertEquals(run.code, 230);
+    assertEquals(
+      run.stderr,
+      "remote: a WinRS cmd shell cannot be disconnected (MS-WSMV 3.1.4.15)\n" +
+        "hint: persistent sessions on Windows are PowerShell sessions: drop --configuration-name cmd\n",
+    );
+    assertEquals(server.shells(), []);
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("remote invoke over winrm without a terminal or REMOTE_WINRM_PASSWORD says how to give the password", async () => {

@@ -91,7 +91,10 @@ export class PsShell {
   bufferMode: "Block" | "Drop" = "Block";
   idleTimeoutMs = 7_200_000;
   readonly createdAt = Date.now();
+  /** the shell's Name from Create (New-PSSession -Name) */
+  name?: string;
   #idle?: ReturnType<typeof setTimeout>;
+  #disconnects = 0;
 
   constructor(
     readonly id: string,
@@ -142,10 +145,12 @@ export class PsShell {
     if (commandId !== undefined && !c) throw ctx.unknownCommand();
     const queue = c ? c.out : this.pool;
     const deadline = Date.now() + timeoutMs;
-    // a disconnected shell holds its output for the client that connects (MS-PSRP 3.1.5.3.16)
+    // a disconnected shell holds its output for the client that connects (MS-PSRP 3.1.5.3.16); a Receive
+    // pending when the shell was disconnected ends without any of it
+    const generation = this.#disconnects;
     while ((!queue.length && !(c?.done)) || this.state === "Disconnected") {
       const left = deadline - Date.now();
-      if (left <= 0 || ctx.gone()) throw ctx.timedOut();
+      if (left <= 0 || ctx.gone() || generation !== this.#disconnects) throw ctx.timedOut();
       await new Promise<void>((r) => {
         const t = setTimeout(() => (this.#wake.delete(w), r()), Math.min(left, 200));
         const w = () => (clearTimeout(t), this.#wake.delete(w), r());
@@ -185,6 +190,7 @@ export class PsShell {
     if (idleTimeoutMs !== undefined) this.idleTimeoutMs = idleTimeoutMs;
     if (bufferMode === "Block" || bufferMode === "Drop") this.bufferMode = bufferMode;
     this.state = "Disconnected";
+    this.#disconnects++;
     clearTimeout(this.#idle);
     this.#idle = setTimeout(expire, this.idleTimeoutMs);
     for (const w of [...this.#wake]) w();
@@ -199,7 +205,8 @@ export class PsShell {
   /** the shell as rsp:Shell in an EnumerateResponse (pypsrp's test_psrp_disconnect_runspaces.yml) */
   describe(machine: string): string {
     const seconds = Math.floor((Date.now() - this.createdAt) / 1000);
-    return `<rsp:Shell xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><rsp:ShellId>${this.id}</rsp:ShellId>` +
+    const name = this.name === undefined ? "" : `<rsp:Name>${this.name}</rsp:Name>`;
+    return `<rsp:Shell xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><rsp:ShellId>${this.id}</rsp:ShellId>${name}` +
       `<rsp:ResourceUri>${this.resourceUri}</rsp:ResourceUri><rsp:Owner>${machine}\\${this.owner}</rsp:Owner>` +
       `<rsp:ClientIP>127.0.0.1</rsp:ClientIP><rsp:ProcessId>${Deno.pid}</rsp:ProcessId>` +
       `<rsp:IdleTimeOut>PT${(this.idleTimeoutMs / 1000).toFixed(3)}S</rsp:IdleTimeOut>` +
@@ -234,6 +241,16 @@ export class PsShell {
       `<connectResponseXml xmlns="http://schemas.microsoft.com/powershell">${
         b64(bytes)
       }</connectResponseXml></rsp:ConnectResponse>`;
+  }
+
+  /** the shell's commands as rsp:Command items of an EnumerateResponse (test_psrp_disconnected_commands.yml) */
+  describeCommands(): string {
+    return [...this.commands.values()].map((c) =>
+      `<rsp:Command xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><rsp:CommandId>${c.id}</rsp:CommandId>` +
+      `<rsp:CommandLine></rsp:CommandLine><rsp:CommandState>${
+        c.done ? "Done" : "Running"
+      }</rsp:CommandState></rsp:Command>`
+    ).join("");
   }
 
   /** rsp:Connect with a CommandId: the connected client takes a pipeline that ran while it was away */

@@ -526,6 +526,20 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     header: XmlElement,
   ): Promise<string> {
     const psShell = psShells.get((sel.ShellId ?? "").toUpperCase());
+    if (op === "Enumerate" && resourceUri === "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command") {
+      // the commands of one shell, by a SelectorFilter on its ShellId (test_psrp_disconnected_commands.yml)
+      const filter = child(
+        child(body, "http://schemas.xmlsoap.org/ws/2004/09/enumeration", "Enumerate"),
+        NS.w,
+        "Filter",
+      );
+      const id = child(child(filter, NS.w, "SelectorSet"), NS.w, "Selector")?.text ?? "";
+      const shell = psShells.get(id.toUpperCase());
+      const items = shell && shell.owner === conn.user ? shell.describeCommands() : "";
+      return `<n:EnumerateResponse xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration">` +
+        `<n:EnumerationContext></n:EnumerationContext>${items ? `<w:Items>${items}</w:Items>` : ""}<w:EndOfSequence/>` +
+        `</n:EnumerateResponse>`;
+    }
     if (op === "Enumerate" && resourceUri === "http://schemas.microsoft.com/wbem/wsman/1/windows/shell") {
       // MS-WSMV 3.1.4.7: the user's shells, in one page (pypsrp's test_psrp_disconnect_runspaces.yml)
       const mine = [...psShells.values()].filter((s) => s.owner === conn.user);
@@ -764,6 +778,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     if (!creation) throw fault("s:Sender", "w:InvalidParameter", 2150858882, "The creationXml is missing. ");
     const shell = new PsShell(id, conn.user!, resourceUri, version, opts.disconnectedBufferFragments);
     psShells.set(id, shell);
+    shell.name = shellEl?.attrs.Name;
     shell.feed(unb64(creation.text));
     stats.psrpCreates++;
     const option = (child(header, NS.w, "OptionSet")?.children ?? []).find((o) => o.attrs.Name === "protocolversion");

@@ -74,15 +74,9 @@ export const manifest: TransportManifest = {
   version: "0.1.0",
   summary: "Windows Remote Management (WS-Man): PowerShell remoting (PSRP) or WinRS cmd; Basic, NTLM, HTTPS",
   schemes: ["http", "https"],
-  capabilities: ["shell", "exec", "signals", "psrp", "list"],
+  capabilities: ["shell", "exec", "signals", "psrp", "list", "disconnect", "receive", "remove"],
   powershell: { default: "Microsoft.PowerShell", native: ["cmd"] },
   defaultSet: "ComputerName",
-  unsupportedReasons: {
-    disconnect: "disconnecting PowerShell sessions over WinRM (rsp:Disconnect, MS-PSRP 3.1.5.3.16) is not " +
-      "implemented yet, and a WinRS cmd shell cannot be disconnected at all (MS-WSMV 3.1.4.15)",
-    receive: "a WinRS cmd shell cannot be disconnected, so there is no output to receive",
-    remove: "a WinRS cmd shell ends with its session; there is nothing to remove on the host",
-  },
   defaultPort: 5985,
   parameters: parameters.specs,
 };

@@ -32,10 +32,11 @@ import { RECEIVE_TIMED_OUT, WinrmClient, type WinrmSettings } from "./client.ts"
 import { DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
 import { EchoFilter, LineEditor } from "../../plugins/mod.ts";
 import { utf16le } from "./ntlm.ts";
-import { SignalCode, toBase64 } from "./wsman_xml.ts";
+import { Action, PS_RESOURCE_PREFIX, SignalCode, toBase64 } from "./wsman_xml.ts";
 import { parameters } from "./manifest.ts";
 import { openPsrpChannel, psrpResourceUri } from "./psrp.ts";
-import { enumerateShells, hostSessions } from "./psrp_sessions.ts";
+import { disconnectShell, enumerateShells, findShell, hostSessions, receiveShellOutput } from "./psrp_sessions.ts";
+import { connectOutOfProc, RunspacePool } from "../../plugins/psrp/mod.ts";
 export { manifest } from "./manifest.ts";
 
 /** The environment variable that supplies the password for automation (see docs/winrm.md for the risk). */
@@ -169,16 +170,20 @@ async function clientFor(ctx: OpenContext): Promise<WinrmClient> {
   return client;
 }
 
-const notYet = (what: string) => () =>
-  Promise.reject(
-    new RemoteError("unsupported", `winrm cannot ${what} PowerShell sessions yet`, {
-      hint: "see docs/winrm.md (Disconnected sessions); remote get --computer-name lists them",
-    }),
-  );
+/** The configuration a session of this context opens (`--configuration-name`, else Microsoft.PowerShell). */
+function configurationOf(ctx: OpenContext): string {
+  const given = parameters.read(ctx.parameters).configurationName;
+  if (given !== undefined && given.toLowerCase() === "cmd") {
+    throw new UsageError("a WinRS cmd shell cannot be disconnected (MS-WSMV 3.1.4.15)", {
+      hint: "persistent sessions on Windows are PowerShell sessions: drop --configuration-name cmd",
+    });
+  }
+  return given ?? "Microsoft.PowerShell";
+}
 
 /**
- * The PowerShell shells kept on the host (Get-PSSession -ComputerName): `list` only so far; the rest of the
- * lifecycle is designed in docs/winrm.md.
+ * PowerShell sessions kept on the host (New-PSSession, Disconnect-, Connect-, Receive-, Remove-, Get-PSSession):
+ * a session is a PowerShell shell with a Name, left Disconnected on the host (MS-PSRP 3.1.5.3.14–16).
  */
 export const sessions: SessionHost = {
   async list(ctx) {
@@ -189,11 +194,99 @@ export const sessions: SessionHost = {
       client.close();
     }
   },
-  create: notYet("create"),
-  attach: notYet("connect to"),
-  disconnect: notYet("disconnect"),
-  receive: notYet("receive output of"),
-  remove: notYet("remove"),
+
+  /** Create with the session's Name, the pool opened, `command` started (with Out-String -Stream), Disconnect */
+  async create(ctx, name, options) {
+    const configuration = configurationOf(ctx);
+    const client = await clientFor(ctx);
+    const resourceUri = psrpResourceUri(configuration);
+    const channel = openPsrpChannel(client, resourceUri, ctx.signal, { name, receivePipelines: false });
+    const conn = connectOutOfProc({ readable: channel.stdout, writable: channel.stdin });
+    const pool = new RunspacePool({ wire: conn.wire });
+    conn.wire.attach(pool);
+    try {
+      await pool.open(ctx.signal);
+      if (options.command !== undefined) {
+        const pipeline = pool.createPipeline({
+          commands: [{ cmd: options.command, isScript: true }, {
+            cmd: "Out-String",
+            args: [{ name: "Stream", value: true }, { name: "Width", value: 120 }],
+          }],
+        });
+        pipeline.done.catch(() => {}); // it runs on the host; its output is received later
+        await conn.wire.drained(pipeline.pid, 0); // rsp:Command has been answered
+      }
+      await disconnectShell(client, resourceUri, channel.shellId!);
+      await channel.abandon();
+    } catch (e) {
+      await channel[Symbol.asyncDispose]();
+      throw e;
+    }
+    return {
+      name,
+      state: "Disconnected",
+      availability: "None",
+      instanceId: options.instanceId,
+      createdAt: new Date().toISOString(),
+      configurationName: resourceUri.slice(PS_RESOURCE_PREFIX.length),
+    };
+  },
+
+  /** Connect as a new client; the channel speaks PSRP's framing (the core enters PowerShell over it) */
+  async attach(ctx, name) {
+    const client = await clientFor(ctx);
+    try {
+      const shell = await findShell(client, name);
+      return openPsrpChannel(client, shell.resourceUri, ctx.signal, { connect: { shellId: shell.shellId } });
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+  },
+
+  async disconnect(ctx, name, options) {
+    const client = await clientFor(ctx);
+    try {
+      const shell = await findShell(client, name);
+      if (shell.state === "Disconnected") return;
+      await disconnectShell(client, shell.resourceUri, shell.shellId, {
+        idleTimeoutMs: options.idleTimeoutMs,
+        bufferMode: options.outputBufferingMode === "drop"
+          ? "Drop"
+          : options.outputBufferingMode === "block"
+          ? "Block"
+          : undefined,
+      });
+    } finally {
+      client.close();
+    }
+  },
+
+  async receive(ctx, name) {
+    const client = await clientFor(ctx);
+    // a Receive that brings nothing within a few seconds means the host has no more output kept
+    const quick = new WinrmClient({ ...client.settings, operationTimeoutMs: 3_000 });
+    client.close();
+    try {
+      const shell = await findShell(quick, name);
+      return new TextEncoder().encode(await receiveShellOutput(quick, shell.resourceUri, shell.shellId));
+    } finally {
+      quick.close();
+    }
+  },
+
+  async remove(ctx, name) {
+    const client = await clientFor(ctx);
+    try {
+      const shell = await findShell(client, name);
+      await client.request(Action.delete, "", {
+        resourceUri: shell.resourceUri,
+        selectors: { ShellId: shell.shellId },
+      }, () => undefined);
+    } finally {
+      client.close();
+    }
+  },
 };
 
 /** Opens the channel on an existing client (the part of {@linkcode open} tests and benchmarks drive). */

@@ -24,12 +24,21 @@ import {
   decodeFragments,
   decodeMessage,
   Defragmenter,
+  Destination,
+  encodeFragment,
+  encodeMessage,
   encodePacket,
+  Fragmenter,
+  guidToBytes,
   MessageType,
   NIL_GUID,
   type Packet,
   PacketParser,
+  psBag,
+  RunspacePoolState,
+  serialize,
 } from "../../plugins/psrp/mod.ts";
+import { connectShell } from "./psrp_sessions.ts";
 import { RECEIVE_TIMED_OUT, type WinrmClient, WinrmFaultError } from "./client.ts";
 import {
   Action,
@@ -94,8 +103,30 @@ interface PipelineState {
  * Opens the PSRP channel on `client` for the configuration at `resourceUri`. Nothing is sent until the core
  * writes its SESSION_CAPABILITY and INIT_RUNSPACEPOOL, which go into the Create.
  */
-export function openPsrpChannel(client: WinrmClient, resourceUri: string, signal: AbortSignal): PsrpChannel {
-  return new PsrpChannel(client, resourceUri, signal);
+export function openPsrpChannel(
+  client: WinrmClient,
+  resourceUri: string,
+  signal: AbortSignal,
+  options: PsrpChannelOptions = {},
+): PsrpChannel {
+  return new PsrpChannel(client, resourceUri, signal, options);
+}
+
+/** Options of {@linkcode openPsrpChannel}. */
+export interface PsrpChannelOptions {
+  /** the shell's Name (New-PSSession -Name), which the host lists */
+  name?: string;
+  /**
+   * connect to this disconnected shell instead of creating one (MS-PSRP 3.1.5.3.14): the pool's open becomes a
+   * Connect with connectXml, and the replies the core's pool waits for are what the host sends for a connect
+   * (SESSION_CAPABILITY, RUNSPACEPOOL_INIT_DATA, APPLICATION_PRIVATE_DATA) followed by the Opened state
+   */
+  connect?: { shellId: string };
+  /**
+   * false: pipelines are started but their output is not received, so the host keeps all of it for whoever
+   * connects later (`invoke --in-disconnected-session`)
+   */
+  receivePipelines?: boolean;
 }
 
 /** The channel; see the module documentation. */
@@ -125,9 +156,15 @@ export class PsrpChannel implements Channel {
   #failure?: Error;
   #payload = maxSendPayload();
 
-  constructor(client: WinrmClient, resourceUri: string, signal: AbortSignal) {
+  #options: PsrpChannelOptions;
+  /** the shell's pool id, as message headers carry it (connect mode: every message is rewritten to it) */
+  #rpid?: Uint8Array;
+  #keep = false;
+
+  constructor(client: WinrmClient, resourceUri: string, signal: AbortSignal, options: PsrpChannelOptions = {}) {
     this.#client = client;
     this.#resourceUri = resourceUri;
+    this.#options = options;
     this.exit = new Promise((resolve) => this.#settle = resolve);
     this.stdout = new ReadableStream({ start: (c) => void (this.#out = c) });
     this.stdin = new WritableStream<Uint8Array>({
@@ -212,13 +249,16 @@ export class PsrpChannel implements Channel {
       if (!whole) continue;
       const m = decodeMessage(whole);
       if (m.type === MessageType.SESSION_CAPABILITY) {
+        this.#capabilityMessage = whole;
         this.#protocolVersion = /<Version N="protocolversion">([\d.]+)<\/Version>/.exec(m.data)?.[1] ?? "2.3";
       }
       if (m.type === MessageType.INIT_RUNSPACEPOOL) init = { rpid: m.rpid, version: this.#protocolVersion };
     }
     if (!init) return this.#emit({ kind: "DataAck", guid });
     const shellId = init.rpid.toUpperCase();
-    this.#created = this.#create(shellId, concat(this.#creation), init.version);
+    this.#created = this.#options.connect
+      ? this.#connect(this.#options.connect.shellId, init.version)
+      : this.#create(shellId, concat(this.#creation), init.version);
     this.#background(this.#created.then(() => this.#emit({ kind: "DataAck", guid })));
   }
 
@@ -227,10 +267,15 @@ export class PsrpChannel implements Channel {
   async #create(shellId: string, creationXml: Uint8Array, version: string): Promise<void> {
     this.stats.creates++;
     try {
-      this.#shellId = await this.#client.request(Action.create, psrpShellBody(shellId, creationXml), {
-        resourceUri: this.#resourceUri,
-        options: { protocolversion: { value: version, mustComply: true } },
-      }, parseCreateResponse);
+      this.#shellId = await this.#client.request(
+        Action.create,
+        psrpShellBody(shellId, creationXml, this.#options.name),
+        {
+          resourceUri: this.#resourceUri,
+          options: { protocolversion: { value: version, mustComply: true } },
+        },
+        parseCreateResponse,
+      );
     } catch (e) {
       // Windows answers an unregistered configuration with w:InvalidResourceURI (WSManFault 2150858752)
       if (e instanceof WinrmFaultError && /InvalidResourceURI$/.test(e.fault.subcode)) {
@@ -254,7 +299,36 @@ export class PsrpChannel implements Channel {
     this.#receivePool();
   }
 
+  /** connect mode: Connect with the core's SESSION_CAPABILITY and a CONNECT_RUNSPACEPOOL, on the shell's pool id */
+  async #connect(shellId: string, version: string): Promise<void> {
+    this.#rpid = guidToBytes(shellId.toLowerCase());
+    const frag = new Fragmenter(maxSendPayload());
+    const capability = this.#capabilityMessage;
+    if (!capability) {
+      throw new TransportError("powershell remoting: no SESSION_CAPABILITY to connect with", { layer: "protocol" });
+    }
+    const xml = concat([
+      ...frag.fragment(withRpid(capability, this.#rpid)),
+      ...frag.fragment(encodeMessage({
+        destination: Destination.server,
+        type: MessageType.CONNECT_RUNSPACEPOOL,
+        rpid: shellId.toLowerCase(),
+        pid: NIL_GUID,
+        data: "<S />",
+      })),
+    ]);
+    this.stats.creates++;
+    const reply = await connectShell(this.#client, this.#resourceUri, shellId, xml, version);
+    this.#shellId = shellId;
+    this.#creation = [];
+    this.#emit({ kind: "Data", stream: "Default", guid: NIL_GUID, data: reply });
+    this.#receivePool();
+  }
+
+  #capabilityMessage?: Uint8Array;
+
   #data(guid: string, stream: "stdin" | "pr", data: Uint8Array): void {
+    if (this.#rpid) data = rewriteRpid(data, this.#rpid);
     const pipeline = guid === NIL_GUID ? undefined : this.#pipelines.get(guid);
     if (pipeline && !pipeline.started) {
       // the first data after <Command> is CREATE_PIPELINE: it rides in rsp:Command (MS-PSRP 3.1.5.3.3)
@@ -262,7 +336,7 @@ export class PsrpChannel implements Channel {
       pipeline.commanded = this.#command(guid, data);
       this.#background(pipeline.commanded.then(() => {
         this.#emit({ kind: "DataAck", guid });
-        this.#receivePipeline(guid, pipeline);
+        if (this.#options.receivePipelines !== false) this.#receivePipeline(guid, pipeline);
       }));
       return;
     }
@@ -399,8 +473,8 @@ export class PsrpChannel implements Channel {
     if (r === RECEIVE_TIMED_OUT) return false;
     const target = guid ?? NIL_GUID;
     for (const data of r.data) {
-      if (target === NIL_GUID) this.#watchPool(data);
       this.#emit({ kind: "Data", stream: "Default", guid: target, data });
+      if (target === NIL_GUID) this.#watchPool(data);
     }
     return r.done;
   }
@@ -415,6 +489,24 @@ export class PsrpChannel implements Channel {
       this.#poolMessages++;
       const type = new DataView(whole.buffer, whole.byteOffset, whole.byteLength).getUint32(4, true);
       if (type === MessageType.RUNSPACEPOOL_STATE) this.#poolOpen = true;
+      if (type === MessageType.APPLICATION_PRIVATE_DATA && this.#options.connect && !this.#poolOpen) {
+        // a connect ends with APPLICATION_PRIVATE_DATA; the core's pool waits for Opened, as after an open
+        this.#poolOpen = true;
+        const blob = encodeMessage({
+          destination: Destination.client,
+          type: MessageType.RUNSPACEPOOL_STATE,
+          rpid: this.#options.connect.shellId.toLowerCase(),
+          pid: NIL_GUID,
+          data: serialize(psBag({ RunspaceState: RunspacePoolState.Opened })),
+        });
+        const objectId = SYNTHETIC_OBJECT_ID;
+        this.#emit({
+          kind: "Data",
+          stream: "Default",
+          guid: NIL_GUID,
+          data: encodeFragment({ objectId, fragmentId: 0n, start: true, end: true, blob }),
+        });
+      }
     }
   }
 
@@ -431,11 +523,25 @@ export class PsrpChannel implements Channel {
     void this.#finish({ kind: "lost", error: e });
   }
 
+  /**
+   * Ends the channel and leaves the shell on the host (disconnected sessions: `remote new` creates a pool,
+   * disconnects it, and leaves).
+   */
+  async abandon(): Promise<void> {
+    this.#keep = true;
+    await this.#finish({ kind: "detached" });
+  }
+
+  /** the shell's id, once created or connected */
+  get shellId(): string | undefined {
+    return this.#shellId;
+  }
+
   #delete(): Promise<void> {
     this.#deleted ??= (async () => {
       const created = this.#created?.catch(() => {});
       await created;
-      if (!this.#shellId) return;
+      if (!this.#shellId || this.#keep) return;
       try {
         await this.#client.request(Action.delete, "", {
           resourceUri: this.#resourceUri,
@@ -456,6 +562,28 @@ export class PsrpChannel implements Channel {
     } catch { /* errored or closed */ }
     this.#settle(this.#failure ? { kind: "lost", error: this.#failure } : status);
   }
+}
+
+/** a fragment object id the host's own counter never reaches, for the state message made here */
+const SYNTHETIC_OBJECT_ID = 0x7fff_ffff_0000_0001n;
+
+/** a message with its RPID (header bytes 8–24) replaced */
+function withRpid(message: Uint8Array, rpid: Uint8Array): Uint8Array {
+  const out = message.slice();
+  out.set(rpid, 8);
+  return out;
+}
+
+/** fragments with the RPID of every message they start replaced (a connected pool keeps the host's id) */
+function rewriteRpid(fragments: Uint8Array, rpid: Uint8Array): Uint8Array {
+  const out = fragments.slice();
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  for (let o = 0; o + 21 <= out.length;) {
+    const length = view.getUint32(o + 17);
+    if (out[o + 16] & 1 && length >= 24) out.set(rpid, o + 21 + 8);
+    o += 21 + length;
+  }
+  return out;
 }
 
 function signalBody(guid: string, code: string): string {

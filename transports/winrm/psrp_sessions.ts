@@ -4,21 +4,42 @@
  * 3.1.5.3.16–18). The shapes follow pypsrp's recordings against Windows
  * (tests/tests_pypsrp/responses/test_psrp_disconnect_runspaces.yml, test_psrp_disconnected_commands.yml).
  *
- * `remote get --computer-name http://win01:5985` lists them (the `list` capability). Connect (MS-PSRP
- * 3.1.5.3.14–15) takes a disconnected pool and its pipelines from another client; the verbs over them (new,
- * connect, receive, remove through the registry) are designed in docs/winrm.md and not wired yet.
+ * `remote get --computer-name http://win01:5985` lists them; Connect (MS-PSRP 3.1.5.3.14–15) takes a
+ * disconnected pool and its pipelines from another client, which `remote receive` and `remote connect` do
+ * (the transport's `sessions` in mod.ts; docs/winrm.md).
  *
  * @module
  */
-import type { HostSession, OpenContext } from "../../plugins/mod.ts";
+import { type HostSession, type OpenContext, RemoteError } from "../../plugins/mod.ts";
+import {
+  decodeFragments,
+  decodeMessage,
+  Defragmenter,
+  deserialize,
+  Destination,
+  encodeMessage,
+  formatError,
+  Fragmenter,
+  type Message,
+  MessageType,
+  NIL_GUID,
+  psBag,
+  PSObject,
+  PSPrimitive,
+  readErrorRecord,
+  readInformationalRecord,
+  serialize,
+} from "../../plugins/psrp/mod.ts";
 import type { WinrmClient } from "./client.ts";
 import {
   child,
   childrenOf,
   fromBase64,
   NS,
+  parsePsrpReceiveResponse,
   PS_NS,
   PS_RESOURCE_PREFIX,
+  psrpReceiveBody,
   toBase64,
   WsmanXmlError,
   type XmlElement,
@@ -33,6 +54,7 @@ const PULL = `${WSEN}/Pull`;
 const DISCONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Disconnect";
 const RECONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Reconnect";
 const CONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Connect";
+const RECEIVE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive";
 /** more pages than any host of a user holds shells (MaxShellsPerUser is 30 at most by default) */
 const MAX_PULLS = 100;
 
@@ -184,6 +206,119 @@ export async function connectCommand(
   }, () => undefined);
 }
 
+/** A command (pipeline) of a shell, as the host enumerates it. */
+export interface RemoteCommand {
+  commandId: string;
+  /** `Running`, `Done`, … */
+  state: string;
+}
+
+/** The commands of one shell: Enumerate on the Command resource, filtered by ShellId (MS-WSMV 3.1.4.7). */
+export async function enumerateCommands(client: WinrmClient, shellId: string): Promise<RemoteCommand[]> {
+  return await client.request(
+    ENUMERATE,
+    `<wsen:Enumerate xmlns:wsen="${WSEN}"><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements>` +
+      `<w:Filter Dialect="http://schemas.dmtf.org/wbem/wsman/1/wsman/SelectorFilter"><w:SelectorSet>` +
+      `<w:Selector Name="ShellId">${xmlEscape(shellId)}</w:Selector></w:SelectorSet></w:Filter></wsen:Enumerate>`,
+    { resourceUri: `${SHELL_RESOURCE}/Command` },
+    (env) => {
+      const r = child(child(env, NS.s, "Body"), WSEN, "EnumerateResponse");
+      if (!r) throw new WsmanXmlError("the enumeration reply has no EnumerateResponse");
+      const items = child(r, NS.w, "Items") ?? child(r, WSEN, "Items");
+      return childrenOf(items, NS.rsp, "Command").map((c) => ({
+        commandId: child(c, NS.rsp, "CommandId")?.text ?? "",
+        state: child(c, NS.rsp, "CommandState")?.text ?? "",
+      })).filter((c) => c.commandId !== "");
+    },
+  );
+}
+
+/**
+ * Receive-PSSession for one disconnected shell: Connect as a new client, connect each of its commands, take
+ * the output the host kept (until a command is Done, or a Receive brings nothing more), and Disconnect again so
+ * the session runs on. Returns the text: output strings as lines, errors as PowerShell's ConciseView shows them.
+ */
+export async function receiveShellOutput(client: WinrmClient, resourceUri: string, shellId: string): Promise<string> {
+  const rpid = shellId.toLowerCase();
+  const frag = new Fragmenter();
+  const defrag = new Defragmenter();
+  const message = (type: number, data: string) =>
+    frag.fragment(encodeMessage({ destination: Destination.server, type, rpid, pid: NIL_GUID, data }));
+  const connectXml = concatBytes([
+    ...message(
+      MessageType.SESSION_CAPABILITY,
+      serialize(psBag({
+        protocolversion: new PSPrimitive("Version", "2.3"),
+        PSVersion: new PSPrimitive("Version", "2.0"),
+        SerializationVersion: new PSPrimitive("Version", "1.1.0.1"),
+      })),
+    ),
+    ...message(MessageType.CONNECT_RUNSPACEPOOL, "<S />"),
+  ]);
+  const read = (chunks: Uint8Array[]): Message[] =>
+    chunks.flatMap((c) =>
+      decodeFragments(c).map((f) => defrag.push(f)).filter((m): m is Uint8Array => m !== undefined).map(decodeMessage)
+    );
+  const receive = async (commandId?: string) => {
+    try {
+      return await client.request(RECEIVE, psrpReceiveBody(commandId), {
+        resourceUri,
+        selectors: { ShellId: shellId },
+        options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
+      }, (env) => parsePsrpReceiveResponse(env, commandId));
+    } catch (e) {
+      if (e instanceof Error && "fault" in e && (e as { fault: { code?: number } }).fault.code === 2150858793) {
+        return undefined; // w:TimedOut: the host had nothing more
+      }
+      throw e;
+    }
+  };
+  read([await connectShell(client, resourceUri, shellId, connectXml)]);
+  for (let i = 0; i < 10; i++) {
+    const r = await receive();
+    if (r && read(r.data).some((m) => m.type === MessageType.APPLICATION_PRIVATE_DATA)) break;
+  }
+  let text = "";
+  for (const command of await enumerateCommands(client, shellId)) {
+    await connectCommand(client, resourceUri, shellId, command.commandId);
+    for (;;) {
+      const r = await receive(command.commandId);
+      if (!r) break;
+      for (const m of read(r.data)) text += messageText(m);
+      if (r.done) break;
+    }
+  }
+  await disconnectShell(client, resourceUri, shellId);
+  return text;
+}
+
+function messageText(m: Message): string {
+  const value = m.data === "" ? null : deserialize(m.data);
+  switch (m.type) {
+    case MessageType.PIPELINE_OUTPUT:
+      return `${value instanceof PSObject ? value.toString() : String(value ?? "")}\n`;
+    case MessageType.ERROR_RECORD:
+      return formatError(readErrorRecord(value));
+    case MessageType.WARNING_RECORD:
+      return `WARNING: ${readInformationalRecord(value).message}\n`;
+    case MessageType.PIPELINE_STATE: {
+      const reason = value instanceof PSObject ? value.get("ExceptionAsErrorRecord") : undefined;
+      return reason ? formatError(readErrorRecord(reason)) : "";
+    }
+  }
+  return "";
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
 /**
  * The host's PowerShell shells as sessions (`remote get --computer-name`): Get-PSSession's columns. remote
  * leaves no shell of its own on a Windows host yet, so each is reported as made by another client.
@@ -192,12 +327,30 @@ export function hostSessions(shells: RemoteShell[]): HostSession[] {
   return shells.filter((s) => s.resourceUri.startsWith(PS_RESOURCE_PREFIX)).map((s) => ({
     name: s.name ?? s.shellId,
     state: s.state === "Disconnected" ? "Disconnected" : "Opened",
-    // a connected shell has a client: another one, since remote deletes its shells when it leaves
+    // a connected shell has a client: another one (a session remote attaches to is reported Disconnected first)
     availability: s.state === "Disconnected" ? "None" : "Busy",
     instanceId: s.shellId,
     configurationName: s.resourceUri.slice(PS_RESOURCE_PREFIX.length),
-    foreign: true,
+    // a PSSession has a name (New-PSSession -Name, remote new --name); a shell without one is a client's own
+    foreign: s.name === undefined,
   }));
+}
+
+/**
+ * The PowerShell shell named `name` (its Name, or its ShellId).
+ *
+ * @throws {RemoteError} code `notFound` when the host has none
+ */
+export async function findShell(client: WinrmClient, name: string): Promise<RemoteShell> {
+  const shells = (await enumerateShells(client)).filter((s) => s.resourceUri.startsWith(PS_RESOURCE_PREFIX));
+  const found = shells.find((s) => s.name === name) ??
+    shells.find((s) => s.shellId.toLowerCase() === name.toLowerCase());
+  if (!found) {
+    throw new RemoteError("notFound", `${client.settings.url.host} has no PowerShell session ${name}`, {
+      hint: "see its sessions with: remote get --computer-name " + client.settings.url.origin,
+    });
+  }
+  return found;
 }
 
 /** The context's client settings are resolved by mod.ts; this only lists. */

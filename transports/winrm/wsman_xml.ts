@@ -456,8 +456,9 @@ export const PS_SIGNAL_CTRL_C = "http://schemas.microsoft.com/powershell/signal/
  * Body of Create for a PowerShell shell (MS-PSRP 3.1.5.3.1): the client's ShellId, streams stdin and pr in,
  * stdout out, and creationXml carrying the SESSION_CAPABILITY and INIT_RUNSPACEPOOL fragments.
  */
-export function psrpShellBody(shellId: string, creationXml: Uint8Array): string {
-  return `<rsp:Shell ShellId="${xmlEscape(shellId)}"><rsp:InputStreams>stdin pr</rsp:InputStreams>` +
+export function psrpShellBody(shellId: string, creationXml: Uint8Array, name?: string): string {
+  const named = name === undefined ? "" : ` Name="${xmlEscape(name)}"`;
+  return `<rsp:Shell ShellId="${xmlEscape(shellId)}"${named}><rsp:InputStreams>stdin pr</rsp:InputStreams>` +
     `<rsp:OutputStreams>stdout</rsp:OutputStreams><creationXml xmlns="${PS_NS}">${
       toBase64(creationXml)
     }</creationXml></rsp:Shell>`;
