@@ -85,3 +85,63 @@ Deno.test("remote new makes a named PowerShell session; remote connect enters it
   const gone = await runRemote(["get", "--json"], { env: envOf(home) });
   assert(!gone.stdout.includes('"Ops"'), gone.stdout);
 });
+
+/** waits (bounded) until `ready()` holds */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  for (const end = Date.now() + 20_000; !ready();) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("Block holds a disconnected PowerShell job at its buffer and loses nothing; Drop lets it run and keeps the newest", async () => {
+  await using server = await startWinrmServer({ disconnectedBufferFragments: 5 });
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const job = '1..30 | % { "tick $_"; Start-Sleep -Milliseconds 10 }';
+  const commandOf = (name: string) => {
+    const shell = [...server.psShells.values()].find((s) => s.name === name)!;
+    return [...shell.commands.values()][0];
+  };
+  const all = Array.from({ length: 30 }, (_, i) => `tick ${i + 1}\n`).join("");
+  // Block (the default): the job waits with 5 fragments kept, and the receive gets every line once
+  const b = await runRemote(["invoke", ...base, "--in-disconnected-session", "--session-name", "B", "--", job], {
+    env: envOf(home),
+  });
+  assertEquals(b.code, 0, b.stderr);
+  await until(() => commandOf("B")?.out.length >= 5, "B's buffer to fill");
+  await new Promise((r) => setTimeout(r, 300));
+  assertEquals([commandOf("B").done, commandOf("B").out.length], [false, 5], "Block suspended the job");
+  assertEquals(await runRemote(["receive", "--name", "B"], { env: envOf(home) }), { code: 0, stdout: all, stderr: "" });
+  // Drop (set with remote disconnect on the disconnected session): the job runs to its end, the oldest output goes
+  const d = await runRemote(["invoke", ...base, "--in-disconnected-session", "--session-name", "D", "--", job], {
+    env: envOf(home),
+  });
+  assertEquals(d.code, 0, d.stderr);
+  await until(() => commandOf("D")?.out.length >= 5, "D's buffer to fill");
+  const dropped = await runRemote(["disconnect", "--name", "D", "--output-buffering-mode", "drop"], {
+    env: envOf(home),
+  });
+  assertEquals(dropped.code, 0, dropped.stderr);
+  await until(() => commandOf("D").done, "D to run to its end");
+  const received = await runRemote(["receive", "--name", "D"], { env: envOf(home) });
+  const lines = received.stdout.trim().split("\n");
+  assertEquals(lines.at(-1), "tick 30");
+  assert(lines.length < 30, `nothing was dropped: ${lines.length} lines`);
+  const numbers = lines.map((l) => Number(l.slice(5)));
+  assertEquals([...numbers].sort((x, y) => x - y), numbers);
+});
+
+Deno.test("remote disconnect --idle-timeout: the host ends a PowerShell session left alone that long", async () => {
+  await using server = await startWinrmServer({});
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  assertEquals((await runRemote(["new", ...base, "--name", "T"], { env: envOf(home) })).code, 0);
+  const set = await runRemote(["disconnect", "--name", "T", "--idle-timeout", "1s"], { env: envOf(home) });
+  assertEquals(set.code, 0, set.stderr);
+  match(set.stdout, /^1 +T +127\.0\.0\.1 +winrm +Disconnected /m);
+  await until(() => server.shells().length === 0, "the idle timeout");
+  const gone = await runRemote(["receive", "--name", "T"], { env: envOf(home) });
+  assertEquals(gone.code, 233, gone.stderr);
+  match(gone.stderr, /^remote: 127\.0\.0\.1:\d+ has no PowerShell session T\n/);
+});

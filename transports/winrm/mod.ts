@@ -35,7 +35,14 @@ import { utf16le } from "./ntlm.ts";
 import { Action, PS_RESOURCE_PREFIX, SignalCode, toBase64 } from "./wsman_xml.ts";
 import { parameters } from "./manifest.ts";
 import { openPsrpChannel, psrpResourceUri } from "./psrp.ts";
-import { disconnectShell, enumerateShells, findShell, hostSessions, receiveShellOutput } from "./psrp_sessions.ts";
+import {
+  connectPool,
+  disconnectShell,
+  enumerateShells,
+  findShell,
+  hostSessions,
+  receiveShellOutput,
+} from "./psrp_sessions.ts";
 import { connectOutOfProc, RunspacePool } from "../../plugins/psrp/mod.ts";
 export { manifest } from "./manifest.ts";
 
@@ -248,7 +255,8 @@ export const sessions: SessionHost = {
     const client = await clientFor(ctx);
     try {
       const shell = await findShell(client, name);
-      if (shell.state === "Disconnected") return;
+      // a disconnected shell takes new options only from a client: connect, then disconnect with them
+      if (shell.state === "Disconnected") await connectPool(client, shell.resourceUri, shell.shellId);
       await disconnectShell(client, shell.resourceUri, shell.shellId, {
         idleTimeoutMs: options.idleTimeoutMs,
         bufferMode: options.outputBufferingMode === "drop"

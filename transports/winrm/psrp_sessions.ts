@@ -234,11 +234,10 @@ export async function enumerateCommands(client: WinrmClient, shellId: string): P
 }
 
 /**
- * Receive-PSSession for one disconnected shell: Connect as a new client, connect each of its commands, take
- * the output the host kept (until a command is Done, or a Receive brings nothing more), and Disconnect again so
- * the session runs on. Returns the text: output strings as lines, errors as PowerShell's ConciseView shows them.
+ * Connects to a disconnected shell as a new client (MS-PSRP 3.1.5.3.14) and takes the pool's
+ * APPLICATION_PRIVATE_DATA; returns the message reader and a Receive that answers `undefined` for w:TimedOut.
  */
-export async function receiveShellOutput(client: WinrmClient, resourceUri: string, shellId: string): Promise<string> {
+export async function connectPool(client: WinrmClient, resourceUri: string, shellId: string) {
   const rpid = shellId.toLowerCase();
   const frag = new Fragmenter();
   const defrag = new Defragmenter();
@@ -278,6 +277,16 @@ export async function receiveShellOutput(client: WinrmClient, resourceUri: strin
     const r = await receive();
     if (r && read(r.data).some((m) => m.type === MessageType.APPLICATION_PRIVATE_DATA)) break;
   }
+  return { read, receive };
+}
+
+/**
+ * Receive-PSSession for one disconnected shell: Connect as a new client, connect each of its commands, take
+ * the output the host kept (until a command is Done, or a Receive brings nothing more), and Disconnect again so
+ * the session runs on. Returns the text: output strings as lines, errors as PowerShell's ConciseView shows them.
+ */
+export async function receiveShellOutput(client: WinrmClient, resourceUri: string, shellId: string): Promise<string> {
+  const { read, receive } = await connectPool(client, resourceUri, shellId);
   let text = "";
   for (const command of await enumerateCommands(client, shellId)) {
     await connectCommand(client, resourceUri, shellId, command.commandId);
