@@ -116,7 +116,7 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
   });
   if (typeof record.configurationName === "string" && powershellConfiguration(r.entry, record.configurationName)) {
     // a PowerShell session (Connect-PSSession, then Enter-PSSession): the channel speaks PSRP
-    let code: number;
+    let code: number | "detached";
     try {
       code = await enterPowerShellSession(channel, record.computerName);
     } catch (error) {
@@ -124,6 +124,17 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
       throw error;
     } finally {
       await channel[Symbol.asyncDispose]();
+    }
+    if (code === "detached") {
+      await registry.update(record.instanceId, {
+        state: advance("Opened", "Disconnected"),
+        availability: "None",
+        lastSeenAt: new Date().toISOString(),
+      });
+      await input.io.err(
+        printable(`remote: disconnected from ${record.name}; it keeps running on ${record.computerName}`) + "\n",
+      );
+      return 0;
     }
     // leaving the session closes its pool, which ends it on the host (Exit-PSSession on a connected session)
     await registry.remove(record.instanceId);
@@ -163,7 +174,7 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
 }
 
 /** Enter-PSSession on an attached PowerShell session's channel, on this process's terminal. */
-async function enterPowerShellSession(channel: Channel, display: string): Promise<number> {
+async function enterPowerShellSession(channel: Channel, display: string): Promise<number | "detached"> {
   const { enterPowerShell } = await import("../powershell_enter.ts");
   const stdout = Deno.stdout.writable.getWriter();
   const stderr = Deno.stderr.writable.getWriter();
@@ -176,6 +187,7 @@ async function enterPowerShellSession(channel: Channel, display: string): Promis
       write: (text) => stdout.write(encoder.encode(text)),
       writeError: (text) => stderr.write(encoder.encode(text)),
       columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
+      detach: channel.detach ? async () => await channel.detach!() : undefined,
     });
   } finally {
     stdout.releaseLock();

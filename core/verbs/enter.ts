@@ -104,7 +104,7 @@ async function enterPowerShell(r: Route, configuration: string, ctx: OpenContext
   const stderr = Deno.stderr.writable.getWriter();
   const encoder = new TextEncoder();
   try {
-    return await enterPowerShell(channel, r.target.display, {
+    const code = await enterPowerShell(channel, r.target.display, {
       stdin: Deno.stdin.readable,
       isTerminal: Deno.stdin.isTerminal(),
       setRaw: (mode) => Deno.stdin.setRaw(mode),
@@ -112,6 +112,7 @@ async function enterPowerShell(r: Route, configuration: string, ctx: OpenContext
       writeError: (text) => stderr.write(encoder.encode(text)),
       columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
     });
+    return code === "detached" ? 0 : code; // no detach is offered here
   } finally {
     stdout.releaseLock();
     stderr.releaseLock();

@@ -38,7 +38,7 @@ import {
   RunspacePoolState,
   serialize,
 } from "../../plugins/psrp/mod.ts";
-import { connectShell } from "./psrp_sessions.ts";
+import { connectShell, disconnectShell } from "./psrp_sessions.ts";
 import { RECEIVE_TIMED_OUT, type WinrmClient, WinrmFaultError } from "./client.ts";
 import {
   Action,
@@ -521,6 +521,17 @@ export class PsrpChannel implements Channel {
       this.#out.error(e); // the core's pool fails with this error (plugins/psrp connectOutOfProc)
     } catch { /* already closed */ }
     void this.#finish({ kind: "lost", error: e });
+  }
+
+  /**
+   * `~&`: Disconnect (MS-PSRP 3.1.5.3.16) and leave the session running on the host; `remote connect` takes it
+   * back.
+   */
+  async detach(): Promise<void> {
+    if (this.#shellId && !this.#finished) {
+      await disconnectShell(this.#client, this.#resourceUri, this.#shellId);
+    }
+    await this.abandon();
   }
 
   /**
