@@ -10,8 +10,22 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { startWinrmServer } from "./winrm_server.ts";
 import { WinrmClient, type WinrmSettings } from "../transports/winrm/client.ts";
 import { openPsrpChannel } from "../transports/winrm/psrp.ts";
-import { child, NS, parseEnvelope, type XmlElement } from "../transports/winrm/wsman_xml.ts";
-import { decodeFragments, Defragmenter, invokeScript, MessageType, NIL_GUID } from "../plugins/psrp/mod.ts";
+import { Action, child, NS, parseEnvelope, type XmlElement } from "../transports/winrm/wsman_xml.ts";
+import {
+  connectOutOfProc,
+  decodeFragments,
+  Defragmenter,
+  invokeScript,
+  MessageType,
+  NIL_GUID,
+  RunspacePool,
+} from "../plugins/psrp/mod.ts";
+import {
+  disconnectShell,
+  enumerateShells,
+  receiveShellOutput,
+  reconnectShell,
+} from "../transports/winrm/psrp_sessions.ts";
 
 const PREFIX: Record<string, string> = {
   [NS.s]: "s",
@@ -21,6 +35,7 @@ const PREFIX: Record<string, string> = {
   [NS.rsp]: "rsp",
   [NS.p]: "p",
   "http://schemas.microsoft.com/powershell": "ps",
+  "http://schemas.xmlsoap.org/ws/2004/09/enumeration": "n",
 };
 
 /** `prefix:name[attrs]{children}`, a run of equal sibling skeletons written once */
@@ -94,7 +109,7 @@ class TapClient extends WinrmClient {
     parse: (env: XmlElement) => T,
   ): Promise<T> {
     const request = parseEnvelope(
-      `<s:Envelope xmlns:s="${NS.s}" xmlns:rsp="${NS.rsp}"><s:Body>${body}</s:Body></s:Envelope>`,
+      `<s:Envelope xmlns:s="${NS.s}" xmlns:rsp="${NS.rsp}" xmlns:w="${NS.w}"><s:Body>${body}</s:Body></s:Envelope>`,
     );
     return super.request(action, body, o, (reply) => {
       this.log.push({ op: action.slice(action.lastIndexOf("/") + 1), action, request, reply });
@@ -237,4 +252,65 @@ Deno.test("the PowerShell test server answers a stop (Signal crtl_c) with the Si
   assertEquals(skeleton(child(signal.reply, NS.s, "Header")!), HEADER);
   assertEquals(skeleton(child(signal.reply, NS.s, "Body")!), CAPTURED_REPLIES.Signal);
   assertEquals(skeleton(child(one(log, "Delete").reply, NS.s, "Body")!), CAPTURED_REPLIES.Delete);
+});
+
+const CAPTURED_LIFECYCLE = {
+  // pypsrp tests/tests_pypsrp/responses/test_psrp_disconnected_commands.yml
+  Disconnect: "s:Body",
+  Reconnect: "s:Body",
+  EnumerateShells: "s:Body{n:EnumerateResponse{n:EnumerationContext,w:Items{rsp:Shell{rsp:ShellId,rsp:ResourceUri," +
+    "rsp:Owner,rsp:ClientIP,rsp:ProcessId,rsp:IdleTimeOut,rsp:InputStreams,rsp:OutputStreams,rsp:MaxIdleTimeOut," +
+    "rsp:Locale,rsp:DataLocale,rsp:CompressionMode,rsp:ProfileLoaded,rsp:Encoding,rsp:BufferMode,rsp:State," +
+    "rsp:ShellRunTime,rsp:ShellInactivity,rsp:MemoryUsed,rsp:ChildProcesses}},w:EndOfSequence}}",
+  EnumerateCommands:
+    "s:Body{n:EnumerateResponse{n:EnumerationContext,w:Items{rsp:Command{rsp:CommandId,rsp:CommandLine,rsp:CommandState}},w:EndOfSequence}}",
+  ConnectPool: "s:Body{rsp:ConnectResponse{rsp:InputStreams,rsp:OutputStreams,ps:connectResponseXml}}",
+  ConnectCommand: "s:Body{rsp:ConnectResponse}",
+};
+
+Deno.test("the PowerShell test server's Disconnect, Reconnect, Enumerate and Connect replies have the recorded shapes", async () => {
+  await using server = await startWinrmServer({ allowUnencrypted: true, auth: ["basic"] });
+  const settings = (operationTimeoutMs: number): WinrmSettings => ({
+    url: new URL(server.url),
+    auth: "basic",
+    username: "alice",
+    password: "Secr3t-pässword",
+    tls: { verifyCa: true, verifyHost: true },
+    allowRedirection: false,
+    operationTimeoutMs,
+    connectTimeoutMs: 5_000,
+  });
+  const uri = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell";
+  const a = new TapClient(settings(20_000));
+  const channel = openPsrpChannel(a, uri, new AbortController().signal, { receivePipelines: false });
+  const conn = connectOutOfProc({ readable: channel.stdout, writable: channel.stdin });
+  const pool = new RunspacePool({ wire: conn.wire });
+  conn.wire.attach(pool);
+  await pool.open();
+  const p = pool.createPipeline({ commands: [{ cmd: "Start-Sleep 5", isScript: true }] });
+  p.done.catch(() => {});
+  await conn.wire.drained(p.pid, 0);
+  const shellId = channel.shellId!;
+  await disconnectShell(a, uri, shellId);
+  await reconnectShell(a, uri, shellId);
+  await disconnectShell(a, uri, shellId);
+  await channel.abandon();
+  const b = new TapClient(settings(1_000));
+  try {
+    await enumerateShells(b);
+    await receiveShellOutput(b, uri, shellId); // Enumerate of its commands, Connect, Connect with the CommandId
+    await b.request(Action.delete, "", { resourceUri: uri, selectors: { ShellId: shellId } }, () => undefined);
+  } finally {
+    b.close();
+  }
+  const body = (e: Exchange) => skeleton(child(e.reply, NS.s, "Body")!);
+  const log = [...a.log, ...b.log];
+  const enumerations = log.filter((e) => e.op === "Enumerate").map(body);
+  const connects = log.filter((e) => e.op === "Connect").map(body);
+  assertEquals(body(one(log, "Disconnect")), CAPTURED_LIFECYCLE.Disconnect);
+  assertEquals(body(one(log, "Reconnect")), CAPTURED_LIFECYCLE.Reconnect);
+  assertEquals(enumerations, [CAPTURED_LIFECYCLE.EnumerateShells, CAPTURED_LIFECYCLE.EnumerateCommands]);
+  assertEquals(connects, [CAPTURED_LIFECYCLE.ConnectPool, CAPTURED_LIFECYCLE.ConnectCommand]);
+  for (const e of log) assertEquals(skeleton(child(e.reply, NS.s, "Header")!), HEADER, e.op);
+  assertEquals(server.shells(), []);
 });
