@@ -239,3 +239,21 @@ Deno.test("remote invoke over winrm: a connection lost during a running pipeline
     clearTimeout(timer);
   }
 });
+
+Deno.test("remote invoke over winrm: a connection that breaks while a Receive is held is taken back, no output lost or repeated", async () => {
+  // the 3rd Receive (the pool's is the 1st) is cut: the pipeline is running and has output waiting
+  await withServer({ dropReceive: 3 }, async (server, home, base) => {
+    const run = await runRemote(
+      ["invoke", ...base, "--", '1..30 | % { "line $_"; Start-Sleep -Milliseconds 20 }'],
+      { env: envOf(home) },
+    );
+    assertEquals(run, {
+      code: 0,
+      stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
+      stderr: "",
+    });
+    assertEquals(server.stats.droppedReceives, 1);
+    assertEquals(server.stats.byAction.Reconnect, 1, "the client took the shell back before asking again");
+    assertEquals(server.shells(), []);
+  });
+});

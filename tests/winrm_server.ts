@@ -126,6 +126,8 @@ export interface WinrmServerOptions {
   deniedConfigurations?: string[];
   /** fragments a disconnected PowerShell command holds before Block suspends it or Drop discards (default 1000) */
   disconnectedBufferFragments?: number;
+  /** the nth Receive (counted from 1) is answered by closing its connection: a network drop while the host holds it */
+  dropReceive?: number;
 }
 
 /** Counters the tests and the benchmark read. */
@@ -140,6 +142,8 @@ export interface WinrmServerStats {
   psrpCreates: number;
   /** PowerShell shells disconnected */
   disconnects: number;
+  /** Receives answered by closing the connection (`dropReceive`) */
+  droppedReceives: number;
   /** rsp:Connect with connectXml: a client took a disconnected pool */
   connects: number;
   /** what each PowerShell Create carried */
@@ -280,6 +284,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     timedOut: 0,
     signals: [],
     psrpCreates: 0,
+    droppedReceives: 0,
     disconnects: 0,
     connects: 0,
     psrpShells: [],
@@ -288,6 +293,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
   };
   const shells = new Map<string, Shell>();
   const psShells = new Map<string, PsShell>();
+  let receives = 0;
   const configurations = opts.configurations ?? ["Microsoft.PowerShell", "PowerShell.7", "JEA.Maintenance"];
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
@@ -468,6 +474,10 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     const body = child(env, NS.s, "Body")!;
     const resourceUri = child(header, NS.w, "ResourceURI")?.text ?? "";
 
+    if (op === "Receive" && ++receives === opts.dropReceive) {
+      stats.droppedReceives++;
+      return async () => {}; // the connection closes with the Receive unanswered; nothing was taken from the shell
+    }
     if (opts.hostile && opts.hostile.on === op) {
       const mode = opts.hostile.mode;
       if (mode === "flood-no-length" || mode === "flood-header" || mode === "flood-elements") return flood(mode);

@@ -38,8 +38,8 @@ import {
   RunspacePoolState,
   serialize,
 } from "../../plugins/psrp/mod.ts";
-import { connectShell, disconnectShell } from "./psrp_sessions.ts";
-import { RECEIVE_TIMED_OUT, type WinrmClient, WinrmFaultError } from "./client.ts";
+import { connectShell, disconnectShell, reconnectShell } from "./psrp_sessions.ts";
+import { type WinrmClient, WinrmFaultError } from "./client.ts";
 import {
   Action,
   FaultCode,
@@ -50,6 +50,7 @@ import {
   PS_SIGNAL_CTRL_C,
   psrpCommandBody,
   psrpReceiveBody,
+  type PsrpReceiveResult,
   psrpSendBody,
   psrpShellBody,
   SignalCode,
@@ -79,6 +80,8 @@ export interface PsrpChannelStats {
   sends: number;
   receives: number;
   signals: number;
+  /** Receives asked again after a broken connection */
+  reconnects: number;
 }
 
 interface Outgoing {
@@ -135,7 +138,14 @@ export class PsrpChannel implements Channel {
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array> = new ReadableStream({ start: (c) => c.close() });
   readonly exit: Promise<ExitStatus>;
-  readonly stats: PsrpChannelStats = { creates: 0, commands: 0, sends: 0, receives: 0, signals: 0 };
+  readonly stats: PsrpChannelStats = {
+    creates: 0,
+    commands: 0,
+    sends: 0,
+    receives: 0,
+    signals: 0,
+    reconnects: 0,
+  };
   #client: WinrmClient;
   #resourceUri: string;
   #out!: ReadableStreamDefaultController<Uint8Array>;
@@ -456,21 +466,38 @@ export class PsrpChannel implements Channel {
 
   /** One Receive; the fragments go to the core as Data lines. Returns whether the command is Done. */
   async #receive(guid: string | undefined): Promise<boolean> {
-    this.stats.receives++;
-    const r = await this.#client.request(
-      Action.receive,
-      psrpReceiveBody(guid === undefined ? undefined : guid.toUpperCase()),
-      {
-        resourceUri: this.#resourceUri,
-        selectors: { ShellId: this.#shellId! },
-        options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
-      },
-      (env) => parsePsrpReceiveResponse(env, guid === undefined ? undefined : guid.toUpperCase()),
-    ).catch((e): typeof RECEIVE_TIMED_OUT => {
-      if (e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout) return RECEIVE_TIMED_OUT;
-      throw e;
-    });
-    if (r === RECEIVE_TIMED_OUT) return false;
+    let r: PsrpReceiveResult;
+    let lost: TransportError | undefined;
+    for (let attempt = 1;; attempt++) {
+      this.stats.receives++;
+      try {
+        r = await this.#client.request(
+          Action.receive,
+          psrpReceiveBody(guid === undefined ? undefined : guid.toUpperCase()),
+          {
+            resourceUri: this.#resourceUri,
+            selectors: { ShellId: this.#shellId! },
+            options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
+          },
+          (env) => parsePsrpReceiveResponse(env, guid === undefined ? undefined : guid.toUpperCase()),
+        );
+        break;
+      } catch (e) {
+        if (e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout) return false;
+        // the connection broke while the host held the Receive: the shell and its output are still there, so
+        // take it back (Reconnect, MS-WSMV 3.1.4.16, same client) on a new connection and ask again; when that
+        // fails too, the break is what the user is told
+        const broken = e instanceof TransportError && e.layer === "channel";
+        if (lost === undefined) {
+          if (!broken || this.#finished) throw e;
+          lost = e as TransportError;
+        } else if (!broken) throw lost;
+        if (attempt > RECONNECT_ATTEMPTS || this.#finished) throw lost;
+        this.stats.reconnects++;
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
+        await reconnectShell(this.#client, this.#resourceUri, this.#shellId!).catch(() => {});
+      }
+    }
     const target = guid ?? NIL_GUID;
     for (const data of r.data) {
       this.#emit({ kind: "Data", stream: "Default", guid: target, data });
@@ -574,6 +601,9 @@ export class PsrpChannel implements Channel {
     this.#settle(this.#failure ? { kind: "lost", error: this.#failure } : status);
   }
 }
+
+/** how often a Receive is asked again after its connection broke (0.25 s, 0.5 s, 1 s apart) */
+const RECONNECT_ATTEMPTS = 3;
 
 /** a fragment object id the host's own counter never reaches, for the state message made here */
 const SYNTHETIC_OBJECT_ID = 0x7fff_ffff_0000_0001n;
