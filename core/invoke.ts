@@ -14,7 +14,7 @@ import { copyToOutput, printable, syncWriteSafe, useColor, writeErr, writeOut } 
 import type { Registry } from "./registry.ts";
 import type { Route } from "./route.ts";
 import type { SessionRecord } from "./session.ts";
-import { exitCodeOf, loadTransport, openContext } from "./transport_use.ts";
+import { exitCodeOf, loadTransport, openContext, powershellConfiguration } from "./transport_use.ts";
 
 /** How one host's run ended. */
 export type HostOutcome =
@@ -49,10 +49,13 @@ export interface InvokePlan {
   powershell?: PowerShellPlan;
 }
 
-/** A PowerShell run (`--configuration-name powershell`): the subsystem to open and the script's arguments. */
+/**
+ * A PowerShell run: the configuration given with `--configuration-name` (a transport whose manifest names a
+ * default, such as WinRM's `Microsoft.PowerShell`, runs PowerShell without it) and the script's arguments.
+ */
 export interface PowerShellPlan {
-  /** the subsystem that speaks PSRP, PowerShell's `powershell` */
-  configuration: string;
+  /** the subsystem or configuration that speaks PSRP (SSH: `powershell`); undefined: the transport's default */
+  configuration?: string;
   /** `--argument-list`: the script's `$args` */
   argumentList: string[];
 }
@@ -107,9 +110,13 @@ interface RunOptions {
   powershell?: PowerShellPlan;
 }
 
-/** Whether `r` runs the command as PowerShell over PSRP: asked for, and its transport speaks it. */
+/**
+ * Whether `r` runs the command as PowerShell over PSRP: asked for (or the transport's default) and its
+ * transport speaks it.
+ */
 function speaksPowerShell(r: Route, options: RunOptions): options is RunOptions & { powershell: PowerShellPlan } {
-  return options.powershell !== undefined && r.entry.manifest.capabilities.includes("psrp");
+  return options.powershell !== undefined &&
+    powershellConfiguration(r.entry, options.powershell.configuration) !== undefined;
 }
 
 /**
@@ -248,7 +255,8 @@ async function openChannel(r: Route, options: RunOptions): Promise<Channel> {
   try {
     const ctx = { ...openContext(r.target, r.parameters, options.prompter, connecting.signal), reuse: options.reuse };
     if (speaksPowerShell(r, options)) {
-      return await transport.open(ctx, { kind: "subsystem", name: options.powershell.configuration });
+      const name = powershellConfiguration(r.entry, options.powershell.configuration)!;
+      return await transport.open(ctx, { kind: "subsystem", name });
     }
     return await transport.open(ctx, { kind: "exec", command: options.command });
   } finally {

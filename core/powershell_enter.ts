@@ -27,10 +27,22 @@ export interface PowerShellTerminal {
   write(text: string): Promise<void>;
   writeError(text: string): Promise<void>;
   columns?: number;
+  /**
+   * a session the host keeps (`remote connect`): a line `~&` leaves it running there (Disconnect-PSSession), as
+   * `~&` detaches a terminal session; enterPowerShell then returns `"detached"`
+   */
+  detach?(): Promise<void>;
 }
 
-/** Runs the interactive session until `exit`, Ctrl-D or the channel ends; returns the exit code. */
-export async function enterPowerShell(channel: Channel, display: string, term: PowerShellTerminal): Promise<number> {
+/**
+ * Runs the interactive session until `exit`, Ctrl-D or the channel ends; returns the exit code, or `"detached"`
+ * when the user left a kept session running with `~&`.
+ */
+export async function enterPowerShell(
+  channel: Channel,
+  display: string,
+  term: PowerShellTerminal,
+): Promise<number | "detached"> {
   const conn = connectOutOfProc({ readable: channel.stdout, writable: channel.stdin });
   const diagnostics = new Response(channel.stderr).text().catch(() => "");
   void diagnostics;
@@ -40,6 +52,7 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
   const out = (s: string) => void term.write(eol(s)).catch(() => {});
   const err = (s: string) => void term.writeError(eol(s)).catch(() => {});
   let shouldExit: number | undefined;
+  let detached = false;
   const host: PSHost = {
     write: (text) => out(text),
     writeLine: (text) => out(text + "\n"),
@@ -90,6 +103,11 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
       const line = await keys.line();
       if (line === undefined) return 0;
       if (line.trim() === "") continue;
+      if (line.trim() === "~&" && term.detach) {
+        detached = true;
+        await term.detach();
+        return "detached";
+      }
       const pipeline = pool.createPipeline({
         commands: [{ cmd: line, isScript: true }, {
           cmd: "Out-String",
@@ -109,7 +127,8 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
   } finally {
     if (term.isTerminal) term.setRaw?.(false);
     keys.stop();
-    await pool.close().catch(() => {});
+    // a detached session's pool stays open on the host: closing it would end the session
+    if (!detached) await pool.close().catch(() => {});
     await conn.closeInput();
   }
 }

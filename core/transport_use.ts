@@ -50,6 +50,20 @@ export function requireCapability(entry: TransportEntry, capability: Capability,
   }
 }
 
+/**
+ * The PowerShell configuration a run opens over PSRP on this transport, or undefined when it runs the
+ * transport's own shell: the one given with `--configuration-name`, else the manifest's default (WinRM's
+ * `Microsoft.PowerShell`), unless that name is one of the transport's native shells (WinRM's `cmd`).
+ */
+export function powershellConfiguration(entry: TransportEntry, given: unknown): string | undefined {
+  const m = entry.manifest;
+  if (!m.capabilities.includes("psrp")) return undefined;
+  const name = typeof given === "string" ? given : m.powershell?.default;
+  if (name === undefined) return undefined;
+  if (m.powershell?.native?.some((n) => n.toLowerCase() === name.toLowerCase())) return undefined;
+  return name;
+}
+
 /** The transport's session-host operations, after checking the capability. */
 export async function sessionHost(entry: TransportEntry, capability: Capability): Promise<SessionHost> {
   requireCapability(entry, capability);

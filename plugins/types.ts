@@ -124,6 +124,14 @@ export interface ParameterSpec {
   valueName?: string;
 }
 
+/** How a `psrp` transport maps `--configuration-name` (see `TransportManifest.powershell`). */
+export interface PowerShellConfigurations {
+  /** the configuration used when none is given */
+  default?: string;
+  /** configuration names (compared without case) that are the transport's own shell, not PSRP */
+  native?: readonly string[];
+}
+
 /** A transport's declaration: pure data, so listing transports loads none of their code. */
 export interface TransportManifest {
   /** the ID, which is also its main URL scheme: `ssh`, `winrm`, `ssm` */
@@ -165,6 +173,13 @@ export interface TransportManifest {
   targets?: TargetsListing;
   /** why a capability is absent, shown to a user whose verb needs it */
   unsupportedReasons?: Readonly<Partial<Record<Capability, string>>>;
+  /**
+   * With the `psrp` capability, how `--configuration-name` chooses PowerShell remoting: `default` is the
+   * configuration `enter` and `invoke` open when none is given (WinRM: `Microsoft.PowerShell`, as
+   * Enter-PSSession does), and `native` names the configurations that select the transport's own shell
+   * instead of PSRP (WinRM: `cmd`, the WinRS command shell). Without it, PSRP only when a name is given.
+   */
+  powershell?: PowerShellConfigurations;
   /**
    * one-letter options users of this transport's native client type from habit (ssh's -X, -f…) that it does
    * not take: letter → the hint shown instead of "unknown option" alone

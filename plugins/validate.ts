@@ -197,6 +197,15 @@ export function validateManifest(value: unknown, origin: string, options: Valida
       fail("targets needs a PascalCase option, a help line and parameters it declares");
     }
   }
+  if (value.powershell !== undefined) {
+    const ps = value.powershell;
+    if (
+      !isRecord(ps) || (ps.default !== undefined && typeof ps.default !== "string") ||
+      (ps.native !== undefined && !(Array.isArray(ps.native) && ps.native.every((n) => typeof n === "string")))
+    ) {
+      fail("powershell needs a string default and a list of native configuration names");
+    }
+  }
   if (value.targetHost !== undefined && value.targetHost !== "dns" && value.targetHost !== "name") {
     fail(`targetHost ${JSON.stringify(value.targetHost)} is neither "dns" nor "name"`);
   }

@@ -156,18 +156,19 @@ Deno.test("remote invoke --in-disconnected-session on two hosts names the sessio
   });
 });
 
-Deno.test("remote invoke --in-disconnected-session refuses a winrm target before creating anything", async () => {
+Deno.test("remote invoke --in-disconnected-session refuses a container target before creating anything", async () => {
   await withHostFor(async (sshd, socket) => {
     await using c = await client(sshd, socket);
-    const expected = "remote: transport winrm does not support disconnected sessions\n" +
-      "hint: a WinRS cmd shell cannot be disconnected or reconnected (MS-WSMV 3.1.4.15); PSRP shells come later\n";
-    const alone = await c.run("invoke", "--computer-name", "win01", "--in-disconnected-session", "--", "ipconfig");
+    // containers keep no sessions of their own (winrm does since PowerShell sessions: tests/winrm_psrp_lifecycle_test.ts)
+    const expected = "remote: transport container does not support disconnected sessions\n" +
+      "hint: see which transports can: remote plugin list\n";
+    const alone = await c.run("invoke", "--container-id", "web1", "--in-disconnected-session", "--", "true");
     assertEquals([alone.code, alone.stdout, alone.stderr], [234, "", expected]);
     // with a host that could: still nothing is created there
     const mixed = await c.run(
       "invoke",
       "h01",
-      "winrm://win01",
+      "container://web1",
       "--in-disconnected-session",
       "--",
       "true",

@@ -7,6 +7,8 @@ import { startWinrmServer, type WinrmServerOptions } from "./winrm_server.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
 
 const PASSWORD = "Secr3t-pässword";
+/** the WinRS command shell: these tests are about WinRS and the HTTP layer, not PowerShell (winrm_psrp_cli_test.ts) */
+const CMD = ["--configuration-name", "cmd"];
 
 Deno.test("remote invoke --computer-name runs a command over NTLM-sealed http and passes its status", async () => {
   const server = await startWinrmServer({});
@@ -15,12 +17,24 @@ Deno.test("remote invoke --computer-name runs a command over NTLM-sealed http an
     const port = new URL(server.url).port;
     const env = { ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD };
     const ok = await runRemote(
-      ["invoke", "--computer-name", "127.0.0.1", "--port", port, "--credential", "WIN01\\alice", "--", "echo", "hello"],
+      [
+        "invoke",
+        "--computer-name",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--credential",
+        "WIN01\\alice",
+        ...CMD,
+        "--",
+        "echo",
+        "hello",
+      ],
       { env },
     );
     assertEquals(ok, { code: 0, stdout: "hello\r\n", stderr: "" });
     const viaScheme = await runRemote(
-      ["invoke", `winrm://127.0.0.1:${port}`, "--credential", "alice@WIN01", "--", "echo", "scheme"],
+      ["invoke", `winrm://127.0.0.1:${port}`, "--credential", "alice@WIN01", ...CMD, "--", "echo", "scheme"],
       { env },
     );
     assertEquals(viaScheme.stdout, "scheme\r\n", viaScheme.stderr);
@@ -54,7 +68,7 @@ Deno.test("remote enter over winrm without a terminal streams lines to cmd and r
     await using home = await tempHome();
     const port = new URL(server.url).port;
     const run = await runRemote(
-      ["enter", "--computer-name", "127.0.0.1", "--port", port, "--credential", "WIN01\\alice"],
+      ["enter", "--computer-name", "127.0.0.1", "--port", port, "--credential", "WIN01\\alice", ...CMD],
       { env: { ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD }, stdin: "echo hi\r\nexit /b 3\r\n" },
     );
     assertEquals(run.code, 3, run.stderr);
@@ -64,15 +78,24 @@ Deno.test("remote enter over winrm without a terminal streams lines to cmd and r
   }
 });
 
-Deno.test("remote new on winrm says why cmd shells cannot be disconnected", async () => {
-  await using home = await tempHome();
-  const run = await runRemote(["new", "--computer-name", "win01"], { env: home.env });
-  assertEquals(run.code, 234);
-  assertEquals(
-    run.stderr,
-    "remote: transport winrm does not support disconnected sessions\n" +
-      "hint: a WinRS cmd shell cannot be disconnected or reconnected (MS-WSMV 3.1.4.15); PSRP shells come later\n",
-  );
+Deno.test("remote new on winrm with --configuration-name cmd says a WinRS shell cannot be disconnected", async () => {
+  const server = await startWinrmServer({});
+  try {
+    await using home = await tempHome();
+    const run = await runRemote(
+      ["new", "--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice", ...CMD],
+      { env: { ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD } },
+    );
+    assertEquals(run.code, 230);
+    assertEquals(
+      run.stderr,
+      "remote: a WinRS cmd shell cannot be disconnected (MS-WSMV 3.1.4.15)\n" +
+        "hint: persistent sessions on Windows are PowerShell sessions: drop --configuration-name cmd\n",
+    );
+    assertEquals(server.shells(), []);
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("remote invoke over winrm without a terminal or REMOTE_WINRM_PASSWORD says how to give the password", async () => {
@@ -119,6 +142,7 @@ async function basicInvoke(
         "--authentication",
         "Basic",
         "--allow-unencrypted",
+        ...CMD,
         ...extra,
         "--",
         "echo",

@@ -20,7 +20,21 @@ async function invokeAgainst(
     await using home = await tempHome();
     const port = String(server.port);
     const run = await runRemote(
-      ["invoke", "--computer-name", "127.0.0.1", "--port", port, "--credential", "WIN01\\alice", "--", "echo", "x"],
+      // the WinRS command shell: its Create/Command/Receive replies are the ones made hostile here
+      [
+        "invoke",
+        "--computer-name",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--credential",
+        "WIN01\\alice",
+        "--configuration-name",
+        "cmd",
+        "--",
+        "echo",
+        "x",
+      ],
       { env: { ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD }, timeoutMs: 60_000 },
     );
     return { run, where: `127.0.0.1:${port}`, stats: server.stats, shells: server.shells() };

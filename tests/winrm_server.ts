@@ -85,6 +85,7 @@ import {
   MULTI_ENCRYPTED_CONTENT_TYPE,
 } from "../transports/winrm/encryption.ts";
 import { child, fromBase64, NS, parseEnvelope, toBase64, type XmlElement } from "../transports/winrm/wsman_xml.ts";
+import { PS_RESOURCE_PREFIX, PsShell, type PsShellContext, unb64 } from "./winrm_psrp_shell.ts";
 
 /** Ways the server misbehaves on purpose. */
 export type HostileMode =
@@ -140,6 +141,17 @@ export interface WinrmServerOptions {
    * (MS-WSMV 2.2.9.1.3.2), not what Windows sends with Negotiate; for checking that clients read it
    */
   replyPartSize?: number;
+  /**
+   * PowerShell session configurations served on `http://schemas.microsoft.com/powershell/<name>`
+   * (tests/winrm_psrp_shell.ts); default Microsoft.PowerShell, PowerShell.7 and a JEA endpoint JEA.Maintenance
+   */
+  configurations?: string[];
+  /** configurations the user may not use (a JEA endpoint's RoleDefinitions without them): access denied */
+  deniedConfigurations?: string[];
+  /** fragments a disconnected PowerShell command holds before Block suspends it or Drop discards (default 1000) */
+  disconnectedBufferFragments?: number;
+  /** the nth Receive (counted from 1) is answered by closing its connection: a network drop while the host holds it */
+  dropReceive?: number;
 }
 
 /** Counters the tests and the benchmark read. */
@@ -150,6 +162,22 @@ export interface WinrmServerStats {
   byAction: Record<string, number>;
   timedOut: number;
   signals: string[];
+  /** PowerShell shells created */
+  psrpCreates: number;
+  /** PowerShell shells disconnected */
+  disconnects: number;
+  /** Receives answered by closing the connection (`dropReceive`) */
+  droppedReceives: number;
+  /** rsp:Connect with connectXml: a client took a disconnected pool */
+  connects: number;
+  /** what each PowerShell Create carried */
+  psrpShells: {
+    shellId: string;
+    resourceUri: string;
+    protocolVersion: string;
+    mustComply: boolean;
+    sessionId: string;
+  }[];
   encryptedRequests: number;
   plainRequests: number;
   /** sealed requests that came as multipart/x-multi-encrypted */
@@ -171,6 +199,8 @@ export interface WinrmServer extends AsyncDisposable {
   stats: WinrmServerStats;
   /** ShellIds alive on the server */
   shells(): string[];
+  /** the PowerShell shells alive on the server, by ShellId */
+  psShells: Map<string, PsShell>;
   close(): Promise<void>;
 }
 
@@ -285,6 +315,11 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     byAction: {},
     timedOut: 0,
     signals: [],
+    psrpCreates: 0,
+    droppedReceives: 0,
+    disconnects: 0,
+    connects: 0,
+    psrpShells: [],
     encryptedRequests: 0,
     plainRequests: 0,
     multipartRequests: 0,
@@ -293,6 +328,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
   };
   const maxEnvelopeBytes = (opts.maxEnvelopeSizeKb ?? 500) * 1024;
   const shells = new Map<string, Shell>();
+  const psShells = new Map<string, PsShell>();
+  let receives = 0;
+  const configurations = opts.configurations ?? ["Microsoft.PowerShell", "PowerShell.7", "JEA.Maintenance"];
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
   let caPem: string | undefined;
@@ -483,6 +521,10 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     );
     const body = child(env, NS.s, "Body")!;
 
+    if (op === "Receive" && ++receives === opts.dropReceive) {
+      stats.droppedReceives++;
+      return async () => {}; // the connection closes with the Receive unanswered; nothing was taken from the shell
+    }
     if (opts.hostile && opts.hostile.on === op) {
       const mode = opts.hostile.mode;
       if (mode === "flood-no-length" || mode === "flood-header" || mode === "flood-elements") return flood(mode);
@@ -518,7 +560,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
         status: 200,
         xml: op === "Get" && resourceUri === CONFIG_RESOURCE
           ? getConfig()
-          : await dispatch(op, body, selectors, options, timeoutMs, maxEnvelope, conn),
+          : await dispatch(op, body, selectors, options, timeoutMs, maxEnvelope, conn, resourceUri, header),
         relatesTo: messageId,
       };
     } catch (e) {
@@ -595,25 +637,38 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     timeoutMs: number,
     maxEnvelope: number,
     conn: Conn,
+    resourceUri: string,
+    header: XmlElement,
   ): Promise<string> {
+    const psShell = psShells.get((sel.ShellId ?? "").toUpperCase());
+    if (op === "Enumerate" && resourceUri === "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command") {
+      // the commands of one shell, by a SelectorFilter on its ShellId (test_psrp_disconnected_commands.yml)
+      const filter = child(
+        child(body, "http://schemas.xmlsoap.org/ws/2004/09/enumeration", "Enumerate"),
+        NS.w,
+        "Filter",
+      );
+      const id = child(child(filter, NS.w, "SelectorSet"), NS.w, "Selector")?.text ?? "";
+      const shell = psShells.get(id.toUpperCase());
+      const items = shell && shell.owner === conn.user ? shell.describeCommands() : "";
+      return `<n:EnumerateResponse xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration">` +
+        `<n:EnumerationContext></n:EnumerationContext>${items ? `<w:Items>${items}</w:Items>` : ""}<w:EndOfSequence/>` +
+        `</n:EnumerateResponse>`;
+    }
+    if (op === "Enumerate" && resourceUri === "http://schemas.microsoft.com/wbem/wsman/1/windows/shell") {
+      // MS-WSMV 3.1.4.7: the user's shells, in one page (pypsrp's test_psrp_disconnect_runspaces.yml)
+      const mine = [...psShells.values()].filter((s) => s.owner === conn.user);
+      return `<n:EnumerateResponse xmlns:n="http://schemas.xmlsoap.org/ws/2004/09/enumeration">` +
+        `<n:EnumerationContext></n:EnumerationContext><w:Items>${mine.map((s) => s.describe("WIN01")).join("")}` +
+        `</w:Items><w:EndOfSequence/></n:EnumerateResponse>`;
+    }
+    if (op === "Create" && resourceUri.startsWith(PS_RESOURCE_PREFIX)) quota(conn);
+    if (op === "Create" && resourceUri.startsWith(PS_RESOURCE_PREFIX)) {
+      return createPsShell(body, options, conn, resourceUri, header);
+    }
+    if (psShell) return await psDispatch(psShell, op, body, timeoutMs, maxEnvelope);
     if (op === "Create") {
-      const mine = [...shells.values()].filter((s) => s.owner === conn.user).length;
-      const max = opts.maxShellsPerUser ?? 5;
-      if (mine >= max) {
-        // WinRb/WinRM spec/stubs/responses/wmi_error_v2.xml: s:Sender/w:QuotaLimit, an MSFT_WmiError, no RelatesTo
-        throw fault(
-          "s:Sender",
-          "w:QuotaLimit",
-          2150859173,
-          `The WS-Management service cannot process the request. This user is allowed a maximum number of ${max} concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. `,
-          {
-            reason:
-              "The WS-Management service cannot process the request. The maximum number of concurrent shells for this user has been exceeded. Close existing shells or raise the quota for this user. ",
-            wmiError: true,
-            noRelatesTo: true,
-          },
-        );
-      }
+      quota(conn);
       const shellEl = child(body, NS.rsp, "Shell");
       const env: Record<string, string> = {};
       for (const v of child(shellEl, NS.rsp, "Environment")?.children ?? []) env[v.attrs.Name] = v.text;
@@ -765,6 +820,173 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     }
   }
 
+  function quota(conn: Conn): void {
+    const mine = [...shells.values(), ...psShells.values()].filter((s) => s.owner === conn.user).length;
+    const max = opts.maxShellsPerUser ?? 5;
+    if (mine >= max) {
+      // WinRb/WinRM spec/stubs/responses/wmi_error_v2.xml: s:Sender/w:QuotaLimit, an MSFT_WmiError, no RelatesTo
+      throw fault(
+        "s:Sender",
+        "w:QuotaLimit",
+        2150859173,
+        `The WS-Management service cannot process the request. This user is allowed a maximum number of ${max} concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. `,
+        {
+          reason:
+            "The WS-Management service cannot process the request. The maximum number of concurrent shells for this user has been exceeded. Close existing shells or raise the quota for this user. ",
+          wmiError: true,
+          noRelatesTo: true,
+        },
+      );
+    }
+  }
+
+  const psContext = (shell: PsShell): PsShellContext => ({
+    timedOut: () =>
+      fault(
+        "s:Receiver",
+        "w:TimedOut",
+        2150858793,
+        "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  ",
+      ),
+    unknownCommand: () =>
+      fault(
+        "s:Sender",
+        "w:InvalidSelectors",
+        2150858843,
+        "The Windows Remote Shell received a request to perform an operation on a command identifier that does not exist. Either the command has completed execution or the client specified an invalid command identifier. ",
+        { reason: INVALID_SELECTORS_REASON, faultDetail: UNEXPECTED_SELECTORS },
+      ),
+    gone: () => closing || !psShells.has(shell.id),
+  });
+
+  /** MS-PSRP 3.1.5.3.1: Create on a PowerShell configuration, with creationXml and protocolversion */
+  function createPsShell(
+    body: XmlElement,
+    options: Record<string, string>,
+    conn: Conn,
+    resourceUri: string,
+    header: XmlElement,
+  ): string {
+    const name = resourceUri.slice(PS_RESOURCE_PREFIX.length);
+    if (!configurations.some((c) => c.toLowerCase() === name.toLowerCase())) {
+      throw fault(
+        "s:Sender",
+        "w:InvalidResourceURI",
+        2150858752,
+        `The WS-Management service cannot process the request. Cannot find the ${name} session configuration in the WSMan: drive on the ${MACHINE} computer. `,
+      );
+    }
+    if (opts.deniedConfigurations?.some((c) => c.toLowerCase() === name.toLowerCase())) {
+      throw fault("s:Sender", "w:AccessDenied", 2147942405, "Access is denied. ");
+    }
+    const version = options.protocolversion ?? "";
+    if (!/^2\.\d+$/.test(version)) {
+      throw fault(
+        "s:Sender",
+        "w:InvalidOptions",
+        2150858880,
+        `The WS-Management service cannot process the request because the protocolversion option ${version} is not supported. `,
+      );
+    }
+    const shellEl = child(body, NS.rsp, "Shell");
+    const id = (shellEl?.attrs.ShellId ?? randomUUID()).toUpperCase();
+    const creation = shellEl?.children.find((c) =>
+      c.name === "creationXml" && c.ns === "http://schemas.microsoft.com/powershell"
+    );
+    if (!creation) throw fault("s:Sender", "w:InvalidParameter", 2150858882, "The creationXml is missing. ");
+    const shell = new PsShell(id, conn.user!, resourceUri, version, opts.disconnectedBufferFragments);
+    psShells.set(id, shell);
+    shell.name = shellEl?.attrs.Name;
+    shell.feed(unb64(creation.text));
+    stats.psrpCreates++;
+    const option = (child(header, NS.w, "OptionSet")?.children ?? []).find((o) => o.attrs.Name === "protocolversion");
+    stats.psrpShells.push({
+      shellId: id,
+      resourceUri,
+      protocolVersion: version,
+      mustComply: /^true$/i.test(option?.attrs.MustComply ?? ""),
+      sessionId: child(header, NS.p, "SessionId")?.text ?? "",
+    });
+    // pypsrp tests/tests_pypsrp/responses/test_psrp_multiple_invocations.yml: the CreateResponse
+    return `<x:ResourceCreated><a:Address>http://${MACHINE}:5985/wsman</a:Address><a:ReferenceParameters>` +
+      `<w:ResourceURI>${resourceUri}</w:ResourceURI>` +
+      `<w:SelectorSet><w:Selector Name="ShellId">${id}</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>` +
+      `<rsp:Shell xmlns:rsp="${NS.rsp}"><rsp:ShellId>${id}</rsp:ShellId><rsp:ResourceUri>${resourceUri}</rsp:ResourceUri>` +
+      `<rsp:Owner>${conn.user}</rsp:Owner><rsp:ClientIP>127.0.0.1</rsp:ClientIP><rsp:ProcessId>${Deno.pid}</rsp:ProcessId>` +
+      `<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut><rsp:InputStreams>stdin pr</rsp:InputStreams>` +
+      `<rsp:OutputStreams>stdout</rsp:OutputStreams><rsp:MaxIdleTimeOut>PT2147483.647S</rsp:MaxIdleTimeOut>` +
+      `<rsp:Locale>en-US</rsp:Locale><rsp:DataLocale>en-US</rsp:DataLocale><rsp:CompressionMode>NoCompression</rsp:CompressionMode>` +
+      `<rsp:ProfileLoaded>Yes</rsp:ProfileLoaded><rsp:Encoding>UTF8</rsp:Encoding><rsp:BufferMode>Block</rsp:BufferMode>` +
+      `<rsp:State>Connected</rsp:State><rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>` +
+      `<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>`;
+  }
+
+  async function psDispatch(
+    shell: PsShell,
+    op: string,
+    body: XmlElement,
+    timeoutMs: number,
+    maxEnvelope: number,
+  ): Promise<string> {
+    const ctx = psContext(shell);
+    switch (op) {
+      case "Delete":
+        shell.delete();
+        psShells.delete(shell.id);
+        return "";
+      case "Disconnect": {
+        const d = child(body, NS.rsp, "Disconnect");
+        const idle = child(d, NS.rsp, "IdleTimeOut")?.text;
+        shell.disconnect(
+          idle === undefined ? undefined : parseDuration(idle),
+          child(d, NS.rsp, "BufferMode")?.text,
+          () => {
+            shell.delete();
+            psShells.delete(shell.id);
+          },
+        );
+        stats.disconnects++;
+        return "";
+      }
+      case "Reconnect":
+        shell.reconnect();
+        return "";
+      case "Connect": {
+        const c = child(body, NS.rsp, "Connect");
+        if (c?.attrs.CommandId) return shell.connectCommand(c.attrs.CommandId, ctx);
+        const xml = c?.children.find((x) =>
+          x.name === "connectXml" && x.ns === "http://schemas.microsoft.com/powershell"
+        );
+        if (!xml) throw fault("s:Sender", "w:InvalidParameter", 2150858882, "The connectXml is missing. ");
+        stats.connects++;
+        return shell.connect(unb64(xml.text));
+      }
+      case "Command": {
+        const line = child(body, NS.rsp, "CommandLine");
+        const args = child(line, NS.rsp, "Arguments")?.text ?? "";
+        return shell.command(line?.attrs.CommandId ?? randomUUID(), unb64(args));
+      }
+      case "Send": {
+        for (const s of child(body, NS.rsp, "Send")?.children ?? []) {
+          if (s.attrs.CommandId && !shell.commands.has(s.attrs.CommandId.toUpperCase())) throw ctx.unknownCommand();
+          shell.feed(unb64(s.text));
+        }
+        return `<rsp:SendResponse/>`;
+      }
+      case "Signal": {
+        const sig = child(body, NS.rsp, "Signal")!;
+        const code = child(sig, NS.rsp, "Code")?.text ?? "";
+        stats.signals.push(code);
+        return shell.signal(sig.attrs.CommandId ?? "", code, ctx);
+      }
+      case "Receive": {
+        const ds = child(child(body, NS.rsp, "Receive"), NS.rsp, "DesiredStream");
+        return await shell.receive(ds?.attrs.CommandId, timeoutMs, maxEnvelope, ctx);
+      }
+    }
+    throw fault("s:Sender", "a:ActionNotSupported", 2150858754, `The action ${op} is not supported by the service. `);
+  }
+
   function notify(p: Process) {
     for (const w of [...p.wake]) w();
   }
@@ -786,11 +1008,13 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     port,
     caPem,
     stats,
-    shells: () => [...shells.keys()],
+    shells: () => [...shells.keys(), ...psShells.keys()],
+    psShells,
     async close() {
       if (closing) return;
       closing = true;
       for (const s of shells.values()) for (const p of s.commands.values()) (p.terminated = true, notify(p));
+      for (const s of psShells.values()) s.delete();
       listener.close();
       for (const c of conns) {
         try {

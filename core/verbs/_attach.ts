@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ExitStatus } from "../../plugins/mod.ts";
+import type { Channel, ExitStatus } from "../../plugins/mod.ts";
 import { RemoteError, UsageError } from "../errors.ts";
 import { printable } from "../output.ts";
 import type { Registry } from "../registry.ts";
@@ -20,7 +20,7 @@ import {
   upsertDiscovered,
 } from "../session_records.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
-import { exitCodeOf, sessionHost } from "../transport_use.ts";
+import { exitCodeOf, powershellConfiguration, sessionHost } from "../transport_use.ts";
 import type { VerbInput } from "./_verb.ts";
 import { contextFor, escapeCharOf, interruptSignal, sessionChoice } from "./_run.ts";
 
@@ -114,6 +114,32 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
     availability: "Available",
     lastSeenAt: new Date().toISOString(),
   });
+  if (typeof record.configurationName === "string" && powershellConfiguration(r.entry, record.configurationName)) {
+    // a PowerShell session (Connect-PSSession, then Enter-PSSession): the channel speaks PSRP
+    let code: number | "detached";
+    try {
+      code = await enterPowerShellSession(channel, record.computerName);
+    } catch (error) {
+      await registry.update(record.instanceId, { state: advance("Opened", "Disconnected"), availability: "None" });
+      throw error;
+    } finally {
+      await channel[Symbol.asyncDispose]();
+    }
+    if (code === "detached") {
+      await registry.update(record.instanceId, {
+        state: advance("Opened", "Disconnected"),
+        availability: "None",
+        lastSeenAt: new Date().toISOString(),
+      });
+      await input.io.err(
+        printable(`remote: disconnected from ${record.name}; it keeps running on ${record.computerName}`) + "\n",
+      );
+      return 0;
+    }
+    // leaving the session closes its pool, which ends it on the host (Exit-PSSession on a connected session)
+    await registry.remove(record.instanceId);
+    return code;
+  }
   let status: ExitStatus;
   try {
     status = await runInteractive(channel, {
@@ -145,4 +171,26 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
     throw new RemoteError("lost", status.error.message, { hint: resume, cause: status.error });
   }
   return exitCodeOf(status, record.computerName, resume);
+}
+
+/** Enter-PSSession on an attached PowerShell session's channel, on this process's terminal. */
+async function enterPowerShellSession(channel: Channel, display: string): Promise<number | "detached"> {
+  const { enterPowerShell } = await import("../powershell_enter.ts");
+  const stdout = Deno.stdout.writable.getWriter();
+  const stderr = Deno.stderr.writable.getWriter();
+  const encoder = new TextEncoder();
+  try {
+    return await enterPowerShell(channel, display, {
+      stdin: Deno.stdin.readable,
+      isTerminal: Deno.stdin.isTerminal(),
+      setRaw: (mode) => Deno.stdin.setRaw(mode),
+      write: (text) => stdout.write(encoder.encode(text)),
+      writeError: (text) => stderr.write(encoder.encode(text)),
+      columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
+      detach: channel.detach ? async () => await channel.detach!() : undefined,
+    });
+  } finally {
+    stdout.releaseLock();
+    stderr.releaseLock();
+  }
 }

@@ -14,7 +14,7 @@ import {
 import { UsageError } from "../errors.ts";
 import { type Route, route } from "../route.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
-import { exitCodeOf, loadTransport, requireCapability } from "../transport_use.ts";
+import { exitCodeOf, loadTransport, powershellConfiguration, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { attachRecorded, listForEscape } from "./_attach.ts";
@@ -104,7 +104,7 @@ async function enterPowerShell(r: Route, configuration: string, ctx: OpenContext
   const stderr = Deno.stderr.writable.getWriter();
   const encoder = new TextEncoder();
   try {
-    return await enterPowerShell(channel, r.target.display, {
+    const code = await enterPowerShell(channel, r.target.display, {
       stdin: Deno.stdin.readable,
       isTerminal: Deno.stdin.isTerminal(),
       setRaw: (mode) => Deno.stdin.setRaw(mode),
@@ -112,6 +112,7 @@ async function enterPowerShell(r: Route, configuration: string, ctx: OpenContext
       writeError: (text) => stderr.write(encoder.encode(text)),
       columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
     });
+    return code === "detached" ? 0 : code; // no detach is offered here
   } finally {
     stdout.releaseLock();
     stderr.releaseLock();
@@ -130,8 +131,10 @@ export async function run(input: VerbInput): Promise<number> {
   const r = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME)
     ? localRoute(entries)
     : route(resolution, new Set([...parameters.names, COMMAND]), entries, config, params.hostName);
-  if (typeof configuration === "string" && r.entry.manifest.capabilities.includes("psrp")) {
-    return await enterPowerShell(r, configuration, contextFor(r, prompter, new AbortController().signal));
+  const powershell = powershellConfiguration(r.entry, configuration);
+  // a transport's default configuration (WinRM's) applies to a session; a command after -- runs as before
+  if (powershell !== undefined && (typeof configuration === "string" || resolution.values[COMMAND] === undefined)) {
+    return await enterPowerShell(r, powershell, contextFor(r, prompter, new AbortController().signal));
   }
   if (params.noCommand) return await holdForwards(input, r, {});
   const command = commandOf(resolution.values[COMMAND]);

@@ -136,7 +136,8 @@ function ownTargets(entries: readonly TransportEntry[], values: Record<string, u
     if (!manifest.capabilities.includes("list") || !manifest.defaultSet) continue;
     const own = manifest.parameters.find((p) => {
       const at = p.sets?.[manifest.defaultSet!];
-      return at?.mandatory === true && at.position === 0;
+      // get's own --computer-name is read above, whoever else claims it
+      return at?.mandatory === true && at.position === 0 && !parameters.specs.some((g) => g.name === p.name);
     });
     const value = own ? values[own.name] : undefined;
     for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) {

@@ -9,7 +9,7 @@ import type { Resolution } from "../parameter_set.ts";
 import { UsageError } from "../errors.ts";
 import { readHostFile, runInvoke } from "../invoke.ts";
 import { refuseUnusedOptions, type Route, route } from "../route.ts";
-import { requireCapability } from "../transport_use.ts";
+import { powershellConfiguration, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { THROTTLE_LIMIT } from "../throttle_limit.ts";
@@ -101,16 +101,13 @@ export async function run(input: VerbInput): Promise<number> {
   const targets = [...params.hostName ?? []];
   if (params.hostFile !== undefined) targets.push(...await readHostFile(params.hostFile));
   const configuration = resolution.values[CONFIGURATION_NAME];
-  const powershell = typeof configuration === "string"
-    ? { configuration, argumentList: [...params.argumentList ?? []] }
-    : undefined;
-  if (params.argumentList !== undefined && powershell === undefined) {
-    throw new UsageError("--argument-list passes arguments to a PowerShell script", {
-      hint: "add --configuration-name powershell, or put the arguments in the command",
-    });
-  }
+  // a transport with a default configuration (WinRM: Microsoft.PowerShell) runs PowerShell without one given
+  const powershell = {
+    configuration: typeof configuration === "string" ? configuration : undefined,
+    argumentList: [...params.argumentList ?? []],
+  };
   // PowerShell with no target is PowerShell on this computer (Enter-PSSession's Example 1), via the local transport
-  const local = targets.length === 0 && powershell !== undefined && resolution.set === HOST_SET;
+  const local = targets.length === 0 && typeof configuration === "string" && resolution.set === HOST_SET;
   const owned = ownTargets(resolution, entries.map((e) => e.manifest));
   const several = targets.length + owned.length > 1 ? "ignore" : "refuse";
   const routes: Route[] = local
@@ -130,6 +127,14 @@ export async function run(input: VerbInput): Promise<number> {
   if (params.sessionName !== undefined && !disconnected) {
     throw new UsageError("--session-name names the sessions of --in-disconnected-session", {
       hint: "add --in-disconnected-session, or drop --session-name",
+    });
+  }
+  if (
+    params.argumentList !== undefined &&
+    routes.some((r) => powershellConfiguration(r.entry, configuration) === undefined)
+  ) {
+    throw new UsageError("--argument-list passes arguments to a PowerShell script", {
+      hint: "add --configuration-name powershell, or put the arguments in the command",
     });
   }
   // before anything starts: a host that cannot keep a disconnected session fails the whole run

@@ -139,3 +139,10 @@ export {
   type OutOfProcWireOptions,
 } from "./out_of_proc.ts";
 export { formatError, invokeScript, type InvokeScriptOptions, toJson } from "./invoke.ts";
+export {
+  RunspacePoolServer,
+  type RunspacePoolServerOptions,
+  type ServerCommand,
+  type ServerPipeline,
+  type ServerPipelineOutcome,
+} from "./server.ts";

@@ -147,10 +147,14 @@ export class OutOfProcWire implements PsrpWire {
     }
   }
 
-  /** The server's stdout ended; anything still pending fails. */
-  end(): void {
+  /**
+   * The server's stdout ended; anything still pending fails, with `error` when the stream itself failed (a
+   * transport that carries the framing, such as WinRM's, errors its stream with what went wrong).
+   */
+  end(error?: Error): void {
     if (this.#ended) return;
     this.#ended = true;
+    if (error) return this.#fail(error);
     if (this.#closing && this.#closeSent && this.#queues.size === 0) return;
     this.#fail(new TransportError("powershell remoting: the server ended the session", { layer: "channel" }));
   }
@@ -284,6 +288,9 @@ export function connectOutOfProc(options: ConnectOutOfProcOptions): OutOfProcCon
   const finished = (async () => {
     try {
       for await (const chunk of options.readable) wire.receive(chunk);
+    } catch (error) {
+      wire.end(error instanceof Error ? error : new Error(String(error)));
+      throw error;
     } finally {
       wire.end();
     }

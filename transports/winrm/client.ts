@@ -432,6 +432,24 @@ export class WinrmClient {
     await this.#invoke(Action.delete, "", { selectors: { ShellId: shellId } });
   }
 
+  /**
+   * One WS-Man operation on any resource (the PowerShell shells use it with their configuration's URI).
+   *
+   * @throws {WinrmFaultError} for a SOAP fault; {@linkcode TransportError} for a broken reply or connection
+   */
+  async request<T>(
+    action: string,
+    body: string,
+    o: {
+      resourceUri?: string;
+      selectors?: Record<string, string>;
+      options?: Record<string, string | { value: string; mustComply: boolean }>;
+    },
+    parse: (env: XmlElement) => T,
+  ): Promise<T> {
+    return await this.#invoke(action, body, o, parse);
+  }
+
   /** closes every connection; safe to call twice */
   close(): void {
     this.#closed = true;
@@ -591,7 +609,8 @@ export class WinrmClient {
 interface EnvelopeParts {
   resourceUri?: string;
   selectors?: Record<string, string>;
-  options?: Record<string, string>;
+  /** w:Option values; `{ value, mustComply }` marks one MustComply (MS-WSMV 2.2.4.23) */
+  options?: Record<string, string | { value: string; mustComply: boolean }>;
 }
 
 /** A SOAP fault turned into a user-facing error; the WSManFault code stays readable in `fault`. */

@@ -1,8 +1,10 @@
 /**
- * The winrm transport: a WinRS command shell (cmd, or powershell.exe inside it) over WS-Management,
- * with Basic over HTTPS or NTLMv2 with message sealing over HTTP.
+ * The winrm transport over WS-Management, with Basic over HTTPS or NTLMv2 with message sealing over HTTP:
+ * PowerShell remoting (the `psrp` capability: a `subsystem` request opens a PowerShell configuration's shell
+ * and carries PSRP, see psrp.ts), or a WinRS command shell (cmd, or powershell.exe inside it) for `exec` and
+ * `shell` requests.
  *
- * One command runs in one shell: Create, Command, Receive until Done, Delete. The shell is deleted
+ * One WinRS command runs in one shell: Create, Command, Receive until Done, Delete. The shell is deleted
  * on every exit path (end, error, Ctrl-C, dispose). Interactive shells get local line editing,
  * since WinRS has no terminal protocol (see line_editor.ts and docs/winrm.md).
  *
@@ -22,6 +24,7 @@ import {
   type OpenContext,
   type OpenRequest,
   RemoteError,
+  type SessionHost,
   TransportError,
   UsageError,
 } from "../../plugins/mod.ts";
@@ -29,8 +32,18 @@ import { RECEIVE_TIMED_OUT, WinrmClient, type WinrmSettings } from "./client.ts"
 import { DEFAULT_BASIC_CHARSET } from "./basic_charset.ts";
 import { EchoFilter, LineEditor } from "../../plugins/mod.ts";
 import { utf16le } from "./ntlm.ts";
-import { SignalCode, toBase64 } from "./wsman_xml.ts";
+import { Action, PS_RESOURCE_PREFIX, SignalCode, toBase64 } from "./wsman_xml.ts";
 import { parameters } from "./manifest.ts";
+import { openPsrpChannel, psrpResourceUri } from "./psrp.ts";
+import {
+  connectPool,
+  disconnectShell,
+  enumerateShells,
+  findShell,
+  hostSessions,
+  receiveShellOutput,
+} from "./psrp_sessions.ts";
+import { connectOutOfProc, RunspacePool } from "../../plugins/psrp/mod.ts";
 export { manifest } from "./manifest.ts";
 
 /** The environment variable that supplies the password for automation (see docs/winrm.md for the risk). */
@@ -127,17 +140,22 @@ export function commandLineFor(configuration: string | undefined, command: strin
   }
   throw new RemoteError(
     "unsupported",
-    `configuration ${configuration} needs PowerShell remoting (PSRP), not supported yet`,
+    `configuration ${configuration} is a PowerShell endpoint: it runs PowerShell scripts through PSRP, not commands`,
     {
-      hint: "use --configuration-name cmd or powershell",
+      hint: "run it with remote invoke or remote enter (they speak PSRP), or pass --configuration-name cmd",
     },
   );
 }
 
-/** Opens a WinRS shell and starts `request` in it. */
+/**
+ * Opens a PowerShell session (`subsystem` request: the name is the configuration, see
+ * {@linkcode psrpResourceUri}) or a WinRS shell running `request`.
+ */
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   if (request.kind === "subsystem") {
-    throw new RemoteError("unsupported", `winrm has no subsystems (asked for ${request.name})`);
+    const client = await clientFor(ctx);
+    ctx.signal.throwIfAborted();
+    return openPsrpChannel(client, psrpResourceUri(request.name), ctx.signal);
   }
   const resolved = resolveSettings(ctx);
   const commandLine = commandLineFor(
@@ -149,6 +167,135 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   if (resolved.auth === "basic") client.basicCredentials(); // a charset that cannot carry them fails before connecting
   return await openWith(client, ctx.signal, request, commandLine);
 }
+
+/** A client for the context's endpoint, with its password. */
+async function clientFor(ctx: OpenContext): Promise<WinrmClient> {
+  const resolved = resolveSettings(ctx);
+  const password = await getPassword(ctx, resolved.username, resolved.url.hostname);
+  const client = new WinrmClient({ ...resolved, password });
+  if (resolved.auth === "basic") client.basicCredentials();
+  return client;
+}
+
+/** The configuration a session of this context opens (`--configuration-name`, else Microsoft.PowerShell). */
+function configurationOf(ctx: OpenContext): string {
+  const given = parameters.read(ctx.parameters).configurationName;
+  if (given !== undefined && given.toLowerCase() === "cmd") {
+    throw new UsageError("a WinRS cmd shell cannot be disconnected (MS-WSMV 3.1.4.15)", {
+      hint: "persistent sessions on Windows are PowerShell sessions: drop --configuration-name cmd",
+    });
+  }
+  return given ?? "Microsoft.PowerShell";
+}
+
+/**
+ * PowerShell sessions kept on the host (New-PSSession, Disconnect-, Connect-, Receive-, Remove-, Get-PSSession):
+ * a session is a PowerShell shell with a Name, left Disconnected on the host (MS-PSRP 3.1.5.3.14–16).
+ */
+export const sessions: SessionHost = {
+  async list(ctx) {
+    const client = await clientFor(ctx);
+    try {
+      return hostSessions(await enumerateShells(client));
+    } finally {
+      client.close();
+    }
+  },
+
+  /** Create with the session's Name, the pool opened, `command` started (with Out-String -Stream), Disconnect */
+  async create(ctx, name, options) {
+    const configuration = configurationOf(ctx);
+    const client = await clientFor(ctx);
+    const resourceUri = psrpResourceUri(configuration);
+    const channel = openPsrpChannel(client, resourceUri, ctx.signal, { name, receivePipelines: false });
+    const conn = connectOutOfProc({ readable: channel.stdout, writable: channel.stdin });
+    const pool = new RunspacePool({ wire: conn.wire });
+    conn.wire.attach(pool);
+    try {
+      await pool.open(ctx.signal);
+      if (options.command !== undefined) {
+        const pipeline = pool.createPipeline({
+          commands: [{ cmd: options.command, isScript: true }, {
+            cmd: "Out-String",
+            args: [{ name: "Stream", value: true }, { name: "Width", value: 120 }],
+          }],
+        });
+        pipeline.done.catch(() => {}); // it runs on the host; its output is received later
+        await conn.wire.drained(pipeline.pid, 0); // rsp:Command has been answered
+      }
+      await disconnectShell(client, resourceUri, channel.shellId!);
+      await channel.abandon();
+    } catch (e) {
+      await channel[Symbol.asyncDispose]();
+      throw e;
+    }
+    return {
+      name,
+      state: "Disconnected",
+      availability: "None",
+      instanceId: options.instanceId,
+      createdAt: new Date().toISOString(),
+      configurationName: resourceUri.slice(PS_RESOURCE_PREFIX.length),
+    };
+  },
+
+  /** Connect as a new client; the channel speaks PSRP's framing (the core enters PowerShell over it) */
+  async attach(ctx, name) {
+    const client = await clientFor(ctx);
+    try {
+      const shell = await findShell(client, name);
+      return openPsrpChannel(client, shell.resourceUri, ctx.signal, { connect: { shellId: shell.shellId } });
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+  },
+
+  async disconnect(ctx, name, options) {
+    const client = await clientFor(ctx);
+    try {
+      const shell = await findShell(client, name);
+      // a disconnected shell takes new options only from a client: connect, then disconnect with them
+      if (shell.state === "Disconnected") await connectPool(client, shell.resourceUri, shell.shellId);
+      await disconnectShell(client, shell.resourceUri, shell.shellId, {
+        idleTimeoutMs: options.idleTimeoutMs,
+        bufferMode: options.outputBufferingMode === "drop"
+          ? "Drop"
+          : options.outputBufferingMode === "block"
+          ? "Block"
+          : undefined,
+      });
+    } finally {
+      client.close();
+    }
+  },
+
+  async receive(ctx, name) {
+    const client = await clientFor(ctx);
+    // a Receive that brings nothing within a few seconds means the host has no more output kept
+    const quick = new WinrmClient({ ...client.settings, operationTimeoutMs: 3_000 });
+    client.close();
+    try {
+      const shell = await findShell(quick, name);
+      return new TextEncoder().encode(await receiveShellOutput(quick, shell.resourceUri, shell.shellId));
+    } finally {
+      quick.close();
+    }
+  },
+
+  async remove(ctx, name) {
+    const client = await clientFor(ctx);
+    try {
+      const shell = await findShell(client, name);
+      await client.request(Action.delete, "", {
+        resourceUri: shell.resourceUri,
+        selectors: { ShellId: shell.shellId },
+      }, () => undefined);
+    } finally {
+      client.close();
+    }
+  },
+};
 
 /** Opens the channel on an existing client (the part of {@linkcode open} tests and benchmarks drive). */
 export async function openWith(

@@ -84,7 +84,8 @@ export interface EnvelopeOptions {
   /** ISO 8601 duration, e.g. `PT20S` */
   operationTimeout: string;
   selectors?: Readonly<Record<string, string>>;
-  options?: Readonly<Record<string, string>>;
+  /** w:Option values; `{ value, mustComply }` marks one MustComply (MS-WSMV 2.2.4.23) */
+  options?: Readonly<Record<string, string | { value: string; mustComply: boolean }>>;
   /** inner XML of s:Body, already escaped */
   body: string;
   /** w:MaxEnvelopeSize: the largest reply wanted, in bytes; default {@linkcode DEFAULT_MAX_ENVELOPE_SIZE} */
@@ -118,12 +119,14 @@ export function buildEnvelope(o: EnvelopeOptions): string {
         .join("")
     }</w:SelectorSet>`
     : "";
+  const option = ([k, v]: [string, string | { value: string; mustComply: boolean }]) =>
+    typeof v === "string"
+      ? `<w:Option Name="${xmlEscape(k)}">${xmlEscape(v)}</w:Option>`
+      : `<w:Option Name="${xmlEscape(k)}"${v.mustComply ? ' MustComply="true"' : ""}>${xmlEscape(v.value)}</w:Option>`;
   const options = o.options
-    ? `<w:OptionSet>${
-      Object.entries(o.options).map(([k, v]) => `<w:Option Name="${xmlEscape(k)}">${xmlEscape(v)}</w:Option>`).join(
-        "",
-      )
-    }</w:OptionSet>`
+    ? `<w:OptionSet${
+      Object.values(o.options).some((v) => typeof v !== "string" && v.mustComply) ? ' s:mustUnderstand="true"' : ""
+    }>${Object.entries(o.options).map(option).join("")}</w:OptionSet>`
     : "";
   return `<?xml version="1.0" encoding="UTF-8"?>` +
     `<s:Envelope xmlns:s="${NS.s}" xmlns:a="${NS.a}" xmlns:w="${NS.w}" xmlns:p="${NS.p}" xmlns:rsp="${NS.rsp}">` +
@@ -457,4 +460,68 @@ export function parseReceiveResponse(env: XmlElement, commandId: string): Receiv
     exitCode = t !== undefined && /^-?\d+$/.test(t.trim()) ? Number(t) : undefined;
   }
   return { chunks, done, exitCode };
+}
+
+/** The namespace of creationXml and connectXml (MS-PSRP 3.1.5.3.1). */
+export const PS_NS = "http://schemas.microsoft.com/powershell";
+
+/** The resource URI prefix of PowerShell session configurations (MS-PSRP 3.1.5.1.1). */
+export const PS_RESOURCE_PREFIX = "http://schemas.microsoft.com/powershell/";
+
+/** The code that stops a PowerShell pipeline, spelt as MS-PSRP 3.1.5.3.9 and PowerShell's WSManPlugin.cs spell it. */
+export const PS_SIGNAL_CTRL_C = "http://schemas.microsoft.com/powershell/signal/crtl_c";
+
+/**
+ * Body of Create for a PowerShell shell (MS-PSRP 3.1.5.3.1): the client's ShellId, streams stdin and pr in,
+ * stdout out, and creationXml carrying the SESSION_CAPABILITY and INIT_RUNSPACEPOOL fragments.
+ */
+export function psrpShellBody(shellId: string, creationXml: Uint8Array, name?: string): string {
+  const named = name === undefined ? "" : ` Name="${xmlEscape(name)}"`;
+  return `<rsp:Shell ShellId="${xmlEscape(shellId)}"${named}><rsp:InputStreams>stdin pr</rsp:InputStreams>` +
+    `<rsp:OutputStreams>stdout</rsp:OutputStreams><creationXml xmlns="${PS_NS}">${
+      toBase64(creationXml)
+    }</creationXml></rsp:Shell>`;
+}
+
+/** Body of Command for a pipeline (MS-PSRP 3.1.5.3.3): an empty rsp:Command, the first fragments as Arguments. */
+export function psrpCommandBody(commandId: string, fragments: Uint8Array): string {
+  return `<rsp:CommandLine CommandId="${xmlEscape(commandId)}"><rsp:Command/><rsp:Arguments>${
+    toBase64(fragments)
+  }</rsp:Arguments></rsp:CommandLine>`;
+}
+
+/** Body of Send for PSRP fragments on `stdin` or `pr` (host responses), of a pipeline or the pool. */
+export function psrpSendBody(commandId: string | undefined, stream: "stdin" | "pr", fragments: Uint8Array): string {
+  const id = commandId === undefined ? "" : ` CommandId="${xmlEscape(commandId)}"`;
+  return `<rsp:Send><rsp:Stream Name="${stream}"${id}>${toBase64(fragments)}</rsp:Stream></rsp:Send>`;
+}
+
+/** Body of Receive on stdout, of a pipeline or (without a CommandId) the pool. */
+export function psrpReceiveBody(commandId: string | undefined): string {
+  const id = commandId === undefined ? "" : ` CommandId="${xmlEscape(commandId)}"`;
+  return `<rsp:Receive><rsp:DesiredStream${id}>stdout</rsp:DesiredStream></rsp:Receive>`;
+}
+
+/** A ReceiveResponse of a PowerShell shell: the fragments of stdout in order, and whether the command is Done. */
+export interface PsrpReceiveResult {
+  data: Uint8Array[];
+  done: boolean;
+}
+
+/** Parses a ReceiveResponse of a PowerShell shell; streams of other commands are refused as a broken reply. */
+export function parsePsrpReceiveResponse(env: XmlElement, commandId: string | undefined): PsrpReceiveResult {
+  const rr = child(body(env), NS.rsp, "ReceiveResponse");
+  if (!rr) throw new WsmanXmlError("the receive reply has no ReceiveResponse");
+  const want = commandId?.toLowerCase();
+  const data: Uint8Array[] = [];
+  for (const s of childrenOf(rr, NS.rsp, "Stream")) {
+    if ((s.attrs.CommandId?.toLowerCase() ?? undefined) !== want) {
+      throw new WsmanXmlError(`the receive reply carries stream ${s.attrs.Name} of another command`);
+    }
+    if (s.attrs.Name !== "stdout") continue;
+    const d = fromBase64(s.text);
+    if (d.length) data.push(d);
+  }
+  const state = child(rr, NS.rsp, "CommandState");
+  return { data, done: state?.attrs.State === COMMAND_DONE };
 }

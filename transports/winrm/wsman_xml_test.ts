@@ -9,7 +9,9 @@ import {
   parseConfigMaxEnvelope,
   parseEnvelope,
   parseFault,
+  parsePsrpReceiveResponse,
   parseReceiveResponse,
+  psrpShellBody,
   toBase64,
   WsmanXmlError,
 } from "./wsman_xml.ts";
@@ -134,4 +136,54 @@ Deno.test("parseConfigMaxEnvelope() reads MaxEnvelopeSizekb in bytes, or nothing
   assertEquals(parseConfigMaxEnvelope(reply("<cfg:MaxEnvelopeSizekb>500</cfg:MaxEnvelopeSizekb>")), 512_000);
   assertEquals(parseConfigMaxEnvelope(reply("<cfg:MaxEnvelopeSizekb>lots</cfg:MaxEnvelopeSizekb>")), undefined);
   assertEquals(parseConfigMaxEnvelope(reply("")), undefined);
+});
+
+Deno.test("buildEnvelope() marks a MustComply option and the OptionSet mustUnderstand, as PowerShell's Create needs", () => {
+  const xml = buildEnvelope({
+    action: "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create",
+    to: "http://win01:5985/wsman",
+    messageId: "uuid:1",
+    sessionId: "uuid:2",
+    resourceUri: "http://schemas.microsoft.com/powershell/Microsoft.PowerShell",
+    operationTimeout: "PT20S",
+    options: { protocolversion: { value: "2.3", mustComply: true } },
+    body: psrpShellBody("B2DDE5BA-F22F-4493-9B8E-8B565073F563", new Uint8Array([1, 2, 3])),
+  });
+  const header = parseEnvelope(xml).children[0];
+  const optionSet = header.children.find((c) => c.name === "OptionSet")!;
+  assertEquals(optionSet.attrs.mustUnderstand, "true");
+  assertEquals(optionSet.children.map((o) => [o.attrs.Name, o.attrs.MustComply, o.text]), [
+    ["protocolversion", "true", "2.3"],
+  ]);
+  assertEquals(
+    header.children.find((c) => c.name === "ResourceURI")?.text,
+    "http://schemas.microsoft.com/powershell/Microsoft.PowerShell",
+  );
+  const shell = parseEnvelope(xml).children[1].children[0];
+  assertEquals(shell.attrs.ShellId, "B2DDE5BA-F22F-4493-9B8E-8B565073F563");
+  const creation = shell.children.find((c) => c.name === "creationXml")!;
+  assertEquals([creation.ns, creation.text], ["http://schemas.microsoft.com/powershell", "AQID"]);
+});
+
+Deno.test("parsePsrpReceiveResponse() takes stdout of the command asked for and refuses another command's", () => {
+  const reply = (streams: string) =>
+    parseEnvelope(
+      `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell">` +
+        `<s:Body><rsp:ReceiveResponse>${streams}</rsp:ReceiveResponse></s:Body></s:Envelope>`,
+    );
+  const done = reply(
+    `<rsp:Stream Name="stdout" CommandId="AB">AQI=</rsp:Stream><rsp:Stream Name="stdout" CommandId="AB">Aw==</rsp:Stream>` +
+      `<rsp:CommandState CommandId="AB" State="http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done">` +
+      `<rsp:ExitCode>0</rsp:ExitCode></rsp:CommandState>`,
+  );
+  assertEquals(parsePsrpReceiveResponse(done, "ab"), {
+    data: [new Uint8Array([1, 2]), new Uint8Array([3])],
+    done: true,
+  });
+  assertEquals(parsePsrpReceiveResponse(reply(`<rsp:Stream Name="stdout">AQI=</rsp:Stream>`), undefined), {
+    data: [new Uint8Array([1, 2])],
+    done: false,
+  });
+  throws(() => parsePsrpReceiveResponse(done, undefined), WsmanXmlError);
+  throws(() => parsePsrpReceiveResponse(done, "CD"), WsmanXmlError);
 });

@@ -1,0 +1,259 @@
+/**
+ * PowerShell sessions over WinRM (PSRP in WS-Man shells on a PowerShell configuration's resource URI) through
+ * the real command line, against the WS-Man test server of tests/winrm_server.ts and its PowerShell part
+ * (tests/winrm_psrp_shell.ts; no Windows host runs here).
+ */
+import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
+import { startWinrmServer, type WinrmServer, type WinrmServerOptions } from "./winrm_server.ts";
+import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
+import { spawnInPty } from "./pty.ts";
+
+const PASSWORD = "Secr3t-pässword";
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const CTRL_C = "http://schemas.microsoft.com/powershell/signal/crtl_c";
+
+async function withServer(
+  opts: WinrmServerOptions,
+  fn: (s: WinrmServer, home: TempHome, base: string[]) => Promise<void>,
+): Promise<void> {
+  const server = await startWinrmServer(opts);
+  try {
+    await using home = await tempHome();
+    const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+    await fn(server, home, base);
+  } finally {
+    await server.close();
+  }
+}
+
+const envOf = (home: TempHome) => ({ ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD });
+
+Deno.test("remote enter --computer-name opens a PowerShell session (PSRP) over NTLM-sealed http by default", async () => {
+  await withServer({}, async (server, home, base) => {
+    const run = await runRemote(["enter", ...base], {
+      env: envOf(home),
+      stdin: "'hello from PSRP'\nwhoami\n$PSSenderInfo.ConfigurationName\nexit 3\n",
+    });
+    assertEquals(run.code, 3, run.stderr);
+    assertEquals(
+      run.stdout,
+      "[127.0.0.1]: PS C:\\Users\\alice\\Documents> hello from PSRP\n" +
+        "[127.0.0.1]: PS C:\\Users\\alice\\Documents> win01\\alice\n" +
+        "[127.0.0.1]: PS C:\\Users\\alice\\Documents> Microsoft.PowerShell\n" +
+        "[127.0.0.1]: PS C:\\Users\\alice\\Documents> ",
+    );
+    assertEquals(run.stderr, "");
+    // one PowerShell shell, created as MS-PSRP 3.1.5.3.1 says, every request sealed, and deleted at the end
+    assertEquals(server.stats.psrpCreates, 1);
+    const [created] = server.stats.psrpShells;
+    assertEquals(created.resourceUri, "http://schemas.microsoft.com/powershell/Microsoft.PowerShell");
+    assertEquals(created.mustComply, true);
+    match(created.protocolVersion, /^2\.\d$/);
+    match(created.shellId, /^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$/);
+    match(created.sessionId, /^uuid:[0-9A-F-]{36}$/);
+    assertEquals(server.stats.plainRequests, 0);
+    assert(server.stats.encryptedRequests > 0);
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote enter --use-ssl --authentication Basic opens a PowerShell session over https", async () => {
+  await withServer({ https: true }, async (server, home, base) => {
+    const run = await runRemote(
+      ["enter", ...base, "--use-ssl", "--authentication", "Basic", "--skip-ca-check"],
+      { env: envOf(home), stdin: "$env:COMPUTERNAME\nexit 0\n" },
+    );
+    assertEquals(run.code, 0, run.stderr);
+    match(run.stdout, /^\[127\.0\.0\.1\]: PS C:\\Users\\alice\\Documents> WIN01\n/);
+    assertEquals(server.stats.handshakes, 0, "Basic needs no NTLM handshake");
+    assertEquals(server.stats.psrpCreates, 1);
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote invoke --computer-name runs a PowerShell script: output, errors and exit codes as pwsh -c", async () => {
+  await withServer({}, async (server, home, base) => {
+    const cases: [string, { code: number; stdout: string; stderr: string }][] = [
+      ["'one'; 'two'", { code: 0, stdout: "one\ntwo\n", stderr: "" }],
+      ["'before'; Write-Error 'it broke'", { code: 1, stdout: "before\n", stderr: "Write-Error: it broke\n" }],
+      ["Write-Warning 'careful'; 'after'", { code: 0, stdout: "after\n", stderr: "WARNING: careful\n" }],
+      ["'bye'; exit 7", { code: 7, stdout: "bye\n", stderr: "" }],
+      ["throw 'bad input'", { code: 1, stdout: "", stderr: "Exception: bad input\n" }],
+    ];
+    for (const [script, want] of cases) {
+      const run = await runRemote(["invoke", ...base, "--", script], { env: envOf(home) });
+      assertEquals(run, want, script);
+    }
+    assertEquals(server.stats.psrpCreates, cases.length);
+    assertEquals(server.stats.byAction.Create, cases.length, "every run used PSRP, none a WinRS cmd shell");
+    assertEquals(server.shells(), []);
+    // arguments and piped input
+    const args = await runRemote(
+      ["invoke", ...base, "--argument-list", "a", "--argument-list", "b", "--", "$args -join '+'"],
+      { env: envOf(home) },
+    );
+    assertEquals(args, { code: 0, stdout: "a+b\n", stderr: "" });
+    const input = await runRemote(["invoke", ...base, "--", "$input | % { $_.ToUpper() }"], {
+      env: envOf(home),
+      stdin: "one\ntwo\n",
+    });
+    assertEquals(input, { code: 0, stdout: "ONE\nTWO\n", stderr: "" });
+  });
+});
+
+Deno.test("remote invoke --configuration-name picks a JEA endpoint; cmd keeps the WinRS shell; an unknown one exits 252", async () => {
+  await withServer({}, async (server, home, base) => {
+    const jea = await runRemote(
+      ["invoke", ...base, "--configuration-name", "JEA.Maintenance", "--", "$PSSenderInfo.ConfigurationName"],
+      { env: envOf(home) },
+    );
+    assertEquals(jea, { code: 0, stdout: "JEA.Maintenance\n", stderr: "" });
+    assertEquals(
+      server.stats.psrpShells.at(-1)?.resourceUri,
+      "http://schemas.microsoft.com/powershell/JEA.Maintenance",
+    );
+    const cmd = await runRemote(["invoke", ...base, "--configuration-name", "cmd", "--", "echo", "from", "cmd"], {
+      env: envOf(home),
+    });
+    assertEquals(cmd, { code: 0, stdout: "from cmd\r\n", stderr: "" });
+    assertEquals(server.stats.psrpCreates, 1, "cmd made no PowerShell shell");
+    const none = await runRemote(["invoke", ...base, "--configuration-name", "Nope", "--", "1"], { env: envOf(home) });
+    assertEquals(none, {
+      code: 252,
+      stdout: "",
+      stderr: `remote: 127.0.0.1:${server.port} has no PowerShell session configuration Nope\n` +
+        "hint: list the host's configurations with Get-PSSessionConfiguration; the default is Microsoft.PowerShell, " +
+        "and --configuration-name cmd opens the WinRS command shell\n",
+    });
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote invoke over winrm: the shell quota and access denied are one-line errors with their own exit codes", async () => {
+  await withServer({ maxShellsPerUser: 0 }, async (server, home, base) => {
+    const run = await runRemote(["invoke", ...base, "--", "'x'"], { env: envOf(home) });
+    assertEquals(run.code, 251);
+    assertEquals(
+      run.stderr,
+      `remote: 127.0.0.1:${server.port} refused a new shell: the shell quota is used up (MSFT_WmiError 2150859173, ` +
+        "0x803381a5): The WS-Management service cannot process the request. This user is allowed a maximum number " +
+        "of 0 concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user\n" +
+        "hint: close other shells of this user, or raise MaxShellsPerUser on the host\n",
+    );
+  });
+  await withServer({ deniedConfigurations: ["JEA.Maintenance"] }, async (server, home, base) => {
+    const run = await runRemote(["invoke", ...base, "--configuration-name", "JEA.Maintenance", "--", "'x'"], {
+      env: envOf(home),
+    });
+    assertEquals(run.code, 245);
+    assertEquals(
+      run.stderr,
+      `remote: 127.0.0.1:${server.port} denied access to Create (WSManFault 2147942405, 0x80070005): ` +
+        "Access is denied\n" +
+        "hint: the account needs to be an administrator or in Remote Management Users on the host\n",
+    );
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote invoke over winrm: Ctrl-C stops the PowerShell pipeline (signal crtl_c) and exits 130", async () => {
+  await withServer({}, async (server, home, base) => {
+    await using pty = await spawnInPty(
+      Deno.execPath(),
+      ["run", "-A", "--quiet", MAIN, "invoke", ...base, "--", "'started'; Start-Sleep 100; 'not reached'"],
+      { cols: 100, rows: 30, env: envOf(home) },
+    );
+    await pty.waitFor(/^started\r$/m, 30_000);
+    pty.write("\x03");
+    assertEquals((await pty.exited).code, 130);
+    assert(!pty.output().includes("not reached"));
+    assertEquals(server.stats.signals.includes(CTRL_C), true, server.stats.signals.join(", "));
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote enter over winrm in a terminal: Ctrl-C stops the running pipeline, not the session", async () => {
+  await withServer({}, async (server, home, base) => {
+    await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "enter", ...base], {
+      cols: 100,
+      rows: 30,
+      env: envOf(home),
+    });
+    const prompt = /\[127\.0\.0\.1\]: PS C:\\Users\\alice\\Documents> $/;
+    await pty.waitFor(prompt, 30_000);
+    pty.write('1..100 | % { "line $_"; Start-Sleep -Milliseconds 100 }\r');
+    await pty.waitFor(/^line 2\r$/m, 30_000);
+    pty.write("\x03");
+    await pty.waitFor(prompt, 30_000);
+    assert(!pty.output().includes("line 100"));
+    pty.write("'still here'\r");
+    await pty.waitFor(/^still here\r$/m, 30_000);
+    await pty.waitFor(prompt);
+    pty.write("exit 5\r");
+    assertEquals((await pty.exited).code, 5);
+    assertEquals(server.stats.signals.filter((s) => s === CTRL_C).length, 1);
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote invoke over winrm: a connection lost during a running pipeline exits 250, not a hang", async () => {
+  const server = await startWinrmServer({});
+  await using home = await tempHome();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      MAIN,
+      "invoke",
+      "--computer-name",
+      "127.0.0.1",
+      "--port",
+      String(server.port),
+      "--credential",
+      "WIN01\\alice",
+      "--",
+      '1..1000 | % { "line $_"; Start-Sleep -Milliseconds 100 }',
+    ],
+    env: { ...envOf(home), SSH_AUTH_SOCK: "" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("line 2\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    await server.close(); // the host goes away with the pipeline running
+    while (!(await reader.read()).done) { /* drain */ }
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    assertEquals(status.code, 250, stderr);
+    match(stderr, /^remote: Receive to 127\.0\.0\.1:\d+ failed: .*\n/);
+  } finally {
+    clearTimeout(timer);
+  }
+});
+
+Deno.test("remote invoke over winrm: a connection that breaks while a Receive is held is taken back, no output lost or repeated", async () => {
+  // the 3rd Receive (the pool's is the 1st) is cut: the pipeline is running and has output waiting
+  await withServer({ dropReceive: 3 }, async (server, home, base) => {
+    const run = await runRemote(
+      ["invoke", ...base, "--", '1..30 | % { "line $_"; Start-Sleep -Milliseconds 20 }'],
+      { env: envOf(home) },
+    );
+    assertEquals(run, {
+      code: 0,
+      stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
+      stderr: "",
+    });
+    assertEquals(server.stats.droppedReceives, 1);
+    assertEquals(server.stats.byAction.Reconnect, 1, "the client took the shell back before asking again");
+    assertEquals(server.shells(), []);
+  });
+});

@@ -1,0 +1,165 @@
+/**
+ * The PowerShell session lifecycle on Windows through the command line (New-, Get-, Receive-, Connect-,
+ * Remove-PSSession): a session made with a running job on one computer, found and received from another one
+ * (a second HOME: its own registry), connected to, and removed. The peer is tests/winrm_server.ts with its
+ * PowerShell part, which keeps a disconnected shell's output for the client that connects (MS-PSRP 3.1.5.3.14–16).
+ */
+import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
+import { startWinrmServer } from "./winrm_server.ts";
+import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
+
+const PASSWORD = "Secr3t-pässword";
+const envOf = (home: TempHome) => ({ ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD });
+
+Deno.test("a job started in a disconnected PowerShell session on one computer is received and removed from another", async () => {
+  await using server = await startWinrmServer({});
+  await using first = await tempHome();
+  await using second = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const started = await runRemote(
+    [
+      "invoke",
+      ...base,
+      "--in-disconnected-session",
+      "--session-name",
+      "Job",
+      "--",
+      '1..20 | % { "tick $_"; Start-Sleep -Milliseconds 20 }',
+    ],
+    { env: envOf(first) },
+  );
+  assertEquals(started.code, 0, started.stderr);
+  match(started.stdout, /^1 +Job +127\.0\.0\.1 +winrm +Disconnected +Microsoft\.PowerShell +None$/m);
+  assertEquals(server.stats.disconnects, 1);
+  // the job runs on with nobody connected; the second computer finds the session on the host
+  const [shell] = server.psShells.values();
+  for (const until = Date.now() + 20_000; [...shell.commands.values()].some((c) => !c.done) && Date.now() < until;) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const listed = await runRemote(
+    ["get", "--computer-name", `http://127.0.0.1:${server.port}/wsman`, "--credential", "WIN01\\alice", "--json"],
+    { env: envOf(second) },
+  );
+  assertEquals(listed.code, 0, listed.stderr);
+  const [row] = listed.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assertEquals([row.name, row.state, row.configurationName, row.foreign], [
+    "Job",
+    "Disconnected",
+    "Microsoft.PowerShell",
+    false,
+  ]);
+  // Receive-PSSession: everything the job printed while nobody was connected, once
+  const received = await runRemote(["receive", "--name", "Job"], { env: envOf(second) });
+  assertEquals(received, {
+    code: 0,
+    stdout: Array.from({ length: 20 }, (_, i) => `tick ${i + 1}\n`).join(""),
+    stderr: "",
+  });
+  assertEquals(server.stats.connects, 1, "the second computer connected with connectXml");
+  const again = await runRemote(["receive", "--name", "Job"], { env: envOf(second) });
+  assertEquals(again, { code: 0, stdout: "", stderr: "" }, "nothing is received twice");
+  assertEquals([...server.psShells.values()].map((s) => s.state), ["Disconnected"], "receive leaves it running");
+  const removed = await runRemote(["remove", "--name", "Job"], { env: envOf(second) });
+  assertEquals(removed.code, 0, removed.stderr);
+  assertEquals(server.shells(), []);
+});
+
+Deno.test("remote new makes a named PowerShell session; remote connect enters it, and exit ends it", async () => {
+  await using server = await startWinrmServer({});
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const made = await runRemote(["new", ...base, "--name", "Ops"], { env: envOf(home) });
+  assertEquals(made.code, 0, made.stderr);
+  match(made.stdout, /^1 +Ops +127\.0\.0\.1 +winrm +Disconnected +Microsoft\.PowerShell +None$/m);
+  assertEquals([...server.psShells.values()].map((s) => [s.name, s.state]), [["Ops", "Disconnected"]]);
+  const entered = await runRemote(["connect", "--name", "Ops"], {
+    env: envOf(home),
+    stdin: "'inside Ops'\nexit 4\n",
+  });
+  assertEquals(entered.code, 4, entered.stderr);
+  assertEquals(
+    entered.stdout,
+    "[127.0.0.1]: PS C:\\Users\\alice\\Documents> inside Ops\n[127.0.0.1]: PS C:\\Users\\alice\\Documents> ",
+  );
+  assertEquals(server.shells(), [], "leaving the session ended it on the host");
+  const gone = await runRemote(["get", "--json"], { env: envOf(home) });
+  assert(!gone.stdout.includes('"Ops"'), gone.stdout);
+});
+
+/** waits (bounded) until `ready()` holds */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  for (const end = Date.now() + 20_000; !ready();) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("Block holds a disconnected PowerShell job at its buffer and loses nothing; Drop lets it run and keeps the newest", async () => {
+  await using server = await startWinrmServer({ disconnectedBufferFragments: 5 });
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const job = '1..30 | % { "tick $_"; Start-Sleep -Milliseconds 10 }';
+  const commandOf = (name: string) => {
+    const shell = [...server.psShells.values()].find((s) => s.name === name)!;
+    return [...shell.commands.values()][0];
+  };
+  const all = Array.from({ length: 30 }, (_, i) => `tick ${i + 1}\n`).join("");
+  // Block (the default): the job waits with 5 fragments kept, and the receive gets every line once
+  const b = await runRemote(["invoke", ...base, "--in-disconnected-session", "--session-name", "B", "--", job], {
+    env: envOf(home),
+  });
+  assertEquals(b.code, 0, b.stderr);
+  await until(() => commandOf("B")?.out.length >= 5, "B's buffer to fill");
+  await new Promise((r) => setTimeout(r, 300));
+  assertEquals([commandOf("B").done, commandOf("B").out.length], [false, 5], "Block suspended the job");
+  assertEquals(await runRemote(["receive", "--name", "B"], { env: envOf(home) }), { code: 0, stdout: all, stderr: "" });
+  // Drop (set with remote disconnect on the disconnected session): the job runs to its end, the oldest output goes
+  const d = await runRemote(["invoke", ...base, "--in-disconnected-session", "--session-name", "D", "--", job], {
+    env: envOf(home),
+  });
+  assertEquals(d.code, 0, d.stderr);
+  await until(() => commandOf("D")?.out.length >= 5, "D's buffer to fill");
+  const dropped = await runRemote(["disconnect", "--name", "D", "--output-buffering-mode", "drop"], {
+    env: envOf(home),
+  });
+  assertEquals(dropped.code, 0, dropped.stderr);
+  await until(() => commandOf("D").done, "D to run to its end");
+  const received = await runRemote(["receive", "--name", "D"], { env: envOf(home) });
+  const lines = received.stdout.trim().split("\n");
+  assertEquals(lines.at(-1), "tick 30");
+  assert(lines.length < 30, `nothing was dropped: ${lines.length} lines`);
+  const numbers = lines.map((l) => Number(l.slice(5)));
+  assertEquals([...numbers].sort((x, y) => x - y), numbers);
+});
+
+Deno.test("remote disconnect --idle-timeout: the host ends a PowerShell session left alone that long", async () => {
+  await using server = await startWinrmServer({});
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  assertEquals((await runRemote(["new", ...base, "--name", "T"], { env: envOf(home) })).code, 0);
+  const set = await runRemote(["disconnect", "--name", "T", "--idle-timeout", "1s"], { env: envOf(home) });
+  assertEquals(set.code, 0, set.stderr);
+  match(set.stdout, /^1 +T +127\.0\.0\.1 +winrm +Disconnected /m);
+  await until(() => server.shells().length === 0, "the idle timeout");
+  const gone = await runRemote(["receive", "--name", "T"], { env: envOf(home) });
+  assertEquals(gone.code, 233, gone.stderr);
+  match(gone.stderr, /^remote: 127\.0\.0\.1:\d+ has no PowerShell session T\n/);
+});
+
+Deno.test("~& in a connected Windows PowerShell session disconnects it; remote connect takes it back", async () => {
+  await using server = await startWinrmServer({});
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  assertEquals((await runRemote(["new", ...base, "--name", "K"], { env: envOf(home) })).code, 0);
+  const left = await runRemote(["connect", "--name", "K"], { env: envOf(home), stdin: "'first visit'\n~&\n" });
+  assertEquals(left.code, 0, left.stderr);
+  match(left.stdout, /PS C:\\Users\\alice\\Documents> first visit\n/);
+  assertEquals(left.stderr, "remote: disconnected from K; it keeps running on 127.0.0.1\n");
+  assertEquals([...server.psShells.values()].map((s) => [s.name, s.state]), [["K", "Disconnected"]]);
+  const listed = await runRemote(["get", "--json"], { env: envOf(home) });
+  assertEquals(JSON.parse(listed.stdout.trim()).state, "Disconnected");
+  const back = await runRemote(["connect", "--name", "K"], { env: envOf(home), stdin: "'second visit'\nexit 0\n" });
+  assertEquals(back.code, 0, back.stderr);
+  match(back.stdout, /PS C:\\Users\\alice\\Documents> second visit\n/);
+  assertEquals(server.shells(), []);
+});
