@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
-import { findPwsh } from "./psrp_pwsh.ts";
+import { findPwsh, pwshDir } from "./psrp_pwsh.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
 
@@ -32,16 +32,6 @@ async function aliases(sshd: SshdServer, home: TempHome): Promise<string> {
   lines.push(`  IdentityFile ${sshd.userKey}`, "  IdentitiesOnly yes", "");
   await Deno.writeTextFile(`${home.dir}/ssh_config`, lines.join("\n"));
   return `${home.dir}/ssh_config`;
-}
-
-/** The folder holding a `pwsh` command (the .NET tool's launcher), for PATH. */
-async function pwshDir(): Promise<string> {
-  for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), `${Deno.env.get("HOME")}/.dotnet/tools`]) {
-    try {
-      if (dir && (await Deno.stat(`${dir}/pwsh`)).isFile) return dir;
-    } catch { /* not here */ }
-  }
-  throw new Error("pwsh not found: dotnet tool install --global PowerShell --version 7.6.9");
 }
 
 const ps = (
