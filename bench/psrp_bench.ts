@@ -5,7 +5,8 @@
  * real pwsh in `-sshs` mode. Both make a fresh SSH connection each run (remote with `--no-reuse`).
  *
  * - time until a short script's result is printed (the whole command: PowerShell's own client includes
- *   starting pwsh, as a user running it from a shell pays), and the peak RSS of the largest process;
+ *   starting pwsh, as a user running it from a shell pays), and the peak RSS of the largest process; and the same
+ *   through remote's connection-reuse master (`-o ControlPersist=30s`, the master started before timing);
  * - 100,000 objects of output (`1..100000`), time to the last;
  * - packets and round trips of one short invoke, counted by a relay in front of the server
  *   (bench/_psrp_relay.ts): a round trip is a turn where the client sends after having heard the server.
@@ -108,7 +109,7 @@ export async function benchPsrp(e: BenchEnv, runs: number): Promise<BenchRow[]> 
         "",
       ].join("\n"),
     );
-    const remote = (script: string) => [
+    const remote = (script: string, reuse = false) => [
       deno,
       "run",
       "--allow-all",
@@ -118,7 +119,7 @@ export async function benchPsrp(e: BenchEnv, runs: number): Promise<BenchRow[]> 
       "p01",
       "-F",
       config,
-      "--no-reuse",
+      ...(reuse ? ["-o", "ControlPersist=30s"] : ["--no-reuse"]),
       "--configuration-name",
       "powershell",
       "--",
@@ -143,23 +144,26 @@ export async function benchPsrp(e: BenchEnv, runs: number): Promise<BenchRow[]> 
         counts.push(turns(await Deno.readTextFile(log)));
       }
       rows.push({
-        name: "(7c) PSRP round trips of a short invoke (packets)",
+        name: `(7c) PSRP round trips of a short invoke (${counts[0].packets} vs ${counts[1].packets} packets)`,
         remote: counts[0].trips,
         ssh: counts[1].trips,
-        unit: `(${counts[0].packets} vs ${counts[1].packets} packets)`,
+        unit: "trips",
         goal: "≤ 1.0×",
       });
       continue;
     }
     const short = { a: [] as { ms: number; rss: number }[], b: [] as { ms: number; rss: number }[] };
     const bulk = { a: [] as number[], b: [] as number[] };
+    const reused = [] as number[];
     const one = (s: string) => s.trim() === "1";
     const all = (s: string) => s.endsWith("\n100000\n") && s.split("\n").length === 100_001;
     await run(remote("1"), env, one); // warm both (page cache, sshd's first fork, .NET's first start)
     await run(theirs("1"), env, one);
+    await run(remote("1", true), env, one); // starts the reuse master
     for (let i = 0; i < runs; i++) {
       short.a.push(await run(remote("1"), env, one));
       short.b.push(await run(theirs("1"), env, one));
+      reused.push((await run(remote("1", true), env, one)).ms);
       bulk.a.push((await run(remote("1..100000"), env, all)).ms);
       bulk.b.push((await run(theirs("1..100000"), env, all)).ms);
     }
@@ -176,6 +180,13 @@ export async function benchPsrp(e: BenchEnv, runs: number): Promise<BenchRow[]> 
         remote: median(short.a.map((x) => x.rss)),
         ssh: median(short.b.map((x) => x.rss)),
         unit: "MB",
+        goal: "≤ 1.0×",
+      },
+      {
+        name: "(7a) PowerShell `1`, invoke through the reuse master vs pwsh Invoke-Command -HostName",
+        remote: median(reused),
+        ssh: median(short.b.map((x) => x.ms)),
+        unit: "ms",
         goal: "≤ 1.0×",
       },
       {

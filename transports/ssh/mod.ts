@@ -78,7 +78,7 @@ export async function copy(given: OpenContext, request: CopyRequest): Promise<Co
 export async function open(outer: OpenContext, request: OpenRequest): Promise<Channel> {
   commandLineOptions(outer); // a bad -o fails before a reuse master or a connection is asked
   const ctx = withDiagnostics(outer);
-  if (request.kind === "exec" && !hasForwards(ctx) && reusable(ctx, request)) {
+  if ((request.kind === "exec" || request.kind === "subsystem") && !hasForwards(ctx) && reusable(ctx, request)) {
     const reused = await openReused(ctx, request);
     if (reused) return reused;
   }

@@ -131,11 +131,12 @@ async function writeAll(conn: Deno.UnixConn, bytes: Uint8Array): Promise<void> {
 }
 
 /**
- * Whether `request` can go through the reuse master: a plain command (no PTY, no subsystem) with
- * reuse allowed and ControlPersist not `no`.
+ * Whether `request` can go through the reuse master: a plain command (no PTY, no Subsystem parameter) or a
+ * subsystem asked for by the core (PowerShell's `powershell`), with reuse allowed and ControlPersist not `no`.
  */
 export function reusable(ctx: OpenContext, request: OpenRequest): boolean {
-  if (ctx.reuse !== true || request.kind !== "exec" || request.pty !== undefined) return false;
+  if (ctx.reuse !== true) return false;
+  if (request.kind !== "subsystem" && (request.kind !== "exec" || request.pty !== undefined)) return false;
   if (parameters.read(ctx.parameters).subsystem !== undefined) return false;
   return idleMsFrom(optionsOf(ctx)) > 0;
 }
@@ -145,7 +146,7 @@ function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
 }
 
 /**
- * Runs `request` (an exec, see {@linkcode reusable}) through the reuse master, starting it if needed.
+ * Runs `request` (an exec or a subsystem, see {@linkcode reusable}) through the reuse master, starting it if needed.
  * Resolves `undefined` when no master can be used (its directory is not private, it cannot start):
  * the caller then connects directly; why is said once per run.
  *
@@ -153,7 +154,7 @@ function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
  */
 export async function openReused(
   ctx: OpenContext,
-  request: Extract<OpenRequest, { kind: "exec" }>,
+  request: Extract<OpenRequest, { kind: "exec" | "subsystem" }>,
   socketPath?: string,
 ): Promise<Channel | undefined> {
   socketPath ??= await masterSocketPath();
@@ -181,8 +182,8 @@ export async function openReused(
   const wire: ReuseRequest = {
     target: { ...ctx.target },
     parameters,
-    command: request.command,
-    env: request.env ? { ...request.env } : undefined,
+    ...(request.kind === "exec" ? { command: request.command } : { command: "", subsystem: request.name }),
+    env: request.kind === "exec" && request.env ? { ...request.env } : undefined,
     interactive: ctx.prompt.interactive,
   };
 
