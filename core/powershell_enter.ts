@@ -15,6 +15,7 @@ import {
   connectOutOfProc,
   formatError,
   type HostCoordinates,
+  type HostKeyInfo,
   type HostRawUI,
   type ProgressRecord,
   type PSHost,
@@ -36,6 +37,10 @@ export interface PowerShellTerminal {
   /** the terminal's size now (it may change between commands) */
   size?(): { columns: number; rows: number };
 }
+
+/** ReadKeyOptions flags (System.Management.Automation.Host) */
+const READ_KEY_ALLOW_CTRL_C = 1;
+const READ_KEY_NO_ECHO = 2;
 
 /** How long a terminal may take to answer where its cursor is before it is taken to never answer. */
 const CURSOR_REPLY_MS = 1000;
@@ -127,6 +132,12 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
         const i = pick(answer.trim(), labels);
         if (i >= 0) picked.push(i);
       }
+    },
+    async readKey(options) {
+      const key = await keys.key((options & READ_KEY_NO_ECHO) === 0, (options & READ_KEY_ALLOW_CTRL_C) !== 0);
+      if (key === undefined) throw new Error("the input ended");
+      if (key === "interrupt") throw new Error("the key read was cancelled");
+      return key;
     },
     setShouldExit(code) {
       shouldExit = code;
@@ -421,6 +432,13 @@ export function progressLine(record: ProgressRecord, columns: number): string {
   return [...line].slice(0, Math.max(1, columns - 1)).join("");
 }
 
+/** A ReadKey waiting for one key: whether it shows, whether Ctrl-C is a key, and where the key goes. */
+interface KeyWait {
+  echo: boolean;
+  allowCtrlC: boolean;
+  resolve(key: HostKeyInfo | "interrupt" | undefined): void;
+}
+
 /** What a read of the keyboard gave. */
 type Typed = { kind: "line"; text: string } | { kind: "eof" } | { kind: "interrupt" };
 
@@ -436,6 +454,8 @@ class KeyReader {
   #held: Uint8Array = new Uint8Array(0);
   #ended = false;
   #waiting?: { echo: boolean; resolve(t: Typed): void };
+  /** a ReadKey waiting for one key */
+  #keyWaiting?: KeyWait;
   #work: Promise<void> = Promise.resolve();
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #term: PowerShellTerminal;
@@ -462,7 +482,7 @@ class KeyReader {
         const { value, done } = await this.#reader.read();
         if (done) break;
         let bytes = this.#cursorReply ? this.#takeCursorReply(value) : value;
-        if (!this.#waiting && this.#interrupt) {
+        if (!this.#waiting && !this.#keyWaiting?.allowCtrlC && this.#interrupt) {
           const at = bytes.lastIndexOf(3);
           if (at >= 0) {
             this.#held = new Uint8Array(0);
@@ -491,6 +511,7 @@ class KeyReader {
   /** Feeds held bytes to the editor, one at a time, while a read waits for them. */
   #drain(): void {
     this.#work = this.#work.then(async () => {
+      if (this.#keyWaiting && (this.#held.length > 0 || this.#ended)) await this.#takeKey(this.#keyWaiting);
       while (this.#waiting && this.#held.length > 0) {
         const byte = this.#held.subarray(0, 1);
         this.#held = this.#held.subarray(1);
@@ -526,6 +547,59 @@ class KeyReader {
     const waiting = this.#waiting;
     this.#waiting = undefined;
     waiting?.resolve(typed);
+  }
+
+  /** One key for ReadKey, from the held bytes: a character, Enter, Backspace, Tab, Escape or an arrow. */
+  async #takeKey(waiting: KeyWait): Promise<void> {
+    this.#keyWaiting = undefined;
+    const held = this.#held;
+    if (held.length === 0) return waiting.resolve(undefined);
+    let length = 1;
+    let key: HostKeyInfo;
+    if (held[0] === 0x1b && (held[1] === 0x5b || held[1] === 0x4f)) {
+      // an escape sequence is one key: the arrows (VK_LEFT 37 … VK_DOWN 40), the rest without a code
+      let end = 2;
+      while (end < held.length && !(held[end] >= 0x40 && held[end] <= 0x7e)) end++;
+      length = Math.min(end + 1, held.length);
+      const arrow = "DACB".indexOf(String.fromCharCode(held[end]));
+      key = { virtualKeyCode: arrow >= 0 ? 37 + arrow : 0, character: "\0", controlKeyState: 0, keyDown: true };
+    } else {
+      const lead = held[0];
+      length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+      const ch = new TextDecoder().decode(held.subarray(0, length));
+      const upper = ch.toUpperCase();
+      const vk = ch === "\r" || ch === "\n"
+        ? 13
+        : lead === 0x7f
+        ? 8
+        : /^[A-Z0-9 ]$/.test(upper) || ch === "\t" || ch === "\x1b" // VK_A… and VK_0… are the ASCII codes
+        ? upper.charCodeAt(0)
+        : 0;
+      key = {
+        virtualKeyCode: vk,
+        character: lead === 0x7f ? "\b" : ch === "\n" ? "\r" : ch,
+        controlKeyState: 0,
+        keyDown: true,
+      };
+      if (lead === 3 && !waiting.allowCtrlC) {
+        this.#held = held.subarray(1);
+        this.#interrupt?.();
+        return waiting.resolve("interrupt");
+      }
+    }
+    this.#held = held.subarray(length);
+    if (waiting.echo && this.#term.isTerminal && key.character >= " " && key.character !== "\x7f") {
+      await this.#term.write(key.character);
+    }
+    waiting.resolve(key);
+  }
+
+  /** The next key (ReadKey): undefined at the end of input, "interrupt" for Ctrl-C unless `allowCtrlC`. */
+  key(echo: boolean, allowCtrlC: boolean): Promise<HostKeyInfo | "interrupt" | undefined> {
+    return new Promise((resolve) => {
+      this.#keyWaiting = { echo, allowCtrlC, resolve };
+      this.#drain();
+    });
   }
 
   /** The next typed line. `echo` false hides what is typed (a password). */

@@ -188,3 +188,34 @@ Deno.test("enter --configuration-name powershell never echoes a secret typed ahe
     pty.stopAnswering();
   }
 });
+
+Deno.test("enter --configuration-name powershell answers $host.UI.RawUI.ReadKey with the next key, echoed unless NoEcho", async () => {
+  await using home = await tempHome();
+  await using pty = await session(home.env, "1;1");
+  try {
+    await pty.waitFor(PROMPT, TIMEOUT);
+    // typed ahead of the call: the key waits for it, unechoed
+    pty.write(
+      "$k = $host.UI.RawUI.ReadKey('NoEcho,IncludeKeyDown'); 'key ' + $k.Character + ' ' + $k.VirtualKeyCode\rq",
+    );
+    await pty.waitFor(/key q 81\r$/m, TIMEOUT);
+    await pty.waitFor(PROMPT, TIMEOUT);
+    pty.write("$k = $host.UI.RawUI.ReadKey('IncludeKeyDown'); ' code ' + $k.VirtualKeyCode\r");
+    await new Promise((r) => setTimeout(r, 500));
+    pty.write("\x1b[A");
+    await pty.waitFor(/ code 38\r$/m, TIMEOUT);
+    await pty.waitFor(PROMPT, TIMEOUT);
+    pty.write("$k = $host.UI.RawUI.ReadKey('IncludeKeyDown'); ' got ' + $k.Character\r");
+    await new Promise((r) => setTimeout(r, 500));
+    pty.write("z");
+    await pty.waitFor(/z got z\r$/m, TIMEOUT);
+    await pty.waitFor(PROMPT, TIMEOUT);
+    pty.write("exit\r");
+    assertEquals((await pty.exited).code, 0);
+    const o = pty.output();
+    const shown = o.slice(o.indexOf("$k.VirtualKeyCode\r") + "$k.VirtualKeyCode\r".length, o.indexOf("key q 81"));
+    assert(!shown.includes("q"), `NoEcho echoed the key: ${JSON.stringify(shown)}`);
+  } finally {
+    pty.stopAnswering();
+  }
+});

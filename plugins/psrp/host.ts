@@ -66,6 +66,15 @@ export interface HostBufferCell {
   backgroundColor: number;
 }
 
+/** A key read by ReadKey (KeyInfo): its Windows virtual-key code, character, modifier flags, pressed or released. */
+export interface HostKeyInfo {
+  virtualKeyCode: number;
+  character: string;
+  /** ControlKeyStates flags (8 right Ctrl, 16 Shift, …); 0 for none */
+  controlKeyState: number;
+  keyDown: boolean;
+}
+
 /**
  * The raw UI the server reads from the HostInfo sent at open (it answers RawUI getters from that data only,
  * PowerShell ServerRemoteHostRawUserInterface.cs); `bufferSize.width` is the width PowerShell formats for.
@@ -131,6 +140,11 @@ export interface PSHost {
   setWindowTitle?(title: string): void | Promise<void>;
   /** `$host.UI.RawUI.SetBufferContents(rectangle, cell)`: fill a rectangle (Clear-Host's way of clearing) */
   setBufferContents?(rectangle: HostRectangle, fill: HostBufferCell): void | Promise<void>;
+  /**
+   * `$host.UI.RawUI.ReadKey(options)`: the next key. `options` are ReadKeyOptions flags: 1 AllowCtrlC, 2 NoEcho,
+   * 4 IncludeKeyDown, 8 IncludeKeyUp
+   */
+  readKey?(options: number): HostKeyInfo | Promise<HostKeyInfo>;
   /** any other call (PushRunspace, raw UI setters, …); return its result */
   other?(call: HostCall): PSValue | Promise<PSValue>;
 }
@@ -368,6 +382,18 @@ async function run(host: PSHost, call: HostCall, key: SessionKey): Promise<PSVal
           backgroundColor: int(field(c, "backgroundColor")),
         },
       );
+    }
+    case HostMethod.ReadKey: {
+      const k = await need(host.readKey)(int(a[0]));
+      // RemoteHostEncoder rebuilds the KeyInfo struct from its fields, by name
+      return new PSObject({
+        extended: {
+          virtualKeyCode: k.virtualKeyCode,
+          character: new PSPrimitive("C", k.character.charCodeAt(0) || 0),
+          controlKeyState: k.controlKeyState,
+          keyDown: k.keyDown,
+        },
+      });
     }
     case HostMethod.GetForegroundColor:
       return need(raw.foregroundColor);
