@@ -38,6 +38,9 @@ export interface PowerShellTerminal {
   size?(): { columns: number; rows: number };
 }
 
+/** System.ConsoleColor 0–15 as SGR foreground codes (background: +10) */
+const CONSOLE_SGR = [30, 34, 32, 36, 31, 35, 33, 37, 90, 94, 92, 96, 91, 95, 93, 97];
+
 /** ReadKeyOptions flags (System.Management.Automation.Host) */
 const READ_KEY_ALLOW_CTRL_C = 1;
 const READ_KEY_NO_ECHO = 2;
@@ -63,10 +66,19 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
   };
   let shouldExit: number | undefined;
   const rawUI: HostRawUI = { foregroundColor: 7, backgroundColor: 0, cursorSize: 25 };
+  const colors = term.isTerminal && !Deno.env.get("NO_COLOR"); // https://no-color.org
+  /** Write-Host -ForegroundColor/-BackgroundColor: colours other than the host's own, as SGR sequences */
+  const painted = (text: string, fg?: number, bg?: number): string => {
+    const sgr = [
+      ...(fg !== undefined && fg !== rawUI.foregroundColor && CONSOLE_SGR[fg] ? [CONSOLE_SGR[fg]] : []),
+      ...(bg !== undefined && bg !== rawUI.backgroundColor && CONSOLE_SGR[bg] ? [CONSOLE_SGR[bg] + 10] : []),
+    ];
+    return colors && sgr.length && text ? `\x1b[${sgr.join(";")}m${text}\x1b[0m` : text;
+  };
   const host: PSHost = {
     rawUI,
-    write: (text) => out(text),
-    writeLine: (text) => out(text + "\n"),
+    write: (text, fg, bg) => out(painted(text, fg, bg)),
+    writeLine: (text, fg, bg) => out(painted(text, fg, bg) + "\n"),
     writeErrorLine: (text) => err(text + "\n"),
     writeWarningLine: (text) => err(`WARNING: ${text}\n`),
     writeVerboseLine: (text) => err(`VERBOSE: ${text}\n`),

@@ -219,3 +219,32 @@ Deno.test("enter --configuration-name powershell answers $host.UI.RawUI.ReadKey 
     pty.stopAnswering();
   }
 });
+
+Deno.test("enter --configuration-name powershell shows Write-Host's colours on a terminal, and none with NO_COLOR", async () => {
+  for (const noColor of ["", "1"]) {
+    await using home = await tempHome();
+    await using pty = await session({ ...home.env, NO_COLOR: noColor }, "1;1");
+    try {
+      await pty.waitFor(PROMPT, TIMEOUT);
+      // a local pwsh inherits NO_COLOR (set, even empty, it renders plain text itself); over SSH it would not
+      pty.write(
+        "$PSStyle.OutputRendering = 'Host'; Write-Host -ForegroundColor Red alarm; Write-Host -BackgroundColor DarkBlue calm; Write-Host plain\r",
+      );
+      await pty.waitFor(/plain\r\n/, TIMEOUT);
+      const o = pty.output();
+      const shown = o.slice(o.indexOf("Write-Host plain\r") + "Write-Host plain\r".length);
+      if (noColor) {
+        assertEquals(shown.replace("\x1b[6n", ""), "\r\nalarm\r\ncalm\r\nplain\r\n");
+      } else {
+        assert(shown.includes("\x1b[91malarm\x1b[0m\r\n"), JSON.stringify(shown));
+        assert(shown.includes("\x1b[44mcalm\x1b[0m\r\n"), JSON.stringify(shown));
+        assert(shown.includes("\nplain\r\n"), JSON.stringify(shown));
+      }
+      await pty.waitFor(PROMPT, TIMEOUT);
+      pty.write("exit\r");
+      assertEquals((await pty.exited).code, 0);
+    } finally {
+      pty.stopAnswering();
+    }
+  }
+});
