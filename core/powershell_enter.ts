@@ -187,14 +187,12 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
   /** the raw UI as the terminal is now, sent with each command's pipeline (the server answers its getters) */
   const refreshRawUI = async () => {
     const { columns, rows } = terminalSize(term);
+    const size = { width: columns, height: rows };
     rawUI.bufferSize =
       rawUI.windowSize =
       rawUI.maxWindowSize =
       rawUI.maxPhysicalWindowSize =
-        {
-          width: columns,
-          height: rows,
-        };
+        size;
     const at = await keys.cursor();
     if (at) rawUI.cursorPosition = at;
   };
@@ -203,8 +201,8 @@ export async function enterPowerShell(channel: Channel, display: string, term: P
   keys.complete = completer(pool);
   try {
     if (term.isTerminal) term.setRaw?.(true);
-    await refreshRawUI();
-    await pool.open();
+    // the pool opens meanwhile: a terminal that never answers where its cursor is delays nothing
+    await Promise.all([refreshRawUI(), pool.open()]);
     while (shouldExit === undefined) {
       const prompt = await evaluate(pool, "prompt");
       await out(`[${printable(display)}]: ${prompt.join("") || "PS> "}`);
@@ -474,6 +472,8 @@ class KeyReader {
   #interrupt?: () => void;
   #cursorReply?: (at: HostCoordinates) => void;
   #noCursorReplies = false;
+  #cursorQuery?: Promise<HostCoordinates | undefined>;
+  #cursorTimer?: ReturnType<typeof setTimeout>;
   /** Tab: the completed line, or undefined to leave it */
   complete?: (text: string) => Promise<string | undefined>;
 
@@ -628,17 +628,19 @@ class KeyReader {
    */
   cursor(): Promise<HostCoordinates | undefined> {
     if (!this.#term.isTerminal || this.#noCursorReplies || this.#ended) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+    // one question at a time: a second asker shares the answer
+    return this.#cursorQuery ??= new Promise<HostCoordinates | undefined>((resolve) => {
+      const done = (at: HostCoordinates | undefined) => {
+        clearTimeout(this.#cursorTimer);
         this.#cursorReply = undefined;
-        this.#noCursorReplies = true;
-        resolve(undefined);
-      }, CURSOR_REPLY_MS);
-      this.#cursorReply = (at) => {
-        clearTimeout(timer);
-        this.#cursorReply = undefined;
+        this.#cursorQuery = undefined;
         resolve(at);
       };
+      this.#cursorTimer = setTimeout(() => {
+        this.#noCursorReplies = true;
+        done(undefined);
+      }, CURSOR_REPLY_MS);
+      this.#cursorReply = done;
       this.#term.write("\x1b[6n").catch(() => {});
     });
   }
@@ -657,6 +659,7 @@ class KeyReader {
   }
 
   stop(): void {
+    clearTimeout(this.#cursorTimer);
     this.#reader.cancel().catch(() => {});
   }
 }
