@@ -287,6 +287,8 @@ Deno.test("invoke --configuration-name powershell: Ctrl-C stops the remote pipel
         "h01",
         "-F",
         config,
+        "-o",
+        "ControlPersist=2s",
         "--configuration-name",
         "powershell",
         "--",
