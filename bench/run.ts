@@ -4,7 +4,7 @@
  * remote is faster, except throughput where > 1 is better) and, with `--write`, replaces the results
  * section of BENCHMARKS.md. Asserts nothing: speed belongs here, never in tests.
  *
- * Run: deno task bench [--runs N] [--only start,first-byte,bulk,upload,fan-out,pty,copy,forward] [--mb 200]
+ * Run: deno task bench [--runs N] [--only start,first-byte,bulk,upload,fan-out,pty,copy,forward,psrp] [--mb 200]
  *   [--no-extra] [--write] [--base OLD/main.ts]
  *
  * `--base` adds a third contender, another checkout's main.ts (e.g. the unchanged tree), run in turn with
@@ -16,6 +16,7 @@
 import { type SshdServer, startSshd } from "../tests/harness/sshd.ts";
 import { type PtySession, spawnInPty } from "../tests/pty.ts";
 import { benchCopy, benchForward } from "./copy_forward.ts";
+import { benchPsrp } from "./psrp_bench.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -490,6 +491,7 @@ if (import.meta.main) {
       pty: benchPty,
       copy: (e: Env) => benchCopy(e, Math.max(3, Math.floor(RUNS / 2)), MB_MOVED),
       forward: (e: Env) => benchForward(e, Math.max(3, Math.floor(RUNS / 2)), MB_MOVED),
+      psrp: (e: Env) => benchPsrp(e, Math.max(3, Math.floor(RUNS / 2))),
     };
     const onlyArg = Deno.args.indexOf("--only");
     const only = onlyArg >= 0 ? (Deno.args[onlyArg + 1] ?? "").split(",") : Object.keys(all);

@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, match, ok as assert } from "node:assert/strict";
 import { type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";
-import { findPwsh } from "./psrp_pwsh.ts";
+import { findPwsh, pwshDir } from "./psrp_pwsh.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, type TempHome, tempHome } from "./run_remote.ts";
 
@@ -34,20 +34,11 @@ async function aliases(sshd: SshdServer, home: TempHome): Promise<string> {
   return `${home.dir}/ssh_config`;
 }
 
-/** The folder holding a `pwsh` command (the .NET tool's launcher), for PATH. */
-async function pwshDir(): Promise<string> {
-  for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), `${Deno.env.get("HOME")}/.dotnet/tools`]) {
-    try {
-      if (dir && (await Deno.stat(`${dir}/pwsh`)).isFile) return dir;
-    } catch { /* not here */ }
-  }
-  throw new Error("pwsh not found: dotnet tool install --global PowerShell --version 7.6.9");
-}
-
+/** invoke through the connection-reuse master (the default), which leaves 2 s after the last run */
 const ps = (
   config: string,
   ...rest: string[]
-) => ["invoke", "-F", config, "--configuration-name", "powershell", ...rest];
+) => ["invoke", "-F", config, "-o", "ControlPersist=2s", "--configuration-name", "powershell", ...rest];
 
 Deno.test("invoke --configuration-name powershell runs a script on two SSH hosts: PowerShell's text, --json, errors, exit codes", async () => {
   await using sshd = await pwshSshd();
@@ -130,6 +121,47 @@ Deno.test("invoke --configuration-name powershell runs a script on two SSH hosts
       timeoutMs: TIMEOUT,
     });
     assertEquals([piped.code, piped.stdout], [0, "ONE\nTWO\n"]);
+  });
+});
+
+Deno.test("invoke --configuration-name powershell rides the connection-reuse master: runs after the first log in no more", async () => {
+  await using sshd = await pwshSshd();
+  await using home = await tempHome();
+  const config = await aliases(sshd, home);
+  await withLogOnFailure(sshd, async () => {
+    const logins = async () => ((await sshd.log()).match(/Accepted publickey/g) ?? []).length;
+    const args = ["invoke", "h01", "-F", config, "-o", "ControlPersist=5s", "--configuration-name", "powershell"];
+    for (const n of [1, 2, 3]) {
+      const r = await runRemote([...args, "--", `'run ' + ${n}`], { env: home.env, timeoutMs: TIMEOUT });
+      assertEquals([r.code, r.stdout, r.stderr], [0, `run ${n}\n`, ""]);
+    }
+    assertEquals(await logins(), 1, "three runs, one SSH login");
+    const direct = await runRemote([...args, "--no-reuse", "--", "'direct'"], { env: home.env, timeoutMs: TIMEOUT });
+    assertEquals([direct.code, direct.stdout], [0, "direct\n"]);
+    assertEquals(await logins(), 2, "--no-reuse connects afresh");
+    // a host without the subsystem still says so through the master
+    await using plain = await startSshd();
+    const other = await aliases(plain, home);
+    const missing = await runRemote([
+      "invoke",
+      "h01",
+      "-F",
+      other,
+      "-o",
+      "ControlPersist=5s",
+      "--configuration-name",
+      "powershell",
+      "--",
+      "1",
+    ], {
+      env: home.env,
+      timeoutMs: TIMEOUT,
+    });
+    assertEquals(missing.code, 252);
+    match(
+      missing.stderr,
+      /has no powershell subsystem \(the server refused it\)\nhint: add to the host's sshd_config: Subsystem powershell/,
+    );
   });
 });
 
@@ -255,6 +287,8 @@ Deno.test("invoke --configuration-name powershell: Ctrl-C stops the remote pipel
         "h01",
         "-F",
         config,
+        "-o",
+        "ControlPersist=2s",
         "--configuration-name",
         "powershell",
         "--",

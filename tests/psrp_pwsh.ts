@@ -41,6 +41,16 @@ export async function findPwsh(): Promise<PwshCommand> {
   throw missingPeer("pwsh", "(not in Debian) PowerShell: dotnet tool install --global PowerShell --version 7.6.9");
 }
 
+/** The folder holding a `pwsh` command (the .NET tool's launcher), for PATH. */
+export async function pwshDir(): Promise<string> {
+  for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), `${Deno.env.get("HOME")}/.dotnet/tools`]) {
+    try {
+      if (dir && (await Deno.stat(`${dir}/pwsh`)).isFile) return dir;
+    } catch { /* not here */ }
+  }
+  throw new Error("pwsh not found: dotnet tool install --global PowerShell --version 7.6.9");
+}
+
 async function toolDll(store: string): Promise<string | undefined> {
   // .store/powershell/<version>/powershell/<version>/tools/<tfm>/any/unix/pwsh.dll
   const list = async (dir: string) => {

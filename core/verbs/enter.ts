@@ -111,6 +111,7 @@ async function enterPowerShell(r: Route, configuration: string, ctx: OpenContext
       write: (text) => stdout.write(encoder.encode(text)),
       writeError: (text) => stderr.write(encoder.encode(text)),
       columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
+      size: Deno.stdout.isTerminal() ? () => Deno.consoleSize() : undefined,
     });
     return code === "detached" ? 0 : code; // no detach is offered here
   } finally {

@@ -51,6 +51,30 @@ export interface HostCoordinates {
   y: number;
 }
 
+/** A rectangle of cells, edges included; all four -1 means the whole buffer (SetBufferContents). */
+export interface HostRectangle {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
+
+/** A cell of the screen buffer: a character and its colours. */
+export interface HostBufferCell {
+  character: string;
+  foregroundColor: number;
+  backgroundColor: number;
+}
+
+/** A key read by ReadKey (KeyInfo): its Windows virtual-key code, character, modifier flags, pressed or released. */
+export interface HostKeyInfo {
+  virtualKeyCode: number;
+  character: string;
+  /** ControlKeyStates flags (8 right Ctrl, 16 Shift, …); 0 for none */
+  controlKeyState: number;
+  keyDown: boolean;
+}
+
 /**
  * The raw UI the server reads from the HostInfo sent at open (it answers RawUI getters from that data only,
  * PowerShell ServerRemoteHostRawUserInterface.cs); `bufferSize.width` is the width PowerShell formats for.
@@ -108,6 +132,19 @@ export interface PSHost {
     defaultChoices: number[],
   ): number[] | Promise<number[]>;
   setShouldExit?(exitCode: number): void | Promise<void>;
+  /** `$host.UI.RawUI.CursorPosition = …`: move the cursor (0-based cell of the buffer) */
+  setCursorPosition?(position: HostCoordinates): void | Promise<void>;
+  /** `$host.UI.RawUI.CursorSize = …`: 0 hides the cursor, otherwise a percentage of the cell */
+  setCursorSize?(size: number): void | Promise<void>;
+  /** `$host.UI.RawUI.WindowTitle = …` */
+  setWindowTitle?(title: string): void | Promise<void>;
+  /** `$host.UI.RawUI.SetBufferContents(rectangle, cell)`: fill a rectangle (Clear-Host's way of clearing) */
+  setBufferContents?(rectangle: HostRectangle, fill: HostBufferCell): void | Promise<void>;
+  /**
+   * `$host.UI.RawUI.ReadKey(options)`: the next key. `options` are ReadKeyOptions flags: 1 AllowCtrlC, 2 NoEcho,
+   * 4 IncludeKeyDown, 8 IncludeKeyUp
+   */
+  readKey?(options: number): HostKeyInfo | Promise<HostKeyInfo>;
   /** any other call (PushRunspace, raw UI setters, …); return its result */
   other?(call: HostCall): PSValue | Promise<PSValue>;
 }
@@ -175,6 +212,9 @@ function int(v: PSValue): number {
 }
 
 function list(v: PSValue): PSValue[] {
+  // RemoteHostEncoder sends an array as its elements (`mae`, an ArrayList) and its lengths (`mal`)
+  const elements = v instanceof PSObject && !v.items ? v.get("mae") : undefined;
+  if (elements !== undefined) return list(elements);
   return v instanceof PSObject ? v.items ?? [] : Array.isArray(v) ? v : [];
 }
 
@@ -184,6 +224,18 @@ function bag(v: PSValue): PSObject {
 
 function choices(v: PSValue): Choice[] {
   return list(v).map((c) => ({ label: text(bag(c).get("label")), helpMessage: text(bag(c).get("helpMessage")) }));
+}
+
+function field(v: PSValue, name: string): PSValue {
+  return v instanceof PSObject ? v.get(name) ?? null : null;
+}
+
+function char(v: PSValue): string {
+  if (typeof v === "string") return v;
+  if (v instanceof PSPrimitive && typeof v.value === "number") return String.fromCharCode(v.value);
+  if (v instanceof PSPrimitive) return String(v.value);
+  if (v instanceof PSObject && v.value !== undefined) return char(v.value);
+  return " ";
 }
 
 function size(s: HostSize): PSObject {
@@ -308,6 +360,40 @@ async function run(host: PSHost, call: HostCall, key: SessionKey): Promise<PSVal
         list(a[3]).map(int),
       );
       return new PSObject({ typeNames: ["System.Collections.ArrayList", "System.Object"], items: picked });
+    }
+    case HostMethod.SetCursorPosition:
+      return void await host.setCursorPosition?.({ x: int(field(a[0], "x")), y: int(field(a[0], "y")) });
+    case HostMethod.SetCursorSize:
+      return void await host.setCursorSize?.(int(a[0]));
+    case HostMethod.SetWindowTitle:
+      return void await host.setWindowTitle?.(text(a[0]));
+    case HostMethod.SetBufferContents2: {
+      const [r, c] = [a[0], a[1]];
+      return void await host.setBufferContents?.(
+        {
+          left: int(field(r, "left")),
+          top: int(field(r, "top")),
+          right: int(field(r, "right")),
+          bottom: int(field(r, "bottom")),
+        },
+        {
+          character: char(field(c, "character")),
+          foregroundColor: int(field(c, "foregroundColor")),
+          backgroundColor: int(field(c, "backgroundColor")),
+        },
+      );
+    }
+    case HostMethod.ReadKey: {
+      const k = await need(host.readKey)(int(a[0]));
+      // RemoteHostEncoder rebuilds the KeyInfo struct from its fields, by name
+      return new PSObject({
+        extended: {
+          virtualKeyCode: k.virtualKeyCode,
+          character: new PSPrimitive("C", k.character.charCodeAt(0) || 0),
+          controlKeyState: k.controlKeyState,
+          keyDown: k.keyDown,
+        },
+      });
     }
     case HostMethod.GetForegroundColor:
       return need(raw.foregroundColor);

@@ -105,3 +105,41 @@ Deno.test("hostInfoObject() sends the raw UI as _hostDefaultData keyed 0–9", (
   assertEquals(data.get(5)!.get("T"), "System.Management.Automation.Host.Size");
   assertEquals(hostInfoObject(undefined).get("_useRunspaceHost"), true);
 });
+
+Deno.test("dispatchHostCall() reads an array argument sent as elements and lengths (mae, mal), as RemoteHostEncoder does", async () => {
+  const defaults = deserialize(
+    `<Obj RefId="0"><MS><Obj N="mae" RefId="1"><TN RefId="0"><T>System.Collections.ArrayList</T><T>System.Object</T></TN><LST><I32>0</I32><I32>2</I32></LST></Obj><Obj N="mal" RefId="2"><TN RefId="1"><T>System.Int32[]</T><T>System.Array</T><T>System.Object</T></TN><LST><I32>2</I32></LST></Obj></MS></Obj>`,
+  );
+  let seen: number[] = [];
+  const host = {
+    promptForChoiceMultipleSelection: (_c: string, _m: string, _ch: unknown[], d: number[]) => (seen = d, [1]),
+  };
+  await dispatchHostCall(host, call(56, ["", "", [], defaults]), PLAIN_SESSION_KEY);
+  assertEquals(seen, [0, 2]);
+});
+
+Deno.test("dispatchHostCall() passes the raw UI setters: cursor position, cursor size, title, filling a rectangle", async () => {
+  const seen: unknown[] = [];
+  const host = {
+    setCursorPosition: (p: unknown) => void seen.push(["cursor", p]),
+    setCursorSize: (n: number) => void seen.push(["size", n]),
+    setWindowTitle: (t: string) => void seen.push(["title", t]),
+    setBufferContents: (r: unknown, c: unknown) => void seen.push(["fill", r, c]),
+  };
+  const coordinates = deserialize(`<Obj RefId="0"><MS><I32 N="x">2</I32><I32 N="y">3</I32></MS></Obj>`);
+  const rectangle = deserialize(
+    `<Obj RefId="0"><MS><I32 N="left">-1</I32><I32 N="top">-1</I32><I32 N="right">-1</I32><I32 N="bottom">-1</I32></MS></Obj>`,
+  );
+  const cell = deserialize(
+    `<Obj RefId="0"><MS><C N="character">32</C><I32 N="foregroundColor">7</I32><I32 N="backgroundColor">0</I32></MS></Obj>`,
+  );
+  for (const [id, args] of [[32, [coordinates]], [36, [0]], [42, ["t"]], [49, [rectangle, cell]]] as const) {
+    assertEquals(await dispatchHostCall(host, call(id, [...args], -100n), PLAIN_SESSION_KEY), undefined);
+  }
+  assertEquals(seen, [
+    ["cursor", { x: 2, y: 3 }],
+    ["size", 0],
+    ["title", "t"],
+    ["fill", { left: -1, top: -1, right: -1, bottom: -1 }, { character: " ", foregroundColor: 7, backgroundColor: 0 }],
+  ]);
+});

@@ -8,7 +8,7 @@
  * @module
  */
 import { TransportError } from "../errors.ts";
-import { DEFAULT_FRAGMENT_SIZE, NIL_GUID } from "./constants.ts";
+import { DEFAULT_FRAGMENT_SIZE, MessageType, NIL_GUID } from "./constants.ts";
 import { PsrpError } from "./errors.ts";
 import { decodeFragments, Defragmenter, Fragmenter } from "./fragment.ts";
 import { decodeMessage, encodeMessage, type Message } from "./message.ts";
@@ -29,7 +29,8 @@ export interface OutOfProcWireOptions {
 
 type Item =
   | { kind: "Command" | "Close" | "Signal" }
-  | { kind: "Data"; stream: PacketStream; data: Uint8Array };
+  /** `alone`: a pipeline's first message, which shares no line (the server sets the pipeline up from it) */
+  | { kind: "Data"; stream: PacketStream; data: Uint8Array; alone?: boolean };
 
 const ACK: Record<Item["kind"], Packet["kind"]> = {
   Command: "CommandAck",
@@ -42,6 +43,8 @@ interface Queue {
   items: Item[];
   /** the ack the head item waits for */
   waiting?: Packet["kind"];
+  /** items the awaited ack settles: Data items sent together in one line */
+  inFlight: number;
   /** bytes of Data items queued */
   bytes: number;
   /** drained() callers: resolved when bytes fall to their mark */
@@ -70,6 +73,7 @@ export class OutOfProcWire implements PsrpWire {
   #pool?: RunspacePool;
   #closing?: { resolve(): void; reject(e: unknown): void; promise: Promise<void> };
   #closeSent = false;
+  #batching = false;
   #ended = false;
   #failure?: Error;
 
@@ -92,11 +96,25 @@ export class OutOfProcWire implements PsrpWire {
 
   send(message: Message, stream: PacketStream): void {
     const q = this.#queue(message.pid);
+    // pwsh 7.6 leaves a pipeline Running when its input shares the CREATE_PIPELINE line
+    const alone = message.type === MessageType.CREATE_PIPELINE || message.type === MessageType.GET_COMMAND_METADATA;
     for (const fragment of this.#fragmenter.fragment(encodeMessage(message))) {
-      q.items.push({ kind: "Data", stream, data: fragment });
+      q.items.push({ kind: "Data", stream, data: fragment, alone });
       q.bytes += fragment.length;
     }
-    this.#pump(message.pid);
+    if (!this.#batching) this.#pump(message.pid);
+  }
+
+  /** Runs `fn`; the messages it sends go out together, sharing lines up to the fragment size. */
+  batch(fn: () => void): void {
+    const outer = this.#batching;
+    this.#batching = true;
+    try {
+      fn();
+    } finally {
+      this.#batching = outer;
+      if (!outer) { for (const guid of [...this.#queues.keys()]) this.#pump(guid); }
+    }
   }
 
   createPipeline(pid: string): void {
@@ -169,7 +187,7 @@ export class OutOfProcWire implements PsrpWire {
 
   #queue(guid: string): Queue {
     let q = this.#queues.get(guid);
-    if (!q) this.#queues.set(guid, q = { items: [], bytes: 0, waiters: [] });
+    if (!q) this.#queues.set(guid, q = { items: [], bytes: 0, waiters: [], inFlight: 0 });
     return q;
   }
 
@@ -184,11 +202,32 @@ export class OutOfProcWire implements PsrpWire {
     if (!q || q.waiting || !q.items.length || this.#failure) return;
     const item = q.items[0];
     q.waiting = ACK[item.kind];
-    this.#o.write(
-      item.kind === "Data"
-        ? encodePacket({ kind: "Data", stream: item.stream, guid, data: item.data })
-        : encodePacket({ kind: item.kind, guid }),
-    );
+    q.inFlight = 1;
+    if (item.kind !== "Data") {
+      this.#o.write(encodePacket({ kind: item.kind, guid }));
+      return;
+    }
+    // As PowerShell's client does, one line carries up to a fragment's size of queued fragments (fragmentor.cs):
+    // SESSION_CAPABILITY with INIT_RUNSPACEPOOL, or many small input objects, cost one DataAck instead of one each.
+    const limit = this.#fragmenter.maxFragmentSize;
+    let size = item.data.length;
+    while (q.inFlight < q.items.length) {
+      const next = q.items[q.inFlight];
+      if (item.alone || next.kind !== "Data" || next.alone || next.stream !== item.stream) break;
+      if (size + next.data.length > limit) break;
+      size += next.data.length;
+      q.inFlight++;
+    }
+    let data = item.data;
+    if (q.inFlight > 1) {
+      data = new Uint8Array(size);
+      let at = 0;
+      for (const sent of q.items.slice(0, q.inFlight) as { data: Uint8Array }[]) {
+        data.set(sent.data, at);
+        at += sent.data.length;
+      }
+    }
+    this.#o.write(encodePacket({ kind: "Data", stream: item.stream, guid, data }));
   }
 
   #packet(p: Packet): void {
@@ -209,10 +248,11 @@ export class OutOfProcWire implements PsrpWire {
           // carry no data, so they are dropped rather than failing the session
           return;
         }
-        const done = q.items.shift();
+        const done = q.items.splice(0, q.inFlight);
         q.waiting = undefined;
-        if (done?.kind === "Data") {
-          q.bytes -= done.data.length;
+        q.inFlight = 0;
+        if (done[0]?.kind === "Data") {
+          for (const d of done) if (d.kind === "Data") q.bytes -= d.data.length;
           q.waiters = q.waiters.filter((w) => q.bytes <= w.mark ? (w.resolve(), false) : true);
         }
         if (p.kind === "CloseAck") {

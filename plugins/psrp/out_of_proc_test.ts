@@ -63,7 +63,7 @@ class Script {
 
   async open(version = "2.4"): Promise<void> {
     const opened = this.pool.open();
-    // SESSION_CAPABILITY goes out first; INIT_RUNSPACEPOOL waits for the DataAck (one line in flight)
+    // SESSION_CAPABILITY and INIT_RUNSPACEPOOL (in one line, or two when the fragment size is small)
     const got: Message[] = [];
     for (let i = 0; i < 100 && got.length < 2; i++) {
       const packets = this.take();
@@ -89,6 +89,39 @@ Deno.test("RunspacePool.open() sends SESSION_CAPABILITY 2.4 and INIT_RUNSPACEPOO
   await s.open();
   assertEquals(s.pool.state, 2);
   assertEquals(s.pool.protocolVersion, "2.4");
+});
+
+Deno.test("RunspacePool.open() sends SESSION_CAPABILITY and INIT_RUNSPACEPOOL in one Data line, as PowerShell does", () => {
+  const s = new Script();
+  void s.pool.open();
+  const packets = s.take();
+  assertEquals(packets.map((p) => p.kind), ["Data"]);
+  assertEquals(s.messages(packets).map((m) => m.type), [MessageType.SESSION_CAPABILITY, MessageType.INIT_RUNSPACEPOOL]);
+});
+
+Deno.test("Input queued behind a DataAck travels in one line up to the fragment size, and in order", async () => {
+  const s = new Script();
+  await s.open();
+  const p = s.pool.createPipeline({ commands: [{ cmd: "process { $_ }", isScript: true }], input: true });
+  for (let i = 0; i < 500; i++) void p.sendInput(`line ${i}`);
+  p.endInput();
+  s.take();
+  s.ack("CommandAck", p.pid);
+  const lines: Packet[][] = [];
+  for (let i = 0; i < 1000 && s.lines.length; i++) {
+    const packets = s.take();
+    assertEquals(packets.length, 1, "one line in flight");
+    lines.push(packets);
+    s.ack("DataAck", p.pid);
+  }
+  const sent = lines.flatMap((l) => s.messages(l));
+  assertEquals(sent.length, 502);
+  assertEquals(
+    sent.slice(1, 501).map((m) => (deserialize(m.data) as PSObject).value),
+    [...Array(500).keys()].map((i) => `line ${i}`),
+  );
+  ok(lines.length <= 10, `${lines.length} lines for 502 small messages`);
+  ok(lines.every(([d]) => d.kind === "Data" && d.data.length <= 32 * 1024));
 });
 
 Deno.test("RunspacePool.open() negotiates down to a server's 2.2 and refuses a 3.0 server with exit 244", async () => {

@@ -66,6 +66,8 @@ export interface PsrpWire {
   close(): Promise<void>;
   /** resolves once at most `highWaterMark` bytes wait to be sent for `pid`: input's backpressure */
   drained(pid: string, highWaterMark: number): Promise<void>;
+  /** runs `fn`, whose sends may travel together (out-of-process: in one `<Data>` line, as PowerShell does) */
+  batch?(fn: () => void): void;
 }
 
 /** One command of a pipeline (MS-PSRP §2.2.3.11). */
@@ -279,25 +281,29 @@ export class RunspacePool {
     this.state = RunspacePoolState.Opening;
     const done = this.#abortOn(signal, "opening");
     this.#opened.promise.then(done, done);
-    this.#sendPool(
-      MessageType.SESSION_CAPABILITY,
-      psBag({
-        protocolversion: versionValue(this.#o.protocolVersion ?? PROTOCOL_VERSION),
-        PSVersion: versionValue(PS_VERSION),
-        SerializationVersion: versionValue(SERIALIZATION_VERSION),
-      }),
-    );
-    this.#sendPool(
-      MessageType.INIT_RUNSPACEPOOL,
-      psBag({
-        MinRunspaces: this.#o.minRunspaces ?? 1,
-        MaxRunspaces: this.#o.maxRunspaces ?? 1,
-        PSThreadOptions: psEnum("System.Management.Automation.Runspaces.PSThreadOptions", "Default", 0),
-        ApartmentState: psEnum("System.Threading.ApartmentState", "Unknown", 2),
-        HostInfo: hostInfoObject(this.#o.host),
-        ApplicationArguments: this.#o.applicationArguments ?? null,
-      }),
-    );
+    const send = () => {
+      this.#sendPool(
+        MessageType.SESSION_CAPABILITY,
+        psBag({
+          protocolversion: versionValue(this.#o.protocolVersion ?? PROTOCOL_VERSION),
+          PSVersion: versionValue(PS_VERSION),
+          SerializationVersion: versionValue(SERIALIZATION_VERSION),
+        }),
+      );
+      this.#sendPool(
+        MessageType.INIT_RUNSPACEPOOL,
+        psBag({
+          MinRunspaces: this.#o.minRunspaces ?? 1,
+          MaxRunspaces: this.#o.maxRunspaces ?? 1,
+          PSThreadOptions: psEnum("System.Management.Automation.Runspaces.PSThreadOptions", "Default", 0),
+          ApartmentState: psEnum("System.Threading.ApartmentState", "Unknown", 2),
+          HostInfo: hostInfoObject(this.#o.host),
+          ApplicationArguments: this.#o.applicationArguments ?? null,
+        }),
+      );
+    };
+    if (this.#o.wire.batch) this.#o.wire.batch(send);
+    else send();
     return this.#opened.promise;
   }
 

@@ -124,7 +124,7 @@ export async function open(outer: OpenContext, request: OpenRequest): Promise<Ch
   commandLineOptions(outer); // a bad -o fails before a reuse master or a connection is asked
   const ctx = withDiagnostics(outer);
   const blocker = hasForwards(ctx) ? "-L, -R and -D need a connection of their own" : reuseBlocker(ctx, request);
-  if (request.kind === "exec" && blocker === undefined) {
+  if ((request.kind === "exec" || request.kind === "subsystem") && blocker === undefined) {
     const reused = await openReused(ctx, request);
     if (reused) return reused;
   } else if (blocker) {

@@ -139,8 +139,8 @@ async function writeAll(conn: Deno.UnixConn, bytes: Uint8Array): Promise<void> {
 }
 
 /**
- * Whether `request` can go through the reuse master: a plain command (no PTY, no subsystem) with
- * reuse allowed and ControlPersist not `no`.
+ * Whether `request` can go through the reuse master: a plain command (no PTY, no Subsystem parameter) or a
+ * subsystem asked for by the core (PowerShell's `powershell`), with reuse allowed and ControlPersist not `no`.
  */
 export function reusable(ctx: OpenContext, request: OpenRequest): boolean {
   return reuseBlocker(ctx, request) === undefined;
@@ -148,9 +148,13 @@ export function reusable(ctx: OpenContext, request: OpenRequest): boolean {
 
 /** Why `request` cannot go through the reuse master, for the -v lines; undefined when it can. */
 export function reuseBlocker(ctx: OpenContext, request: OpenRequest): string | undefined {
-  if (request.kind !== "exec") return "an interactive session or a subsystem has a connection of its own";
+  if (request.kind !== "exec" && request.kind !== "subsystem") {
+    return "an interactive session has a connection of its own";
+  }
   if (ctx.reuse !== true) return "connection reuse is off here (remote invoke uses it, unless --no-reuse)";
-  if (request.pty !== undefined) return "a command on a pseudo-terminal has a connection of its own";
+  if (request.kind === "exec" && request.pty !== undefined) {
+    return "a command on a pseudo-terminal has a connection of its own";
+  }
   if (parameters.read(ctx.parameters).subsystem !== undefined) return "a subsystem has a connection of its own";
   if (idleMsFrom(optionsOf(ctx)) <= 0) return "ControlPersist is no";
   return undefined;
@@ -161,7 +165,7 @@ function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
 }
 
 /**
- * Runs `request` (an exec, see {@linkcode reusable}) through the reuse master, starting it if needed.
+ * Runs `request` (an exec or a subsystem, see {@linkcode reusable}) through the reuse master, starting it if needed.
  * Resolves `undefined` when no master can be used (its directory is not private, it cannot start):
  * the caller then connects directly; why is said once per run. With `use.heldOnly` (shell
  * completion) it only uses a running master and a connection it holds already: `undefined`, silently,
@@ -171,7 +175,7 @@ function optionsOf(ctx: OpenContext): Record<string, string> | undefined {
  */
 export async function openReused(
   ctx: OpenContext,
-  request: Extract<OpenRequest, { kind: "exec" }>,
+  request: Extract<OpenRequest, { kind: "exec" | "subsystem" }>,
   socketPath?: string,
   use: { heldOnly?: boolean } = {},
 ): Promise<Channel | undefined> {
@@ -205,8 +209,8 @@ export async function openReused(
   const wire: ReuseRequest = {
     target: { ...ctx.target },
     parameters,
-    command: request.command,
-    env: request.env ? { ...request.env } : undefined,
+    ...(request.kind === "exec" ? { command: request.command } : { command: "", subsystem: request.name }),
+    env: request.kind === "exec" && request.env ? { ...request.env } : undefined,
     interactive: ctx.prompt.interactive,
     ...(use.heldOnly ? { heldOnly: true } : {}),
   };

@@ -399,7 +399,9 @@ async function openChannel(
       throw error;
     }
     try {
-      const channel = await connection.exec(req.command, { env: req.env, localEnv });
+      const channel = req.subsystem !== undefined
+        ? await connection.subsystem(req.subsystem)
+        : await connection.exec(req.command, { env: req.env, localEnv });
       held.used = true;
       const h = held;
       let released = false;

@@ -54,6 +54,8 @@ export interface ReuseRequest {
   /** the transport parameters, as bound by the core */
   parameters: Record<string, unknown>;
   command: string;
+  /** open this subsystem (PowerShell's `powershell`) instead of running `command` */
+  subsystem?: string;
   env?: Record<string, string>;
   /** whether a person can answer prompts on the client's side */
   interactive: boolean;
@@ -134,7 +136,7 @@ export function connectionKey(request: Pick<ReuseRequest, "target" | "parameters
 const IDENTITY_ENV = ["HOME", "USER", "SSH_AUTH_SOCK", "XDG_CONFIG_HOME"] as const;
 
 /** Bumped when the frames change, so a client never talks to a master of another version (see the hash below). */
-const PROTOCOL = "2";
+const PROTOCOL = "3"; // 3: ReuseRequest.subsystem
 
 /**
  * Where the master for this user and environment listens: `$XDG_RUNTIME_DIR/remote/` (else a 0700
