@@ -30,7 +30,7 @@ export function interruptSignal(): { signal: AbortSignal; [Symbol.dispose](): vo
 
 /** The context the route's transport is opened with. */
 export function contextFor(r: Route, prompter: Prompter, signal: AbortSignal): OpenContext {
-  return openContext(r.target, r.parameters, prompter, signal);
+  return openContext(r.target, r.parameters, prompter, signal, r.dial);
 }
 
 /** `-e` as ssh reads it; `~` when not given. */

@@ -27,6 +27,7 @@ import {
   noCommandParameter,
   sessionNameParameter,
   transportParameters,
+  viaParameter,
 } from "./_parameters.ts";
 import { holdForwards } from "./forward.ts";
 import { contextFor, escapeCharOf, localRoute } from "./_run.ts";
@@ -41,6 +42,7 @@ export const parameters = declareParameters([
   sessionNameParameter,
   escapeCharParameter,
   noCommandParameter,
+  viaParameter,
   {
     name: "ForcePseudoTerminal",
     short: "t",
@@ -127,9 +129,15 @@ export async function run(input: VerbInput): Promise<number> {
   }
   const escapeChar = escapeCharOf(params.escapeChar);
   const configuration = resolution.values[CONFIGURATION_NAME];
-  const r = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME)
+  const core = new Set([...parameters.names, COMMAND]);
+  const direct = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME)
     ? localRoute(entries)
-    : route(resolution, new Set([...parameters.names, COMMAND]), entries, config, params.hostName);
+    : route(resolution, core, entries, config, params.hostName, params.via === undefined ? "refuse" : "ignore");
+  // --via: the via connection outlives the channel, so it is closed after it (declared first, disposed last)
+  await using via = params.via === undefined
+    ? undefined
+    : (await import("../via.ts")).routeVia(params.via, [direct], resolution, core, entries, config, prompter);
+  const r = via ? via.bind(direct) : direct;
   if (typeof configuration === "string" && r.entry.manifest.capabilities.includes("psrp")) {
     return await enterPowerShell(r, configuration, contextFor(r, prompter, new AbortController().signal));
   }

@@ -13,7 +13,7 @@ import { requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { THROTTLE_LIMIT } from "../throttle_limit.ts";
-import { hostNamesParameter, jsonParameter, letterHints, transportParameters } from "./_parameters.ts";
+import { hostNamesParameter, jsonParameter, letterHints, transportParameters, viaParameter } from "./_parameters.ts";
 import { localRoute } from "./_run.ts";
 
 /** The parameters `invoke` declares itself; the transports' join them in {@linkcode spec}. */
@@ -50,6 +50,7 @@ export const parameters = declareParameters([
     help: "with --configuration-name powershell: the script's arguments ($args), repeatable",
     valueName: "<value>",
   },
+  viaParameter,
 ]);
 
 /** A transport's parameter the core reads too: the PowerShell configuration (subsystem) to run in. */
@@ -112,15 +113,20 @@ export async function run(input: VerbInput): Promise<number> {
   // PowerShell with no target is PowerShell on this computer (Enter-PSSession's Example 1), via the local transport
   const local = targets.length === 0 && powershell !== undefined && resolution.set === HOST_SET;
   const owned = ownTargets(resolution, entries.map((e) => e.manifest));
-  const several = targets.length + owned.length > 1 ? "ignore" : "refuse";
-  const routes: Route[] = local
+  const several = targets.length + owned.length > 1 || params.via !== undefined ? "ignore" : "refuse";
+  const direct: Route[] = local
     ? [localRoute(entries)]
     : targets.length > 0
     ? targets.map((t) => route(resolution, core, entries, config, t, several))
     : owned.length > 0
     ? owned.map((r) => route(r, core, entries, config, undefined, several))
     : [route(resolution, core, entries, config)];
-  if (routes.length > 1) {
+  // --via: each target's streams go through the via connection, closed once every target is done
+  await using via = params.via === undefined
+    ? undefined
+    : (await import("../via.ts")).routeVia(params.via, direct, resolution, core, entries, config, input.prompter);
+  const routes = via ? direct.map((r) => via.bind(r)) : direct;
+  if (routes.length > 1 && !via) {
     const manifests = entries.map((e) => e.manifest);
     // the routed host, not the target as typed: that may carry a password (user:secret@host)
     const example = routes[0].target.host;

@@ -21,7 +21,7 @@ import {
 } from "../../plugins/mod.ts";
 import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./algorithms.ts";
 import { toChannel } from "./channel.ts";
-import { decoupledStream } from "./hop_stream.ts";
+import { decoupledStream, dialedSocket } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
 import { commandLineOptions, compressionWarning } from "./command_line.ts";
 import { connectSocket, hostPort, raceAbort } from "./socket.ts";
@@ -166,7 +166,8 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
   const compression = compressionWarning(ctx);
   if (compression) ctx.notice(compression);
   for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
-  if (config.proxyCommand) {
+  // --via (OpenContext.dial) is the route to the first hop, as a ProxyCommand would be; it wins, as -J does
+  if (config.proxyCommand && !ctx.dial) {
     throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
       layer: "config",
       hint: "use ProxyJump (-J) instead, or ProxyCommand none",
@@ -182,7 +183,10 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
     for (const c of clients.toReversed()) c.end();
   };
   try {
-    let openSock: (() => Promise<Duplex>) | undefined;
+    const dial = ctx.dial;
+    let openSock: (() => Promise<Duplex>) | undefined = dial
+      ? async () => dialedSocket(await dial({ kind: "tcp", host: hops[0].host, port: hops[0].port }))
+      : undefined;
     for (let i = 0; i < hops.length; i++) {
       const hop = hops[i];
       const last = i === hops.length - 1;

@@ -184,6 +184,8 @@ export const manifest: TransportManifest = {
     "forward",
     "copy",
     "psrp",
+    "dial",
+    "via",
   ],
   defaultSet: HOST_SET,
   defaultPort: 22,

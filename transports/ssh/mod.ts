@@ -21,6 +21,7 @@ import type {
   Channel,
   CopyRequest,
   CopyResult,
+  Dialer,
   ForwardRequest,
   OpenContext,
   OpenRequest,
@@ -45,6 +46,15 @@ export async function background(args: readonly string[], ctx: BackgroundContext
 export async function forward(ctx: OpenContext, request: ForwardRequest): Promise<void> {
   const { forward } = await import("./forward_session.ts");
   await forward(withDiagnostics(ctx), request);
+}
+
+/**
+ * Connects and authenticates once, then opens streams to unix sockets and TCP ports as the host sees them (the
+ * `dial` capability, for `--via`); see docs/ssh.md.
+ */
+export async function dialer(ctx: OpenContext): Promise<Dialer> {
+  const { dialer } = await import("./dial.ts");
+  return await dialer(withDiagnostics(ctx));
 }
 
 /** Copies files over SFTP (`remote copy`); see docs/copy.md. */
@@ -78,7 +88,8 @@ export async function copy(given: OpenContext, request: CopyRequest): Promise<Co
 export async function open(outer: OpenContext, request: OpenRequest): Promise<Channel> {
   commandLineOptions(outer); // a bad -o fails before a reuse master or a connection is asked
   const ctx = withDiagnostics(outer);
-  if (request.kind === "exec" && !hasForwards(ctx) && reusable(ctx, request)) {
+  // through --via the reuse master (which connects directly) is not used
+  if (request.kind === "exec" && !ctx.dial && !hasForwards(ctx) && reusable(ctx, request)) {
     const reused = await openReused(ctx, request);
     if (reused) return reused;
   }
