@@ -17,7 +17,7 @@ import {
   type Prompter,
   RemoteError,
 } from "../plugins/mod.ts";
-import type { UserConfig } from "./config.ts";
+import { hostMapping, type UserConfig } from "./config.ts";
 import { UnsupportedError, UsageError } from "./errors.ts";
 import type { Resolution } from "./parameter_set.ts";
 import { type CoreParameters, refuseUnusedOptions, type Route, route } from "./route.ts";
@@ -32,7 +32,20 @@ export interface ViaSet extends AsyncDisposable {
 }
 
 /**
- * Routes `--via <text>` for each of `routes` and returns the set of via connections (none opened yet).
+ * The via of each route: `--via` when given, else the `via` of the user's `[hosts."pattern"]` mapping for its host
+ * (undefined: none).
+ */
+export function viaTexts(
+  given: string | undefined,
+  routes: readonly Route[],
+  config: UserConfig,
+): (string | undefined)[] {
+  return routes.map((r) => given ?? hostMapping(config, r.target.host)?.via);
+}
+
+/**
+ * Routes each route's via (`texts`, from {@linkcode viaTexts}) and returns the set of via connections (none opened
+ * yet).
  * Options go to the transport that declares them; one both declare goes to the target's transport, not the via.
  *
  * @throws {UsageError} a malformed via target, an option neither transport takes
@@ -40,7 +53,7 @@ export interface ViaSet extends AsyncDisposable {
  * that cannot carry streams (no `dial`)
  */
 export function routeVia(
-  text: string,
+  texts: readonly (string | undefined)[],
   routes: readonly Route[],
   resolution: Resolution,
   core: CoreParameters,
@@ -51,7 +64,9 @@ export function routeVia(
   const manifests = entries.map((e) => e.manifest);
   const byTarget = new Map<string, Via>();
   const viaOf = new Map<Route, Via>();
-  for (const r of routes) {
+  for (const [i, r] of routes.entries()) {
+    const text = texts[i];
+    if (text === undefined) continue;
     requireCapability(r.entry, "via", `${r.entry.manifest.id} opens its own connections; drop --via`);
     const viaText = bareTransport(text, manifests) ? `${text.toLowerCase()}://${r.target.host}` : text;
     const own = new Set(r.entry.manifest.parameters.map((p) => p.name));

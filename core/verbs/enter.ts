@@ -12,7 +12,8 @@ import {
   type TransportManifest,
 } from "../../plugins/mod.ts";
 import { UsageError } from "../errors.ts";
-import { type Route, route } from "../route.ts";
+import { hostMapping } from "../config.ts";
+import { refuseUnusedOptions, type Route, route } from "../route.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
 import { exitCodeOf, loadTransport, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
@@ -130,13 +131,17 @@ export async function run(input: VerbInput): Promise<number> {
   const escapeChar = escapeCharOf(params.escapeChar);
   const configuration = resolution.values[CONFIGURATION_NAME];
   const core = new Set([...parameters.names, COMMAND]);
-  const direct = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME)
-    ? localRoute(entries)
-    : route(resolution, core, entries, config, params.hostName, params.via === undefined ? "refuse" : "ignore");
-  // --via: the via connection outlives the channel, so it is closed after it (declared first, disposed last)
-  await using via = params.via === undefined
+  const local = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME);
+  const direct = local ? localRoute(entries) : route(resolution, core, entries, config, params.hostName, "ignore");
+  // --via, or the host's `via` in the config: the via connection outlives the channel, so it is closed after it
+  const viaText = local ? undefined : params.via ?? hostMapping(config, direct.target.host)?.via;
+  if (!local && viaText === undefined) {
+    const manifests = entries.map((e) => e.manifest);
+    refuseUnusedOptions(resolution, core, manifests, [direct.entry.manifest], direct.target.host);
+  }
+  await using via = viaText === undefined
     ? undefined
-    : (await import("../via.ts")).routeVia(params.via, [direct], resolution, core, entries, config, prompter);
+    : (await import("../via.ts")).routeVia([viaText], [direct], resolution, core, entries, config, prompter);
   const r = via ? via.bind(direct) : direct;
   if (typeof configuration === "string" && r.entry.manifest.capabilities.includes("psrp")) {
     return await enterPowerShell(r, configuration, contextFor(r, prompter, new AbortController().signal));

@@ -21,7 +21,7 @@ import {
 } from "../../plugins/mod.ts";
 import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./algorithms.ts";
 import { toChannel } from "./channel.ts";
-import { decoupledStream, dialedSocket } from "./hop_stream.ts";
+import { decoupledStream, dialedSocket, dialFailure } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
 import { commandLineOptions, compressionWarning } from "./command_line.ts";
 import { connectSocket, hostPort, raceAbort } from "./socket.ts";
@@ -168,9 +168,13 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
   for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
   // --via (OpenContext.dial) is the route to the first hop, as a ProxyCommand would be; it wins, as -J does
   if (config.proxyCommand && !ctx.dial) {
+    // the commonest ProxyCommand of all is SSH over Session Manager, which remote speaks itself
+    const ssm = /\baws\b.*\bssm\s+start-session\b/.test(config.proxyCommand);
     throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
       layer: "config",
-      hint: "use ProxyJump (-J) instead, or ProxyCommand none",
+      hint: ssm
+        ? `remote speaks Session Manager itself: remote enter ${final.user}@${ctx.target.host} --via ssm`
+        : "use ProxyJump (-J) or --via instead, or ProxyCommand none",
     });
   }
 
@@ -567,6 +571,8 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     client.once("error", (err: Error & { level?: string }) => {
       settle();
       if (hostKeyError) return reject(hostKeyError);
+      const viaError = dialFailure(sock); // --via: the stream under the connection broke, and says why
+      if (viaError) return reject(viaError);
       if (retryKeyTypes) return reject(new RetryWithKeyTypes(retryKeyTypes));
       if (err.level === "client-authentication") return reject(auth.failure());
       if (err.level === "client-socket") {

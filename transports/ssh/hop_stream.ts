@@ -54,12 +54,21 @@ export function dialedSocket(stream: DialStream): Duplex {
   const writer = stream.writable.getWriter();
   const reader = stream.readable.getReader();
   let reading = false;
+  // A broken stream closes the socket without an error event: ssh2 reports the close as a second error ("Connection
+  // lost before handshake") that nobody would hear; the cause is kept for the handshake's error (dialFailure)
+  const fail = (err: unknown) => {
+    if (!failures.has(outer)) failures.set(outer, err instanceof Error ? err : new Error(String(err)));
+    socket.destroy();
+  };
   const socket = new Duplex({
     write(chunk: Uint8Array, _encoding, callback) {
-      writer.write(chunk).then(() => callback(), (err) => callback(err));
+      writer.write(chunk).then(() => callback(), (err) => {
+        fail(err);
+        callback();
+      });
     },
     final(callback) {
-      writer.close().then(() => callback(), (err) => callback(err));
+      writer.close().then(() => callback(), () => callback());
     },
     read() {
       if (reading) return;
@@ -81,8 +90,16 @@ export function dialedSocket(stream: DialStream): Duplex {
       }
       reading = false;
     } catch (err) {
-      socket.destroy(err instanceof Error ? err : new Error(String(err)));
+      fail(err);
     }
   };
-  return decoupledStream(socket);
+  const outer = decoupledStream(socket);
+  return outer;
+}
+
+const failures = new WeakMap<Duplex, Error>();
+
+/** Why a stream from {@linkcode dialedSocket} broke (the via transport's error), if it did. */
+export function dialFailure(socket: Duplex): Error | undefined {
+  return failures.get(socket);
 }

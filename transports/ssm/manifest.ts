@@ -42,7 +42,7 @@ export const manifest: TransportManifest = {
   sdk: SDK_VERSION,
   version: "0.1.0",
   summary: "AWS Systems Manager Session Manager (WebSocket data channel), shells and port forwarding",
-  capabilities: ["shell", "pty", "pty-resize", "forward"],
+  capabilities: ["shell", "pty", "pty-resize", "forward", "dial"],
   defaultSet: "Target",
   parameters: parameters.specs,
 };

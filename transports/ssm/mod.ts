@@ -28,6 +28,7 @@ import { resolveConnection } from "./connection.ts";
 import { SsmSession } from "./session.ts";
 export { manifest } from "./manifest.ts";
 export { forward } from "./port_forward.ts";
+export { dialer } from "./dial.ts";
 
 /**
  * Output bytes queued for the reader of stdout or stderr before remote stops reading the data channel.

@@ -1,0 +1,147 @@
+/**
+ * SSH over Session Manager (`remote enter ec2-user@i-0abc --via ssm`), through the CLI: the SSH transport runs its
+ * connection over an `AWS-StartSSHSession` port session of tests/ssm_emulator.ts, whose agent connects to the
+ * harness's real sshd on loopback, as the SSM agent connects to the instance's own sshd. Keys, known_hosts (under the
+ * instance ID) and exit codes are the SSH transport's.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { startSshd } from "./harness/sshd.ts";
+import { runRemote, tempHome } from "./run_remote.ts";
+import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
+
+const INSTANCE = "i-0123456789abcdef0";
+
+Deno.test({
+  name: "remote enter user@i-… --via ssm runs SSH over an AWS-StartSSHSession port session to the real sshd",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    await using home = await tempHome();
+    await using sshd = await startSshd();
+    await using emu = await startSsmEmulator();
+    const knownHosts = `${home.dir}/known_hosts`;
+    // the instance ID is the host name ssh checks the key under, as with ProxyCommand's %h
+    const keys = sshd.hostKeys.map((k) =>
+      `[${INSTANCE}]:${sshd.port} ${k.publicLine.split(" ").slice(0, 2).join(" ")}`
+    );
+    await Deno.writeTextFile(knownHosts, keys.join("\n") + "\n");
+    const env = {
+      ...home.env,
+      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+      AWS_SESSION_TOKEN: "",
+      AWS_PROFILE: "",
+      AWS_SHARED_CREDENTIALS_FILE: `${home.dir}/.aws/credentials`,
+      AWS_CONFIG_FILE: `${home.dir}/.aws/config`,
+    };
+    const aws = ["--endpoint-url", emu.endpoint, "--region", emu.region];
+    const ssh = (known = knownHosts, port = sshd.port) => [
+      "-p",
+      String(port),
+      "-i",
+      sshd.userKey,
+      "-o",
+      `UserKnownHostsFile=${known}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+    ];
+    const target = `${sshd.user}@${INSTANCE}`;
+    let failed = 0;
+    const step = async (name: string, fn: () => Promise<void>) => {
+      if (!await t.step(name, fn)) failed++;
+    };
+
+    await step("a command: stdout and stderr apart, exit 5 is 5, over one AWS-StartSSHSession session", async () => {
+      const before = emu.stats.startedTargets.length;
+      const run = await runRemote(
+        ["enter", target, "--via", "ssm", ...aws, ...ssh(), "-T", "--", "echo out; echo err >&2; exit 5"],
+        { env },
+      );
+      assertEquals(run, { code: 5, stdout: "out\n", stderr: "err\n" });
+      assertEquals(emu.stats.startedTargets.slice(before), [INSTANCE]);
+      assertEquals(emu.stats.portMode, "basic");
+    });
+
+    await step("remote invoke --via ssm: the exit code of the command", async () => {
+      const run = await runRemote(["invoke", target, "--via", "ssm", ...aws, ...ssh(), "--", "echo $((6*7)); exit 3"], {
+        env,
+      });
+      assertEquals(run, { code: 3, stdout: "42\n", stderr: "" });
+    });
+
+    await step("a shell reads its commands from stdin and exits with their status", async () => {
+      const run = await runRemote(["enter", target, "--via", "ssm", ...aws, ...ssh()], {
+        env,
+        stdin: "echo shell-$((1+1))\nexit 4\n",
+      });
+      assertEquals([run.code, run.stdout, run.stderr], [4, "shell-2\n", ""]);
+    });
+
+    await step(
+      'the config\'s [hosts."i-*"] via = "ssm" does it without --via, as an ssh_config Host block does',
+      async () => {
+        await Deno.mkdir(`${home.env.XDG_CONFIG_HOME}/remote`, { recursive: true });
+        const config = `${home.env.XDG_CONFIG_HOME}/remote/config.toml`;
+        await Deno.writeTextFile(config, `[hosts."i-*"]\nvia = "ssm"\nuser = "${sshd.user}"\n`);
+        try {
+          const run = await runRemote(["invoke", INSTANCE, ...aws, ...ssh(), "--", "echo mapped"], { env });
+          assertEquals(run, { code: 0, stdout: "mapped\n", stderr: "" });
+        } finally {
+          await Deno.remove(config);
+        }
+      },
+    );
+
+    await step("ssm://i-… as the via, with the SSH host named as the instance sees it (localhost)", async () => {
+      const local = `${home.dir}/known_local`;
+      const lines = sshd.hostKeys.map((k) =>
+        `[localhost]:${sshd.port} ${k.publicLine.split(" ").slice(0, 2).join(" ")}`
+      );
+      await Deno.writeTextFile(local, lines.join("\n") + "\n");
+      const run = await runRemote(
+        ["invoke", `${sshd.user}@localhost`, "--via", `ssm://${INSTANCE}`, ...aws, ...ssh(local), "--", "echo via-url"],
+        { env },
+      );
+      assertEquals(run, { code: 0, stdout: "via-url\n", stderr: "" });
+    });
+
+    await step(
+      "host-key verification still applies: an unknown key under the instance ID is refused (246)",
+      async () => {
+        const empty = `${home.dir}/known_empty`;
+        await Deno.writeTextFile(empty, "");
+        const run = await runRemote(["invoke", target, "--via", "ssm", ...aws, ...ssh(empty), "--", "echo no"], {
+          env,
+        });
+        assertEquals([run.code, run.stdout], [246, ""]);
+        assert(run.stderr.includes(INSTANCE), run.stderr);
+      },
+    );
+
+    await step("a changed host key under the instance ID is refused (246)", async () => {
+      const wrong = `${home.dir}/known_wrong`;
+      // another server's keys, listed under this instance's name
+      await using other = await startSshd();
+      const lines = other.hostKeys.map((k) =>
+        `[${INSTANCE}]:${sshd.port} ${k.publicLine.split(" ").slice(0, 2).join(" ")}`
+      );
+      await Deno.writeTextFile(wrong, lines.join("\n") + "\n");
+      const run = await runRemote(["invoke", target, "--via", "ssm", ...aws, ...ssh(wrong), "--", "echo no"], { env });
+      assertEquals([run.code, run.stdout], [246, ""]);
+      assert(/changed|does not match|REMOTE HOST IDENTIFICATION/i.test(run.stderr), run.stderr);
+    });
+
+    await step("nothing listening on the instance's port: one line from Session Manager, exit 241", async () => {
+      const run = await runRemote(["invoke", target, "--via", "ssm", ...aws, ...ssh(knownHosts, 1), "--", "echo no"], {
+        env,
+      });
+      assertEquals([run.code, run.stdout], [241, ""]);
+      const lines = run.stderr.trimEnd().split("\n");
+      assertEquals(lines.length, 2, run.stderr);
+      assert(lines[0].startsWith(`remote: ${INSTANCE} could not connect to port 1: `), lines[0]);
+      assert(lines[1].startsWith("hint: "), lines[1]);
+    });
+
+    if (failed > 0) throw new Error(`${failed} step(s) failed`);
+  },
+});
