@@ -4,7 +4,8 @@
  * host: `--via ssm`), opens the via transport's {@linkcode Dialer} once, on the first stream asked for, and hands the
  * target's transport `OpenContext.dial` bound to it. Neither transport imports the other; both only see the SDK.
  *
- * Loaded lazily by the connecting verbs, only when `--via` is given.
+ * Loaded lazily by the verbs (`core/verbs/_run.ts`: `throughVia`, `configuredVia`), only when `--via` is given or a
+ * `[hosts."pattern"]` table of the user's config has a `via` for the host.
  *
  * @module
  */

@@ -150,6 +150,13 @@ for (const [scheme, start] of engines) {
         assertEquals(after - logins, 1);
       });
 
+      await step("get --container --via lists the host's running containers", async () => {
+        const run = await runRemote(["get", "--container", "--via", "dockhost", ...engineHost, "--json"], { env });
+        assertEquals([run.code, run.stderr], [0, ""]);
+        const names = run.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).Name).sort();
+        assertEquals(names, ["web1", "web2"]);
+      });
+
       await step("no engine socket on the host: one line, exit 241 (engine not running)", async () => {
         const run = await runRemote(
           [

@@ -5,11 +5,42 @@
  * instance ID) and exit codes are the SSH transport's.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { freePort } from "./harness/process.ts";
 import { startSshd } from "./harness/sshd.ts";
+import { tmux, withTmuxHost } from "./harness/tmux_host.ts";
+import { spawnInPty } from "./pty.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
 import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
 
 const INSTANCE = "i-0123456789abcdef0";
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** A loopback TCP server that echoes each connection back; its port. */
+function echoServer(): { port: number } & Disposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  void (async () => {
+    for await (const conn of listener) void conn.readable.pipeTo(conn.writable).catch(() => {});
+  })().catch(() => {});
+  return { port: (listener.addr as Deno.NetAddr).port, [Symbol.dispose]: () => listener.close() };
+}
+
+/** Sends `text` to a local port and reads it back. */
+async function roundTrip(port: number, text: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(text));
+    const buf = new Uint8Array(text.length);
+    let at = 0;
+    while (at < buf.length) {
+      const n = await conn.read(buf.subarray(at));
+      if (n === null) break;
+      at += n;
+    }
+    return new TextDecoder().decode(buf.subarray(0, at));
+  } finally {
+    conn.close();
+  }
+}
 
 Deno.test({
   name: "remote enter user@i-… --via ssm runs SSH over an AWS-StartSSHSession port session to the real sshd",
@@ -92,6 +123,52 @@ Deno.test({
       },
     );
 
+    await step("a shell in a real terminal, with -L forwarding through the same SSH-over-SSM connection", async () => {
+      using echo = echoServer();
+      const port = freePort();
+      await using pty = await spawnInPty(
+        Deno.execPath(),
+        [
+          "run",
+          "-A",
+          "--quiet",
+          MAIN,
+          "enter",
+          target,
+          "--via",
+          "ssm",
+          ...aws,
+          ...ssh(),
+          "-L",
+          `${port}:127.0.0.1:${echo.port}`,
+        ],
+        { env: { ...env, SSH_AUTH_SOCK: "", PS1: "$ " } },
+      );
+      pty.write("echo READY-$((6*7)); tty\r");
+      await pty.waitFor("READY-42", 30_000);
+      await pty.waitFor("/dev/pts/", 10_000);
+      assertEquals(await roundTrip(port, "over ssm\n"), "over ssm\n");
+      pty.write("exit 4\r");
+      assertEquals((await pty.exited).code, 4);
+    });
+
+    await step("remote copy --via ssm uploads over SFTP through the port session", async () => {
+      const dir = await Deno.makeTempDir({ prefix: "remote-via-copy-" });
+      try {
+        await Deno.writeTextFile(`${home.dir}/up.txt`, "copied through ssm\n");
+        const copyOptions = ssh().map((a) => a === "-p" ? "-P" : a);
+        // copy takes only copying transports' options: Session Manager's endpoint and region come from the environment
+        const run = await runRemote(
+          ["copy", "--via", "ssm", ...copyOptions, `${home.dir}/up.txt`, `${target}:${dir}/`],
+          { env: { ...env, AWS_ENDPOINT_URL_SSM: emu.endpoint, AWS_REGION: emu.region } },
+        );
+        assertEquals([run.code, run.stderr], [0, ""]);
+        assertEquals(await Deno.readTextFile(`${dir}/up.txt`), "copied through ssm\n");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+
     await step("ssm://i-… as the via, with the SSH host named as the instance sees it (localhost)", async () => {
       const local = `${home.dir}/known_local`;
       const lines = sshd.hostKeys.map((k) =>
@@ -143,5 +220,62 @@ Deno.test({
     });
 
     if (failed > 0) throw new Error(`${failed} step(s) failed`);
+  },
+});
+
+Deno.test({
+  name: "a session left running on an instance without open ports: the config's via reaches it to receive and remove",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withTmuxHost(async (sshd, socket) => {
+      await using home = await tempHome();
+      await using emu = await startSsmEmulator();
+      await Deno.mkdir(`${home.dir}/.ssh`, { recursive: true, mode: 0o700 });
+      const keys = sshd.hostKeys.map((k) =>
+        `[${INSTANCE}]:${sshd.port} ${k.publicLine.split(" ").slice(0, 2).join(" ")}`
+      );
+      await Deno.writeTextFile(`${home.dir}/.ssh/known_hosts`, keys.join("\n") + "\n");
+      await Deno.writeTextFile(
+        `${home.dir}/.ssh/config`,
+        `Host i-*\n  Port ${sshd.port}\n  IdentityFile ${sshd.userKey}\n  StrictHostKeyChecking yes\n`,
+      );
+      await Deno.mkdir(`${home.env.XDG_CONFIG_HOME}/remote`, { recursive: true });
+      await Deno.writeTextFile(
+        `${home.env.XDG_CONFIG_HOME}/remote/config.toml`,
+        `[hosts."i-*"]\nvia = "ssm"\nuser = "${sshd.user}"\n`,
+      );
+      const env = {
+        ...home.env,
+        REMOTE_TMUX_SOCKET: socket,
+        AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+        AWS_SESSION_TOKEN: "",
+        AWS_PROFILE: "",
+        AWS_SHARED_CREDENTIALS_FILE: `${home.dir}/.aws/credentials`,
+        AWS_CONFIG_FILE: `${home.dir}/.aws/config`,
+        AWS_ENDPOINT_URL_SSM: emu.endpoint,
+        AWS_REGION: emu.region,
+      };
+      const started = await runRemote(
+        ["invoke", INSTANCE, "--in-disconnected-session", "--session-name", "Kept", "--", "echo kept-$((2*21))"],
+        { env },
+      );
+      assertEquals([started.code, started.stderr], [0, ""]);
+      assertEquals((await tmux(socket, "has-session", "-t", "=Kept")).code, 0);
+      const sessionsBefore = emu.stats.startedTargets.length;
+      let received = "";
+      for (let i = 0; i < 50 && !received.includes("kept-42"); i++) {
+        const run = await runRemote(["receive", "--name", "Kept"], { env });
+        assertEquals([run.code, run.stderr], [0, ""]);
+        received += run.stdout;
+        if (!received.includes("kept-42")) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert(received.includes("kept-42"), received);
+      assert(emu.stats.startedTargets.length > sessionsBefore, "receive did not go through Session Manager");
+      const removed = await runRemote(["remove", "--name", "Kept"], { env });
+      assertEquals([removed.code, removed.stderr], [0, ""]);
+      assertEquals((await tmux(socket, "has-session", "-t", "=Kept")).code, 1);
+    });
   },
 });

@@ -12,8 +12,7 @@ import {
   type TransportManifest,
 } from "../../plugins/mod.ts";
 import { UsageError } from "../errors.ts";
-import { hostMapping } from "../config.ts";
-import { refuseUnusedOptions, type Route, route } from "../route.ts";
+import { type Route, route } from "../route.ts";
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
 import { exitCodeOf, loadTransport, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
@@ -31,7 +30,7 @@ import {
   viaParameter,
 } from "./_parameters.ts";
 import { holdForwards } from "./forward.ts";
-import { contextFor, escapeCharOf, localRoute } from "./_run.ts";
+import { contextFor, escapeCharOf, localRoute, throughVia } from "./_run.ts";
 
 const SELECTOR_SETS = new Set(["Id", "Name", "InstanceId"]);
 
@@ -134,15 +133,10 @@ export async function run(input: VerbInput): Promise<number> {
   const local = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME);
   const direct = local ? localRoute(entries) : route(resolution, core, entries, config, params.hostName, "ignore");
   // --via, or the host's `via` in the config: the via connection outlives the channel, so it is closed after it
-  const viaText = local ? undefined : params.via ?? hostMapping(config, direct.target.host)?.via;
-  if (!local && viaText === undefined) {
-    const manifests = entries.map((e) => e.manifest);
-    refuseUnusedOptions(resolution, core, manifests, [direct.entry.manifest], direct.target.host);
-  }
-  await using via = viaText === undefined
-    ? undefined
-    : (await import("../via.ts")).routeVia([viaText], [direct], resolution, core, entries, config, prompter);
-  const r = via ? via.bind(direct) : direct;
+  await using routed = local
+    ? { route: direct, async [Symbol.asyncDispose]() {} }
+    : await throughVia(input, direct, params.via, core);
+  const r = routed.route;
   if (typeof configuration === "string" && r.entry.manifest.capabilities.includes("psrp")) {
     return await enterPowerShell(r, configuration, contextFor(r, prompter, new AbortController().signal));
   }
