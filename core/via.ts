@@ -17,8 +17,9 @@ import {
   type OpenContext,
   type Prompter,
   RemoteError,
+  type TransportManifest,
 } from "../plugins/mod.ts";
-import { hostMapping, type UserConfig } from "./config.ts";
+import type { UserConfig } from "./config.ts";
 import { UnsupportedError, UsageError } from "./errors.ts";
 import type { Resolution } from "./parameter_set.ts";
 import { type CoreParameters, refuseUnusedOptions, type Route, route } from "./route.ts";
@@ -33,21 +34,9 @@ export interface ViaSet extends AsyncDisposable {
 }
 
 /**
- * The via of each route: `--via` when given, else the `via` of the user's `[hosts."pattern"]` mapping for its host
- * (undefined: none).
- */
-export function viaTexts(
-  given: string | undefined,
-  routes: readonly Route[],
-  config: UserConfig,
-): (string | undefined)[] {
-  return routes.map((r) => given ?? hostMapping(config, r.target.host)?.via);
-}
-
-/**
- * Routes each route's via (`texts`, from {@linkcode viaTexts}) and returns the set of via connections (none opened
- * yet).
- * Options go to the transport that declares them; one both declare goes to the target's transport, not the via.
+ * Routes each route's via (`texts`: `--via`, or the `via` of the host's `[hosts."pattern"]` table; undefined for
+ * none) and returns the set of via connections, none opened yet. Options go to the transport that declares them;
+ * one both declare goes to the target's transport, not the via.
  *
  * @throws {UsageError} a malformed via target, an option neither transport takes
  * @throws {UnsupportedError} a target's transport that cannot go through another (no `via`), or a via transport
@@ -68,7 +57,11 @@ export function routeVia(
   for (const [i, r] of routes.entries()) {
     const text = texts[i];
     if (text === undefined) continue;
-    requireCapability(r.entry, "via", `${r.entry.manifest.id} opens its own connections; drop --via`);
+    requireCapability(
+      r.entry,
+      "via",
+      `${r.entry.manifest.id} opens its own connections; drop --via (or the via of the host in your config)`,
+    );
     const viaText = bareTransport(text, manifests) ? `${text.toLowerCase()}://${r.target.host}` : text;
     const own = new Set(r.entry.manifest.parameters.map((p) => p.name));
     const values = Object.fromEntries(
@@ -103,9 +96,9 @@ export function routeVia(
 }
 
 /** `--via ssm`: a transport's ID or scheme alone, with no host, means that transport to the target's own host. */
-function bareTransport(text: string, manifests: readonly { id: string; schemes?: readonly string[] }[]): boolean {
+function bareTransport(text: string, manifests: readonly TransportManifest[]): boolean {
   if (!/^[A-Za-z][A-Za-z0-9+.-]*$/.test(text)) return false;
-  return transportForScheme(text.toLowerCase(), manifests as never) !== undefined;
+  return transportForScheme(text.toLowerCase(), manifests) !== undefined;
 }
 
 /** One via connection: opened on the first dial, by the via transport's `dialer`. */
