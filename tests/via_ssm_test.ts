@@ -100,6 +100,19 @@ Deno.test({
       assertEquals(run, { code: 3, stdout: "42\n", stderr: "" });
     });
 
+    await step(
+      "8 MiB of output arrive whole: the port session's output resumes once the reader catches up",
+      async () => {
+        const size = 8 * 1024 * 1024;
+        const run = await runRemote(
+          ["invoke", target, "--via", "ssm", ...aws, ...ssh(), "--", `head -c ${size} /dev/zero | tr '\\0' x; echo`],
+          { env, timeoutMs: 120_000 },
+        );
+        assertEquals([run.code, run.stderr, run.stdout.length], [0, "", size + 1]);
+        assert(/^x+\n$/.test(run.stdout));
+      },
+    );
+
     await step("a shell reads its commands from stdin and exits with their status", async () => {
       const run = await runRemote(["enter", target, "--via", "ssm", ...aws, ...ssh()], {
         env,

@@ -83,7 +83,6 @@ async function dialSession(ctx: OpenContext, connection: SsmConnection, to: Dial
     ...input.Parameters,
   };
 
-  let queued = 0;
   let readerCtl!: ReadableStreamDefaultController<Uint8Array>;
   let ended = false;
   let failure: Error | undefined;
@@ -103,9 +102,8 @@ async function dialSession(ctx: OpenContext, connection: SsmConnection, to: Dial
   let session: SsmSession | undefined;
   const readable = new ReadableStream<Uint8Array>({
     start: (c) => void (readerCtl = c),
-    pull: () => {
-      if (queued <= HIGH_WATER_BYTES / 2) session?.resumeOutput();
-    },
+    // asked for more: the queue is below its mark again (a pull comes only then), so the agent may send on
+    pull: () => session?.resumeOutput(),
     cancel: () => {
       ended = true;
     },
@@ -115,7 +113,6 @@ async function dialSession(ctx: OpenContext, connection: SsmConnection, to: Dial
     try {
       readerCtl.enqueue(data);
     } catch { /* the reader cancelled */ }
-    queued = HIGH_WATER_BYTES - (readerCtl.desiredSize ?? HIGH_WATER_BYTES);
     if ((readerCtl.desiredSize ?? 1) <= 0) session?.pauseOutput();
   };
 
