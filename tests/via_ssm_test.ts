@@ -182,6 +182,30 @@ Deno.test({
       }
     });
 
+    await step("ssh_config's ProxyCommand aws ssm start-session is refused with a hint naming --via ssm", async () => {
+      const config = `${home.dir}/ssh_config_ssm`;
+      await Deno.writeTextFile(
+        config,
+        'Host i-*\n  ProxyCommand sh -c "aws ssm start-session --target %h --document-name AWS-StartSSHSession ' +
+          "--parameters 'portNumber=%p'\"\n",
+      );
+      const run = await runRemote(["invoke", target, "-F", config, ...ssh(), "--", "true"], { env });
+      assertEquals(run.code, 230);
+      assertEquals(
+        run.stderr,
+        [
+          "remote: ProxyCommand is not supported by remote's ssh transport",
+          `hint: remote speaks Session Manager itself: remote enter ${sshd.user}@${INSTANCE} --via ssm`,
+          "",
+        ].join("\n"),
+      );
+      // with --via, the ProxyCommand is not run: --via takes its place, as -J would
+      const via = await runRemote(["invoke", target, "-F", config, "--via", "ssm", ...aws, ...ssh(), "--", "echo ok"], {
+        env,
+      });
+      assertEquals(via, { code: 0, stdout: "ok\n", stderr: "" });
+    });
+
     await step("ssm://i-… as the via, with the SSH host named as the instance sees it (localhost)", async () => {
       const local = `${home.dir}/known_local`;
       const lines = sshd.hostKeys.map((k) =>
