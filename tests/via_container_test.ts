@@ -8,6 +8,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { createHash } from "node:crypto";
 import { type ContainerEngine, startDockerEngine, startPodmanEngine } from "./harness/docker_engine.ts";
 import { type SshdServer, startSshd } from "./harness/sshd.ts";
+import { spawnInPty } from "./pty.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -148,6 +149,62 @@ for (const [scheme, start] of engines) {
         assertEquals(run.stdout.split("\n").filter(Boolean).sort(), ["[web1] up", "[web2] up"]);
         const after = (await sshd.log()).split("\n").filter((l) => l.startsWith("Accepted publickey")).length;
         assertEquals(after - logins, 1);
+      });
+
+      await step("a PTY shell over --via: prompt, stty size, resize, exit 3", async () => {
+        await using pty = await spawnInPty(
+          Deno.execPath(),
+          ["run", "-A", "--quiet", MAIN, "enter", `${scheme}://web1`, "--via", "dockhost", ...engineHost],
+          { cols: 100, rows: 30, env },
+        );
+        await pty.waitFor("/ # ", 30_000);
+        pty.write("stty size\r");
+        await pty.waitFor(/^30 100\r?$/m);
+        pty.resize(120, 40);
+        await new Promise((r) => setTimeout(r, 500));
+        pty.write("stty size\r");
+        await pty.waitFor(/^40 120\r?$/m);
+        pty.write("exit 3\r");
+        assertEquals((await pty.exited).code, 3);
+      });
+
+      await step("Ctrl-C over --via stops the command in the container (exit 130), nothing left running", async () => {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--allow-all",
+            "--quiet",
+            MAIN,
+            "invoke",
+            `${scheme}://web1`,
+            "--via",
+            "dockhost",
+            ...engineHost,
+            "--",
+            "sleep 62; echo not-stopped",
+          ],
+          env,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+        try {
+          const running = async () => {
+            const top = await engine.api("GET", "/containers/web1/top?ps_args=-ef");
+            return (top.body as { Processes: string[][] }).Processes.some((p) => p.join(" ").includes("sleep 62"));
+          };
+          for (let i = 0; i < 200 && !await running(); i++) await new Promise((r) => setTimeout(r, 50));
+          assert(await running(), "the command never started");
+          child.kill("SIGINT");
+          const out = await child.output();
+          assertEquals([out.code, new TextDecoder().decode(out.stdout)], [130, ""]);
+          let left = true;
+          for (let i = 0; i < 60 && (left = await running()); i++) await new Promise((r) => setTimeout(r, 50));
+          assertEquals(left, false, "sleep 62 still runs in the container");
+        } finally {
+          clearTimeout(timer);
+        }
       });
 
       await step("get --container --via lists the host's running containers", async () => {
