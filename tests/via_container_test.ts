@@ -7,6 +7,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { type ContainerEngine, startDockerEngine, startPodmanEngine } from "./harness/docker_engine.ts";
+import { startDropbear } from "./harness/dropbear.ts";
 import { type SshdServer, startSshd } from "./harness/sshd.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
@@ -285,5 +286,28 @@ Deno.test({
       `remote: ${sshd.user}@127.0.0.1:${sshd.port} does not allow forwarding to its unix socket ${engine.socketPath}`,
     );
     assert(lines[1].includes("AllowStreamLocalForwarding"), lines[1]);
+  },
+});
+
+Deno.test({
+  name: "remote invoke --via a dropbear host says the server cannot forward to unix sockets (234)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using home = await tempHome();
+    await using dropbear = await startDropbear();
+    await sshConfig(home.dir, dropbear, "tiny");
+    const run = await runRemote(
+      ["invoke", "--container-id", "web1", "--via", "tiny", "--docker-host", "unix:///run/any.sock", "--", "true"],
+      { env: home.env },
+    );
+    assertEquals([run.code, run.stdout], [234, ""]);
+    const lines = run.stderr.trimEnd().split("\n");
+    assertEquals(lines.length, 2, run.stderr);
+    assert(
+      lines[0].endsWith("does not know direct-streamlocal@openssh.com channels: it cannot forward to /run/any.sock"),
+      lines[0],
+    );
+    assert(lines[1].includes("OpenSSH server"), lines[1]);
   },
 });

@@ -23,6 +23,7 @@ import { shellQuote } from "../../plugins/mod.ts";
 /** RFC 4254 §5.1 reason codes of SSH_MSG_CHANNEL_OPEN_FAILURE. */
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
+const UNKNOWN_CHANNEL_TYPE = 3;
 
 /**
  * Connects to `ctx.target` and returns a dialer on that connection; disposing it closes the connection.
@@ -135,6 +136,15 @@ async function openFailure(connection: SshConnection, to: DialAddress, err: unkn
       layer: "socket",
       code: "refused",
       hint: `is something listening on ${where} as ${display} sees it?`,
+      cause: err,
+    });
+  }
+  if (reason === UNKNOWN_CHANNEL_TYPE) {
+    const kind = to.kind === "unix" ? "direct-streamlocal@openssh.com" : "direct-tcpip";
+    return new RemoteError("unsupported", `${display} does not know ${kind} channels: it cannot forward to ${where}`, {
+      hint: to.kind === "unix"
+        ? "unix sockets need an OpenSSH server on that host (dropbear has no streamlocal forwarding)"
+        : "the SSH server on that host has no TCP forwarding",
       cause: err,
     });
   }
