@@ -310,6 +310,23 @@ Deno.test({
       }
       assert(received.includes("kept-42"), received);
       assert(emu.stats.startedTargets.length > sessionsBefore, "receive did not go through Session Manager");
+      // without the config's via, --via with the session's name reaches its host too
+      await Deno.rename(`${home.env.XDG_CONFIG_HOME}/remote/config.toml`, `${home.dir}/config.toml.off`);
+      const dir = await Deno.makeTempDir({ prefix: "remote-via-kept-" });
+      try {
+        await Deno.writeTextFile(`${home.dir}/note.txt`, "for Kept\n");
+        const direct = await runRemote(["copy", "--name", "Kept", `${home.dir}/note.txt`, `Kept:${dir}/`], { env });
+        assert(direct.code !== 0, "reached the instance without a via");
+        const copied = await runRemote(
+          ["copy", "--name", "Kept", "--via", "ssm", `${home.dir}/note.txt`, `Kept:${dir}/`],
+          { env },
+        );
+        assertEquals([copied.code, copied.stderr], [0, ""]);
+        assertEquals(await Deno.readTextFile(`${dir}/note.txt`), "for Kept\n");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+        await Deno.rename(`${home.dir}/config.toml.off`, `${home.env.XDG_CONFIG_HOME}/remote/config.toml`);
+      }
       const removed = await runRemote(["remove", "--name", "Kept"], { env });
       assertEquals([removed.code, removed.stderr], [0, ""]);
       assertEquals((await tmux(socket, "has-session", "-t", "=Kept")).code, 1);

@@ -77,7 +77,8 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
     r = recordRoute(record, entries);
   }
   // the host's via in the config, if any (as `new` went): closed once the attachment ends
-  await using routed = await configuredVia(input, r);
+  const via = resolution.values.Via;
+  await using routed = await configuredVia(input, r, typeof via === "string" ? via : undefined);
   r = routed.route;
   const host = await sessionHost(r.entry, "disconnect");
   const ctx = contextFor(r, prompter, interrupt.signal);

@@ -67,12 +67,13 @@ export async function throughVia(
 }
 
 /**
- * A recorded session's route through the `via` the user's config gives its host, if any: `remote connect`, `receive`,
- * `disconnect`, `remove` reach a session's host as `new` did when that was the config's `via`. (A `--via` given to
- * `new` alone is not recorded: put it in the config to reach the session again.)
+ * A recorded session's route through `--via` (`given`, for the verbs that take it) or the `via` the user's config
+ * gives its host, if any: `remote connect`, `receive`, `disconnect`, `remove` reach a session's host as `new` did when
+ * that was the config's `via`. (A `--via` given to `new` is not recorded: put it in the config to reach the session
+ * again, or give it again.)
  */
-export async function configuredVia(input: VerbInput, r: Route): Promise<ViaRoute> {
-  const text = hostMapping(input.config, r.target.host)?.via;
+export async function configuredVia(input: VerbInput, r: Route, given?: string): Promise<ViaRoute> {
+  const text = given ?? hostMapping(input.config, r.target.host)?.via;
   if (text === undefined) return { route: r, async [Symbol.asyncDispose]() {} };
   const { routeVia } = await import("../via.ts");
   const { resolution, entries, config, prompter } = input;

@@ -140,7 +140,7 @@ export async function run(input: VerbInput): Promise<number> {
   };
   // --via (or the host's via in the config): its connection is closed once the copy is done
   await using routed = params.name !== undefined
-    ? await configuredVia(input, await fromRecord(params.name))
+    ? await configuredVia(input, await fromRecord(params.name), params.via)
     : await throughVia(
       input,
       route(resolution, parameters.names, entries, config, host, "ignore"),
