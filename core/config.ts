@@ -20,6 +20,8 @@ export interface HostMapping {
   transport?: string;
   port?: number;
   user?: string;
+  /** `--via` for matching hosts when the command line gives none (core/via.ts) */
+  via?: string;
 }
 
 /** Where a plugin comes from: a module file, an npm package, or an executable speaking the plugin protocol. */
@@ -142,7 +144,7 @@ type KeyPath = readonly (string | number)[];
 
 const TOP_KEYS = ["defaults", "hosts", "plugins"];
 const DEFAULTS_KEYS = ["transport", "throttle_limit"];
-const HOST_KEYS = ["transport", "port", "user"];
+const HOST_KEYS = ["transport", "port", "user", "via"];
 const PLUGIN_KEYS = ["path", "npm", "exec"];
 
 /** Checks the parsed document key by key, so every complaint can name its line. */
@@ -207,6 +209,7 @@ class Checker {
       }
       if (t.port !== undefined) mapping.port = this.#integer(t.port, [...path, "port"], 1, 65535, "port = 22");
       if (t.user !== undefined) mapping.user = this.#name(t.user, [...path, "user"], 'user = "admin"');
+      if (t.via !== undefined) mapping.via = this.#name(t.via, [...path, "via"], 'via = "ssm"');
       hosts.push({ mapping, line: this.#lines.lineOf(path) ?? Infinity });
     }
     // JavaScript lists integer-like keys ("10") first, whatever the file order; the lines restore it

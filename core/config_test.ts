@@ -142,6 +142,12 @@ Deno.test("hostMapping() lets an earlier pattern win over a later, narrower one"
   strictEqual(hostMapping(config, "web1")?.port, 1);
 });
 
+Deno.test("parseConfig() reads a host pattern's via, the --via of matching hosts", () => {
+  const config = parseConfig('[hosts."i-*"]\nvia = "ssm"\nuser = "ec2-user"\n', "/c/config.toml");
+  strictEqual(hostMapping(config, "i-0abc")?.via, "ssm");
+  strictEqual(hostMapping(config, "db1"), undefined);
+});
+
 Deno.test("loadConfig() reports a TOML syntax error at config.toml:LINE", async () => {
   const { err, file } = await configError('[defaults]\ntransport = "ssh"\nthrottle_limit = \n');
   assert(err.message.startsWith(`${file}:3:`), err.message);
@@ -185,7 +191,7 @@ Deno.test("loadConfig() reports wrong types of whole tables and of dotted keys",
 Deno.test("loadConfig() reports an unknown key at its line, with a guess and the allowed keys", async () => {
   const { err, file } = await configError(SAMPLE.replace('transport = "ssm"', 'tranport = "ssm"'));
   strictEqual(err.message, `${file}:11: unknown key tranport in [hosts."i-*"]`);
-  strictEqual(err.hint, 'did you mean transport? the keys allowed in [hosts."i-*"] are: transport, port, user');
+  strictEqual(err.hint, 'did you mean transport? the keys allowed in [hosts."i-*"] are: transport, port, user, via');
   const top = await configError('[default]\ntransport = "ssh"\n');
   strictEqual(top.err.message, `${top.file}:1: unknown key default at the top level`);
   assert(top.err.hint?.startsWith("did you mean defaults?"), top.err.hint);

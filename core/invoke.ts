@@ -253,7 +253,10 @@ async function openChannel(r: Route, options: RunOptions): Promise<Channel> {
   if (options.signal.aborted) onAbort();
   options.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    const ctx = { ...openContext(r.target, r.parameters, options.prompter, connecting.signal), reuse: options.reuse };
+    const ctx = {
+      ...openContext(r.target, r.parameters, options.prompter, connecting.signal, r.dial),
+      reuse: options.reuse,
+    };
     if (speaksPowerShell(r, options)) {
       const name = powershellConfiguration(r.entry, options.powershell.configuration)!;
       return await transport.open(ctx, { kind: "subsystem", name });
@@ -377,7 +380,10 @@ async function startDisconnected(
   const { createSession, formatSessions, publicRecord } = await import("./session_records.ts");
   const taken = new Set<string>();
   const create = (r: Route) => {
-    const ctx = { ...openContext(r.target, r.parameters, options.prompter, options.signal), reuse: options.reuse };
+    const ctx = {
+      ...openContext(r.target, r.parameters, options.prompter, options.signal, r.dial),
+      reuse: options.reuse,
+    };
     return createSession(registry, r, ctx, { name, command: options.command, taken });
   };
   if (routes.length === 1 && !json) {

@@ -10,6 +10,7 @@ import { ExitCode, PluginError, RemoteError, TransportError, type TransportLayer
 import type { TransportEntry } from "./transport_catalog.ts";
 import {
   type Call,
+  type Capability,
   type Channel,
   encodeMessage,
   type ExitStatus,
@@ -225,12 +226,16 @@ function lastLine(text: string): string {
 
 /**
  * A `Transport` that runs `path` once per session and speaks the stdio protocol to it. Protocol 1
- * carries no port forwarding and no file copy, so `forward` and `copy` are dropped from the capabilities.
+ * carries no port forwarding, no file copy and no byte streams besides a channel's, so `forward`, `copy`, `dial`
+ * and `via` are dropped from the capabilities.
  */
+/** What protocol 1 cannot carry for an executable plugin. */
+const NOT_ON_THE_WIRE: readonly Capability[] = ["forward", "copy", "dial", "via"];
+
 export function executableTransport(path: string, declared: TransportManifest): Transport {
   const manifest: TransportManifest = {
     ...declared,
-    capabilities: declared.capabilities.filter((c) => c !== "forward" && c !== "copy"),
+    capabilities: declared.capabilities.filter((c) => !NOT_ON_THE_WIRE.includes(c)),
   };
   const caps = manifest.capabilities;
   const run = (ctx: OpenContext, call: Partial<Call> & Pick<Call, "op">) =>

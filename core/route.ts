@@ -8,7 +8,7 @@
 import type { UserConfig } from "./config.ts";
 import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
-import { flagOf, type Target, type TransportManifest } from "../plugins/mod.ts";
+import { flagOf, type OpenContext, type Target, type TransportManifest } from "../plugins/mod.ts";
 import type { Resolution } from "./parameter_set.ts";
 import { parseTarget, schemeOf, transportForScheme, transportForSet, withoutPassword } from "./target.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
@@ -19,6 +19,8 @@ export interface Route {
   target: Target;
   /** the bound values the transport receives: the core's own selectors and switches removed */
   parameters: Record<string, unknown>;
+  /** `--via`: opens streams through another transport's connection (core/via.ts), handed on as `OpenContext.dial` */
+  dial?: OpenContext["dial"];
 }
 
 /**

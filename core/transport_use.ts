@@ -34,6 +34,8 @@ const CAPABILITY_WORDS: Record<Capability, string> = {
   forward: "port forwarding",
   copy: "file copy",
   psrp: "PowerShell remoting (PSRP)",
+  dial: "carrying another connection (dial)",
+  via: "connecting through another transport (--via)",
 };
 
 /**
@@ -85,6 +87,8 @@ export function openContext(
   parameters: Record<string, unknown>,
   prompt: Prompter,
   signal: AbortSignal,
+  /** `--via`'s stream opener (core/via.ts) */
+  dial?: OpenContext["dial"],
 ): OpenContext {
   return {
     target,
@@ -92,6 +96,7 @@ export function openContext(
     signal,
     prompt,
     notice: (line) => console.error(printable(line)),
+    ...(dial ? { dial } : {}),
   };
 }
 

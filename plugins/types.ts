@@ -43,7 +43,18 @@ export type Capability =
    * carrying PSRP's out-of-process framing (`pwsh -sshs`, `pwsh -s`), which the core drives through
    * `plugins/psrp` for `--configuration-name powershell`
    */
-  | "psrp";
+  | "psrp"
+  /**
+   * `Transport.dialer`: byte streams to a unix socket path or a `host:port` as the target sees them, over the
+   * transport's authenticated connection (SSH: `direct-streamlocal@openssh.com`, `direct-tcpip`), so another
+   * transport can reach something through this one (`--via`)
+   */
+  | "dial"
+  /**
+   * `open` (and `forward`, `copy`, `targets`) connect through `OpenContext.dial` when the core hands one
+   * (`--via`), instead of opening their own socket
+   */
+  | "via";
 
 /** Every capability name, for validation of manifests. */
 export const CAPABILITIES: readonly Capability[] = [
@@ -59,6 +70,8 @@ export const CAPABILITIES: readonly Capability[] = [
   "forward",
   "copy",
   "psrp",
+  "dial",
+  "via",
 ];
 
 /**
@@ -263,6 +276,43 @@ export interface OpenContext {
    * identity (connection reuse, as OpenSSH's ControlMaster); transports without reuse ignore it
    */
   reuse?: boolean;
+  /**
+   * present when the user asked to go through another transport (`--via admin@host`), and only for a transport
+   * with the `via` capability: opens a byte stream to `to` as the via target sees it, on the via transport's one
+   * connection (opened on the first call, closed by the core after this transport's channel). A transport that
+   * takes it uses it for every socket it would open itself.
+   */
+  dial?(to: DialAddress): Promise<DialStream>;
+}
+
+/** Where a dialled stream goes, as the dialling transport's target sees it. */
+export type DialAddress =
+  /** a TCP port: `direct-tcpip` over SSH (RFC 4254 §7.2) */
+  | { kind: "tcp"; host: string; port: number }
+  /** a unix socket path: `direct-streamlocal@openssh.com` over SSH (OpenSSH's PROTOCOL, §2.4) */
+  | { kind: "unix"; path: string };
+
+/**
+ * A dialled byte stream. Closing `writable` sends end-of-file while `readable` goes on (a half-close); `readable`
+ * ends when the far side closes; disposing closes both ways. An error on either stream means the stream broke.
+ */
+export interface DialStream extends AsyncDisposable {
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+}
+
+/**
+ * An open connection of a transport with the `dial` capability (`Transport.dialer`): many streams, one
+ * connection. Disposing it closes the connection and every stream on it.
+ */
+export interface Dialer extends AsyncDisposable {
+  /**
+   * Opens a stream to `to` as the target sees it.
+   *
+   * @throws {RemoteError} `refused` (241) when nothing listens at `to`, `unsupported` (234) when the target's
+   * server forbids forwarding there, `lost` (250) when the connection is gone
+   */
+  dial(to: DialAddress): Promise<DialStream>;
 }
 
 /** What a transport's background helper (`remote __transport-background <id> ...`) is handed. */
@@ -452,6 +502,12 @@ export interface Transport {
    * only: protocol 1 carries no completion for an executable plugin.
    */
   complete?(request: CompletionRequest): Promise<string[]>;
+  /**
+   * present with the `dial` capability: connects and authenticates to `ctx.target` once and returns a
+   * {@linkcode Dialer} on that connection, which the core hands another transport as `OpenContext.dial`
+   * (`--via`). Built-in and compiled-in transports only: protocol 1 carries no byte streams besides a channel's.
+   */
+  dialer?(ctx: OpenContext): Promise<Dialer>;
 }
 
 /** The signals `Channel.signal` may carry, as RFC 4254 §6.10 lists them (without `SIG`). */

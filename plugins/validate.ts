@@ -256,6 +256,7 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
   }
   if (caps.includes("forward") && typeof m.forward !== "function") fail("advertises forward but exports no forward()");
   if (caps.includes("copy") && typeof m.copy !== "function") fail("advertises copy but exports no copy()");
+  if (caps.includes("dial") && typeof m.dialer !== "function") fail("advertises dial but exports no dialer()");
   if (m.background !== undefined && typeof m.background !== "function") {
     fail("exports a background that is no function");
   }
@@ -272,6 +273,7 @@ export function validateTransportModule(mod: unknown, origin: string, options: V
     ...(typeof m.background === "function" ? { background: m.background as Transport["background"] } : {}),
     ...(typeof m.targets === "function" ? { targets: m.targets as Transport["targets"] } : {}),
     ...(typeof m.complete === "function" ? { complete: m.complete as Transport["complete"] } : {}),
+    ...(typeof m.dialer === "function" ? { dialer: m.dialer as Transport["dialer"] } : {}),
   };
 }
 

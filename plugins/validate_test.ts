@@ -70,6 +70,17 @@ Deno.test("validateTransportModule() refuses advertised capabilities without cod
   expect({ manifest: { ...good, capabilities: ["list"] }, open }, "exports no sessions object");
   expect({ manifest: { ...good, capabilities: ["list"] }, open, sessions: {} }, "has no sessions.list()");
   expect({ manifest: { ...good, capabilities: ["forward"] }, open }, "exports no forward()");
+  expect({ manifest: { ...good, capabilities: ["dial"] }, open }, "advertises dial but exports no dialer()");
+});
+
+Deno.test("validateTransportModule() keeps dialer() of a transport with the dial capability", () => {
+  const open = () => Promise.reject(new Error("x"));
+  const dialer = () => Promise.reject(new Error("y"));
+  const t = validateTransportModule(
+    { manifest: { ...good, capabilities: ["exec", "dial", "via"] }, open, dialer },
+    "x",
+  );
+  if (t.dialer !== dialer || !t.manifest.capabilities.includes("via")) throw new Error("dialer or via lost");
 });
 
 Deno.test("mergeCatalog() refuses a second id or scheme, naming both origins", () => {

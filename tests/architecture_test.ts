@@ -2,8 +2,8 @@
  * The seams of STYLE.md and docs/architecture.md, checked on the source: the SDK (plugins/) is the floor
  * and imports nothing above it, the core reaches the SDK through plugins/mod.ts only, the PowerShell
  * remoting layer (plugins/psrp/) is reached through its mod.ts and owns no socket, dependencies point
- * inward, built-ins load lazily with literal specifiers, and nothing is imported from JSR or a URL (CI
- * cannot reach them).
+ * inward, built-ins load lazily with literal specifiers, the `--via` glue (core/via.ts) loads only when used, and
+ * nothing is imported from JSR or a URL (CI cannot reach them).
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 
@@ -152,5 +152,19 @@ Deno.test("the verbs load lazily through literal import() specifiers", async () 
   assertEquals(lazy.length > 0 && lazy.every((s) => /^"\.\/[a-z0-9_]+\.ts"$/.test(s)), true, lazy.join());
   // nothing but types is imported up front, so naming the verbs loads none of their code
   const eager = [...text.matchAll(/(?:^|\n)\s*import\s+(?!type\b)[^;]*?\bfrom\s*["']([^"']+)["']/g)].map((m) => m[1]);
+  assertEquals(eager, []);
+});
+
+Deno.test("core/via.ts, which joins one transport to another, is loaded only by literal import() (--via)", async () => {
+  // a run without --via (or a config via) loads none of it; docs/architecture.md, "One transport through another"
+  const eager = [];
+  for await (const file of sourceFiles("core")) {
+    if (file.endsWith("_test.ts")) continue;
+    const text = await Deno.readTextFile(new URL(file, root));
+    const lazy = [...text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1]);
+    for (const specifier of importsOf(text)) {
+      if (resolve(file, specifier) === "core/via.ts" && !lazy.includes(specifier)) eager.push(file);
+    }
+  }
   assertEquals(eager, []);
 });

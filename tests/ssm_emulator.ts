@@ -53,6 +53,9 @@
  *   `port_basic.go` (basic port sessions: raw bytes, the destination dialled at session start and
  *   again after DisconnectToPort, input refused unacknowledged until connected), `port.go`
  *   `GetSession` (smux only for LocalPortForwarding, agents after 3.0.196.0 and clients ≥ 1.1.70).
+ * - The AWS-StartSSHSession document (AWS Systems Manager User Guide, "Allow and control permissions for SSH
+ *   connections through Session Manager"): session type Port, properties `portNumber` only (default 22), so the
+ *   session is basic, to the instance's own port; the plugin's `standardstreamforwarding.go` streams it over stdio.
  *
  * - KMS: the API Reference's GenerateDataKey and Decrypt (JSON 1.1, `TrentService.*`), and the KMS handshake
  *   as the agent does it (aws/amazon-ssm-agent `agent/session/datachannel/datachannel.go` `PerformHandshake`,
@@ -476,6 +479,7 @@ class Agent {
 
   get sessionType(): string {
     if (this.#rec.document.startsWith("AWS-StartPortForwardingSession")) return "Port";
+    if (this.#rec.document === "AWS-StartSSHSession") return "Port";
     return COMMAND_DOCUMENTS[this.#rec.document]?.sessionType ?? "Standard_Stream";
   }
 
@@ -566,6 +570,9 @@ class Agent {
     }
     if (this.sessionType !== "Port") return {};
     const p = this.#rec.parameters;
+    // AWS-StartSSHSession's properties are its port alone (no type): the plugin streams it over stdio, the agent
+    // runs it basic (`port.go` `GetSession`), to the instance's own port (default 22)
+    if (this.#rec.document === "AWS-StartSSHSession") return { portNumber: p.portNumber?.[0] ?? "22" };
     // the document's properties with the session's parameters filled in, localPortNumber included
     return {
       portNumber: p.portNumber?.[0] ?? "",
@@ -1054,7 +1061,7 @@ class Agent {
 
   async #basicDial(): Promise<void> {
     const host = this.#rec.parameters.host?.[0] ?? "127.0.0.1";
-    const port = Number(this.#rec.parameters.portNumber?.[0]);
+    const port = Number(this.#rec.parameters.portNumber?.[0] ?? "22");
     try {
       const conn = await Deno.connect({ hostname: host, port });
       if (this.#closed) return conn.close();
@@ -1090,6 +1097,10 @@ class Agent {
     try {
       for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) await this.#out(buf.slice(0, n));
     } catch { /* closed on DisconnectToPort */ }
+    // an SSH session (no type) ends with its connection (`port_basic.go` reconnects for LocalPortForwarding only)
+    if (this.#basicConn === conn && this.#properties().type !== "LocalPortForwarding") {
+      return void this.#outChain.then(() => this.#drained()).then(() => this.closeChannel(""));
+    }
     // LocalPortForwarding: close and wait for the client's next data to dial again; the client is not told
     if (this.#basicConn === conn) this.#basicClose();
   }
@@ -1668,6 +1679,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
             "AWS-StartPortForwardingSession",
             "AWS-StartPortForwardingSessionToRemoteHost",
             ...Object.keys(COMMAND_DOCUMENTS),
+            "AWS-StartSSHSession",
           ]
             .includes(document)
         ) {

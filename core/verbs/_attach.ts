@@ -22,7 +22,7 @@ import {
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
 import { exitCodeOf, powershellConfiguration, sessionHost } from "../transport_use.ts";
 import type { VerbInput } from "./_verb.ts";
-import { contextFor, escapeCharOf, interruptSignal, sessionChoice } from "./_run.ts";
+import { configuredVia, contextFor, escapeCharOf, interruptSignal, sessionChoice } from "./_run.ts";
 
 /** The session list the escape `~#` prints while attached. */
 export function listForEscape(registry: () => Promise<Registry>): () => Promise<string> {
@@ -76,6 +76,10 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
     record = await selectOne(registry, sessionChoice(attachment));
     r = recordRoute(record, entries);
   }
+  // the host's via in the config, if any (as `new` went): closed once the attachment ends
+  const via = resolution.values.Via;
+  await using routed = await configuredVia(input, r, typeof via === "string" ? via : undefined);
+  r = routed.route;
   const host = await sessionHost(r.entry, "disconnect");
   const ctx = contextFor(r, prompter, interrupt.signal);
   if (!force && r.entry.manifest.capabilities.includes("list")) {

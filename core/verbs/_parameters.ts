@@ -108,3 +108,11 @@ export function letterHints(manifests: readonly TransportManifest[]): Record<str
   }
   return hints;
 }
+
+/** `--via`: the target reached through another transport's connection (core/via.ts). */
+export const viaParameter = {
+  name: "Via",
+  type: { kind: "string" },
+  help: "go through another transport's connection: admin@host (ssh), ssm://i-0abc, or ssm alone for the target itself",
+  valueName: "<target>",
+} as const satisfies ParameterSpec;

@@ -20,8 +20,8 @@ import { recordRoute, selectOne } from "../session_records.ts";
 import { loadTransport, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
-import { sessionNameParameter, transportParameters } from "./_parameters.ts";
-import { contextFor, interruptSignal } from "./_run.ts";
+import { sessionNameParameter, transportParameters, viaParameter } from "./_parameters.ts";
+import { configuredVia, contextFor, interruptSignal, throughVia } from "./_run.ts";
 
 /** The parameters `copy` declares itself; the copying transports' join them in {@linkcode spec}. */
 export const parameters = declareParameters([
@@ -54,6 +54,7 @@ export const parameters = declareParameters([
     ...sessionNameParameter,
     help: "copy to or from the host of this persistent session; write its remote paths as <name>:path",
   },
+  viaParameter,
 ]);
 
 /** scp's letters win in `copy`: a transport's -p (ssh's Port) is -P here, as scp spells it; ssh's -l, -s none. */
@@ -128,18 +129,25 @@ export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, config, prompter } = input;
   const params = parameters.read(resolution.values);
   const { host, request } = plan(params.path ?? []);
-  let r: Route;
-  if (params.name !== undefined) {
-    const record = await selectOne(await input.registry(), { name: params.name });
-    if (host !== params.name && host !== record.computerName) {
-      throw new UsageError(`${host} is not the host of session ${params.name} (${record.computerName})`, {
-        hint: `write its remote paths as ${params.name}:path`,
+  const fromRecord = async (name: string): Promise<Route> => {
+    const record = await selectOne(await input.registry(), { name });
+    if (host !== name && host !== record.computerName) {
+      throw new UsageError(`${host} is not the host of session ${name} (${record.computerName})`, {
+        hint: `write its remote paths as ${name}:path`,
       });
     }
-    r = recordRoute(record, entries);
-  } else {
-    r = route(resolution, parameters.names, entries, config, host);
-  }
+    return recordRoute(record, entries);
+  };
+  // --via (or the host's via in the config): its connection is closed once the copy is done
+  await using routed = params.name !== undefined
+    ? await configuredVia(input, await fromRecord(params.name), params.via)
+    : await throughVia(
+      input,
+      route(resolution, parameters.names, entries, config, host, "ignore"),
+      params.via,
+      parameters.names,
+    );
+  const r = routed.route;
   requireCapability(r.entry, "copy");
   const transport = await loadTransport(r.entry);
   if (!transport.copy) {

@@ -10,7 +10,7 @@ import { sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { idParameter, instanceIdParameter, sessionNameParameter } from "./_parameters.ts";
-import { contextFor, interruptSignal, sessionChoice } from "./_run.ts";
+import { configuredVia, contextFor, interruptSignal, sessionChoice } from "./_run.ts";
 
 /** The parameters of `disconnect`. */
 export const parameters = declareParameters([
@@ -46,7 +46,8 @@ export async function run(input: VerbInput): Promise<number> {
   const registry = await input.registry();
   const params = parameters.read(resolution.values);
   const record = await selectOne(registry, sessionChoice(params));
-  const r = recordRoute(record, entries);
+  await using routed = await configuredVia(input, recordRoute(record, entries));
+  const r = routed.route;
   const host = await sessionHost(r.entry, "disconnect");
   using interrupt = interruptSignal();
   await host.disconnect(contextFor(r, prompter, interrupt.signal), record.name, {

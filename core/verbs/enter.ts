@@ -27,9 +27,10 @@ import {
   noCommandParameter,
   sessionNameParameter,
   transportParameters,
+  viaParameter,
 } from "./_parameters.ts";
 import { holdForwards } from "./forward.ts";
-import { contextFor, escapeCharOf, localRoute } from "./_run.ts";
+import { contextFor, escapeCharOf, localRoute, throughVia } from "./_run.ts";
 
 const SELECTOR_SETS = new Set(["Id", "Name", "InstanceId"]);
 
@@ -41,6 +42,7 @@ export const parameters = declareParameters([
   sessionNameParameter,
   escapeCharParameter,
   noCommandParameter,
+  viaParameter,
   {
     name: "ForcePseudoTerminal",
     short: "t",
@@ -129,9 +131,14 @@ export async function run(input: VerbInput): Promise<number> {
   }
   const escapeChar = escapeCharOf(params.escapeChar);
   const configuration = resolution.values[CONFIGURATION_NAME];
-  const r = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME)
-    ? localRoute(entries)
-    : route(resolution, new Set([...parameters.names, COMMAND]), entries, config, params.hostName);
+  const core = new Set([...parameters.names, COMMAND]);
+  const local = resolution.given.every((name) => LOCAL_ONLY.has(name) || name === CONFIGURATION_NAME);
+  const direct = local ? localRoute(entries) : route(resolution, core, entries, config, params.hostName, "ignore");
+  // --via, or the host's `via` in the config: the via connection outlives the channel, so it is closed after it
+  await using routed = local
+    ? { route: direct, async [Symbol.asyncDispose]() {} }
+    : await throughVia(input, direct, params.via, core);
+  const r = routed.route;
   const powershell = powershellConfiguration(r.entry, configuration);
   // a transport's default configuration (WinRM's) applies to a session; a command after -- runs as before
   if (powershell !== undefined && (typeof configuration === "string" || resolution.values[COMMAND] === undefined)) {

@@ -9,8 +9,14 @@ import { type Route, route } from "../route.ts";
 import { loadTransport, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
-import { hostNameParameter, letterHints, noCommandParameter, transportParameters } from "./_parameters.ts";
-import { contextFor, interruptSignal } from "./_run.ts";
+import {
+  hostNameParameter,
+  letterHints,
+  noCommandParameter,
+  transportParameters,
+  viaParameter,
+} from "./_parameters.ts";
+import { contextFor, interruptSignal, throughVia } from "./_run.ts";
 
 /** The parameters `forward` declares itself; the transports' join them in {@linkcode spec}. */
 export const parameters = declareParameters([
@@ -32,6 +38,7 @@ export const parameters = declareParameters([
     help: "reach this host as seen from the target instead of the target itself",
   },
   { ...noCommandParameter, help: "accepted for ssh's habit: remote forward runs no command anyway" },
+  viaParameter,
 ]);
 
 /** `remote forward`'s declaration. */
@@ -63,8 +70,10 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
 export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, config } = input;
   const params = parameters.read(resolution.values);
-  const r = route(resolution, parameters.names, entries, config, params.hostName);
-  return await holdForwards(input, r, {
+  const direct = route(resolution, parameters.names, entries, config, params.hostName, "ignore");
+  // --via (or the host's via in the config): its connection is closed once forwarding ends
+  await using routed = await throughVia(input, direct, params.via, parameters.names);
+  return await holdForwards(input, routed.route, {
     localPort: params.localPort,
     remotePort: params.remotePort,
     remoteHost: params.remoteHost,

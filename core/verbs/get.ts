@@ -10,6 +10,7 @@ import {
   RemoteError,
   type TransportEntry,
   type TransportManifest,
+  UsageError,
   wildcardToRegExp,
 } from "../../plugins/mod.ts";
 import { printable, table } from "../output.ts";
@@ -19,7 +20,7 @@ import { foreignRecord, formatSessions, gone, publicRecord, upsertDiscovered } f
 import { loadTransport, openContext, sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
-import { jsonParameter, transportParameters } from "./_parameters.ts";
+import { jsonParameter, transportParameters, viaParameter } from "./_parameters.ts";
 import { contextFor, interruptSignal } from "./_run.ts";
 
 /** The parameters `get` declares itself; the options of the transports that list sessions join them. */
@@ -37,6 +38,10 @@ export const parameters = declareParameters([
     name: "State",
     type: { kind: "enum", values: ["Opened", "Disconnected", "Broken", "Closed"] },
     help: "only sessions in this state",
+  },
+  {
+    ...viaParameter,
+    help: "with --container: list the targets of an engine on another host, e.g. --via admin@host (ssh)",
   },
   jsonParameter,
 ]);
@@ -76,6 +81,11 @@ export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, config, prompter } = input;
   const lister = entries.find((e) => e.manifest.targets && resolution.values[e.manifest.targets.option] === true);
   if (lister) return await listTargets(input, lister);
+  if (resolution.values.Via !== undefined) {
+    throw new UsageError("--via lists a transport's targets through another host", {
+      hint: "add the listing, e.g. remote get --container --via admin@host",
+    });
+  }
   const registry = await input.registry();
   const v = resolution.values;
   const params = parameters.read(v);
@@ -165,8 +175,25 @@ async function listTargets(input: VerbInput, entry: TransportEntry): Promise<num
   const values = input.resolution.values;
   const given = Object.fromEntries(listing.parameters.filter((n) => n in values).map((n) => [n, values[n]]));
   const target = { transport: entry.manifest.id, host: "", display: `${entry.manifest.id}://` };
+  // --via: the listing's engine is on the via host; its connection is closed once the listing is printed
+  const viaText = values.Via;
+  const direct: Route = { entry, target, parameters: given };
+  await using via = typeof viaText === "string"
+    ? (await import("../via.ts")).routeVia(
+      [viaText],
+      [direct],
+      input.resolution,
+      new Set(input.resolution.given), // get's own options and the listing's stay here; the via reads its config
+      input.entries,
+      input.config,
+      input.prompter,
+    )
+    : undefined;
+  const dial = via?.bind(direct).dial;
   using interrupt = interruptSignal();
-  const { columns, rows } = await transport.targets(openContext(target, given, input.prompter, interrupt.signal));
+  const { columns, rows } = await transport.targets(
+    openContext(target, given, input.prompter, interrupt.signal, dial),
+  );
   if (values.Json === true) {
     for (const row of rows) await input.io.out(JSON.stringify(row) + "\n");
   } else if (rows.length > 0) {

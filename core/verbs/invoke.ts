@@ -8,12 +8,13 @@ import { declareParameters, HOST_SET, type ParameterSpec, type TransportManifest
 import type { Resolution } from "../parameter_set.ts";
 import { UsageError } from "../errors.ts";
 import { readHostFile, runInvoke } from "../invoke.ts";
+import { hostMapping } from "../config.ts";
 import { refuseUnusedOptions, type Route, route } from "../route.ts";
 import { powershellConfiguration, requireCapability } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { THROTTLE_LIMIT } from "../throttle_limit.ts";
-import { hostNamesParameter, jsonParameter, letterHints, transportParameters } from "./_parameters.ts";
+import { hostNamesParameter, jsonParameter, letterHints, transportParameters, viaParameter } from "./_parameters.ts";
 import { localRoute } from "./_run.ts";
 
 /** The parameters `invoke` declares itself; the transports' join them in {@linkcode spec}. */
@@ -50,6 +51,7 @@ export const parameters = declareParameters([
     help: "with --configuration-name powershell: the script's arguments ($args), repeatable",
     valueName: "<value>",
   },
+  viaParameter,
 ]);
 
 /** A transport's parameter the core reads too: the PowerShell configuration (subsystem) to run in. */
@@ -109,15 +111,21 @@ export async function run(input: VerbInput): Promise<number> {
   // PowerShell with no target is PowerShell on this computer (Enter-PSSession's Example 1), via the local transport
   const local = targets.length === 0 && typeof configuration === "string" && resolution.set === HOST_SET;
   const owned = ownTargets(resolution, entries.map((e) => e.manifest));
-  const several = targets.length + owned.length > 1 ? "ignore" : "refuse";
-  const routes: Route[] = local
+  // options are checked once the vias are known: an option of the via's transport is not a stray one
+  const direct: Route[] = local
     ? [localRoute(entries)]
     : targets.length > 0
-    ? targets.map((t) => route(resolution, core, entries, config, t, several))
+    ? targets.map((t) => route(resolution, core, entries, config, t, "ignore"))
     : owned.length > 0
-    ? owned.map((r) => route(r, core, entries, config, undefined, several))
-    : [route(resolution, core, entries, config)];
-  if (routes.length > 1) {
+    ? owned.map((r) => route(r, core, entries, config, undefined, "ignore"))
+    : [route(resolution, core, entries, config, undefined, "ignore")];
+  // --via, or each host's `via` in the config: the via connections are closed once every target is done
+  const vias = local ? [undefined] : direct.map((r) => params.via ?? hostMapping(config, r.target.host)?.via);
+  await using via = vias.every((v) => v === undefined)
+    ? undefined
+    : (await import("../via.ts")).routeVia(vias, direct, resolution, core, entries, config, input.prompter);
+  const routes = via ? direct.map((r) => via.bind(r)) : direct;
+  if (!via && !local) {
     const manifests = entries.map((e) => e.manifest);
     // the routed host, not the target as typed: that may carry a password (user:secret@host)
     const example = routes[0].target.host;

@@ -10,7 +10,7 @@ import { sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { idParameter, instanceIdParameter, sessionNameParameter } from "./_parameters.ts";
-import { contextFor, interruptSignal, sessionChoice } from "./_run.ts";
+import { configuredVia, contextFor, interruptSignal, sessionChoice } from "./_run.ts";
 
 /** The parameters of `receive`. */
 export const parameters = declareParameters([sessionNameParameter, idParameter, instanceIdParameter]);
@@ -30,7 +30,8 @@ export function spec(_manifests: readonly TransportManifest[]): VerbSpec {
 export async function run(input: VerbInput): Promise<number> {
   const { resolution, entries, prompter } = input;
   const record = await selectOne(await input.registry(), sessionChoice(parameters.read(resolution.values)));
-  const r = recordRoute(record, entries);
+  await using routed = await configuredVia(input, recordRoute(record, entries));
+  const r = routed.route;
   const host = await sessionHost(r.entry, "receive");
   using interrupt = interruptSignal();
   await input.io.out(await host.receive(contextFor(r, prompter, interrupt.signal), record.name));

@@ -11,7 +11,7 @@ import { sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
 import { idParameter, instanceIdParameter, sessionNameParameter } from "./_parameters.ts";
-import { contextFor, interruptSignal, sessionChoice } from "./_run.ts";
+import { configuredVia, contextFor, interruptSignal, sessionChoice } from "./_run.ts";
 
 /** The parameters of `remove`. */
 export const parameters = declareParameters([
@@ -50,7 +50,8 @@ export async function run(input: VerbInput): Promise<number> {
       const answer = await prompter.ask(`remove ${what}? [y/N] `, { what: "--confirm answer" });
       if (!/^y(es)?$/i.test(answer.trim())) continue;
     }
-    const r = recordRoute(record, entries);
+    await using routed = await configuredVia(input, recordRoute(record, entries));
+    const r = routed.route;
     const host = await sessionHost(r.entry, "remove");
     try {
       await host.remove(contextFor(r, prompter, interrupt.signal), record.name);

@@ -5,10 +5,13 @@
  *
  * @module
  */
-import { RemoteError, TransportError } from "../../plugins/mod.ts";
+import { type OpenContext, RemoteError, TransportError } from "../../plugins/mod.ts";
 import { negotiateApiVersion } from "./api_version.ts";
 import type { EngineEndpoint, EngineKind } from "./engine_host.ts";
-import { BufferedReader, encodeRequest, type HttpResponse, writeAll } from "./http.ts";
+import { BufferedReader, encodeRequest, type EngineConn, type HttpResponse, streamConn, writeAll } from "./http.ts";
+
+/** `--via`: streams to the engine's socket through another transport's connection (`OpenContext.dial`). */
+export type EngineDial = OpenContext["dial"];
 
 /** How long one API request (not an exec's stream) may take. */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -21,12 +24,20 @@ export class EngineClient {
   /** the API version every path is prefixed with */
   readonly version: string;
   readonly #signal: AbortSignal;
+  readonly #dial: EngineDial;
 
-  private constructor(endpoint: EngineEndpoint, flavor: EngineKind, version: string, signal: AbortSignal) {
+  private constructor(
+    endpoint: EngineEndpoint,
+    flavor: EngineKind,
+    version: string,
+    signal: AbortSignal,
+    dial: EngineDial,
+  ) {
     this.endpoint = endpoint;
     this.flavor = flavor;
     this.version = version;
     this.#signal = signal;
+    this.#dial = dial;
   }
 
   /** `the docker engine at unix:///…`, for messages */
@@ -49,10 +60,14 @@ export class EngineClient {
     expected: EngineKind,
     pin: string | undefined,
     signal: AbortSignal,
+    /** `OpenContext.dial` under `--via`: the endpoint is then the far host's */
+    dial?: EngineDial,
   ): Promise<EngineClient> {
     const label = `the ${expected} engine at ${endpoint.display}`;
-    let ping = await exchange(endpoint, "HEAD", "/_ping", undefined, signal, label, expected);
-    if (ping.status !== 200) ping = await exchange(endpoint, "GET", "/_ping", undefined, signal, label, expected);
+    let ping = await exchange(endpoint, "HEAD", "/_ping", undefined, signal, label, expected, dial);
+    if (ping.status !== 200) {
+      ping = await exchange(endpoint, "GET", "/_ping", undefined, signal, label, expected, dial);
+    }
     if (ping.status !== 200) {
       throw new TransportError(`${label} answered its ping with HTTP ${ping.status}: ${engineMessage(ping)}`, {
         layer: "protocol",
@@ -65,12 +80,21 @@ export class EngineClient {
       pin,
       `the ${flavor} engine at ${endpoint.display}`,
     );
-    return new EngineClient(endpoint, flavor, negotiated.version, signal);
+    return new EngineClient(endpoint, flavor, negotiated.version, signal, dial);
   }
 
   /** One request on the negotiated version; the reply read whole. */
   request(method: string, path: string, json?: unknown): Promise<HttpResponse> {
-    return exchange(this.endpoint, method, `/v${this.version}${path}`, json, this.#signal, this.name, this.flavor);
+    return exchange(
+      this.endpoint,
+      method,
+      `/v${this.version}${path}`,
+      json,
+      this.#signal,
+      this.name,
+      this.flavor,
+      this.#dial,
+    );
   }
 
   /**
@@ -80,8 +104,8 @@ export class EngineClient {
    *
    * @throws {RemoteError} mapped from the engine's error reply
    */
-  async hijack(path: string, json: unknown, container: string): Promise<{ conn: Deno.Conn; first: Uint8Array }> {
-    const conn = await connectEndpoint(this.endpoint, this.#signal, this.name, this.flavor);
+  async hijack(path: string, json: unknown, container: string): Promise<{ conn: EngineConn; first: Uint8Array }> {
+    const conn = await connectEndpoint(this.endpoint, this.#signal, this.name, this.flavor, this.#dial);
     const onAbort = () => closeQuietly(conn);
     this.#signal.addEventListener("abort", onAbort, { once: true });
     try {
@@ -176,9 +200,10 @@ async function exchange(
   signal: AbortSignal,
   label: string,
   flavor: EngineKind,
+  dial: EngineDial,
 ): Promise<HttpResponse> {
   const deadline = AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]);
-  const conn = await connectEndpoint(endpoint, deadline, label, flavor);
+  const conn = await connectEndpoint(endpoint, deadline, label, flavor, dial);
   const onAbort = () => closeQuietly(conn);
   deadline.addEventListener("abort", onAbort, { once: true });
   try {
@@ -203,16 +228,20 @@ async function exchange(
 }
 
 /**
- * Connects to the engine's socket.
+ * Connects to the engine's socket: here, or with `dial` through another transport's connection (`--via`), where the
+ * endpoint names the far host's socket.
  *
- * @throws {RemoteError} engine not running (refused, 241), permission denied (auth, 245), timeout (242)
+ * @throws {RemoteError} engine not running (refused, 241), permission denied (auth, 245), timeout (242); through
+ * `dial`, also what the via transport reports (a forbidden forwarding 234, a lost connection 250)
  */
 export async function connectEndpoint(
   endpoint: EngineEndpoint,
   signal: AbortSignal,
   label: string,
   flavor: EngineKind,
-): Promise<Deno.Conn> {
+  dial?: EngineDial,
+): Promise<EngineConn> {
+  if (dial) return await dialEndpoint(dial, endpoint, label, flavor);
   try {
     return endpoint.transport === "unix"
       ? await Deno.connect({ transport: "unix", path: endpoint.path })
@@ -262,6 +291,35 @@ export async function connectEndpoint(
   }
 }
 
+async function dialEndpoint(
+  dial: NonNullable<EngineDial>,
+  endpoint: EngineEndpoint,
+  label: string,
+  flavor: EngineKind,
+): Promise<EngineConn> {
+  try {
+    return streamConn(
+      await dial(
+        endpoint.transport === "unix"
+          ? { kind: "unix", path: endpoint.path }
+          : { kind: "tcp", host: endpoint.hostname, port: endpoint.port },
+      ),
+    );
+  } catch (cause) {
+    // nothing at the path or port on the far host: the engine there is not running, as 241 says here
+    if (cause instanceof RemoteError && cause.code === "refused") {
+      throw new TransportError(`${label} is not running: ${cause.message}`, {
+        layer: "socket",
+        code: "refused",
+        cause,
+        hint: `start it on that host (${flavor === "podman" ? "podman system service" : "dockerd"}), ` +
+          "or point --docker-host at its socket there",
+      });
+    }
+    throw cause;
+  }
+}
+
 function lostError(label: string, cause: unknown): TransportError {
   return new TransportError(`lost the connection to ${label}: ${cause instanceof Error ? cause.message : cause}`, {
     layer: "channel",
@@ -271,7 +329,7 @@ function lostError(label: string, cause: unknown): TransportError {
 }
 
 /** Closes a connection that may be closed already. */
-export function closeQuietly(conn: Deno.Conn): void {
+export function closeQuietly(conn: EngineConn): void {
   try {
     conn.close();
   } catch {

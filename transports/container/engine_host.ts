@@ -59,8 +59,8 @@ export function parseEngineHost(text: string, from: string): EngineEndpoint {
     return { transport: "tcp", hostname, port, display: `tcp://${tcp[1]}:${port}` };
   }
   if (value.startsWith("ssh://")) {
-    throw new UsageError(`${from} ${value}: engines over ssh:// are not supported yet`, {
-      hint: "forward the engine's socket yourself (ssh -L /tmp/d.sock:/var/run/docker.sock host) and use unix://",
+    throw new UsageError(`${from} ${value}: remote reaches an engine on an SSH host with --via, not ssh://`, {
+      hint: `use --via ${value.slice("ssh://".length).replace(/\/.*$/, "")} (and --docker-host for the socket there)`,
     });
   }
   throw new UsageError(`${from} ${value} is not an engine address`, { hint });

@@ -27,7 +27,7 @@ Deno.test("parseEngineHost() refuses other forms with a usage error naming where
       (e) => e instanceof UsageError && /^DOCKER_HOST /.test(e.message),
     );
   }
-  throws(() => parseEngineHost("ssh://admin@h", "--docker-host"), /not supported yet/);
+  throws(() => parseEngineHost("ssh://admin@h", "--docker-host"), /with --via, not ssh:\/\//);
 });
 
 Deno.test("resolveEngineHost() prefers --docker-host, then DOCKER_HOST, then the default socket", () => {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { TransportError } from "../../plugins/mod.ts";
+import { type DialStream, TransportError } from "../../plugins/mod.ts";
 
 /** The longest response head accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -27,8 +27,57 @@ export interface HttpResponse extends ResponseHead {
 
 const encoder = new TextEncoder();
 
+/**
+ * A byte stream to the engine: a socket of this computer (`Deno.Conn`), or a stream dialled through another
+ * transport's connection (`--via`, see {@linkcode streamConn}).
+ */
+export type EngineConn = Pick<Deno.Conn, "read" | "write" | "closeWrite" | "close">;
+
+/**
+ * A dialled stream (`OpenContext.dial`) read and written like a socket. `closeWrite` is the stream's half-close;
+ * `close` may be called more than once.
+ *
+ * @example
+ * ```ts ignore
+ * const conn = streamConn(await ctx.dial!({ kind: "unix", path: "/var/run/docker.sock" }));
+ * ```
+ */
+export function streamConn(stream: DialStream): EngineConn {
+  const reader = stream.readable.getReader();
+  const writer = stream.writable.getWriter();
+  let pending: Uint8Array | undefined;
+  let closed = false;
+  return {
+    async read(into: Uint8Array): Promise<number | null> {
+      if (!pending || pending.length === 0) {
+        const { value, done } = await reader.read();
+        if (done) return null;
+        pending = value;
+      }
+      const n = Math.min(into.length, pending.length);
+      into.set(pending.subarray(0, n));
+      pending = pending.subarray(n);
+      return n;
+    },
+    async write(bytes: Uint8Array): Promise<number> {
+      await writer.write(bytes.slice()); // the caller may reuse its buffer once this resolves
+      return bytes.length;
+    },
+    async closeWrite(): Promise<void> {
+      await writer.close();
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      reader.cancel().catch(() => {});
+      writer.abort().catch(() => {});
+      Promise.resolve(stream[Symbol.asyncDispose]()).catch(() => {});
+    },
+  };
+}
+
 /** Writes all of `bytes`. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: EngineConn, bytes: Uint8Array): Promise<void> {
   let at = 0;
   while (at < bytes.length) at += await conn.write(bytes.subarray(at));
 }
@@ -54,11 +103,11 @@ export function encodeRequest(
 
 /** Reads from a connection with bytes kept over between calls. */
 export class BufferedReader {
-  #conn: Deno.Conn;
+  #conn: EngineConn;
   #buf: Uint8Array = new Uint8Array(0);
   #eof = false;
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: EngineConn) {
     this.#conn = conn;
   }
 

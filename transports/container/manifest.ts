@@ -68,7 +68,7 @@ export const manifest: TransportManifest = {
   version: "0.1.0",
   summary: "A shell or command in a running container (Docker Engine API: Docker, Podman)",
   schemes: ["docker", "podman"],
-  capabilities: ["shell", "exec", "pty", "pty-resize", "signals"],
+  capabilities: ["shell", "exec", "pty", "pty-resize", "signals", "via"],
   defaultSet: "ContainerId",
   targetHost: "name",
   targets: {

@@ -32,9 +32,9 @@ import {
 } from "../../plugins/mod.ts";
 import { apiAtLeast } from "./api_version.ts";
 import { closeQuietly, EngineClient, engineError, notRunning } from "./engine_client.ts";
-import { type EngineKind, processEnv, resolveEngineHost } from "./engine_host.ts";
+import { type EngineKind, type EnvReader, processEnv, resolveEngineHost } from "./engine_host.ts";
 import { StreamDecoder } from "./stream_decoder.ts";
-import { writeAll } from "./http.ts";
+import { type EngineConn, writeAll } from "./http.ts";
 import { parameters } from "./manifest.ts";
 export { manifest } from "./manifest.ts";
 
@@ -63,6 +63,15 @@ export interface ContainerOptions {
   workingDirectory?: string;
   environment: Record<string, string>;
   privileged: boolean;
+}
+
+/**
+ * Where the engine's address comes from besides `--docker-host`: this computer's environment (`DOCKER_HOST`, the
+ * docker context, `CONTAINER_HOST`), except through `--via`, where those name engines here, not on the far host,
+ * so the far host's default socket is used, as `docker -H ssh://host` does.
+ */
+function engineEnv(ctx: Pick<OpenContext, "dial">): EnvReader {
+  return ctx.dial ? () => undefined : processEnv;
 }
 
 /**
@@ -111,8 +120,14 @@ export function containerOptions(ctx: Pick<OpenContext, "target" | "parameters">
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   if (request.kind === "subsystem") throw new UnsupportedError("container", `subsystem ${request.name}`);
   const options = containerOptions(ctx);
-  const endpoint = resolveEngineHost(options.engine, options.dockerHost, processEnv);
-  const engine = await EngineClient.connect(endpoint, options.engine, processEnv("DOCKER_API_VERSION"), ctx.signal);
+  const endpoint = resolveEngineHost(options.engine, options.dockerHost, engineEnv(ctx));
+  const engine = await EngineClient.connect(
+    endpoint,
+    options.engine,
+    processEnv("DOCKER_API_VERSION"),
+    ctx.signal,
+    ctx.dial,
+  );
   const name = options.container;
   const path = `/containers/${encodeURIComponent(name)}`;
 
@@ -221,8 +236,14 @@ function containerShell(env: unknown): string {
  */
 export async function targets(ctx: OpenContext): Promise<TargetRows> {
   const p = parameters.read(ctx.parameters);
-  const endpoint = resolveEngineHost("docker", p.dockerHost, processEnv);
-  const engine = await EngineClient.connect(endpoint, "docker", processEnv("DOCKER_API_VERSION"), ctx.signal);
+  const endpoint = resolveEngineHost("docker", p.dockerHost, engineEnv(ctx));
+  const engine = await EngineClient.connect(
+    endpoint,
+    "docker",
+    processEnv("DOCKER_API_VERSION"),
+    ctx.signal,
+    ctx.dial,
+  );
   const reply = await engine.request("GET", "/containers/json");
   if (reply.status !== 200) throw engineError(reply, engine, "");
   const list = parseJson(reply.body, engine.name);
@@ -347,7 +368,7 @@ class Output {
 function execChannel(
   engine: EngineClient,
   execId: string,
-  conn: Deno.Conn,
+  conn: EngineConn,
   first: Uint8Array,
   tty: boolean,
   sizer: Sizer,

@@ -21,7 +21,7 @@ import {
 } from "../../plugins/mod.ts";
 import { CIPHERS, HOST_KEYS, hostKeyAlgorithmsPreferring, KEX, MACS } from "./algorithms.ts";
 import { toChannel } from "./channel.ts";
-import { decoupledStream } from "./hop_stream.ts";
+import { decoupledStream, dialedSocket, dialFailure } from "./hop_stream.ts";
 import { verifyHostKey } from "./host_key_policy.ts";
 import type { Identity } from "./auth.ts";
 import { keyTypeOf } from "./fingerprint.ts";
@@ -180,10 +180,15 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
   const compression = compressionWarning(ctx);
   if (compression) ctx.notice(compression);
   for (const w of config.warnings ?? []) ctx.notice(`warning: ${w}`);
-  if (config.proxyCommand) {
+  // --via (OpenContext.dial) is the route to the first hop, as a ProxyCommand would be; it wins, as -J does
+  if (config.proxyCommand && !ctx.dial) {
+    // the commonest ProxyCommand of all is SSH over Session Manager, which remote speaks itself
+    const ssm = /\baws\b.*\bssm\s+start-session\b/.test(config.proxyCommand);
     throw new TransportError("ProxyCommand is not supported by remote's ssh transport", {
       layer: "config",
-      hint: "use ProxyJump (-J) instead, or ProxyCommand none",
+      hint: ssm
+        ? `remote speaks Session Manager itself: remote enter ${final.user}@${ctx.target.host} --via ssm`
+        : "use ProxyJump (-J) or --via instead, or ProxyCommand none",
     });
   }
 
@@ -196,7 +201,10 @@ export async function connectSsh(ctx: OpenContext): Promise<SshConnection> {
     for (const c of clients.toReversed()) c.end();
   };
   try {
-    let openSock: (() => Promise<Duplex>) | undefined;
+    const dial = ctx.dial;
+    let openSock: (() => Promise<Duplex>) | undefined = dial
+      ? async () => dialedSocket(await dial({ kind: "tcp", host: hops[0].host, port: hops[0].port }))
+      : undefined;
     for (let i = 0; i < hops.length; i++) {
       const hop = hops[i];
       const last = i === hops.length - 1;
@@ -610,6 +618,8 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     client.once("error", (err: Error & { level?: string }) => {
       settle();
       if (hostKeyError) return reject(hostKeyError);
+      const viaError = dialFailure(sock); // --via: the stream under the connection broke, and says why
+      if (viaError) return reject(viaError);
       if (retryKeyTypes) return reject(new RetryWithKeyTypes(retryKeyTypes));
       if (err.level === "client-authentication") return reject(auth.failure());
       if (err.level === "client-socket") {

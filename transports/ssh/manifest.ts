@@ -190,6 +190,8 @@ export const manifest: TransportManifest = {
     "forward",
     "copy",
     "psrp",
+    "dial",
+    "via",
   ],
   defaultSet: HOST_SET,
   defaultPort: 22,

@@ -22,6 +22,7 @@ import type {
   CompletionRequest,
   CopyRequest,
   CopyResult,
+  Dialer,
   ForwardRequest,
   OpenContext,
   OpenRequest,
@@ -92,6 +93,15 @@ export async function complete(request: CompletionRequest): Promise<string[]> {
   return text.split("\n").filter((line) => line !== "");
 }
 
+/**
+ * Connects and authenticates once, then opens streams to unix sockets and TCP ports as the host sees them (the
+ * `dial` capability, for `--via`); see docs/ssh.md.
+ */
+export async function dialer(ctx: OpenContext): Promise<Dialer> {
+  const { dialer } = await import("./dial.ts");
+  return await dialer(withDiagnostics(ctx));
+}
+
 /** Copies files over SFTP (`remote copy`); see docs/copy.md. */
 export async function copy(given: OpenContext, request: CopyRequest): Promise<CopyResult> {
   const ctx = withDiagnostics(given);
@@ -123,7 +133,11 @@ export async function copy(given: OpenContext, request: CopyRequest): Promise<Co
 export async function open(outer: OpenContext, request: OpenRequest): Promise<Channel> {
   commandLineOptions(outer); // a bad -o fails before a reuse master or a connection is asked
   const ctx = withDiagnostics(outer);
-  const blocker = hasForwards(ctx) ? "-L, -R and -D need a connection of their own" : reuseBlocker(ctx, request);
+  const blocker = ctx.dial
+    ? "--via has a connection of its own"
+    : hasForwards(ctx)
+    ? "-L, -R and -D need a connection of their own"
+    : reuseBlocker(ctx, request);
   if ((request.kind === "exec" || request.kind === "subsystem") && blocker === undefined) {
     const reused = await openReused(ctx, request);
     if (reused) return reused;

@@ -41,8 +41,9 @@ export const manifest: TransportManifest = {
   id: "ssm",
   sdk: SDK_VERSION,
   version: "0.1.0",
-  summary: "AWS Systems Manager Session Manager (WebSocket data channel): shells, commands, kept sessions, forwarding",
-  capabilities: ["shell", "exec", "pty", "pty-resize", "disconnect", "list", "receive", "remove", "forward"],
+  summary:
+    "AWS Systems Manager Session Manager (WebSocket data channel): shells, commands, kept sessions, forwarding, --via",
+  capabilities: ["shell", "exec", "pty", "pty-resize", "disconnect", "list", "receive", "remove", "forward", "dial"],
   defaultSet: "Target",
   parameters: parameters.specs,
 };

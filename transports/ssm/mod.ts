@@ -28,6 +28,7 @@ export { manifest } from "./manifest.ts";
 export { forward } from "./port_forward.ts";
 export { sessions } from "./sessions.ts";
 export { OUTPUT_HIGH_WATER_BYTES } from "./channel.ts";
+export { dialer } from "./dial.ts";
 
 /**
  * Opens an interactive shell on the target, or runs one command (`exec`) as Session Manager runs a
