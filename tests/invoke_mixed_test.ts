@@ -28,8 +28,9 @@ Deno.test("remote invoke runs one command over ssh and winrm in one run, each wi
     ], { env: { ...home.env, REMOTE_WINRM_PASSWORD: "Secr3t-pässword" } });
     assertEquals(run.code, 0, run.stderr);
     match(run.stdout, new RegExp(`^\\[${sshd.user}@127\\.0\\.0\\.1\\] mixed$`, "m"));
-    match(run.stdout, new RegExp(`^\\[winrm://WIN01%5Calice@127\\.0\\.0\\.1:${winrmPort}\\] mixed\\r$`, "m"));
-    assertEquals(winrm.shells().length, 0);
+    // a WinRM host runs the command in PowerShell, as Invoke-Command does (no cmd.exe CR LF)
+    match(run.stdout, new RegExp(`^\\[winrm://WIN01%5Calice@127\\.0\\.0\\.1:${winrmPort}\\] mixed$`, "m"));
+    assertEquals([winrm.shells().length, winrm.psShells.size, winrm.stats.psrpCreates], [0, 0, 1]);
 
     const unused = await runRemote(["invoke", "--region", "eu-west-1", "a.invalid", "b.invalid", "--", "true"], {
       env: home.env,
