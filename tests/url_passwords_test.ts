@@ -30,7 +30,7 @@ Deno.test("remote invoke shows URLs without their password in [host] prefixes, -
   const text = await runRemote(["invoke", live, refused, "--", "echo", "hello"], { env });
   assertNoSecret(text);
   assertEquals(text.code, 241, text.stderr);
-  assertEquals(text.stdout, `[${shownLive}] hello\r\n`);
+  assertEquals(text.stdout, `[${shownLive}] hello\n`);
   match(text.stderr, new RegExp(`^\\[${shownRefused}\\] remote: .*refused`, "m"));
   match(text.stderr, new RegExp(`^remote: 1 of 2 hosts failed: ${shownRefused} \\(`, "m"));
 
