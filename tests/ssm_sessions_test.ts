@@ -63,16 +63,20 @@ Deno.test("remote new, connect, ~&, receive, connect again and remove on SSM: ou
     await pty.waitFor("$ ", 30_000); // the prompt `new` read, shown by the first client
     pty.write("echo first-attach\r");
     await pty.waitFor(/^first-attach\r$/m);
-    pty.write("later 400 made-while-away\r");
-    await pty.waitFor("$ ");
-    pty.write("\r~&");
+    // the job prints 2 s from now; the detach comes once its line and the next prompt are here, so what the
+    // session prints after the detach is the job's line alone
+    pty.write("later 2000 made-while-away\r");
+    await pty.waitFor("later 2000 made-while-away\r\n$ ", 20_000);
+    pty.write("\r");
+    await pty.waitFor("\r\n$ ", 20_000);
+    pty.write("~&");
     await pty.waitFor("disconnected from job; it keeps running on i-0123456789abcdef0", 20_000);
     assertEquals((await pty.exited).code, 0);
     ok(!/^made-while-away\r$/m.test(pty.output()), "printed after the detach");
   }
   assertEquals(emu.stats.calls.ResumeSession, 1);
   assertEquals(emu.stats.calls.TerminateSession, undefined);
-  await new Promise((r) => setTimeout(r, 600)); // the job prints while nobody is attached
+  await new Promise((r) => setTimeout(r, 2200)); // the job prints while nobody is attached
 
   const received = await remote("receive", "--name", "job");
   assertEquals(received.code, 0, received.stderr);
