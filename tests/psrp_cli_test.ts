@@ -247,6 +247,79 @@ Deno.test("invoke --configuration-name powershell streams 10 MB of pipeline outp
   });
 });
 
+/**
+ * Runs `remote …args` with a JavaScript heap of at most 64 MB, reading its stdout as it comes (counting bytes and
+ * checking each against `line` repeated), and returns its exit code, stderr and peak resident set size (Linux's
+ * VmHWM, read from /proc while it runs).
+ */
+async function runMeasured(
+  args: string[],
+  env: Record<string, string>,
+  line: string,
+): Promise<{ code: number; bytes: number; intact: boolean; stderr: string; peakRssMb: number }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", "--v8-flags=--max-old-space-size=64", MAIN, ...args],
+    env: { ...env, SSH_AUTH_SOCK: "" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 900_000);
+  let peakKb = 0;
+  const sample = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`));
+      if (m) peakKb = Math.max(peakKb, Number(m[1]));
+    } catch {
+      // it has ended
+    }
+  };
+  const sampler = setInterval(sample, 20);
+  const expected = new TextEncoder().encode(line);
+  let bytes = 0;
+  let intact = true;
+  const stderr = new Response(child.stderr).text();
+  try {
+    for await (const chunk of child.stdout) {
+      for (let i = 0; i < chunk.length && intact; i++) intact = chunk[i] === expected[(bytes + i) % expected.length];
+      bytes += chunk.length;
+      sample();
+    }
+    const { code } = await child.status;
+    return { code, bytes, intact, stderr: await stderr, peakRssMb: peakKb / 1024 };
+  } finally {
+    clearInterval(sampler);
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("invoke --configuration-name powershell streams 100 MB of pipeline output with bounded memory", async () => {
+  await using sshd = await pwshSshd();
+  await using home = await tempHome();
+  const config = await aliases(sshd, home);
+  await withLogOnFailure(sshd, async () => {
+    // --no-reuse: the whole client is one process; its JavaScript heap is capped at 64 MB, so holding the output
+    // (100 MB of text) would end it, and its peak resident size stays well below the output's size plus its own
+    const r = await runMeasured(
+      [
+        "invoke",
+        "h01",
+        "-F",
+        config,
+        "--no-reuse",
+        "--configuration-name",
+        "powershell",
+        "--",
+        "1..100000 | % { 'x' * 999 }",
+      ],
+      home.env,
+      "x".repeat(999) + "\n",
+    );
+    assertEquals([r.code, r.stderr, r.bytes, r.intact], [0, "", 100_000_000, true]);
+    assert(r.peakRssMb > 0 && r.peakRssMb < 250, `peak RSS ${r.peakRssMb.toFixed(1)} MB`);
+  });
+});
+
 Deno.test("invoke --configuration-name powershell on a host without the subsystem names the sshd_config line (252)", async () => {
   await using sshd = await startSshd();
   await using home = await tempHome();
