@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { cellWidth, EchoFilter, LineEditor, type LineEvent } from "./line_editor.ts";
-import { ScreenModel } from "../tests/screen_model.ts";
+import { ScreenModel } from "./screen_model.ts";
 
 const enc = new TextEncoder();
 const show = (evs: LineEvent[]) =>

@@ -7,7 +7,7 @@ import { deepStrictEqual as assertEquals, match, ok as assert } from "node:asser
 import { type PtySession, spawnInPty } from "./pty.ts";
 import { pwshDir } from "./psrp_pwsh.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
-import { ScreenModel } from "./screen_model.ts";
+import { ScreenModel } from "../plugins/screen_model.ts";
 
 const TIMEOUT = 60_000;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;

@@ -2,15 +2,23 @@
  * A small model of a terminal's screen (xterm's behaviour for what line editors send): printable text with
  * auto-wrap at the right margin (the cursor waits at the margin until the next character), CR, LF, BS, and the
  * ECMA-48 sequences CUU/CUD/CUF/CUB (`ESC [ n A/B/C/D`), CUP (`ESC [ r ; c H`), EL and ED (`ESC [ K`, `ESC [ J`),
- * save and restore (`ESC 7`, `ESC 8`); SGR, OSC and the rest are skipped. Tests read what a user sees from it.
+ * save and restore (`ESC 7`, `ESC 8`); SGR, OSC and the rest are skipped. Tests read what a user sees from it
+ * (plugins/line_editor_test.ts, tests/psrp_enter_test.ts).
+ *
+ * @module
  */
-import { cellWidth } from "../plugins/line_editor.ts";
+import { cellWidth } from "./line_editor.ts";
 
+/** A terminal's screen, `columns` by `rows`, fed what a program writes to it. */
 export class ScreenModel {
+  /** the width */
   readonly columns: number;
+  /** the height; a line feed on the last row scrolls */
   readonly rows: number;
   #cells: string[][];
+  /** the cursor's row, 0-based */
   row = 0;
+  /** the cursor's column, 0-based */
   col = 0;
   /** the cursor is at the right margin after filling it: the next character goes to the next row */
   pendingWrap = false;
