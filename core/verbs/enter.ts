@@ -90,6 +90,7 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
         command: "remote enter db1 --configuration-name powershell",
         description: "a PowerShell session on db1 over SSH (PSRP; no host: pwsh here)",
       },
+      { command: "remote enter pwsh+ssh://admin@db1", description: "the same, as a target (see: remote help psrp)" },
     ],
   };
 }
