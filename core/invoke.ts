@@ -116,7 +116,7 @@ interface RunOptions {
  */
 function speaksPowerShell(r: Route, options: RunOptions): options is RunOptions & { powershell: PowerShellPlan } {
   return options.powershell !== undefined &&
-    powershellConfiguration(r.entry, options.powershell.configuration) !== undefined;
+    powershellConfiguration(r.entry, options.powershell.configuration ?? r.configuration) !== undefined;
 }
 
 /**
@@ -258,7 +258,7 @@ async function openChannel(r: Route, options: RunOptions): Promise<Channel> {
       reuse: options.reuse,
     };
     if (speaksPowerShell(r, options)) {
-      const name = powershellConfiguration(r.entry, options.powershell.configuration)!;
+      const name = powershellConfiguration(r.entry, options.powershell.configuration ?? r.configuration)!;
       return await transport.open(ctx, { kind: "subsystem", name });
     }
     return await transport.open(ctx, { kind: "exec", command: options.command });

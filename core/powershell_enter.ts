@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type Channel, LineEditor } from "../plugins/mod.ts";
+import { cellWidth, type Channel, LineEditor } from "../plugins/mod.ts";
 import {
   type Choice,
   connectOutOfProc,
@@ -71,7 +71,7 @@ export async function enterPowerShell(
   const err = (s: string) => screen.write(s, true);
   /** a line typed at a host prompt; Ctrl-C or the end of input cancels the prompt (the server gets an error) */
   const ask = async (echo = true): Promise<string> => {
-    const got = await keys.line(echo);
+    const got = await keys.line(echo, screen.column());
     screen.lineEnded();
     if (got.kind === "line") return got.text;
     throw new Error(got.kind === "eof" ? "the input ended" : "the prompt was cancelled");
@@ -219,7 +219,7 @@ export async function enterPowerShell(
     while (shouldExit === undefined) {
       const prompt = await evaluate(pool, "prompt");
       await out(`[${printable(display)}]: ${prompt.join("") || "PS> "}`);
-      const got = await keys.line();
+      const got = await keys.line(true, screen.column());
       screen.lineEnded();
       if (got.kind === "eof") return 0;
       if (got.kind === "interrupt" || got.text.trim() === "") continue;
@@ -369,6 +369,8 @@ class Screen {
   /** the progress line on the screen now, if any */
   #shown?: string;
   #atLineStart = true;
+  /** the column the text written so far ends in (where a line typed next starts) */
+  #column = 0;
 
   constructor(term: PowerShellTerminal) {
     this.#term = term;
@@ -386,6 +388,7 @@ class Screen {
       await this.#erase();
       await (error ? this.#term.writeError(text) : this.#term.write(text));
       this.#atLineStart = text.endsWith("\n");
+      this.#column = columnAfter(this.#column, text, terminalSize(this.#term).columns);
       await this.#draw();
     });
   }
@@ -394,8 +397,14 @@ class Screen {
   lineEnded(): void {
     void this.#then(() => {
       this.#atLineStart = true;
+      this.#column = 0;
       return Promise.resolve();
     });
+  }
+
+  /** The column the cursor is in after the text written (the prompt), for the line editor. */
+  column(): number {
+    return this.#column;
   }
 
   /** Control sequences for the terminal itself (cursor, title); the progress line is not redrawn around them. */
@@ -444,6 +453,25 @@ class Screen {
   }
 }
 
+/**
+ * The column the cursor is in after `text` is written from column `from` of a terminal `columns` wide: control
+ * sequences take no room, CR and LF go back to the start, and a row that fills up wraps.
+ */
+export function columnAfter(from: number, text: string, columns: number): number {
+  let col = from;
+  // deno-lint-ignore no-control-regex -- CSI and OSC sequences, which take no room on the screen
+  for (const ch of text.replace(/\x1b\[[0-?]*[ -\/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b./g, "")) {
+    if (ch === "\r" || ch === "\n") col = 0;
+    else if (ch === "\t") col = Math.min(columns, (Math.floor(col / 8) + 1) * 8);
+    else {
+      const w = cellWidth(ch);
+      if (w > 0 && col + w > columns) col = 0;
+      col += w;
+    }
+  }
+  return col >= columns ? 0 : col;
+}
+
 /** `Activity [=====     ] 50% Status`, cut to the terminal's width. */
 export function progressLine(record: ProgressRecord, columns: number): string {
   const width = 30;
@@ -478,7 +506,7 @@ type Typed = { kind: "line"; text: string } | { kind: "eof" } | { kind: "interru
  * the running command and drops what was typed ahead, as the terminal's interrupt character flushes its input.
  */
 class KeyReader {
-  #editor = new LineEditor({ tabs: "event", history: true });
+  #editor = new LineEditor({ tabs: "event", history: true, columns: () => terminalSize(this.#term).columns });
   /** typed bytes no read has taken yet */
   #held: Uint8Array = new Uint8Array(0);
   #ended = false;
@@ -555,12 +583,11 @@ class KeyReader {
   async #event(event: ReturnType<LineEditor["feed"]>[number]): Promise<void> {
     const waiting = this.#waiting;
     if (!waiting) return;
+    // with echo off (a secret) nothing shows but the line's end, so the next output starts on its own line
+    const ended = !waiting.echo && this.#term.isTerminal && (event.kind === "line" || event.kind === "interrupt");
+    if (ended) await this.#term.write("\r\n");
     if (event.kind === "echo") {
-      if (this.#term.isTerminal) {
-        // with echo off (a secret) only the line ends show, so the next output starts on its own line
-        const shown = waiting.echo ? event.bytes : event.bytes.filter((b) => b === 13 || b === 10);
-        if (shown.length > 0) await this.#term.write(new TextDecoder().decode(shown));
-      }
+      if (this.#term.isTerminal && waiting.echo) await this.#term.write(new TextDecoder().decode(event.bytes));
     } else if (event.kind === "line") this.#settle({ kind: "line", text: event.text });
     else if (event.kind === "eof") this.#settle({ kind: "eof" });
     else if (event.kind === "interrupt") {
@@ -633,9 +660,10 @@ class KeyReader {
     });
   }
 
-  /** The next typed line. `echo` false hides what is typed (a password). */
-  line(echo = true): Promise<Typed> {
+  /** The next typed line, starting at `column` (after the prompt). `echo` false hides what is typed (a password). */
+  line(echo = true, column = 0): Promise<Typed> {
     return new Promise((resolve) => {
+      this.#editor.startAt(column);
       this.#waiting = { echo, resolve };
       this.#drain();
     });

@@ -10,7 +10,15 @@ import { hostMapping } from "./config.ts";
 import { RemoteError, UsageError } from "./errors.ts";
 import { flagOf, type OpenContext, type Target, type TransportManifest } from "../plugins/mod.ts";
 import type { Resolution } from "./parameter_set.ts";
-import { parseTarget, schemeOf, transportForScheme, transportForSet, withoutPassword } from "./target.ts";
+import {
+  isPowerShellScheme,
+  parseTarget,
+  POWERSHELL_SCHEME_PREFIX,
+  schemeOf,
+  transportForScheme,
+  transportForSet,
+  withoutPassword,
+} from "./target.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
 
 /** Where one connection goes. */
@@ -21,6 +29,11 @@ export interface Route {
   parameters: Record<string, unknown>;
   /** `--via`: opens streams through another transport's connection (core/via.ts), handed on as `OpenContext.dial` */
   dial?: OpenContext["dial"];
+  /**
+   * the PowerShell configuration a `pwsh+ssh://` target asks for (the transport's default, else `powershell`):
+   * as if `--configuration-name` had named it, which wins when given
+   */
+  configuration?: string;
 }
 
 /**
@@ -114,6 +127,7 @@ export function route(
   return {
     entry,
     parameters,
+    ...isPowerShellScheme(parsed.scheme) && { configuration: manifest.powershell?.default ?? "powershell" },
     target: {
       transport: manifest.id,
       host: parsed.host,
@@ -155,7 +169,10 @@ export function refuseUnusedOptions(
 }
 
 function knownSchemes(entries: readonly TransportEntry[]): string[] {
-  return entries.flatMap((e) => [e.manifest.id, ...(e.manifest.schemes ?? [])]);
+  return entries.flatMap((e) => {
+    const own = [e.manifest.id, ...(e.manifest.schemes ?? [])];
+    return e.manifest.capabilities.includes("psrp") ? [...own, `${POWERSHELL_SCHEME_PREFIX}${e.manifest.id}`] : own;
+  });
 }
 
 function numberOrUndefined(value: unknown): number | undefined {

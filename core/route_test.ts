@@ -103,3 +103,27 @@ Deno.test("refuseUnusedOptions() names every owner of an option shared by transp
     (e) => e instanceof UsageError && e.message === "--port is an option of ssh, winrm, not of ssm",
   );
 });
+
+Deno.test("route() takes pwsh+<scheme>:// as that transport with its PowerShell configuration, if it speaks PSRP", () => {
+  const bySet = resolution("SSHHost", {});
+  const r = route(bySet, enterCore, entries, noConfig, "pwsh+ssh://admin@db1:2222");
+  assertEquals([r.entry.manifest.id, r.configuration, r.target.user, r.target.host, r.target.port], [
+    "ssh",
+    "powershell",
+    "admin",
+    "db1",
+    2222,
+  ]);
+  assertEquals(route(bySet, enterCore, entries, noConfig, "ssh://db1").configuration, undefined);
+  // the transport's own default configuration: WinRM's Microsoft.PowerShell
+  assertEquals(route(bySet, enterCore, entries, noConfig, "PWSH+HTTPS://win01").configuration, "Microsoft.PowerShell");
+  for (const target of ["pwsh+ssm://i-0123456789abcdef0", "pwsh+pwsh+ssh://db1", "pwsh+://db1"]) {
+    throws(
+      () => route(bySet, enterCore, entries, noConfig, target),
+      (e) =>
+        e instanceof UsageError && e.message.startsWith("no transport handles the scheme 'pwsh+") &&
+        e.hint === "known schemes: ssh, pwsh+ssh, winrm, http, https, pwsh+winrm, ssm; see: remote plugin list",
+      target,
+    );
+  }
+});

@@ -163,12 +163,32 @@ export function schemeOf(text: string): string | undefined {
   return /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(text)?.[1]?.toLowerCase();
 }
 
-/** The transport claiming `scheme` (its ID or one of its `schemes`), if any. */
+/**
+ * The prefix of a PowerShell scheme: `pwsh+ssh://h` is `ssh://h` with `--configuration-name powershell` (the
+ * transport's default configuration, else `powershell`), for any transport with the `psrp` capability.
+ */
+export const POWERSHELL_SCHEME_PREFIX = "pwsh+";
+
+/** Whether `scheme` is a PowerShell scheme (`pwsh+ssh`), see {@linkcode POWERSHELL_SCHEME_PREFIX}. */
+export function isPowerShellScheme(scheme: string | undefined): boolean {
+  return scheme?.toLowerCase().startsWith(POWERSHELL_SCHEME_PREFIX) === true;
+}
+
+/**
+ * The transport claiming `scheme` (its ID or one of its `schemes`), if any; for `pwsh+<scheme>` the transport
+ * claiming `<scheme>` when it speaks PowerShell remoting (the `psrp` capability).
+ */
 export function transportForScheme(
   scheme: string,
   manifests: readonly TransportManifest[],
 ): TransportManifest | undefined {
   const wanted = scheme.toLowerCase();
+  if (isPowerShellScheme(wanted)) {
+    const inner = wanted.slice(POWERSHELL_SCHEME_PREFIX.length);
+    if (isPowerShellScheme(inner)) return undefined;
+    const m = transportForScheme(inner, manifests);
+    return m?.capabilities.includes("psrp") ? m : undefined;
+  }
   return manifests.find((m) => m.id === wanted) ?? manifests.find((m) => m.schemes?.includes(wanted));
 }
 

@@ -98,4 +98,4 @@ export {
   runConformance,
   WINDOWS_CMD_COMMANDS,
 } from "./conformance.ts";
-export { EchoFilter, LineEditor, type LineEvent } from "./line_editor.ts";
+export { cellWidth, EchoFilter, LineEditor, type LineEvent } from "./line_editor.ts";

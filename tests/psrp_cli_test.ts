@@ -165,6 +165,73 @@ Deno.test("invoke --configuration-name powershell rides the connection-reuse mas
   });
 });
 
+Deno.test("pwsh+ssh://user@host is the SSH target with --configuration-name powershell: invoke, enter, the same errors as ssh://", async () => {
+  await using sshd = await pwshSshd();
+  await using home = await tempHome();
+  const config = await aliases(sshd, home);
+  await withLogOnFailure(sshd, async () => {
+    const args = ["-F", config, "-o", "ControlPersist=2s"];
+    // each target its own: PowerShell on the pwsh+ssh:// one, the login shell on the ssh:// one
+    const mixed = await runRemote(
+      ["invoke", `pwsh+ssh://${sshd.user}@h01`, "ssh://h02", ...args, "--", "echo $PSVersionTable.PSEdition"],
+      { env: home.env, timeoutMs: TIMEOUT },
+    );
+    assertEquals(mixed.code, 0, mixed.stderr);
+    assertEquals(mixed.stdout.split("\n").filter((l) => l !== "").sort(), [
+      `[pwsh+ssh://${sshd.user}@h01] Core`,
+      "[ssh://h02] .PSEdition",
+    ]);
+    // PowerShell's exit code, --json and --argument-list as with --configuration-name
+    const json = await runRemote(
+      ["invoke", "PWSH+SSH://h01", ...args, "--json", "--argument-list", "a", "--", "$args[0] + 1; exit 6"],
+      { env: home.env, timeoutMs: TIMEOUT },
+    );
+    assertEquals(json.code, 6, json.stderr);
+    const lines = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(lines.map((l) => [l.stream, l.data ?? l.exitCode]), [["output", "a1"], ["exit", 6]]);
+
+    // enter: Enter-PSSession's prompt and exit code
+    await using pty = await spawnInPty(
+      Deno.execPath(),
+      ["run", "-A", "--quiet", MAIN, "enter", `pwsh+ssh://${sshd.user}@h01`, "-F", config],
+      { cols: 100, rows: 30, env: { ...home.env, SSH_AUTH_SOCK: "" } },
+    );
+    const prompt = new RegExp(`\\[pwsh\\+ssh://${sshd.user}@h01\\]: PS /\\S*> $`);
+    await pty.waitFor(prompt, 60_000);
+    pty.write("'edition ' + $PSVersionTable.PSEdition\r");
+    await pty.waitFor(/^edition Core\r$/m, 30_000);
+    await pty.waitFor(prompt);
+    pty.write("exit 3\r");
+    assertEquals((await pty.exited).code, 3);
+
+    // the errors of an ssh:// target: a malformed target, and an unknown or non-PowerShell transport
+    for (const target of ["pwsh+ssh://h01:99999", "pwsh+ssh://@h01"]) {
+      const bad = await runRemote(["invoke", target, ...args, "--", "1"], { env: home.env });
+      const ssh = await runRemote(["invoke", target.slice("pwsh+".length), ...args, "--", "1"], { env: home.env });
+      assertEquals([bad.code, bad.stderr], [ssh.code, ssh.stderr.replace("'ssh://", "'pwsh+ssh://")]);
+      assertEquals(bad.code, 230);
+    }
+    const unknown = await runRemote(["enter", "pwsh+docker://web1"], { env: home.env });
+    assertEquals(unknown.code, 230);
+    match(
+      unknown.stderr,
+      /^remote: no transport handles the scheme 'pwsh\+docker:\/\/'\nhint: known schemes: .*pwsh\+ssh/,
+    );
+  });
+  // a host without the subsystem: 252 naming the sshd_config line, as with --configuration-name
+  await using plain = await startSshd();
+  const other = await aliases(plain, home);
+  const missing = await runRemote(["invoke", "pwsh+ssh://h01", "-F", other, "--no-reuse", "--", "1"], {
+    env: home.env,
+    timeoutMs: TIMEOUT,
+  });
+  assertEquals(missing.code, 252);
+  match(
+    missing.stderr,
+    /has no powershell subsystem \(the server refused it\)\nhint: add to the host's sshd_config: Subsystem powershell/,
+  );
+});
+
 Deno.test("invoke --configuration-name powershell streams 10 MB of pipeline output whole", async () => {
   await using sshd = await pwshSshd();
   await using home = await tempHome();
@@ -177,6 +244,79 @@ Deno.test("invoke --configuration-name powershell streams 10 MB of pipeline outp
     assertEquals([r.code, r.stderr], [0, ""]);
     assertEquals(r.stdout.length, 100_000 * 100);
     assert(r.stdout === ("x".repeat(99) + "\n").repeat(100_000));
+  });
+});
+
+/**
+ * Runs `remote …args` with a JavaScript heap of at most 64 MB, reading its stdout as it comes (counting bytes and
+ * checking each against `line` repeated), and returns its exit code, stderr and peak resident set size (Linux's
+ * VmHWM, read from /proc while it runs).
+ */
+async function runMeasured(
+  args: string[],
+  env: Record<string, string>,
+  line: string,
+): Promise<{ code: number; bytes: number; intact: boolean; stderr: string; peakRssMb: number }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", "--v8-flags=--max-old-space-size=64", MAIN, ...args],
+    env: { ...env, SSH_AUTH_SOCK: "" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 900_000);
+  let peakKb = 0;
+  const sample = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`));
+      if (m) peakKb = Math.max(peakKb, Number(m[1]));
+    } catch {
+      // it has ended
+    }
+  };
+  const sampler = setInterval(sample, 20);
+  const expected = new TextEncoder().encode(line);
+  let bytes = 0;
+  let intact = true;
+  const stderr = new Response(child.stderr).text();
+  try {
+    for await (const chunk of child.stdout) {
+      for (let i = 0; i < chunk.length && intact; i++) intact = chunk[i] === expected[(bytes + i) % expected.length];
+      bytes += chunk.length;
+      sample();
+    }
+    const { code } = await child.status;
+    return { code, bytes, intact, stderr: await stderr, peakRssMb: peakKb / 1024 };
+  } finally {
+    clearInterval(sampler);
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("invoke --configuration-name powershell streams 100 MB of pipeline output with bounded memory", async () => {
+  await using sshd = await pwshSshd();
+  await using home = await tempHome();
+  const config = await aliases(sshd, home);
+  await withLogOnFailure(sshd, async () => {
+    // --no-reuse: the whole client is one process; its JavaScript heap is capped at 64 MB, so holding the output
+    // (100 MB of text) would end it, and its peak resident size stays well below the output's size plus its own
+    const r = await runMeasured(
+      [
+        "invoke",
+        "h01",
+        "-F",
+        config,
+        "--no-reuse",
+        "--configuration-name",
+        "powershell",
+        "--",
+        "1..100000 | % { 'x' * 999 }",
+      ],
+      home.env,
+      "x".repeat(999) + "\n",
+    );
+    assertEquals([r.code, r.stderr, r.bytes, r.intact], [0, "", 100_000_000, true]);
+    assert(r.peakRssMb > 0 && r.peakRssMb < 250, `peak RSS ${r.peakRssMb.toFixed(1)} MB`);
   });
 });
 

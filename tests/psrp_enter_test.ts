@@ -7,6 +7,7 @@ import { deepStrictEqual as assertEquals, match, ok as assert } from "node:asser
 import { type PtySession, spawnInPty } from "./pty.ts";
 import { pwshDir } from "./psrp_pwsh.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
+import { ScreenModel } from "../plugins/screen_model.ts";
 
 const TIMEOUT = 60_000;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -247,4 +248,67 @@ Deno.test("enter --configuration-name powershell shows Write-Host's colours on a
       pty.stopAnswering();
     }
   }
+});
+
+/**
+ * Waits until the terminal (a model of it fed the PTY's output) shows `prompt` and `line` on its last rows, wrapped as
+ * the terminal wraps them, with the cursor after `line`'s first `cursorAt` characters.
+ */
+async function screenShows(pty: PtySession, columns: number, prompt: string, line: string, cursorAt: number) {
+  const want = new ScreenModel(columns, 30);
+  want.write(prompt + line.slice(0, cursorAt));
+  const cursor = want.cursor();
+  want.write(line.slice(cursorAt));
+  const rows = want.text().split("\n");
+  let seen = "";
+  for (const deadline = Date.now() + TIMEOUT; Date.now() < deadline;) {
+    const screen = new ScreenModel(columns, 30);
+    screen.write(pty.output());
+    const all = screen.text().split("\n");
+    const top = all.length - rows.length;
+    const at = screen.cursor();
+    if (
+      JSON.stringify(all.slice(top)) === JSON.stringify(rows) && at.row === top + cursor.row && at.col === cursor.col
+    ) {
+      return;
+    }
+    seen = `${screen.text()}\n(cursor at ${at.row - top},${at.col}; wanted ${cursor.row},${cursor.col})`;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the screen never showed ${JSON.stringify(rows)}; it shows:\n${seen}`);
+}
+
+Deno.test("enter --configuration-name powershell edits the line in place: Left/Right, Home/End, Delete, words, on a line that wraps", async () => {
+  await using home = await tempHome();
+  const columns = 40;
+  await using pty = await spawnInPty(
+    Deno.execPath(),
+    ["run", "-A", "--quiet", MAIN, "enter", "--configuration-name", "powershell"],
+    {
+      cols: columns,
+      rows: 30,
+      env: { ...home.env, PATH: `${await pwshDir()}:/usr/bin:/bin`, POWERSHELL_TELEMETRY_OPTOUT: "1" },
+    },
+  );
+  await pty.waitFor(PROMPT, TIMEOUT);
+  const shown = pty.output();
+  const prompt = shown.slice(shown.lastIndexOf("\n") + 1);
+  const [left, right, home_, end, del] = ["\x1b[D", "\x1b[C", "\x1b[H", "\x1b[F", "\x1b[3~"];
+  // a line longer than the terminal's row, edited at its start and end: two rows and more
+  pty.write("'" + "a".repeat(50) + "'.Length");
+  pty.write(home_ + right + del.repeat(5) + end + " + 100" + "\x01" + "\x05" + "\x1b[1;5D" + "2");
+  let line = "'" + "a".repeat(45) + "'.Length + 2100";
+  await screenShows(pty, columns, prompt, line, line.length - 3);
+  pty.write("\r");
+  await pty.waitFor(/^2145\r$/m, TIMEOUT);
+  await pty.waitFor(PROMPT, TIMEOUT);
+  // Up recalls it; Ctrl-Left twice, Delete and an insertion in the middle of the wrapped line, Ctrl-Right
+  pty.write("\x1b[A" + "\x1b[1;5D".repeat(2) + del.repeat(6) + "Count" + left.repeat(5) + "\x1b[1;5C");
+  line = "'" + "a".repeat(45) + "'.Count + 2100";
+  await screenShows(pty, columns, prompt, line, line.indexOf(" +"));
+  pty.write("\r");
+  await pty.waitFor(/^2101\r$/m, TIMEOUT);
+  await pty.waitFor(PROMPT, TIMEOUT);
+  pty.write("exit\r");
+  assertEquals((await pty.exited).code, 0);
 });

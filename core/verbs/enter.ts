@@ -90,6 +90,7 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
         command: "remote enter db1 --configuration-name powershell",
         description: "a PowerShell session on db1 over SSH (PSRP; no host: pwsh here)",
       },
+      { command: "remote enter pwsh+ssh://admin@db1", description: "the same, as a target (see: remote help psrp)" },
     ],
   };
 }
@@ -139,9 +140,11 @@ export async function run(input: VerbInput): Promise<number> {
     ? { route: direct, async [Symbol.asyncDispose]() {} }
     : await throughVia(input, direct, params.via, core);
   const r = routed.route;
-  const powershell = powershellConfiguration(r.entry, configuration);
+  // --configuration-name, else the one a pwsh+ssh:// target asks for
+  const named = typeof configuration === "string" ? configuration : r.configuration;
+  const powershell = powershellConfiguration(r.entry, named);
   // a transport's default configuration (WinRM's) applies to a session; a command after -- runs as before
-  if (powershell !== undefined && (typeof configuration === "string" || resolution.values[COMMAND] === undefined)) {
+  if (powershell !== undefined && (named !== undefined || resolution.values[COMMAND] === undefined)) {
     return await enterPowerShell(r, powershell, contextFor(r, prompter, new AbortController().signal));
   }
   if (params.noCommand) return await holdForwards(input, r, {});

@@ -139,7 +139,7 @@ export async function run(input: VerbInput): Promise<number> {
   }
   if (
     params.argumentList !== undefined &&
-    routes.some((r) => powershellConfiguration(r.entry, configuration) === undefined)
+    routes.some((r) => powershellConfiguration(r.entry, configuration ?? r.configuration) === undefined)
   ) {
     throw new UsageError("--argument-list passes arguments to a PowerShell script", {
       hint: "add --configuration-name powershell, or put the arguments in the command",
