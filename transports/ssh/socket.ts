@@ -134,3 +134,27 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }
+
+/** The part of a socket (or a --via stream) {@linkcode batchWritesPerRead} uses. */
+interface Corkable {
+  cork?: () => void;
+  uncork?: () => void;
+  prependListener(event: "data", fn: () => void): unknown;
+  on(event: "data", fn: () => void): unknown;
+}
+
+/**
+ * Makes everything ssh2 writes while it handles one read from `sock` leave in one socket write: the
+ * socket is corked before ssh2's own 'data' listener runs and uncorked after it, in the same event. A
+ * window adjustment from the server releases up to a window of held input at once, which ssh2 writes
+ * as one packet each (32 KiB; one write operation each under Deno): corked, they go out in one writev.
+ * Nothing waits for a later tick, so no packet is delayed. Call it once ssh2's listener is in place
+ * (after 'ready'); a stream without `cork` is left as it is.
+ */
+export function batchWritesPerRead(sock: Corkable): void {
+  if (typeof sock.cork !== "function" || typeof sock.uncork !== "function") return;
+  const cork = sock.cork.bind(sock);
+  const uncork = sock.uncork.bind(sock);
+  sock.prependListener("data", cork);
+  sock.on("data", uncork);
+}
