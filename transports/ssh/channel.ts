@@ -7,6 +7,7 @@
 import { finished, type Readable } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import { type Channel, type ExitStatus, TransportError, type WindowSize } from "../../plugins/mod.ts";
+import { corked } from "./socket.ts";
 
 /** POSIX signal numbers, for the 128+n exit code of a signalled process (as a shell reports it). */
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
@@ -188,27 +189,12 @@ export function channelReadable(stream: Readable): ReadableStream<Uint8Array> {
   }, { highWaterMark: CHANNEL_READ_BUFFER, size: (chunk) => chunk.byteLength });
 }
 
-/** What {@linkcode writeCorked} needs of ssh2's client: the socket (or --via stream) under the connection. */
-interface WithSocket {
-  _client?: { _sock?: { cork?: () => void; uncork?: () => void } };
-}
-
 /**
- * `ch.write(chunk)` with the connection's socket corked, so the packets ssh2 makes of one chunk (one per
- * 32 KiB, each written to the socket on its own: one write operation each under Deno) leave in one
- * writev. ssh2 encrypts and writes them synchronously inside `write`, and the socket is uncorked before
- * this returns, so nothing waits for a later tick (keystrokes go out at once). Without the socket (another
- * ssh2, a stream without `cork`) it is a plain write.
+ * `ch.write(chunk)` with the connection's socket corked ({@linkcode corked}): the packets ssh2 makes of
+ * one chunk leave in one socket write.
  */
 export function writeCorked(ch: ClientChannel, chunk: Uint8Array): boolean {
-  const sock = (ch as unknown as WithSocket)._client?._sock;
-  if (typeof sock?.cork !== "function" || typeof sock.uncork !== "function") return ch.write(chunk);
-  sock.cork();
-  try {
-    return ch.write(chunk);
-  } finally {
-    sock.uncork();
-  }
+  return corked(ch, () => ch.write(chunk));
 }
 
 /**

@@ -158,3 +158,26 @@ export function batchWritesPerRead(sock: Corkable): void {
   sock.prependListener("data", cork);
   sock.on("data", uncork);
 }
+
+/** What {@linkcode corked} needs of an ssh2 object (a channel, an SFTP session): the client it belongs to. */
+interface OnSsh2Client {
+  _client?: { _sock?: { cork?: () => void; uncork?: () => void } };
+}
+
+/**
+ * Runs `fn` with the socket under `owner`'s ssh2 connection corked, so the packets ssh2 makes inside it
+ * (one per 32 KiB of data, each written to the socket on its own: one write operation each under Deno)
+ * leave in one writev. ssh2 encrypts and writes synchronously, and the socket is uncorked before this
+ * returns: nothing waits for a later tick (keystrokes go out at once). Without a socket with `cork`
+ * (another ssh2, a stream without it) `fn` just runs.
+ */
+export function corked<T>(owner: unknown, fn: () => T): T {
+  const sock = (owner as OnSsh2Client)._client?._sock;
+  if (typeof sock?.cork !== "function" || typeof sock.uncork !== "function") return fn();
+  sock.cork();
+  try {
+    return fn();
+  } finally {
+    sock.uncork();
+  }
+}
