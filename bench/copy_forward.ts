@@ -70,7 +70,7 @@ async function writeRandom(path: string, mb: number): Promise<void> {
 }
 
 /** `remote copy` of `mb` MB up and down, vs scp and sftp; MB/s. */
-export async function benchCopy(e: BenchEnv, runs: number, mb: number): Promise<BenchRow[]> {
+export async function benchCopy(e: BenchEnv, runs: number, mb: number, base?: string): Promise<BenchRow[]> {
   const work = await Deno.makeTempDir({ prefix: "remote-bench-copy-" });
   try {
     const src = `${work}/src.bin`;
@@ -78,7 +78,8 @@ export async function benchCopy(e: BenchEnv, runs: number, mb: number): Promise<
     const remote = (
       a: string,
       b: string,
-    ) => [Deno.execPath(), "run", "-A", "--quiet", MAIN, "copy", "-F", e.config, a, b];
+      main = MAIN,
+    ) => [Deno.execPath(), "run", "-A", "--quiet", main, "copy", "-F", e.config, a, b];
     const scp = (a: string, b: string) => ["scp", "-q", "-F", e.config, a, b];
     const sftp = (cmd: string) => () => exec(["sftp", "-q", "-F", e.config, "-b", "-", "h01"], e, cmd + "\n");
     const ways: Record<string, Record<string, () => Promise<void>>> = {
@@ -86,11 +87,13 @@ export async function benchCopy(e: BenchEnv, runs: number, mb: number): Promise<
         remote: () => exec(remote(src, `h01:${work}/up-r.bin`), e),
         scp: () => exec(scp(src, `h01:${work}/up-s.bin`), e),
         sftp: sftp(`put ${src} ${work}/up-f.bin`),
+        ...(base ? { base: () => exec(remote(src, `h01:${work}/up-b.bin`, base), e) } : {}),
       },
       down: {
         remote: () => exec(remote(`h01:${src}`, `${work}/down-r.bin`), e),
         scp: () => exec(scp(`h01:${src}`, `${work}/down-s.bin`), e),
         sftp: sftp(`get ${src} ${work}/down-f.bin`),
+        ...(base ? { base: () => exec(remote(`h01:${src}`, `${work}/down-b.bin`, base), e) } : {}),
       },
     };
     const speed: Record<string, Record<string, number[]>> = {};
@@ -107,6 +110,7 @@ export async function benchCopy(e: BenchEnv, runs: number, mb: number): Promise<
         name: `(7) remote copy ${mb} MB ${direction} vs ${other}`,
         remote: median(by.remote),
         ssh: median(by[other]),
+        ...(by.base ? { base: median(by.base) } : {}),
         unit: "MB/s",
         goal: "≥ 1.0×",
         higherBetter: true,
@@ -148,7 +152,7 @@ async function forwarder(argv: string[], e: BenchEnv, port: number): Promise<Den
 }
 
 /** `-L` throughput (`mb` MB into a counting sink) and `-D` time to first byte, remote forward vs ssh -N. */
-export async function benchForward(e: BenchEnv, runs: number, mb: number): Promise<BenchRow[]> {
+export async function benchForward(e: BenchEnv, runs: number, mb: number, base?: string): Promise<BenchRow[]> {
   const sink = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   (async () => {
     for await (const conn of sink) {
@@ -198,27 +202,29 @@ export async function benchForward(e: BenchEnv, runs: number, mb: number): Promi
     conn.close();
     return performance.now() - t;
   };
-  const clients = {
-    remote: (flag: string, spec: string) => [
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--quiet",
-      MAIN,
-      "forward",
-      "h01",
-      "-F",
-      e.config,
-      flag,
-      spec,
-    ],
+  const remote = (main: string) => (flag: string, spec: string) => [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    main,
+    "forward",
+    "h01",
+    "-F",
+    e.config,
+    flag,
+    spec,
+  ];
+  const clients: Record<string, (flag: string, spec: string) => string[]> = {
+    remote: remote(MAIN),
+    ...(base ? { base: remote(base) } : {}),
     ssh: (
       flag: string,
       spec: string,
     ) => ["ssh", "-N", "-F", e.config, "-o", "ExitOnForwardFailure=yes", flag, spec, "h01"],
   };
-  const through: Record<string, number[]> = { remote: [], ssh: [] };
-  const ttfb: Record<string, number[]> = { remote: [], ssh: [] };
+  const through: Record<string, number[]> = { remote: [], ssh: [], base: [] };
+  const ttfb: Record<string, number[]> = { remote: [], ssh: [], base: [] };
   try {
     for (let i = 0; i < runs; i++) {
       for (const [who, argv] of Object.entries(clients)) {
@@ -252,6 +258,7 @@ export async function benchForward(e: BenchEnv, runs: number, mb: number): Promi
       name: `(8) ${mb} MB through -L, remote forward vs ssh -N -L`,
       remote: median(through.remote),
       ssh: median(through.ssh),
+      ...(base ? { base: median(through.base) } : {}),
       unit: "MB/s",
       goal: "≥ 1.0×",
       higherBetter: true,
@@ -260,6 +267,7 @@ export async function benchForward(e: BenchEnv, runs: number, mb: number): Promi
       name: "(9) first byte through -D, remote forward vs ssh -N -D",
       remote: median(ttfb.remote),
       ssh: median(ttfb.ssh),
+      ...(base ? { base: median(ttfb.base) } : {}),
       unit: "ms",
       goal: "≤ 1.0×",
     },

@@ -9,7 +9,7 @@
  *
  * `--base` adds a third contender, another checkout's main.ts (e.g. the unchanged tree), run in turn with
  * the other two so a change is measured against its own baseline under the same load; its median is
- * printed beside remote's (the start, first-byte, bulk, upload and pty lines).
+ * printed beside remote's (every SSH line).
  *
  * @module
  */
@@ -489,8 +489,8 @@ if (import.meta.main) {
       upload: benchUpload,
       "fan-out": benchFanOut,
       pty: benchPty,
-      copy: (e: Env) => benchCopy(e, Math.max(3, Math.floor(RUNS / 2)), MB_MOVED),
-      forward: (e: Env) => benchForward(e, Math.max(3, Math.floor(RUNS / 2)), MB_MOVED),
+      copy: (e: Env) => benchCopy(e, Math.max(3, Math.floor(RUNS / 2)), MB_MOVED, BASE),
+      forward: (e: Env) => benchForward(e, Math.max(3, Math.floor(RUNS / 2)), MB_MOVED, BASE),
       psrp: (e: Env) => benchPsrp(e, Math.max(3, Math.floor(RUNS / 2))),
     };
     const onlyArg = Deno.args.indexOf("--only");

@@ -4,9 +4,10 @@
  *
  * @module
  */
-import { Readable } from "node:stream";
+import { finished, type Readable } from "node:stream";
 import type { ClientChannel } from "ssh2";
 import { type Channel, type ExitStatus, TransportError, type WindowSize } from "../../plugins/mod.ts";
+import { corked } from "./socket.ts";
 
 /** POSIX signal numbers, for the 128+n exit code of a signalled process (as a shell reports it). */
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
@@ -50,15 +51,15 @@ export function toChannel(ch: ClientChannel, options: ToChannelOptions): Channel
   });
   const closed = new Promise<void>((resolve) => ch.once("close", () => resolve()));
 
-  const stdout = Readable.toWeb(ch) as ReadableStream<Uint8Array>;
+  const stdout = channelReadable(ch);
   let stderr: ReadableStream<Uint8Array>;
   if (options.pty) {
     ch.stderr.resume();
     stderr = new ReadableStream({ start: (c) => c.close() });
   } else {
-    stderr = Readable.toWeb(ch.stderr) as ReadableStream<Uint8Array>;
+    stderr = channelReadable(ch.stderr);
   }
-  // Readable.toWeb's streams end on 'end'; observe that through tees would copy, so track via events
+  // the web streams end on 'end'; observing that through tees would copy, so track via events
   const stdoutDone = new Promise<void>((resolve) => {
     if (ch.readableEnded) resolve();
     ch.once("end", () => resolve());
@@ -143,6 +144,59 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined
   }
 }
 
+/** Bytes the web stream of {@linkcode channelReadable} holds before it pauses the channel (its SSH window). */
+export const CHANNEL_READ_BUFFER = 2 * 1024 * 1024;
+
+/**
+ * A channel's output (or its stderr) as a web stream, for the bulk path. Not `Readable.toWeb`: under Deno
+ * that copies every chunk into a new Uint8Array (a second copy of all the data: ~10 % of a download's CPU)
+ * and counts its buffer in chunks. Here ssh2's Buffers are handed on as they are (ssh2 never reuses one
+ * after pushing it), the buffer is counted in bytes, and reading pauses the channel when it is full, so
+ * ssh2 stops adjusting the window and the server stops sending (backpressure, as before). It ends as
+ * `toWeb`'s did: closed on 'end', errored on an error or a close without an end, and cancelling destroys
+ * the stream.
+ */
+export function channelReadable(stream: Readable): ReadableStream<Uint8Array> {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let settled = false;
+  const onData = (chunk: Uint8Array) => {
+    if (settled) return;
+    controller.enqueue(chunk);
+    if ((controller.desiredSize ?? 0) <= 0) stream.pause();
+  };
+  // the readable side only: a channel is a Duplex, and its writing half may stay open long after
+  const cleanup = finished(stream, { writable: false }, (error) => {
+    cleanup();
+    stream.off("data", onData);
+    stream.on("error", () => {}); // a late error after the end must not go unhandled
+    if (settled) return;
+    settled = true;
+    if (error) controller.error(error);
+    else controller.close();
+  });
+  stream.on("data", onData);
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+    pull() {
+      stream.resume();
+    },
+    cancel(reason) {
+      settled = true;
+      stream.destroy(reason instanceof Error ? reason : undefined);
+    },
+  }, { highWaterMark: CHANNEL_READ_BUFFER, size: (chunk) => chunk.byteLength });
+}
+
+/**
+ * `ch.write(chunk)` with the connection's socket corked ({@linkcode corked}): the packets ssh2 makes of
+ * one chunk leave in one socket write.
+ */
+export function writeCorked(ch: ClientChannel, chunk: Uint8Array): boolean {
+  return corked(ch, () => ch.write(chunk));
+}
+
 /**
  * The channel's input as a web stream. Not `Writable.toWeb`: under Deno its close also ends the
  * readable side, so no more window adjustments go out and a large output stalls after ~2 MB.
@@ -152,7 +206,7 @@ export function channelWriter(ch: ClientChannel): WritableStream<Uint8Array> {
   return new WritableStream<Uint8Array>({
     write(chunk) {
       if (gone()) return;
-      if (ch.write(chunk)) return;
+      if (writeCorked(ch, chunk)) return;
       return new Promise<void>((resolve) => {
         const done = () => {
           ch.off("drain", done);

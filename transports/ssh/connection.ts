@@ -27,7 +27,7 @@ import type { Identity } from "./auth.ts";
 import { keyTypeOf } from "./fingerprint.ts";
 import { commandLineOptions, compressionWarning } from "./command_line.ts";
 import { type AuthTrace, type DebugLog, debugLog, translateSsh2Debug } from "./debug_log.ts";
-import { connectSocket, hostPort, raceAbort } from "./socket.ts";
+import { batchWritesPerRead, connectSocket, hostPort, raceAbort } from "./socket.ts";
 import { parameters } from "./manifest.ts";
 import { resolveSshConfig, type SshHostConfig } from "./ssh_config.ts";
 
@@ -713,6 +713,8 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     if (ctx.signal.aborted) throw stoppedWhileConnecting(ctx.signal, err);
     throw err;
   }
+  // ssh2's 'data' listener is in place once it is ready
+  batchWritesPerRead(sock as unknown as Parameters<typeof batchWritesPerRead>[0]);
   return client;
 }
 

@@ -34,6 +34,7 @@ import { createHash } from "node:crypto";
 import type { SFTPWrapper, Stats } from "ssh2";
 import { RemoteError, shellQuote, TransportError, UsageError } from "../../plugins/mod.ts";
 import type { SshConnection } from "./connection.ts";
+import { corked } from "./socket.ts";
 
 /** Bytes per SFTP read or write request; OpenSSH's sftp-server accepts up to 255 KiB (limits@openssh.com). */
 export const DEFAULT_CHUNK_SIZE = 128 * 1024;
@@ -900,13 +901,15 @@ class Engine {
           const offset = at;
           const p: Promise<void> = this.remote.guard(
             new Promise<void>((resolve, reject) => {
-              this.remote.sftp.write(handle, block, off, n, offset, (err) => {
-                if (err) return reject(err);
-                acked += n;
-                this.result.bytes += n;
-                progress(acked);
-                resolve();
-              });
+              // one socket write for the request's packets (socket.ts corked)
+              corked(this.remote.sftp, () =>
+                this.remote.sftp.write(handle, block, off, n, offset, (err) => {
+                  if (err) return reject(err);
+                  acked += n;
+                  this.result.bytes += n;
+                  progress(acked);
+                  resolve();
+                }));
             }),
           ).catch((err) => this.writeError(err, target))
             .catch((err) => {

@@ -134,3 +134,50 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }
+
+/** The part of a socket (or a --via stream) {@linkcode batchWritesPerRead} uses. */
+interface Corkable {
+  cork?: () => void;
+  uncork?: () => void;
+  prependListener(event: "data", fn: () => void): unknown;
+  on(event: "data", fn: () => void): unknown;
+}
+
+/**
+ * Makes everything ssh2 writes while it handles one read from `sock` leave in one socket write: the
+ * socket is corked before ssh2's own 'data' listener runs and uncorked after it, in the same event. A
+ * window adjustment from the server releases up to a window of held input at once, which ssh2 writes
+ * as one packet each (32 KiB; one write operation each under Deno): corked, they go out in one writev.
+ * Nothing waits for a later tick, so no packet is delayed. Call it once ssh2's listener is in place
+ * (after 'ready'); a stream without `cork` is left as it is.
+ */
+export function batchWritesPerRead(sock: Corkable): void {
+  if (typeof sock.cork !== "function" || typeof sock.uncork !== "function") return;
+  const cork = sock.cork.bind(sock);
+  const uncork = sock.uncork.bind(sock);
+  sock.prependListener("data", cork);
+  sock.on("data", uncork);
+}
+
+/** What {@linkcode corked} needs of an ssh2 object (a channel, an SFTP session): the client it belongs to. */
+interface OnSsh2Client {
+  _client?: { _sock?: { cork?: () => void; uncork?: () => void } };
+}
+
+/**
+ * Runs `fn` with the socket under `owner`'s ssh2 connection corked, so the packets ssh2 makes inside it
+ * (one per 32 KiB of data, each written to the socket on its own: one write operation each under Deno)
+ * leave in one writev. ssh2 encrypts and writes synchronously, and the socket is uncorked before this
+ * returns: nothing waits for a later tick (keystrokes go out at once). Without a socket with `cork`
+ * (another ssh2, a stream without it) `fn` just runs.
+ */
+export function corked<T>(owner: unknown, fn: () => T): T {
+  const sock = (owner as OnSsh2Client)._client?._sock;
+  if (typeof sock?.cork !== "function" || typeof sock.uncork !== "function") return fn();
+  sock.cork();
+  try {
+    return fn();
+  } finally {
+    sock.uncork();
+  }
+}
