@@ -39,7 +39,8 @@
  *   `Filter.N.Name`/`Filter.N.Value.M`), SSM `DescribeInstanceInformation` (`tag:Name` filter), STS
  *   `AssumeRole` (with `SerialNumber`/`TokenCode` for MFA) and `AssumeRoleWithWebIdentity`
  *   (unsigned), the IAM Identity Center portal `GetRoleCredentials` (`GET /federation/credentials`,
- *   `x-amz-sso_bearer_token`), IMDSv2 (`PUT /latest/api/token`, `GET
+ *   `x-amz-sso_bearer_token`), the ECS/EKS container credentials endpoint (`GET` with `Authorization:
+ *   AWS_CONTAINER_AUTHORIZATION_TOKEN`, a JSON body of AccessKeyId, SecretAccessKey, Token, Expiration), IMDSv2 (`PUT /latest/api/token`, `GET
  *   /latest/meta-data/iam/security-credentials/<role>` with `X-aws-ec2-metadata-token`), and the
  *   `credential_process` output format (AWS CLI "Sourcing credentials with an external process").
  *   Tests point the SDK here with `AWS_ENDPOINT_URL` and `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
@@ -99,6 +100,11 @@ export const EMULATOR_KMS_KEY = "arn:aws:kms:us-east-1:111122223333:key/emulator
 /** The MFA code STS accepts for AssumeRole with a SerialNumber. */
 export const MFA_CODE = "123456";
 
+/** The `Authorization` value the container credentials endpoint accepts (AWS_CONTAINER_AUTHORIZATION_TOKEN). */
+export const CONTAINER_AUTHORIZATION_TOKEN = "emulator-container-authorization-token";
+/** The path of the emulator's container credentials endpoint, as ECS's relative URIs look. */
+export const CONTAINER_CREDENTIALS_PATH = "/v2/credentials/emulator-task";
+
 /** An EC2 instance DescribeInstances knows. */
 export interface EmulatedInstance {
   id: string;
@@ -136,6 +142,8 @@ export interface SsmFaults {
 /** Options of {@linkcode startSsmEmulator}. */
 export interface SsmEmulatorOptions {
   faults?: SsmFaults;
+  /** names the instance resolves (its /etc/hosts or VPC DNS), for port sessions to another host: name → address */
+  hosts?: Readonly<Record<string, string>>;
   /** session tokens (`X-Amz-Security-Token`) that are expired */
   expiredTokens?: readonly string[];
   /** targets that exist but whose agent is offline */
@@ -198,6 +206,8 @@ export interface SsmEmulatorStats {
   portMode?: "mux" | "basic";
   /** connections the basic port session opened to the destination */
   basicDials: number;
+  /** each destination a port session connected to, `host:port` as the session named it */
+  destinations: string[];
   /** smux frames with a version other than 1 (the stream of Output payloads was corrupted) */
   smuxProtocolErrors: number;
   /** frames the agent put on the socket, resends and acks included */
@@ -1063,7 +1073,8 @@ class Agent {
     const host = this.#rec.parameters.host?.[0] ?? "127.0.0.1";
     const port = Number(this.#rec.parameters.portNumber?.[0] ?? "22");
     try {
-      const conn = await Deno.connect({ hostname: host, port });
+      const conn = await Deno.connect({ hostname: this.#opts.hosts?.[host] ?? host, port });
+      this.#stats.destinations.push(`${host}:${port}`);
       if (this.#closed) return conn.close();
       this.#stats.basicDials++;
       this.#basicConn = conn;
@@ -1153,8 +1164,9 @@ class Agent {
       this.#streams.set(sid, stream);
       const host = this.#rec.parameters.host?.[0] ?? "127.0.0.1";
       const port = Number(this.#rec.parameters.portNumber?.[0]);
-      stream.chain = Deno.connect({ hostname: host, port }).then(
+      stream.chain = Deno.connect({ hostname: this.#opts.hosts?.[host] ?? host, port }).then(
         (conn) => {
+          this.#stats.destinations.push(`${host}:${port}`);
           stream.conn = conn;
           if (stream.closed) return conn.close();
           void this.#pumpDestination(sid, conn);
@@ -1423,6 +1435,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     inputDuplicates: 0,
     inputDiscarded: 0,
     basicDials: 0,
+    destinations: [],
     smuxProtocolErrors: 0,
     framesOut: 0,
     outputBytesAcked: 0,
@@ -1501,6 +1514,29 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
       }));
     }
     return new Response("", { status: 404 });
+  };
+
+  // the ECS/EKS container credentials endpoint: GET with the Authorization header, keys as JSON
+  const container = (req: Request): Response => {
+    count("ContainerCredentials");
+    if (req.method !== "GET") return new Response("", { status: 405 });
+    if (req.headers.get("authorization") !== CONTAINER_AUTHORIZATION_TOKEN) {
+      return new Response(JSON.stringify({ Code: "AccessDenied", Message: "bad authorization token" }), {
+        status: 403,
+        headers: { "content-type": "application/json" },
+      });
+    }
+    const c = vend("container:emulator-task");
+    return new Response(
+      JSON.stringify({
+        RoleArn: "arn:aws:iam::111122223333:role/emulator-task",
+        AccessKeyId: c.accessKeyId,
+        SecretAccessKey: c.secretAccessKey,
+        Token: c.sessionToken,
+        Expiration: c.expiration.toISOString().replace(/\.\d{3}/, ""),
+      }),
+      { headers: { "content-type": "application/json" } },
+    );
   };
 
   const stsCredentials = (action: string, c: ReturnType<typeof vend>, role: string) =>
@@ -1644,6 +1680,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     }
     if (url.pathname === "/federation/credentials") return sso(req, url);
     if (url.pathname.startsWith("/latest/")) return imds(req, url);
+    if (url.pathname === CONTAINER_CREDENTIALS_PATH) return container(req);
     if (req.method !== "POST" || url.pathname !== "/") return new Response("not found", { status: 404 });
     const body = await req.text();
     if (!req.headers.has("x-amz-target")) return query(req, body);
