@@ -10,7 +10,10 @@
  * (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html);
  * when `session-manager-plugin` is not on PATH this says so and measures nothing.
  *
- * Run: deno run --allow-all bench/ssm_plugin_bench.ts [MB] [runs]
+ * Run: deno run --allow-all bench/ssm_plugin_bench.ts [MB] [runs] [--base OTHER/main.ts]
+ *
+ * `--base` runs another checkout's main.ts (e.g. `git archive` of the unchanged tree, with a `node_modules` link)
+ * in turn with the other two: a change measured against its baseline under the same load.
  *
  * @module
  */
@@ -28,6 +31,8 @@ export interface PluginRow {
   name: string;
   remote: number;
   plugin: number;
+  /** the `base` checkout's remote, when one was given */
+  base?: number;
 }
 
 /** The plugin's path, or undefined when it is not on PATH. */
@@ -239,7 +244,7 @@ async function forwardRun(
 /**
  * Alternating runs of remote and the plugin; one row per measurement, or a line saying why nothing was measured.
  */
-export async function benchSsmPlugin(megabytes = 16, runs = 3): Promise<PluginRow[] | string> {
+export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): Promise<PluginRow[] | string> {
   const plugin = await findPlugin();
   if (!plugin) {
     return "session-manager-plugin is not on PATH, so remote's SSM client was not compared with AWS's " +
@@ -251,33 +256,37 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3): Promise<PluginRo
   const home = await Deno.makeTempDir({ prefix: "remote-bench-ssm-" });
   await Deno.mkdir(`${home}/run`, { mode: 0o700 });
   const env = childEnv(home);
-  const remote = (...args: string[]) => [
+  const remoteOf = (main: string) => (...args: string[]) => [
     Deno.execPath(),
     "run",
     "--allow-all",
     "--quiet",
-    MAIN,
+    main,
     ...args,
     "--endpoint-url",
     emu.endpoint,
     "--region",
     emu.region,
   ];
+  const shellRemote = (main: string) => () => shellRun(remoteOf(main)("enter", `ssm://${TARGET}`), env, size);
   const shell = {
-    remote: () => shellRun(remote("enter", `ssm://${TARGET}`), env, size),
+    remote: shellRemote(MAIN),
+    base: base ? shellRemote(base) : undefined,
     plugin: async () => shellRun([plugin, ...await pluginArgs(emu, { Target: TARGET })], env, size),
   };
+  const forwardRemote = (main: string, direction: "upload" | "download") => () =>
+    forwardRun(
+      (l, r) =>
+        Promise.resolve(
+          remoteOf(main)("forward", "--target", TARGET, "--local-port", String(l), "--remote-port", String(r)),
+        ),
+      env,
+      size,
+      direction,
+    );
   const forwardSides = (direction: "upload" | "download") => ({
-    remote: () =>
-      forwardRun(
-        (l, r) =>
-          Promise.resolve(
-            remote("forward", "--target", TARGET, "--local-port", String(l), "--remote-port", String(r)),
-          ),
-        env,
-        size,
-        direction,
-      ),
+    remote: forwardRemote(MAIN, direction),
+    base: base ? forwardRemote(base, direction) : undefined,
     plugin: () =>
       forwardRun(
         async (l, r) => [
@@ -301,15 +310,18 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3): Promise<PluginRo
   const rows: PluginRow[] = [];
   try {
     for (const { name, sides } of measurements) {
-      await sides.remote(); // warm both
+      await sides.remote(); // warm all
+      await sides.base?.();
       await sides.plugin();
       const a: number[] = [];
       const b: number[] = [];
+      const c: number[] = [];
       for (let i = 0; i < runs; i++) {
         a.push(await sides.remote());
+        if (sides.base) c.push(await sides.base());
         b.push(await sides.plugin());
       }
-      rows.push({ name, remote: median(a), plugin: median(b) });
+      rows.push({ name, remote: median(a), plugin: median(b), ...(sides.base ? { base: median(c) } : {}) });
     }
   } finally {
     await Deno.remove(home, { recursive: true }).catch(() => {});
@@ -318,13 +330,19 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3): Promise<PluginRo
 }
 
 if (import.meta.main) {
-  const got = await benchSsmPlugin(Number(Deno.args[0] ?? 16), Number(Deno.args[1] ?? 3));
+  const at = Deno.args.indexOf("--base");
+  const base = at >= 0 ? Deno.args[at + 1] : undefined;
+  const numbers = Deno.args.filter((_, i) => at < 0 || (i !== at && i !== at + 1));
+  const got = await benchSsmPlugin(Number(numbers[0] ?? 16), Number(numbers[1] ?? 3), base);
   if (typeof got === "string") console.log(got);
   else {
     for (const r of got) {
+      const before = r.base === undefined
+        ? ""
+        : `; base ${r.base.toFixed(1)} MB/s, ratio ${(r.base / r.plugin).toFixed(2)}`;
       console.log(
         `${r.name}: remote ${r.remote.toFixed(1)} MB/s, session-manager-plugin ${r.plugin.toFixed(1)} MB/s, ` +
-          `ratio ${(r.remote / r.plugin).toFixed(2)}`,
+          `ratio ${(r.remote / r.plugin).toFixed(2)}${before}`,
       );
     }
   }

@@ -9,6 +9,8 @@
 import { deepStrictEqual as assertEquals, match, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
+  CONTAINER_AUTHORIZATION_TOKEN,
+  CONTAINER_CREDENTIALS_PATH,
   MFA_CODE,
   PROCESS_CREDENTIALS,
   type SsmEmulator,
@@ -40,6 +42,8 @@ function cleanEnv(home: TempHome, extra: Record<string, string> = {}): Record<st
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
     "AWS_EC2_METADATA_SERVICE_ENDPOINT",
   ];
   return {
@@ -215,6 +219,29 @@ Deno.test("instance metadata (IMDSv2 at AWS_EC2_METADATA_SERVICE_ENDPOINT) when 
   assertShell(await shell(env, ["--endpoint-url", emu.endpoint]));
   ok((emu.stats.calls["IMDS PUT /latest/api/token"] ?? 0) >= 1, "a session token was asked for first");
   assertEquals(startSigner(emu), "imds:emulator-role");
+});
+
+// AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is not tested: the SDK always puts it after http://169.254.170.2
+// (@aws-sdk/credential-provider-http `fromHttp`), an address a loopback test cannot serve
+Deno.test("container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI with AWS_CONTAINER_AUTHORIZATION_TOKEN); a wrong token is refused (245)", async () => {
+  await using emu = await startSsmEmulator();
+  await using home = await tempHome();
+  const env = cleanEnv(home, {
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: new URL(CONTAINER_CREDENTIALS_PATH, emu.endpoint).href,
+    AWS_CONTAINER_AUTHORIZATION_TOKEN: CONTAINER_AUTHORIZATION_TOKEN,
+    AWS_REGION: emu.region,
+  });
+  assertShell(await shell(env, ["--endpoint-url", emu.endpoint]));
+  assertEquals(startSigner(emu), "container:emulator-task");
+
+  const refused = await shell({ ...env, AWS_CONTAINER_AUTHORIZATION_TOKEN: "not-the-token" }, [
+    "--endpoint-url",
+    emu.endpoint,
+  ]);
+  assertEquals(refused.code, 245, refused.stderr);
+  assertEquals(refused.stdout, "");
+  match(refused.stderr, /^remote: .*\nhint: .*\n$/);
+  assertEquals(emu.stats.signers.StartSession?.length, 1, "no second session");
 });
 
 Deno.test("no credentials anywhere: exit 245, one line and a hint; no region: exit 230; a profile in no file: exit 245", async () => {

@@ -36,7 +36,7 @@ function includes(text: string, part: string): void {
 }
 const PTY = { term: "xterm-256color", columns: 100, rows: 30 };
 
-Deno.test("open() runs a shell: echo, size, resize, Ctrl-C, exit", async () => {
+Deno.test("open() runs a shell: echo, size, resize, Ctrl-C, exit; the data channel offers no compression", async () => {
   await using emu = await startSsmEmulator();
   const ctx = emulatorContext(emu);
   await using ch = await open(ctx, { kind: "shell", pty: PTY });
@@ -56,6 +56,8 @@ Deno.test("open() runs a shell: echo, size, resize, Ctrl-C, exit", async () => {
   await out.done;
   assertEquals(emu.stats.calls.StartSession, 1);
   assertEquals(emu.stats.clientVersions, ["token:1.2.694.0", "1.2.694.0"]);
+  // as the plugin's dialer: no permessage-deflate offered
+  assertEquals(emu.stats.dataChannelExtensions, [""]);
 });
 
 async function runBlob(options: SsmEmulatorOptions, size: number): Promise<{ output: Uint8Array; resumes: number }> {

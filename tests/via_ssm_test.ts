@@ -13,6 +13,7 @@ import { runRemote, tempHome } from "./run_remote.ts";
 import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
 
 const INSTANCE = "i-0123456789abcdef0";
+const PRIVATE_HOST = "db.internal";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** A loopback TCP server that echoes each connection back; its port. */
@@ -49,7 +50,8 @@ Deno.test({
   async fn(t) {
     await using home = await tempHome();
     await using sshd = await startSshd();
-    await using emu = await startSsmEmulator();
+    // a host in the instance's network, as its resolver names it
+    await using emu = await startSsmEmulator({ hosts: { [PRIVATE_HOST]: "127.0.0.1" } });
     const knownHosts = `${home.dir}/known_hosts`;
     // the instance ID is the host name ssh checks the key under, as with ProxyCommand's %h
     const keys = sshd.hostKeys.map((k) =>
@@ -218,6 +220,39 @@ Deno.test({
       );
       assertEquals(run, { code: 0, stdout: "via-url\n", stderr: "" });
     });
+
+    await step(
+      "ssm://i-… to another host the instance reaches: AWS-StartPortForwardingSessionToRemoteHost, one smux stream",
+      async () => {
+        const known = `${home.dir}/known_private`;
+        const lines = sshd.hostKeys.map((k) =>
+          `[${PRIVATE_HOST}]:${sshd.port} ${k.publicLine.split(" ").slice(0, 2).join(" ")}`
+        );
+        await Deno.writeTextFile(known, lines.join("\n") + "\n");
+        const documents = emu.stats.startedDocuments.length;
+        const destinations = emu.stats.destinations.length;
+        const size = 300_000; // many 1 KiB payloads and smux frames each way through the stream
+        const run = await runRemote(
+          [
+            "invoke",
+            `${sshd.user}@${PRIVATE_HOST}`,
+            "--via",
+            `ssm://${INSTANCE}`,
+            ...aws,
+            ...ssh(known),
+            "--",
+            `echo private; head -c ${size} /dev/zero | tr '\\0' y; echo; echo err >&2; exit 4`,
+          ],
+          { env },
+        );
+        assertEquals([run.code, run.stderr], [4, "err\n"]);
+        assertEquals(run.stdout, `private\n${"y".repeat(size)}\n`);
+        assertEquals(emu.stats.startedDocuments.slice(documents), ["AWS-StartPortForwardingSessionToRemoteHost"]);
+        assertEquals(emu.stats.destinations.slice(destinations), [`${PRIVATE_HOST}:${sshd.port}`]);
+        assertEquals(emu.stats.portMode, "mux");
+        assertEquals(emu.stats.smuxProtocolErrors, 0);
+      },
+    );
 
     await step(
       "host-key verification still applies: an unknown key under the instance ID is refused (246)",

@@ -6,6 +6,7 @@
  * @module
  */
 import { type Channel, type ExitStatus, type OpenContext, TransportError, type WindowSize } from "../../plugins/mod.ts";
+import { OutputQueue } from "./output_queue.ts";
 import type { DetachedSession, SessionHandlers, SsmSession } from "./session.ts";
 
 /**
@@ -42,30 +43,18 @@ export async function sessionChannel(
   start: (handlers: SessionHandlers) => Promise<SsmSession>,
   options: SessionChannelOptions = {},
 ): Promise<Channel> {
-  let stdoutCtl!: ReadableStreamDefaultController<Uint8Array>;
-  let stderrCtl!: ReadableStreamDefaultController<Uint8Array>;
-  // backpressure: a queue over its high-water mark pauses the data channel, a pull resumes it
-  const cancelled = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  // backpressure: output over its high-water mark pauses the data channel, a read resumes it
   // deno-lint-ignore prefer-const -- assigned once started; the stream callbacks defined before read it
   let session: SsmSession | undefined;
-  const full = (c: ReadableStreamDefaultController<Uint8Array>) => !cancelled.has(c) && (c.desiredSize ?? 1) <= 0;
+  const full = (q: OutputQueue) => !q.cancelled && q.bytes >= OUTPUT_HIGH_WATER_BYTES;
   const flow = () => {
-    if (full(stdoutCtl) || full(stderrCtl)) session?.pauseOutput();
+    if (full(stdoutQueue) || full(stderrQueue)) session?.pauseOutput();
     else session?.resumeOutput();
   };
-  const outputStream = (set: (c: ReadableStreamDefaultController<Uint8Array>) => void) => {
-    let ctl: ReadableStreamDefaultController<Uint8Array>;
-    return new ReadableStream<Uint8Array>({
-      start: (c) => set(ctl = c),
-      pull: flow,
-      cancel: () => {
-        cancelled.add(ctl);
-        flow();
-      },
-    }, new ByteLengthQueuingStrategy({ highWaterMark: OUTPUT_HIGH_WATER_BYTES }));
-  };
-  const stdout = outputStream((c) => stdoutCtl = c);
-  const stderr = outputStream((c) => stderrCtl = c);
+  const stdoutQueue = new OutputQueue(() => flow());
+  const stderrQueue = new OutputQueue(() => flow());
+  const stdout = stdoutQueue.readable;
+  const stderr = stderrQueue.readable;
   const { promise: exit, resolve: settle } = Promise.withResolvers<ExitStatus>();
   let settled = false;
   let exitCode: number | undefined;
@@ -73,21 +62,16 @@ export async function sessionChannel(
   const finish = (status: ExitStatus) => {
     if (settled) return;
     settled = true;
-    for (const c of [stdoutCtl, stderrCtl]) {
-      try {
-        c.close();
-      } catch { /* already closed or cancelled by the reader */ }
-    }
+    stdoutQueue.close();
+    stderrQueue.close();
     settle(status);
   };
-  const enqueue = (c: ReadableStreamDefaultController<Uint8Array>, data: Uint8Array) => {
+  const enqueue = (q: OutputQueue, data: Uint8Array) => {
     if (settled) return;
-    try {
-      c.enqueue(data);
-    } catch { /* the reader cancelled */ }
-    if (full(c)) session?.pauseOutput();
+    q.push(data);
+    if (full(q)) session?.pauseOutput();
   };
-  if (options.replay && options.replay.length > 0) enqueue(stdoutCtl, options.replay);
+  if (options.replay && options.replay.length > 0) enqueue(stdoutQueue, options.replay);
 
   // a persistent session: where it stands is kept once, whichever way this client leaves it
   let kept: Promise<void> | undefined;
@@ -97,8 +81,8 @@ export async function sessionChannel(
   };
 
   session = await start({
-    onOutput: (data) => enqueue(stdoutCtl, data),
-    onStdErr: (data) => enqueue(stderrCtl, data),
+    onOutput: (data) => enqueue(stdoutQueue, data),
+    onStdErr: (data) => enqueue(stderrQueue, data),
     onExitCode: (code) => void (exitCode = code),
     onEnd: (result) => {
       if (result.kind === "closed") {

@@ -96,6 +96,7 @@ export function newMessageId(): string {
 }
 
 const encoder = new TextEncoder();
+const TYPE_BYTES = new Map(Object.values(MessageType).map((t) => [t as string, encoder.encode(t)]));
 const decoder = new TextDecoder("utf-8", { fatal: false });
 // lookup tables: these conversions run twice per data message (its ID and its acknowledgement's)
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
@@ -146,7 +147,12 @@ function bytesToUuid(bytes: Uint8Array, at = 0, swapped = false): string {
  * ```
  */
 export function encodeClientMessage(message: ClientMessage): Uint8Array {
-  const typeBytes = encoder.encode(message.messageType);
+  return encodeWithId(message, uuidToBytes(message.messageId));
+}
+
+/** A frame of `message` whose MessageId is the 16 bytes `id` in canonical order. */
+function encodeWithId(message: Omit<ClientMessage, "messageId">, id: Uint8Array): Uint8Array {
+  const typeBytes = TYPE_BYTES.get(message.messageType) ?? encoder.encode(message.messageType);
   if (typeBytes.length > TYPE_LENGTH) throw new TypeError(`message type too long: ${message.messageType}`);
   const out = new Uint8Array(HEADER_LENGTH + 4 + message.payload.length);
   const view = new DataView(out.buffer);
@@ -157,7 +163,6 @@ export function encodeClientMessage(message: ClientMessage): Uint8Array {
   view.setBigUint64(DATE_OFFSET, BigInt(message.createdDate));
   view.setBigInt64(SEQ_OFFSET, BigInt(message.sequenceNumber));
   view.setBigUint64(FLAGS_OFFSET, BigInt(message.flags));
-  const id = uuidToBytes(message.messageId);
   out.set(id.subarray(8, 16), ID_OFFSET);
   out.set(id.subarray(0, 8), ID_OFFSET + 8);
   out.set(sha256(message.payload), DIGEST_OFFSET);
@@ -243,22 +248,37 @@ export interface AcknowledgeContent {
 export function encodeAcknowledge(
   acked: Pick<ClientMessage, "messageType" | "messageId" | "sequenceNumber">,
 ): Uint8Array {
-  const content: AcknowledgeContent = {
-    AcknowledgedMessageType: acked.messageType,
-    AcknowledgedMessageId: acked.messageId,
-    AcknowledgedMessageSequenceNumber: acked.sequenceNumber,
-    IsSequentialMessage: true,
-  };
-  return encodeClientMessage({
+  // one per message received: the JSON of AcknowledgeContent written directly, in its field order, and a random
+  // version 4 MessageId made as bytes rather than formatted and parsed again
+  const json = `{"AcknowledgedMessageType":${JSON.stringify(acked.messageType)},"AcknowledgedMessageId":` +
+    `${JSON.stringify(acked.messageId)},"AcknowledgedMessageSequenceNumber":${acked.sequenceNumber},` +
+    `"IsSequentialMessage":true}`;
+  return encodeWithId({
     messageType: MessageType.acknowledge,
     schemaVersion: 1,
     createdDate: Date.now(),
     sequenceNumber: 0,
     flags: 3,
-    messageId: newMessageId(),
     payloadType: 0,
-    payload: encoder.encode(JSON.stringify(content)),
-  });
+    payload: encoder.encode(json),
+  }, randomId());
+}
+
+// random bytes for MessageIds, drawn 16 at a time
+const POOL = new Uint8Array(16 * 256);
+let poolAt = POOL.length;
+
+/** 16 random bytes laid out as a version 4 UUID (RFC 9562). */
+function randomId(): Uint8Array {
+  if (poolAt === POOL.length) {
+    crypto.getRandomValues(POOL);
+    poolAt = 0;
+  }
+  const id = POOL.slice(poolAt, poolAt + 16);
+  poolAt += 16;
+  id[6] = (id[6] & 0x0f) | 0x40;
+  id[8] = (id[8] & 0x3f) | 0x80;
+  return id;
 }
 
 /** Reads the JSON payload of a message; undefined when it is not a JSON object. */

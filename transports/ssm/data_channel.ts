@@ -119,7 +119,9 @@ function toBytes(data: unknown): Uint8Array | undefined {
 
 function dial(url: string, token: string, clientId: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { handshakeTimeout: 30_000, maxPayload: MAX_FRAME_BYTES });
+    // no permessage-deflate offer (`ws` offers it by default): the plugin's gorilla/websocket dialer offers none,
+    // and compressing kilobyte messages one by one would cost CPU on every message were a service to accept it
+    const ws = new WebSocket(url, { handshakeTimeout: 30_000, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     const fail = (error: Error) => {
       ws.removeAllListeners();
       ws.on("error", () => {});
@@ -190,6 +192,7 @@ export class DataChannel {
   #ended = false;
   #reconnecting = false;
   #readingPaused = false;
+  #corked = false;
   #consecutiveMalformed = 0;
   #waiters: (() => void)[] = [];
   #timer: ReturnType<typeof setInterval>;
@@ -276,8 +279,26 @@ export class DataChannel {
     const ws = this.#ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     this.stats.framesOut++;
+    this.#cork(ws);
     ws.send(frame);
     if (sequenceNumber !== undefined) this.#tx.sent(sequenceNumber);
+  }
+
+  /**
+   * Holds the socket's writes until the current task ends, so the acknowledgements of all the messages one read
+   * of the socket brought (tens of them) leave in one write rather than one write operation each; each is still
+   * a WebSocket frame of its own. `ws` keeps its net.Socket as `_socket`; without one, frames go one by one.
+   */
+  #cork(ws: WebSocket): void {
+    if (this.#corked) return;
+    const socket = (ws as unknown as { _socket?: { cork?(): void; uncork?(): void } })._socket;
+    if (!socket?.cork || !socket.uncork) return;
+    this.#corked = true;
+    socket.cork();
+    queueMicrotask(() => {
+      this.#corked = false;
+      socket.uncork!();
+    });
   }
 
   /**

@@ -23,6 +23,7 @@ import {
 } from "../../plugins/mod.ts";
 import { PayloadFlag } from "./client_message.ts";
 import { resolveConnection, type SsmConnection } from "./connection.ts";
+import { OutputQueue } from "./output_queue.ts";
 import { compareVersions, SsmSession } from "./session.ts";
 import { SmuxClient } from "./smux.ts";
 
@@ -83,37 +84,30 @@ async function dialSession(ctx: OpenContext, connection: SsmConnection, to: Dial
     ...input.Parameters,
   };
 
-  let readerCtl!: ReadableStreamDefaultController<Uint8Array>;
   let ended = false;
   let failure: Error | undefined;
   let onOutput: (data: Uint8Array) => void;
   const early: Uint8Array[] = [];
   onOutput = (data) => void early.push(data);
+  // deno-lint-ignore prefer-const -- assigned once started; the stream callbacks defined before read it
+  let session: SsmSession | undefined;
+  // payloads that wait while the reader is busy are read as one chunk (see output_queue.ts); a read that brings
+  // the queue below its mark lets the agent send on
+  const queue = new OutputQueue(() => {
+    if (queue.bytes < HIGH_WATER_BYTES) session?.resumeOutput();
+  });
+  const readable = queue.readable;
   const end = (error?: Error) => {
     if (ended) return;
     ended = true;
     failure = error;
-    try {
-      if (error) readerCtl.error(error);
-      else readerCtl.close();
-    } catch { /* the reader cancelled */ }
+    if (error) queue.error(error);
+    else queue.close();
   };
-  // deno-lint-ignore prefer-const -- assigned once started; the stream callbacks defined before read it
-  let session: SsmSession | undefined;
-  const readable = new ReadableStream<Uint8Array>({
-    start: (c) => void (readerCtl = c),
-    // asked for more: the queue is below its mark again (a pull comes only then), so the agent may send on
-    pull: () => session?.resumeOutput(),
-    cancel: () => {
-      ended = true;
-    },
-  }, new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_BYTES }));
   const deliver = (data: Uint8Array) => {
     if (ended) return;
-    try {
-      readerCtl.enqueue(data);
-    } catch { /* the reader cancelled */ }
-    if ((readerCtl.desiredSize ?? 1) <= 0) session?.pauseOutput();
+    queue.push(data);
+    if (queue.bytes >= HIGH_WATER_BYTES) session?.pauseOutput();
   };
 
   session = await SsmSession.start({
@@ -189,7 +183,7 @@ async function dialSession(ctx: OpenContext, connection: SsmConnection, to: Dial
 
   const writable = new WritableStream<Uint8Array>({
     async write(chunk) {
-      if (ended || started.ended) {
+      if (ended || queue.cancelled || started.ended) {
         throw failure ?? new TransportError(`the port session to ${instance} has ended`, { layer: "channel" });
       }
       await send(chunk);
