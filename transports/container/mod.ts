@@ -120,7 +120,7 @@ export function containerOptions(ctx: Pick<OpenContext, "target" | "parameters">
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   if (request.kind === "subsystem") throw new UnsupportedError("container", `subsystem ${request.name}`);
   const options = containerOptions(ctx);
-  const endpoint = resolveEngineHost(options.engine, options.dockerHost, engineEnv(ctx));
+  const endpoint = await resolveEngineHost(options.engine, options.dockerHost, engineEnv(ctx));
   const engine = await EngineClient.connect(
     endpoint,
     options.engine,
@@ -236,7 +236,7 @@ function containerShell(env: unknown): string {
  */
 export async function targets(ctx: OpenContext): Promise<TargetRows> {
   const p = parameters.read(ctx.parameters);
-  const endpoint = resolveEngineHost("docker", p.dockerHost, engineEnv(ctx));
+  const endpoint = await resolveEngineHost("docker", p.dockerHost, engineEnv(ctx));
   const engine = await EngineClient.connect(
     endpoint,
     "docker",
