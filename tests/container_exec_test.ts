@@ -114,6 +114,25 @@ for (const [scheme, start] of engines) {
         assertEquals(run, { code: 3, stdout: "out\n", stderr: "err\n" });
       });
 
+      await step("the quick road (one container, then --) answers as the general road does", async () => {
+        // `invoke docker://NAME -- cmd` and `invoke --container-id NAME -- cmd` skip the CLI's parameter machinery
+        // (core/quick_invoke.ts); --throttle-limit sends the same call the general way
+        const general = ["--throttle-limit", "32"];
+        const cases: [string[], string][] = [
+          [[target], "echo out; echo err >&2; exit 3"],
+          [["--container-id", "web1"], "echo out; echo err >&2; exit 3"],
+          [[`${scheme}://web9`], "true"],
+          [["--container-id", "off1"], "true"],
+        ];
+        for (const [given, command] of cases) {
+          const quick = await runRemote(["invoke", ...given, "--", command], { env });
+          const slow = await runRemote(["invoke", ...given, ...general, "--", command], { env });
+          assertEquals(quick, slow, given.join(" "));
+        }
+        const ran = await runRemote(["invoke", "--container-id", "web1", "--", "echo", "$0"], { env });
+        assertEquals(ran, { code: 0, stdout: "/bin/sh\n", stderr: "" });
+      });
+
       await step("--container-id names the container; --docker-host names the engine", async () => {
         const run = await runRemote(
           ["invoke", "--container-id", "web1", "--docker-host", socket, "--", "echo hi"],
