@@ -24,11 +24,11 @@ export const VERSION = "0.1.0";
  */
 export async function main(argv: string[], extraTransports: readonly TransportEntry[] = []): Promise<number> {
   try {
-    // `invoke host -- cmd`, the commonest call, skips the CLI's general machinery (core/quick_invoke.ts)
+    // `invoke host -- cmd` and `invoke docker://name -- cmd`, the commonest calls, skip the CLI's general
+    // machinery (core/quick_invoke.ts)
     if (argv[0] === "invoke" && extraTransports.length === 0) {
       const { quickInvoke } = await import("./core/quick_invoke.ts");
-      const ssh = builtinTransports.find((e) => e.manifest.id === "ssh");
-      const code = ssh ? await quickInvoke(argv, ssh) : undefined;
+      const code = await quickInvoke(argv, builtinTransports);
       if (code !== undefined) return code;
     }
     return await runCli(argv, { version: VERSION, transports: [...builtinTransports, ...extraTransports] });

@@ -1,6 +1,7 @@
 /**
- * `remote invoke` on its quickest road: the commonest call — one plain host name, at most `-F <file>` and
- * `-o Key=Value`, then `--` and the command — with no config file and no plugin executables is routed here
+ * `remote invoke` on its quickest road: the commonest calls — one plain host name, at most `-F <file>` and
+ * `-o Key=Value`, then `--` and the command; or one container, `docker://NAME`, `podman://NAME` or
+ * `--container-id NAME`, then `--` and the command — with no config file and no plugin executables are routed here
  * without the CLI's general machinery (the verb table, parameter-set binding, the config parser, the plugin
  * loader), which cost a command sent through the connection-reuse master a fifth of its CPU time
  * (BENCHMARKS.md, reused first byte). It builds the route those would have built for that call and
@@ -68,15 +69,61 @@ export function quickPlan(argv: readonly string[]): QuickPlan | undefined {
   return { host, parameters, command: argv.slice(dash + 1).join(" ") };
 }
 
+/** A container name or ID as the core's target parser takes it for a `targetHost: "name"` transport. */
+const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+/**
+ * Reads `invoke docker://NAME -- WORD...`, `invoke podman://NAME -- WORD...` or
+ * `invoke --container-id NAME -- WORD...` into the route the general road builds for it; `undefined` for any
+ * other shape.
+ *
+ * @example
+ * ```ts
+ * import { quickContainerPlan } from "./quick_invoke.ts";
+ * const plan = quickContainerPlan(["invoke", "docker://web1", "--", "echo", "hi"]);
+ * console.assert(plan?.target.display === "docker://web1" && plan.command === "echo hi");
+ * ```
+ */
+export function quickContainerPlan(argv: readonly string[]): QuickContainerPlan | undefined {
+  if (argv[0] !== "invoke") return undefined;
+  const dash = argv.indexOf("--");
+  if (dash < 0 || dash === argv.length - 1) return undefined;
+  const command = argv.slice(dash + 1).join(" ");
+  if (dash === 2) {
+    const m = /^(docker|podman):\/\/(.*)$/.exec(argv[1]);
+    if (!m || !CONTAINER_NAME.test(m[2])) return undefined;
+    return { target: { transport: "container", host: m[2], display: argv[1] }, parameters: {}, command };
+  }
+  if (dash === 3 && argv[1] === "--container-id" && CONTAINER_NAME.test(argv[2])) {
+    const name = argv[2];
+    return {
+      target: { transport: "container", host: name, display: name },
+      parameters: { ContainerId: name },
+      command,
+    };
+  }
+  return undefined;
+}
+
+/** What {@linkcode quickContainerPlan} read from argv: the route's target and parameters, and the command. */
+export interface QuickContainerPlan {
+  target: { transport: "container"; host: string; display: string };
+  parameters: Record<string, unknown>;
+  command: string;
+}
+
 /**
  * Runs `argv` on the quick road when it fits (see the module doc) and returns the exit code; `undefined`
  * when it does not, before anything was done.
  *
  * @throws {RemoteError} as the general road would, once the run has started
  */
-export async function quickInvoke(argv: readonly string[], ssh: TransportEntry): Promise<number | undefined> {
-  const plan = quickPlan(argv);
-  if (!plan || ssh.manifest.id !== "ssh") return undefined;
+export async function quickInvoke(
+  argv: readonly string[],
+  entries: readonly TransportEntry[],
+): Promise<number | undefined> {
+  const route = quickRoute(argv, entries);
+  if (!route) return undefined;
   const [{ configPath }, { defaultPluginDir, EXECUTABLE_PREFIX }] = await Promise.all([
     import("./config.ts"),
     import("./plugin_loader.ts"),
@@ -93,12 +140,8 @@ export async function quickInvoke(argv: readonly string[], ssh: TransportEntry):
     import("./throttle_limit.ts"),
   ]);
   return await runInvoke({
-    routes: [{
-      entry: ssh,
-      target: { transport: "ssh", host: plan.host, display: plan.host },
-      parameters: plan.parameters,
-    }],
-    command: plan.command,
+    routes: [{ entry: route.entry, target: route.target, parameters: route.parameters }],
+    command: route.command,
     throttle: THROTTLE_LIMIT.default,
     json: false,
     reuse: true,
@@ -106,6 +149,20 @@ export async function quickInvoke(argv: readonly string[], ssh: TransportEntry):
     prompter: terminalPrompter(),
     registry: () => import("./registry.ts").then(({ Registry }) => new Registry()),
   });
+}
+
+/** The one route of a quick call, with its transport's entry; `undefined` when argv does not fit. */
+function quickRoute(argv: readonly string[], entries: readonly TransportEntry[]) {
+  const plan = quickPlan(argv);
+  const ssh = entries.find((e) => e.manifest.id === "ssh");
+  if (plan && ssh) {
+    const target = { transport: "ssh", host: plan.host, display: plan.host };
+    return { entry: ssh, target, parameters: plan.parameters, command: plan.command };
+  }
+  const container = quickContainerPlan(argv);
+  const entry = entries.find((e) => e.manifest.id === "container");
+  if (container && entry) return { entry, ...container };
+  return undefined;
 }
 
 /** Whether `file` surely does not exist. */

@@ -114,6 +114,25 @@ for (const [scheme, start] of engines) {
         assertEquals(run, { code: 3, stdout: "out\n", stderr: "err\n" });
       });
 
+      await step("the quick road (one container, then --) answers as the general road does", async () => {
+        // `invoke docker://NAME -- cmd` and `invoke --container-id NAME -- cmd` skip the CLI's parameter machinery
+        // (core/quick_invoke.ts); --throttle-limit sends the same call the general way
+        const general = ["--throttle-limit", "32"];
+        const cases: [string[], string][] = [
+          [[target], "echo out; echo err >&2; exit 3"],
+          [["--container-id", "web1"], "echo out; echo err >&2; exit 3"],
+          [[`${scheme}://web9`], "true"],
+          [["--container-id", "off1"], "true"],
+        ];
+        for (const [given, command] of cases) {
+          const quick = await runRemote(["invoke", ...given, "--", command], { env });
+          const slow = await runRemote(["invoke", ...given, ...general, "--", command], { env });
+          assertEquals(quick, slow, given.join(" "));
+        }
+        const ran = await runRemote(["invoke", "--container-id", "web1", "--", "echo", "$0"], { env });
+        assertEquals(ran, { code: 0, stdout: "/bin/sh\n", stderr: "" });
+      });
+
       await step("--container-id names the container; --docker-host names the engine", async () => {
         const run = await runRemote(
           ["invoke", "--container-id", "web1", "--docker-host", socket, "--", "echo hi"],
@@ -233,6 +252,48 @@ for (const [scheme, start] of engines) {
         assertEquals(run.stdout.split("\n").filter((l) => l !== "").sort(), ["[fan1] fan1", "[fan2] fan2"]);
         assert(run.stderr.includes("remote: 1 of 3 hosts failed: fan9 (no container fan9 on "), run.stderr);
       });
+
+      await step(
+        "invoke fans out across 10 containers (--container-id and the scheme); a failing one sets the code and the summary",
+        async () => {
+          const names = Array.from({ length: 10 }, (_, i) => `ten${i + 1}`);
+          for (const name of names) await engine.createContainer(name, { env: [`WHO=${name}`] });
+          const lines = (stdout: string) => stdout.split("\n").filter((l) => l !== "").sort();
+          // every container's line, each once, prefixed by its own name; nothing on stderr; exit 0
+          const all = await runRemote(
+            ["invoke", "--container-id", ...names, "--docker-host", socket, "--", 'echo "$WHO"'],
+            { env, timeoutMs: 90_000 },
+          );
+          assertEquals([all.code, all.stderr], [0, ""]);
+          assertEquals(lines(all.stdout), names.map((n) => `[${n}] ${n}`).sort());
+          // the command fails in one container: its exit code is remote's, and the summary names it
+          const one = await runRemote(
+            [
+              "invoke",
+              ...names.map((n) => `${scheme}://${n}`),
+              "--",
+              'echo "$WHO"; [ "$WHO" != ten7 ] || exit 7',
+            ],
+            { env, timeoutMs: 90_000 },
+          );
+          assertEquals(one.code, 7);
+          assertEquals(lines(one.stdout), names.map((n) => `[${scheme}://${n}] ${n}`).sort());
+          assertEquals(one.stderr, `remote: 1 of 10 hosts failed: ${scheme}://ten7 (exit 7)\n`);
+          // one container stopped: 251, its reason on its own prefixed line, the others' output whole
+          await engine.stopContainer("ten4");
+          const stopped = await runRemote(
+            ["invoke", "--container-id", ...names, "--docker-host", socket, "--", 'echo "$WHO"'],
+            { env, timeoutMs: 90_000 },
+          );
+          assertEquals(stopped.code, 251);
+          assertEquals(
+            lines(stopped.stdout),
+            names.filter((n) => n !== "ten4").map((n) => `[${n}] ${n}`).sort(),
+          );
+          const why = `container ten4 is not running (exited) on the ${scheme} engine at ${socket}`;
+          assertEquals(stopped.stderr, `[ten4] remote: ${why}\nremote: 1 of 10 hosts failed: ten4 (${why})\n`);
+        },
+      );
 
       await step("Ctrl-C stops the command in the container and remote exits 130", async () => {
         const child = new Deno.Command(Deno.execPath(), {

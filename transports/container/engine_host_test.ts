@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, rejects, strictEqual, throws } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { UsageError } from "../../plugins/mod.ts";
 import { parseEngineHost, resolveEngineHost } from "./engine_host.ts";
@@ -30,11 +30,11 @@ Deno.test("parseEngineHost() refuses other forms with a usage error naming where
   throws(() => parseEngineHost("ssh://admin@h", "--docker-host"), /with --via, not ssh:\/\//);
 });
 
-Deno.test("resolveEngineHost() prefers --docker-host, then DOCKER_HOST, then the default socket", () => {
+Deno.test("resolveEngineHost() prefers --docker-host, then DOCKER_HOST, then the default socket", async () => {
   const vars = { DOCKER_HOST: "unix:///env.sock" };
-  strictEqual(resolveEngineHost("docker", "unix:///flag.sock", env(vars)).display, "unix:///flag.sock");
-  strictEqual(resolveEngineHost("docker", undefined, env(vars)).display, "unix:///env.sock");
-  strictEqual(resolveEngineHost("docker", undefined, env({})).display, "unix:///var/run/docker.sock");
+  strictEqual((await resolveEngineHost("docker", "unix:///flag.sock", env(vars))).display, "unix:///flag.sock");
+  strictEqual((await resolveEngineHost("docker", undefined, env(vars))).display, "unix:///env.sock");
+  strictEqual((await resolveEngineHost("docker", undefined, env({}))).display, "unix:///var/run/docker.sock");
 });
 
 Deno.test("resolveEngineHost() reads the current docker context from the context store; DOCKER_HOST wins", async () => {
@@ -47,16 +47,20 @@ Deno.test("resolveEngineHost() reads the current docker context from the context
       JSON.stringify({ Name: "ref-ctx", Endpoints: { docker: { Host: "unix:///ctx.sock", SkipTLSVerify: false } } }),
     );
     await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ currentContext: "ref-ctx" }));
-    strictEqual(resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir })).display, "unix:///ctx.sock");
     strictEqual(
-      resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir, DOCKER_HOST: "unix:///env.sock" })).display,
+      (await resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir }))).display,
+      "unix:///ctx.sock",
+    );
+    strictEqual(
+      (await resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir, DOCKER_HOST: "unix:///env.sock" })))
+        .display,
       "unix:///env.sock",
     );
     strictEqual(
-      resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir, DOCKER_CONTEXT: "default" })).display,
+      (await resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir, DOCKER_CONTEXT: "default" }))).display,
       "unix:///var/run/docker.sock",
     );
-    throws(
+    await rejects(
       () => resolveEngineHost("docker", undefined, env({ DOCKER_CONFIG: dir, DOCKER_CONTEXT: "gone" })),
       /docker context gone is not in/,
     );
@@ -65,16 +69,23 @@ Deno.test("resolveEngineHost() reads the current docker context from the context
   }
 });
 
-Deno.test("resolveEngineHost() gives podman CONTAINER_HOST, else its rootful or rootless socket", () => {
+Deno.test("resolveEngineHost() gives podman CONTAINER_HOST, else its rootful or rootless socket", async () => {
   strictEqual(
-    resolveEngineHost("podman", undefined, env({ CONTAINER_HOST: "unix:///p.sock", DOCKER_HOST: "unix:///d.sock" }))
+    (await resolveEngineHost(
+      "podman",
+      undefined,
+      env({ CONTAINER_HOST: "unix:///p.sock", DOCKER_HOST: "unix:///d.sock" }),
+    ))
       .display,
     "unix:///p.sock",
   );
   const expected = Deno.uid() === 0 ? "unix:///run/podman/podman.sock" : "unix:///run/user/1000/podman/podman.sock";
-  strictEqual(resolveEngineHost("podman", undefined, env({ XDG_RUNTIME_DIR: "/run/user/1000" })).display, expected);
+  strictEqual(
+    (await resolveEngineHost("podman", undefined, env({ XDG_RUNTIME_DIR: "/run/user/1000" }))).display,
+    expected,
+  );
 });
 
-Deno.test("resolveEngineHost() refuses DOCKER_TLS_VERIFY rather than talk in the clear", () => {
-  throws(() => resolveEngineHost("docker", undefined, env({ DOCKER_TLS_VERIFY: "1" })), /TLS/);
+Deno.test("resolveEngineHost() refuses DOCKER_TLS_VERIFY rather than talk in the clear", async () => {
+  await rejects(() => resolveEngineHost("docker", undefined, env({ DOCKER_TLS_VERIFY: "1" })), /TLS/);
 });

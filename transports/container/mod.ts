@@ -41,6 +41,9 @@ export { manifest } from "./manifest.ts";
 /** Output read ahead of the consumer before reading the engine's stream pauses. */
 const BUFFER_BYTES = 64 * 1024;
 
+/** What the exec's stream is read into, a read at a time (each read gets at least {@linkcode BUFFER_BYTES}). */
+const SLAB_BYTES = 4 * BUFFER_BYTES;
+
 /** How long the exit code may take to appear in the exec's record after its stream ended. */
 const EXIT_CODE_WAIT_MS = 10_000;
 
@@ -120,7 +123,7 @@ export function containerOptions(ctx: Pick<OpenContext, "target" | "parameters">
 export async function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   if (request.kind === "subsystem") throw new UnsupportedError("container", `subsystem ${request.name}`);
   const options = containerOptions(ctx);
-  const endpoint = resolveEngineHost(options.engine, options.dockerHost, engineEnv(ctx));
+  const endpoint = await resolveEngineHost(options.engine, options.dockerHost, engineEnv(ctx));
   const engine = await EngineClient.connect(
     endpoint,
     options.engine,
@@ -236,7 +239,7 @@ function containerShell(env: unknown): string {
  */
 export async function targets(ctx: OpenContext): Promise<TargetRows> {
   const p = parameters.read(ctx.parameters);
-  const endpoint = resolveEngineHost("docker", p.dockerHost, engineEnv(ctx));
+  const endpoint = await resolveEngineHost("docker", p.dockerHost, engineEnv(ctx));
   const engine = await EngineClient.connect(
     endpoint,
     "docker",
@@ -412,8 +415,17 @@ function execChannel(
 
   const pumped = (async () => {
     if (first.length > 0) await deliver(first);
+    // Reads go into one slab until less than a read's worth is left: the engine sends a few KiB at a time, and a
+    // fresh 64 KiB buffer per read cost more to allocate and collect than the bytes it carried. The pieces passed
+    // on view the slab, which is never written twice.
+    let slab = new Uint8Array(SLAB_BYTES);
+    let used = 0;
     while (true) {
-      const buf = new Uint8Array(BUFFER_BYTES);
+      if (slab.length - used < BUFFER_BYTES) {
+        slab = new Uint8Array(SLAB_BYTES);
+        used = 0;
+      }
+      const buf = slab.subarray(used);
       let n: number | null;
       try {
         n = await conn.read(buf);
@@ -422,6 +434,7 @@ function execChannel(
         throw new TransportError(`lost the connection to ${engine.name}`, { layer: "channel", cause: error });
       }
       if (n === null) break;
+      used += n;
       await deliver(buf.subarray(0, n));
     }
     decoder?.finish();
@@ -544,6 +557,20 @@ async function exitCode(engine: EngineClient, execId: string): Promise<ExitStatu
 }
 
 /**
+ * The shell script that sends `signal` to every process under `proc` (the container's /proc) whose environment
+ * holds `tag`. The tagged processes are found first and signalled together by one `kill`, lowest PID (the command's
+ * shell) first, as a terminal signals a whole process group at once. Signalled one at a time as the glob lists them
+ * (as text: 100123 before 99987), a shell went on to its next command after its child had died of the signal and
+ * before its own turn came.
+ */
+export function signalScript(tag: string, signal: string, proc = "/proc"): string {
+  return `p=; for d in ${proc}/[0-9]*; do ` +
+    `if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qx '${EXEC_TAG}=${tag}'; then ` +
+    `p="$p\${d##*/} "; fi; done; ` +
+    `[ -z "$p" ] || kill -s ${signal} $(echo $p | tr ' ' '\\n' | sort -n) 2>/dev/null; true`;
+}
+
+/**
  * Sends `signal` to every process of the container that carries `tag`, through a second exec run as root (only
  * root may read every process's environ). A container without a shell, grep, tr and kill cannot be signalled; that
  * is reported, not hidden.
@@ -551,9 +578,7 @@ async function exitCode(engine: EngineClient, execId: string): Promise<ExitStatu
  * @throws {RemoteError} when the engine refuses the second exec
  */
 async function signalTagged(engine: EngineClient, container: string, tag: string, signal: string): Promise<void> {
-  const script = `for d in /proc/[0-9]*; do ` +
-    `if tr '\\000' '\\n' < "$d/environ" 2>/dev/null | grep -qx '${EXEC_TAG}=${tag}'; then ` +
-    `kill -s ${signal} "\${d#/proc/}" 2>/dev/null; fi; done; true`;
+  const script = signalScript(tag, signal);
   const created = await engine.request("POST", `/containers/${encodeURIComponent(container)}/exec`, {
     AttachStdin: false,
     AttachStdout: true,
