@@ -57,6 +57,11 @@ export class LineEditor {
     this.#options = options;
   }
 
+  /** The line typed so far. */
+  text(): string {
+    return this.#line.join("");
+  }
+
   /** Replaces the line being typed with `text`; returns the bytes that redraw it. */
   replace(text: string): Uint8Array {
     const erase = "\b \b".repeat(this.#line.length);

@@ -145,21 +145,3 @@ Deno.test("remote disconnect --idle-timeout: the host ends a PowerShell session 
   assertEquals(gone.code, 233, gone.stderr);
   match(gone.stderr, /^remote: 127\.0\.0\.1:\d+ has no PowerShell session T\n/);
 });
-
-Deno.test("~& in a connected Windows PowerShell session disconnects it; remote connect takes it back", async () => {
-  await using server = await startWinrmServer({});
-  await using home = await tempHome();
-  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
-  assertEquals((await runRemote(["new", ...base, "--name", "K"], { env: envOf(home) })).code, 0);
-  const left = await runRemote(["connect", "--name", "K"], { env: envOf(home), stdin: "'first visit'\n~&\n" });
-  assertEquals(left.code, 0, left.stderr);
-  match(left.stdout, /PS C:\\Users\\alice\\Documents> first visit\n/);
-  assertEquals(left.stderr, "remote: disconnected from K; it keeps running on 127.0.0.1\n");
-  assertEquals([...server.psShells.values()].map((s) => [s.name, s.state]), [["K", "Disconnected"]]);
-  const listed = await runRemote(["get", "--json"], { env: envOf(home) });
-  assertEquals(JSON.parse(listed.stdout.trim()).state, "Disconnected");
-  const back = await runRemote(["connect", "--name", "K"], { env: envOf(home), stdin: "'second visit'\nexit 0\n" });
-  assertEquals(back.code, 0, back.stderr);
-  match(back.stdout, /PS C:\\Users\\alice\\Documents> second visit\n/);
-  assertEquals(server.shells(), []);
-});
