@@ -109,6 +109,9 @@ export async function enterPowerShell(
           detached = true;
           // Disconnect-PSSession: a running command goes on on the host, its output kept for the next connect
           await term.detach();
+          // what the host sent before the Disconnect is shown, not dropped: the channel is read to its end first
+          await bounded(conn.finished.catch(() => {}), CLOSE_AFTER_ESCAPE_MS);
+          await screen.write("");
           leave.resolve("detached");
           return;
         }

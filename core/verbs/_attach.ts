@@ -122,6 +122,11 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
     // a PowerShell session (Connect-PSSession, then Enter-PSSession): the channel speaks PSRP
     let code: number | "detached" | "terminated";
     try {
+      // Connect-PSSession, then Receive-PSSession: what the session's commands printed while nobody was
+      // connected (to the end of a command still running), once, before the prompt
+      if (r.entry.manifest.capabilities.includes("receive")) {
+        await input.io.out(await host.receive(ctx, record.name));
+      }
       code = await enterPowerShellSession(channel, record.computerName, {
         escapeChar,
         onEscapeList: listForEscape(input.registry),
