@@ -48,3 +48,12 @@ Deno.test("LineEditor with history recalls sent lines with Up and Down; Tab as a
   // without the options, Tab is a space and arrows are swallowed, as WinRS shells need
   assertEquals(show(new LineEditor().feed(enc.encode("a\tb\x1b[A\r"))), ["echo:a b\r\n", "line:a b"]);
 });
+
+Deno.test("LineEditor.text() is the line typed so far, for redrawing it after an escape's message", () => {
+  const ed = new LineEditor();
+  assertEquals(ed.text(), "");
+  ed.feed(enc.encode("Get-Dat\x7fte"));
+  assertEquals(ed.text(), "Get-Date");
+  ed.feed(enc.encode("\r"));
+  assertEquals(ed.text(), "");
+});
