@@ -57,8 +57,18 @@ export async function run(input: VerbInput): Promise<number> {
     return 0;
   }
   // as invoke --json writes them: each line names its host
-  for (const line of new TextDecoder().decode(received).split("\n")) {
-    if (line) await input.io.out(JSON.stringify({ host: record.computerName, ...JSON.parse(line) }) + "\n");
+  const lines = new TextDecoder().decode(received).split("\n").filter((line) => line !== "");
+  let parsed: unknown[];
+  try {
+    parsed = lines.map((line) => JSON.parse(line));
+  } catch {
+    // a plugin transport gets no options over the plugin protocol, so it answers with text
+    throw new UsageError(`the ${r.entry.manifest.id} transport cannot receive output as objects`, {
+      hint: `drop --json: remote receive --name ${record.name}`,
+    });
+  }
+  for (const one of parsed) {
+    await input.io.out(JSON.stringify({ host: record.computerName, ...(one as Record<string, unknown>) }) + "\n");
   }
   return 0;
 }
