@@ -24,7 +24,9 @@ import {
   type PSValue,
   RunspacePool,
 } from "../plugins/psrp/mod.ts";
+import { RemoteError } from "./errors.ts";
 import { printable } from "./output.ts";
+import { type EscapeAction, escapeHelp, EscapeScanner } from "./terminal_bridge.ts";
 
 /** Where the session reads keys and writes text; the process's own by default (tests pass a PTY's). */
 export interface PowerShellTerminal {
@@ -35,10 +37,16 @@ export interface PowerShellTerminal {
   writeError(text: string): Promise<void>;
   columns?: number;
   /**
-   * a session the host keeps (`remote connect`): a line `~&` leaves it running there (Disconnect-PSSession), as
-   * `~&` detaches a terminal session; enterPowerShell then returns `"detached"`
+   * a session the host keeps (`remote connect`): the escape `~&` leaves it running there (Disconnect-PSSession),
+   * even while a command runs; enterPowerShell then returns `"detached"`
    */
   detach?(): Promise<void>;
+  /** the escape character on a terminal (docs/escapes.md), `~` by default; `null` turns escapes off */
+  escapeChar?: string | null;
+  /** the text `~#` prints (the sessions known) */
+  onEscapeList?: () => Promise<string>;
+  /** the transport keeps sessions made with `remote new` but this one was not: what `~&` then says */
+  plainSession?: boolean;
   /** the terminal's size now (it may change between commands) */
   size?(): { columns: number; rows: number };
 }
@@ -54,21 +62,77 @@ const READ_KEY_NO_ECHO = 2;
 const CURSOR_REPLY_MS = 1000;
 
 /**
- * Runs the interactive session until `exit`, Ctrl-D or the channel ends; returns the exit code, or `"detached"`
- * when the user left a kept session running with `~&`.
+ * Runs the interactive session until `exit`, Ctrl-D or the channel ends; returns the exit code, `"detached"`
+ * when the user left a kept session running with `~&`, or `"terminated"` when `~.` ended it.
  */
 export async function enterPowerShell(
   channel: Channel,
   display: string,
   term: PowerShellTerminal,
-): Promise<number | "detached"> {
+): Promise<number | "detached" | "terminated"> {
   const conn = connectOutOfProc({ readable: channel.stdout, writable: channel.stdin });
   const diagnostics = new Response(channel.stderr).text().catch(() => "");
   void diagnostics;
-  const keys = new KeyReader(term);
+  const escapeChar = term.escapeChar === undefined ? "~" : term.escapeChar;
+  const keys = new KeyReader(term, term.isTerminal ? new EscapeScanner(escapeChar) : undefined);
   const screen = new Screen(term);
   const out = (s: string) => screen.write(s);
   const err = (s: string) => screen.write(s, true);
+  let detached = false;
+  /** `~.` or `~&`: the session loop stops waiting for the line or command at hand */
+  const leave = Promise.withResolvers<"detached" | "terminated">();
+  /** the prompt shown while a line is read, to show again after an escape's message */
+  let prompting: string | undefined;
+  /** an escape is leaving the session: what fails meanwhile (the channel going away under a detach) is its doing */
+  let leaving = false;
+  const untilLeft = <T>(p: Promise<T>): Promise<T | "detached" | "terminated"> =>
+    Promise.race([p.catch((e) => leaving ? leave.promise : Promise.reject(e)), leave.promise]);
+  keys.onEscape = async (action: EscapeAction) => {
+    const e = showEscape(escapeChar ?? "~");
+    // the terminal translates line ends here (raw mode keeps output processing), so plain LF
+    const say = async (text: string) => {
+      await screen.write(`${e}${ESCAPE_KEYS[action]}\n${text}`.replace(/\r\n/g, "\n"), true);
+      if (prompting !== undefined) await screen.write(prompting + keys.typed());
+    };
+    switch (action) {
+      case "terminate":
+        leaving = true;
+        prompting = undefined;
+        await say("");
+        leave.resolve("terminated");
+        return;
+      case "detach":
+        if (term.detach) {
+          leaving = true;
+          prompting = undefined;
+          await say("");
+          detached = true;
+          // Disconnect-PSSession: a running command goes on on the host, its output kept for the next connect
+          await term.detach();
+          // what the host sent before the Disconnect is shown, not dropped: the channel is read to its end first
+          await bounded(conn.finished.catch(() => {}), CLOSE_AFTER_ESCAPE_MS);
+          await screen.write("");
+          leave.resolve("detached");
+          return;
+        }
+        return await say(
+          term.plainSession
+            ? `remote: this session was not created with \`remote new\`, so it cannot be left running; ${e}. ends it\n`
+            : `remote: this transport cannot keep a session running; ${e}. ends it\n`,
+        );
+      case "help":
+        return await say(escapeHelp(escapeChar ?? "~", term.detach !== undefined));
+      case "list": {
+        let text: string;
+        try {
+          text = term.onEscapeList ? await term.onEscapeList() : "no sessions to list";
+        } catch (error) {
+          text = `remote: cannot list sessions: ${error instanceof Error ? error.message : String(error)}`;
+        }
+        return await say(text.replace(/\n?$/, "\n"));
+      }
+    }
+  };
   /** a line typed at a host prompt; Ctrl-C or the end of input cancels the prompt (the server gets an error) */
   const ask = async (echo = true): Promise<string> => {
     const got = await keys.line(echo, screen.column());
@@ -77,7 +141,6 @@ export async function enterPowerShell(
     throw new Error(got.kind === "eof" ? "the input ended" : "the prompt was cancelled");
   };
   let shouldExit: number | undefined;
-  let detached = false;
   const rawUI: HostRawUI = { foregroundColor: 7, backgroundColor: 0, cursorSize: 25 };
   const colors = term.isTerminal && !Deno.env.get("NO_COLOR"); // https://no-color.org
   /** Write-Host -ForegroundColor/-BackgroundColor: colours other than the host's own, as SGR sequences */
@@ -217,17 +280,16 @@ export async function enterPowerShell(
     // the pool opens meanwhile: a terminal that never answers where its cursor is delays nothing
     await Promise.all([refreshRawUI(), pool.open()]);
     while (shouldExit === undefined) {
-      const prompt = await evaluate(pool, "prompt");
-      await out(`[${printable(display)}]: ${prompt.join("") || "PS> "}`);
-      const got = await keys.line(true, screen.column());
+      const prompt = await untilLeft(evaluate(pool, "prompt"));
+      if (typeof prompt === "string") return prompt;
+      prompting = `[${printable(display)}]: ${prompt.join("") || "PS> "}`;
+      await out(prompting);
+      const got = await untilLeft(keys.line(true, screen.column()));
+      prompting = undefined;
+      if (typeof got === "string") return got;
       screen.lineEnded();
       if (got.kind === "eof") return 0;
       if (got.kind === "interrupt" || got.text.trim() === "") continue;
-      if (got.text.trim() === "~&" && term.detach) {
-        detached = true;
-        await term.detach();
-        return "detached";
-      }
       await refreshRawUI();
       const pipeline = pool.createPipeline({
         commands: [{ cmd: got.text, isScript: true }, {
@@ -243,7 +305,8 @@ export async function enterPowerShell(
         progress: term.isTerminal ? (record) => void screen.progress(record) : undefined,
       });
       keys.running(() => pipeline.stop());
-      const result = await pipeline.done;
+      const result = await untilLeft(pipeline.done);
+      if (typeof result === "string") return result;
       keys.running(undefined);
       await screen.endProgress();
       if (result.reason) await err(formatError(result.reason));
@@ -254,10 +317,43 @@ export async function enterPowerShell(
     if (term.isTerminal && rawUI.cursorSize === 0) await screen.raw("\x1b[?25h");
     if (term.isTerminal) term.setRaw?.(false);
     keys.stop();
-    // a detached session's pool stays open on the host: closing it would end the session
-    if (!detached) await pool.close().catch(() => {});
+    // a detached session's pool stays open on the host: closing it would end the session; after ~. a host that
+    // does not answer holds nothing up
+    if (!detached) await bounded(pool.close(), CLOSE_AFTER_ESCAPE_MS).catch(() => {});
     await conn.closeInput();
   }
+}
+
+/**
+ * The error `~.` ends a PowerShell session with, as it ends a terminal session (docs/escapes.md: exit 250).
+ *
+ * @example
+ * ```ts
+ * import { endedByEscape } from "./powershell_enter.ts";
+ * console.assert(endedByEscape("~").message === "session ended with ~.");
+ * ```
+ */
+export function endedByEscape(escapeChar: string | null): RemoteError {
+  return new RemoteError("lost", `session ended with ${showEscape(escapeChar ?? "~")}.`);
+}
+
+/** How long `~.` waits for the pool to close before leaving anyway. */
+const CLOSE_AFTER_ESCAPE_MS = 5_000;
+
+/** `promise`, or nothing once `ms` passed */
+async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
+}
+
+/** The key after the escape character for each action, as echoed. */
+const ESCAPE_KEYS: Readonly<Record<EscapeAction, string>> = { terminate: ".", detach: "&", help: "?", list: "#" };
+
+/** How an escape character is shown: control keys as `^X`. */
+function showEscape(esc: string): string {
+  const code = esc.charCodeAt(0);
+  return code < 0x20 ? `^${String.fromCharCode(code + 0x40)}` : code === 0x7f ? "^?" : esc;
 }
 
 function terminalSize(term: PowerShellTerminal): { columns: number; rows: number } {
@@ -523,9 +619,13 @@ class KeyReader {
   #cursorTimer?: ReturnType<typeof setTimeout>;
   /** Tab: the completed line, or undefined to leave it */
   complete?: (text: string) => Promise<string | undefined>;
+  /** an escape typed on the terminal (`~.`, `~&`, `~?`, `~#`), acted on as it arrives */
+  onEscape?: (action: EscapeAction) => Promise<void>;
+  #scanner?: EscapeScanner;
 
-  constructor(term: PowerShellTerminal) {
+  constructor(term: PowerShellTerminal, scanner?: EscapeScanner) {
     this.#term = term;
+    this.#scanner = scanner;
     this.#reader = term.stdin.getReader();
     void this.#pump();
   }
@@ -540,17 +640,27 @@ class KeyReader {
       while (true) {
         const { value, done } = await this.#reader.read();
         if (done) break;
-        let bytes = this.#cursorReply ? this.#takeCursorReply(value) : value;
-        if (!this.#waiting && !this.#keyWaiting?.allowCtrlC && this.#interrupt) {
-          const at = bytes.lastIndexOf(3);
-          if (at >= 0) {
-            this.#held = new Uint8Array(0);
-            bytes = bytes.subarray(at + 1);
-            this.#interrupt();
+        const typed = this.#cursorReply ? this.#takeCursorReply(value) : value;
+        // escapes act as they are typed, whatever reads the keys (a prompt, a running command, ReadKey)
+        const events = this.#scanner?.feed(typed) ?? [{ kind: "send" as const, bytes: typed }];
+        for (const event of events) {
+          if (event.kind === "escape") {
+            await this.#work;
+            await this.onEscape?.(event.action).catch(() => {});
+            continue;
           }
+          let bytes = event.bytes;
+          if (!this.#waiting && !this.#keyWaiting?.allowCtrlC && this.#interrupt) {
+            const at = bytes.lastIndexOf(3);
+            if (at >= 0) {
+              this.#held = new Uint8Array(0);
+              bytes = bytes.subarray(at + 1);
+              this.#interrupt();
+            }
+          }
+          this.#hold(bytes);
+          this.#drain();
         }
-        this.#hold(bytes);
-        this.#drain();
       }
     } catch {
       // stdin closed under us
@@ -650,6 +760,11 @@ class KeyReader {
       await this.#term.write(key.character);
     }
     waiting.resolve(key);
+  }
+
+  /** The line being typed at the prompt, to show again after an escape's message. */
+  typed(): string {
+    return this.#editor.text();
   }
 
   /** The next key (ReadKey): undefined at the end of input, "interrupt" for Ctrl-C unless `allowCtrlC`. */

@@ -132,6 +132,11 @@ export class LineEditor {
     this.#options = options;
   }
 
+  /** The line typed so far. */
+  text(): string {
+    return this.#line.join("");
+  }
+
   /**
    * The next line starts at this column of the terminal (0-based: after a prompt of that width), for lines that
    * wrap; call it before feeding the line's first key.

@@ -231,3 +231,12 @@ Deno.test("LineEditor completes the text before the cursor and keeps what follow
   t.type("\r");
   assertEquals(t.lines, ["Get-ChildItem | Out-Null"]);
 });
+
+Deno.test("LineEditor.text() is the line typed so far, for redrawing it after an escape's message", () => {
+  const ed = new LineEditor();
+  assertEquals(ed.text(), "");
+  ed.feed(enc.encode("Get-Dat\x7fte"));
+  assertEquals(ed.text(), "Get-Date");
+  ed.feed(enc.encode("\r"));
+  assertEquals(ed.text(), "");
+});

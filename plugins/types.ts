@@ -370,6 +370,15 @@ export interface DisconnectOptions {
   outputBufferingMode?: "block" | "drop";
 }
 
+/** Options of `remote receive`. */
+export interface ReceiveOptions {
+  /**
+   * "text" (default): as the session printed it; "json" (a PowerShell session): one JSON line per output object
+   * (`{"stream":"output","data":…}`) and per error or warning (`{"stream":"stderr","data":"…"}`), in order
+   */
+  format?: "text" | "json";
+}
+
 /** Operations on sessions that live on the host: PowerShell's disconnected sessions. */
 export interface SessionHost {
   list(ctx: OpenContext): Promise<HostSession[]>;
@@ -392,8 +401,8 @@ export interface SessionHost {
   /** attaches to a session; `force` takes over a session another client has */
   attach(ctx: OpenContext, name: string, options: { force: boolean; pty: PtyRequest }): Promise<Channel>;
   disconnect(ctx: OpenContext, name: string, options: DisconnectOptions): Promise<void>;
-  /** output since the last detach, without attaching */
-  receive(ctx: OpenContext, name: string): Promise<Uint8Array>;
+  /** output since the last detach, without attaching (`options.format` "json": see {@linkcode ReceiveOptions}) */
+  receive(ctx: OpenContext, name: string, options?: ReceiveOptions): Promise<Uint8Array>;
   /** ends the session and every process in it */
   remove(ctx: OpenContext, name: string): Promise<void>;
 }

@@ -86,7 +86,18 @@ Deno.test("remote invoke --computer-name runs a PowerShell script: output, error
     }
     assertEquals(server.stats.psrpCreates, cases.length);
     assertEquals(server.stats.byAction.Create, cases.length, "every run used PSRP, none a WinRS cmd shell");
+    // the exit code comes from the script's own pipeline (a second statement reads $?), not from a second pipeline
+    assertEquals(server.stats.byAction.Command, cases.length, "one Command per run");
     assertEquals(server.shells(), []);
+    const json = await runRemote(["invoke", ...base, "--json", "--", "'one'; Write-Error 'it broke'"], {
+      env: envOf(home),
+    });
+    assertEquals([json.code, json.stderr], [1, ""]);
+    assertEquals(json.stdout.trim().split("\n").map((l) => JSON.parse(l)), [
+      { host: "127.0.0.1", stream: "output", data: "one" },
+      { host: "127.0.0.1", stream: "stderr", data: "Write-Error: it broke\n" },
+      { host: "127.0.0.1", stream: "exit", data: null, exitCode: 1 },
+    ]);
     // arguments and piped input
     const args = await runRemote(
       ["invoke", ...base, "--argument-list", "a", "--argument-list", "b", "--", "$args -join '+'"],

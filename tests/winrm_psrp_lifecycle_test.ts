@@ -146,20 +146,46 @@ Deno.test("remote disconnect --idle-timeout: the host ends a PowerShell session 
   match(gone.stderr, /^remote: 127\.0\.0\.1:\d+ has no PowerShell session T\n/);
 });
 
-Deno.test("~& in a connected Windows PowerShell session disconnects it; remote connect takes it back", async () => {
+Deno.test("remote get --computer-name with a bare name and WinRM's options asks the host's WinRM service, as Get-PSSession", async () => {
+  await using server = await startWinrmServer({});
+  await using first = await tempHome();
+  await using second = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  assertEquals((await runRemote(["new", ...base, "--name", "Far"], { env: envOf(first) })).code, 0);
+  const listed = await runRemote(["get", ...base, "--json"], { env: envOf(second) });
+  assertEquals(listed.code, 0, listed.stderr);
+  const rows = listed.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assertEquals(rows.map((r) => [r.name, r.computerName, r.transport, r.state]), [
+    ["Far", "127.0.0.1", "winrm", "Disconnected"],
+  ]);
+  // recorded: the second computer can now receive from it by name
+  const received = await runRemote(["receive", "--name", "Far"], { env: envOf(second) });
+  assertEquals(received, { code: 0, stdout: "", stderr: "" });
+});
+
+Deno.test("remote receive --json prints a PowerShell session's output objects and errors as invoke --json does", async () => {
   await using server = await startWinrmServer({});
   await using home = await tempHome();
   const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
-  assertEquals((await runRemote(["new", ...base, "--name", "K"], { env: envOf(home) })).code, 0);
-  const left = await runRemote(["connect", "--name", "K"], { env: envOf(home), stdin: "'first visit'\n~&\n" });
-  assertEquals(left.code, 0, left.stderr);
-  match(left.stdout, /PS C:\\Users\\alice\\Documents> first visit\n/);
-  assertEquals(left.stderr, "remote: disconnected from K; it keeps running on 127.0.0.1\n");
-  assertEquals([...server.psShells.values()].map((s) => [s.name, s.state]), [["K", "Disconnected"]]);
-  const listed = await runRemote(["get", "--json"], { env: envOf(home) });
-  assertEquals(JSON.parse(listed.stdout.trim()).state, "Disconnected");
-  const back = await runRemote(["connect", "--name", "K"], { env: envOf(home), stdin: "'second visit'\nexit 0\n" });
-  assertEquals(back.code, 0, back.stderr);
-  match(back.stdout, /PS C:\\Users\\alice\\Documents> second visit\n/);
-  assertEquals(server.shells(), []);
+  const script = '1..3 | % { "tick $_" }\nWrite-Error boom';
+  const started = await runRemote(
+    ["invoke", ...base, "--in-disconnected-session", "--session-name", "J", "--", script],
+    { env: envOf(home) },
+  );
+  assertEquals(started.code, 0, started.stderr);
+  const [shell] = server.psShells.values();
+  await until(() => [...shell.commands.values()].every((c) => c.done), "the job to end");
+  const r = await runRemote(["receive", "--name", "J", "--json"], { env: envOf(home) });
+  assertEquals([r.code, r.stderr], [0, ""]);
+  assertEquals(r.stdout.trim().split("\n").map((l) => JSON.parse(l)), [
+    { host: "127.0.0.1", stream: "output", data: "tick 1" },
+    { host: "127.0.0.1", stream: "output", data: "tick 2" },
+    { host: "127.0.0.1", stream: "output", data: "tick 3" },
+    { host: "127.0.0.1", stream: "stderr", data: "Write-Error: boom\n" },
+  ]);
+  assertEquals(
+    (await runRemote(["receive", "--name", "J", "--json"], { env: envOf(home) })).stdout,
+    "",
+    "nothing twice",
+  );
 });

@@ -235,9 +235,15 @@ Deno.test("the PowerShell test server answers Create, Receive, Command and Delet
   const first = one(log, "Command");
   const pid = child(child(first.request, NS.s, "Body"), NS.rsp, "CommandLine")?.attrs.CommandId;
   const pipeline = messages((e) => commandIdOf(e) === pid);
-  assertEquals(pipeline.map((m) => m.type), [MessageType.PIPELINE_OUTPUT, MessageType.PIPELINE_STATE]);
+  // the script's output, then the status statement's string (invoke reads `$?` in the same pipeline), then the state
+  assertEquals(pipeline.map((m) => m.type), [
+    MessageType.PIPELINE_OUTPUT,
+    MessageType.PIPELINE_OUTPUT,
+    MessageType.PIPELINE_STATE,
+  ]);
   assertEquals(clixmlSkeleton(decoder.decode(pipeline[0].data.subarray(3))), "I32");
-  assertEquals(clixmlSkeleton(decoder.decode(pipeline[1].data.subarray(3))), "Obj[RefId]{MS{I32[N]}}");
+  assertEquals(clixmlSkeleton(decoder.decode(pipeline[1].data.subarray(3))), "S");
+  assertEquals(clixmlSkeleton(decoder.decode(pipeline[2].data.subarray(3))), "Obj[RefId]{MS{I32[N]}}");
   assertEquals(NIL_GUID.length, 36);
 });
 

@@ -32,6 +32,7 @@
  * | `$env:COMPUTERNAME`, `whoami`, `$PSSenderInfo.ConfigurationName` | `WIN01`, `win01\alice`, the configuration |
  * | `prompt` | `PS C:\Users\<user>\Documents> ` |
  * | `$global:?` | whether the last statement of the previous pipeline succeeded |
+ * | `$s = $global:?`, then `"text$s"` | the same as `True`/`False` after the text |
  * | anything else | PowerShell's "is not recognized" ErrorRecord (CommandNotFoundException) |
  *
  * A second command `Out-String` passes the strings through, as `Out-String -Stream` does for strings.
@@ -294,8 +295,23 @@ export class PsShell {
   }
 
   async #run(p: ServerPipeline): Promise<ServerPipelineOutcome> {
-    const [first] = p.statements;
-    const script = first?.[0];
+    // further statements (ExtraCmds) run after the first in the same pipeline, `$?` carried from one to the next;
+    // a terminating error in one is written as an error record and the next still runs, as PowerShell batches them
+    const [first, ...more] = p.statements;
+    let outcome = await this.#statement(p, first);
+    for (const statement of more) {
+      if (p.signal.aborted) break;
+      if (outcome.state === "Failed") p.error(outcome.error);
+      outcome = await this.#statement(p, statement);
+    }
+    return outcome;
+  }
+
+  async #statement(
+    p: ServerPipeline,
+    commands: ServerPipeline["statements"][number] | undefined,
+  ): Promise<ServerPipelineOutcome> {
+    const script = commands?.[0];
     if (!script) return { state: "Completed" };
     const args = script.args.filter((a) => a.name === null).map((a) => a.value);
     const ev = new Evaluator(this, p, args);
@@ -331,6 +347,8 @@ class Exit extends Error {}
 class Thrown extends Error {}
 
 class Evaluator {
+  /** `$s = …`: the one variable the status statement sets */
+  readonly vars = new Map<string, string>();
   constructor(readonly shell: PsShell, readonly p: ServerPipeline, readonly args: PSValue[]) {}
 
   /** runs the statements; returns `$?` after the last */
@@ -348,6 +366,8 @@ class Evaluator {
   async statement(s: string): Promise<boolean> {
     const p = this.p;
     let m: RegExpExecArray | null;
+    if (/^\$s\s*=\s*\$global:\?$/i.test(s)) return this.vars.set("s", this.shell.lastOk ? "True" : "False"), true;
+    if ((m = /^"([^"$]*)\$s"$/.exec(s)) && this.vars.has("s")) return p.output(m[1] + this.vars.get("s")), true;
     const str = (t: string) => t.replace(/^'(.*)'$/s, "$1").replace(/^"(.*)"$/s, "$1");
     if ((m = /^('[^']*'|"[^"]*")$/s.exec(s))) return p.output(str(m[1])), true;
     if ((m = /^(\d+)(?:\s*\+\s*(\d+))?$/.exec(s))) return p.output(Number(m[1]) + Number(m[2] ?? 0)), true;

@@ -120,9 +120,17 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
   });
   if (typeof record.configurationName === "string" && powershellConfiguration(r.entry, record.configurationName)) {
     // a PowerShell session (Connect-PSSession, then Enter-PSSession): the channel speaks PSRP
-    let code: number | "detached";
+    let code: number | "detached" | "terminated";
     try {
-      code = await enterPowerShellSession(channel, record.computerName);
+      // Connect-PSSession, then Receive-PSSession: what the session's commands printed while nobody was
+      // connected (to the end of a command still running), once, before the prompt
+      if (r.entry.manifest.capabilities.includes("receive")) {
+        await input.io.out(await host.receive(ctx, record.name));
+      }
+      code = await enterPowerShellSession(channel, record.computerName, {
+        escapeChar,
+        onEscapeList: listForEscape(input.registry),
+      });
     } catch (error) {
       await registry.update(record.instanceId, { state: advance("Opened", "Disconnected"), availability: "None" });
       throw error;
@@ -140,8 +148,10 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
       );
       return 0;
     }
-    // leaving the session closes its pool, which ends it on the host (Exit-PSSession on a connected session)
+    // leaving the session closes its pool, which ends it on the host (Exit-PSSession on a connected session);
+    // so does ~., at once
     await registry.remove(record.instanceId);
+    if (code === "terminated") throw (await import("../powershell_enter.ts")).endedByEscape(escapeChar);
     return code;
   }
   let status: ExitStatus;
@@ -178,7 +188,11 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
 }
 
 /** Enter-PSSession on an attached PowerShell session's channel, on this process's terminal. */
-async function enterPowerShellSession(channel: Channel, display: string): Promise<number | "detached"> {
+async function enterPowerShellSession(
+  channel: Channel,
+  display: string,
+  escapes: { escapeChar: string | null; onEscapeList: () => Promise<string> },
+): Promise<number | "detached" | "terminated"> {
   const { enterPowerShell } = await import("../powershell_enter.ts");
   const stdout = Deno.stdout.writable.getWriter();
   const stderr = Deno.stderr.writable.getWriter();
@@ -192,6 +206,7 @@ async function enterPowerShellSession(channel: Channel, display: string): Promis
       writeError: (text) => stderr.write(encoder.encode(text)),
       columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
       detach: channel.detach ? async () => await channel.detach!() : undefined,
+      ...escapes,
     });
   } finally {
     stdout.releaseLock();

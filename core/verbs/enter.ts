@@ -99,10 +99,15 @@ export function spec(manifests: readonly TransportManifest[]): VerbSpec {
 const CONFIGURATION_NAME = "ConfigurationName";
 
 /** Enter-PSSession: a PowerShell session over the transport's PSRP subsystem (core/powershell_enter.ts). */
-async function enterPowerShell(r: Route, configuration: string, ctx: OpenContext): Promise<number> {
+async function enterPowerShell(
+  r: Route,
+  configuration: string,
+  ctx: OpenContext,
+  escapes: { escapeChar: string | null; onEscapeList: () => Promise<string> },
+): Promise<number> {
   const transport = await loadTransport(r.entry);
   await using channel = await transport.open(ctx, { kind: "subsystem", name: configuration });
-  const { enterPowerShell } = await import("../powershell_enter.ts");
+  const { endedByEscape, enterPowerShell } = await import("../powershell_enter.ts");
   const stdout = Deno.stdout.writable.getWriter();
   const stderr = Deno.stderr.writable.getWriter();
   const encoder = new TextEncoder();
@@ -115,7 +120,10 @@ async function enterPowerShell(r: Route, configuration: string, ctx: OpenContext
       writeError: (text) => stderr.write(encoder.encode(text)),
       columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
       size: Deno.stdout.isTerminal() ? () => Deno.consoleSize() : undefined,
+      ...escapes,
+      plainSession: r.entry.manifest.capabilities.includes("disconnect"),
     });
+    if (code === "terminated") throw endedByEscape(escapes.escapeChar);
     return code === "detached" ? 0 : code; // no detach is offered here
   } finally {
     stdout.releaseLock();
@@ -145,7 +153,10 @@ export async function run(input: VerbInput): Promise<number> {
   const powershell = powershellConfiguration(r.entry, named);
   // a transport's default configuration (WinRM's) applies to a session; a command after -- runs as before
   if (powershell !== undefined && (named !== undefined || resolution.values[COMMAND] === undefined)) {
-    return await enterPowerShell(r, powershell, contextFor(r, prompter, new AbortController().signal));
+    return await enterPowerShell(r, powershell, contextFor(r, prompter, new AbortController().signal), {
+      escapeChar,
+      onEscapeList: listForEscape(input.registry),
+    });
   }
   if (params.noCommand) return await holdForwards(input, r, {});
   const command = commandOf(resolution.values[COMMAND]);

@@ -42,8 +42,14 @@ export interface InvokeScriptOptions {
   host?: PSHost;
 }
 
-/** The pipeline's result code, when neither `exit N` nor a failure decides it. */
-const STATUS_SCRIPT = "$global:?";
+/**
+ * The pipeline's result code, when neither `exit N` nor a failure decides it: `$?` after the script, read by a
+ * second statement of the same pipeline (PowerShell's AddStatement), which saves a pipeline and its round trips.
+ * Its one output is a string carrying a random marker, so no output of the script can pass for it.
+ */
+function statusScript(marker: string): string {
+  return `$s = $global:?; "${marker}$s"`;
+}
 
 /**
  * Opens a runspace pool on the stream, runs `script`, closes the pool, and returns the exit code.
@@ -90,12 +96,19 @@ export async function invokeScript(options: InvokeScriptOptions): Promise<number
         args: [{ name: "Stream", value: true }, { name: "Width", value: options.width ?? 120 }],
       });
     }
+    const marker = `remote-status-${crypto.randomUUID()}:`;
+    let status: boolean | undefined;
     const pipeline = pool.createPipeline({
       commands,
+      moreStatements: [[{ cmd: statusScript(marker), isScript: true }]],
       input: options.input !== undefined,
       // PowerShell sets $global:? from a history pipeline, as its console host does for each line
       addToHistory: true,
       output: (value) => {
+        if (typeof value === "string" && value.startsWith(marker)) {
+          status = value.slice(marker.length) !== "False";
+          return;
+        }
         if (options.format === "json") out.write(JSON.stringify(toJson(value)) + "\n");
         else out.write(`${text(value)}\n`);
       },
@@ -112,12 +125,7 @@ export async function invokeScript(options: InvokeScriptOptions): Promise<number
     let code: number;
     if (shouldExit !== undefined) code = shouldExit;
     else if (result.state !== PipelineState.Completed) code = 1;
-    else {
-      const status: PSValue[] = [];
-      await pool.createPipeline({ commands: [{ cmd: STATUS_SCRIPT, isScript: true }], output: (v) => status.push(v) })
-        .done;
-      code = status[0] === false ? 1 : 0;
-    }
+    else code = status === false ? 1 : 0;
     await pool.close().catch(() => {});
     return code;
   } finally {

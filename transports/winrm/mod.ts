@@ -270,14 +270,14 @@ export const sessions: SessionHost = {
     }
   },
 
-  async receive(ctx, name) {
+  async receive(ctx, name, options) {
     const client = await clientFor(ctx);
     // a Receive that brings nothing within a few seconds means the host has no more output kept
     const quick = new WinrmClient({ ...client.settings, operationTimeoutMs: 3_000 });
     client.close();
     try {
       const shell = await findShell(quick, name);
-      return new TextEncoder().encode(await receiveShellOutput(quick, shell.resourceUri, shell.shellId));
+      return new TextEncoder().encode(await receiveShellOutput(quick, shell.resourceUri, shell.shellId, options));
     } finally {
       quick.close();
     }

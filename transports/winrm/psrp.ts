@@ -445,7 +445,7 @@ export class PsrpChannel implements Channel {
     this.#background((async () => {
       try {
         // until the pool is open, and again while the pool waits for an answer to data it sent
-        while (!this.#finished && (this.#poolWaiting || !this.#poolOpen)) {
+        while (!this.#finished && !this.#detaching && (this.#poolWaiting || !this.#poolOpen)) {
           const before = this.#poolMessages;
           await this.#receive(undefined);
           if (this.#poolMessages > before) this.#poolWaiting = false;
@@ -463,7 +463,7 @@ export class PsrpChannel implements Channel {
     if (p.receiving) return;
     p.receiving = true;
     this.#background((async () => {
-      while (!this.#finished && !p.done && this.#pipelines.get(guid) === p) {
+      while (!this.#finished && !this.#detaching && !p.done && this.#pipelines.get(guid) === p) {
         if (await this.#receive(guid)) p.done = true;
       }
     })());
@@ -475,8 +475,9 @@ export class PsrpChannel implements Channel {
     let lost: TransportError | undefined;
     for (let attempt = 1;; attempt++) {
       this.stats.receives++;
+      let asked: Promise<PsrpReceiveResult> | undefined;
       try {
-        r = await this.#client.request(
+        asked = this.#client.request(
           Action.receive,
           psrpReceiveBody(guid === undefined ? undefined : guid.toUpperCase()),
           {
@@ -486,8 +487,13 @@ export class PsrpChannel implements Channel {
           },
           (env) => parsePsrpReceiveResponse(env, guid === undefined ? undefined : guid.toUpperCase()),
         );
+        this.#inflight.add(asked);
+        r = await asked;
+        this.#inflight.delete(asked);
         break;
       } catch (e) {
+        if (asked) this.#inflight.delete(asked);
+        if (this.#detaching) return true;
         if (e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout) return false;
         // the connection broke while the host held the Receive: the shell and its output are still there, so
         // take it back (Reconnect, MS-WSMV 3.1.4.16, same client) on a new connection and ask again; when that
@@ -560,11 +566,19 @@ export class PsrpChannel implements Channel {
    * back.
    */
   async detach(): Promise<void> {
+    this.#detaching = true;
     if (this.#shellId && !this.#finished) {
       await disconnectShell(this.#client, this.#resourceUri, this.#shellId);
+      // a Receive the host answered before the Disconnect carries output that is the client's now: it is passed on
+      // before the channel ends (the host keeps only what it had not sent)
+      await Promise.allSettled([...this.#inflight]);
     }
     await this.abandon();
   }
+
+  /** `~&` under way: no new Receive, and one the Disconnect cut short is no failure */
+  #detaching = false;
+  #inflight = new Set<Promise<unknown>>();
 
   /**
    * Ends the channel and leaves the shell on the host (disconnected sessions: `remote new` creates a pool,

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type HostSession, type OpenContext, RemoteError } from "../../plugins/mod.ts";
+import { type HostSession, type OpenContext, type ReceiveOptions, RemoteError } from "../../plugins/mod.ts";
 import {
   decodeFragments,
   decodeMessage,
@@ -29,6 +29,7 @@ import {
   readErrorRecord,
   readInformationalRecord,
   serialize,
+  toJson,
 } from "../../plugins/psrp/mod.ts";
 import type { WinrmClient } from "./client.ts";
 import {
@@ -283,9 +284,16 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
 /**
  * Receive-PSSession for one disconnected shell: Connect as a new client, connect each of its commands, take
  * the output the host kept (until a command is Done, or a Receive brings nothing more), and Disconnect again so
- * the session runs on. Returns the text: output strings as lines, errors as PowerShell's ConciseView shows them.
+ * the session runs on. Returns the text: output strings as lines, errors as PowerShell's ConciseView shows them;
+ * with `options.format` "json" one JSON line each, in order, as `invoke --json` writes them without the host:
+ * `{"stream":"output","data":…}` for an object, `{"stream":"stderr","data":"…"}` for an error or warning.
  */
-export async function receiveShellOutput(client: WinrmClient, resourceUri: string, shellId: string): Promise<string> {
+export async function receiveShellOutput(
+  client: WinrmClient,
+  resourceUri: string,
+  shellId: string,
+  options: ReceiveOptions = {},
+): Promise<string> {
   const { read, receive } = await connectPool(client, resourceUri, shellId);
   let text = "";
   for (const command of await enumerateCommands(client, shellId)) {
@@ -293,7 +301,7 @@ export async function receiveShellOutput(client: WinrmClient, resourceUri: strin
     for (;;) {
       const r = await receive(command.commandId);
       if (!r) break;
-      for (const m of read(r.data)) text += messageText(m);
+      for (const m of read(r.data)) text += messageText(m, options.format ?? "text");
       if (r.done) break;
     }
   }
@@ -301,10 +309,15 @@ export async function receiveShellOutput(client: WinrmClient, resourceUri: strin
   return text;
 }
 
-function messageText(m: Message): string {
+function messageText(m: Message, format: "text" | "json"): string {
+  if (format === "json" && m.type !== MessageType.PIPELINE_OUTPUT) {
+    const said = messageText(m, "text");
+    return said ? JSON.stringify({ stream: "stderr", data: said }) + "\n" : "";
+  }
   const value = m.data === "" ? null : deserialize(m.data);
   switch (m.type) {
     case MessageType.PIPELINE_OUTPUT:
+      if (format === "json") return JSON.stringify({ stream: "output", data: toJson(value) }) + "\n";
       return `${value instanceof PSObject ? value.toString() : String(value ?? "")}\n`;
     case MessageType.ERROR_RECORD:
       return formatError(readErrorRecord(value));
