@@ -40,6 +40,7 @@ import {
 } from "../../plugins/psrp/mod.ts";
 import { connectShell, disconnectShell, reconnectShell } from "./psrp_sessions.ts";
 import { type WinrmClient, WinrmFaultError } from "./client.ts";
+import { concat } from "./ntlm.ts";
 import {
   Action,
   DEFAULT_MAX_ENVELOPE_SIZE,
@@ -271,7 +272,7 @@ export class PsrpChannel implements Channel {
     const shellId = init.rpid.toUpperCase();
     this.#created = this.#options.connect
       ? this.#connect(this.#options.connect.shellId, init.version)
-      : this.#create(shellId, concat(this.#creation), init.version);
+      : this.#create(shellId, concat(...this.#creation), init.version);
     this.#background(this.#created.then(() => this.#emit({ kind: "DataAck", guid })));
   }
 
@@ -320,7 +321,7 @@ export class PsrpChannel implements Channel {
     if (!capability) {
       throw new TransportError("powershell remoting: no SESSION_CAPABILITY to connect with", { layer: "protocol" });
     }
-    const xml = concat([
+    const xml = concat(
       ...frag.fragment(withRpid(capability, this.#rpid)),
       ...frag.fragment(encodeMessage({
         destination: Destination.server,
@@ -329,7 +330,7 @@ export class PsrpChannel implements Channel {
         pid: NIL_GUID,
         data: "<S />",
       })),
-    ]);
+    );
     this.stats.creates++;
     const reply = await connectShell(this.#client, this.#resourceUri, shellId, xml, version);
     this.#shellId = shellId;
@@ -383,7 +384,7 @@ export class PsrpChannel implements Channel {
           size += item.data.length;
         }
         this.stats.sends++;
-        await this.#client.request(Action.send, psrpSendBody(commandIdOf(guid), stream, concat(batch)), {
+        await this.#client.request(Action.send, psrpSendBody(commandIdOf(guid), stream, concat(...batch)), {
           resourceUri: this.#resourceUri,
           selectors: { ShellId: this.#shellId! },
         }, () => undefined);
@@ -652,14 +653,4 @@ function signalBody(guid: string, code: string): string {
 
 function commandIdOf(guid: string): string | undefined {
   return guid === NIL_GUID ? undefined : guid.toUpperCase();
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -32,6 +32,7 @@ import {
   toJson,
 } from "../../plugins/psrp/mod.ts";
 import type { WinrmClient } from "./client.ts";
+import { concat } from "./ntlm.ts";
 import {
   child,
   childrenOf,
@@ -244,7 +245,7 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
   const defrag = new Defragmenter();
   const message = (type: number, data: string) =>
     frag.fragment(encodeMessage({ destination: Destination.server, type, rpid, pid: NIL_GUID, data }));
-  const connectXml = concatBytes([
+  const connectXml = concat(
     ...message(
       MessageType.SESSION_CAPABILITY,
       serialize(psBag({
@@ -254,7 +255,7 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
       })),
     ),
     ...message(MessageType.CONNECT_RUNSPACEPOOL, "<S />"),
-  ]);
+  );
   const read = (chunks: Uint8Array[]): Message[] =>
     chunks.flatMap((c) =>
       decodeFragments(c).map((f) => defrag.push(f)).filter((m): m is Uint8Array => m !== undefined).map(decodeMessage)
@@ -329,16 +330,6 @@ function messageText(m: Message, format: "text" | "json"): string {
     }
   }
   return "";
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /**
