@@ -51,6 +51,35 @@ export interface PowerShellTerminal {
   size?(): { columns: number; rows: number };
 }
 
+/**
+ * This process's terminal as a {@linkcode PowerShellTerminal} (stdin's keys, stdout and stderr, the console's size),
+ * with `extra` (detach, escapes) added; `release` gives stdout and stderr back when the session is over.
+ */
+export function stdioTerminal(
+  extra: Partial<PowerShellTerminal> = {},
+): { term: PowerShellTerminal; release(): void } {
+  const stdout = Deno.stdout.writable.getWriter();
+  const stderr = Deno.stderr.writable.getWriter();
+  const encoder = new TextEncoder();
+  const onTerminal = Deno.stdout.isTerminal();
+  return {
+    term: {
+      stdin: Deno.stdin.readable,
+      isTerminal: Deno.stdin.isTerminal(),
+      setRaw: (mode) => Deno.stdin.setRaw(mode),
+      write: (text) => stdout.write(encoder.encode(text)),
+      writeError: (text) => stderr.write(encoder.encode(text)),
+      columns: onTerminal ? Deno.consoleSize().columns : undefined,
+      size: onTerminal ? () => Deno.consoleSize() : undefined,
+      ...extra,
+    },
+    release() {
+      stdout.releaseLock();
+      stderr.releaseLock();
+    },
+  };
+}
+
 /** System.ConsoleColor 0–15 as SGR foreground codes (background: +10) */
 const CONSOLE_SGR = [30, 34, 32, 36, 31, 35, 33, 37, 90, 94, 92, 96, 91, 95, 93, 97];
 

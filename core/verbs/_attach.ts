@@ -193,23 +193,14 @@ async function enterPowerShellSession(
   display: string,
   escapes: { escapeChar: string | null; onEscapeList: () => Promise<string> },
 ): Promise<number | "detached" | "terminated"> {
-  const { enterPowerShell } = await import("../powershell_enter.ts");
-  const stdout = Deno.stdout.writable.getWriter();
-  const stderr = Deno.stderr.writable.getWriter();
-  const encoder = new TextEncoder();
+  const { enterPowerShell, stdioTerminal } = await import("../powershell_enter.ts");
+  const { term, release } = stdioTerminal({
+    detach: channel.detach ? async () => await channel.detach!() : undefined,
+    ...escapes,
+  });
   try {
-    return await enterPowerShell(channel, display, {
-      stdin: Deno.stdin.readable,
-      isTerminal: Deno.stdin.isTerminal(),
-      setRaw: (mode) => Deno.stdin.setRaw(mode),
-      write: (text) => stdout.write(encoder.encode(text)),
-      writeError: (text) => stderr.write(encoder.encode(text)),
-      columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
-      detach: channel.detach ? async () => await channel.detach!() : undefined,
-      ...escapes,
-    });
+    return await enterPowerShell(channel, display, term);
   } finally {
-    stdout.releaseLock();
-    stderr.releaseLock();
+    release();
   }
 }

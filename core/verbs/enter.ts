@@ -107,27 +107,17 @@ async function enterPowerShell(
 ): Promise<number> {
   const transport = await loadTransport(r.entry);
   await using channel = await transport.open(ctx, { kind: "subsystem", name: configuration });
-  const { endedByEscape, enterPowerShell } = await import("../powershell_enter.ts");
-  const stdout = Deno.stdout.writable.getWriter();
-  const stderr = Deno.stderr.writable.getWriter();
-  const encoder = new TextEncoder();
+  const { endedByEscape, enterPowerShell, stdioTerminal } = await import("../powershell_enter.ts");
+  const { term, release } = stdioTerminal({
+    ...escapes,
+    plainSession: r.entry.manifest.capabilities.includes("disconnect"),
+  });
   try {
-    const code = await enterPowerShell(channel, r.target.display, {
-      stdin: Deno.stdin.readable,
-      isTerminal: Deno.stdin.isTerminal(),
-      setRaw: (mode) => Deno.stdin.setRaw(mode),
-      write: (text) => stdout.write(encoder.encode(text)),
-      writeError: (text) => stderr.write(encoder.encode(text)),
-      columns: Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined,
-      size: Deno.stdout.isTerminal() ? () => Deno.consoleSize() : undefined,
-      ...escapes,
-      plainSession: r.entry.manifest.capabilities.includes("disconnect"),
-    });
+    const code = await enterPowerShell(channel, r.target.display, term);
     if (code === "terminated") throw endedByEscape(escapes.escapeChar);
     return code === "detached" ? 0 : code; // no detach is offered here
   } finally {
-    stdout.releaseLock();
-    stderr.releaseLock();
+    release();
   }
 }
 

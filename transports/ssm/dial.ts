@@ -25,7 +25,7 @@ import { PayloadFlag } from "./client_message.ts";
 import { resolveConnection, type SsmConnection } from "./connection.ts";
 import { OutputQueue } from "./output_queue.ts";
 import { compareVersions, SsmSession } from "./session.ts";
-import { SmuxClient } from "./smux.ts";
+import { SmuxClient, smuxOutput } from "./smux.ts";
 
 const SSH_DOCUMENT = "AWS-StartSSHSession";
 const REMOTE_HOST_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost";
@@ -162,15 +162,7 @@ async function dialSession(ctx: OpenContext, connection: SsmConnection, to: Dial
   const mux = info.properties.type === "LocalPortForwarding" && compareVersions(info.agentVersion, MUX_AFTER_AGENT) > 0;
   if (mux) {
     const smux = new SmuxClient((bytes) => started.write(bytes));
-    onOutput = (data) => {
-      try {
-        smux.feed(data);
-      } catch (error) {
-        end(
-          new TransportError(`the port session sent bad multiplexing frames: ${String(error)}`, { layer: "protocol" }),
-        );
-      }
-    };
+    onOutput = smuxOutput(smux, end);
     const id = await smux.open({ onData: deliver, onClose: () => end() });
     send = (data) => smux.send(id, data);
     finishInput = () => smux.close(id);

@@ -20,7 +20,7 @@ import { type ForwardRequest, type OpenContext, TransportError, UsageError } fro
 import { PayloadFlag } from "./client_message.ts";
 import { resolveConnection } from "./connection.ts";
 import { compareVersions, SsmSession } from "./session.ts";
-import { SmuxClient } from "./smux.ts";
+import { SmuxClient, smuxOutput } from "./smux.ts";
 
 const MUX_AFTER_AGENT = "3.0.196.0";
 
@@ -145,15 +145,7 @@ export async function forward(ctx: OpenContext, request: ForwardRequest): Promis
   let handle: (conn: Deno.TcpConn) => Promise<void>;
   if (mux) {
     const smux = new SmuxClient((bytes) => session.write(bytes));
-    onOutput = (data) => {
-      try {
-        smux.feed(data);
-      } catch (error) {
-        end(
-          new TransportError(`the port session sent bad multiplexing frames: ${String(error)}`, { layer: "protocol" }),
-        );
-      }
-    };
+    onOutput = smuxOutput(smux, end);
     handle = async (conn) => {
       const writer = conn.writable.getWriter();
       let chain = Promise.resolve();

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { TransportError } from "../../plugins/mod.ts";
 
 /** smux commands. */
 export const SmuxCmd = { syn: 0, fin: 1, psh: 2, nop: 3 } as const;
@@ -182,4 +183,18 @@ export class SmuxClient {
     this.#streams.clear();
     for (const s of streams) s.onClose();
   }
+}
+
+/**
+ * The port session's output handler for `smux`: each chunk fed to it, and frames it cannot read ending the
+ * session through `end` with a protocol error.
+ */
+export function smuxOutput(smux: SmuxClient, end: (error: TransportError) => void): (data: Uint8Array) => void {
+  return (data) => {
+    try {
+      smux.feed(data);
+    } catch (error) {
+      end(new TransportError(`the port session sent bad multiplexing frames: ${String(error)}`, { layer: "protocol" }));
+    }
+  };
 }
