@@ -6,7 +6,7 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, match, ok } from "node:assert/strict";
-import { blobBytes, startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
+import { blobBytes, emulatorEnv, startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
 
@@ -14,18 +14,8 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TARGET = "i-0123456789abcdef0";
 
 /** The environment of a user with static keys in the environment and nothing in ~/.aws. */
-function awsEnv(home: { env: Record<string, string>; dir: string }, keyId: string = TEST_CREDENTIALS.accessKeyId) {
-  return {
-    ...home.env,
-    AWS_ACCESS_KEY_ID: keyId,
-    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-    AWS_SESSION_TOKEN: "",
-    AWS_PROFILE: "",
-    AWS_SHARED_CREDENTIALS_FILE: `${home.dir}/.aws/credentials`,
-    AWS_CONFIG_FILE: `${home.dir}/.aws/config`,
-    SSH_AUTH_SOCK: "",
-  };
-}
+const awsEnv = (home: { env: Record<string, string>; dir: string }, keyId: string = TEST_CREDENTIALS.accessKeyId) =>
+  emulatorEnv(home, { AWS_ACCESS_KEY_ID: keyId, SSH_AUTH_SOCK: "" });
 
 const quote = (args: string[]) => args.map((a) => `'${a}'`).join(" ");
 

@@ -7,24 +7,14 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
-import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
+import { emulatorEnv, startSsmEmulator } from "./ssm_emulator.ts";
 import { startSshd } from "./harness/sshd.ts";
 import { runRemote, sshOptions, tempHome } from "./run_remote.ts";
 
 const ONE = "i-0123456789abcdef0";
 const TWO = "i-0fedcba9876543210";
 
-function awsEnv(home: { env: Record<string, string>; dir: string }) {
-  return {
-    ...home.env,
-    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-    AWS_SESSION_TOKEN: "",
-    AWS_PROFILE: "",
-    AWS_SHARED_CREDENTIALS_FILE: `${home.dir}/.aws/credentials`,
-    AWS_CONFIG_FILE: `${home.dir}/.aws/config`,
-  };
-}
+const awsEnv = (home: { env: Record<string, string>; dir: string }) => emulatorEnv(home);
 
 Deno.test("remote invoke --target runs a command with AWS-StartNonInteractiveCommand: output, stdin, and no status as the plugin", async () => {
   await using emu = await startSsmEmulator();

@@ -1906,6 +1906,26 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
 
 // ---- helpers for the tests that drive the emulator ------------------------------------------------
 
+/**
+ * The environment of a CLI run against the emulator: `home`'s, the emulator's keys, no session token or profile, and
+ * AWS files inside `home`; `extra` added last (e.g. another key id, an endpoint).
+ */
+export function emulatorEnv(
+  home: { env: Record<string, string>; dir: string },
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    ...home.env,
+    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    AWS_SESSION_TOKEN: "",
+    AWS_PROFILE: "",
+    AWS_SHARED_CREDENTIALS_FILE: `${home.dir}/.aws/credentials`,
+    AWS_CONFIG_FILE: `${home.dir}/.aws/config`,
+    ...extra,
+  };
+}
+
 /** Points the AWS credential chain at the emulator's key pair only (no files, no token). */
 export function useEmulatorCredentials(): void {
   Deno.env.set("AWS_ACCESS_KEY_ID", TEST_CREDENTIALS.accessKeyId);

@@ -7,25 +7,15 @@
  * @module
  */
 import { deepStrictEqual as assertEquals, match } from "node:assert/strict";
-import { startSsmEmulator, TEST_CREDENTIALS } from "./ssm_emulator.ts";
+import { emulatorEnv, startSsmEmulator } from "./ssm_emulator.ts";
 import { spawnInPty } from "./pty.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TARGET = "i-0123456789abcdef0";
 
-function awsEnv(home: { env: Record<string, string>; dir: string }, kmsEndpoint: string) {
-  return {
-    ...home.env,
-    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-    AWS_SESSION_TOKEN: "",
-    AWS_PROFILE: "",
-    AWS_SHARED_CREDENTIALS_FILE: `${home.dir}/.aws/credentials`,
-    AWS_CONFIG_FILE: `${home.dir}/.aws/config`,
-    AWS_ENDPOINT_URL_KMS: kmsEndpoint,
-  };
-}
+const awsEnv = (home: { env: Record<string, string>; dir: string }, kmsEndpoint: string) =>
+  emulatorEnv(home, { AWS_ENDPOINT_URL_KMS: kmsEndpoint });
 
 Deno.test("remote enter and invoke on a KMS-encrypted session: the banner, a shell round trip, a command", async () => {
   await using emu = await startSsmEmulator({ handshake: "kms" });
