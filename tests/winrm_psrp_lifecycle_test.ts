@@ -161,6 +161,14 @@ Deno.test("remote get --computer-name with a bare name and WinRM's options asks 
   // recorded: the second computer can now receive from it by name
   const received = await runRemote(["receive", "--name", "Far"], { env: envOf(second) });
   assertEquals(received, { code: 0, stdout: "", stderr: "" });
+  // connect finds it the same way, as Connect-PSSession -ComputerName does, from a third computer
+  await using third = await tempHome();
+  const connected = await runRemote(["connect", ...base, "--name", "Far"], {
+    env: envOf(third),
+    stdin: "'from the third'\nexit 4\n",
+  });
+  assertEquals(connected.code, 4, connected.stderr);
+  match(connected.stdout, /from the third/);
 });
 
 Deno.test("remote receive --json prints a PowerShell session's output objects and errors as invoke --json does", async () => {

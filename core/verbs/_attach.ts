@@ -22,6 +22,7 @@ import {
 import { ptyRequestFromEnvironment, runInteractive } from "../terminal_bridge.ts";
 import { exitCodeOf, powershellConfiguration, sessionHost } from "../transport_use.ts";
 import type { VerbInput } from "./_verb.ts";
+import { hostRoute } from "./_host_route.ts";
 import { configuredVia, contextFor, escapeCharOf, interruptSignal, sessionChoice } from "./_run.ts";
 
 /** The session list the escape `~#` prints while attached. */
@@ -52,7 +53,9 @@ export async function attachRecorded(input: VerbInput, core: CoreParameters, att
   let r: Route;
   using interrupt = interruptSignal();
   if (resolution.set === "ComputerName") {
-    r = route({ ...resolution, set: "" }, core, entries, config, attachment.computerName);
+    r = attachment.computerName === undefined
+      ? route({ ...resolution, set: "" }, core, entries, config, attachment.computerName)
+      : hostRoute(input, core, attachment.computerName, true);
     const host = await sessionHost(r.entry, "list");
     const sessions = await host.list(contextFor(r, prompter, interrupt.signal));
     const wanted = attachment.name;

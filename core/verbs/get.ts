@@ -14,14 +14,13 @@ import {
   wildcardToRegExp,
 } from "../../plugins/mod.ts";
 import { printable, table } from "../output.ts";
-import { hostMapping } from "../config.ts";
 import { type Route, route } from "../route.ts";
-import { schemeOf, transportForSet } from "../target.ts";
 import type { SessionRecord } from "../session.ts";
 import { foreignRecord, formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
 import { loadTransport, openContext, sessionHost } from "../transport_use.ts";
 import type { VerbSpec } from "../verb_spec.ts";
 import type { VerbInput } from "./_verb.ts";
+import { hostRoute } from "./_host_route.ts";
 import { jsonParameter, transportParameters, viaParameter } from "./_parameters.ts";
 import { contextFor, interruptSignal } from "./_run.ts";
 
@@ -98,7 +97,7 @@ export async function run(input: VerbInput): Promise<number> {
   const foreign: SessionRecord[] = [];
   using interrupt = interruptSignal();
   for (const hostText of hosts) {
-    const r = hostRoute(input, hostText);
+    const r = hostRoute(input, parameters.names, hostText);
     asked.add(r.target.host.toLowerCase());
     const host = await sessionHost(r.entry, "list");
     const onHost = await host.list(contextFor({ ...r, parameters: hostParameters(r, v) }, prompter, interrupt.signal));
@@ -137,34 +136,6 @@ export async function run(input: VerbInput): Promise<number> {
   }
   return 0;
 }
-
-/**
- * The route to one host named with `--computer-name`. A scheme or the user's mapping picks the transport, as
- * elsewhere. A bare name goes to the default transport (ssh), unless the options given are all of the
- * transport whose own parameter set `--computer-name` is in `enter` and `invoke` (WinRM's `ComputerName`) and
- * not all the default's: `get --computer-name win01 --credential alice` asks win01's WinRM service, as
- * Get-PSSession -ComputerName does, while `get --computer-name db1 -p 2222` still asks db1's sshd.
- */
-function hostRoute(input: VerbInput, hostText: string): Route {
-  const { resolution, entries, config } = input;
-  const plain = route({ ...resolution, set: "", given: [] }, parameters.names, entries, config, hostText);
-  const manifests = entries.map((e) => e.manifest);
-  const setOwner = transportForSet(COMPUTER_NAME_SET, manifests);
-  if (!setOwner || setOwner === plain.entry.manifest || schemeOf(hostText) !== undefined) return plain;
-  if (hostMapping(config, plain.target.host)) return plain;
-  const options = resolution.given.filter((name) => !parameters.names.has(name));
-  const declares = (m: TransportManifest) => options.every((name) => m.parameters.some((p) => p.name === name));
-  if (options.length === 0 || declares(plain.entry.manifest) || !declares(setOwner)) return plain;
-  return route(
-    { ...resolution, set: COMPUTER_NAME_SET, values: { ...resolution.values, ComputerName: hostText }, given: [] },
-    parameters.names,
-    entries,
-    config,
-  );
-}
-
-/** The parameter set of `enter` and `invoke` that `--computer-name` names a host in. */
-const COMPUTER_NAME_SET = "ComputerName";
 
 /**
  * Hosts named by a listing transport's own target option (`remote get --target i-…` for ssm), as
