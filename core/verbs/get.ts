@@ -14,7 +14,7 @@ import {
   wildcardToRegExp,
 } from "../../plugins/mod.ts";
 import { printable, table } from "../output.ts";
-import { type Route, route } from "../route.ts";
+import type { Route } from "../route.ts";
 import type { SessionRecord } from "../session.ts";
 import { foreignRecord, formatSessions, gone, publicRecord, upsertDiscovered } from "../session_records.ts";
 import { loadTransport, openContext, sessionHost } from "../transport_use.ts";
