@@ -15,7 +15,8 @@ import {
 } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { connectSsh, type SshConnection } from "../transports/ssh/connection.ts";
-import { copyFiles, type CopyOptions, type CopyProgress } from "../transports/ssh/sftp_copy.ts";
+import type { CopyProgress } from "../plugins/mod.ts";
+import { copyFiles, type CopyOptions } from "../transports/ssh/sftp_copy.ts";
 import { RemoteError } from "../plugins/mod.ts";
 import { type IsolatedHome, isolatedHome, trustedContext } from "./harness/ssh_context.ts";
 import { type SshdOptions, type SshdServer, startSshd, withLogOnFailure } from "./harness/sshd.ts";

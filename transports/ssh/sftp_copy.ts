@@ -32,7 +32,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { SFTPWrapper, Stats } from "ssh2";
-import { RemoteError, shellQuote, TransportError, UsageError } from "../../plugins/mod.ts";
+import { type CopyProgress, RemoteError, shellQuote, TransportError, UsageError } from "../../plugins/mod.ts";
 import type { SshConnection } from "./connection.ts";
 import { corked } from "./socket.ts";
 
@@ -46,23 +46,6 @@ export interface CopyEndpoint {
   side: "local" | "remote";
   /** for `remote`, relative paths start at the login directory; `""` is the login directory */
   path: string;
-}
-
-/** Progress of the file being copied, reported after each chunk and once when the file is done. */
-export interface CopyProgress {
-  /** the source as the user would write it (`host:path` for remote ones) */
-  path: string;
-  /** bytes of this file in place so far, including a resumed prefix */
-  bytes: number;
-  /** the file's size */
-  size: number;
-  /** bytes per second moved by this run for this file */
-  rate: number;
-  /** seconds left at that rate; undefined before the rate is known */
-  etaSeconds: number | undefined;
-  /** bytes moved by this run so far, all files */
-  totalBytes: number;
-  done: boolean;
 }
 
 /** Options of {@linkcode copyFiles}. */
