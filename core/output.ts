@@ -4,6 +4,8 @@
  * @module
  */
 
+import { GATHER_LIMIT, GatheringWriter } from "../plugins/mod.ts";
+
 const encoder = new TextEncoder();
 
 async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint8Array): Promise<void> {
@@ -41,7 +43,7 @@ export interface CopyOptions {
 }
 
 /** What {@linkcode copyToOutput} holds at most by default while a write is in flight. */
-export const COPY_LIMIT = 1024 * 1024;
+export const COPY_LIMIT = GATHER_LIMIT;
 
 /**
  * Copies `readable` to `out`, every byte in order, with few large writes: chunks that arrive while a
@@ -85,64 +87,14 @@ async function copyBatched(
   out: OutputSink,
   limit: number,
 ): Promise<void> {
-  const queue: Uint8Array[] = [];
-  let queued = 0;
-  let ended = false;
-  let failure: { error: unknown } | undefined;
-  // the reader waits on `space` when `limit` bytes are queued; the writer waits on `more` when idle
-  let space = Promise.withResolvers<void>();
-  let more = Promise.withResolvers<void>();
-  let scratch: Uint8Array | undefined;
-  const writer = (async () => {
-    try {
-      while (true) {
-        if (queued === 0) {
-          if (ended) return;
-          await more.promise;
-          more = Promise.withResolvers();
-          continue;
-        }
-        let batch: Uint8Array;
-        if (queue.length === 1) batch = queue[0];
-        else {
-          scratch = scratch && scratch.length >= queued ? scratch : new Uint8Array(Math.max(queued, 64 * 1024));
-          let at = 0;
-          for (const chunk of queue) {
-            scratch.set(chunk, at);
-            at += chunk.length;
-          }
-          batch = scratch.subarray(0, at);
-        }
-        queue.length = 0;
-        queued = 0;
-        space.resolve();
-        let offset = 0;
-        while (offset < batch.length) offset += await out.write(batch.subarray(offset));
-      }
-    } catch (error) {
-      failure = { error };
-      space.resolve();
-      // the reader may sit in a read that no more data will end
-      reader.cancel(error).catch(() => {});
-    }
-  })();
-  while (!failure) {
-    if (queued >= limit) {
-      await space.promise;
-      space = Promise.withResolvers();
-      continue;
-    }
+  // a failed write cancels the reader: it may sit in a read that no more data will end
+  const writer = new GatheringWriter(out, { limit, onFailure: (error) => void reader.cancel(error).catch(() => {}) });
+  while (true) {
     const { value, done } = await reader.read();
     if (done) break;
-    if (value.length === 0) continue;
-    queue.push(value);
-    queued += value.length;
-    more.resolve();
+    await writer.write(value);
   }
-  ended = true;
-  more.resolve();
-  await writer;
-  if (failure) throw failure.error;
+  await writer.close();
 }
 
 /**

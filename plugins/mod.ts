@@ -82,6 +82,7 @@ export {
   type RawFrame,
 } from "./framing.ts";
 export { killGroup, settlesWithin } from "./process.ts";
+export { GATHER_LIMIT, GatheringWriter, type GatheringWriterOptions, type GatherSink } from "./gathering_writer.ts";
 export { serve, type ServeOptions } from "./serve.ts";
 export { parseCopyOperand } from "./copy_operand.ts";
 export { shellQuote, type ShellQuoteOptions } from "./shell_quote.ts";

@@ -32,7 +32,7 @@
  * @module
  */
 import type { ClientChannel, TcpConnectionDetails, UNIXConnectionDetails } from "ssh2";
-import { RemoteError, TransportError } from "../../plugins/mod.ts";
+import { GatheringWriter, RemoteError, TransportError } from "../../plugins/mod.ts";
 import { channelReadable, channelWriter } from "./channel.ts";
 import type { SshConnection } from "./connection.ts";
 import { describeEndpoint, type ForwardEndpoint, type ForwardSpec } from "./forward_spec.ts";
@@ -99,81 +99,19 @@ function socketReadable(conn: Deno.Conn): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
-/** Bytes {@linkcode gatheringWriter} holds while a socket write is under way before it stops taking more. */
-const GATHER_LIMIT = 1024 * 1024;
-
 /**
- * A socket's writing side that writes the chunks arriving while a write is under way together, in the
- * next write: a channel delivers 32 KiB per packet, and one write operation per packet (what
- * `pipeTo(conn.writable)` does) capped -L downloads. Once {@linkcode GATHER_LIMIT} bytes wait, `write`
- * waits until they are out, so a client that reads late holds up the channel (and through its window,
- * the server) with bounded memory. `flush` settles once everything taken is written (or failed).
+ * A socket as one end of a bridge. Its writing side gathers what arrives while a socket write is under way
+ * into the next write ({@linkcode GatheringWriter}): a channel delivers 32 KiB per packet, and one write
+ * operation per packet (what `pipeTo(conn.writable)` does) capped -L downloads. Past the writer's bound a
+ * client that reads late holds up the channel (and through its window, the server) with bounded memory.
  */
-function gatheringWriter(conn: Deno.Conn): { writable: WritableStream<Uint8Array>; flush(): Promise<void> } {
-  let queue: Uint8Array[] = [];
-  let queued = 0;
-  let failure: { error: unknown } | undefined;
-  let pumping: Promise<void> | undefined;
-  let scratch: Uint8Array | undefined;
-  const pump = async () => {
-    try {
-      while (queued > 0) {
-        let batch: Uint8Array;
-        if (queue.length === 1) batch = queue[0];
-        else {
-          // reused: the previous batch is written by now
-          if (!scratch || scratch.length < queued) scratch = new Uint8Array(Math.max(queued, 256 * 1024));
-          let at = 0;
-          for (const chunk of queue) {
-            scratch.set(chunk, at);
-            at += chunk.length;
-          }
-          batch = scratch.subarray(0, at);
-        }
-        queue = [];
-        queued = 0;
-        for (let at = 0; at < batch.length;) at += await conn.write(batch.subarray(at));
-      }
-    } catch (error) {
-      failure = { error };
-      queue = [];
-      queued = 0;
-    } finally {
-      pumping = undefined; // in the same step as the loop's last check: no chunk is left behind
-    }
-  };
-  const check = () => {
-    if (failure) throw failure.error;
-  };
-  const writable = new WritableStream<Uint8Array>({
-    async write(chunk) {
-      check();
-      if (chunk.length === 0) return;
-      queue.push(chunk);
-      queued += chunk.length;
-      pumping ??= pump();
-      if (queued >= GATHER_LIMIT) await pumping;
-      check();
-    },
-    async close() {
-      await pumping;
-      check();
-    },
-    abort() {
-      queue = [];
-      queued = 0;
-    },
-  });
-  return { writable, flush: async () => await pumping };
-}
-
 function connEnd(conn: Deno.Conn): End {
-  const out = gatheringWriter(conn);
+  const out = new GatheringWriter(conn);
   return {
     readable: socketReadable(conn),
     writable: out.writable,
     // what is taken is written before the half-close (the bridge pipes with preventClose)
-    closeWrite: () => out.flush().then(() => conn.closeWrite()).catch(() => {}),
+    closeWrite: () => out.flush().catch(() => {}).then(() => conn.closeWrite()).catch(() => {}),
     close: () => {
       try {
         conn.close();

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { GatheringWriter } from "../../plugins/mod.ts";
 
 /** The most bytes handed to the reader as one chunk. */
 export const OUTPUT_CHUNK_BYTES = 64 * 1024;
@@ -27,31 +28,53 @@ export const OUTPUT_CHUNK_BYTES = 64 * 1024;
  */
 export class OutputQueue {
   readonly readable: ReadableStream<Uint8Array>;
-  #chunks: Uint8Array[] = [];
-  #bytes = 0;
+  #gather: GatheringWriter;
   #ctl!: ReadableStreamDefaultController<Uint8Array>;
-  #waiting?: () => void;
+  /** the reader waits for a chunk (always, once closed: what is left goes at once) */
+  #asked = false;
+  /** the writer waits for the reader to ask */
+  #asking?: PromiseWithResolvers<void>;
+  /** settles the reader's pull */
+  #answer?: () => void;
+  /** a pull found payloads waiting: onPull runs once they are handed over */
+  #pulled = false;
   #done = false;
   #cancelled = false;
 
   constructor(onPull: () => void = () => {}) {
+    // the reader is the writer's sink: a batch is formed when the reader asks, from everything waiting then
+    this.#gather = new GatheringWriter({
+      ready: () => this.#asked ? undefined : (this.#asking ??= Promise.withResolvers()).promise,
+      write: (chunk) => {
+        this.#asked = this.#done;
+        try {
+          this.#ctl.enqueue(chunk);
+        } catch { /* the reader cancelled */ }
+        if (this.#pulled) {
+          this.#pulled = false;
+          onPull();
+        }
+        this.#wake();
+        return Promise.resolve(chunk.length);
+      },
+    }, { limit: Infinity, maxBatch: OUTPUT_CHUNK_BYTES, reuseBuffer: false });
     this.readable = new ReadableStream<Uint8Array>({
       start: (c) => void (this.#ctl = c),
       pull: () => {
-        if (this.#chunks.length > 0) {
-          this.#ctl.enqueue(this.#take());
+        if (this.#gather.held > 0) this.#pulled = true;
+        else {
           onPull();
-          return;
+          if (this.#done) return;
         }
-        onPull();
-        if (this.#done) return;
-        return new Promise<void>((resolve) => this.#waiting = resolve);
+        const answered = new Promise<void>((resolve) => this.#answer = resolve);
+        this.#ask();
+        return answered;
       },
       cancel: () => {
         this.#cancelled = true;
         this.#done = true;
-        this.#chunks = [];
-        this.#bytes = 0;
+        this.#gather.abort();
+        this.#ask();
         this.#wake();
         onPull();
       },
@@ -60,7 +83,7 @@ export class OutputQueue {
 
   /** bytes waiting for the reader */
   get bytes(): number {
-    return this.#bytes;
+    return this.#gather.held;
   }
 
   /** true once the reader cancelled: what is pushed is dropped */
@@ -70,63 +93,45 @@ export class OutputQueue {
 
   /** Queues `data`; a waiting reader gets it at once. */
   push(data: Uint8Array): void {
-    if (this.#done || data.length === 0) return;
-    this.#chunks.push(data);
-    this.#bytes += data.length;
-    if (this.#waiting) {
-      this.#ctl.enqueue(this.#take());
-      this.#wake();
-    }
+    if (this.#done) return;
+    this.#gather.push(data);
   }
 
   /** Ends the stream after what waits; safe to call twice. */
   close(): void {
     if (this.#done) return;
     this.#done = true;
-    try {
-      while (this.#chunks.length > 0) this.#ctl.enqueue(this.#take());
-      this.#ctl.close();
-    } catch { /* the reader cancelled */ }
-    this.#wake();
+    this.#ask();
+    void this.#gather.close().then(() => {
+      try {
+        this.#ctl.close();
+      } catch { /* the reader cancelled */ }
+      this.#wake();
+    });
   }
 
   /** Fails the stream; what waits is dropped. */
   error(error: unknown): void {
     if (this.#done) return;
     this.#done = true;
-    this.#chunks = [];
-    this.#bytes = 0;
+    this.#gather.abort();
+    this.#ask();
     try {
       this.#ctl.error(error);
     } catch { /* the reader cancelled */ }
     this.#wake();
   }
 
-  #wake(): void {
-    const w = this.#waiting;
-    this.#waiting = undefined;
-    w?.();
+  #ask(): void {
+    this.#asked = true;
+    const asking = this.#asking;
+    this.#asking = undefined;
+    asking?.resolve();
   }
 
-  /** the waiting payloads from the oldest, as one chunk of at most OUTPUT_CHUNK_BYTES (one payload if larger) */
-  #take(): Uint8Array {
-    const first = this.#chunks[0];
-    let n = 1;
-    let total = first.length;
-    while (n < this.#chunks.length && total + this.#chunks[n].length <= OUTPUT_CHUNK_BYTES) {
-      total += this.#chunks[n++].length;
-    }
-    this.#bytes -= total;
-    if (n === 1) {
-      this.#chunks.shift();
-      return first;
-    }
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const chunk of this.#chunks.splice(0, n)) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    return out;
+  #wake(): void {
+    const answer = this.#answer;
+    this.#answer = undefined;
+    answer?.();
   }
 }
