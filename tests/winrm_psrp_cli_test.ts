@@ -270,8 +270,9 @@ Deno.test("remote invoke over winrm: a connection that breaks while a Receive is
 });
 
 // MS-WSMV 3.1.4.1.39: every Receive is a robust operation, so a reply the host sent is kept until the client has it
-for (const at of ["lost", "middle", "end"] as const) {
+for (const at of ["held", "lost", "middle", "end"] as const) {
   const how = {
+    held: "while the host holds a Receive that it answers later with output",
     lost: "after the host sent a reply with output that never arrives",
     middle: "in the middle of a reply with output",
     end: "after a reply's envelope but before the reply's end",
@@ -298,3 +299,28 @@ for (const at of ["lost", "middle", "end"] as const) {
     });
   });
 }
+
+Deno.test("remote invoke over winrm with Basic over https: a reply cut mid-way is taken again, unsealed, once", async () => {
+  await withServer({ https: true, breakReceiveReply: { nth: 2, at: "middle" } }, async (server, home, base) => {
+    const run = await runRemote(
+      [
+        "invoke",
+        ...base,
+        "--use-ssl",
+        "--authentication",
+        "Basic",
+        "--skip-ca-check",
+        "--",
+        '1..12 | % { "line $_"; Start-Sleep -Milliseconds 20 }',
+      ],
+      { env: envOf(home) },
+    );
+    assertEquals(run, {
+      code: 0,
+      stdout: Array.from({ length: 12 }, (_, i) => `line ${i + 1}\n`).join(""),
+      stderr: "",
+    });
+    assertEquals([server.stats.brokenReplies.length, server.stats.robust.replayed], [1, 1]);
+    assertEquals(server.stats.encryptedRequests, 0);
+  });
+});

@@ -169,9 +169,10 @@ export interface WinrmServerOptions {
    * sent the reply (the output is taken from the pipeline, and kept when the Receive is a robust operation):
    * `lost`, none of the reply reaches the client; `middle`, half of its bytes do; `end`, all but its end (the
    * envelope whole, the HTTP reply not: a chunked reply without its last chunk, a reply with a length without its
-   * last byte)
+   * last byte). `held`: the nth Receive of a pipeline's output breaks its connection as soon as it arrives, and the
+   * host, which has not noticed, answers it later with the output that comes meanwhile, into the broken connection
    */
-  breakReceiveReply?: { nth: number; at: "lost" | "middle" | "end" };
+  breakReceiveReply?: { nth: number; at: "lost" | "middle" | "end" | "held" };
 }
 
 /** Counters the tests and the benchmark read. */
@@ -258,6 +259,8 @@ interface Shell {
 }
 
 interface Conn {
+  /** breaks the TCP connection */
+  hangUp: () => void;
   ntlm?: { negotiate: Uint8Array; challenge: Uint8Array; serverChallenge: Uint8Array };
   session?: NtlmSession;
   user?: string;
@@ -357,6 +360,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
   const psShells = new Map<string, PsShell>();
   let receives = 0;
   let outputReceives = 0;
+  let pipelineReceives = 0;
   /** MS-WSMV 3.1.1 OperationMessages: the replies kept for each robust operation, by OperationID */
   const operations = new Map<string, RobustOp>();
   const configurations = opts.configurations ?? ["Microsoft.PowerShell", "PowerShell.7", "JEA.Maintenance"];
@@ -401,7 +405,13 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
 
   async function serveConn(c: Deno.Conn): Promise<void> {
     const reader = new RequestReader(c);
-    const state: Conn = {};
+    const state: Conn = {
+      hangUp: () => {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      },
+    };
     for (;;) {
       const req = await reader.next();
       if (!req) return;
@@ -630,6 +640,14 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       operations.set(id, robust);
     }
 
+    const b = opts.breakReceiveReply;
+    let held = false;
+    const desired = child(child(body, NS.rsp, "Receive"), NS.rsp, "DesiredStream");
+    if (b?.at === "held" && op === "Receive" && desired?.attrs.CommandId && ++pipelineReceives === b.nth) {
+      held = true;
+      conn.hangUp();
+    }
+
     let result: { status: number; xml: string; relatesTo?: string };
     try {
       if (opts.denyAccess) throw fault("s:Sender", "w:AccessDenied", 2147942405, "Access is denied. ");
@@ -663,10 +681,10 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       robust.settle();
       reply = chunkedReply(conn, result.status, [message]);
     } else reply = soapReply(conn, result.status, enc.encode(envelope(responseAction, result.relatesTo, result.xml)));
-    const b = opts.breakReceiveReply;
-    if (
-      b && op === "Receive" && result.status === 200 && /<rsp:Stream [^>]*CommandId="[^"]+"[^>]*>[^<]/.test(result.xml)
-    ) {
+    const withOutput = op === "Receive" && result.status === 200 &&
+      /<rsp:Stream [^>]*CommandId="[^"]+"[^>]*>[^<]/.test(result.xml);
+    if (held) stats.brokenReplies.push({ at: "held", fragments: (result.xml.match(/<rsp:Stream /g) ?? []).length });
+    if (b && b.at !== "held" && withOutput) {
       if (++outputReceives === b.nth) {
         stats.brokenReplies.push({ at: b.at, fragments: (result.xml.match(/<rsp:Stream /g) ?? []).length });
         const chunked = !!robust;
