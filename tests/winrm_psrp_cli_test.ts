@@ -265,6 +265,8 @@ Deno.test("remote invoke over winrm: a connection that breaks while a Receive is
     });
     assertEquals(server.stats.droppedReceives, 1);
     assertEquals(server.stats.byAction.Reconnect, 1, "the client took the shell back before asking again");
+    // the host had kept nothing for that Receive (it never answered it): the retransmission is a new Receive
+    assertEquals([server.stats.robust.retransmissions, server.stats.robust.unknownRetransmissions], [1, 1]);
     assertEquals(server.shells(), []);
   });
 });
