@@ -9,7 +9,8 @@
  *   of one part, as Windows sends them for Negotiate), 2.2.4.10 (the config resource's
  *   MaxEnvelopeSizekb, read with WS-Transfer Get by administrators only; a request past it is HTTP
  *   413), WSManFault codes 2150858793 (w:TimedOut),
- *   2150858843 (w:InvalidSelectors), 2150859173 (shell quota), 2147942405 (access denied).
+ *   2150858843 (w:InvalidSelectors), 2150859173 (shell quota), 2147942405 (access denied), 2150858767
+ *   (wsa:InvalidMessageInformationHeader: ERROR_WSMAN_INVALID_MESSAGE_INFORMATION_HEADER in wsmerror.h).
  * - [MS-WSMV] robust connections, on the PowerShell configurations' resource URIs (Custom Remote Shells):
  *   3.1.4.1.39 (a request with wsmv:OperationID starts an operation whose replies are kept, numbered by
  *   wsmv:SequenceID from 1; SequenceId other than 1, or a reused OperationID without mustUnderstand, is
@@ -610,7 +611,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
           enc.encode(envelope(
             "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault",
             messageId,
-            faultBody(fault("s:Sender", "a:InvalidMessageInformationHeader", 2150858770, why)),
+            faultBody(fault("s:Sender", "a:InvalidMessageInformationHeader", 2150858767, why)),
           )),
         );
       if (retransmit && kept) {
