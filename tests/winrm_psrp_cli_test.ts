@@ -265,6 +265,64 @@ Deno.test("remote invoke over winrm: a connection that breaks while a Receive is
     });
     assertEquals(server.stats.droppedReceives, 1);
     assertEquals(server.stats.byAction.Reconnect, 1, "the client took the shell back before asking again");
+    // the host had kept nothing for that Receive (it never answered it): the retransmission is a new Receive
+    assertEquals([server.stats.robust.retransmissions, server.stats.robust.unknownRetransmissions], [1, 1]);
     assertEquals(server.shells(), []);
+  });
+});
+
+// MS-WSMV 3.1.4.1.39: every Receive is a robust operation, so a reply the host sent is kept until the client has it
+for (const at of ["held", "lost", "middle", "end"] as const) {
+  const how = {
+    held: "while the host holds a Receive that it answers later with output",
+    lost: "after the host sent a reply with output that never arrives",
+    middle: "in the middle of a reply with output",
+    end: "after a reply's envelope but before the reply's end",
+  }[at];
+  Deno.test(`remote invoke over winrm: a connection that breaks ${how} loses no line and repeats none`, async () => {
+    // Receives with pipeline output: the 3rd one's reply is broken; the pipeline runs on meanwhile
+    await withServer({ breakReceiveReply: { nth: 3, at } }, async (server, home, base) => {
+      const run = await runRemote(
+        ["invoke", ...base, "--", '1..30 | % { "line $_"; Start-Sleep -Milliseconds 20 }; exit 3'],
+        { env: envOf(home) },
+      );
+      assertEquals(run, {
+        code: 3,
+        stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
+        stderr: "",
+      });
+      assertEquals(server.stats.brokenReplies.length, 1);
+      assert(server.stats.brokenReplies[0].fragments > 0, "the broken reply carried output");
+      // the client sent the same Receive again and the host answered with the reply it kept
+      assertEquals(server.stats.robust.retransmissions, 1);
+      assertEquals(server.stats.robust.replayed, 1);
+      assertEquals(server.stats.robust.unknownRetransmissions, 0);
+      assertEquals(server.shells(), []);
+    });
+  });
+}
+
+Deno.test("remote invoke over winrm with Basic over https: a reply cut mid-way is taken again, unsealed, once", async () => {
+  await withServer({ https: true, breakReceiveReply: { nth: 2, at: "middle" } }, async (server, home, base) => {
+    const run = await runRemote(
+      [
+        "invoke",
+        ...base,
+        "--use-ssl",
+        "--authentication",
+        "Basic",
+        "--skip-ca-check",
+        "--",
+        '1..12 | % { "line $_"; Start-Sleep -Milliseconds 20 }',
+      ],
+      { env: envOf(home) },
+    );
+    assertEquals(run, {
+      code: 0,
+      stdout: Array.from({ length: 12 }, (_, i) => `line ${i + 1}\n`).join(""),
+      stderr: "",
+    });
+    assertEquals([server.stats.brokenReplies.length, server.stats.robust.replayed], [1, 1]);
+    assertEquals(server.stats.encryptedRequests, 0);
   });
 });

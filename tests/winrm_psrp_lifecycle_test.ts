@@ -197,3 +197,27 @@ Deno.test("remote receive --json prints a PowerShell session's output objects an
     "nothing twice",
   );
 });
+
+Deno.test("remote receive takes a reply the connection lost mid-way again from the host, once", async () => {
+  // the first Receive with a pipeline's output is the one remote receive makes; its reply is cut half-way
+  await using server = await startWinrmServer({ breakReceiveReply: { nth: 1, at: "middle" } });
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const started = await runRemote(
+    ["invoke", ...base, "--in-disconnected-session", "--session-name", "Job", "--", '1..8 | % { "tick $_" }'],
+    { env: envOf(home) },
+  );
+  assertEquals(started.code, 0, started.stderr);
+  const [shell] = server.psShells.values();
+  await until(() => [...shell.commands.values()].every((c) => c.done), "the job's end");
+  const received = await runRemote(["receive", "--name", "Job"], { env: envOf(home) });
+  assertEquals(received, {
+    code: 0,
+    stdout: Array.from({ length: 8 }, (_, i) => `tick ${i + 1}\n`).join(""),
+    stderr: "",
+  });
+  assertEquals([server.stats.brokenReplies.length, server.stats.robust.replayed], [1, 1]);
+  const removed = await runRemote(["remove", "--name", "Job"], { env: envOf(home) });
+  assertEquals(removed.code, 0, removed.stderr);
+  assertEquals(server.shells(), []);
+});

@@ -6,7 +6,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startWinrmServer, type WinrmServer } from "./winrm_server.ts";
 import { runRemote, tempHome } from "./run_remote.ts";
-import { WinrmClient } from "../transports/winrm/client.ts";
+import { type RobustOperation, WinrmClient, WinrmFaultError } from "../transports/winrm/client.ts";
+import { Action, psrpReceiveBody, robustHeaders } from "../transports/winrm/wsman_xml.ts";
 import { openPsrpChannel } from "../transports/winrm/psrp.ts";
 import { disconnectShell, enumerateShells, reconnectShell } from "../transports/winrm/psrp_sessions.ts";
 import { connectOutOfProc, RunspacePool } from "../plugins/psrp/mod.ts";
@@ -14,7 +15,7 @@ import { connectOutOfProc, RunspacePool } from "../plugins/psrp/mod.ts";
 const PASSWORD = "Secr3t-pässword";
 const PS = "http://schemas.microsoft.com/powershell/";
 
-function clientOf(server: WinrmServer): WinrmClient {
+function clientOf(server: WinrmServer, operationTimeoutMs = 20_000): WinrmClient {
   return new WinrmClient({
     url: new URL(server.url),
     auth: "negotiate",
@@ -22,7 +23,7 @@ function clientOf(server: WinrmServer): WinrmClient {
     password: PASSWORD,
     tls: { verifyCa: true, verifyHost: true },
     allowRedirection: false,
-    operationTimeoutMs: 20_000,
+    operationTimeoutMs,
     connectTimeoutMs: 5_000,
   });
 }
@@ -95,5 +96,48 @@ Deno.test("Reconnect brings a disconnected PowerShell shell back; the idle timeo
   } finally {
     a.client.close();
     b.client.close();
+  }
+});
+
+Deno.test("the host keeps a robust Receive's reply for a retransmission and refuses its OperationID for a new request", async () => {
+  await using server = await startWinrmServer({});
+  const left = await leaveShell(server, "Microsoft.PowerShell");
+  const shellId = left.shellId;
+  left.client.close();
+  // Receives that the host answers after OperationTimeout (1 s) with w:TimedOut, as the pool has nothing to say
+  const client = clientOf(server, 1_000);
+  const client2 = clientOf(server, 1_000);
+  try {
+    const uri = PS + "Microsoft.PowerShell";
+    const receive = (operation: RobustOperation) =>
+      client.request(Action.receive, psrpReceiveBody(undefined), {
+        resourceUri: uri,
+        selectors: { ShellId: shellId },
+        operation,
+      }, (env) => robustHeaders(env).sequenceId);
+    // the host's reply, its w:TimedOut fault, is kept as reply 1
+    const operation: RobustOperation = {
+      id: `uuid:${crypto.randomUUID().toUpperCase()}`,
+      retransmit: false,
+      received: 0,
+    };
+    const first = await receive(operation).catch((e) => e);
+    assert(first instanceof WinrmFaultError, String(first));
+    assertEquals([first.fault.code, operation.received], [2150858793, 1]);
+    // the same OperationID as a new request (mustUnderstand false) is wsa:InvalidMessageInformationHeader
+    const again = await receive({ ...operation, received: 0, messageId: undefined }).catch((e) => e);
+    assert(again instanceof WinrmFaultError, String(again));
+    assertEquals([again.fault.subcode, again.fault.code], ["a:InvalidMessageInformationHeader", 2150858767]);
+    // as a retransmission, from another connection, the kept reply comes again after the host's Acknowledge
+    const replayed = await client2.request(Action.receive, psrpReceiveBody(undefined), {
+      resourceUri: uri,
+      selectors: { ShellId: shellId },
+      operation: { ...operation, retransmit: true, received: 0 },
+    }, () => "reply").catch((e) => e);
+    assert(replayed instanceof WinrmFaultError && replayed.fault.code === 2150858793, String(replayed));
+    assertEquals(server.stats.robust.replayed, 1);
+  } finally {
+    client.close();
+    client2.close();
   }
 });

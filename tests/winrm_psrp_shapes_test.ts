@@ -71,6 +71,12 @@ function clixmlSkeleton(xml: string): string {
 }
 
 const HEADER = "s:Header{a:Action,a:MessageID,a:To,a:RelatesTo}";
+/**
+ * a Receive is a robust-connection operation (its request carries wsmv:OperationID, which pypsrp's do not): the
+ * reply adds wsmv:OperationID and wsmv:SequenceID to the recorded header (MS-WSMV 3.1.4.1.39, 3.1.6.6)
+ */
+const ROBUST_HEADER = "s:Header{a:Action,a:MessageID,a:To,a:RelatesTo,p:OperationID,p:SequenceID}";
+const headerOf = (e: Exchange) => e.robust ? ROBUST_HEADER : HEADER;
 const CAPTURED_REPLIES = {
   Create: "s:Body{x:ResourceCreated{a:Address,a:ReferenceParameters{w:ResourceURI,w:SelectorSet{w:Selector[Name]}}}," +
     "rsp:Shell{rsp:ShellId,rsp:ResourceUri,rsp:Owner,rsp:ClientIP,rsp:ProcessId,rsp:IdleTimeOut,rsp:InputStreams," +
@@ -96,6 +102,8 @@ interface Exchange {
   action: string;
   request: XmlElement;
   reply: XmlElement;
+  /** the request was a robust-connection operation */
+  robust: boolean;
 }
 
 /** a client that keeps every request body and reply envelope */
@@ -112,7 +120,7 @@ class TapClient extends WinrmClient {
       `<s:Envelope xmlns:s="${NS.s}" xmlns:rsp="${NS.rsp}" xmlns:w="${NS.w}"><s:Body>${body}</s:Body></s:Envelope>`,
     );
     return super.request(action, body, o, (reply) => {
-      this.log.push({ op: action.slice(action.lastIndexOf("/") + 1), action, request, reply });
+      this.log.push({ op: action.slice(action.lastIndexOf("/") + 1), action, request, reply, robust: !!o.operation });
       return parse(reply);
     });
   }
@@ -179,7 +187,7 @@ Deno.test("the PowerShell test server answers Create, Receive, Command and Delet
     Delete: one(log, "Delete"),
   };
   for (const [name, e] of Object.entries(replies)) {
-    assertEquals(skeleton(child(e.reply, NS.s, "Header")!), HEADER, name);
+    assertEquals(skeleton(child(e.reply, NS.s, "Header")!), headerOf(e), name);
     assertEquals(child(child(e.reply, NS.s, "Header"), NS.a, "Action")?.text, `${e.action}Response`, name);
     assertEquals(
       skeleton(child(e.reply, NS.s, "Body")!),
@@ -317,6 +325,6 @@ Deno.test("the PowerShell test server's Disconnect, Reconnect, Enumerate and Con
   assertEquals(body(one(log, "Reconnect")), CAPTURED_LIFECYCLE.Reconnect);
   assertEquals(enumerations, [CAPTURED_LIFECYCLE.EnumerateShells, CAPTURED_LIFECYCLE.EnumerateCommands]);
   assertEquals(connects, [CAPTURED_LIFECYCLE.ConnectPool, CAPTURED_LIFECYCLE.ConnectCommand]);
-  for (const e of log) assertEquals(skeleton(child(e.reply, NS.s, "Header")!), HEADER, e.op);
+  for (const e of log) assertEquals(skeleton(child(e.reply, NS.s, "Header")!), headerOf(e), e.op);
   assertEquals(server.shells(), []);
 });

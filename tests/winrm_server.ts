@@ -9,7 +9,20 @@
  *   of one part, as Windows sends them for Negotiate), 2.2.4.10 (the config resource's
  *   MaxEnvelopeSizekb, read with WS-Transfer Get by administrators only; a request past it is HTTP
  *   413), WSManFault codes 2150858793 (w:TimedOut),
- *   2150858843 (w:InvalidSelectors), 2150859173 (shell quota), 2147942405 (access denied).
+ *   2150858843 (w:InvalidSelectors), 2150859173 (shell quota), 2147942405 (access denied), 2150858767
+ *   (wsa:InvalidMessageInformationHeader: ERROR_WSMAN_INVALID_MESSAGE_INFORMATION_HEADER in wsmerror.h).
+ * - [MS-WSMV] robust connections, on the PowerShell configurations' resource URIs (Custom Remote Shells):
+ *   3.1.4.1.39 (a request with wsmv:OperationID starts an operation whose replies are kept, numbered by
+ *   wsmv:SequenceID from 1; SequenceId other than 1, or a reused OperationID without mustUnderstand, is
+ *   wsa:InvalidMessageInformationHeader; a new request on a connection ends the operations it carried; a
+ *   retransmission, OperationID mustUnderstand="true", of a kept operation is answered on its new connection with an
+ *   Acknowledge and every kept reply, in a chunked reply, once the operation has them; one the host no longer
+ *   knows is a new request), 3.1.1 (OperationMessages, RobustConnection), 3.1.2 and 3.1.6.5 (the Response
+ *   Retention Timer, 3 min 15 s: a kept reply survives the connection that broke), 3.1.6.6 and 3.2.4.2.1 (each
+ *   reply a whole envelope in its own HTTP chunk, sealed on its own). Not done: KeepAlive messages (3.1.5.5),
+ *   AcknowledgeRequest and the client's Acknowledge (3.1.4.18; a Receive has one reply, far from the 3 MB list of
+ *   <44>), the Connection AutoDisconnect Timer (3.1.5.6). `breakReceiveReply` breaks a connection after (or while)
+ *   the host sends a Receive reply with output, as a network drop does.
  * - DMTF DSP0226 WS-Management 1.x and SOAP 1.2 (faults, RelatesTo), WS-Transfer Create/Delete.
  * - [MS-NLMP] NT LAN Manager Authentication Protocol: 2.2.1 (messages), 3.2.5 (server: CHALLENGE with
  *   target info and MsvAvTimestamp, verification of the NTLMv2 response and the MIC), 3.4 (sealing
@@ -152,6 +165,15 @@ export interface WinrmServerOptions {
   disconnectedBufferFragments?: number;
   /** the nth Receive (counted from 1) is answered by closing its connection: a network drop while the host holds it */
   dropReceive?: number;
+  /**
+   * the nth Receive (counted from 1) whose reply carries a pipeline's output breaks its connection after the host
+   * sent the reply (the output is taken from the pipeline, and kept when the Receive is a robust operation):
+   * `lost`, none of the reply reaches the client; `middle`, half of its bytes do; `end`, all but its end (the
+   * envelope whole, the HTTP reply not: a chunked reply without its last chunk, a reply with a length without its
+   * last byte). `held`: the nth Receive of a pipeline's output breaks its connection as soon as it arrives, and the
+   * host, which has not noticed, answers it later with the output that comes meanwhile, into the broken connection
+   */
+  breakReceiveReply?: { nth: number; at: "lost" | "middle" | "end" | "held" };
 }
 
 /** Counters the tests and the benchmark read. */
@@ -168,6 +190,10 @@ export interface WinrmServerStats {
   disconnects: number;
   /** Receives answered by closing the connection (`dropReceive`) */
   droppedReceives: number;
+  /** replies to Receives broken on purpose (`breakReceiveReply`), and the output fragments they held */
+  brokenReplies: { at: string; fragments: number }[];
+  /** robust-connection requests (wsmv:OperationID) by op, retransmissions among them, and what those were answered with */
+  robust: { operations: number; retransmissions: number; replayed: number; unknownRetransmissions: number };
   /** rsp:Connect with connectXml: a client took a disconnected pool */
   connects: number;
   /** what each PowerShell Create carried */
@@ -234,6 +260,8 @@ interface Shell {
 }
 
 interface Conn {
+  /** breaks the TCP connection */
+  hangUp: () => void;
   ntlm?: { negotiate: Uint8Array; challenge: Uint8Array; serverChallenge: Uint8Array };
   session?: NtlmSession;
   user?: string;
@@ -317,6 +345,8 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     signals: [],
     psrpCreates: 0,
     droppedReceives: 0,
+    brokenReplies: [],
+    robust: { operations: 0, retransmissions: 0, replayed: 0, unknownRetransmissions: 0 },
     disconnects: 0,
     connects: 0,
     psrpShells: [],
@@ -330,6 +360,10 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
   const shells = new Map<string, Shell>();
   const psShells = new Map<string, PsShell>();
   let receives = 0;
+  let outputReceives = 0;
+  let pipelineReceives = 0;
+  /** MS-WSMV 3.1.1 OperationMessages: the replies kept for each robust operation, by OperationID */
+  const operations = new Map<string, RobustOp>();
   const configurations = opts.configurations ?? ["Microsoft.PowerShell", "PowerShell.7", "JEA.Maintenance"];
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
@@ -372,7 +406,13 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
 
   async function serveConn(c: Deno.Conn): Promise<void> {
     const reader = new RequestReader(c);
-    const state: Conn = {};
+    const state: Conn = {
+      hangUp: () => {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      },
+    };
     for (;;) {
       const req = await reader.next();
       if (!req) return;
@@ -553,6 +593,62 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       return soapReply(conn, 200, h.bytes);
     }
 
+    // MS-WSMV 3.1.4.1.39: robust connections on the PowerShell configurations (Custom Remote Shells)
+    const opEl = child(header, NS.p, "OperationID") ?? child(header, NS.p, "OperationId");
+    let robust: RobustOp | undefined;
+    if (opEl && resourceUri.startsWith(PS_RESOURCE_PREFIX)) {
+      const id = opEl.text.trim();
+      const retransmit = /^(true|1)$/i.test(opEl.attrs.mustUnderstand ?? "");
+      const seq = (child(header, NS.p, "SequenceId") ?? child(header, NS.p, "SequenceID"))?.text.trim();
+      for (const [k, o] of operations) if (o.expires < Date.now()) operations.delete(k);
+      const kept = operations.get(id);
+      stats.robust.operations++;
+      if (retransmit) stats.robust.retransmissions++;
+      const badHeader = (why: string) =>
+        soapReply(
+          conn,
+          500,
+          enc.encode(envelope(
+            "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault",
+            messageId,
+            faultBody(fault("s:Sender", "a:InvalidMessageInformationHeader", 2150858767, why)),
+          )),
+        );
+      if (retransmit && kept) {
+        // the client lost the replies: this connection becomes the operation's, and the host sends an
+        // Acknowledge and every reply it kept, once the operation has them (3.1.4.1.39, 8 and 9)
+        if (seq !== "1") return badHeader("The SequenceId of a retransmitted request must be 1. ");
+        kept.primary = conn;
+        kept.expires = Infinity;
+        await kept.finished;
+        kept.expires = Date.now() + RESPONSE_RETENTION_MS;
+        stats.robust.replayed += kept.messages.length;
+        const ack = envelope(
+          "http://schemas.microsoft.com/wbem/wsman/1/wsman/Acknowledge",
+          undefined,
+          `<p:Acknowledge><p:LastSequenceIdReceived>1</p:LastSequenceIdReceived></p:Acknowledge>`,
+          `<p:OperationID>${id}</p:OperationID>`,
+        );
+        return chunkedReply(conn, 200, [enc.encode(ack), ...kept.messages]);
+      }
+      if (kept) return badHeader("The OperationID of the request is already in use. ");
+      if (seq !== "1") return badHeader("The SequenceId of the first request of an operation must be 1. ");
+      if (retransmit) stats.robust.unknownRetransmissions++;
+      // a new request on a connection ends the operations that connection carried (3.1.4.1.39 step 3)
+      for (const [k, o] of operations) if (o.primary === conn) operations.delete(k);
+      let settle!: () => void;
+      robust = { id, messages: [], primary: conn, expires: Infinity, finished: new Promise((r) => settle = r), settle };
+      operations.set(id, robust);
+    }
+
+    const b = opts.breakReceiveReply;
+    let held = false;
+    const desired = child(child(body, NS.rsp, "Receive"), NS.rsp, "DesiredStream");
+    if (b?.at === "held" && op === "Receive" && desired?.attrs.CommandId && ++pipelineReceives === b.nth) {
+      held = true;
+      conn.hangUp();
+    }
+
     let result: { status: number; xml: string; relatesTo?: string };
     try {
       if (opts.denyAccess) throw fault("s:Sender", "w:AccessDenied", 2147942405, "Access is denied. ");
@@ -571,7 +667,60 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     const responseAction = result.status === 200
       ? `${action}Response`
       : "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault";
-    return soapReply(conn, result.status, enc.encode(envelope(responseAction, result.relatesTo, result.xml)));
+    let reply: Reply;
+    if (robust) {
+      // the reply is kept with its OperationID and SequenceID and sent in a chunked reply (3.1.6.6); the
+      // retention timer runs from when it leaves (3.1.6.5 starts it when the connection breaks)
+      const message = enc.encode(envelope(
+        responseAction,
+        result.relatesTo,
+        result.xml,
+        `<p:OperationID>${robust.id}</p:OperationID><p:SequenceID>${robust.messages.length + 1}</p:SequenceID>`,
+      ));
+      robust.messages.push(message);
+      robust.expires = Date.now() + RESPONSE_RETENTION_MS;
+      robust.settle();
+      reply = chunkedReply(conn, result.status, [message]);
+    } else reply = soapReply(conn, result.status, enc.encode(envelope(responseAction, result.relatesTo, result.xml)));
+    const withOutput = op === "Receive" && result.status === 200 &&
+      /<rsp:Stream [^>]*CommandId="[^"]+"[^>]*>[^<]/.test(result.xml);
+    if (held) stats.brokenReplies.push({ at: "held", fragments: (result.xml.match(/<rsp:Stream /g) ?? []).length });
+    if (b && b.at !== "held" && withOutput) {
+      if (++outputReceives === b.nth) {
+        stats.brokenReplies.push({ at: b.at, fragments: (result.xml.match(/<rsp:Stream /g) ?? []).length });
+        const chunked = !!robust;
+        return async (c) => {
+          let upTo = 0;
+          if (b.at === "middle") upTo = Math.floor(reply.length / 2);
+          if (b.at === "end") upTo = chunked ? reply.length - LAST_CHUNK.length : reply.length - 1;
+          await writeAll(c, reply.subarray(0, upTo));
+        };
+      }
+    }
+    return reply;
+  }
+
+  /**
+   * a reply of several envelopes, one per chunk, each sealed on its own on a sealed connection (MS-WSMV 3.1.6.6,
+   * 3.2.4.2.1)
+   */
+  function chunkedReply(conn: Conn, status: number, messages: Uint8Array[]): Reply {
+    const type = conn.session
+      ? 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"'
+      : "application/soap+xml;charset=UTF-8";
+    const reason = status === 200 ? "OK" : "Internal Server Error";
+    const parts: Uint8Array[] = [
+      enc.encode(
+        `HTTP/1.1 ${status} ${reason}\r\nServer: Microsoft-HTTPAPI/2.0\r\nContent-Type: ${type}\r\n` +
+          `Transfer-Encoding: chunked\r\n\r\n`,
+      ),
+    ];
+    for (const m of messages) {
+      const body = conn.session ? encryptMessage(conn.session, m) : m;
+      parts.push(enc.encode(`${body.length.toString(16)}\r\n`), body, enc.encode("\r\n"));
+    }
+    parts.push(LAST_CHUNK);
+    return concat(...parts);
   }
 
   /**
@@ -1294,13 +1443,32 @@ function faultBody(f: Fault): string {
     `<f:WSManFault xmlns:f="${NS.f}" Code="${f.wsmanCode}" Machine="${MACHINE}"><f:Message>${f.text}</f:Message></f:WSManFault></s:Detail></s:Fault>`;
 }
 
-function envelope(action: string, relatesTo: string | undefined, body: string): string {
+function envelope(action: string, relatesTo: string | undefined, body: string, extraHeaders = ""): string {
   return `<s:Envelope xml:lang="en-US" xmlns:s="${NS.s}" xmlns:a="${NS.a}" xmlns:x="${NS.x}" xmlns:w="${NS.w}" ` +
     `xmlns:rsp="${NS.rsp}" xmlns:p="${NS.p}"><s:Header><a:Action>${action}</a:Action>` +
     `<a:MessageID>uuid:${randomUUID().toUpperCase()}</a:MessageID>` +
     `<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>` +
-    (relatesTo === undefined ? "" : `<a:RelatesTo>${relatesTo}</a:RelatesTo>`) +
+    (relatesTo === undefined ? "" : `<a:RelatesTo>${relatesTo}</a:RelatesTo>`) + extraHeaders +
     `</s:Header><s:Body>${body}</s:Body></s:Envelope>`;
+}
+
+/** the zero-length chunk that ends a chunked reply */
+const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
+/** MS-WSMV 3.1.2 Response Retention Timer: kept replies go 3 minutes 15 seconds after the client was last seen */
+const RESPONSE_RETENTION_MS = 195_000;
+
+/** A row of MS-WSMV 3.1.1 OperationMessages with its RobustConnection. */
+interface RobustOp {
+  id: string;
+  /** the replies sent so far; the nth has SequenceID n */
+  messages: Uint8Array[];
+  /** the connection the operation's replies go to (PrimaryConnection) */
+  primary: Conn;
+  /** when the kept replies go (the retention timer), Infinity while a client waits for them */
+  expires: number;
+  /** settles once the operation has its reply */
+  finished: Promise<void>;
+  settle: () => void;
 }
 
 function hostileReply(

@@ -35,6 +35,7 @@ import {
   parseReceiveResponse,
   receiveBody,
   type ReceiveResult,
+  robustHeaders,
   sendBody,
   signalBody,
   type WsmanFault,
@@ -96,7 +97,15 @@ class WsmanConnection {
     this.#http?.close();
   }
 
-  async post(soap: string, timeoutMs: number): Promise<HttpResponse & { text: string }> {
+  /**
+   * one request; `texts` holds the reply's envelopes: one per chunk of a chunked reply (MS-WSMV 3.2.4.2.1: each
+   * chunk a whole envelope, each sealed on its own), else the whole body
+   */
+  async post(
+    soap: string,
+    timeoutMs: number,
+    split = false,
+  ): Promise<HttpResponse & { text: string; texts: string[] }> {
     const s = this.client.settings;
     if (!this.#http || this.#http.closed) {
       this.#http = await HttpConnection.connect({
@@ -128,16 +137,17 @@ class WsmanConnection {
       maxBody: this.#authed ? MAX_BODY : MAX_PREAUTH_BODY,
     });
     if (s.auth === "basic" && r.status !== 401) this.#authed = true;
-    let text: string;
-    if (this.#session && r.body.length) {
-      if (!isEncrypted(r.headers.get("content-type"))) {
-        throw new TransportError(`${s.url.host} replied unencrypted on an encrypted connection`, {
-          layer: "protocol",
-          hint: "the reply cannot be trusted; check for a proxy between you and the host",
-        });
-      }
+    const session = this.#session;
+    if (session && r.body.length && !isEncrypted(r.headers.get("content-type"))) {
+      throw new TransportError(`${s.url.host} replied unencrypted on an encrypted connection`, {
+        layer: "protocol",
+        hint: "the reply cannot be trusted; check for a proxy between you and the host",
+      });
+    }
+    const open = (bytes: Uint8Array): string => {
+      if (!session || !bytes.length) return td.decode(bytes);
       try {
-        text = td.decode(decryptMessage(this.#session, r.body));
+        return td.decode(decryptMessage(session, bytes));
       } catch (e) {
         if (e instanceof EncryptionError || e instanceof NtlmError) {
           this.close();
@@ -148,8 +158,15 @@ class WsmanConnection {
         }
         throw e;
       }
-    } else text = td.decode(r.body);
-    return { ...r, text };
+    };
+    if (split && r.chunks && r.chunks.length > 1) {
+      try {
+        const texts = r.chunks.map((c) => session && c.length ? td.decode(decryptMessage(session, c)) : td.decode(c));
+        return { ...r, text: texts.join(""), texts };
+      } catch { /* not one sealed envelope per chunk: the body is one message, below */ }
+    }
+    const text = open(r.body);
+    return { ...r, text, texts: [text] };
   }
 
   async #handshake(http: HttpConnection, timeoutMs: number): Promise<void> {
@@ -434,8 +451,11 @@ export class WinrmClient {
 
   /**
    * One WS-Man operation on any resource (the PowerShell shells use it with their configuration's URI).
+   * With `o.operation` it is a robust-connection operation (MS-WSMV 3.1.4.1.39, see {@linkcode RobustOperation}):
+   * `parse` is called for each of the operation's replies not seen before, in order, and the last result returned.
    *
-   * @throws {WinrmFaultError} for a SOAP fault; {@linkcode TransportError} for a broken reply or connection
+   * @throws {WinrmFaultError} for a SOAP fault; {@linkcode TransportError} for a broken reply or connection (a
+   * robust operation's reply cut short is a broken connection: layer `channel`)
    */
   async request<T>(
     action: string,
@@ -444,6 +464,7 @@ export class WinrmClient {
       resourceUri?: string;
       selectors?: Record<string, string>;
       options?: Record<string, string | { value: string; mustComply: boolean }>;
+      operation?: RobustOperation;
     },
     parse: (env: XmlElement) => T,
   ): Promise<T> {
@@ -466,12 +487,16 @@ export class WinrmClient {
     parse: (env: XmlElement) => T = (env) => env as T,
   ): Promise<T> {
     const s = this.settings;
+    const robust = o.operation;
     for (;;) {
-      const messageId = `uuid:${randomUUID().toUpperCase()}`;
+      // a retransmission is the same request again (MS-WSMV 3.2.5.3), so the replies kept for it relate to it
+      const messageId = robust
+        ? (robust.messageId ??= `uuid:${randomUUID().toUpperCase()}`)
+        : `uuid:${randomUUID().toUpperCase()}`;
       const soap = this.#envelope(action, messageId, o, body);
       const op = action.slice(action.lastIndexOf("/") + 1);
       this.stats.byAction[op] = (this.stats.byAction[op] ?? 0) + 1;
-      const r = await this.#post(soap, op);
+      const r = await this.#post(soap, op, !!robust);
       if (r.status >= 300 && r.status < 400 && r.headers.has("location")) {
         this.#redirect(r.headers.get("location")!);
         continue;
@@ -499,6 +524,13 @@ export class WinrmClient {
           cause: e,
         });
       };
+      if (robust) {
+        // one envelope per chunk (MS-WSMV 3.2.4.2.1); chunks that are not whole envelopes are one reply together
+        const texts = r.texts.length > 1 && !r.texts.every((t) => /<\/([\w-]+:)?Envelope>\s*$/.test(t))
+          ? [r.text]
+          : r.texts;
+        return this.#robustReplies(op, texts, messageId, robust, parse, badReply);
+      }
       let env: XmlElement;
       try {
         env = parseEnvelope(r.text);
@@ -524,6 +556,65 @@ export class WinrmClient {
     }
   }
 
+  /**
+   * The replies of a robust operation (MS-WSMV 3.1.4.1.39, 3.2.7): the host's Acknowledge, KeepAlive and
+   * AcknowledgeRequest messages are skipped; a reply whose wsmv:SequenceID the client already has is a repeat and
+   * skipped; one past the next expected means replies were lost, which ends the operation.
+   */
+  #robustReplies<T>(
+    op: string,
+    texts: string[],
+    messageId: string,
+    robust: RobustOperation,
+    parse: (env: XmlElement) => T,
+    badReply: (e: unknown) => unknown,
+  ): T {
+    const host = this.settings.url.host;
+    let last: { value: T } | undefined;
+    for (const text of texts) {
+      if (!text.trim()) continue;
+      let env: XmlElement;
+      try {
+        env = parseEnvelope(text);
+      } catch (e) {
+        throw badReply(e);
+      }
+      const h = robustHeaders(env);
+      if (h.operationId !== undefined) this.robustHost = true;
+      if (h.control) continue;
+      if (h.sequenceId !== undefined) {
+        if (h.sequenceId <= robust.received) continue;
+        if (h.sequenceId !== robust.received + 1) {
+          throw new TransportError(
+            `${host} lost replies to ${op}: reply ${h.sequenceId} came after ${robust.received}`,
+            { layer: "protocol" },
+          );
+        }
+        robust.received = h.sequenceId;
+      }
+      const fault = parseFault(env);
+      try {
+        checkRelatesTo(env, messageId);
+      } catch (e) {
+        if (!fault) throw badReply(e);
+      }
+      if (fault) throw new WinrmFaultError(op, host, fault);
+      try {
+        last = { value: parse(env) };
+      } catch (e) {
+        throw badReply(e);
+      }
+    }
+    if (!last) throw badReply(new WsmanXmlError(`the ${op.toLowerCase()} reply holds no reply of its own`));
+    return last.value;
+  }
+
+  /**
+   * true once a reply carried wsmv:OperationID: the host keeps replies for retransmission (MS-WSMV 1.7, 3.1.4.1.39;
+   * Windows 8 and Server 2012 onwards, <99>)
+   */
+  robustHost = false;
+
   #envelope(action: string, messageId: string, o: EnvelopeParts, body: string): string {
     const s = this.settings;
     return buildEnvelope({
@@ -537,6 +628,7 @@ export class WinrmClient {
       options: o.options,
       body,
       maxEnvelopeSize: this.#maxEnvelope,
+      operation: o.operation ? { id: o.operation.id, retransmit: o.operation.retransmit } : undefined,
     });
   }
 
@@ -566,7 +658,7 @@ export class WinrmClient {
     s.url = next;
   }
 
-  async #post(soap: string, op: string): Promise<HttpResponse & { text: string }> {
+  async #post(soap: string, op: string, robust = false): Promise<HttpResponse & { text: string; texts: string[] }> {
     if (this.#closed) throw new TransportError("the winrm client is closed", { layer: "channel" });
     let conn = this.#idle.pop();
     while (conn && !conn.usable) {
@@ -579,7 +671,7 @@ export class WinrmClient {
     }
     const timeout = replyTimeoutMs(this.settings.operationTimeoutMs);
     try {
-      const r = await conn.post(soap, timeout);
+      const r = await conn.post(soap, timeout, robust);
       if (conn.usable && this.#all.has(conn)) this.#idle.push(conn);
       return r;
     } catch (e) {
@@ -594,9 +686,11 @@ export class WinrmClient {
             cause: e,
           });
         }
+        // a robust operation's reply cut short is a connection that broke: the host kept the reply (3.1.6.5)
+        const broken = e.kind === "closed" || (robust && e.cut);
         throw new TransportError(`${op} to ${host} failed: ${e.message}`, {
-          layer: e.kind === "protocol" ? "protocol" : "channel",
-          hint: e.kind === "protocol" ? NOT_WINRM_HINT : undefined,
+          layer: broken ? "channel" : "protocol",
+          hint: broken ? undefined : NOT_WINRM_HINT,
           cause: e,
         });
       }
@@ -611,6 +705,24 @@ interface EnvelopeParts {
   selectors?: Record<string, string>;
   /** w:Option values; `{ value, mustComply }` marks one MustComply (MS-WSMV 2.2.4.23) */
   options?: Record<string, string | { value: string; mustComply: boolean }>;
+  operation?: RobustOperation;
+}
+
+/**
+ * One robust-connection operation (MS-WSMV 3.1.4.1.39): the host keeps the replies to a request that carries
+ * wsmv:OperationID, numbered by wsmv:SequenceID, until the client has them; when the connection breaks, the client
+ * sends the same request again with `retransmit` (OperationID mustUnderstand="true", 3.2.5.3) and the host answers
+ * with an Acknowledge and the kept replies; the client skips those it has (3.2.7).
+ */
+export interface RobustOperation {
+  /** wsmv:OperationID, `uuid:…` */
+  id: string;
+  /** the request's MessageID, set by the first transmission and kept for the retransmissions */
+  messageId?: string;
+  /** the request is a retransmission */
+  retransmit: boolean;
+  /** the SequenceID of the last reply received (ReceiveSequenceID − 1 in 3.2.1), 0 before the first */
+  received: number;
 }
 
 /** A SOAP fault turned into a user-facing error; the WSManFault code stays readable in `fault`. */

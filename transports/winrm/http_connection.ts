@@ -34,11 +34,21 @@ export interface HttpResponse {
   status: number;
   headers: Map<string, string>;
   body: Uint8Array;
+  /**
+   * the chunks of a chunked reply, in order: MS-WSMV 3.2.4.2.1 puts one whole SOAP envelope in each chunk
+   * of a reply that carries several (a robust operation's, 3.1.6.6)
+   */
+  chunks?: Uint8Array[];
 }
 
 /** The connection died or the reply was not HTTP. */
 export class HttpError extends Error {
-  constructor(message: string, readonly kind: "closed" | "timeout" | "protocol") {
+  constructor(
+    message: string,
+    readonly kind: "closed" | "timeout" | "protocol",
+    /** the reply had begun and the connection closed before its end */
+    readonly cut = false,
+  ) {
     super(message);
     this.name = "HttpError";
   }
@@ -329,7 +339,11 @@ export class HttpConnection {
     } catch (e) {
       // a clean close after the reply began leaves it incomplete (RFC 9112 section 8): the server broke it
       if (e instanceof HttpError && e.kind === "closed" && this.#began && !this.#error) {
-        throw new HttpError("the reply was cut short (the server closed the connection before its end)", "protocol");
+        throw new HttpError(
+          "the reply was cut short (the server closed the connection before its end)",
+          "protocol",
+          true,
+        );
       }
       throw e;
     }
@@ -370,6 +384,7 @@ export class HttpConnection {
     } while (status >= 100 && status < 200);
     const tooLarge = () => new HttpError(`the reply is larger than ${size(limits.maxBody)}`, "protocol");
     let body: Uint8Array;
+    let chunks: Uint8Array[] | undefined;
     if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) {
       const parts: Uint8Array[] = [];
       let total = 0;
@@ -394,6 +409,7 @@ export class HttpConnection {
         await this.#readLine(MAX_CHUNK_LINE, "the reply has an overlong chunk end");
       }
       body = join(parts, total);
+      chunks = parts;
     } else if (headers.has("content-length")) {
       const n = Number(headers.get("content-length"));
       if (!Number.isInteger(n) || n < 0) throw new HttpError("the reply has a bad Content-Length", "protocol");
@@ -421,7 +437,7 @@ export class HttpConnection {
       body = join(parts, total);
     }
     if (/close/i.test(headers.get("connection") ?? "")) this.close();
-    return { status, headers, body };
+    return chunks ? { status, headers, body, chunks } : { status, headers, body };
   }
 }
 

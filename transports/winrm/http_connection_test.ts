@@ -49,8 +49,16 @@ Deno.test("HttpConnection.request() joins a chunked reply and skips 1xx replies"
     async (c) => {
       const r = await post(c);
       assertEquals([r.status, new TextDecoder().decode(r.body)], [200, "hello!"]);
+      // the chunks stay apart too: a robust operation's reply has one envelope in each (MS-WSMV 3.2.4.2.1)
+      assertEquals(r.chunks?.map((b) => new TextDecoder().decode(b)), ["hello", "!"]);
     },
   );
+});
+
+Deno.test("HttpConnection.request() marks a chunked reply that ends before its last chunk as cut", async () => {
+  await withReply(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\nhello\r\n"], async (c) => {
+    await rejects(post(c), (e) => e instanceof HttpError && e.kind === "protocol" && e.cut);
+  });
 });
 
 Deno.test("HttpConnection.request() refuses a chunked reply past maxBody", async () => {

@@ -39,7 +39,7 @@ import {
   serialize,
 } from "../../plugins/psrp/mod.ts";
 import { connectShell, disconnectShell, reconnectShell } from "./psrp_sessions.ts";
-import { type WinrmClient, WinrmFaultError } from "./client.ts";
+import { type RobustOperation, type WinrmClient, WinrmFaultError } from "./client.ts";
 import { concat } from "./ntlm.ts";
 import {
   Action,
@@ -470,35 +470,56 @@ export class PsrpChannel implements Channel {
     })());
   }
 
-  /** One Receive; the fragments go to the core as Data lines. Returns whether the command is Done. */
+  /**
+   * One Receive; the fragments go to the core as Data lines. Returns whether the command is Done.
+   *
+   * Each Receive is a robust-connection operation (MS-WSMV 3.1.4.1.39): when the connection breaks before its reply
+   * is whole, whether the host had not answered yet, had sent the reply or was sending it, the Receive goes again on
+   * a new connection as a retransmission of the same operation (3.2.5.3), after a Reconnect (3.1.4.16, which the
+   * host ignores for a shell that is still connected and needs after it disconnected the shell itself, 3.1.5.6);
+   * the host answers with the replies it kept and the client takes each once, in order (3.2.7). A host that keeps
+   * no replies (no wsmv:OperationID in its answers: before Windows 8 and Server 2012, <99>) gets a new Receive
+   * instead, which loses nothing only when the host had not answered.
+   */
   async #receive(guid: string | undefined): Promise<boolean> {
-    let r: PsrpReceiveResult;
+    const commandId = guid === undefined ? undefined : guid.toUpperCase();
+    const operation: RobustOperation = {
+      id: `uuid:${crypto.randomUUID().toUpperCase()}`,
+      retransmit: false,
+      received: 0,
+    };
+    const replies: PsrpReceiveResult[] = [];
     let lost: TransportError | undefined;
+    let timedOut = false;
     for (let attempt = 1;; attempt++) {
       this.stats.receives++;
-      let asked: Promise<PsrpReceiveResult> | undefined;
+      let asked: Promise<unknown> | undefined;
       try {
         asked = this.#client.request(
           Action.receive,
-          psrpReceiveBody(guid === undefined ? undefined : guid.toUpperCase()),
+          psrpReceiveBody(commandId),
           {
             resourceUri: this.#resourceUri,
             selectors: { ShellId: this.#shellId! },
             options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
+            operation,
           },
-          (env) => parsePsrpReceiveResponse(env, guid === undefined ? undefined : guid.toUpperCase()),
+          (env) => replies.push(parsePsrpReceiveResponse(env, commandId)),
         );
         this.#inflight.add(asked);
-        r = await asked;
+        await asked;
         this.#inflight.delete(asked);
         break;
       } catch (e) {
         if (asked) this.#inflight.delete(asked);
         if (this.#detaching) return true;
-        if (e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout) return false;
-        // the connection broke while the host held the Receive: the shell and its output are still there, so
-        // take it back (Reconnect, MS-WSMV 3.1.4.16, same client) on a new connection and ask again; when that
-        // fails too, the break is what the user is told
+        if (e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout) {
+          timedOut = true;
+          break;
+        }
+        // the connection broke before the reply was whole: the shell and its output are still there, so take it
+        // back (Reconnect, same client) on a new connection and ask again; when that fails too, the break is what
+        // the user is told
         const broken = e instanceof TransportError && e.layer === "channel";
         if (lost === undefined) {
           if (!broken || this.#finished) throw e;
@@ -508,14 +529,18 @@ export class PsrpChannel implements Channel {
         this.stats.reconnects++;
         await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
         await reconnectShell(this.#client, this.#resourceUri, this.#shellId!).catch(() => {});
+        // the same operation again if the host keeps replies; otherwise a new one (a retransmission with
+        // mustUnderstand="true" is for hosts that understand it, MS-WSMV 1.7)
+        if (this.#client.robustHost) operation.retransmit = true;
+        else Object.assign(operation, { id: `uuid:${crypto.randomUUID().toUpperCase()}`, messageId: undefined });
       }
     }
     const target = guid ?? NIL_GUID;
-    for (const data of r.data) {
+    for (const data of replies.flatMap((r) => r.data)) {
       this.#emit({ kind: "Data", stream: "Default", guid: target, data });
       if (target === NIL_GUID) this.#watchPool(data);
     }
-    return r.done;
+    return !timedOut && replies.some((r) => r.done);
   }
 
   /** notes the pool messages passing by: the pool Receive stops once RUNSPACEPOOL_STATE came */

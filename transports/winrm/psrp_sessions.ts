@@ -10,7 +10,13 @@
  *
  * @module
  */
-import { type HostSession, type OpenContext, type ReceiveOptions, RemoteError } from "../../plugins/mod.ts";
+import {
+  type HostSession,
+  type OpenContext,
+  type ReceiveOptions,
+  RemoteError,
+  TransportError,
+} from "../../plugins/mod.ts";
 import {
   decodeFragments,
   decodeMessage,
@@ -31,7 +37,7 @@ import {
   serialize,
   toJson,
 } from "../../plugins/psrp/mod.ts";
-import type { WinrmClient } from "./client.ts";
+import type { RobustOperation, WinrmClient } from "./client.ts";
 import { concat } from "./ntlm.ts";
 import {
   child,
@@ -42,6 +48,7 @@ import {
   PS_NS,
   PS_RESOURCE_PREFIX,
   psrpReceiveBody,
+  type PsrpReceiveResult,
   toBase64,
   WsmanXmlError,
   type XmlElement,
@@ -260,18 +267,34 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
     chunks.flatMap((c) =>
       decodeFragments(c).map((f) => defrag.push(f)).filter((m): m is Uint8Array => m !== undefined).map(decodeMessage)
     );
-  const receive = async (commandId?: string) => {
-    try {
-      return await client.request(RECEIVE, psrpReceiveBody(commandId), {
-        resourceUri,
-        selectors: { ShellId: shellId },
-        options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
-      }, (env) => parsePsrpReceiveResponse(env, commandId));
-    } catch (e) {
-      if (e instanceof Error && "fault" in e && (e as { fault: { code?: number } }).fault.code === 2150858793) {
-        return undefined; // w:TimedOut: the host had nothing more
+  // a robust-connection operation (MS-WSMV 3.1.4.1.39), asked again when the connection breaks before its reply is
+  // whole, as the pipelines' Receives in psrp.ts are: a reply the host kept comes again, once
+  const receive = async (commandId?: string): Promise<PsrpReceiveResult | undefined> => {
+    const operation: RobustOperation = {
+      id: `uuid:${crypto.randomUUID().toUpperCase()}`,
+      retransmit: false,
+      received: 0,
+    };
+    const replies: PsrpReceiveResult[] = [];
+    const merged = () => ({ data: replies.flatMap((r) => r.data), done: replies.some((r) => r.done) });
+    for (let attempt = 1;; attempt++) {
+      try {
+        await client.request(RECEIVE, psrpReceiveBody(commandId), {
+          resourceUri,
+          selectors: { ShellId: shellId },
+          options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
+          operation,
+        }, (env) => replies.push(parsePsrpReceiveResponse(env, commandId)));
+        return merged();
+      } catch (e) {
+        if (e instanceof Error && "fault" in e && (e as { fault: { code?: number } }).fault.code === 2150858793) {
+          return replies.length ? merged() : undefined; // w:TimedOut: the host had nothing more
+        }
+        if (!(e instanceof TransportError && e.layer === "channel") || attempt > RECEIVE_RETRIES) throw e;
+        await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
+        if (client.robustHost) operation.retransmit = true;
+        else Object.assign(operation, { id: `uuid:${crypto.randomUUID().toUpperCase()}`, messageId: undefined });
       }
-      throw e;
     }
   };
   read([await connectShell(client, resourceUri, shellId, connectXml)]);
@@ -281,6 +304,9 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
   }
   return { read, receive };
 }
+
+/** how often a Receive of `remote receive` is asked again after its connection broke (0.25 s, 0.5 s, 1 s apart) */
+const RECEIVE_RETRIES = 3;
 
 /**
  * Receive-PSSession for one disconnected shell: Connect as a new client, connect each of its commands, take

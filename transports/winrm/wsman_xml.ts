@@ -90,6 +90,39 @@ export interface EnvelopeOptions {
   body: string;
   /** w:MaxEnvelopeSize: the largest reply wanted, in bytes; default {@linkcode DEFAULT_MAX_ENVELOPE_SIZE} */
   maxEnvelopeSize?: number;
+  /**
+   * a robust-connection operation (MS-WSMV 3.1.4.1.39): wsmv:OperationID (`uuid:…`) and wsmv:SequenceId 1, as
+   * Windows' own client sends them; `retransmit` sets OperationID's mustUnderstand, which asks the host for the
+   * replies it kept for this operation (3.2.5.3)
+   */
+  operation?: { id: string; retransmit: boolean };
+}
+
+/** Robust-connection actions and resource (MS-WSMV 2.2.2.1, 2.2.2.4, 3.1.4.18, 3.1.5.5, 3.1.6.6). */
+export const RobustAction = {
+  /** the host's count of the client's messages, first in a reply to a retransmission (3.1.4.1.39 step 8) */
+  acknowledge: "http://schemas.microsoft.com/wbem/wsman/1/wsman/Acknowledge",
+  /** the host's buffer of replies is full (3.1.6.6 step 10) */
+  acknowledgeRequest: "http://schemas.microsoft.com/wbem/wsman/1/wsman/AcknowledgeRequest",
+  /** sent while a long operation has no output (3.1.5.5) */
+  keepAlive: "http://schemas.microsoft.com/wbem/wsman/1/wsman/KeepAlive",
+} as const;
+
+/** The resource URI of robust-connection control messages (MS-WSMV 3.1.4.18, 3.1.6.6). */
+export const ROBUST_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/wsman/RobustConnection";
+
+/**
+ * A reply's wsmv:OperationID and wsmv:SequenceID (MS-WSMV 2.2.4.45–46; the schema spells SequenceID, Windows'
+ * client SequenceId: both are read), and whether it is a robust-connection control message rather than the
+ * operation's own reply.
+ */
+export function robustHeaders(env: XmlElement): { operationId?: string; sequenceId?: number; control: boolean } {
+  const header = child(env, NS.s, "Header");
+  const operationId = (child(header, NS.p, "OperationID") ?? child(header, NS.p, "OperationId"))?.text.trim();
+  const seq = (child(header, NS.p, "SequenceID") ?? child(header, NS.p, "SequenceId"))?.text.trim() ?? "";
+  const action = (child(header, NS.a, "Action")?.text ?? "").trim();
+  const control = Object.values(RobustAction).some((a) => a.toLowerCase() === action.toLowerCase());
+  return { operationId, sequenceId: /^\d{1,15}$/.test(seq) ? Number(seq) : undefined, control };
 }
 
 /**
@@ -138,6 +171,10 @@ export function buildEnvelope(o: EnvelopeOptions): string {
     `<w:Locale xml:lang="en-US" s:mustUnderstand="false"/>` +
     `<p:DataLocale xml:lang="en-US" s:mustUnderstand="false"/>` +
     `<p:SessionId s:mustUnderstand="false">${xmlEscape(o.sessionId)}</p:SessionId>` +
+    (o.operation
+      ? `<p:OperationID s:mustUnderstand="${o.operation.retransmit}">${xmlEscape(o.operation.id)}</p:OperationID>` +
+        `<p:SequenceId s:mustUnderstand="false">1</p:SequenceId>`
+      : "") +
     `<w:OperationTimeout>${o.operationTimeout}</w:OperationTimeout>` +
     `<w:ResourceURI s:mustUnderstand="true">${xmlEscape(o.resourceUri ?? CMD_RESOURCE)}</w:ResourceURI>` +
     `<a:Action s:mustUnderstand="true">${xmlEscape(o.action)}</a:Action>` +

@@ -12,6 +12,7 @@ import {
   parsePsrpReceiveResponse,
   parseReceiveResponse,
   psrpShellBody,
+  robustHeaders,
   toBase64,
   WsmanXmlError,
 } from "./wsman_xml.ts";
@@ -186,4 +187,48 @@ Deno.test("parsePsrpReceiveResponse() takes stdout of the command asked for and 
   });
   throws(() => parsePsrpReceiveResponse(done, undefined), WsmanXmlError);
   throws(() => parsePsrpReceiveResponse(done, "CD"), WsmanXmlError);
+});
+
+Deno.test("buildEnvelope() marks a robust operation with wsmv:OperationID and SequenceId 1, a retransmission with mustUnderstand", () => {
+  const base = {
+    action: "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive",
+    to: "http://win01:5985/wsman",
+    messageId: "uuid:1",
+    sessionId: "uuid:2",
+    operationTimeout: "PT20S",
+    body: "",
+  };
+  const header = (xml: string) => parseEnvelope(xml).children.find((c) => c.name === "Header")!;
+  const show = (xml: string) =>
+    header(xml).children.filter((c) => c.ns === NS.p && /^(OperationID|SequenceId)$/.test(c.name))
+      .map((c) => `${c.name}[${c.attrs.mustUnderstand}]=${c.text}`);
+  assertEquals(show(buildEnvelope(base)), []);
+  assertEquals(show(buildEnvelope({ ...base, operation: { id: "uuid:OP", retransmit: false } })), [
+    "OperationID[false]=uuid:OP",
+    "SequenceId[false]=1",
+  ]);
+  assertEquals(
+    show(buildEnvelope({ ...base, operation: { id: "uuid:OP", retransmit: true } }))[0],
+    "OperationID[true]=uuid:OP",
+  );
+});
+
+Deno.test("robustHeaders() reads OperationID and SequenceID in either spelling and tells control messages apart", () => {
+  const env = (action: string, headers: string) =>
+    parseEnvelope(
+      `<s:Envelope xmlns:s="${NS.s}" xmlns:a="${NS.a}" xmlns:p="${NS.p}"><s:Header><a:Action>${action}</a:Action>` +
+        `${headers}</s:Header><s:Body/></s:Envelope>`,
+    );
+  const receive = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ReceiveResponse";
+  assertEquals(robustHeaders(env(receive, "")), { operationId: undefined, sequenceId: undefined, control: false });
+  assertEquals(
+    robustHeaders(env(receive, "<p:OperationID>uuid:A</p:OperationID><p:SequenceID>2</p:SequenceID>")),
+    { operationId: "uuid:A", sequenceId: 2, control: false },
+  );
+  assertEquals(
+    robustHeaders(env(receive, "<p:OperationId>uuid:A</p:OperationId><p:SequenceId>1</p:SequenceId>")).sequenceId,
+    1,
+  );
+  assertEquals(robustHeaders(env("http://schemas.microsoft.com/wbem/wsman/1/wsman/Acknowledge", "")).control, true);
+  assertEquals(robustHeaders(env("http://schemas.microsoft.com/wbem/wsman/1/wsman/KeepAlive", "")).control, true);
 });
