@@ -213,6 +213,7 @@ export class DataChannel {
   #waiters: (() => void)[] = [];
   /** frames received and not yet handled, while the channel is being handed to its owner */
   #held?: Uint8Array[];
+  #releaser?: ReturnType<typeof setTimeout>;
   #timer: ReturnType<typeof setInterval>;
   #pinger: ReturnType<typeof setInterval>;
 
@@ -233,7 +234,7 @@ export class DataChannel {
     // (a handler may answer at once through the channel the caller does not hold yet): the next task
     this.#held = held;
     this.#attach(ws);
-    setTimeout(() => this.#release(), 0);
+    this.#releaser = setTimeout(() => this.#release(), 0);
     // what the last client left unacknowledged goes first, as after a resume within one run
     for (const { sequenceNumber, frame } of this.#tx.all(Date.now())) this.#transmit(frame, sequenceNumber);
     this.#timer = setInterval(() => this.#resendDue(), Retransmission.schedulerIntervalMs);
@@ -558,6 +559,7 @@ export class DataChannel {
     this.#ended = true;
     clearInterval(this.#timer);
     clearInterval(this.#pinger);
+    clearTimeout(this.#releaser);
     this.#wake();
     const ws = this.#ws;
     this.#ws = undefined;
