@@ -4,7 +4,8 @@
  * forwarding each way (AWS-StartPortForwardingSession to a local TCP server). Both sides are whole processes: remote
  * as the CLI (`remote enter ssm://…`, `remote forward --target …`), the plugin as the AWS CLI starts it (the
  * StartSession response, the region, "StartSession", a profile, the request and the endpoint as arguments). Timing
- * starts once the session is up (the shell's prompt, the forwarded port accepting), so start-up is not in it.
+ * starts once the session is up (the shell's prompt; for forwarding, the line each prints once its session is up and
+ * its port takes connections), so start-up is not in it.
  *
  * Users install the plugin from AWS
  * (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html);
@@ -104,16 +105,21 @@ class Tail {
   constructor(stream: ReadableStream<Uint8Array>) {
     this.#reader = stream.getReader();
   }
-  /** waits until `bytes` reaches `least` and the output so far ends with `suffix` (only its last bytes are kept) */
-  async until(suffix: string, deadline: number, least = 0): Promise<void> {
+  /**
+   * waits until `bytes` reaches `least` and the output so far ends with `suffix`, or with `anywhere` contains it
+   * (only its last bytes are kept)
+   */
+  async until(suffix: string, deadline: number, least = 0, anywhere = false): Promise<void> {
     const decoder = new TextDecoder();
     if (this.bytes < least) this.#text = "";
-    while (this.bytes < least || !this.#text.endsWith(suffix)) {
+    const seen = () => anywhere ? this.#text.includes(suffix) : this.#text.endsWith(suffix);
+    while (this.bytes < least || !seen()) {
       if (performance.now() > deadline) throw new Error(`no ${JSON.stringify(suffix)} in time`);
       const { value, done } = await this.#reader.read();
       if (done) throw new Error(`output ended before ${JSON.stringify(suffix)}`);
       this.bytes += value.length;
-      this.#text = (this.#text + decoder.decode(value.subarray(Math.max(0, value.length - 64)))).slice(-64);
+      const keep = anywhere ? 4096 : 64;
+      this.#text = (this.#text + decoder.decode(value.subarray(Math.max(0, value.length - keep)))).slice(-keep);
     }
   }
   async drain(): Promise<void> {
@@ -190,7 +196,7 @@ function freePort(): number {
   return port;
 }
 
-/** Connects to the forwarder's local port once it listens (either side prints its own readiness text). */
+/** Connects to the forwarder's local port (it listens by the time it says so). */
 async function connectWhenUp(port: number, deadline: number): Promise<Deno.Conn> {
   for (;;) {
     try {
@@ -202,9 +208,21 @@ async function connectWhenUp(port: number, deadline: number): Promise<Deno.Conn>
   }
 }
 
+/**
+ * What a forwarder prints once its session is up and the port takes connections: the plugin "Waiting for
+ * connections..." on stdout (`muxportforwarding.go`), remote its `forwarding 127.0.0.1:…` notice on stderr. remote
+ * listens before it starts the session (a port in use fails before anything starts on the instance), so a
+ * connection accepted earlier would time its session start too.
+ */
+export interface Readiness {
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
 /** MB/s of one forwarded connection carrying `size` bytes one way through `argv` listening on `localPort`. */
 async function forwardRun(
   start: (localPort: number, remotePort: number) => Promise<string[]>,
+  ready: Readiness,
   env: Record<string, string>,
   size: number,
   direction: "upload" | "download",
@@ -217,10 +235,13 @@ async function forwardRun(
     env,
     clearEnv: true,
     stdin: "null",
-    stdout: "null",
-    stderr: "null",
+    stdout: ready.stream === "stdout" ? "piped" : "null",
+    stderr: ready.stream === "stderr" ? "piped" : "null",
   }).spawn();
+  const said = new Tail(ready.stream === "stdout" ? child.stdout : child.stderr);
   try {
+    await said.until(ready.text, performance.now() + 30_000, 0, true);
+    void said.drain().catch(() => {}); // the rest of what it prints
     const conn = await connectWhenUp(localPort, performance.now() + 30_000);
     const began = performance.now();
     try {
@@ -280,6 +301,7 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): P
         Promise.resolve(
           remoteOf(main)("forward", "--target", TARGET, "--local-port", String(l), "--remote-port", String(r)),
         ),
+      { stream: "stderr", text: "forwarding 127.0.0.1:" },
       env,
       size,
       direction,
@@ -297,6 +319,7 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): P
             Parameters: { portNumber: [String(r)], localPortNumber: [String(l)] },
           }),
         ],
+        { stream: "stdout", text: "Waiting for connections..." },
         env,
         size,
         direction,

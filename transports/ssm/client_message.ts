@@ -160,9 +160,9 @@ function encodeWithId(message: Omit<ClientMessage, "messageId">, id: Uint8Array)
   out.fill(0x20, TYPE_OFFSET, TYPE_OFFSET + TYPE_LENGTH);
   out.set(typeBytes, TYPE_OFFSET);
   view.setUint32(SCHEMA_OFFSET, message.schemaVersion);
-  view.setBigUint64(DATE_OFFSET, BigInt(message.createdDate));
-  view.setBigInt64(SEQ_OFFSET, BigInt(message.sequenceNumber));
-  view.setBigUint64(FLAGS_OFFSET, BigInt(message.flags));
+  setInt64(view, DATE_OFFSET, message.createdDate);
+  setInt64(view, SEQ_OFFSET, message.sequenceNumber);
+  setInt64(view, FLAGS_OFFSET, message.flags);
   out.set(id.subarray(8, 16), ID_OFFSET);
   out.set(id.subarray(0, 8), ID_OFFSET + 8);
   out.set(sha256(message.payload), DIGEST_OFFSET);
@@ -170,6 +170,25 @@ function encodeWithId(message: Omit<ClientMessage, "messageId">, id: Uint8Array)
   view.setUint32(HEADER_LENGTH, message.payload.length);
   out.set(message.payload, HEADER_LENGTH + 4);
   return out;
+}
+
+// 64-bit fields as two 32-bit halves: dates, sequence numbers and flags stay far below 2^53, and BigInt reads and
+// writes (six per data message) cost more than the rest of the header
+const TWO_32 = 2 ** 32;
+
+function getUint64(view: DataView, at: number): number {
+  return view.getUint32(at) * TWO_32 + view.getUint32(at + 4);
+}
+
+function getInt64(view: DataView, at: number): number {
+  return view.getInt32(at) * TWO_32 + view.getUint32(at + 4);
+}
+
+function setInt64(view: DataView, at: number, value: number): void {
+  const n = Math.trunc(value);
+  const high = Math.floor(n / TWO_32);
+  view.setInt32(at, high);
+  view.setUint32(at + 4, n - high * TWO_32);
 }
 
 function trimType(raw: Uint8Array): string {
@@ -211,7 +230,7 @@ export function decodeClientMessage(frame: Uint8Array): DecodedMessage {
     throw new MalformedMessageError(`payload length ${payloadLength} but ${available} bytes follow the header`);
   }
   const messageType = trimType(frame.subarray(TYPE_OFFSET, TYPE_OFFSET + TYPE_LENGTH));
-  const createdDate = Number(view.getBigUint64(DATE_OFFSET));
+  const createdDate = getUint64(view, DATE_OFFSET);
   const publication = messageType === MessageType.startPublication || messageType === MessageType.pausePublication;
   if (!publication && (messageType === "" || createdDate === 0)) {
     throw new MalformedMessageError("message type or creation date is empty");
@@ -227,8 +246,8 @@ export function decodeClientMessage(frame: Uint8Array): DecodedMessage {
     messageType,
     schemaVersion: view.getUint32(SCHEMA_OFFSET),
     createdDate,
-    sequenceNumber: Number(view.getBigInt64(SEQ_OFFSET)),
-    flags: Number(view.getBigUint64(FLAGS_OFFSET)),
+    sequenceNumber: getInt64(view, SEQ_OFFSET),
+    flags: getUint64(view, FLAGS_OFFSET),
     messageId: bytesToUuid(frame, ID_OFFSET, true),
     payloadType: headerLength >= HEADER_LENGTH ? view.getUint32(PAYLOAD_TYPE_OFFSET) : 0,
     payload,

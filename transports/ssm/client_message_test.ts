@@ -76,3 +76,21 @@ Deno.test("decodeClientMessage() rejects bad lengths", () => {
   new DataView(bad.buffer).setUint32(0, 5000);
   throws(() => decodeClientMessage(bad), MalformedMessageError);
 });
+
+Deno.test("encodeClientMessage() and decodeClientMessage() carry 64-bit fields beyond 32 bits, signed sequence numbers too", () => {
+  for (
+    const [createdDate, sequenceNumber, flags] of [[1700000000123, 2 ** 40 + 5, 3], [1, -1, 2 ** 52 + 1], [
+      2 ** 53 - 1,
+      -(2 ** 33) - 7,
+      0,
+    ]]
+  ) {
+    const frame = encodeClientMessage({ ...message, createdDate, sequenceNumber, flags });
+    const view = new DataView(frame.buffer);
+    strictEqual(view.getBigUint64(40), BigInt(createdDate));
+    strictEqual(view.getBigInt64(48), BigInt(sequenceNumber));
+    strictEqual(view.getBigUint64(56), BigInt(flags));
+    const back = decodeClientMessage(frame);
+    assertEquals([back.createdDate, back.sequenceNumber, back.flags], [createdDate, sequenceNumber, flags]);
+  }
+});

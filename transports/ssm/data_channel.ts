@@ -117,7 +117,13 @@ function toBytes(data: unknown): Uint8Array | undefined {
   return undefined;
 }
 
-function dial(url: string, token: string, clientId: string): Promise<WebSocket> {
+/** A socket just opened, and the frames that came on it before the channel took it over. */
+interface Dialed {
+  ws: WebSocket;
+  held: Uint8Array[];
+}
+
+function dial(url: string, token: string, clientId: string): Promise<Dialed> {
   return new Promise((resolve, reject) => {
     // no permessage-deflate offer (`ws` offers it by default): the plugin's gorilla/websocket dialer offers none,
     // and compressing kilobyte messages one by one would cost CPU on every message were a service to accept it
@@ -144,6 +150,16 @@ function dial(url: string, token: string, clientId: string): Promise<WebSocket> 
     );
     ws.once("open", () => {
       ws.removeAllListeners();
+      // listening starts before the token goes, as the plugin's reader does (`websocketchannel.go` `Open`): the
+      // agent answers the token at once (its handshake request; after a resume, whatever is unacknowledged), and
+      // a frame with no listener yet would be dropped unacknowledged, to come again only after the agent's
+      // retransmission timeout (up to a second). The channel takes over these listeners and the frames held.
+      const held: Uint8Array[] = [];
+      ws.on("message", (data: unknown) => {
+        const bytes = toBytes(data);
+        if (bytes) held.push(bytes);
+      });
+      ws.on("error", () => {}); // a close follows, which the channel sees through the socket's state
       // the token message is the only text frame the client sends (plugin `streaming.go` OpenDataChannel)
       ws.send(JSON.stringify({
         MessageSchemaVersion: "1.0",
@@ -152,7 +168,7 @@ function dial(url: string, token: string, clientId: string): Promise<WebSocket> 
         ClientId: clientId,
         ClientVersion: CLIENT_VERSION,
       }));
-      resolve(ws);
+      resolve({ ws, held });
     });
   });
 }
@@ -195,10 +211,13 @@ export class DataChannel {
   #corked = false;
   #consecutiveMalformed = 0;
   #waiters: (() => void)[] = [];
+  /** frames received and not yet handled, while the channel is being handed to its owner */
+  #held?: Uint8Array[];
+  #releaser?: ReturnType<typeof setTimeout>;
   #timer: ReturnType<typeof setInterval>;
   #pinger: ReturnType<typeof setInterval>;
 
-  private constructor(options: DataChannelOptions, ws: WebSocket) {
+  private constructor(options: DataChannelOptions, { ws, held }: Dialed) {
     this.#options = options;
     this.#streamUrl = options.streamUrl;
     const state = options.state;
@@ -211,7 +230,11 @@ export class DataChannel {
       }
       for (const { sequenceNumber, frame } of state.unacknowledged) this.#tx.add(sequenceNumber, frame, Date.now());
     }
+    // frames that came before this channel existed, and any that follow them, wait until `open` has returned
+    // (a handler may answer at once through the channel the caller does not hold yet): the next task
+    this.#held = held;
     this.#attach(ws);
+    this.#releaser = setTimeout(() => this.#release(), 0);
     // what the last client left unacknowledged goes first, as after a resume within one run
     for (const { sequenceNumber, frame } of this.#tx.all(Date.now())) this.#transmit(frame, sequenceNumber);
     this.#timer = setInterval(() => this.#resendDue(), Retransmission.schedulerIntervalMs);
@@ -222,8 +245,7 @@ export class DataChannel {
   /** Dials `streamUrl` and sends the token message. */
   static async open(options: DataChannelOptions): Promise<DataChannel> {
     const clientId = crypto.randomUUID();
-    const ws = await dial(options.streamUrl, options.token, clientId);
-    const dc = new DataChannel(options, ws);
+    const dc = new DataChannel(options, await dial(options.streamUrl, options.token, clientId));
     dc.#clientId = clientId;
     return dc;
   }
@@ -252,11 +274,14 @@ export class DataChannel {
   }
 
   #attach(ws: WebSocket): void {
+    ws.removeAllListeners(); // dial's, which held what came first
     this.#ws = ws;
     if (this.#readingPaused) ws.pause();
     ws.on("message", (data: unknown) => {
       const bytes = toBytes(data);
-      if (bytes) this.#receive(bytes);
+      if (!bytes) return;
+      if (this.#held) this.#held.push(bytes);
+      else this.#receive(bytes);
     });
     ws.on("error", (error: Error & { code?: string }) => {
       // otherwise a close event follows and decides; a frame over the limit would come again after a resume
@@ -268,11 +293,24 @@ export class DataChannel {
         );
       }
     });
-    ws.on("close", () => {
+    const closed = () => {
       if (this.#ws !== ws) return;
       this.#ws = undefined;
       if (!this.#ended) void this.#reconnect();
-    });
+    };
+    ws.on("close", closed);
+    // closed between dial and here: its close event had no listener
+    if (ws.readyState === WebSocket.CLOSED) queueMicrotask(closed);
+  }
+
+  /** Handles the frames held while the channel was handed over, in order, then each as it comes. */
+  #release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const bytes of held) {
+      if (this.#ended) return;
+      this.#receive(bytes);
+    }
   }
 
   #transmit(frame: Uint8Array, sequenceNumber?: number): void {
@@ -448,20 +486,25 @@ export class DataChannel {
         const grant = await resume();
         if (this.#ended) break;
         if (grant.streamUrl) this.#streamUrl = grant.streamUrl;
-        const ws = await dial(this.#streamUrl, grant.token, this.#clientId);
+        const dialed = await dial(this.#streamUrl, grant.token, this.#clientId);
         if (this.#ended) {
-          ws.close(1000);
+          dialed.ws.close(1000);
           break;
         }
         this.stats.resumes++;
         this.#tx.newConnection();
-        this.#attach(ws);
+        this.#attach(dialed.ws);
         this.#reconnecting = false;
         // sequence numbers and buffers are kept; everything unacknowledged goes again
         if (!this.#paused) {
           for (const { sequenceNumber, frame } of this.#tx.all(Date.now())) this.#transmit(frame, sequenceNumber);
         }
         this.#options.onResumed?.();
+        // what the agent sent again before the socket was attached
+        for (const bytes of dialed.held) {
+          if (this.#ended || this.#ws !== dialed.ws) break;
+          this.#receive(bytes);
+        }
         return;
       } catch (error) {
         lastError = error;
@@ -516,6 +559,7 @@ export class DataChannel {
     this.#ended = true;
     clearInterval(this.#timer);
     clearInterval(this.#pinger);
+    clearTimeout(this.#releaser);
     this.#wake();
     const ws = this.#ws;
     this.#ws = undefined;
