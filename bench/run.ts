@@ -150,6 +150,10 @@ async function alternate(
     out.b.push(await b());
     if (BASE && i % 2 === 0) out.base!.push(await a(BASE));
   }
+  // every run's value on stderr, for spreads (the table has medians only)
+  const fmt = (xs: number[]) =>
+    `${xs.map((x) => x.toFixed(1)).join(" ")} (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
+  console.error(`  runs: remote ${fmt(out.a)}; ssh ${fmt(out.b)}${out.base ? `; base ${fmt(out.base)}` : ""}`);
   return out;
 }
 

@@ -100,6 +100,18 @@ Deno.test("poly1305() agrees with a BigInt Poly1305 on every message length up t
   }
 });
 
+Deno.test("poly1305() agrees with a BigInt Poly1305 on longer messages, with key and message at their largest", () => {
+  // odd and even block counts and partial last blocks past 64 bytes; all-ones key and message make every carry happen
+  const lengths = [64, 65, 79, 80, 96, 112, 127, 128, 129, 143, 144, 1000, 1024, 1040, 4 + 32768 + 8 + 11];
+  for (const len of lengths) {
+    for (const largest of [false, true]) {
+      const key = largest ? new Uint8Array(32).fill(0xff) : random(32);
+      const msg = largest ? new Uint8Array(len).fill(0xff) : random(len);
+      assertEquals(hex(poly1305(key, msg)), hex(poly1305Reference(key, msg)), `length ${len}, largest ${largest}`);
+    }
+  }
+});
+
 Deno.test("chacha20Xor() and poly1305() build RFC 8439 §2.8.2's AEAD tag", () => {
   const key = bytes(32, (i) => 0x80 + i);
   const nonce = unhex("070000004041424344454647");

@@ -648,6 +648,8 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
   ready.catch(() => {});
 
   const alive = hop.config.serverAliveIntervalMs ?? DEFAULT_ALIVE_INTERVAL_MS;
+  /** the host key verified at the first key exchange; a re-key must show the same */
+  let trustedKey: Uint8Array | undefined;
   const connectConfig: ConnectConfig = {
     sock: sock as ConnectConfig["sock"],
     username: hop.user,
@@ -666,6 +668,14 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
     },
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
       handshakeSeen = true;
+      if (trustedKey) {
+        // A re-key: the server must show the key trusted at the start (as OpenSSH's client requires), and the answer
+        // is given at once. ssh2 1.17.0, answered later, takes the server's NEWKEYS first and then lets channel
+        // writes through before its own NEWKEYS with its packet writer still set for queueing: their payload lands
+        // on the packet's header (an upload across a re-key broke the connection).
+        verify(sameBytes(trustedKey, key));
+        return;
+      }
       verifyHostKey({
         host: hop.host,
         port: hop.port,
@@ -683,6 +693,7 @@ async function connectHop(ctx: OpenContext, hop: Hop, options: HopOptions, prefe
         home: options.home,
       }, preferKeyTypes !== undefined).then((verdict) => {
         if (verdict.kind === "retry") retryKeyTypes = verdict.keyTypes;
+        if (verdict.kind === "trusted") trustedKey = new Uint8Array(key);
         verify(verdict.kind === "trusted");
       }, (err) => {
         hostKeyError = err;
@@ -749,4 +760,12 @@ class RetryWithKeyTypes extends Error {
   constructor(readonly keyTypes: string[]) {
     super(`retry preferring ${keyTypes.join(",")}`);
   }
+}
+
+/** True when `a` and `b` hold the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
 }

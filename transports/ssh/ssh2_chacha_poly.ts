@@ -175,6 +175,22 @@ function randomPadding(packet: Uint8Array, at: number, n: number): void {
 }
 
 /**
+ * Where a packet starts in {@linkcode sealing}: its body (from offset 4) then lies at byte 64, where ChaCha20's
+ * block 1 starts, so one `update` over `sealing` gives block 0 (the Poly1305 key, from the zeros before the
+ * packet) and the sealed body, in the one Buffer that is written out.
+ */
+const LEAD = 60;
+
+/**
+ * The plaintext packet ssh2 fills between `allocPacket` and `encrypt` (synchronous in ssh2: it allocates,
+ * writes the payload, and encrypts or drops the packet in the same call), reused for every packet; bytes
+ * 0-59 are never written and stay zero. `lent` while a packet in it is not yet sealed: a second
+ * `allocPacket` then gets a Buffer of its own, so no packet can be overwritten whatever the calling order.
+ */
+let sealing = Buffer.alloc(LEAD + 4 + MAX_PACKET + TAG);
+let lent = false;
+
+/**
  * A packet for `payloadLength` bytes at offset 5, with room for the tag: padding to a multiple of 8
  * over everything after the length field, at least 4 bytes (PROTOCOL.chacha20poly1305, RFC 4253 §6).
  */
@@ -183,25 +199,46 @@ function allocPacket(this: CipherInstance, payloadLength: number): Buffer {
   let padding = 8 - (unpadded & 7);
   if (padding < 4) padding += 8;
   const length = unpadded + padding;
-  const packet = Buffer.allocUnsafe(4 + length + TAG);
+  const size = 4 + length + TAG;
+  let packet: Buffer;
+  if (lent) packet = Buffer.allocUnsafe(size);
+  else {
+    if (LEAD + size > sealing.length) sealing = Buffer.alloc(LEAD + size);
+    packet = sealing.subarray(LEAD, LEAD + size);
+    lent = true;
+  }
   packet.writeUInt32BE(length, 0);
   packet[4] = padding;
   randomPadding(packet, 5 + payloadLength, padding);
   return packet;
 }
 
+/**
+ * Seals `packet` with one node:crypto ChaCha20 from block 0 over {@linkcode sealing}: its output holds the
+ * Poly1305 key (block 0) and the sealed body at the packet's place, and the packet is written from there,
+ * once the length field and the tag are in. One Buffer per packet, the one that goes out.
+ */
 function encrypt(this: CipherInstance, packet: Buffer): void {
-  if (this._dead) return;
   // the length field says how much to seal: a packet allocated by another cipher has no tag room
   const length = packet.readUInt32BE(0);
-  const total = 4 + length + TAG;
-  const out = packet.length >= total ? packet : Buffer.allocUnsafe(total);
+  const inSealing = packet.buffer === sealing.buffer && packet.byteOffset === sealing.byteOffset + LEAD;
+  if (inSealing) lent = false;
+  if (this._dead) return;
+  const end = LEAD + 4 + length + TAG;
+  let input = sealing;
+  if (!inSealing) {
+    // a packet from elsewhere (another cipher's allocPacket, a test): its body is copied to block 1
+    if (lent || end > sealing.length) input = Buffer.alloc(Math.max(end, sealing.length));
+    input.fill(0, 0, 64);
+    input.set(packet.subarray(4, 4 + length), 64);
+  }
   const seqno = this.outSeqno;
-  const [cipher, polyKey] = payloadCipher(this._encKeyMain, seqno, false);
-  out.set(cipher.update(packet.subarray(4, 4 + length)), 4);
+  ivView.setUint32(12, seqno); // the 64-bit big-endian sequence number; the high half stays 0
+  const sealed = createCipheriv("chacha20", this._encKeyMain, iv).update(input.subarray(0, end));
+  const out = sealed.subarray(LEAD, end);
   out.writeUInt32BE((length ^ sshLengthMask(this._encKeyPktLen, seqno)) >>> 0, 0);
-  tagSshPacket(polyKey, out, length);
-  this._onWrite(out.length === total ? out : out.subarray(0, total));
+  tagSshPacket(sealed.subarray(0, 32), out, length);
+  this._onWrite(out);
   this.outSeqno = (seqno + 1) >>> 0;
 }
 

@@ -141,6 +141,37 @@ Deno.test("the patched decipher opens ssh2's own packets however the socket cuts
   }
 });
 
+Deno.test("packets sealed out of turn, or allocated elsewhere, still open with ssh2's own decipher", async () => {
+  // the patched allocPacket lends one reused buffer: a second packet allocated before the first is sealed,
+  // and a packet from outside (no room for the tag), must neither overwrite nor be overwritten
+  await ssh2.init;
+  installChaChaPoly();
+  const replaced = replacedSsh2Methods()!;
+  const key = Buffer.from(random(64));
+  const written: Uint8Array[] = [];
+  const c = cipher(key, 9, written);
+  const [a, b, d, e] = [random(32768), random(500), random(1000), random(40)];
+  const packetA = c.allocPacket(a.length);
+  packetA.set(a, 5);
+  const packetB = c.allocPacket(b.length);
+  packetB.set(b, 5);
+  c.encrypt(packetB);
+  c.encrypt(packetA);
+  const foreign = Buffer.alloc(4 + 1 + d.length + 7); // ssh2's plain layout, sealed without tag room
+  foreign.writeUInt32BE(1 + d.length + 7, 0);
+  foreign[4] = 7;
+  foreign.set(d, 5);
+  const packetE = c.allocPacket(e.length); // lent while the foreign packet is sealed
+  packetE.set(e, 5);
+  c.encrypt(foreign);
+  c.encrypt(packetE);
+  const got: Uint8Array[] = [];
+  const opened = decipher(key, 9, got);
+  const stream = Buffer.from(concat(written));
+  (replaced.decrypt as Ssh2Decipher["decrypt"]).call(opened, stream, 0, stream.length);
+  assertEquals(got.map(hex), [b, a, d, e].map(hex));
+});
+
 function sealedStream(key: Buffer, seqno: number, payloads: Uint8Array[]): Uint8Array {
   const written: Uint8Array[] = [];
   const c = cipher(key, seqno, written);
