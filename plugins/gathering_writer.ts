@@ -5,8 +5,8 @@
  * throughput; one write per batch does not. What waits is bounded: past the bound, {@linkcode
  * GatheringWriter.write} waits, so a slow reader holds up the source instead of filling memory.
  *
- * The core copies a command's output to stdout with it, the SSH transport writes forwarded channels to
- * their sockets with it, and the Session Manager transport hands output to its reader with it.
+ * The core copies a command's output to stdout with it, and the SSH transport writes forwarded channels to
+ * their sockets with it.
  *
  * @module
  */
@@ -21,25 +21,12 @@ const SCRATCH_BYTES = 64 * 1024;
 export interface GatherSink {
   /** writes some of `p` (at least one byte) and tells how many; may write less than all */
   write(p: Uint8Array): Promise<number>;
-  /**
-   * for a sink that takes bytes only at times (a stream's reader asking for the next chunk): a promise
-   * that settles once it will take the next batch, or `undefined` when it will now; the batch is formed
-   * after it settles, so everything that arrived while waiting goes in it
-   */
-  ready?(): Promise<void> | undefined;
 }
 
 /** Options of {@linkcode GatheringWriter}. */
 export interface GatheringWriterOptions {
   /** bytes held (not yet in a write) at which {@linkcode GatheringWriter.write} waits; default {@linkcode GATHER_LIMIT} */
   limit?: number;
-  /** the most bytes written at once (a single larger chunk goes alone); default no bound */
-  maxBatch?: number;
-  /**
-   * gather batches in one reused buffer (the default): only for a sink that is done with `p` once its
-   * write settles, as a file or socket is; `false` gives each batch a buffer of its own
-   */
-  reuseBuffer?: boolean;
   /**
    * called once, when a write fails, before anyone waiting on the writer learns of it: e.g. to cancel a
    * reader that sits in a read no more data will end (what it throws is ignored)
@@ -68,8 +55,6 @@ export interface GatheringWriterOptions {
 export class GatheringWriter {
   #sink: GatherSink;
   #limit: number;
-  #maxBatch: number;
-  #reuse: boolean;
   #onFailure?: (error: unknown) => void;
   #chunks: Uint8Array[] = [];
   #held = 0;
@@ -84,8 +69,6 @@ export class GatheringWriter {
   constructor(sink: GatherSink, options: GatheringWriterOptions = {}) {
     this.#sink = sink;
     this.#limit = options.limit ?? GATHER_LIMIT;
-    this.#maxBatch = options.maxBatch ?? Infinity;
-    this.#reuse = options.reuseBuffer ?? true;
     this.#onFailure = options.onFailure;
   }
 
@@ -175,11 +158,6 @@ export class GatheringWriter {
   async #pump(): Promise<void> {
     try {
       while (this.#held > 0) {
-        const ready = this.#sink.ready?.();
-        if (ready) {
-          await ready;
-          if (this.#held === 0) break;
-        }
         const batch = this.#take();
         this.#wakeSpace();
         for (let at = 0; at < batch.length;) at += await this.#sink.write(batch.subarray(at));
@@ -212,42 +190,24 @@ export class GatheringWriter {
     space?.resolve();
   }
 
-  /** the held chunks from the oldest, as one batch of at most maxBatch bytes (one chunk if larger) */
+  /**
+   * The held chunks from the oldest, as one batch: a single chunk as it is, several gathered in one buffer
+   * reused for every batch (the sink is done with a batch once its write settles, as a file or socket is,
+   * and the pump writes one batch at a time).
+   */
   #take(): Uint8Array {
     const chunks = this.#chunks;
-    const first = chunks[0];
-    if (chunks.length === 1) {
-      this.#chunks = [];
-      this.#held = 0;
-      return first;
-    }
-    let n = chunks.length;
-    let total = this.#held;
-    if (total > this.#maxBatch) {
-      n = 1;
-      total = first.length;
-      while (n < chunks.length && total + chunks[n].length <= this.#maxBatch) total += chunks[n++].length;
-    }
-    this.#held -= total;
-    if (n === 1) {
-      chunks.shift();
-      return first;
-    }
-    let batch: Uint8Array;
-    if (this.#reuse) {
-      // the previous batch is written by now: the pump writes one batch at a time
-      if (!this.#scratch || this.#scratch.length < total) {
-        this.#scratch = new Uint8Array(Math.max(total, SCRATCH_BYTES));
-      }
-      batch = this.#scratch.subarray(0, total);
-    } else batch = new Uint8Array(total);
+    const total = this.#held;
+    this.#chunks = [];
+    this.#held = 0;
+    if (chunks.length === 1) return chunks[0];
+    if (!this.#scratch || this.#scratch.length < total) this.#scratch = new Uint8Array(Math.max(total, SCRATCH_BYTES));
+    const batch = this.#scratch.subarray(0, total);
     let at = 0;
-    for (let i = 0; i < n; i++) {
-      batch.set(chunks[i], at);
-      at += chunks[i].length;
+    for (const chunk of chunks) {
+      batch.set(chunk, at);
+      at += chunk.length;
     }
-    if (n === chunks.length) this.#chunks = [];
-    else chunks.splice(0, n);
     return batch;
   }
 }

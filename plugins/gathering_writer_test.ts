@@ -147,68 +147,27 @@ Deno.test("GatheringWriter ignores zero-length chunks", async () => {
   assertEquals(writes, [[1], [2]]);
 });
 
-Deno.test("GatheringWriter keeps batches within maxBatch and sends a larger chunk alone", async () => {
-  const { sink, writes, next } = heldSink();
-  const out = new GatheringWriter(sink, { maxBatch: 4 });
-  out.push(bytes(0));
-  for (const chunk of [[1, 2], [3, 4], [5, 6, 7, 8, 9, 10], [11], [12]]) out.push(new Uint8Array(chunk));
-  for (let i = 0; i < 5; i++) await next();
-  await out.close();
-  assertEquals(writes, [[0], [1, 2, 3, 4], [5, 6, 7, 8, 9, 10], [11, 12]]);
-});
-
-Deno.test("GatheringWriter with reuseBuffer false gives each batch a buffer of its own", async () => {
-  for (const reuseBuffer of [true, false]) {
-    const kept: Uint8Array[] = [];
-    const pending: (() => void)[] = [];
-    const sink: GatherSink = {
-      write: (p) => new Promise((resolve) => pending.push(() => resolve(p.length)) && kept.push(p)),
-    };
-    const out = new GatheringWriter(sink, { reuseBuffer });
-    out.push(bytes(0));
-    out.push(bytes(1));
-    out.push(bytes(2));
-    await settle();
-    pending.shift()!();
-    await settle();
-    out.push(bytes(3));
-    out.push(bytes(4));
-    pending.shift()!();
-    await settle();
-    pending.shift()!();
-    await out.close();
-    // a sink that keeps `p` sees the first gathered batch overwritten when the buffer is reused
-    assertEquals(kept.map((p) => [...p]), reuseBuffer ? [[0], [3, 4], [3, 4]] : [[0], [1, 2], [3, 4]]);
-  }
-});
-
-Deno.test("GatheringWriter waits for a sink's ready and then writes everything that arrived meanwhile", async () => {
-  const writes: number[][] = [];
-  let ready = Promise.withResolvers<void>();
-  let asked = false;
+Deno.test("GatheringWriter gathers in one reused buffer: a sink must be done with a batch once its write settles", async () => {
+  const kept: Uint8Array[] = [];
+  const pending: (() => void)[] = [];
   const sink: GatherSink = {
-    ready: () => asked ? undefined : ready.promise,
-    write: (p) => {
-      asked = false;
-      writes.push([...p]);
-      return Promise.resolve(p.length);
-    },
+    write: (p) => new Promise((resolve) => pending.push(() => resolve(p.length)) && kept.push(p)),
   };
-  const out = new GatheringWriter(sink, { limit: Infinity });
+  const out = new GatheringWriter(sink);
+  out.push(bytes(0));
   out.push(bytes(1));
   out.push(bytes(2));
   await settle();
-  assertEquals([writes, out.held], [[], 2]);
-  out.push(bytes(3));
-  asked = true;
-  ready.resolve();
-  ready = Promise.withResolvers();
+  pending.shift()!();
   await settle();
-  assertEquals([writes, out.held], [[[1, 2, 3]], 0]);
-  asked = true;
-  out.push(bytes(4)); // a sink that is ready now gets the chunk in the same step
-  assertEquals(writes, [[1, 2, 3], [4]]);
+  out.push(bytes(3));
+  out.push(bytes(4));
+  pending.shift()!();
+  await settle();
+  pending.shift()!();
   await out.close();
+  // a sink that kept `p` sees the first gathered batch overwritten by the next
+  assertEquals(kept.map((p) => [...p]), [[0], [3, 4], [3, 4]]);
 });
 
 Deno.test("GatheringWriter.abort drops what is held; its writable is a pipeTo target", async () => {

@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { GatheringWriter } from "../../plugins/mod.ts";
 
 /** The most bytes handed to the reader as one chunk. */
 export const OUTPUT_CHUNK_BYTES = 64 * 1024;
@@ -28,53 +27,31 @@ export const OUTPUT_CHUNK_BYTES = 64 * 1024;
  */
 export class OutputQueue {
   readonly readable: ReadableStream<Uint8Array>;
-  #gather: GatheringWriter;
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
   #ctl!: ReadableStreamDefaultController<Uint8Array>;
-  /** the reader waits for a chunk (always, once closed: what is left goes at once) */
-  #asked = false;
-  /** the writer waits for the reader to ask */
-  #asking?: PromiseWithResolvers<void>;
-  /** settles the reader's pull */
-  #answer?: () => void;
-  /** a pull found payloads waiting: onPull runs once they are handed over */
-  #pulled = false;
+  #waiting?: () => void;
   #done = false;
   #cancelled = false;
 
   constructor(onPull: () => void = () => {}) {
-    // the reader is the writer's sink: a batch is formed when the reader asks, from everything waiting then
-    this.#gather = new GatheringWriter({
-      ready: () => this.#asked ? undefined : (this.#asking ??= Promise.withResolvers()).promise,
-      write: (chunk) => {
-        this.#asked = this.#done;
-        try {
-          this.#ctl.enqueue(chunk);
-        } catch { /* the reader cancelled */ }
-        if (this.#pulled) {
-          this.#pulled = false;
-          onPull();
-        }
-        this.#wake();
-        return Promise.resolve(chunk.length);
-      },
-    }, { limit: Infinity, maxBatch: OUTPUT_CHUNK_BYTES, reuseBuffer: false });
     this.readable = new ReadableStream<Uint8Array>({
       start: (c) => void (this.#ctl = c),
       pull: () => {
-        if (this.#gather.held > 0) this.#pulled = true;
-        else {
+        if (this.#chunks.length > 0) {
+          this.#ctl.enqueue(this.#take());
           onPull();
-          if (this.#done) return;
+          return;
         }
-        const answered = new Promise<void>((resolve) => this.#answer = resolve);
-        this.#ask();
-        return answered;
+        onPull();
+        if (this.#done) return;
+        return new Promise<void>((resolve) => this.#waiting = resolve);
       },
       cancel: () => {
         this.#cancelled = true;
         this.#done = true;
-        this.#gather.abort();
-        this.#ask();
+        this.#chunks = [];
+        this.#bytes = 0;
         this.#wake();
         onPull();
       },
@@ -83,7 +60,7 @@ export class OutputQueue {
 
   /** bytes waiting for the reader */
   get bytes(): number {
-    return this.#gather.held;
+    return this.#bytes;
   }
 
   /** true once the reader cancelled: what is pushed is dropped */
@@ -93,45 +70,63 @@ export class OutputQueue {
 
   /** Queues `data`; a waiting reader gets it at once. */
   push(data: Uint8Array): void {
-    if (this.#done) return;
-    this.#gather.push(data);
+    if (this.#done || data.length === 0) return;
+    this.#chunks.push(data);
+    this.#bytes += data.length;
+    if (this.#waiting) {
+      this.#ctl.enqueue(this.#take());
+      this.#wake();
+    }
   }
 
   /** Ends the stream after what waits; safe to call twice. */
   close(): void {
     if (this.#done) return;
     this.#done = true;
-    this.#ask();
-    void this.#gather.close().then(() => {
-      try {
-        this.#ctl.close();
-      } catch { /* the reader cancelled */ }
-      this.#wake();
-    });
+    try {
+      while (this.#chunks.length > 0) this.#ctl.enqueue(this.#take());
+      this.#ctl.close();
+    } catch { /* the reader cancelled */ }
+    this.#wake();
   }
 
   /** Fails the stream; what waits is dropped. */
   error(error: unknown): void {
     if (this.#done) return;
     this.#done = true;
-    this.#gather.abort();
-    this.#ask();
+    this.#chunks = [];
+    this.#bytes = 0;
     try {
       this.#ctl.error(error);
     } catch { /* the reader cancelled */ }
     this.#wake();
   }
 
-  #ask(): void {
-    this.#asked = true;
-    const asking = this.#asking;
-    this.#asking = undefined;
-    asking?.resolve();
+  #wake(): void {
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    w?.();
   }
 
-  #wake(): void {
-    const answer = this.#answer;
-    this.#answer = undefined;
-    answer?.();
+  /** the waiting payloads from the oldest, as one chunk of at most OUTPUT_CHUNK_BYTES (one payload if larger) */
+  #take(): Uint8Array {
+    const first = this.#chunks[0];
+    let n = 1;
+    let total = first.length;
+    while (n < this.#chunks.length && total + this.#chunks[n].length <= OUTPUT_CHUNK_BYTES) {
+      total += this.#chunks[n++].length;
+    }
+    this.#bytes -= total;
+    if (n === 1) {
+      this.#chunks.shift();
+      return first;
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const chunk of this.#chunks.splice(0, n)) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
   }
 }
