@@ -28,6 +28,11 @@ async function withServer(
 
 const envOf = (home: TempHome) => ({ ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD });
 
+/** what stderr says when the connection to the test server broke and was taken back */
+const reconnected = (server: WinrmServer) =>
+  `remote: lost the connection to 127.0.0.1:${server.port}; reconnecting for up to 4 minutes (Ctrl-C gives up)\n` +
+  `remote: reconnected to 127.0.0.1:${server.port}\n`;
+
 Deno.test("remote enter --computer-name opens a PowerShell session (PSRP) over NTLM-sealed http by default", async () => {
   await withServer({}, async (server, home, base) => {
     const run = await runRemote(["enter", ...base], {
@@ -207,7 +212,11 @@ Deno.test("remote enter over winrm in a terminal: Ctrl-C stops the running pipel
   });
 });
 
-Deno.test("remote invoke over winrm: a connection lost during a running pipeline exits 250, not a hang", async () => {
+/**
+ * `remote invoke` of a long pipeline whose host goes away after its second line; `interrupt`: Ctrl-C (SIGINT) once
+ * stderr says it is reconnecting. Returns the exit code and stderr.
+ */
+async function loseHost(extra: string[], interrupt: boolean): Promise<{ code: number; stderr: string; port: number }> {
   const server = await startWinrmServer({});
   await using home = await tempHome();
   const child = new Deno.Command(Deno.execPath(), {
@@ -223,6 +232,7 @@ Deno.test("remote invoke over winrm: a connection lost during a running pipeline
       String(server.port),
       "--credential",
       "WIN01\\alice",
+      ...extra,
       "--",
       '1..1000 | % { "line $_"; Start-Sleep -Milliseconds 100 }',
     ],
@@ -241,14 +251,51 @@ Deno.test("remote invoke over winrm: a connection lost during a running pipeline
       seen += value;
     }
     await server.close(); // the host goes away with the pipeline running
-    while (!(await reader.read()).done) { /* drain */ }
-    const status = await child.status;
-    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
-    assertEquals(status.code, 250, stderr);
-    match(stderr, /^remote: Receive to 127\.0\.0\.1:\d+ failed: .*\n/);
+    const drained = (async () => {
+      while (!(await reader.read()).done) { /* drain */ }
+    })();
+    let stderr = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr += chunk;
+      if (interrupt && stderr.includes("(Ctrl-C gives up)\n")) {
+        interrupt = false;
+        child.kill("SIGINT");
+      }
+    }
+    await drained;
+    return { code: (await child.status).code, stderr, port: server.port };
   } finally {
     clearTimeout(timer);
   }
+}
+
+Deno.test("remote invoke over winrm: a host gone for longer than --max-retry-connection-time exits 250, not a hang", async () => {
+  const { code, stderr, port } = await loseHost(["--max-retry-connection-time", "1s"], false);
+  assertEquals(code, 250, stderr);
+  const host = `127\\.0\\.0\\.1:${port}`;
+  match(
+    stderr,
+    new RegExp(
+      `^remote: lost the connection to ${host}; reconnecting for up to 1 second \\(Ctrl-C gives up\\)\\n` +
+        `remote: Receive to ${host} failed: [^\\n]+\\n` +
+        `hint: the shell is still on ${host} until its idle timeout ends it\\n$`,
+    ),
+  );
+});
+
+Deno.test("remote invoke over winrm: Ctrl-C while reconnecting gives up at once, as a lost connection (250)", async () => {
+  // the default window is 4 minutes: only the Ctrl-C can end this run within the test's time
+  const { code, stderr, port } = await loseHost([], true);
+  assertEquals(code, 250, stderr);
+  const host = `127\\.0\\.0\\.1:${port}`;
+  match(
+    stderr,
+    new RegExp(
+      `^remote: lost the connection to ${host}; reconnecting for up to 4 minutes \\(Ctrl-C gives up\\)\\n` +
+        `remote: Receive to ${host} failed: [^\\n]+\\n` +
+        `hint: the shell is still on ${host} until its idle timeout ends it\\n$`,
+    ),
+  );
 });
 
 Deno.test("remote invoke over winrm: a connection that breaks while a Receive is held is taken back, no output lost or repeated", async () => {
@@ -261,7 +308,7 @@ Deno.test("remote invoke over winrm: a connection that breaks while a Receive is
     assertEquals(run, {
       code: 0,
       stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
-      stderr: "",
+      stderr: reconnected(server),
     });
     assertEquals(server.stats.droppedReceives, 1);
     assertEquals(server.stats.byAction.Reconnect, 1, "the client took the shell back before asking again");
@@ -289,7 +336,7 @@ for (const at of ["held", "lost", "middle", "end"] as const) {
       assertEquals(run, {
         code: 3,
         stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
-        stderr: "",
+        stderr: reconnected(server),
       });
       assertEquals(server.stats.brokenReplies.length, 1);
       assert(server.stats.brokenReplies[0].fragments > 0, "the broken reply carried output");
@@ -320,7 +367,7 @@ Deno.test("remote invoke over winrm with Basic over https: a reply cut mid-way i
     assertEquals(run, {
       code: 0,
       stdout: Array.from({ length: 12 }, (_, i) => `line ${i + 1}\n`).join(""),
-      stderr: "",
+      stderr: reconnected(server),
     });
     assertEquals([server.stats.brokenReplies.length, server.stats.robust.replayed], [1, 1]);
     assertEquals(server.stats.encryptedRequests, 0);
