@@ -373,3 +373,93 @@ Deno.test("remote invoke over winrm with Basic over https: a reply cut mid-way i
     assertEquals(server.stats.encryptedRequests, 0);
   });
 });
+
+// MS-WSMV 3.1.4.1.39: Send, Command and Signal are robust operations too, so input, a new pipeline or a stop whose
+// connection broke is sent again as the same operation and applied once, whether the host had read it or not
+for (const at of ["unread", "lost"] as const) {
+  const how = at === "unread" ? "before the host reads it" : "after the host applied it, its reply lost";
+  Deno.test(`remote invoke over winrm: piped input whose Send breaks ${how} arrives exactly once`, async () => {
+    await withServer({ breakReply: { op: "Send", nth: 1, at } }, async (server, home, base) => {
+      const run = await runRemote(["invoke", ...base, "--", "$input | % { $_.ToUpper() }"], {
+        env: envOf(home),
+        stdin: "one\ntwo\nthree\n",
+      });
+      assertEquals(run, { code: 0, stdout: "ONE\nTWO\nTHREE\n", stderr: reconnected(server) });
+      assertEquals(server.stats.brokenRequests, [{ op: "Send", at }]);
+      // the same operation again: the host answered a retransmission of one it kept with the kept reply
+      assertEquals(server.stats.robust.retransmissions, 1);
+      assertEquals(
+        [server.stats.robust.replayed, server.stats.robust.unknownRetransmissions],
+        at === "lost" ? [1, 0] : [0, 1],
+      );
+      assertEquals(server.shells(), []);
+    });
+  });
+
+  Deno.test(`remote enter over winrm: a typed line whose Command breaks ${how} runs exactly once`, async () => {
+    await withServer({ breakReply: { op: "Command", nth: 1, at } }, async (server, home, base) => {
+      const run = await runRemote(["enter", ...base], {
+        env: envOf(home),
+        stdin: "'hello'\nexit 3\n",
+      });
+      assertEquals(run, {
+        code: 3,
+        stdout: "[127.0.0.1]: PS C:\\Users\\alice\\Documents> hello\n" +
+          "[127.0.0.1]: PS C:\\Users\\alice\\Documents> ",
+        stderr: reconnected(server),
+      });
+      assertEquals(server.stats.brokenRequests, [{ op: "Command", at }]);
+      // every pipeline started once: the retransmitted Command started none
+      assertEquals(server.stats.psrpPipelines.length, new Set(server.stats.psrpPipelines).size);
+      assertEquals(server.stats.robust.retransmissions, 1);
+      assertEquals(
+        [server.stats.robust.replayed, server.stats.robust.unknownRetransmissions],
+        at === "lost" ? [1, 0] : [0, 1],
+      );
+      assertEquals(server.shells(), []);
+    });
+  });
+}
+
+Deno.test("remote enter over winrm in a terminal: a Ctrl-C whose Signal reply is lost stops the pipeline once", async () => {
+  await withServer({ breakReply: { op: "Signal", nth: 1, at: "lost" } }, async (server, home, base) => {
+    await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "enter", ...base], {
+      cols: 200,
+      rows: 30,
+      env: envOf(home),
+    });
+    const prompt = /\[127\.0\.0\.1\]: PS C:\\Users\\alice\\Documents> $/;
+    await pty.waitFor(prompt, 30_000);
+    pty.write('1..100 | % { "line $_"; Start-Sleep -Milliseconds 100 }\r');
+    await pty.waitFor(/^line 2\r$/m, 30_000);
+    pty.write("\x03");
+    await pty.waitFor(new RegExp(`remote: reconnected to 127\\.0\\.0\\.1:${server.port}`), 30_000);
+    await pty.waitFor(prompt, 30_000);
+    assert(!pty.output().includes("line 100"));
+    pty.write("exit 5\r");
+    assertEquals((await pty.exited).code, 5);
+    assertEquals(server.stats.brokenRequests, [{ op: "Signal", at: "lost" }]);
+    // the stop reached the host once; the retransmission got the reply it kept
+    assertEquals(server.stats.signals.filter((s) => s === CTRL_C).length, 1);
+    assertEquals([server.stats.robust.retransmissions, server.stats.robust.replayed], [1, 1]);
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote invoke over winrm: a host out of reach for several attempts is retried with growing waits, one notice each way", async () => {
+  // the 3rd Receive breaks; the next 2 connections are closed at once, as a network that is down
+  await withServer({ dropReceive: 3, outage: 2 }, async (server, home, base) => {
+    const run = await runRemote(
+      ["invoke", ...base, "--", '1..30 | % { "line $_"; Start-Sleep -Milliseconds 20 }'],
+      { env: envOf(home) },
+    );
+    assertEquals(run, {
+      code: 0,
+      stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
+      stderr: reconnected(server),
+    });
+    assertEquals(server.stats.refusedRequests, 2);
+    assertEquals(server.stats.byAction.Reconnect, 1, "one Reconnect got through, after two that could not");
+    assertEquals(server.shells(), []);
+  });
+});
