@@ -86,6 +86,32 @@ Deno.test("remote new makes a named PowerShell session; remote connect enters it
   assert(!gone.stdout.includes('"Ops"'), gone.stdout);
 });
 
+Deno.test("remote connect: a host out of reach past --max-retry-connection-time leaves the named session there, with a hint", async () => {
+  // the first typed line's Command never reaches the host, which then stays out of reach
+  await using server = await startWinrmServer({ breakReply: { op: "Command", nth: 1, at: "unread" }, outage: 1000 });
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const made = await runRemote(["new", ...base, "--name", "Ops"], { env: envOf(home) });
+  assertEquals(made.code, 0, made.stderr);
+  const entered = await runRemote(["connect", ...base, "--name", "Ops", "--max-retry-connection-time", "1s"], {
+    env: envOf(home),
+    stdin: "'inside Ops'\nexit 4\n",
+  });
+  assertEquals(entered.code, 250, entered.stderr);
+  const host = `127\\.0\\.0\\.1:${server.port}`;
+  match(
+    entered.stderr,
+    new RegExp(
+      `^remote: lost the connection to ${host}; reconnecting for up to 1 second \\(Ctrl-C gives up\\)\\n` +
+        `remote: Command to ${host} failed: [^\\n]+\\n` +
+        `hint: the session is still on ${host}: remote receive --name Ops shows what it printed, ` +
+        `remote connect --name Ops takes it back\\n$`,
+    ),
+  );
+  assert(server.stats.refusedRequests > 0, "the client kept trying");
+  assertEquals([...server.psShells.values()].map((s) => s.name), ["Ops"], "the session was left on the host");
+});
+
 /** waits (bounded) until `ready()` holds */
 async function until(ready: () => boolean, what: string): Promise<void> {
   for (const end = Date.now() + 20_000; !ready();) {

@@ -73,8 +73,8 @@ function clixmlSkeleton(xml: string): string {
 const HEADER = "s:Header{a:Action,a:MessageID,a:To,a:RelatesTo}";
 /**
  * Receive, Send, Command and Signal are robust-connection operations (their requests carry wsmv:OperationID, which
- * pypsrp's do not): the
- * reply adds wsmv:OperationID and wsmv:SequenceID to the recorded header (MS-WSMV 3.1.4.1.39, 3.1.6.6)
+ * pypsrp's do not): their replies add wsmv:OperationID and wsmv:SequenceID to the recorded header (MS-WSMV
+ * 3.1.4.1.39, 3.1.6.6)
  */
 const ROBUST_HEADER = "s:Header{a:Action,a:MessageID,a:To,a:RelatesTo,p:OperationID,p:SequenceID}";
 const headerOf = (e: Exchange) => e.robust ? ROBUST_HEADER : HEADER;
