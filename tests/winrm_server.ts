@@ -20,11 +20,12 @@
  *   knows is a new request), 3.1.1 (OperationMessages, RobustConnection), 3.1.2 and 3.1.6.5 (the Response
  *   Retention Timer, 3 min 15 s: a kept reply survives the connection that broke), 3.1.6.6 and 3.2.4.2.1 (each
  *   reply a whole envelope in its own HTTP chunk, sealed on its own). Not done: KeepAlive messages (3.1.5.5),
- *   AcknowledgeRequest and the client's Acknowledge (3.1.4.18; a Receive has one reply, far from the 3 MB list of
- *   <44>), the Connection AutoDisconnect Timer (3.1.5.6). `breakReceiveReply` breaks a connection after (or while)
+ *   AcknowledgeRequest and the client's Acknowledge (3.1.4.18 specifies what a server does with it for enhanced CIM
+ *   operations only; a Receive, Send, Command or Signal has one reply, far from the 3 MB list of <44>), the
+ *   Connection AutoDisconnect Timer (3.1.5.6). `breakReceiveReply` breaks a connection after (or while)
  *   the host sends a Receive reply with output, as a network drop does; `breakReply` one carrying a Send, Command
  *   or Signal, before the host reads it or after it answered; `outage` keeps the host out of reach for some
- *   connections after such a break.
+ *   requests after such a break.
  * - DMTF DSP0226 WS-Management 1.x and SOAP 1.2 (faults, RelatesTo), WS-Transfer Create/Delete.
  * - [MS-NLMP] NT LAN Manager Authentication Protocol: 2.2.1 (messages), 3.2.5 (server: CHALLENGE with
  *   target info and MsvAvTimestamp, verification of the NTLMv2 response and the MIC), 3.4 (sealing
