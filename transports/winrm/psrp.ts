@@ -40,6 +40,7 @@ import {
 } from "../../plugins/psrp/mod.ts";
 import { connectShell, disconnectShell, reconnectShell } from "./psrp_sessions.ts";
 import { type RobustOperation, type WinrmClient, WinrmFaultError } from "./client.ts";
+import { HttpError } from "./http_connection.ts";
 import { concat } from "./ntlm.ts";
 import {
   Action,
@@ -219,7 +220,7 @@ export class PsrpChannel implements Channel {
   /** INT stops the running pipelines (the core normally sends the stop itself, as a Signal packet). */
   async signal(name: string): Promise<void> {
     if (name.toUpperCase().replace(/^SIG/, "") !== "INT") return;
-    if (this.#outage) return this.#giveUp();
+    this.#giveUp();
     await Promise.all([...this.#pipelines].filter(([, p]) => !p.done).map(([id]) => this.#stop(id)));
   }
 
@@ -245,8 +246,9 @@ export class PsrpChannel implements Channel {
         this.#emit({ kind: "CommandAck", guid });
         return;
       case "Signal":
-        // Ctrl-C while the connection is being taken back ends the wait: the run ends as lost (250)
-        if (this.#outage) return this.#giveUp();
+        // Ctrl-C while the connection is being taken back ends the wait: the run ends as lost (250); the stop still
+        // goes if the host answered meanwhile
+        this.#giveUp();
         this.#background(this.#stop(guid).then(() => this.#emit({ kind: "SignalAck", guid })));
         return;
       case "Close":
@@ -502,9 +504,9 @@ export class PsrpChannel implements Channel {
   }
 
   /**
-   * One request on the shell as a robust-connection operation (MS-WSMV 3.1.4.1.39), as Windows' client sends
-   * Receive, Send, Command and Signal: when the connection breaks before the reply is whole, whether the host had not
-   * answered yet, had sent the reply or was sending it, the same request goes again on a new connection as a
+   * One request on the shell (Receive, Send, Command or Signal) as a robust-connection operation (MS-WSMV
+   * 3.1.4.1.39): when the connection breaks before the reply is whole, whether the host had not answered yet, had
+   * sent the reply or was sending it, or a new connection cannot be made, the same request goes again as a
    * retransmission of the same operation (OperationID mustUnderstand="true", 3.2.5.3) once the host can be reached
    * again ({@linkcode PsrpChannel.#recover}); the host answers with the replies it kept and the client takes each
    * once, in order (3.2.7), so typed input, a new pipeline or a stop is applied once. A host that keeps no replies
@@ -537,11 +539,8 @@ export class PsrpChannel implements Channel {
         this.#back();
         return;
       } catch (e) {
-        if (!broken(e)) {
-          this.#back(); // a fault is an answer: the host is there
-          throw e;
-        }
-        if (this.#finished || this.#detaching) throw e;
+        if (e instanceof WinrmFaultError) this.#back(); // a fault is an answer: the host is there
+        if (!(broken(e) || unreachable(e)) || this.#finished || this.#detaching) throw e;
         await this.#recover(e as TransportError);
         this.stats.reconnects++;
         // the same operation again if the host keeps replies; otherwise a new one (a retransmission with
@@ -603,7 +602,8 @@ export class PsrpChannel implements Channel {
         await reconnectShell(this.#client, this.#resourceUri, this.#shellId!);
         return true;
       } catch (e) {
-        return !(broken(e) || unreachable(e)); // a fault is an answer: the retransmission tells what it means
+        // no answer in time counts as out of reach here; a fault is an answer: the retransmission tells what it means
+        return !(broken(e) || unreachable(e) || (e instanceof TransportError && e.layer === "timeout"));
       }
     })();
     try {
@@ -775,10 +775,13 @@ function broken(e: unknown): boolean {
   return e instanceof TransportError && e.layer === "channel";
 }
 
-/** the host cannot be reached (refused, no route, no name, no answer in time) */
+/**
+ * a new connection to the host cannot be made (refused, no route, no name, no answer to connecting); a request that
+ * got no reply in time is not this (exit 242, as before the break)
+ */
 function unreachable(e: unknown): boolean {
-  return e instanceof TransportError && !(e instanceof WinrmFaultError) &&
-    (e.layer === "socket" || e.layer === "dns" || e.layer === "timeout");
+  if (!(e instanceof TransportError) || e instanceof WinrmFaultError) return false;
+  return e.layer === "socket" || e.layer === "dns" || (e.layer === "timeout" && !(e.cause instanceof HttpError));
 }
 
 function newOperationId(): string {
