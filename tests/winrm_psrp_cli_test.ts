@@ -380,13 +380,40 @@ for (const at of ["unread", "lost"] as const) {
   const how = at === "unread" ? "before the host reads it" : "after the host applied it, its reply lost";
   Deno.test(`remote invoke over winrm: piped input whose Send breaks ${how} arrives exactly once`, async () => {
     await withServer({ breakReply: { op: "Send", nth: 1, at } }, async (server, home, base) => {
-      const run = await runRemote(["invoke", ...base, "--", "$input | % { $_.ToUpper() }"], {
-        env: envOf(home),
-        stdin: "one\ntwo\nthree\n",
-      });
-      assertEquals(run, { code: 0, stdout: "ONE\nTWO\nTHREE\n", stderr: reconnected(server) });
+      // the first line goes alone; the rest, and the end of input, only once stderr says the connection broke, so
+      // the pipeline cannot end before the broken Send was sent again (Sends to a pipeline go one after another)
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", MAIN, "invoke", ...base, "--", "$input | % { $_.ToUpper() }"],
+        env: { ...envOf(home), SSH_AUTH_SOCK: "" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      try {
+        const stdin = child.stdin.getWriter();
+        await stdin.write(new TextEncoder().encode("one\n"));
+        const stdout = new Response(child.stdout).text();
+        let stderr = "";
+        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+          const first = !stderr.includes("(Ctrl-C gives up)\n");
+          stderr += chunk;
+          if (first && stderr.includes("(Ctrl-C gives up)\n")) {
+            await stdin.write(new TextEncoder().encode("two\nthree\n"));
+            await stdin.close();
+          }
+        }
+        assertEquals({ code: (await child.status).code, stdout: await stdout, stderr }, {
+          code: 0,
+          stdout: "ONE\nTWO\nTHREE\n",
+          stderr: reconnected(server),
+        });
+      } finally {
+        clearTimeout(timer);
+      }
       assertEquals(server.stats.brokenRequests, [{ op: "Send", at }]);
-      // the same operation again: the host answered a retransmission of one it kept with the kept reply
+      // the same operation again: the host answered a retransmission of one it kept with the kept reply, and took
+      // one it never read as new
       assertEquals(server.stats.robust.retransmissions, 1);
       assertEquals(
         [server.stats.robust.replayed, server.stats.robust.unknownRetransmissions],
