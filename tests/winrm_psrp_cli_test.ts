@@ -490,3 +490,39 @@ Deno.test("remote invoke over winrm: a host out of reach for several attempts is
     assertEquals(server.shells(), []);
   });
 });
+
+Deno.test("remote enter over winrm in a terminal: Ctrl-C while a typed line waits for the host gives up as lost (250)", async () => {
+  // the typed line's Command (the 2nd: the prompt's is the 1st) never reaches the host, which then stays out of
+  // reach; the default window is 4 minutes
+  await withServer(
+    { breakReply: { op: "Command", nth: 2, at: "unread" }, outage: 100_000 },
+    async (server, home, base) => {
+      await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "enter", ...base], {
+        cols: 200,
+        rows: 30,
+        env: envOf(home),
+      });
+      await pty.waitFor(/\[127\.0\.0\.1\]: PS C:\\Users\\alice\\Documents> $/, 30_000);
+      pty.write("'typed'\r");
+      await pty.waitFor(/\(Ctrl-C gives up\)\r$/m, 30_000);
+      pty.write("\x03");
+      // without the Ctrl-C it would wait 4 minutes: a minute bounds the test (SIGKILL, not 250)
+      const bound = setTimeout(() => pty.kill("SIGKILL"), 60_000);
+      try {
+        assertEquals((await pty.exited).code, 250);
+      } finally {
+        clearTimeout(bound);
+      }
+      const host = `127\\.0\\.0\\.1:${server.port}`;
+      match(
+        pty.output(),
+        new RegExp(
+          `remote: lost the connection to ${host}; reconnecting for up to 4 minutes \\(Ctrl-C gives up\\)\\r\\n` +
+            `remote: Command to ${host} failed: [^\\r\\n]+\\r\\n` +
+            `hint: the shell is still on ${host} until its idle timeout ends it\\r\\n`,
+        ),
+      );
+      assert(!pty.output().includes("reconnected"));
+    },
+  );
+});

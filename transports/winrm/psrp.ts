@@ -101,6 +101,8 @@ interface PipelineState {
   started: boolean;
   /** settles once rsp:Command is answered */
   commanded?: Promise<void>;
+  /** the core has the DataAck of CREATE_PIPELINE */
+  acked?: boolean;
   done: boolean;
   receiving: boolean;
 }
@@ -369,7 +371,8 @@ export class PsrpChannel implements Channel {
       pipeline.started = true;
       pipeline.commanded = this.#command(guid, data);
       this.#background(pipeline.commanded.then(() => {
-        this.#emit({ kind: "DataAck", guid });
+        if (!pipeline.acked) this.#emit({ kind: "DataAck", guid });
+        pipeline.acked = true;
         if (this.#options.receivePipelines !== false) this.#receivePipeline(guid, pipeline);
       }));
       return;
@@ -562,6 +565,12 @@ export class PsrpChannel implements Channel {
   #recover(lost: TransportError): Promise<void> {
     if (!this.#outage) {
       this.#outage = { since: Date.now(), lost, attempts: 0, stop: new AbortController() };
+      // the core sends a pipeline's stop only once its CREATE_PIPELINE is acked: a Command waiting for the host must
+      // not hold back the Ctrl-C that gives up
+      for (const [guid, p] of this.#pipelines) {
+        if (p.started && !p.acked) this.#emit({ kind: "DataAck", guid });
+        p.acked = true;
+      }
       if (this.#retryWindow > 0) {
         this.#options.notice?.(
           `remote: lost the connection to ${this.#host}; reconnecting for up to ${spell(this.#retryWindow)} ` +
