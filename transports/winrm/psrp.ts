@@ -597,29 +597,21 @@ export class PsrpChannel implements Channel {
    * `left` ran out or Ctrl-C came first (the Reconnect under way is then left to fail with the client's close)
    */
   async #attempt(delay: number, left: number, stop: AbortSignal): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onStop = () => {};
-    const ended = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), left);
-      onStop = () => resolve(false);
-      stop.addEventListener("abort", onStop, { once: true });
-    });
-    const attempt = (async () => {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
-      if (stop.aborted || this.#finished) return false;
-      try {
-        await reconnectShell(this.#client, this.#resourceUri, this.#shellId!);
-        return true;
-      } catch (e) {
-        // no answer in time counts as out of reach here; a fault is an answer: the retransmission tells what it means
-        return !(broken(e) || unreachable(e) || (e instanceof TransportError && e.layer === "timeout"));
-      }
-    })();
+    const deadline = Date.now() + left;
+    if (!(await pause(Math.min(delay, left), stop)) || this.#finished) return false;
+    const answered = reconnectShell(this.#client, this.#resourceUri, this.#shellId!).then(
+      () => true,
+      // no answer in time counts as out of reach here; a fault is an answer: the retransmission tells what it means
+      (e) => !(broken(e) || unreachable(e) || (e instanceof TransportError && e.layer === "timeout")),
+    );
+    const ended = new AbortController();
     try {
-      return await Promise.race([attempt, ended]);
+      return await Promise.race([
+        answered,
+        pause(deadline - Date.now(), AbortSignal.any([stop, ended.signal])).then(() => false),
+      ]);
     } finally {
-      clearTimeout(timer);
-      stop.removeEventListener("abort", onStop);
+      ended.abort(); // the pause's timer goes with it
     }
   }
 
@@ -791,6 +783,21 @@ function broken(e: unknown): boolean {
 function unreachable(e: unknown): boolean {
   if (!(e instanceof TransportError) || e instanceof WinrmFaultError) return false;
   return e.layer === "socket" || e.layer === "dns" || (e.layer === "timeout" && !(e.cause instanceof HttpError));
+}
+
+/** resolves after `ms` with true, or at once with false when `signal` aborts first; leaves no timer behind */
+function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      resolve(ok);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), Math.max(0, ms));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 function newOperationId(): string {
