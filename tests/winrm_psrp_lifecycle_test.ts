@@ -240,7 +240,8 @@ Deno.test("remote receive takes a reply the connection lost mid-way again from t
   assertEquals(received, {
     code: 0,
     stdout: Array.from({ length: 8 }, (_, i) => `tick ${i + 1}\n`).join(""),
-    stderr: "",
+    stderr: `remote: lost the connection to 127.0.0.1:${server.port}; reconnecting for up to 4 minutes ` +
+      `(Ctrl-C gives up)\nremote: reconnected to 127.0.0.1:${server.port}\n`,
   });
   assertEquals([server.stats.brokenReplies.length, server.stats.robust.replayed], [1, 1]);
   const removed = await runRemote(["remove", "--name", "Job"], { env: envOf(home) });

@@ -35,6 +35,7 @@ import { utf16le } from "./ntlm.ts";
 import { Action, PS_RESOURCE_PREFIX, SignalCode, toBase64 } from "./wsman_xml.ts";
 import { parameters } from "./manifest.ts";
 import { openPsrpChannel, type PsrpChannelOptions, psrpResourceUri } from "./psrp.ts";
+import type { RetryOptions } from "./_retry.ts";
 import {
   connectPool,
   disconnectShell,
@@ -185,6 +186,15 @@ function robustness(ctx: OpenContext): PsrpChannelOptions {
   };
 }
 
+/** The same for `remote receive` and `remote disconnect`, with Ctrl-C (the context's signal) ending the wait. */
+function retrying(ctx: OpenContext): RetryOptions {
+  return {
+    windowMs: parameters.read(ctx.parameters).maxRetryConnectionTime,
+    notice: (line) => ctx.notice(line),
+    signal: ctx.signal,
+  };
+}
+
 /** The configuration a session of this context opens (`--configuration-name`, else Microsoft.PowerShell). */
 function configurationOf(ctx: OpenContext): string {
   const given = parameters.read(ctx.parameters).configurationName;
@@ -272,7 +282,9 @@ export const sessions: SessionHost = {
     try {
       const shell = await findShell(client, name);
       // a disconnected shell takes new options only from a client: connect, then disconnect with them
-      if (shell.state === "Disconnected") await connectPool(client, shell.resourceUri, shell.shellId);
+      if (shell.state === "Disconnected") {
+        await connectPool(client, shell.resourceUri, shell.shellId, retrying(ctx));
+      }
       await disconnectShell(client, shell.resourceUri, shell.shellId, {
         idleTimeoutMs: options.idleTimeoutMs,
         bufferMode: options.outputBufferingMode === "drop"
@@ -293,7 +305,8 @@ export const sessions: SessionHost = {
     client.close();
     try {
       const shell = await findShell(quick, name);
-      return new TextEncoder().encode(await receiveShellOutput(quick, shell.resourceUri, shell.shellId, options));
+      const output = await receiveShellOutput(quick, shell.resourceUri, shell.shellId, options, retrying(ctx));
+      return new TextEncoder().encode(output);
     } finally {
       quick.close();
     }

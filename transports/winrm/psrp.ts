@@ -40,7 +40,15 @@ import {
 } from "../../plugins/psrp/mod.ts";
 import { connectShell, disconnectShell, reconnectShell } from "./psrp_sessions.ts";
 import { type RobustOperation, type WinrmClient, WinrmFaultError } from "./client.ts";
-import { HttpError } from "./http_connection.ts";
+import {
+  backNotice,
+  broken,
+  DEFAULT_RETRY_CONNECTION_MS,
+  lostNotice,
+  pause,
+  retryDelay,
+  unreachable,
+} from "./_retry.ts";
 import { concat } from "./ntlm.ts";
 import {
   Action,
@@ -143,13 +151,6 @@ export interface PsrpChannelOptions {
   /** one-line notices for the user: reconnecting, and reconnected */
   notice?: (line: string) => void;
 }
-
-/**
- * How long a broken connection is retried by default: Windows PowerShell's client over WinRM says "Attempting to
- * reconnect for up to 4 minutes" (its robust-connection retry time, MaxRetryConnectionTime, read from the WinRM
- * client); MS-WSMV 3.2.2's Request Retry Timer gives enhanced CIM operations 180 s.
- */
-export const DEFAULT_RETRY_CONNECTION_MS = 240_000;
 
 /** The channel; see the module documentation. */
 export class PsrpChannel implements Channel {
@@ -557,7 +558,7 @@ export class PsrpChannel implements Channel {
   /**
    * After a break: one notice, then Reconnect (MS-WSMV 3.1.4.16, the same client and p:SessionId; the host ignores
    * it for a shell still connected and needs it after it disconnected the shell itself, 3.1.5.6) on a new connection,
-   * again after 0.25 s, 0.5 s, 1 s… (doubling, at most {@linkcode MAX_RETRY_DELAY_MS} apart) until it gets through,
+   * again after 0.25 s, 0.5 s, 1 s… (doubling, at most 10 s apart) until it gets through,
    * for at most the retry window counted from the break. Every request that broke meanwhile waits for the same
    * attempts. Ctrl-C, the window's end, or the channel ending throws the break, with the hint that the shell is still
    * on the host.
@@ -572,10 +573,7 @@ export class PsrpChannel implements Channel {
         p.acked = true;
       }
       if (this.#retryWindow > 0) {
-        this.#options.notice?.(
-          `remote: lost the connection to ${this.#host}; reconnecting for up to ${spell(this.#retryWindow)} ` +
-            `(Ctrl-C gives up)`,
-        );
+        this.#options.notice?.(lostNotice(this.#host, this.#retryWindow));
       }
     }
     const outage = this.#outage;
@@ -587,8 +585,7 @@ export class PsrpChannel implements Channel {
     for (;;) {
       const left = outage.since + this.#retryWindow - Date.now();
       if (left <= 0 || outage.stop.signal.aborted || this.#finished) throw this.#lostError(outage.lost);
-      const delay = Math.min(MAX_RETRY_DELAY_MS, FIRST_RETRY_DELAY_MS * 2 ** Math.min(outage.attempts++, 16));
-      if (await this.#attempt(delay, left, outage.stop.signal)) return;
+      if (await this.#attempt(retryDelay(outage.attempts++), left, outage.stop.signal)) return;
     }
   }
 
@@ -619,7 +616,7 @@ export class PsrpChannel implements Channel {
   #back(): void {
     if (!this.#outage) return;
     this.#outage = undefined;
-    if (this.#retryWindow > 0) this.#options.notice?.(`remote: reconnected to ${this.#host}`);
+    if (this.#retryWindow > 0) this.#options.notice?.(backNotice(this.#host));
   }
 
   /** Ctrl-C while reconnecting: stop waiting; the requests waiting end with the break */
@@ -752,11 +749,6 @@ export class PsrpChannel implements Channel {
   }
 }
 
-/** the first wait after a break; each next one doubles */
-const FIRST_RETRY_DELAY_MS = 250;
-/** the longest wait between two attempts to reach the host again */
-const MAX_RETRY_DELAY_MS = 10_000;
-
 /** A broken connection being taken back. */
 interface Outage {
   /** when the connection broke: the retry window counts from here */
@@ -771,44 +763,8 @@ interface Outage {
   recovering?: Promise<void>;
 }
 
-/** the connection broke before the reply was whole */
-function broken(e: unknown): boolean {
-  return e instanceof TransportError && e.layer === "channel";
-}
-
-/**
- * a new connection to the host cannot be made (refused, no route, no name, no answer to connecting); a request that
- * got no reply in time is not this (exit 242, as before the break)
- */
-function unreachable(e: unknown): boolean {
-  if (!(e instanceof TransportError) || e instanceof WinrmFaultError) return false;
-  return e.layer === "socket" || e.layer === "dns" || (e.layer === "timeout" && !(e.cause instanceof HttpError));
-}
-
-/** resolves after `ms` with true, or at once with false when `signal` aborts first; leaves no timer behind */
-function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      resolve(ok);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(() => done(true), Math.max(0, ms));
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 function newOperationId(): string {
   return `uuid:${crypto.randomUUID().toUpperCase()}`;
-}
-
-/** 240000 → "4 minutes", 1500 → "1.5 seconds" */
-function spell(ms: number): string {
-  if (ms >= 60_000 && ms % 60_000 === 0) return ms === 60_000 ? "1 minute" : `${ms / 60_000} minutes`;
-  const s = Math.round(ms / 100) / 10;
-  return s === 1 ? "1 second" : `${s} seconds`;
 }
 
 /** a fragment object id the host's own counter never reaches, for the state message made here */
