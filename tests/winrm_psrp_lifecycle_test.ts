@@ -248,3 +248,48 @@ Deno.test("remote receive takes a reply the connection lost mid-way again from t
   assertEquals(removed.code, 0, removed.stderr);
   assertEquals(server.shells(), []);
 });
+
+Deno.test("remote receive: Ctrl-C while reconnecting to a host out of reach ends the run at once, as lost (250)", async () => {
+  // the first Receive with the job's output is cut half-way; the host then stays out of reach (the window: 4 minutes)
+  await using server = await startWinrmServer({ breakReceiveReply: { nth: 1, at: "middle" }, outage: 100_000 });
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const started = await runRemote(
+    ["invoke", ...base, "--in-disconnected-session", "--session-name", "Job", "--", '1..8 | % { "tick $_" }'],
+    { env: envOf(home) },
+  );
+  assertEquals(started.code, 0, started.stderr);
+  const [shell] = server.psShells.values();
+  await until(() => [...shell.commands.values()].every((c) => c.done), "the job's end");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", new URL("../main.ts", import.meta.url).pathname, "receive", "--name", "Job"],
+    env: envOf(home),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  // without the Ctrl-C it would wait 4 minutes: a minute bounds the test (SIGKILL, not 250)
+  const bound = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  let stderr = "";
+  try {
+    let sent = false;
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr += chunk;
+      if (!sent && stderr.includes("(Ctrl-C gives up)\n")) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    }
+    assertEquals((await child.status).code, 250, stderr);
+  } finally {
+    clearTimeout(bound);
+  }
+  const host = `127\\.0\\.0\\.1:${server.port}`;
+  match(
+    stderr,
+    new RegExp(
+      `^remote: lost the connection to ${host}; reconnecting for up to 4 minutes \\(Ctrl-C gives up\\)\\n` +
+        `remote: Receive to ${host} failed: [^\\n]+\\n$`,
+    ),
+  );
+});
