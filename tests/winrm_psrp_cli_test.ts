@@ -28,6 +28,11 @@ async function withServer(
 
 const envOf = (home: TempHome) => ({ ...home.env, REMOTE_WINRM_PASSWORD: PASSWORD });
 
+/** what stderr says when the connection to the test server broke and was taken back */
+const reconnected = (server: WinrmServer) =>
+  `remote: lost the connection to 127.0.0.1:${server.port}; reconnecting for up to 4 minutes (Ctrl-C gives up)\n` +
+  `remote: reconnected to 127.0.0.1:${server.port}\n`;
+
 Deno.test("remote enter --computer-name opens a PowerShell session (PSRP) over NTLM-sealed http by default", async () => {
   await withServer({}, async (server, home, base) => {
     const run = await runRemote(["enter", ...base], {
@@ -207,7 +212,11 @@ Deno.test("remote enter over winrm in a terminal: Ctrl-C stops the running pipel
   });
 });
 
-Deno.test("remote invoke over winrm: a connection lost during a running pipeline exits 250, not a hang", async () => {
+/**
+ * `remote invoke` of a long pipeline whose host goes away after its second line; `interrupt`: Ctrl-C (SIGINT) once
+ * stderr says it is reconnecting. Returns the exit code and stderr.
+ */
+async function loseHost(extra: string[], interrupt: boolean): Promise<{ code: number; stderr: string; port: number }> {
   const server = await startWinrmServer({});
   await using home = await tempHome();
   const child = new Deno.Command(Deno.execPath(), {
@@ -223,6 +232,7 @@ Deno.test("remote invoke over winrm: a connection lost during a running pipeline
       String(server.port),
       "--credential",
       "WIN01\\alice",
+      ...extra,
       "--",
       '1..1000 | % { "line $_"; Start-Sleep -Milliseconds 100 }',
     ],
@@ -241,14 +251,51 @@ Deno.test("remote invoke over winrm: a connection lost during a running pipeline
       seen += value;
     }
     await server.close(); // the host goes away with the pipeline running
-    while (!(await reader.read()).done) { /* drain */ }
-    const status = await child.status;
-    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
-    assertEquals(status.code, 250, stderr);
-    match(stderr, /^remote: Receive to 127\.0\.0\.1:\d+ failed: .*\n/);
+    const drained = (async () => {
+      while (!(await reader.read()).done) { /* drain */ }
+    })();
+    let stderr = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr += chunk;
+      if (interrupt && stderr.includes("(Ctrl-C gives up)\n")) {
+        interrupt = false;
+        child.kill("SIGINT");
+      }
+    }
+    await drained;
+    return { code: (await child.status).code, stderr, port: server.port };
   } finally {
     clearTimeout(timer);
   }
+}
+
+Deno.test("remote invoke over winrm: a host gone for longer than --max-retry-connection-time exits 250, not a hang", async () => {
+  const { code, stderr, port } = await loseHost(["--max-retry-connection-time", "1s"], false);
+  assertEquals(code, 250, stderr);
+  const host = `127\\.0\\.0\\.1:${port}`;
+  match(
+    stderr,
+    new RegExp(
+      `^remote: lost the connection to ${host}; reconnecting for up to 1 second \\(Ctrl-C gives up\\)\\n` +
+        `remote: Receive to ${host} failed: [^\\n]+\\n` +
+        `hint: the shell is still on ${host} until its idle timeout ends it\\n$`,
+    ),
+  );
+});
+
+Deno.test("remote invoke over winrm: Ctrl-C while reconnecting gives up at once, as a lost connection (250)", async () => {
+  // the default window is 4 minutes: only the Ctrl-C can end this run within the test's time
+  const { code, stderr, port } = await loseHost([], true);
+  assertEquals(code, 250, stderr);
+  const host = `127\\.0\\.0\\.1:${port}`;
+  match(
+    stderr,
+    new RegExp(
+      `^remote: lost the connection to ${host}; reconnecting for up to 4 minutes \\(Ctrl-C gives up\\)\\n` +
+        `remote: Receive to ${host} failed: [^\\n]+\\n` +
+        `hint: the shell is still on ${host} until its idle timeout ends it\\n$`,
+    ),
+  );
 });
 
 Deno.test("remote invoke over winrm: a connection that breaks while a Receive is held is taken back, no output lost or repeated", async () => {
@@ -261,7 +308,7 @@ Deno.test("remote invoke over winrm: a connection that breaks while a Receive is
     assertEquals(run, {
       code: 0,
       stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
-      stderr: "",
+      stderr: reconnected(server),
     });
     assertEquals(server.stats.droppedReceives, 1);
     assertEquals(server.stats.byAction.Reconnect, 1, "the client took the shell back before asking again");
@@ -289,7 +336,7 @@ for (const at of ["held", "lost", "middle", "end"] as const) {
       assertEquals(run, {
         code: 3,
         stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
-        stderr: "",
+        stderr: reconnected(server),
       });
       assertEquals(server.stats.brokenReplies.length, 1);
       assert(server.stats.brokenReplies[0].fragments > 0, "the broken reply carried output");
@@ -320,9 +367,162 @@ Deno.test("remote invoke over winrm with Basic over https: a reply cut mid-way i
     assertEquals(run, {
       code: 0,
       stdout: Array.from({ length: 12 }, (_, i) => `line ${i + 1}\n`).join(""),
-      stderr: "",
+      stderr: reconnected(server),
     });
     assertEquals([server.stats.brokenReplies.length, server.stats.robust.replayed], [1, 1]);
     assertEquals(server.stats.encryptedRequests, 0);
   });
+});
+
+// MS-WSMV 3.1.4.1.39: Send, Command and Signal are robust operations too, so input, a new pipeline or a stop whose
+// connection broke is sent again as the same operation and applied once, whether the host had read it or not
+for (const at of ["unread", "lost"] as const) {
+  const how = at === "unread" ? "before the host reads it" : "after the host applied it, its reply lost";
+  Deno.test(`remote invoke over winrm: piped input whose Send breaks ${how} arrives exactly once`, async () => {
+    await withServer({ breakReply: { op: "Send", nth: 1, at } }, async (server, home, base) => {
+      // the first line goes alone; the rest, and the end of input, only once stderr says the connection broke, so
+      // the pipeline cannot end before the broken Send was sent again (Sends to a pipeline go one after another)
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", MAIN, "invoke", ...base, "--", "$input | % { $_.ToUpper() }"],
+        env: { ...envOf(home), SSH_AUTH_SOCK: "" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      try {
+        const stdin = child.stdin.getWriter();
+        await stdin.write(new TextEncoder().encode("one\n"));
+        const stdout = new Response(child.stdout).text();
+        let stderr = "";
+        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+          const first = !stderr.includes("(Ctrl-C gives up)\n");
+          stderr += chunk;
+          if (first && stderr.includes("(Ctrl-C gives up)\n")) {
+            await stdin.write(new TextEncoder().encode("two\nthree\n"));
+            await stdin.close();
+          }
+        }
+        assertEquals({ code: (await child.status).code, stdout: await stdout, stderr }, {
+          code: 0,
+          stdout: "ONE\nTWO\nTHREE\n",
+          stderr: reconnected(server),
+        });
+      } finally {
+        clearTimeout(timer);
+      }
+      assertEquals(server.stats.brokenRequests, [{ op: "Send", at }]);
+      // the same operation again: the host answered a retransmission of one it kept with the kept reply, and took
+      // one it never read as new
+      assertEquals(server.stats.robust.retransmissions, 1);
+      assertEquals(
+        [server.stats.robust.replayed, server.stats.robust.unknownRetransmissions],
+        at === "lost" ? [1, 0] : [0, 1],
+      );
+      assertEquals(server.shells(), []);
+    });
+  });
+
+  Deno.test(`remote enter over winrm: a typed line whose Command breaks ${how} runs exactly once`, async () => {
+    await withServer({ breakReply: { op: "Command", nth: 1, at } }, async (server, home, base) => {
+      const run = await runRemote(["enter", ...base], {
+        env: envOf(home),
+        stdin: "'hello'\nexit 3\n",
+      });
+      assertEquals(run, {
+        code: 3,
+        stdout: "[127.0.0.1]: PS C:\\Users\\alice\\Documents> hello\n" +
+          "[127.0.0.1]: PS C:\\Users\\alice\\Documents> ",
+        stderr: reconnected(server),
+      });
+      assertEquals(server.stats.brokenRequests, [{ op: "Command", at }]);
+      // every pipeline started once: the retransmitted Command started none
+      assertEquals(server.stats.psrpPipelines.length, new Set(server.stats.psrpPipelines).size);
+      assertEquals(server.stats.robust.retransmissions, 1);
+      assertEquals(
+        [server.stats.robust.replayed, server.stats.robust.unknownRetransmissions],
+        at === "lost" ? [1, 0] : [0, 1],
+      );
+      assertEquals(server.shells(), []);
+    });
+  });
+}
+
+Deno.test("remote enter over winrm in a terminal: a Ctrl-C whose Signal reply is lost stops the pipeline once", async () => {
+  await withServer({ breakReply: { op: "Signal", nth: 1, at: "lost" } }, async (server, home, base) => {
+    await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "enter", ...base], {
+      cols: 200,
+      rows: 30,
+      env: envOf(home),
+    });
+    const prompt = /\[127\.0\.0\.1\]: PS C:\\Users\\alice\\Documents> $/;
+    await pty.waitFor(prompt, 30_000);
+    pty.write('1..100 | % { "line $_"; Start-Sleep -Milliseconds 100 }\r');
+    await pty.waitFor(/^line 2\r$/m, 30_000);
+    pty.write("\x03");
+    await pty.waitFor(new RegExp(`remote: reconnected to 127\\.0\\.0\\.1:${server.port}`), 30_000);
+    await pty.waitFor(prompt, 30_000);
+    assert(!pty.output().includes("line 100"));
+    pty.write("exit 5\r");
+    assertEquals((await pty.exited).code, 5);
+    assertEquals(server.stats.brokenRequests, [{ op: "Signal", at: "lost" }]);
+    // the stop reached the host once; the retransmission got the reply it kept
+    assertEquals(server.stats.signals.filter((s) => s === CTRL_C).length, 1);
+    assertEquals([server.stats.robust.retransmissions, server.stats.robust.replayed], [1, 1]);
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote invoke over winrm: a host out of reach for several attempts is retried with growing waits, one notice each way", async () => {
+  // the 3rd Receive breaks; the next 2 connections are closed at once, as a network that is down
+  await withServer({ dropReceive: 3, outage: 2 }, async (server, home, base) => {
+    const run = await runRemote(
+      ["invoke", ...base, "--", '1..30 | % { "line $_"; Start-Sleep -Milliseconds 20 }'],
+      { env: envOf(home) },
+    );
+    assertEquals(run, {
+      code: 0,
+      stdout: Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join(""),
+      stderr: reconnected(server),
+    });
+    assertEquals(server.stats.refusedRequests, 2);
+    assertEquals(server.stats.byAction.Reconnect, 1, "one Reconnect got through, after two that could not");
+    assertEquals(server.shells(), []);
+  });
+});
+
+Deno.test("remote enter over winrm in a terminal: Ctrl-C while a typed line waits for the host gives up as lost (250)", async () => {
+  // the typed line's Command (the 2nd: the prompt's is the 1st) never reaches the host, which then stays out of
+  // reach; the default window is 4 minutes
+  await withServer(
+    { breakReply: { op: "Command", nth: 2, at: "unread" }, outage: 100_000 },
+    async (server, home, base) => {
+      await using pty = await spawnInPty(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "enter", ...base], {
+        cols: 200,
+        rows: 30,
+        env: envOf(home),
+      });
+      await pty.waitFor(/\[127\.0\.0\.1\]: PS C:\\Users\\alice\\Documents> $/, 30_000);
+      pty.write("'typed'\r");
+      await pty.waitFor(/\(Ctrl-C gives up\)\r$/m, 30_000);
+      pty.write("\x03");
+      // without the Ctrl-C it would wait 4 minutes: a minute bounds the test (SIGKILL, not 250)
+      const bound = setTimeout(() => pty.kill("SIGKILL"), 60_000);
+      try {
+        assertEquals((await pty.exited).code, 250);
+      } finally {
+        clearTimeout(bound);
+      }
+      const host = `127\\.0\\.0\\.1:${server.port}`;
+      match(
+        pty.output(),
+        new RegExp(
+          `remote: lost the connection to ${host}; reconnecting for up to 4 minutes \\(Ctrl-C gives up\\)\\r\\n` +
+            `remote: Command to ${host} failed: [^\\r\\n]+\\r\\n` +
+            `hint: the shell is still on ${host} until its idle timeout ends it\\r\\n`,
+        ),
+      );
+      assert(!pty.output().includes("reconnected"));
+    },
+  );
 });

@@ -86,6 +86,32 @@ Deno.test("remote new makes a named PowerShell session; remote connect enters it
   assert(!gone.stdout.includes('"Ops"'), gone.stdout);
 });
 
+Deno.test("remote connect: a host out of reach past --max-retry-connection-time leaves the named session there, with a hint", async () => {
+  // the first typed line's Command never reaches the host, which then stays out of reach
+  await using server = await startWinrmServer({ breakReply: { op: "Command", nth: 1, at: "unread" }, outage: 1000 });
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const made = await runRemote(["new", ...base, "--name", "Ops"], { env: envOf(home) });
+  assertEquals(made.code, 0, made.stderr);
+  const entered = await runRemote(["connect", ...base, "--name", "Ops", "--max-retry-connection-time", "1s"], {
+    env: envOf(home),
+    stdin: "'inside Ops'\nexit 4\n",
+  });
+  assertEquals(entered.code, 250, entered.stderr);
+  const host = `127\\.0\\.0\\.1:${server.port}`;
+  match(
+    entered.stderr,
+    new RegExp(
+      `^remote: lost the connection to ${host}; reconnecting for up to 1 second \\(Ctrl-C gives up\\)\\n` +
+        `remote: Command to ${host} failed: [^\\n]+\\n` +
+        `hint: the session is still on ${host}: remote receive --name Ops shows what it printed, ` +
+        `remote connect --name Ops takes it back\\n$`,
+    ),
+  );
+  assert(server.stats.refusedRequests > 0, "the client kept trying");
+  assertEquals([...server.psShells.values()].map((s) => s.name), ["Ops"], "the session was left on the host");
+});
+
 /** waits (bounded) until `ready()` holds */
 async function until(ready: () => boolean, what: string): Promise<void> {
   for (const end = Date.now() + 20_000; !ready();) {
@@ -214,10 +240,56 @@ Deno.test("remote receive takes a reply the connection lost mid-way again from t
   assertEquals(received, {
     code: 0,
     stdout: Array.from({ length: 8 }, (_, i) => `tick ${i + 1}\n`).join(""),
-    stderr: "",
+    stderr: `remote: lost the connection to 127.0.0.1:${server.port}; reconnecting for up to 4 minutes ` +
+      `(Ctrl-C gives up)\nremote: reconnected to 127.0.0.1:${server.port}\n`,
   });
   assertEquals([server.stats.brokenReplies.length, server.stats.robust.replayed], [1, 1]);
   const removed = await runRemote(["remove", "--name", "Job"], { env: envOf(home) });
   assertEquals(removed.code, 0, removed.stderr);
   assertEquals(server.shells(), []);
+});
+
+Deno.test("remote receive: Ctrl-C while reconnecting to a host out of reach ends the run at once, as lost (250)", async () => {
+  // the first Receive with the job's output is cut half-way; the host then stays out of reach (the window: 4 minutes)
+  await using server = await startWinrmServer({ breakReceiveReply: { nth: 1, at: "middle" }, outage: 100_000 });
+  await using home = await tempHome();
+  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
+  const started = await runRemote(
+    ["invoke", ...base, "--in-disconnected-session", "--session-name", "Job", "--", '1..8 | % { "tick $_" }'],
+    { env: envOf(home) },
+  );
+  assertEquals(started.code, 0, started.stderr);
+  const [shell] = server.psShells.values();
+  await until(() => [...shell.commands.values()].every((c) => c.done), "the job's end");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", new URL("../main.ts", import.meta.url).pathname, "receive", "--name", "Job"],
+    env: envOf(home),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  // without the Ctrl-C it would wait 4 minutes: a minute bounds the test (SIGKILL, not 250)
+  const bound = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  let stderr = "";
+  try {
+    let sent = false;
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr += chunk;
+      if (!sent && stderr.includes("(Ctrl-C gives up)\n")) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    }
+    assertEquals((await child.status).code, 250, stderr);
+  } finally {
+    clearTimeout(bound);
+  }
+  const host = `127\\.0\\.0\\.1:${server.port}`;
+  match(
+    stderr,
+    new RegExp(
+      `^remote: lost the connection to ${host}; reconnecting for up to 4 minutes \\(Ctrl-C gives up\\)\\n` +
+        `remote: Receive to ${host} failed: [^\\n]+\\n$`,
+    ),
+  );
 });

@@ -72,8 +72,9 @@ function clixmlSkeleton(xml: string): string {
 
 const HEADER = "s:Header{a:Action,a:MessageID,a:To,a:RelatesTo}";
 /**
- * a Receive is a robust-connection operation (its request carries wsmv:OperationID, which pypsrp's do not): the
- * reply adds wsmv:OperationID and wsmv:SequenceID to the recorded header (MS-WSMV 3.1.4.1.39, 3.1.6.6)
+ * Receive, Send, Command and Signal are robust-connection operations (their requests carry wsmv:OperationID, which
+ * pypsrp's do not): their replies add wsmv:OperationID and wsmv:SequenceID to the recorded header (MS-WSMV
+ * 3.1.4.1.39, 3.1.6.6)
  */
 const ROBUST_HEADER = "s:Header{a:Action,a:MessageID,a:To,a:RelatesTo,p:OperationID,p:SequenceID}";
 const headerOf = (e: Exchange) => e.robust ? ROBUST_HEADER : HEADER;
@@ -263,7 +264,8 @@ Deno.test("the PowerShell test server answers a stop (Signal crtl_c) with the Si
     child(child(child(signal.request, NS.s, "Body"), NS.rsp, "Signal"), NS.rsp, "Code")?.text,
     "http://schemas.microsoft.com/powershell/signal/crtl_c",
   );
-  assertEquals(skeleton(child(signal.reply, NS.s, "Header")!), HEADER);
+  assertEquals(signal.robust, true, "a stop is a robust-connection operation (MS-WSMV 3.1.4.1.39)");
+  assertEquals(skeleton(child(signal.reply, NS.s, "Header")!), ROBUST_HEADER);
   assertEquals(skeleton(child(signal.reply, NS.s, "Body")!), CAPTURED_REPLIES.Signal);
   assertEquals(skeleton(child(one(log, "Delete").reply, NS.s, "Body")!), CAPTURED_REPLIES.Delete);
 });

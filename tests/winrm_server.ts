@@ -20,9 +20,12 @@
  *   knows is a new request), 3.1.1 (OperationMessages, RobustConnection), 3.1.2 and 3.1.6.5 (the Response
  *   Retention Timer, 3 min 15 s: a kept reply survives the connection that broke), 3.1.6.6 and 3.2.4.2.1 (each
  *   reply a whole envelope in its own HTTP chunk, sealed on its own). Not done: KeepAlive messages (3.1.5.5),
- *   AcknowledgeRequest and the client's Acknowledge (3.1.4.18; a Receive has one reply, far from the 3 MB list of
- *   <44>), the Connection AutoDisconnect Timer (3.1.5.6). `breakReceiveReply` breaks a connection after (or while)
- *   the host sends a Receive reply with output, as a network drop does.
+ *   AcknowledgeRequest and the client's Acknowledge (3.1.4.18 specifies what a server does with it for enhanced CIM
+ *   operations only; a Receive, Send, Command or Signal has one reply, far from the 3 MB list of <44>), the
+ *   Connection AutoDisconnect Timer (3.1.5.6). `breakReceiveReply` breaks a connection after (or while)
+ *   the host sends a Receive reply with output, as a network drop does; `breakReply` one carrying a Send, Command
+ *   or Signal, before the host reads it or after it answered; `outage` keeps the host out of reach for some
+ *   requests after such a break.
  * - DMTF DSP0226 WS-Management 1.x and SOAP 1.2 (faults, RelatesTo), WS-Transfer Create/Delete.
  * - [MS-NLMP] NT LAN Manager Authentication Protocol: 2.2.1 (messages), 3.2.5 (server: CHALLENGE with
  *   target info and MsvAvTimestamp, verification of the NTLMv2 response and the MIC), 3.4 (sealing
@@ -174,6 +177,18 @@ export interface WinrmServerOptions {
    * host, which has not noticed, answers it later with the output that comes meanwhile, into the broken connection
    */
   breakReceiveReply?: { nth: number; at: "lost" | "middle" | "end" | "held" };
+  /**
+   * the nth request of `op` (counted from 1) breaks its connection as a network drop does: `unread`, before the host
+   * reads it (nothing is done); `lost`, after the host did what it asked and sent its reply, none of which reaches
+   * the client (the reply is kept when the request is a robust operation)
+   */
+  breakReply?: { op: "Send" | "Command" | "Signal"; nth: number; at: "unread" | "lost" };
+  /**
+   * after a connection is broken on purpose (`dropReceive`, `breakReceiveReply`, `breakReply`), the host cannot be
+   * reached for this many requests: each closes its connection unanswered and undone, as a client sees a network that
+   * is down
+   */
+  outage?: number;
 }
 
 /** Counters the tests and the benchmark read. */
@@ -192,6 +207,12 @@ export interface WinrmServerStats {
   droppedReceives: number;
   /** replies to Receives broken on purpose (`breakReceiveReply`), and the output fragments they held */
   brokenReplies: { at: string; fragments: number }[];
+  /** requests whose connection `breakReply` broke, by op and where */
+  brokenRequests: { op: string; at: string }[];
+  /** requests whose connection was closed unanswered while the host could not be reached (`outage`) */
+  refusedRequests: number;
+  /** PowerShell pipelines started (rsp:Command carried out), by CommandId */
+  psrpPipelines: string[];
   /** robust-connection requests (wsmv:OperationID) by op, retransmissions among them, and what those were answered with */
   robust: { operations: number; retransmissions: number; replayed: number; unknownRetransmissions: number };
   /** rsp:Connect with connectXml: a client took a disconnected pool */
@@ -346,6 +367,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     psrpCreates: 0,
     droppedReceives: 0,
     brokenReplies: [],
+    brokenRequests: [],
+    refusedRequests: 0,
+    psrpPipelines: [],
     robust: { operations: 0, retransmissions: 0, replayed: 0, unknownRetransmissions: 0 },
     disconnects: 0,
     connects: 0,
@@ -360,6 +384,10 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
   const shells = new Map<string, Shell>();
   const psShells = new Map<string, PsShell>();
   let receives = 0;
+  /** connections still to refuse (`outage`) */
+  let down = 0;
+  /** requests of `breakReply`'s op so far */
+  let breakable = 0;
   let outputReceives = 0;
   let pipelineReceives = 0;
   /** MS-WSMV 3.1.1 OperationMessages: the replies kept for each robust operation, by OperationID */
@@ -416,6 +444,12 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     for (;;) {
       const req = await reader.next();
       if (!req) return;
+      if (down > 0) {
+        // the host is out of reach: the request breaks its connection, new or kept open
+        down--;
+        stats.refusedRequests++;
+        return;
+      }
       stats.requests++;
       const reply = await handle(req, state);
       if (typeof reply === "function") {
@@ -563,7 +597,14 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
 
     if (op === "Receive" && ++receives === opts.dropReceive) {
       stats.droppedReceives++;
+      down = opts.outage ?? 0;
       return async () => {}; // the connection closes with the Receive unanswered; nothing was taken from the shell
+    }
+    const breaking = opts.breakReply?.op === op && ++breakable === opts.breakReply.nth ? opts.breakReply : undefined;
+    if (breaking?.at === "unread") {
+      stats.brokenRequests.push({ op, at: breaking.at });
+      down = opts.outage ?? 0;
+      return async () => {}; // the request never reached the host: nothing was done
     }
     if (opts.hostile && opts.hostile.on === op) {
       const mode = opts.hostile.mode;
@@ -646,6 +687,7 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
     const desired = child(child(body, NS.rsp, "Receive"), NS.rsp, "DesiredStream");
     if (b?.at === "held" && op === "Receive" && desired?.attrs.CommandId && ++pipelineReceives === b.nth) {
       held = true;
+      down = opts.outage ?? 0;
       conn.hangUp();
     }
 
@@ -682,12 +724,18 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       robust.settle();
       reply = chunkedReply(conn, result.status, [message]);
     } else reply = soapReply(conn, result.status, enc.encode(envelope(responseAction, result.relatesTo, result.xml)));
+    if (breaking?.at === "lost") {
+      stats.brokenRequests.push({ op, at: breaking.at });
+      down = opts.outage ?? 0;
+      return async () => {}; // done, and the reply (kept when robust) never reaches the client
+    }
     const withOutput = op === "Receive" && result.status === 200 &&
       /<rsp:Stream [^>]*CommandId="[^"]+"[^>]*>[^<]/.test(result.xml);
     if (held) stats.brokenReplies.push({ at: "held", fragments: (result.xml.match(/<rsp:Stream /g) ?? []).length });
     if (b && b.at !== "held" && withOutput) {
       if (++outputReceives === b.nth) {
         stats.brokenReplies.push({ at: b.at, fragments: (result.xml.match(/<rsp:Stream /g) ?? []).length });
+        down = opts.outage ?? 0;
         const chunked = !!robust;
         return async (c) => {
           let upTo = 0;
@@ -1113,7 +1161,9 @@ export async function startWinrmServer(opts: WinrmServerOptions = {}): Promise<W
       case "Command": {
         const line = child(body, NS.rsp, "CommandLine");
         const args = child(line, NS.rsp, "Arguments")?.text ?? "";
-        return shell.command(line?.attrs.CommandId ?? randomUUID(), unb64(args));
+        const id = line?.attrs.CommandId ?? randomUUID();
+        stats.psrpPipelines.push(id.toUpperCase());
+        return shell.command(id, unb64(args));
       }
       case "Send": {
         for (const s of child(body, NS.rsp, "Send")?.children ?? []) {

@@ -65,6 +65,13 @@ export const parameters = declareParameters([
     help: "how long the host may hold a reply (each Receive long poll); replies get this plus up to 10s",
     default: "20s",
   },
+  {
+    name: "MaxRetryConnectionTime",
+    type: { kind: "duration" },
+    sets: both,
+    help: "how long a PowerShell session keeps reconnecting after the connection breaks (0: give up at once)",
+    default: "4m",
+  },
 ]);
 
 /** The WinRM transport: Enter-PSSession's ComputerName and Uri parameter sets. */

@@ -34,7 +34,8 @@ import { EchoFilter, LineEditor } from "../../plugins/mod.ts";
 import { utf16le } from "./ntlm.ts";
 import { Action, PS_RESOURCE_PREFIX, SignalCode, toBase64 } from "./wsman_xml.ts";
 import { parameters } from "./manifest.ts";
-import { openPsrpChannel, psrpResourceUri } from "./psrp.ts";
+import { openPsrpChannel, type PsrpChannelOptions, psrpResourceUri } from "./psrp.ts";
+import type { RetryOptions } from "./_retry.ts";
 import {
   connectPool,
   disconnectShell,
@@ -155,7 +156,7 @@ export async function open(ctx: OpenContext, request: OpenRequest): Promise<Chan
   if (request.kind === "subsystem") {
     const client = await clientFor(ctx);
     ctx.signal.throwIfAborted();
-    return openPsrpChannel(client, psrpResourceUri(request.name), ctx.signal);
+    return openPsrpChannel(client, psrpResourceUri(request.name), ctx.signal, robustness(ctx));
   }
   const resolved = resolveSettings(ctx);
   const commandLine = commandLineFor(
@@ -175,6 +176,23 @@ async function clientFor(ctx: OpenContext): Promise<WinrmClient> {
   const client = new WinrmClient({ ...resolved, password });
   if (resolved.auth === "basic") client.basicCredentials();
   return client;
+}
+
+/** How a PowerShell session rides out a broken connection: `--max-retry-connection-time`, notices to the user. */
+function robustness(ctx: OpenContext): PsrpChannelOptions {
+  return {
+    maxRetryConnectionMs: parameters.read(ctx.parameters).maxRetryConnectionTime,
+    notice: (line) => ctx.notice(line),
+  };
+}
+
+/** The same for `remote receive` and `remote disconnect`, with Ctrl-C (the context's signal) ending the wait. */
+function retrying(ctx: OpenContext): RetryOptions {
+  return {
+    windowMs: parameters.read(ctx.parameters).maxRetryConnectionTime,
+    notice: (line) => ctx.notice(line),
+    signal: ctx.signal,
+  };
 }
 
 /** The configuration a session of this context opens (`--configuration-name`, else Microsoft.PowerShell). */
@@ -207,7 +225,11 @@ export const sessions: SessionHost = {
     const configuration = configurationOf(ctx);
     const client = await clientFor(ctx);
     const resourceUri = psrpResourceUri(configuration);
-    const channel = openPsrpChannel(client, resourceUri, ctx.signal, { name, receivePipelines: false });
+    const channel = openPsrpChannel(client, resourceUri, ctx.signal, {
+      ...robustness(ctx),
+      name,
+      receivePipelines: false,
+    });
     const conn = connectOutOfProc({ readable: channel.stdout, writable: channel.stdin });
     const pool = new RunspacePool({ wire: conn.wire });
     conn.wire.attach(pool);
@@ -244,7 +266,11 @@ export const sessions: SessionHost = {
     const client = await clientFor(ctx);
     try {
       const shell = await findShell(client, name);
-      return openPsrpChannel(client, shell.resourceUri, ctx.signal, { connect: { shellId: shell.shellId } });
+      return openPsrpChannel(client, shell.resourceUri, ctx.signal, {
+        ...robustness(ctx),
+        name,
+        connect: { shellId: shell.shellId },
+      });
     } catch (e) {
       client.close();
       throw e;
@@ -256,7 +282,9 @@ export const sessions: SessionHost = {
     try {
       const shell = await findShell(client, name);
       // a disconnected shell takes new options only from a client: connect, then disconnect with them
-      if (shell.state === "Disconnected") await connectPool(client, shell.resourceUri, shell.shellId);
+      if (shell.state === "Disconnected") {
+        await connectPool(client, shell.resourceUri, shell.shellId, retrying(ctx));
+      }
       await disconnectShell(client, shell.resourceUri, shell.shellId, {
         idleTimeoutMs: options.idleTimeoutMs,
         bufferMode: options.outputBufferingMode === "drop"
@@ -277,7 +305,8 @@ export const sessions: SessionHost = {
     client.close();
     try {
       const shell = await findShell(quick, name);
-      return new TextEncoder().encode(await receiveShellOutput(quick, shell.resourceUri, shell.shellId, options));
+      const output = await receiveShellOutput(quick, shell.resourceUri, shell.shellId, options, retrying(ctx));
+      return new TextEncoder().encode(output);
     } finally {
       quick.close();
     }

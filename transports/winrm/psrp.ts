@@ -40,6 +40,15 @@ import {
 } from "../../plugins/psrp/mod.ts";
 import { connectShell, disconnectShell, reconnectShell } from "./psrp_sessions.ts";
 import { type RobustOperation, type WinrmClient, WinrmFaultError } from "./client.ts";
+import {
+  backNotice,
+  broken,
+  DEFAULT_RETRY_CONNECTION_MS,
+  lostNotice,
+  pause,
+  retryDelay,
+  unreachable,
+} from "./_retry.ts";
 import { concat } from "./ntlm.ts";
 import {
   Action,
@@ -55,6 +64,7 @@ import {
   psrpSendBody,
   psrpShellBody,
   SignalCode,
+  type XmlElement,
 } from "./wsman_xml.ts";
 
 /**
@@ -81,7 +91,7 @@ export interface PsrpChannelStats {
   sends: number;
   receives: number;
   signals: number;
-  /** Receives asked again after a broken connection */
+  /** requests (Receive, Send, Command, Signal) sent again after a broken connection */
   reconnects: number;
 }
 
@@ -99,6 +109,8 @@ interface PipelineState {
   started: boolean;
   /** settles once rsp:Command is answered */
   commanded?: Promise<void>;
+  /** the core has the DataAck of CREATE_PIPELINE */
+  acked?: boolean;
   done: boolean;
   receiving: boolean;
 }
@@ -131,6 +143,13 @@ export interface PsrpChannelOptions {
    * connects later (`invoke --in-disconnected-session`)
    */
   receivePipelines?: boolean;
+  /**
+   * how long to keep reconnecting after the connection breaks, in ms (default
+   * {@linkcode DEFAULT_RETRY_CONNECTION_MS}, the 4 minutes PowerShell's own client announces); 0 gives up at once
+   */
+  maxRetryConnectionMs?: number;
+  /** one-line notices for the user: reconnecting, and reconnected */
+  notice?: (line: string) => void;
 }
 
 /** The channel; see the module documentation. */
@@ -204,6 +223,7 @@ export class PsrpChannel implements Channel {
   /** INT stops the running pipelines (the core normally sends the stop itself, as a Signal packet). */
   async signal(name: string): Promise<void> {
     if (name.toUpperCase().replace(/^SIG/, "") !== "INT") return;
+    this.#giveUp();
     await Promise.all([...this.#pipelines].filter(([, p]) => !p.done).map(([id]) => this.#stop(id)));
   }
 
@@ -229,6 +249,9 @@ export class PsrpChannel implements Channel {
         this.#emit({ kind: "CommandAck", guid });
         return;
       case "Signal":
+        // Ctrl-C while the connection is being taken back ends the wait: the run ends as lost (250); the stop still
+        // goes if the host answered meanwhile
+        this.#giveUp();
         this.#background(this.#stop(guid).then(() => this.#emit({ kind: "SignalAck", guid })));
         return;
       case "Close":
@@ -349,7 +372,8 @@ export class PsrpChannel implements Channel {
       pipeline.started = true;
       pipeline.commanded = this.#command(guid, data);
       this.#background(pipeline.commanded.then(() => {
-        this.#emit({ kind: "DataAck", guid });
+        if (!pipeline.acked) this.#emit({ kind: "DataAck", guid });
+        pipeline.acked = true;
         if (this.#options.receivePipelines !== false) this.#receivePipeline(guid, pipeline);
       }));
       return;
@@ -383,11 +407,7 @@ export class PsrpChannel implements Channel {
           batch.push(item.data);
           size += item.data.length;
         }
-        this.stats.sends++;
-        await this.#client.request(Action.send, psrpSendBody(commandIdOf(guid), stream, concat(...batch)), {
-          resourceUri: this.#resourceUri,
-          selectors: { ShellId: this.#shellId! },
-        }, () => undefined);
+        await this.#robust(Action.send, psrpSendBody(commandIdOf(guid), stream, concat(...batch)), {}, () => {});
         q.bytes -= size;
         while (q.owed.length && q.bytes <= this.#payload) q.owed.shift()!();
       }
@@ -404,23 +424,15 @@ export class PsrpChannel implements Channel {
   }
 
   async #command(guid: string, fragments: Uint8Array): Promise<void> {
-    this.stats.commands++;
-    await this.#client.request(Action.command, psrpCommandBody(guid.toUpperCase(), fragments), {
-      resourceUri: this.#resourceUri,
-      selectors: { ShellId: this.#shellId! },
-    }, () => undefined);
+    await this.#robust(Action.command, psrpCommandBody(guid.toUpperCase(), fragments), {}, () => {});
   }
 
   async #stop(guid: string): Promise<void> {
     const p = this.#pipelines.get(guid);
     await p?.commanded?.catch(() => {});
     if (!p?.started || p.done || this.#finished) return;
-    this.stats.signals++;
     try {
-      await this.#client.request(Action.signal, signalBody(guid, PS_SIGNAL_CTRL_C), {
-        resourceUri: this.#resourceUri,
-        selectors: { ShellId: this.#shellId! },
-      }, () => undefined);
+      await this.#robust(Action.signal, signalBody(guid, PS_SIGNAL_CTRL_C), {}, () => {});
     } catch (e) {
       // the pipeline ended meanwhile: the host no longer knows its CommandId
       if (!(e instanceof WinrmFaultError && e.fault.code === FaultCode.invalidSelectors)) throw e;
@@ -433,11 +445,7 @@ export class PsrpChannel implements Channel {
     this.#outgoing.delete(guid);
     if (!p?.started || p.done || this.#finished) return;
     await p.commanded?.catch(() => {});
-    this.stats.signals++;
-    await this.#client.request(Action.signal, signalBody(guid, SignalCode.terminate), {
-      resourceUri: this.#resourceUri,
-      selectors: { ShellId: this.#shellId! },
-    }, () => undefined).catch(() => {});
+    await this.#robust(Action.signal, signalBody(guid, SignalCode.terminate), {}, () => {}).catch(() => {});
   }
 
   #receivePool(): void {
@@ -470,77 +478,170 @@ export class PsrpChannel implements Channel {
     })());
   }
 
-  /**
-   * One Receive; the fragments go to the core as Data lines. Returns whether the command is Done.
-   *
-   * Each Receive is a robust-connection operation (MS-WSMV 3.1.4.1.39): when the connection breaks before its reply
-   * is whole, whether the host had not answered yet, had sent the reply or was sending it, the Receive goes again on
-   * a new connection as a retransmission of the same operation (3.2.5.3), after a Reconnect (3.1.4.16, which the
-   * host ignores for a shell that is still connected and needs after it disconnected the shell itself, 3.1.5.6);
-   * the host answers with the replies it kept and the client takes each once, in order (3.2.7). A host that keeps
-   * no replies (no wsmv:OperationID in its answers: before Windows 8 and Server 2012, <99>) gets a new Receive
-   * instead, which loses nothing only when the host had not answered.
-   */
+  /** One Receive; the fragments go to the core as Data lines. Returns whether the command is Done. */
   async #receive(guid: string | undefined): Promise<boolean> {
     const commandId = guid === undefined ? undefined : guid.toUpperCase();
-    const operation: RobustOperation = {
-      id: `uuid:${crypto.randomUUID().toUpperCase()}`,
-      retransmit: false,
-      received: 0,
-    };
     const replies: PsrpReceiveResult[] = [];
-    let lost: TransportError | undefined;
-    let timedOut = false;
-    for (let attempt = 1;; attempt++) {
-      this.stats.receives++;
-      let asked: Promise<unknown> | undefined;
-      try {
-        asked = this.#client.request(
-          Action.receive,
-          psrpReceiveBody(commandId),
-          {
-            resourceUri: this.#resourceUri,
-            selectors: { ShellId: this.#shellId! },
-            options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
-            operation,
-          },
-          (env) => replies.push(parsePsrpReceiveResponse(env, commandId)),
-        );
-        this.#inflight.add(asked);
-        await asked;
-        this.#inflight.delete(asked);
-        break;
-      } catch (e) {
-        if (asked) this.#inflight.delete(asked);
-        if (this.#detaching) return true;
-        if (e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout) {
-          timedOut = true;
-          break;
-        }
-        // the connection broke before the reply was whole: the shell and its output are still there, so take it
-        // back (Reconnect, same client) on a new connection and ask again; when that fails too, the break is what
-        // the user is told
-        const broken = e instanceof TransportError && e.layer === "channel";
-        if (lost === undefined) {
-          if (!broken || this.#finished) throw e;
-          lost = e as TransportError;
-        } else if (!broken) throw lost;
-        if (attempt > RECONNECT_ATTEMPTS || this.#finished) throw lost;
-        this.stats.reconnects++;
-        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
-        await reconnectShell(this.#client, this.#resourceUri, this.#shellId!).catch(() => {});
-        // the same operation again if the host keeps replies; otherwise a new one (a retransmission with
-        // mustUnderstand="true" is for hosts that understand it, MS-WSMV 1.7)
-        if (this.#client.robustHost) operation.retransmit = true;
-        else Object.assign(operation, { id: `uuid:${crypto.randomUUID().toUpperCase()}`, messageId: undefined });
-      }
+    let asked: Promise<unknown> | undefined;
+    try {
+      asked = this.#robust(
+        Action.receive,
+        psrpReceiveBody(commandId),
+        { options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" } },
+        (env) => void replies.push(parsePsrpReceiveResponse(env, commandId)),
+      );
+      this.#inflight.add(asked);
+      await asked;
+    } catch (e) {
+      if (this.#detaching) return true;
+      if (!(e instanceof WinrmFaultError && e.fault.code === FaultCode.operationTimeout)) throw e;
+      return false;
+    } finally {
+      if (asked) this.#inflight.delete(asked);
     }
     const target = guid ?? NIL_GUID;
     for (const data of replies.flatMap((r) => r.data)) {
       this.#emit({ kind: "Data", stream: "Default", guid: target, data });
       if (target === NIL_GUID) this.#watchPool(data);
     }
-    return !timedOut && replies.some((r) => r.done);
+    return replies.some((r) => r.done);
+  }
+
+  /**
+   * One request on the shell (Receive, Send, Command or Signal) as a robust-connection operation (MS-WSMV
+   * 3.1.4.1.39): when the connection breaks before the reply is whole, whether the host had not answered yet, had
+   * sent the reply or was sending it, or a new connection cannot be made, the same request goes again as a
+   * retransmission of the same operation (OperationID mustUnderstand="true", 3.2.5.3) once the host can be reached
+   * again ({@linkcode PsrpChannel.#recover}); the host answers with the replies it kept and the client takes each
+   * once, in order (3.2.7), so typed input, a new pipeline or a stop is applied once. A host that keeps no replies
+   * (no wsmv:OperationID in its answers: before Windows 8 and Server 2012, <99>) gets a new request instead, which
+   * is applied once only when the host had not read the first.
+   */
+  async #robust(
+    action: string,
+    body: string,
+    o: { options?: Record<string, string> },
+    parse: (env: XmlElement) => void,
+  ): Promise<void> {
+    const operation: RobustOperation = { id: newOperationId(), retransmit: false, received: 0 };
+    const count = () => {
+      const op = action.slice(action.lastIndexOf("/") + 1);
+      if (op === "Receive") this.stats.receives++;
+      else if (op === "Send") this.stats.sends++;
+      else if (op === "Command") this.stats.commands++;
+      else this.stats.signals++;
+    };
+    for (;;) {
+      count();
+      try {
+        await this.#client.request(action, body, {
+          resourceUri: this.#resourceUri,
+          selectors: { ShellId: this.#shellId! },
+          options: o.options,
+          operation,
+        }, parse);
+        this.#back();
+        return;
+      } catch (e) {
+        if (e instanceof WinrmFaultError) this.#back(); // a fault is an answer: the host is there
+        if (!(broken(e) || unreachable(e)) || this.#finished || this.#detaching) throw e;
+        await this.#recover(e as TransportError);
+        this.stats.reconnects++;
+        // the same operation again if the host keeps replies; otherwise a new one (a retransmission with
+        // mustUnderstand="true" is for hosts that understand it, MS-WSMV 1.7)
+        if (this.#client.robustHost) operation.retransmit = true;
+        else Object.assign(operation, { id: newOperationId(), messageId: undefined });
+      }
+    }
+  }
+
+  /**
+   * After a break: one notice, then Reconnect (MS-WSMV 3.1.4.16, the same client and p:SessionId; the host ignores
+   * it for a shell still connected and needs it after it disconnected the shell itself, 3.1.5.6) on a new connection,
+   * again after 0.25 s, 0.5 s, 1 s… (doubling, at most 10 s apart) until it gets through,
+   * for at most the retry window counted from the break. Every request that broke meanwhile waits for the same
+   * attempts. Ctrl-C, the window's end, or the channel ending throws the break, with the hint that the shell is still
+   * on the host.
+   */
+  #recover(lost: TransportError): Promise<void> {
+    if (!this.#outage) {
+      this.#outage = { since: Date.now(), lost, attempts: 0, stop: new AbortController() };
+      // the core sends a pipeline's stop only once its CREATE_PIPELINE is acked: a Command waiting for the host must
+      // not hold back the Ctrl-C that gives up
+      for (const [guid, p] of this.#pipelines) {
+        if (p.started && !p.acked) this.#emit({ kind: "DataAck", guid });
+        p.acked = true;
+      }
+      if (this.#retryWindow > 0) {
+        this.#options.notice?.(lostNotice(this.#host, this.#retryWindow));
+      }
+    }
+    const outage = this.#outage;
+    outage.recovering ??= this.#reconnect(outage).finally(() => outage.recovering = undefined);
+    return outage.recovering;
+  }
+
+  async #reconnect(outage: Outage): Promise<void> {
+    for (;;) {
+      const left = outage.since + this.#retryWindow - Date.now();
+      if (left <= 0 || outage.stop.signal.aborted || this.#finished) throw this.#lostError(outage.lost);
+      if (await this.#attempt(retryDelay(outage.attempts++), left, outage.stop.signal)) return;
+    }
+  }
+
+  /**
+   * waits `delay`, then one Reconnect: true once the host answered it; false while it cannot be reached, and when
+   * `left` ran out or Ctrl-C came first (the Reconnect under way is then left to fail with the client's close)
+   */
+  async #attempt(delay: number, left: number, stop: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + left;
+    if (!(await pause(Math.min(delay, left), stop)) || this.#finished) return false;
+    const answered = reconnectShell(this.#client, this.#resourceUri, this.#shellId!).then(
+      () => true,
+      // no answer in time counts as out of reach here; a fault is an answer: the retransmission tells what it means
+      (e) => !(broken(e) || unreachable(e) || (e instanceof TransportError && e.layer === "timeout")),
+    );
+    const ended = new AbortController();
+    try {
+      return await Promise.race([
+        answered,
+        pause(deadline - Date.now(), AbortSignal.any([stop, ended.signal])).then(() => false),
+      ]);
+    } finally {
+      ended.abort(); // the pause's timer goes with it
+    }
+  }
+
+  /** the first answer after a break: the notice that the session is back */
+  #back(): void {
+    if (!this.#outage) return;
+    this.#outage = undefined;
+    if (this.#retryWindow > 0) this.#options.notice?.(backNotice(this.#host));
+  }
+
+  /** Ctrl-C while reconnecting: stop waiting; the requests waiting end with the break */
+  #giveUp(): void {
+    this.#outage?.stop.abort();
+  }
+
+  #lostError(lost: TransportError): TransportError {
+    const name = this.#options.name;
+    const hint = name
+      ? `the session is still on ${this.#host}: remote receive --name ${name} shows what it printed, ` +
+        `remote connect --name ${name} takes it back`
+      : `the shell is still on ${this.#host} until its idle timeout ends it`;
+    this.#keep = true; // the host cannot be reached to delete it, and a named session can be taken back
+    return new TransportError(lost.message, { layer: "channel", hint, cause: lost });
+  }
+
+  #outage?: Outage;
+
+  get #retryWindow(): number {
+    return Math.max(0, this.#options.maxRetryConnectionMs ?? DEFAULT_RETRY_CONNECTION_MS);
+  }
+
+  get #host(): string {
+    return this.#client.settings.url.host;
   }
 
   /** notes the pool messages passing by: the pool Receive stops once RUNSPACEPOOL_STATE came */
@@ -637,6 +738,7 @@ export class PsrpChannel implements Channel {
 
   async #finish(status: ExitStatus): Promise<void> {
     if (this.#finished) return await this.exit.then(() => {});
+    this.#outage?.stop.abort();
     await this.#delete();
     this.#finished = true;
     this.#client.close();
@@ -647,8 +749,23 @@ export class PsrpChannel implements Channel {
   }
 }
 
-/** how often a Receive is asked again after its connection broke (0.25 s, 0.5 s, 1 s apart) */
-const RECONNECT_ATTEMPTS = 3;
+/** A broken connection being taken back. */
+interface Outage {
+  /** when the connection broke: the retry window counts from here */
+  since: number;
+  /** the first break, which the user is told when the host cannot be reached again */
+  lost: TransportError;
+  /** Reconnects tried */
+  attempts: number;
+  /** Ctrl-C */
+  stop: AbortController;
+  /** the attempts under way, shared by every request waiting */
+  recovering?: Promise<void>;
+}
+
+function newOperationId(): string {
+  return `uuid:${crypto.randomUUID().toUpperCase()}`;
+}
 
 /** a fragment object id the host's own counter never reaches, for the state message made here */
 const SYNTHETIC_OBJECT_ID = 0x7fff_ffff_0000_0001n;

@@ -10,13 +10,7 @@
  *
  * @module
  */
-import {
-  type HostSession,
-  type OpenContext,
-  type ReceiveOptions,
-  RemoteError,
-  TransportError,
-} from "../../plugins/mod.ts";
+import { type HostSession, type OpenContext, type ReceiveOptions, RemoteError } from "../../plugins/mod.ts";
 import {
   decodeFragments,
   decodeMessage,
@@ -38,6 +32,16 @@ import {
   toJson,
 } from "../../plugins/psrp/mod.ts";
 import type { RobustOperation, WinrmClient } from "./client.ts";
+import {
+  backNotice,
+  broken,
+  DEFAULT_RETRY_CONNECTION_MS,
+  lostNotice,
+  pause,
+  retryDelay,
+  type RetryOptions,
+  unreachable,
+} from "./_retry.ts";
 import { concat } from "./ntlm.ts";
 import {
   child,
@@ -246,7 +250,12 @@ export async function enumerateCommands(client: WinrmClient, shellId: string): P
  * Connects to a disconnected shell as a new client (MS-PSRP 3.1.5.3.14) and takes the pool's
  * APPLICATION_PRIVATE_DATA; returns the message reader and a Receive that answers `undefined` for w:TimedOut.
  */
-export async function connectPool(client: WinrmClient, resourceUri: string, shellId: string) {
+export async function connectPool(
+  client: WinrmClient,
+  resourceUri: string,
+  shellId: string,
+  retry: RetryOptions = {},
+) {
   const rpid = shellId.toLowerCase();
   const frag = new Fragmenter();
   const defrag = new Defragmenter();
@@ -268,7 +277,9 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
       decodeFragments(c).map((f) => defrag.push(f)).filter((m): m is Uint8Array => m !== undefined).map(decodeMessage)
     );
   // a robust-connection operation (MS-WSMV 3.1.4.1.39), asked again when the connection breaks before its reply is
-  // whole, as the pipelines' Receives in psrp.ts are: a reply the host kept comes again, once
+  // whole, as the pipelines' Receives in psrp.ts are, within the same window: a reply the host kept comes again, once
+  const host = client.settings.url.host;
+  const window = Math.max(0, retry.windowMs ?? DEFAULT_RETRY_CONNECTION_MS);
   const receive = async (commandId?: string): Promise<PsrpReceiveResult | undefined> => {
     const operation: RobustOperation = {
       id: `uuid:${crypto.randomUUID().toUpperCase()}`,
@@ -277,7 +288,12 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
     };
     const replies: PsrpReceiveResult[] = [];
     const merged = () => ({ data: replies.flatMap((r) => r.data), done: replies.some((r) => r.done) });
-    for (let attempt = 1;; attempt++) {
+    let since: number | undefined;
+    const back = () => {
+      if (since !== undefined && window > 0) retry.notice?.(backNotice(host));
+      since = undefined;
+    };
+    for (let attempt = 0;; attempt++) {
       try {
         await client.request(RECEIVE, psrpReceiveBody(commandId), {
           resourceUri,
@@ -285,13 +301,20 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
           options: { WSMAN_CMDSHELL_OPTION_KEEPALIVE: "TRUE" },
           operation,
         }, (env) => replies.push(parsePsrpReceiveResponse(env, commandId)));
+        back();
         return merged();
       } catch (e) {
         if (e instanceof Error && "fault" in e && (e as { fault: { code?: number } }).fault.code === 2150858793) {
+          back();
           return replies.length ? merged() : undefined; // w:TimedOut: the host had nothing more
         }
-        if (!(e instanceof TransportError && e.layer === "channel") || attempt > RECEIVE_RETRIES) throw e;
-        await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
+        if (!(broken(e) || unreachable(e))) throw e;
+        if (since === undefined) {
+          since = Date.now();
+          if (window > 0) retry.notice?.(lostNotice(host, window));
+        }
+        const left = since + window - Date.now();
+        if (left <= 0 || !(await pause(Math.min(retryDelay(attempt), left), retry.signal))) throw e;
         if (client.robustHost) operation.retransmit = true;
         else Object.assign(operation, { id: `uuid:${crypto.randomUUID().toUpperCase()}`, messageId: undefined });
       }
@@ -305,9 +328,6 @@ export async function connectPool(client: WinrmClient, resourceUri: string, shel
   return { read, receive };
 }
 
-/** how often a Receive of `remote receive` is asked again after its connection broke (0.25 s, 0.5 s, 1 s apart) */
-const RECEIVE_RETRIES = 3;
-
 /**
  * Receive-PSSession for one disconnected shell: Connect as a new client, connect each of its commands, take
  * the output the host kept (until a command is Done, or a Receive brings nothing more), and Disconnect again so
@@ -320,8 +340,9 @@ export async function receiveShellOutput(
   resourceUri: string,
   shellId: string,
   options: ReceiveOptions = {},
+  retry: RetryOptions = {},
 ): Promise<string> {
-  const { read, receive } = await connectPool(client, resourceUri, shellId);
+  const { read, receive } = await connectPool(client, resourceUri, shellId, retry);
   let text = "";
   for (const command of await enumerateCommands(client, shellId)) {
     await connectCommand(client, resourceUri, shellId, command.commandId);
