@@ -11,10 +11,11 @@
  * (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html);
  * when `session-manager-plugin` is not on PATH this says so and measures nothing.
  *
- * Run: deno run --allow-all bench/ssm_plugin_bench.ts [MB] [runs] [--base OTHER/main.ts]
+ * Run: deno run --allow-all bench/ssm_plugin_bench.ts [MB] [runs] [--base OTHER/main.ts] [--only WORD]
  *
  * `--base` runs another checkout's main.ts (e.g. `git archive` of the unchanged tree, with a `node_modules` link)
- * in turn with the other two: a change measured against its baseline under the same load.
+ * in turn with the other two: a change measured against its baseline under the same load. `--only` keeps the
+ * measurements whose name contains WORD (`shell`, `upload`, `download`). Each run's MB/s are printed as they come.
  *
  * @module
  */
@@ -265,7 +266,13 @@ async function forwardRun(
 /**
  * Alternating runs of remote and the plugin; one row per measurement, or a line saying why nothing was measured.
  */
-export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): Promise<PluginRow[] | string> {
+export async function benchSsmPlugin(
+  megabytes = 16,
+  runs = 3,
+  base?: string,
+  only?: string,
+  log?: (line: string) => void,
+): Promise<PluginRow[] | string> {
   const plugin = await findPlugin();
   if (!plugin) {
     return "session-manager-plugin is not on PATH, so remote's SSM client was not compared with AWS's " +
@@ -333,6 +340,7 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): P
   const rows: PluginRow[] = [];
   try {
     for (const { name, sides } of measurements) {
+      if (only && !name.includes(only)) continue;
       await sides.remote(); // warm all
       await sides.base?.();
       await sides.plugin();
@@ -343,6 +351,10 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): P
         a.push(await sides.remote());
         if (sides.base) c.push(await sides.base());
         b.push(await sides.plugin());
+        log?.(
+          `${name} run ${i + 1}: remote ${a[i].toFixed(1)}` + (sides.base ? `, base ${c[i].toFixed(1)}` : "") +
+            `, plugin ${b[i].toFixed(1)} MB/s`,
+        );
       }
       rows.push({ name, remote: median(a), plugin: median(b), ...(sides.base ? { base: median(c) } : {}) });
     }
@@ -353,10 +365,22 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): P
 }
 
 if (import.meta.main) {
-  const at = Deno.args.indexOf("--base");
-  const base = at >= 0 ? Deno.args[at + 1] : undefined;
-  const numbers = Deno.args.filter((_, i) => at < 0 || (i !== at && i !== at + 1));
-  const got = await benchSsmPlugin(Number(numbers[0] ?? 16), Number(numbers[1] ?? 3), base);
+  const option = (flag: string) => {
+    const at = Deno.args.indexOf(flag);
+    return at >= 0 ? Deno.args[at + 1] : undefined;
+  };
+  const flagged = new Set(["--base", "--only"].flatMap((f) => {
+    const at = Deno.args.indexOf(f);
+    return at >= 0 ? [at, at + 1] : [];
+  }));
+  const numbers = Deno.args.filter((_, i) => !flagged.has(i));
+  const got = await benchSsmPlugin(
+    Number(numbers[0] ?? 16),
+    Number(numbers[1] ?? 3),
+    option("--base"),
+    option("--only"),
+    (line) => console.log(line),
+  );
   if (typeof got === "string") console.log(got);
   else {
     for (const r of got) {
