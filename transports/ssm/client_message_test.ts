@@ -145,3 +145,16 @@ Deno.test("encodeAcknowledge() writes the plugin's acknowledgement with a valid 
   }
   strictEqual(ids.size, cases.length * 3);
 });
+
+Deno.test("decodeClientMessage() checks the digest of short and long payloads alike", () => {
+  for (const length of [1, 255, 256, 257, 1024]) {
+    const frame = encodeClientMessage({ ...message, payload: new Uint8Array(length).fill(0x61) });
+    strictEqual(
+      Array.from(frame.subarray(80, 112), (b) => b.toString(16).padStart(2, "0")).join(""),
+      createHash("sha256").update("a".repeat(length)).digest("hex"),
+    );
+    strictEqual(decodeClientMessage(frame).digestOk, true, `length ${length}`);
+    frame[111] ^= 0x80;
+    strictEqual(decodeClientMessage(frame).digestOk, false, `length ${length}`);
+  }
+});
