@@ -15,7 +15,8 @@
  *
  * `--base` runs another checkout's main.ts (e.g. `git archive` of the unchanged tree, with a `node_modules` link)
  * in turn with the other two: a change measured against its baseline under the same load. `--only` keeps the
- * measurements whose name contains WORD (`shell`, `upload`, `download`). Each run's MB/s are printed as they come.
+ * measurements whose name contains WORD (`shell`, `upload`, `download`). Each run's MB/s are printed as they come,
+ * with the CPU time each client and this process (the emulator) used during the transfer where Linux's /proc tells it.
  *
  * @module
  */
@@ -128,6 +129,32 @@ class Tail {
   }
 }
 
+/**
+ * CPU time (user and system, ms) the process `pid` has used so far, from Linux's /proc (clock ticks of 10 ms);
+ * undefined elsewhere.
+ */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The CPU time the client, and this process (the emulator, the TCP server), used during the last run's transfer. */
+let lastCpuMs: { client: number; here: number } | undefined;
+
+function cpuSince(pid: number, before: { client?: number; here?: number }): void {
+  const client = cpuMs(pid);
+  const here = cpuMs(Deno.pid);
+  lastCpuMs = before.client === undefined || before.here === undefined || client === undefined || here === undefined
+    ? undefined
+    : { client: client - before.client, here: here - before.here };
+}
+
+const cpuNow = (pid: number) => ({ client: cpuMs(pid), here: cpuMs(Deno.pid) });
+
 /** MB/s of `blob size` through one shell session of `argv`. */
 async function shellRun(argv: string[], env: Record<string, string>, size: number): Promise<number> {
   const child = new Deno.Command(argv[0], {
@@ -143,10 +170,12 @@ async function shellRun(argv: string[], env: Record<string, string>, size: numbe
   try {
     await out.until("$ ", performance.now() + 30_000);
     const before = out.bytes;
+    const cpu = cpuNow(child.pid);
     const start = performance.now();
     await stdin.write(encoder.encode(`blob ${size}\r`));
     await out.until("$ ", start + 120_000, before + size);
     const seconds = (performance.now() - start) / 1000;
+    cpuSince(child.pid, cpu);
     await stdin.write(encoder.encode("exit\r"));
     await stdin.close().catch(() => {});
     await out.drain();
@@ -256,6 +285,7 @@ async function forwardRun(
     await said.until(ready.text, performance.now() + 30_000, 0, true);
     void said.drain().catch(() => {}); // the rest of what it prints
     const conn = await connectWhenUp(localPort, performance.now() + 30_000);
+    const cpu = cpuNow(child.pid);
     const began = performance.now();
     try {
       if (direction === "upload") await Promise.all([writeAll(conn, blob(size)), server.served]);
@@ -263,7 +293,9 @@ async function forwardRun(
     } finally {
       conn.close();
     }
-    return size / MB / ((performance.now() - began) / 1000);
+    const seconds = (performance.now() - began) / 1000;
+    cpuSince(child.pid, cpu);
+    return size / MB / seconds;
   } finally {
     try {
       child.kill("SIGTERM");
@@ -359,14 +391,17 @@ export async function benchSsmPlugin(
       const a: number[] = [];
       const b: number[] = [];
       const c: number[] = [];
+      const cpu = (): string =>
+        lastCpuMs === undefined ? "" : ` (cpu ${lastCpuMs.client} ms, emulator ${lastCpuMs.here} ms)`;
       for (let i = 0; i < runs; i++) {
         a.push(await sides.remote());
-        if (sides.base) c.push(await sides.base());
+        let line = `${name} run ${i + 1}: remote ${a[i].toFixed(1)}${cpu()}`;
+        if (sides.base) {
+          c.push(await sides.base());
+          line += `, base ${c[i].toFixed(1)}${cpu()}`;
+        }
         b.push(await sides.plugin());
-        log?.(
-          `${name} run ${i + 1}: remote ${a[i].toFixed(1)}` + (sides.base ? `, base ${c[i].toFixed(1)}` : "") +
-            `, plugin ${b[i].toFixed(1)} MB/s`,
-        );
+        log?.(`${line}, plugin ${b[i].toFixed(1)}${cpu()} MB/s, ratio ${(a[i] / b[i]).toFixed(2)}`);
       }
       rows.push({ name, remote: median(a), plugin: median(b), ...(sides.base ? { base: median(c) } : {}) });
     }
