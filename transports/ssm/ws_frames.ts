@@ -24,6 +24,7 @@ export function maskedBinaryFrames(payloads: readonly Uint8Array[]): Uint8Array 
   let total = 0;
   for (const p of payloads) total += p.length + headerLength(p.length) + 4;
   const out = new Uint8Array(total);
+  const words = new Uint32Array(out.buffer, 0, total >>> 2);
   let at = 0;
   for (const p of payloads) {
     const n = p.length;
@@ -43,24 +44,29 @@ export function maskedBinaryFrames(payloads: readonly Uint8Array[]): Uint8Array 
       crypto.getRandomValues(POOL);
       poolAt = 0;
     }
-    const m0 = POOL[poolAt], m1 = POOL[poolAt + 1], m2 = POOL[poolAt + 2], m3 = POOL[poolAt + 3];
+    const key = POOL.subarray(poolAt, poolAt + 4);
     poolAt += 4;
-    out[at++] = m0;
-    out[at++] = m1;
-    out[at++] = m2;
-    out[at++] = m3;
+    out.set(key, at);
+    at += 4;
+    out.set(p, at);
+    // masked in place: byte by byte up to a 4-byte boundary of the buffer, then a word at a time with the key
+    // turned to match, then the last bytes
     let i = 0;
-    for (; i + 4 <= n; i += 4, at += 4) {
-      out[at] = p[i] ^ m0;
-      out[at + 1] = p[i + 1] ^ m1;
-      out[at + 2] = p[i + 2] ^ m2;
-      out[at + 3] = p[i + 3] ^ m3;
+    for (; i < n && ((at + i) & 3) !== 0; i++) out[at + i] ^= key[i & 3];
+    if (n - i >= 4) {
+      for (let j = 0; j < 4; j++) WORD_BYTES[j] = key[(i + j) & 3];
+      const word = WORD[0];
+      for (; i + 4 <= n; i += 4) words[(at + i) >>> 2] ^= word;
     }
-    const mask = [m0, m1, m2, m3];
-    for (; i < n; i++) out[at++] = p[i] ^ mask[i & 3];
+    for (; i < n; i++) out[at + i] ^= key[i & 3];
+    at += n;
   }
   return out;
 }
+
+// the key as one word in the machine's byte order, for the aligned middle of a payload
+const WORD = new Uint32Array(1);
+const WORD_BYTES = new Uint8Array(WORD.buffer);
 
 /** The header's length before the masking key: 2 bytes, plus the 16- or 64-bit extended length. */
 function headerLength(n: number): number {

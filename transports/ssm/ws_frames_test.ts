@@ -30,7 +30,8 @@ function parse(
 }
 
 Deno.test("maskedBinaryFrames() lays out final masked binary frames of every length class, each with its own key", () => {
-  const lengths = [0, 1, 5, 125, 126, 300, 65535, 65536, 70000];
+  // lengths that start the next payload at every offset modulo 4
+  const lengths = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 125, 126, 300, 301, 302, 303, 65535, 65536, 70000];
   const payloads = lengths.map((n) => Uint8Array.from({ length: n }, () => Math.random() * 256));
   const frames = parse(maskedBinaryFrames(payloads));
   strictEqual(frames.length, lengths.length);
