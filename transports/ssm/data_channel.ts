@@ -335,6 +335,7 @@ export class DataChannel {
 
   #flushAcks(): void {
     const acks = this.#acks;
+    if (acks.length === 0) return; // sent already, by `close`
     this.#acks = [];
     const ws = this.#ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return; // the agent resends what stays unacknowledged
@@ -580,6 +581,7 @@ export class DataChannel {
   /** Closes the socket and stops timers; safe to call twice. */
   close(): void {
     if (this.#ended) return;
+    this.#flushAcks(); // those of this task go before the close frame, as they did when each was sent at once
     this.#ended = true;
     clearInterval(this.#timer);
     clearInterval(this.#pinger);
