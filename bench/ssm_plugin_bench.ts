@@ -11,10 +11,12 @@
  * (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html);
  * when `session-manager-plugin` is not on PATH this says so and measures nothing.
  *
- * Run: deno run --allow-all bench/ssm_plugin_bench.ts [MB] [runs] [--base OTHER/main.ts]
+ * Run: deno run --allow-all bench/ssm_plugin_bench.ts [MB] [runs] [--base OTHER/main.ts] [--only WORD]
  *
  * `--base` runs another checkout's main.ts (e.g. `git archive` of the unchanged tree, with a `node_modules` link)
- * in turn with the other two: a change measured against its baseline under the same load.
+ * in turn with the other two: a change measured against its baseline under the same load. `--only` keeps the
+ * measurements whose name contains WORD (`shell`, `upload`, `download`). Each run's MB/s are printed as they come,
+ * with the CPU time each client and this process (the emulator) used during the transfer where Linux's /proc tells it.
  *
  * @module
  */
@@ -127,6 +129,32 @@ class Tail {
   }
 }
 
+/**
+ * CPU time (user and system, ms) the process `pid` has used so far, from Linux's /proc (clock ticks of 10 ms);
+ * undefined elsewhere.
+ */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The CPU time the client, and this process (the emulator, the TCP server), used during the last run's transfer. */
+let lastCpuMs: { client: number; here: number } | undefined;
+
+function cpuSince(pid: number, before: { client?: number; here?: number }): void {
+  const client = cpuMs(pid);
+  const here = cpuMs(Deno.pid);
+  lastCpuMs = before.client === undefined || before.here === undefined || client === undefined || here === undefined
+    ? undefined
+    : { client: client - before.client, here: here - before.here };
+}
+
+const cpuNow = (pid: number) => ({ client: cpuMs(pid), here: cpuMs(Deno.pid) });
+
 /** MB/s of `blob size` through one shell session of `argv`. */
 async function shellRun(argv: string[], env: Record<string, string>, size: number): Promise<number> {
   const child = new Deno.Command(argv[0], {
@@ -142,10 +170,12 @@ async function shellRun(argv: string[], env: Record<string, string>, size: numbe
   try {
     await out.until("$ ", performance.now() + 30_000);
     const before = out.bytes;
+    const cpu = cpuNow(child.pid);
     const start = performance.now();
     await stdin.write(encoder.encode(`blob ${size}\r`));
     await out.until("$ ", start + 120_000, before + size);
     const seconds = (performance.now() - start) / 1000;
+    cpuSince(child.pid, cpu);
     await stdin.write(encoder.encode("exit\r"));
     await stdin.close().catch(() => {});
     await out.drain();
@@ -160,6 +190,18 @@ async function shellRun(argv: string[], env: Record<string, string>, size: numbe
   }
 }
 
+const blobs = new Map<number, Uint8Array>();
+
+/**
+ * The bytes a forward carries, made once: 16 MB take ~150 ms to make, which counted in every run's time when made
+ * after the connection (in this process, beside the emulator).
+ */
+function blob(size: number): Uint8Array {
+  let bytes = blobs.get(size);
+  if (!bytes) blobs.set(size, bytes = blobBytes(size));
+  return bytes;
+}
+
 /** A TCP server that takes one connection and sends or swallows `size` bytes. */
 function tcpServer(size: number, direction: "upload" | "download") {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -167,7 +209,7 @@ function tcpServer(size: number, direction: "upload" | "download") {
     const conn = await listener.accept();
     try {
       if (direction === "upload") await drain(conn, size);
-      else await writeAll(conn, blobBytes(size));
+      else await writeAll(conn, blob(size));
     } finally {
       conn.close();
       listener.close();
@@ -243,14 +285,17 @@ async function forwardRun(
     await said.until(ready.text, performance.now() + 30_000, 0, true);
     void said.drain().catch(() => {}); // the rest of what it prints
     const conn = await connectWhenUp(localPort, performance.now() + 30_000);
+    const cpu = cpuNow(child.pid);
     const began = performance.now();
     try {
-      if (direction === "upload") await Promise.all([writeAll(conn, blobBytes(size)), server.served]);
+      if (direction === "upload") await Promise.all([writeAll(conn, blob(size)), server.served]);
       else await drain(conn, size);
     } finally {
       conn.close();
     }
-    return size / MB / ((performance.now() - began) / 1000);
+    const seconds = (performance.now() - began) / 1000;
+    cpuSince(child.pid, cpu);
+    return size / MB / seconds;
   } finally {
     try {
       child.kill("SIGTERM");
@@ -265,7 +310,13 @@ async function forwardRun(
 /**
  * Alternating runs of remote and the plugin; one row per measurement, or a line saying why nothing was measured.
  */
-export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): Promise<PluginRow[] | string> {
+export async function benchSsmPlugin(
+  megabytes = 16,
+  runs = 3,
+  base?: string,
+  only?: string,
+  log?: (line: string) => void,
+): Promise<PluginRow[] | string> {
   const plugin = await findPlugin();
   if (!plugin) {
     return "session-manager-plugin is not on PATH, so remote's SSM client was not compared with AWS's " +
@@ -273,7 +324,9 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): P
   }
   useEmulatorCredentials();
   const size = megabytes * MB;
-  await using emu = await startSsmEmulator();
+  // no digest checks on the frames the clients send: the agent makes none, and they would cost the emulator, which
+  // sets the pace here, the same per frame for either client
+  await using emu = await startSsmEmulator({ checkClientDigests: false });
   const home = await Deno.makeTempDir({ prefix: "remote-bench-ssm-" });
   await Deno.mkdir(`${home}/run`, { mode: 0o700 });
   const env = childEnv(home);
@@ -333,16 +386,24 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): P
   const rows: PluginRow[] = [];
   try {
     for (const { name, sides } of measurements) {
+      if (only && !name.includes(only)) continue;
       await sides.remote(); // warm all
       await sides.base?.();
       await sides.plugin();
       const a: number[] = [];
       const b: number[] = [];
       const c: number[] = [];
+      const cpu = (): string =>
+        lastCpuMs === undefined ? "" : ` (cpu ${lastCpuMs.client} ms, emulator ${lastCpuMs.here} ms)`;
       for (let i = 0; i < runs; i++) {
         a.push(await sides.remote());
-        if (sides.base) c.push(await sides.base());
+        let line = `${name} run ${i + 1}: remote ${a[i].toFixed(1)}${cpu()}`;
+        if (sides.base) {
+          c.push(await sides.base());
+          line += `, base ${c[i].toFixed(1)}${cpu()}`;
+        }
         b.push(await sides.plugin());
+        log?.(`${line}, plugin ${b[i].toFixed(1)}${cpu()} MB/s, ratio ${(a[i] / b[i]).toFixed(2)}`);
       }
       rows.push({ name, remote: median(a), plugin: median(b), ...(sides.base ? { base: median(c) } : {}) });
     }
@@ -353,10 +414,22 @@ export async function benchSsmPlugin(megabytes = 16, runs = 3, base?: string): P
 }
 
 if (import.meta.main) {
-  const at = Deno.args.indexOf("--base");
-  const base = at >= 0 ? Deno.args[at + 1] : undefined;
-  const numbers = Deno.args.filter((_, i) => at < 0 || (i !== at && i !== at + 1));
-  const got = await benchSsmPlugin(Number(numbers[0] ?? 16), Number(numbers[1] ?? 3), base);
+  const option = (flag: string) => {
+    const at = Deno.args.indexOf(flag);
+    return at >= 0 ? Deno.args[at + 1] : undefined;
+  };
+  const flagged = new Set(["--base", "--only"].flatMap((f) => {
+    const at = Deno.args.indexOf(f);
+    return at >= 0 ? [at, at + 1] : [];
+  }));
+  const numbers = Deno.args.filter((_, i) => !flagged.has(i));
+  const got = await benchSsmPlugin(
+    Number(numbers[0] ?? 16),
+    Number(numbers[1] ?? 3),
+    option("--base"),
+    option("--only"),
+    (line) => console.log(line),
+  );
   if (typeof got === "string") console.log(got);
   else {
     for (const r of got) {

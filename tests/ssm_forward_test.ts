@@ -103,6 +103,7 @@ Deno.test("forward() carries 10 MB each way on 3 concurrent connections, SHA-256
   }
   strictEqual(emu.stats.calls.TerminateSession, 1);
   strictEqual(emu.stats.smuxProtocolErrors, 0);
+  strictEqual(emu.stats.badClientDigests, 0, "the digests of remote's input and acknowledgements are right");
 });
 
 Deno.test("forward() to a remote host uses the ToRemoteHost document and reports a refused port", async () => {

@@ -1,5 +1,12 @@
 import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:assert/strict";
-import { decodeClientMessage, encodeClientMessage, MalformedMessageError } from "./client_message.ts";
+import { createHash } from "node:crypto";
+import {
+  decodeClientMessage,
+  encodeAcknowledge,
+  encodeClientMessage,
+  MalformedMessageError,
+  parseJsonPayload,
+} from "./client_message.ts";
 
 const message = {
   messageType: "input_stream_data",
@@ -92,5 +99,62 @@ Deno.test("encodeClientMessage() and decodeClientMessage() carry 64-bit fields b
     strictEqual(view.getBigUint64(56), BigInt(flags));
     const back = decodeClientMessage(frame);
     assertEquals([back.createdDate, back.sequenceNumber, back.flags], [createdDate, sequenceNumber, flags]);
+  }
+});
+
+Deno.test("encodeAcknowledge() writes the plugin's acknowledgement with a valid digest and a fresh version 4 ID", () => {
+  const ids = new Set<string>();
+  const cases = [
+    { messageType: "output_stream_data", messageId: "00112233-4455-6677-8899-aabbccddeeff", sequenceNumber: 0 },
+    { messageType: "output_stream_data", messageId: "ffeeddcc-bbaa-9988-7766-554433221100", sequenceNumber: 123456789 },
+    { messageType: "input_stream_data", messageId: "00112233-4455-6677-8899-aabbccddeeff", sequenceNumber: 42 },
+    // no UUID: still valid JSON
+    { messageType: "output_stream_data", messageId: 'odd "id" \\ é', sequenceNumber: 7 },
+  ];
+  for (const acked of cases) {
+    for (let i = 0; i < 3; i++) {
+      const before = Date.now();
+      const frame = encodeAcknowledge(acked);
+      const m = decodeClientMessage(frame);
+      strictEqual(m.messageType, "acknowledge");
+      strictEqual(m.headerLength, 116);
+      strictEqual(m.schemaVersion, 1);
+      strictEqual(m.sequenceNumber, 0);
+      strictEqual(m.flags, 3);
+      strictEqual(m.payloadType, 0);
+      strictEqual(m.digestOk, true);
+      strictEqual(
+        Array.from(frame.subarray(80, 112), (b) => b.toString(16).padStart(2, "0")).join(""),
+        createHash("sha256").update(m.payload).digest("hex"),
+      );
+      strictEqual(m.createdDate >= before && m.createdDate <= Date.now(), true);
+      strictEqual(m.messageId[14], "4");
+      strictEqual("89ab".includes(m.messageId[19]), true);
+      ids.add(m.messageId);
+      strictEqual(
+        new TextDecoder().decode(m.payload),
+        JSON.stringify({
+          AcknowledgedMessageType: acked.messageType,
+          AcknowledgedMessageId: acked.messageId,
+          AcknowledgedMessageSequenceNumber: acked.sequenceNumber,
+          IsSequentialMessage: true,
+        }),
+      );
+      assertEquals(parseJsonPayload(m.payload)?.AcknowledgedMessageId, acked.messageId);
+    }
+  }
+  strictEqual(ids.size, cases.length * 3);
+});
+
+Deno.test("decodeClientMessage() checks the digest of short and long payloads alike", () => {
+  for (const length of [1, 255, 256, 257, 1024]) {
+    const frame = encodeClientMessage({ ...message, payload: new Uint8Array(length).fill(0x61) });
+    strictEqual(
+      Array.from(frame.subarray(80, 112), (b) => b.toString(16).padStart(2, "0")).join(""),
+      createHash("sha256").update("a".repeat(length)).digest("hex"),
+    );
+    strictEqual(decodeClientMessage(frame).digestOk, true, `length ${length}`);
+    frame[111] ^= 0x80;
+    strictEqual(decodeClientMessage(frame).digestOk, false, `length ${length}`);
   }
 });

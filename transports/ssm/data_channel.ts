@@ -23,6 +23,7 @@ import {
   parseJsonPayload,
 } from "./client_message.ts";
 import { EARLY_BYTES_LIMIT, ReceiveBuffer, Retransmission, SendBuffer } from "./sequencing.ts";
+import { maskedBinaryFrames } from "./ws_frames.ts";
 
 /** The client version remote announces; it selects smux port forwarding and separate stderr. */
 export const CLIENT_VERSION = "1.2.694.0";
@@ -209,6 +210,7 @@ export class DataChannel {
   #reconnecting = false;
   #readingPaused = false;
   #corked = false;
+  #acks: Uint8Array[] = [];
   #consecutiveMalformed = 0;
   #waiters: (() => void)[] = [];
   /** frames received and not yet handled, while the channel is being handed to its owner */
@@ -323,6 +325,29 @@ export class DataChannel {
   }
 
   /**
+   * Queues an acknowledgement to leave with the others of this task. Those of all the messages one read of the
+   * socket brought (tens of them) are framed together and leave in one socket write, as their own WebSocket frames
+   * in order: framed one by one, `ws` costs ~3 µs each, as much as decoding the message they acknowledge.
+   */
+  #acknowledge(frame: Uint8Array): void {
+    if (this.#acks.push(frame) === 1) queueMicrotask(() => this.#flushAcks());
+  }
+
+  #flushAcks(): void {
+    const acks = this.#acks;
+    if (acks.length === 0) return; // sent already, by `close`
+    this.#acks = [];
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return; // the agent resends what stays unacknowledged
+    this.stats.framesOut += acks.length;
+    // `ws` keeps its net.Socket as `_socket` and, with no permessage-deflate, writes every frame to it at once, so
+    // frames written there directly keep their place among its own
+    const socket = (ws as unknown as { _socket?: { write?(bytes: Uint8Array): boolean } })._socket;
+    if (typeof socket?.write === "function") socket.write(maskedBinaryFrames(acks));
+    else for (const frame of acks) ws.send(frame);
+  }
+
+  /**
    * Holds the socket's writes until the current task ends, so the acknowledgements of all the messages one read
    * of the socket brought (tens of them) leave in one write rather than one write operation each; each is still
    * a WebSocket frame of its own. `ws` keeps its net.Socket as `_socket`; without one, frames go one by one.
@@ -427,7 +452,7 @@ export class DataChannel {
         const result = this.#rx.accept(message.sequenceNumber, message, message.payload.length);
         if (result.duplicate) this.stats.duplicates++;
         else if (!result.ack) this.stats.refused++;
-        if (result.ack) this.#transmit(encodeAcknowledge(message));
+        if (result.ack) this.#acknowledge(encodeAcknowledge(message));
         for (const m of result.deliver) {
           if (this.#ended) break;
           this.#options.onMessage(m);
@@ -556,6 +581,7 @@ export class DataChannel {
   /** Closes the socket and stops timers; safe to call twice. */
   close(): void {
     if (this.#ended) return;
+    this.#flushAcks(); // those of this task go before the close frame, as they did when each was sent at once
     this.#ended = true;
     clearInterval(this.#timer);
     clearInterval(this.#pinger);
