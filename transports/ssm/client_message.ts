@@ -74,8 +74,11 @@ export interface ClientMessage {
 /** A decoded message plus what the decoder noticed but tolerated. */
 export interface DecodedMessage extends ClientMessage {
   headerLength: number;
-  /** false when the payload's SHA-256 differs from the header; the agent never checks it either */
-  digestOk: boolean;
+  /**
+   * false when the payload's SHA-256 differs from the header; undefined when the caller did not ask (the data
+   * channel does not: TLS already guards the bytes, and the digest, unkeyed, guards nothing TLS does not)
+   */
+  digestOk?: boolean;
 }
 
 /** A frame that cannot be a ClientMessage; the receiver drops it unacknowledged so the sender resends. */
@@ -246,7 +249,8 @@ function trimType(raw: Uint8Array): string {
 /**
  * Decodes one frame robustly: reads HeaderLength, PayloadLength at that offset, the payload right
  * after it, and PayloadType only when the header is long enough to hold it. A digest mismatch is
- * reported in `digestOk`, not thrown (some agent versions send wrong digests).
+ * reported in `digestOk`, not thrown (some agent versions send wrong digests); `checkDigest` false skips the
+ * SHA-256 (~2.5 µs and a digest's garbage per message).
  *
  * @throws {MalformedMessageError} when lengths are inconsistent or mandatory fields are empty
  * @example Round trip
@@ -257,7 +261,7 @@ function trimType(raw: Uint8Array): string {
  * console.assert(decodeClientMessage(encodeClientMessage(m)).messageId === m.messageId);
  * ```
  */
-export function decodeClientMessage(frame: Uint8Array): DecodedMessage {
+export function decodeClientMessage(frame: Uint8Array, checkDigest = true): DecodedMessage {
   if (frame.length < SHORT_HEADER_LENGTH + 4) {
     throw new MalformedMessageError(`frame of ${frame.length} bytes is shorter than a header`);
   }
@@ -278,7 +282,7 @@ export function decodeClientMessage(frame: Uint8Array): DecodedMessage {
     throw new MalformedMessageError("message type or creation date is empty");
   }
   const payload = frame.slice(headerLength + 4);
-  const digestOk = payload.length === 0 || digestMatches(payload, frame, DIGEST_OFFSET);
+  const digestOk = checkDigest ? payload.length === 0 || digestMatches(payload, frame, DIGEST_OFFSET) : undefined;
   return {
     headerLength,
     messageType,

@@ -91,7 +91,6 @@ export interface DataChannelStats {
   resent: number;
   duplicates: number;
   malformed: number;
-  badDigests: number;
   unknownTypes: number;
   resumes: number;
   /** early messages left unacknowledged because the receive buffer was full */
@@ -192,7 +191,6 @@ export class DataChannel {
     resent: 0,
     duplicates: 0,
     malformed: 0,
-    badDigests: 0,
     unknownTypes: 0,
     resumes: 0,
     refused: 0,
@@ -433,7 +431,7 @@ export class DataChannel {
     this.stats.framesIn++;
     let message: DecodedMessage;
     try {
-      message = decodeClientMessage(bytes);
+      message = decodeClientMessage(bytes, false); // no digest check: see DecodedMessage.digestOk
     } catch (error) {
       if (!(error instanceof MalformedMessageError)) throw error;
       // dropped unacknowledged: the sender resends it, as with a validation failure in the plugin
@@ -446,7 +444,6 @@ export class DataChannel {
       return;
     }
     this.#consecutiveMalformed = 0;
-    if (!message.digestOk) this.stats.badDigests++; // tolerated: some agent versions send wrong digests
     switch (message.messageType) {
       case MessageType.output: {
         const result = this.#rx.accept(message.sequenceNumber, message, message.payload.length);
