@@ -12,6 +12,7 @@
  */
 import type { TransportEntry } from "./transport_catalog.ts";
 import { DELIMITER } from "./_path.ts";
+import { configPath, defaultPluginDir, EXECUTABLE_PREFIX } from "./user_files.ts";
 
 /** What {@linkcode quickPlan} read from argv. */
 export interface QuickPlan {
@@ -124,10 +125,6 @@ export async function quickInvoke(
 ): Promise<number | undefined> {
   const route = quickRoute(argv, entries);
   if (!route) return undefined;
-  const [{ configPath }, { defaultPluginDir, EXECUTABLE_PREFIX }] = await Promise.all([
-    import("./config.ts"),
-    import("./plugin_loader.ts"),
-  ]);
   // a config file may map the host to another transport, set defaults or load plugins: the general road reads it
   const config = configPath();
   if (config !== undefined && !missing(config)) return undefined;
