@@ -134,10 +134,18 @@ async function loadModuleEntry(specifier: string, reserved?: ReservedParameters)
 
 async function findExecutables(dirs: readonly string[]): Promise<{ name: string; path: string }[]> {
   const seen = new Map<string, string>();
+  // folders listed already (device and inode): /bin and /usr/bin are one folder on most Linux systems now, and
+  // PATH names both; a second listing finds only names the first one found
+  const listed = new Set<string>();
   for (const dir of dirs) {
     if (dir === "") continue;
     let names: string[];
     try {
+      const { dev, ino } = Deno.statSync(dir);
+      if (ino !== null) {
+        if (listed.has(`${dev}:${ino}`)) continue;
+        listed.add(`${dev}:${ino}`);
+      }
       // One synchronous listing per folder, keeping only plugin names: a PATH holds thousands of entries, and
       // an await per entry cost ~20 ms on every run (BENCHMARKS.md).
       names = [];

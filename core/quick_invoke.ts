@@ -130,7 +130,8 @@ export async function quickInvoke(
   if (config !== undefined && !missing(config)) return undefined;
   // a plugin executable may add parameters, or clash: the general road loads it
   const dirs = [defaultPluginDir(), ...(Deno.env.get("PATH") ?? "").split(DELIMITER)];
-  if (dirs.some((dir) => holdsPlugin(dir, EXECUTABLE_PREFIX))) return undefined;
+  const listed = new Set<string>();
+  if (dirs.some((dir) => holdsPlugin(dir, EXECUTABLE_PREFIX, listed))) return undefined;
   const [{ runInvoke }, { terminalPrompter }, { THROTTLE_LIMIT }] = await Promise.all([
     import("./invoke.ts"),
     import("./prompt.ts"),
@@ -172,10 +173,19 @@ function missing(file: string): boolean {
   }
 }
 
-/** Whether folder `dir` holds anything named like a plugin executable (an unreadable one counts as not). */
-function holdsPlugin(dir: string, prefix: string): boolean {
+/**
+ * Whether folder `dir` holds anything named like a plugin executable (an unreadable one counts as not); a
+ * folder in `listed` (by device and inode) was looked at already under another name — `/bin` and `/usr/bin`
+ * are one folder on most Linux systems now, and PATH names both — and is not listed again.
+ */
+function holdsPlugin(dir: string, prefix: string, listed: Set<string>): boolean {
   if (dir === "") return false;
   try {
+    const { dev, ino } = Deno.statSync(dir);
+    if (ino !== null) {
+      if (listed.has(`${dev}:${ino}`)) return false;
+      listed.add(`${dev}:${ino}`);
+    }
     for (const e of Deno.readDirSync(dir)) if (e.name.startsWith(prefix)) return true;
   } catch {
     // a PATH entry that does not exist is normal
