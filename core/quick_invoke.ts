@@ -13,6 +13,10 @@
 import type { TransportEntry } from "./transport_catalog.ts";
 import { DELIMITER } from "./_path.ts";
 import { configPath, defaultPluginDir, EXECUTABLE_PREFIX } from "./user_files.ts";
+// static, loaded with this module in one step: main.ts loads it for `invoke` only, and both roads run these
+import { runInvoke } from "./invoke.ts";
+import { terminalPrompter } from "./prompt.ts";
+import { THROTTLE_LIMIT } from "./throttle_limit.ts";
 
 /** What {@linkcode quickPlan} read from argv. */
 export interface QuickPlan {
@@ -132,11 +136,6 @@ export async function quickInvoke(
   const dirs = [defaultPluginDir(), ...(Deno.env.get("PATH") ?? "").split(DELIMITER)];
   const listed = new Set<string>();
   if (dirs.some((dir) => holdsPlugin(dir, EXECUTABLE_PREFIX, listed))) return undefined;
-  const [{ runInvoke }, { terminalPrompter }, { THROTTLE_LIMIT }] = await Promise.all([
-    import("./invoke.ts"),
-    import("./prompt.ts"),
-    import("./throttle_limit.ts"),
-  ]);
   return await runInvoke({
     routes: [{ entry: route.entry, target: route.target, parameters: route.parameters }],
     command: route.command,
