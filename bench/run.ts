@@ -58,7 +58,21 @@ interface Env {
   env: Record<string, string>;
 }
 
-const remoteCmd = (args: string[], main = MAIN) => [Deno.execPath(), "run", "--allow-all", "--quiet", main, ...args];
+/**
+ * remote from source, loading its modules as the compiled binary and the bundle do: each on first use.
+ * Without `--unstable-lazy-dynamic-imports`, `deno run` reads and prepares every module that a literal
+ * `import()` names, transitively (the whole program, ~170 files, and the npm packages' resolution), before
+ * running anything: 8–12 ms of CPU per start that the binary and the bundle never pay (BENCHMARKS.md).
+ */
+const remoteCmd = (args: string[], main = MAIN) => [
+  Deno.execPath(),
+  "run",
+  "--allow-all",
+  "--quiet",
+  "--unstable-lazy-dynamic-imports",
+  main,
+  ...args,
+];
 
 async function setup(): Promise<Env> {
   const sshd = await startSshd({ config: "MaxStartups 100:30:200\nMaxSessions 100" });

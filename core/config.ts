@@ -12,6 +12,7 @@ import { RemoteError } from "./errors.ts";
 import { closestSpelling } from "./_spelling.ts";
 import { TomlKeyLines } from "./_toml_key_lines.ts";
 import { THROTTLE_LIMIT } from "./throttle_limit.ts";
+import { configPath } from "./user_files.ts";
 
 /** What a `[hosts."<pattern>"]` table sets for the hosts matching its pattern. */
 export interface HostMapping {
@@ -43,16 +44,7 @@ export interface UserConfig {
   file?: string;
 }
 
-/**
- * The path of the config file: `$XDG_CONFIG_HOME/remote/config.toml` when that variable is an absolute
- * path, else `$HOME/.config/remote/config.toml`; undefined when neither is set.
- */
-export function configPath(env: Record<string, string | undefined> = Deno.env.toObject()): string | undefined {
-  const config = env.XDG_CONFIG_HOME;
-  if (config && isAbsolute(config)) return join(config, "remote", "config.toml");
-  if (env.HOME) return join(env.HOME, ".config", "remote", "config.toml");
-  return undefined;
-}
+export { configPath } from "./user_files.ts";
 
 /**
  * Reads the user's config file; a missing file is an empty config.

@@ -8,6 +8,7 @@
 import { DELIMITER, isAbsolute, join, resolve } from "./_path.ts";
 import { ExitCode, PluginError, RemoteError, TransportError, type TransportLayer } from "./errors.ts";
 import type { TransportEntry } from "./transport_catalog.ts";
+import { EXECUTABLE_PREFIX } from "./user_files.ts";
 import {
   type Call,
   type Capability,
@@ -51,8 +52,7 @@ export interface PluginLoaderOptions {
   reserved?: ReservedParameters | (() => Promise<ReservedParameters>);
 }
 
-/** The prefix of an out-of-process plugin's file name. */
-export const EXECUTABLE_PREFIX = "remote-transport-";
+export { defaultPluginDir, EXECUTABLE_PREFIX } from "./user_files.ts";
 const EXECUTABLE_NAME = /^remote-transport-([a-z][a-z0-9+.-]*?)(\.exe|\.cmd|\.bat)?$/;
 /** How long `--manifest` may take. */
 const MANIFEST_TIMEOUT_MS = 10_000;
@@ -60,13 +60,6 @@ const MANIFEST_TIMEOUT_MS = 10_000;
 const HELLO_TIMEOUT_MS = 10_000;
 /** How long a plugin process gets to leave after its session before it is killed. */
 const EXIT_GRACE_MS = 2_000;
-
-/** `$XDG_DATA_HOME/remote/plugins`, or `~/.local/share/remote/plugins`. */
-export function defaultPluginDir(): string {
-  const data = Deno.env.get("XDG_DATA_HOME") ||
-    join(Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".", ".local", "share");
-  return join(data, "remote", "plugins");
-}
 
 /**
  * Loads the plugin modules named in `specifiers` and discovers plugin executables, returning one
@@ -141,10 +134,18 @@ async function loadModuleEntry(specifier: string, reserved?: ReservedParameters)
 
 async function findExecutables(dirs: readonly string[]): Promise<{ name: string; path: string }[]> {
   const seen = new Map<string, string>();
+  // folders listed already (device and inode): /bin and /usr/bin are one folder on most Linux systems now, and
+  // PATH names both; a second listing finds only names the first one found
+  const listed = new Set<string>();
   for (const dir of dirs) {
     if (dir === "") continue;
     let names: string[];
     try {
+      const { dev, ino } = Deno.statSync(dir);
+      if (ino !== null) {
+        if (listed.has(`${dev}:${ino}`)) continue;
+        listed.add(`${dev}:${ino}`);
+      }
       // One synchronous listing per folder, keeping only plugin names: a PATH holds thousands of entries, and
       // an await per entry cost ~20 ms on every run (BENCHMARKS.md).
       names = [];

@@ -1,3 +1,4 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { defaultPluginDir, loadPluginEntries } from "./plugin_loader.ts";
 import type { OpenContext } from "../plugins/mod.ts";
 
@@ -36,6 +37,26 @@ Deno.test("loadPluginEntries() prefers the plugin dir over PATH and skips non-ex
     const found = entries.map((e) => e.origin.kind === "executable" ? e.origin.path : "?");
     if (JSON.stringify(found) !== JSON.stringify([first])) throw new Error(JSON.stringify(found));
   } finally {
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }
+});
+
+Deno.test("loadPluginEntries() lists a folder PATH names twice (through a link) once, and searches on after it", async () => {
+  const a = await Deno.makeTempDir(), b = await Deno.makeTempDir();
+  const link = `${a}-link`;
+  try {
+    await Deno.symlink(a, link);
+    const found = async (path: string) =>
+      (await loadPluginEntries({ specifiers: [], executables: true, pluginDir: "/nonexistent", path }))
+        .map((e) => e.origin.kind === "executable" ? e.origin.path : "?");
+    const inB = await install(b, "hosted");
+    assertEquals(await found(`${a}:${link}:${b}`), [inB]);
+    await install(a, "hosted");
+    // the name PATH gives first wins, as for commands
+    assertEquals(await found(`${link}:${a}:${b}`), [`${link}/remote-transport-hosted`]);
+  } finally {
+    await Deno.remove(link);
     await Deno.remove(a, { recursive: true });
     await Deno.remove(b, { recursive: true });
   }

@@ -12,6 +12,11 @@
  */
 import type { TransportEntry } from "./transport_catalog.ts";
 import { DELIMITER } from "./_path.ts";
+import { configPath, defaultPluginDir, EXECUTABLE_PREFIX } from "./user_files.ts";
+// static, loaded with this module in one step: main.ts loads it for `invoke` only, and both roads run these
+import { runInvoke } from "./invoke.ts";
+import { terminalPrompter } from "./prompt.ts";
+import { THROTTLE_LIMIT } from "./throttle_limit.ts";
 
 /** What {@linkcode quickPlan} read from argv. */
 export interface QuickPlan {
@@ -124,21 +129,13 @@ export async function quickInvoke(
 ): Promise<number | undefined> {
   const route = quickRoute(argv, entries);
   if (!route) return undefined;
-  const [{ configPath }, { defaultPluginDir, EXECUTABLE_PREFIX }] = await Promise.all([
-    import("./config.ts"),
-    import("./plugin_loader.ts"),
-  ]);
   // a config file may map the host to another transport, set defaults or load plugins: the general road reads it
   const config = configPath();
   if (config !== undefined && !missing(config)) return undefined;
   // a plugin executable may add parameters, or clash: the general road loads it
   const dirs = [defaultPluginDir(), ...(Deno.env.get("PATH") ?? "").split(DELIMITER)];
-  if (dirs.some((dir) => holdsPlugin(dir, EXECUTABLE_PREFIX))) return undefined;
-  const [{ runInvoke }, { terminalPrompter }, { THROTTLE_LIMIT }] = await Promise.all([
-    import("./invoke.ts"),
-    import("./prompt.ts"),
-    import("./throttle_limit.ts"),
-  ]);
+  const listed = new Set<string>();
+  if (dirs.some((dir) => holdsPlugin(dir, EXECUTABLE_PREFIX, listed))) return undefined;
   return await runInvoke({
     routes: [{ entry: route.entry, target: route.target, parameters: route.parameters }],
     command: route.command,
@@ -175,10 +172,19 @@ function missing(file: string): boolean {
   }
 }
 
-/** Whether folder `dir` holds anything named like a plugin executable (an unreadable one counts as not). */
-function holdsPlugin(dir: string, prefix: string): boolean {
+/**
+ * Whether folder `dir` holds anything named like a plugin executable (an unreadable one counts as not); a
+ * folder in `listed` (by device and inode) was looked at already under another name — `/bin` and `/usr/bin`
+ * are one folder on most Linux systems now, and PATH names both — and is not listed again.
+ */
+function holdsPlugin(dir: string, prefix: string, listed: Set<string>): boolean {
   if (dir === "") return false;
   try {
+    const { dev, ino } = Deno.statSync(dir);
+    if (ino !== null) {
+      if (listed.has(`${dev}:${ino}`)) return false;
+      listed.add(`${dev}:${ino}`);
+    }
     for (const e of Deno.readDirSync(dir)) if (e.name.startsWith(prefix)) return true;
   } catch {
     // a PATH entry that does not exist is normal

@@ -8,7 +8,10 @@
  * `createRequire(import.meta.url)`) finds it as Node's resolution does. Move the folder, not the file.
  * (ssh2's optional crypto addon is nan-based, which Deno cannot load anyway: it stays out, and ssh2
  * takes its JavaScript path.) ssh2's poly1305 module is Emscripten output that reads `__dirname` at load
- * time, so the bundle defines it first.
+ * time, so the bundle defines it before the first CommonJS module runs.
+ *
+ * Node's built-in modules load when the code that needs them first runs, as they do unbundled, not with
+ * the bundle (scripts/_lazy_node_imports.ts): the first one starts Deno's Node layer.
  *
  * The guides of `remote help <topic>` (core/help_topics.ts) are made from docs/ first, so they match
  * the docs of the tree being bundled.
@@ -25,6 +28,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { AWS_SDK_MODULES } from "../transports/ssm/sdk_loader.ts";
 import { writeTopicsModule } from "./help_topics.ts";
+import { LAZY_NODE_PRELUDE, lazyNodeImports } from "./_lazy_node_imports.ts";
 
 const args = Deno.args;
 const outputIndex = args.indexOf("--output");
@@ -79,10 +83,9 @@ for (const [name, text] of Object.entries(sources)) {
   for (let i = 0; i < gz.length; i += 0x8000) binary += String.fromCharCode(...gz.subarray(i, i + 0x8000));
   packed[name] = btoa(binary);
 }
-const prelude = `import { dirname as __remote_dirname } from "node:path";\n` +
-  `import { fileURLToPath as __remote_fileURLToPath } from "node:url";\n` +
-  `var __filename = __remote_fileURLToPath(import.meta.url);\n` +
-  `var __dirname = __remote_dirname(__filename);\n` +
+// Node's built-ins load when the code that needs them first runs (scripts/_lazy_node_imports.ts)
+const lazyNode = lazyNodeImports(body);
+const prelude = LAZY_NODE_PRELUDE +
   // gzip and base64: what Deno and V8 scan on every start is a few hundred kB of plain letters
   `var __remote_lazy_sources = ${JSON.stringify(packed)};\n` +
   `var __remote_lazy_loaded = new Map();\n` +
@@ -96,11 +99,15 @@ const prelude = `import { dirname as __remote_dirname } from "node:path";\n` +
   `  }\n` +
   `  return loaded;\n` +
   `};\n`;
-await Deno.writeTextFile(outPath, prelude + body);
+await Deno.writeTextFile(outPath, prelude + lazyNode.text);
 const addon = await copyPtyAddon(dirname(outPath));
 console.error(
-  `remote bundle: wrote ${output} (${((prelude.length + body.length) / 1e6).toFixed(1)} MB) and ${addon} beside it`,
+  `remote bundle: wrote ${output} (${
+    ((prelude.length + lazyNode.text.length) / 1e6).toFixed(1)
+  } MB) and ${addon} beside it`,
 );
+// a module that runs at start and imports a Node built-in starts Node's layer with every run
+for (const line of lazyNode.eager) console.error(`remote bundle: loaded at start: ${line}`);
 
 /**
  * Copies this machine's node-pty binary package (`pty.node`, and `spawn-helper` on macOS) into

@@ -16,8 +16,7 @@
  * @module
  */
 import type * as NodePty from "@lydell/node-pty";
-import { Buffer } from "node:buffer";
-import { constants } from "node:os";
+import type { Buffer } from "node:buffer";
 import {
   type Channel,
   type ExitStatus,
@@ -64,15 +63,36 @@ export function open(ctx: OpenContext, request: OpenRequest): Promise<Channel> {
   const pty = request.pty;
   if (!pty) return started(ctx, shell, () => openPipes(shell, args, env));
   // node-pty (a native addon) loads with the first PTY: commands on pipes work without it
-  return loadNodePty().then((nodePty) => started(ctx, shell, () => openPty(nodePty.spawn, shell, args, env, pty)));
+  return loadNodePty().then((nodePty) =>
+    started(ctx, shell, () => openPty(nodePty.spawn, nodePty.Buffer, shell, args, env, pty))
+  );
 }
 
-let nodePtyLoading: Promise<typeof NodePty> | undefined;
+let nodePtyLoading: Promise<typeof NodePty & { Buffer: typeof Buffer }> | undefined;
 
 /** node-pty, loaded once; rejects with a one-line error when its addon is not in this installation. */
-function loadNodePty(): Promise<typeof NodePty> {
-  return nodePtyLoading ??= import("@lydell/node-pty").catch((cause) => {
-    throw addonMissing(cause);
+function loadNodePty(): Promise<typeof NodePty & { Buffer: typeof Buffer }> {
+  return nodePtyLoading ??= Promise.all([import("@lydell/node-pty"), import("node:buffer"), signalTable()]).then(
+    ([nodePty, { Buffer }]) => ({ ...nodePty, Buffer }),
+    (cause) => {
+      throw addonMissing(cause);
+    },
+  );
+}
+
+let signalsLoading: Promise<Record<string, number>> | undefined;
+/** signal numbers to names without `SIG`, once {@linkcode signalTable} has loaded */
+let signalNames = new Map<number, string>();
+
+/**
+ * Node's signal numbers (node:os), loaded with the first process: `remote --version` loads this module for
+ * its {@linkcode probe}, and a static `node:` import would start Deno's Node layer there (~10 ms).
+ */
+function signalTable(): Promise<Record<string, number>> {
+  return signalsLoading ??= import("node:os").then(({ constants }) => {
+    const table = constants.signals as Record<string, number>;
+    signalNames = new Map(Object.entries(table).map(([name, n]) => [n, name.replace(/^SIG/, "")]));
+    return table;
   });
 }
 
@@ -133,16 +153,13 @@ function checkSignal(name: string): Deno.Signal {
   return `SIG${name}` as Deno.Signal;
 }
 
-const signalNames = new Map<number, string>(
-  Object.entries(constants.signals).map(([name, n]) => [n, name.replace(/^SIG/, "")]),
-);
-
 function signaled(n: number): ExitStatus {
   return { kind: "signaled", signal: signalNames.get(n) ?? String(n), code: 128 + n };
 }
 
 function openPty(
   spawn: typeof NodePty.spawn,
+  Buffer: typeof import("node:buffer").Buffer,
   shell: string,
   args: string[],
   env: Record<string, string>,
@@ -246,9 +263,9 @@ function openPipes(shell: string, args: string[], env: Record<string, string>): 
   // once disposed, nobody waits for the rest of the output
   const disposed = Promise.withResolvers<void>();
   const delivered = Promise.race([Promise.all([stdout.done, stderr.done]), disposed.promise]);
-  const exit = Promise.all([status, delivered]).then(([s]): ExitStatus => {
+  const exit = Promise.all([status, delivered, signalTable()]).then(([s, , signals]): ExitStatus => {
     if (s.signal !== null) {
-      const n = constants.signals[s.signal as keyof typeof constants.signals];
+      const n = signals[s.signal];
       return n ? signaled(n) : { kind: "signaled", signal: s.signal.replace(/^SIG/, ""), code: s.code };
     }
     return { kind: "exited", code: s.code };

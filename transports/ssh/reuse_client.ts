@@ -214,6 +214,10 @@ export async function openReused(
     interactive: ctx.prompt.interactive,
     ...(use.heldOnly ? { heldOnly: true } : {}),
   };
+  // written at once (the first frame: nothing to queue behind), so the master opens the channel while this
+  // process sets up its side; awaited below, where a failure is handled as before
+  const requestSent = (async () => await writeAll(conn, encodeFrame(Frame.C_REQUEST, wire)))();
+  writing = requestSent.catch(() => {});
 
   let opened: (v: void) => void = () => {};
   let failed: (e: Error) => void = () => {};
@@ -332,7 +336,7 @@ export async function openReused(
   };
 
   try {
-    await send(Frame.C_REQUEST, wire);
+    await requestSent;
     await ready;
   } catch (err) {
     await dispose();

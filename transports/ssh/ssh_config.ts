@@ -670,10 +670,14 @@ function matchBlock(l: SshConfigLine, file: string, ctx: PassContext): boolean {
   return result;
 }
 
-async function checkPerm(path: string): Promise<void> {
+// The config files are read synchronously: the reuse master reads them again for every request, and each
+// asynchronous file operation is a hop through Deno's blocking-I/O threads, which a loaded machine makes a
+// wait for the scheduler (BENCHMARKS.md, reused first byte); OpenSSH reads them synchronously too.
+
+function checkPerm(path: string): void {
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(path);
+    info = Deno.statSync(path);
   } catch {
     return; // reading reports the problem
   }
@@ -687,9 +691,9 @@ async function checkPerm(path: string): Promise<void> {
   }
 }
 
-async function readText(path: string): Promise<string | undefined> {
+function readText(path: string): string | undefined {
   try {
-    return await Deno.readTextFile(path);
+    return Deno.readTextFileSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw new RemoteError("config", `cannot read ssh config ${path}: ${e instanceof Error ? e.message : String(e)}`, {
@@ -720,7 +724,7 @@ function globToRegExp(segment: string): RegExp {
 }
 
 /** Expands a glob the way glob(3) does for Include: sorted, hidden files only for explicit dots. */
-async function expandGlob(pattern: string): Promise<string[]> {
+function expandGlob(pattern: string): string[] {
   const parts = pattern.split("/");
   let bases = [parts[0] === "" ? "/" : parts[0]];
   for (let i = 1; i < parts.length; i++) {
@@ -735,7 +739,7 @@ async function expandGlob(pattern: string): Promise<string[]> {
       }
       const re = globToRegExp(seg);
       try {
-        for await (const entry of Deno.readDir(base)) {
+        for (const entry of Deno.readDirSync(base)) {
           if (entry.name.startsWith(".") && !seg.startsWith(".")) continue;
           if (re.test(entry.name)) next.push(join(entry.name));
         }
@@ -746,7 +750,7 @@ async function expandGlob(pattern: string): Promise<string[]> {
   const existing: string[] = [];
   for (const p of bases) {
     try {
-      await Deno.lstat(p);
+      Deno.lstatSync(p);
       existing.push(p);
     } catch { /* no match */ }
   }
@@ -764,8 +768,8 @@ async function readConfigFile(
       hint: "an Include probably includes itself",
     });
   }
-  if (flags.checkPerm) await checkPerm(path);
-  const text = await readText(path);
+  if (flags.checkPerm) checkPerm(path);
+  const text = readText(path);
   if (text === undefined) return false;
   ctx.opts.debug?.(1, `Reading configuration data ${path}`);
   const parsed = parseSshConfig(text, path);
@@ -816,7 +820,7 @@ async function include(
       const dir = flags.user ? `${ctx.opts.home}/.ssh` : dirname(ctx.opts.systemConfig ?? "/etc/ssh/ssh_config");
       path = `${dir}/${arg}`;
     }
-    const matches = await expandGlob(path);
+    const matches = expandGlob(path);
     if (matches.length === 0) ctx.opts.debug?.(2, `${file} line ${l.line}: include ${path} matched no files`);
     for (const match of matches) {
       ctx.opts.debug?.(2, `${file} line ${l.line}: Including file ${match} depth ${depth + 1}`);
@@ -917,7 +921,12 @@ export async function configuredHosts(opts: ResolveOptions): Promise<string[]> {
   const found = new Set<string>();
   const read = async (path: string, user: boolean, depth: number): Promise<void> => {
     if (depth > MAX_INCLUDE_DEPTH) return;
-    const text = await readText(path).catch(() => undefined);
+    let text: string | undefined;
+    try {
+      text = readText(path);
+    } catch {
+      return;
+    }
     if (text === undefined) return;
     let parsed: ParsedSshConfig;
     try {
@@ -935,7 +944,7 @@ export async function configuredHosts(opts: ResolveOptions): Promise<string[]> {
             : arg === "~" || arg.startsWith("~/")
             ? opts.home + arg.slice(1)
             : `${user ? `${opts.home}/.ssh` : dirname(opts.systemConfig ?? "/etc/ssh/ssh_config")}/${arg}`;
-          for (const match of await expandGlob(path)) await read(match, user, depth + 1);
+          for (const match of expandGlob(path)) await read(match, user, depth + 1);
         }
       }
     }
