@@ -14,6 +14,7 @@ import { copyToOutput, printable, syncWriteSafe, useColor, writeErr, writeOut } 
 import type { Registry } from "./registry.ts";
 import type { Route } from "./route.ts";
 import type { SessionRecord } from "./session.ts";
+import { stdinStream } from "./stdin_stream.ts";
 import { exitCodeOf, loadTransport, openContext, powershellConfiguration } from "./transport_use.ts";
 
 /** How one host's run ended. */
@@ -300,7 +301,7 @@ async function runSingle(r: Route, options: RunOptions): Promise<number> {
   // stdin reaches the remote command only when it is not the terminal (a pipe or a file), as ssh -T
   const stdin = Deno.stdin.isTerminal()
     ? channel.stdin.close().catch(() => {})
-    : Deno.stdin.readable.pipeTo(channel.stdin).catch(() => {});
+    : stdinStream().pipeTo(channel.stdin).catch(() => {});
   await Promise.all([
     copyToOutput(channel.stdout, Deno.stdout, { sync: syncWriteSafe("stdout") }),
     copyToOutput(channel.stderr, Deno.stderr, { sync: syncWriteSafe("stderr") }),
