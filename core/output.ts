@@ -40,6 +40,12 @@ export interface CopyOptions {
   limit?: number;
   /** aborting cancels `readable`; what was read is still written */
   signal?: AbortSignal;
+  /**
+   * (asynchronous writes) a write that starts a batch waits one turn of the event loop, so what arrives in the
+   * same turn goes with it (GatheringWriter's `waitTurn`): for bulk output to a pipe, at the cost of a zero
+   * timeout's delay before a batch
+   */
+  waitTurn?: boolean;
 }
 
 /** What {@linkcode copyToOutput} holds at most by default while a write is in flight. */
@@ -72,7 +78,7 @@ export async function copyToOutput(
         while (offset < value.length) offset += writeSync(value.subarray(offset));
       }
     }
-    await copyBatched(reader, out, options.limit ?? COPY_LIMIT);
+    await copyBatched(reader, out, options.limit ?? COPY_LIMIT, options.waitTurn ?? false);
   } catch (error) {
     await reader.cancel().catch(() => {});
     throw error;
@@ -86,9 +92,11 @@ async function copyBatched(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   out: OutputSink,
   limit: number,
+  waitTurn: boolean,
 ): Promise<void> {
   // a failed write cancels the reader: it may sit in a read that no more data will end
-  const writer = new GatheringWriter(out, { limit, onFailure: (error) => void reader.cancel(error).catch(() => {}) });
+  const onFailure = (error: unknown) => void reader.cancel(error).catch(() => {});
+  const writer = new GatheringWriter(out, { limit, onFailure, waitTurn });
   while (true) {
     const { value, done } = await reader.read();
     if (done) break;

@@ -32,6 +32,12 @@ export interface GatheringWriterOptions {
    * reader that sits in a read no more data will end (what it throws is ignored)
    */
   onFailure?(error: unknown): void;
+  /**
+   * a write that starts a batch waits one turn of the event loop first (a zero timeout), so the chunks that
+   * arrive in the same turn go with it: all the channel packets of one socket read, which would otherwise be
+   * written as one write for the first packet and one for the rest
+   */
+  waitTurn?: boolean;
 }
 
 /**
@@ -56,6 +62,7 @@ export class GatheringWriter {
   #sink: GatherSink;
   #limit: number;
   #onFailure?: (error: unknown) => void;
+  #waitTurn: boolean;
   #chunks: Uint8Array[] = [];
   #held = 0;
   #busy = false;
@@ -70,6 +77,7 @@ export class GatheringWriter {
     this.#sink = sink;
     this.#limit = options.limit ?? GATHER_LIMIT;
     this.#onFailure = options.onFailure;
+    this.#waitTurn = options.waitTurn ?? false;
   }
 
   /** bytes taken and not yet handed to a write */
@@ -157,6 +165,7 @@ export class GatheringWriter {
 
   async #pump(): Promise<void> {
     try {
+      if (this.#waitTurn) await new Promise((resolve) => setTimeout(resolve, 0));
       while (this.#held > 0) {
         const batch = this.#take();
         this.#wakeSpace();

@@ -41,6 +41,20 @@ Deno.test("GatheringWriter writes the chunks that arrive during a write together
   assertEquals(writes, [[1], [2, 3, 4], [5]]);
 });
 
+Deno.test("GatheringWriter with waitTurn writes what arrives in the same turn of the event loop in one write", async () => {
+  const { sink, writes, next } = heldSink();
+  const out = new GatheringWriter(sink, { waitTurn: true });
+  await out.write(bytes(1));
+  await out.write(bytes(2, 3)); // awaited writes: later microtasks of the same turn
+  assertEquals([writes, out.held], [[], 3]);
+  await settle();
+  await out.write(bytes(4)); // a later turn, during the write
+  await next();
+  await next();
+  await out.close();
+  assertEquals(writes, [[1, 2, 3], [4]]);
+});
+
 Deno.test("GatheringWriter continues a partial write from where it stopped", async () => {
   const written: number[] = [];
   const sink: GatherSink = {

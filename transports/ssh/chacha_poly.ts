@@ -145,3 +145,28 @@ export function sshPacketTagMatches(polyKey: Uint8Array, sealed: Uint8Array, len
   heap.set(sealed.subarray(0, total), workAt);
   return wasm.ssh_tag_ok(keyAt, workAt, length) === 1;
 }
+
+/**
+ * True when sealed SSH packet `seqno` carries its tag: {@linkcode sshPacketTagMatches} with the Poly1305 key
+ * made here, from K_2 (`mainKey`, 32 bytes) and `seqno` (keystream block 0, the original 64-bit layout), so
+ * the opener needs no cipher call of its own for that one block.
+ *
+ * @example Usage
+ * ```ts
+ * const ok = sshPacketOpens(new Uint8Array(32), 0, new Uint8Array(4 + 8 + 16), 8);
+ * ```
+ */
+export function sshPacketOpens(mainKey: Uint8Array, seqno: number, sealed: Uint8Array, length: number): boolean {
+  if (mainKey.length !== 32) throw new RangeError("sshPacketOpens: K_2 must be 32 bytes");
+  const total = 4 + length + 16;
+  if (sealed.length < total) return false;
+  const wasm = withRoom(total);
+  const polyAt = keyAt + 64;
+  heap.set(mainKey, keyAt);
+  heap.fill(0, polyAt, polyAt + 32);
+  const s = seqno >>> 0;
+  const nonce = ((s << 24) | ((s & 0xff00) << 8) | ((s >>> 8) & 0xff00) | (s >>> 24)) >>> 0; // big-endian seqno
+  wasm.chacha20(keyAt, 0, 0, 0, nonce, polyAt, 32);
+  heap.set(sealed.subarray(0, total), workAt);
+  return wasm.ssh_tag_ok(polyAt, workAt, length) === 1;
+}

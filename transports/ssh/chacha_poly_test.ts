@@ -1,6 +1,13 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createCipheriv } from "node:crypto";
-import { chacha20Xor, poly1305, sshLengthMask, sshPacketTagMatches, tagSshPacket } from "./chacha_poly.ts";
+import {
+  chacha20Xor,
+  poly1305,
+  sshLengthMask,
+  sshPacketOpens,
+  sshPacketTagMatches,
+  tagSshPacket,
+} from "./chacha_poly.ts";
 
 const hex = (u: Uint8Array) => Array.from(u, (b) => b.toString(16).padStart(2, "0")).join("");
 const unhex = (s: string) => Uint8Array.from(s.replace(/[^0-9a-f]/gi, "").match(/../g) ?? [], (h) => parseInt(h, 16));
@@ -142,7 +149,7 @@ function sealReference(key64: Uint8Array, seqno: number, packet: Uint8Array): Ui
   return new Uint8Array([...sealed, ...poly1305Reference(polyKey, sealed)]);
 }
 
-Deno.test("sshLengthMask() and tagSshPacket() seal as OpenSSH's PROTOCOL.chacha20poly1305 says", () => {
+Deno.test("sshLengthMask(), tagSshPacket() and sshPacketOpens() seal and open as OpenSSH's PROTOCOL.chacha20poly1305 says", () => {
   for (const [seqno, bodyLength] of [[0, 8], [1, 16], [3, 32768 + 8], [0xffffffff, 1024], [0x01020304, 35000 - 8]]) {
     const key = random(64);
     const plain = new Uint8Array(4 + bodyLength);
@@ -161,10 +168,13 @@ Deno.test("sshLengthMask() and tagSshPacket() seal as OpenSSH's PROTOCOL.chacha2
     tagSshPacket(polyKey, packet, bodyLength);
     assertEquals(hex(packet), hex(expected), `seqno ${seqno}`);
     assert(sshPacketTagMatches(polyKey, packet, bodyLength));
+    assert(sshPacketOpens(key.subarray(0, 32), seqno, packet, bodyLength), `seqno ${seqno}: K_2's own key`);
+    assert(!sshPacketOpens(key.subarray(0, 32), (seqno + 1) >>> 0, packet, bodyLength), "another seqno opens it");
     for (const at of [0, 3, 4, 4 + bodyLength - 1, 4 + bodyLength, packet.length - 1]) {
       const tampered = packet.slice();
       tampered[at] ^= 0x01;
       assert(!sshPacketTagMatches(polyKey, tampered, bodyLength), `flipped byte ${at} still matches`);
+      assert(!sshPacketOpens(key.subarray(0, 32), seqno, tampered, bodyLength), `flipped byte ${at} still opens`);
     }
   }
 });

@@ -7,9 +7,10 @@
  * three node:crypto cipher objects per packet, Poly1305 in an Emscripten module through `cwrap` (copying
  * its inputs through `cwrap`'s stack), and three socket writes per packet. This replaces the methods
  * that do the work, `allocPacket`/`encrypt` and `decrypt`, on those two classes' prototypes: one
- * node:crypto ChaCha20 per packet (K_2, block 0 giving the Poly1305 key, the payload from block 1),
- * Poly1305 and K_1's length mask in chacha_poly.ts's WebAssembly, one write per packet, and a whole
- * packet opened where it lies in the socket's chunk.
+ * node:crypto ChaCha20 per packet (K_2: sealing, block 0 giving the Poly1305 key and the payload from
+ * block 1 in one call; opening, the payload from block 1, the Poly1305 key's one block made in the
+ * WebAssembly), Poly1305 and K_1's length mask in chacha_poly.ts's WebAssembly, one write per packet, and a
+ * whole packet opened where it lies in the socket's chunk.
  * The replacements keep ssh2's contract, the one its native-addon classes keep: the packet buffer has
  * room for the tag and is written once, sequence numbers and `_onPayload` are read from the instance on
  * every packet (ssh2's key exchange resets and rebinds them), errors are ssh2's ("Bad packet length",
@@ -26,7 +27,7 @@
 import { Buffer } from "node:buffer";
 import sshCrypto from "ssh2/lib/protocol/crypto.js";
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import { sshLengthMask, sshPacketTagMatches, tagSshPacket } from "./chacha_poly.ts";
+import { sshLengthMask, sshPacketOpens, tagSshPacket } from "./chacha_poly.ts";
 
 const CHACHA = "chacha20-poly1305@openssh.com";
 /** ssh2's bound on a received packet's length field (MAX_PACKET_SIZE in lib/protocol/crypto.js). */
@@ -146,20 +147,11 @@ export function patchSsh2ChaChaPoly(ssh2: Ssh2Crypto): boolean {
 /** ChaCha20's 16-byte IV in node:crypto (counter, then nonce) for block 0 of packet `seqno`. */
 const iv = new Uint8Array(16);
 const ivView = new DataView(iv.buffer);
-const ZEROS = new Uint8Array(64);
 
-/** What is used of node:crypto's Cipheriv and Decipheriv. */
-interface Cipher {
-  update(data: Uint8Array): Buffer;
-}
-
-/** node:crypto's ChaCha20 under K_2 for packet `seqno`, and the packet's Poly1305 key (block 0). */
-function payloadCipher(mainKey: Uint8Array, seqno: number, decipher: boolean): [Cipher, Uint8Array] {
-  ivView.setUint32(12, seqno); // the 64-bit big-endian sequence number; the high half stays 0
-  const c = decipher ? createDecipheriv("chacha20", mainKey, iv) : createCipheriv("chacha20", mainKey, iv);
-  const polyKey = c.update(ZEROS); // block 0: the Poly1305 key, then 32 bytes unused; the payload starts at block 1
-  return [c, polyKey];
-}
+/** ChaCha20's 16-byte IV in node:crypto (counter, then nonce) for block 1 of a packet: where its body starts. */
+const bodyIv = new Uint8Array(16);
+const bodyIvView = new DataView(bodyIv.buffer);
+bodyIv[0] = 1;
 
 // Padding bytes come from a pool refilled 4 KiB at a time: one getRandomValues per ~500 packets.
 const pool = new Uint8Array(4096);
@@ -272,9 +264,9 @@ function decrypt(this: DecipherInstance, data: Uint8Array, p: number, end: numbe
       if (st.packetBytes < total) return;
       sealed = st.packet;
     }
-    const [decipher, polyKey] = payloadCipher(this._decKeyMain, this.inSeqno, true);
-    if (!sshPacketTagMatches(polyKey, sealed, st.length)) throw new Error("Invalid MAC");
-    const body = decipher.update(sealed.subarray(4, 4 + st.length));
+    if (!sshPacketOpens(this._decKeyMain, this.inSeqno, sealed, st.length)) throw new Error("Invalid MAC");
+    bodyIvView.setUint32(12, this.inSeqno); // the 64-bit big-endian sequence number; the high half stays 0
+    const body = createDecipheriv("chacha20", this._decKeyMain, bodyIv).update(sealed.subarray(4, 4 + st.length));
     const padding = body[0];
     if (padding + 1 > body.length) throw new Error("Bad packet length");
     const payload = body.subarray(1, body.length - padding);
