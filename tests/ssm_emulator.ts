@@ -173,6 +173,13 @@ export interface SsmEmulatorOptions {
    * IncomingMessageBufferCapacity); one more is dropped without an ack
    */
   incomingBufferCapacity?: number;
+  /**
+   * `front` resends as the agent's ResendStreamDataMessageScheduler does: only the oldest unacknowledged
+   * output message, at most one per 100 ms tick, nothing at once on a resume, so N frames lost in a drop
+   * take about N × 100 ms to come again. `eager` (default, a shortcut of the emulator's) resends all
+   * unacknowledged frames at once on a resume and up to 64 per tick
+   */
+  agentResend?: "front" | "eager";
   /** the HandshakeComplete's CustomerMessage, shown to the user (default "") */
   customerMessage?: string;
   /** send channel_closed with the 112-byte header (default true) */
@@ -559,7 +566,13 @@ class Agent {
     this.#away = undefined;
     away?.resolve();
     if (first) this.#begin();
-    else for (const [, u] of this.#unacked) this.#rawSend(frameBytes(u.frame)); // after a resume
+    // after a resume the agent sends nothing again at once: its resend scheduler finds the oldest
+    // unacknowledged message at its next tick; by default the emulator shortcuts that (see agentResend)
+    else if (this.#opts.agentResend !== "front") {
+      for (const [, u] of this.#unacked) {
+        this.#rawSend(frameBytes(u.frame));
+      }
+    }
   }
 
   // the idle timeout: no data from the client for this long ends the session (the account preference)
@@ -738,11 +751,19 @@ class Agent {
   }
 
   #resend(): void {
+    // `front`, as the agent's ResendStreamDataMessageScheduler: every ResendSleepInterval (100 ms) only the
+    // front of its OutgoingMessageBuffer, the oldest unacknowledged message, goes again once its
+    // retransmission timeout has passed (the emulator takes the cap, MaxTransmissionTimeout 1 s)
+    if (this.#ws === undefined) return; // paused while no client is connected
     const now = Date.now();
-    let budget = 64;
+    const front = this.#opts.agentResend === "front";
+    let budget = front ? 1 : 64;
     for (const [, u] of this.#unacked) {
-      if (budget-- <= 0) break;
-      if (now - u.sentAt < 1000) continue; // the agent's RTO cap; a loaded loop must not trigger a resend storm
+      if (budget-- <= 0) return;
+      if (now - u.sentAt < 1000) {
+        if (front) return;
+        continue;
+      }
       u.sentAt = now;
       u.attempts++;
       this.#stats.maxResendAttempts = Math.max(this.#stats.maxResendAttempts, u.attempts);
