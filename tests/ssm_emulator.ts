@@ -29,7 +29,10 @@
  *   `src/datachannel/streaming.go` (token message, acks, resends), `sessionhandler.go` (resume).
  * - aws/amazon-ssm-agent `agent/session/datachannel/datachannel.go` (handshake, sequencing: acks
  *   early and duplicate messages, buffers early ones, ignores client data before the handshake
- *   completes and does not ack it, never checks the digest, pause/start publication),
+ *   completes and does not ack it, never checks the digest, pause/start publication; since commit
+ *   b0e8d778, release 3.2.1041.0, it acks a message already processed too, so acks no longer tell a
+ *   client the agent's expected number), `agent/session/config/config.go` (IncomingMessageBufferCapacity
+ *   100000: a message ahead of the expected one beyond it is dropped without an ack),
  *   `agent/session/shell` (Size payloads, Ctrl-C as a byte), `agent/plugins/port/port_mux.go`
  *   (smux v1 server, Flag ConnectToPortError).
  * - mmmorris1975/ssm-session-client `datachannel/agent_message.go` (112-byte `channel_closed` header).
@@ -165,6 +168,18 @@ export interface SsmEmulatorOptions {
   floodFrameBytes?: number;
   /** unacknowledged output frames before the agent waits (default 1000) */
   agentWindow?: number;
+  /**
+   * client data messages ahead of the expected one the agent keeps (default 100000, `config.go`
+   * IncomingMessageBufferCapacity); one more is dropped without an ack
+   */
+  incomingBufferCapacity?: number;
+  /**
+   * `front` resends as the agent's ResendStreamDataMessageScheduler does: only the oldest unacknowledged
+   * output message, at most one per 100 ms tick, nothing at once on a resume, so N frames lost in a drop
+   * take about N × 100 ms to come again. `eager` (default, a shortcut of the emulator's) resends all
+   * unacknowledged frames at once on a resume and up to 64 per tick
+   */
+  agentResend?: "front" | "eager";
   /** the HandshakeComplete's CustomerMessage, shown to the user (default "") */
   customerMessage?: string;
   /** send channel_closed with the 112-byte header (default true) */
@@ -208,6 +223,8 @@ export interface SsmEmulatorStats {
   inputDuplicates: number;
   /** client data messages already processed, discarded unacknowledged (agents before 3.2.1041.0) */
   inputDiscarded: number;
+  /** client data messages ahead of the expected one dropped unacknowledged: the agent's buffer was full */
+  inputEarlyDropped: number;
   /** how the port session runs: smux streams or basic (raw bytes on the data channel) */
   portMode?: "mux" | "basic";
   /** connections the basic port session opened to the destination */
@@ -549,7 +566,13 @@ class Agent {
     this.#away = undefined;
     away?.resolve();
     if (first) this.#begin();
-    else for (const [, u] of this.#unacked) this.#rawSend(frameBytes(u.frame)); // after a resume
+    // after a resume the agent sends nothing again at once: its resend scheduler finds the oldest
+    // unacknowledged message at its next tick; by default the emulator shortcuts that (see agentResend)
+    else if (this.#opts.agentResend !== "front") {
+      for (const [, u] of this.#unacked) {
+        this.#rawSend(frameBytes(u.frame));
+      }
+    }
   }
 
   // the idle timeout: no data from the client for this long ends the session (the account preference)
@@ -728,11 +751,19 @@ class Agent {
   }
 
   #resend(): void {
+    // `front`, as the agent's ResendStreamDataMessageScheduler: every ResendSleepInterval (100 ms) only the
+    // front of its OutgoingMessageBuffer, the oldest unacknowledged message, goes again once its
+    // retransmission timeout has passed (the emulator takes the cap, MaxTransmissionTimeout 1 s)
+    if (this.#ws === undefined) return; // paused while no client is connected
     const now = Date.now();
-    let budget = 64;
+    const front = this.#opts.agentResend === "front";
+    let budget = front ? 1 : 64;
     for (const [, u] of this.#unacked) {
-      if (budget-- <= 0) break;
-      if (now - u.sentAt < 1000) continue; // the agent's RTO cap; a loaded loop must not trigger a resend storm
+      if (budget-- <= 0) return;
+      if (now - u.sentAt < 1000) {
+        if (front) return;
+        continue;
+      }
       u.sentAt = now;
       u.attempts++;
       this.#stats.maxResendAttempts = Math.max(this.#stats.maxResendAttempts, u.attempts);
@@ -803,7 +834,8 @@ class Agent {
           IsSequentialMessage: true,
         })),
       }));
-    if (f.seq < this.#expected || this.#early.has(f.seq)) {
+    const capacity = this.#opts.incomingBufferCapacity ?? 100000;
+    if (f.seq < this.#expected || (this.#early.has(f.seq) && this.#early.size < capacity)) {
       this.#stats.inputDuplicates++;
       if (f.seq < this.#expected && versionCompare(this.#agentVersion, "3.2.1041.0") < 0) {
         this.#stats.inputDiscarded++; // "Discarding already processed message", no ack
@@ -820,6 +852,10 @@ class Agent {
       this.#process(f);
       this.#expected++;
       this.#ws?.close(4000, "emulated drop before the ack");
+      return;
+    }
+    if (f.seq > this.#expected && this.#early.size >= capacity) {
+      this.#stats.inputEarlyDropped++; // the IncomingMessageBuffer is full: neither kept nor acknowledged
       return;
     }
     ack();
@@ -1466,6 +1502,7 @@ export function startSsmEmulator(options: SsmEmulatorOptions = {}): Promise<SsmE
     inputWhilePaused: 0,
     inputDuplicates: 0,
     inputDiscarded: 0,
+    inputEarlyDropped: 0,
     basicDials: 0,
     destinations: [],
     dataChannelExtensions: [],

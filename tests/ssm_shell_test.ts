@@ -85,6 +85,16 @@ Deno.test("open() resumes after the socket drops mid-stream, output byte-identic
   assert(dropped.output.every((b, i) => b === clean.output[i]), "output differs after the resume");
 });
 
+Deno.test("open() resumes after a drop with an agent that resends only its oldest unacknowledged frame", async () => {
+  // the frames in flight at the drop come again one per 100 ms tick, so the blob is small
+  const size = 100_000;
+  const clean = await runBlob({}, size);
+  const dropped = await runBlob({ agentResend: "front", faults: { dropAfterBytes: 30_000 } }, size);
+  assertEquals(dropped.resumes, 1);
+  assertEquals(dropped.output.length, clean.output.length);
+  assert(dropped.output.every((b, i) => b === clean.output[i]), "output differs after the resume");
+});
+
 Deno.test("open() tolerates reordered, duplicated, bad-digest, bad-length and unknown frames", async () => {
   const size = 300_000;
   const clean = await runBlob({}, size);
