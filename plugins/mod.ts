@@ -82,6 +82,7 @@ export {
   type RawFrame,
 } from "./framing.ts";
 export { killGroup, settlesWithin } from "./process.ts";
+export { sha256, sha256Into, sha256Midstate } from "./sha256.ts";
 export { GATHER_LIMIT, GatheringWriter, type GatheringWriterOptions, type GatherSink } from "./gathering_writer.ts";
 export { serve, type ServeOptions } from "./serve.ts";
 export { parseCopyOperand } from "./copy_operand.ts";

@@ -15,7 +15,7 @@ import {
   matchWildcard,
   type RawFrame,
 } from "../../plugins/mod.ts";
-import { sha256 } from "./sha256.ts";
+import { sha256 } from "../../plugins/mod.ts";
 import { parseSshTime } from "./ssh_time.ts";
 
 /** Frame types; `C_` from the client, `M_` from the master. */

@@ -10,7 +10,7 @@
  * @module
  */
 import { createHash, randomUUID } from "node:crypto";
-import { sha256Into, sha256Midstate } from "./sha256.ts";
+import { sha256Into, sha256Midstate } from "../../plugins/mod.ts";
 
 /** Message types on the data channel (`clientmessage.go`). */
 export const MessageType = {

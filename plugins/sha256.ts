@@ -1,8 +1,10 @@
 /**
- * SHA-256 (FIPS 180-4) of short inputs, synchronously and into a caller's buffer, continuing from a saved state:
- * every acknowledgement carries the digest of its ~180-byte JSON payload, whose first 64 bytes are the same in all of
- * them. node's `createHash` costs ~1.5 µs per call in Deno whatever the size, more than these three blocks take here,
- * and the saved state of the common first block leaves two.
+ * SHA-256 (FIPS 180-4) of short inputs, synchronously, into a caller's buffer and optionally continuing from a saved
+ * state. `crypto.subtle.digest` is asynchronous and runs on Deno's blocking-I/O threads (a hop a loaded machine makes
+ * cost milliseconds), node:crypto starts Deno's Node layer on first use, and its `createHash` costs ~1.5 µs per call
+ * whatever the size. Used where those costs show: naming the ssh reuse master's socket on the reuse client's short
+ * path, and the digest of every SSM acknowledgement (a ~180-byte JSON whose first 64 bytes are the same in all of
+ * them, so the saved state of that block leaves two to hash).
  *
  * @module
  */
@@ -132,7 +134,7 @@ function compress(state: Int32Array, bytes: Uint8Array, at: number): void {
  *
  * @example The state of a common first block
  * ```ts
- * import { sha256Midstate } from "./sha256.ts";
+ * import { sha256Midstate } from "./mod.ts";
  * const state = sha256Midstate(new TextEncoder().encode("x".repeat(70)));
  * console.assert(state.hashed === 64);
  * ```
@@ -152,7 +154,7 @@ const scratch = new Int32Array(8);
  *
  * @example Same as a one-shot digest
  * ```ts
- * import { sha256Into } from "./sha256.ts";
+ * import { sha256Into } from "./mod.ts";
  * const out = new Uint8Array(32);
  * sha256Into(new TextEncoder().encode("abc"), 0, 3, out, 0);
  * console.assert(out[0] === 0xba && out[31] === 0xad);
@@ -195,4 +197,19 @@ export function sha256Into(
     out[outAt + 2] = v >>> 8;
     out[outAt + 3] = v;
   }
+}
+
+/**
+ * The SHA-256 digest of `data`, as a new 32-byte array.
+ *
+ * @example FIPS 180-4's "abc"
+ * ```ts
+ * import { sha256 } from "./mod.ts";
+ * console.assert(sha256(new TextEncoder().encode("abc"))[0] === 0xba);
+ * ```
+ */
+export function sha256(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(32);
+  sha256Into(data, 0, data.length, out, 0);
+  return out;
 }

@@ -1,6 +1,6 @@
 import { strictEqual } from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { sha256Into, sha256Midstate } from "./sha256.ts";
+import { sha256, sha256Into, sha256Midstate } from "./sha256.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
@@ -31,5 +31,12 @@ Deno.test("sha256Into() agrees with node:crypto at every length and offset, cont
     const saved = sha256Midstate(data.subarray(5, 5 + length));
     sha256Into(data, 5 + saved.hashed, 5 + length, out, 0, saved);
     strictEqual(hex(out.subarray(0, 32)), want, `length ${length} after ${saved.hashed} bytes`);
+  }
+});
+
+Deno.test("sha256() agrees with WebCrypto for every length 0-300", async () => {
+  for (let n = 0; n <= 300; n++) {
+    const data = Uint8Array.from({ length: n }, (_, i) => (i * 31 + n) & 0xff);
+    strictEqual(hex(sha256(data)), hex(new Uint8Array(await crypto.subtle.digest("SHA-256", data))), `length ${n}`);
   }
 });
