@@ -269,33 +269,29 @@ async function loseHost(extra: string[], interrupt: boolean): Promise<{ code: nu
   }
 }
 
-Deno.test("remote invoke over winrm: a host gone for longer than --max-retry-connection-time exits 250, not a hang", async () => {
-  const { code, stderr, port } = await loseHost(["--max-retry-connection-time", "1s"], false);
+/** A run that gave up reconnecting: exit 250, the notice with its window, the failure, and where the shell is. */
+function assertGaveUp(code: number, stderr: string, port: number, window: string): void {
   assertEquals(code, 250, stderr);
   const host = `127\\.0\\.0\\.1:${port}`;
   match(
     stderr,
     new RegExp(
-      `^remote: lost the connection to ${host}; reconnecting for up to 1 second \\(Ctrl-C gives up\\)\\n` +
+      `^remote: lost the connection to ${host}; reconnecting for up to ${window} \\(Ctrl-C gives up\\)\\n` +
         `remote: Receive to ${host} failed: [^\\n]+\\n` +
         `hint: the shell is still on ${host} until its idle timeout ends it\\n$`,
     ),
   );
+}
+
+Deno.test("remote invoke over winrm: a host gone for longer than --max-retry-connection-time exits 250, not a hang", async () => {
+  const { code, stderr, port } = await loseHost(["--max-retry-connection-time", "1s"], false);
+  assertGaveUp(code, stderr, port, "1 second");
 });
 
 Deno.test("remote invoke over winrm: Ctrl-C while reconnecting gives up at once, as a lost connection (250)", async () => {
   // the default window is 4 minutes: only the Ctrl-C can end this run within the test's time
   const { code, stderr, port } = await loseHost([], true);
-  assertEquals(code, 250, stderr);
-  const host = `127\\.0\\.0\\.1:${port}`;
-  match(
-    stderr,
-    new RegExp(
-      `^remote: lost the connection to ${host}; reconnecting for up to 4 minutes \\(Ctrl-C gives up\\)\\n` +
-        `remote: Receive to ${host} failed: [^\\n]+\\n` +
-        `hint: the shell is still on ${host} until its idle timeout ends it\\n$`,
-    ),
-  );
+  assertGaveUp(code, stderr, port, "4 minutes");
 });
 
 Deno.test("remote invoke over winrm: a connection that breaks while a Receive is held is taken back, no output lost or repeated", async () => {
