@@ -89,13 +89,6 @@ export class MalformedMessageError extends Error {
   }
 }
 
-/** SHA-256 of `bytes`. */
-export function sha256(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(32);
-  digestInto(bytes, out, 0);
-  return out;
-}
-
 /**
  * Payloads up to this long are hashed by the transport's own SHA-256 (acks, keystrokes, control messages): node's
  * `createHash` costs ~1.5 µs per call whatever the size, four or five of these blocks.
@@ -110,11 +103,9 @@ function digestInto(bytes: Uint8Array, out: Uint8Array, at: number): void {
 
 /** true when the SHA-256 of `bytes` is the 32 bytes of `frame` at `at` */
 function digestMatches(bytes: Uint8Array, frame: Uint8Array, at: number): boolean {
-  let actual: Uint8Array = DIGEST_SCRATCH;
-  if (bytes.length <= SMALL_PAYLOAD) sha256Into(bytes, 0, bytes.length, DIGEST_SCRATCH, 0);
-  else actual = createHash("sha256").update(bytes).digest();
+  digestInto(bytes, DIGEST_SCRATCH, 0);
   let diff = 0;
-  for (let i = 0; i < 32; i++) diff |= actual[i] ^ frame[at + i];
+  for (let i = 0; i < 32; i++) diff |= DIGEST_SCRATCH[i] ^ frame[at + i];
   return diff === 0;
 }
 

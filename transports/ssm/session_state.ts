@@ -8,10 +8,9 @@
  *
  * @module
  */
-import { RemoteError } from "../../plugins/mod.ts";
+import { RemoteError, sha256 } from "../../plugins/mod.ts";
 import type { ChannelState } from "./data_channel.ts";
 import type { SessionInfo } from "./session.ts";
-import { sha256 } from "./client_message.ts";
 
 /** Output received for a session and not yet shown, kept up to this many bytes (the newest). */
 export const UNREAD_LIMIT_BYTES = 1024 * 1024;
