@@ -6,7 +6,7 @@
  * @module
  */
 import { TransportError } from "../../plugins/mod.ts";
-import { WinrmFaultError } from "./client.ts";
+import { type RobustOperation, WinrmFaultError } from "./client.ts";
 import { HttpError } from "./http_connection.ts";
 
 /**
@@ -29,6 +29,24 @@ export interface RetryOptions {
   notice?: (line: string) => void;
   /** Ctrl-C: stops waiting */
   signal?: AbortSignal;
+}
+
+/** A robust-connection operation (MS-WSMV 3.1.4.1.39) not sent yet. */
+export function newOperation(): RobustOperation {
+  return { id: newOperationId(), retransmit: false, received: 0 };
+}
+
+/**
+ * After a break, what the request goes as: the same operation retransmitted when the host keeps replies; otherwise a new
+ * operation (a retransmission with mustUnderstand="true" is for hosts that understand it, MS-WSMV 1.7).
+ */
+export function againAfterBreak(operation: RobustOperation, robustHost: boolean): void {
+  if (robustHost) operation.retransmit = true;
+  else Object.assign(operation, { id: newOperationId(), messageId: undefined });
+}
+
+function newOperationId(): string {
+  return `uuid:${crypto.randomUUID().toUpperCase()}`;
 }
 
 /** the wait before attempt `n` (from 0): 0.25 s, 0.5 s, 1 s… at most {@linkcode MAX_RETRY_DELAY_MS} */

@@ -39,12 +39,14 @@ import {
   serialize,
 } from "../../plugins/psrp/mod.ts";
 import { connectShell, disconnectShell, reconnectShell } from "./psrp_sessions.ts";
-import { type RobustOperation, type WinrmClient, WinrmFaultError } from "./client.ts";
+import { type WinrmClient, WinrmFaultError } from "./client.ts";
 import {
+  againAfterBreak,
   backNotice,
   broken,
   DEFAULT_RETRY_CONNECTION_MS,
   lostNotice,
+  newOperation,
   pause,
   retryDelay,
   unreachable,
@@ -523,16 +525,11 @@ export class PsrpChannel implements Channel {
     o: { options?: Record<string, string> },
     parse: (env: XmlElement) => void,
   ): Promise<void> {
-    const operation: RobustOperation = { id: newOperationId(), retransmit: false, received: 0 };
-    const count = () => {
-      const op = action.slice(action.lastIndexOf("/") + 1);
-      if (op === "Receive") this.stats.receives++;
-      else if (op === "Send") this.stats.sends++;
-      else if (op === "Command") this.stats.commands++;
-      else this.stats.signals++;
-    };
+    const operation = newOperation();
+    const op = action.slice(action.lastIndexOf("/") + 1);
+    const stat = op === "Receive" ? "receives" : op === "Send" ? "sends" : op === "Command" ? "commands" : "signals";
     for (;;) {
-      count();
+      this.stats[stat]++;
       try {
         await this.#client.request(action, body, {
           resourceUri: this.#resourceUri,
@@ -547,10 +544,7 @@ export class PsrpChannel implements Channel {
         if (!(broken(e) || unreachable(e)) || this.#finished || this.#detaching) throw e;
         await this.#recover(e as TransportError);
         this.stats.reconnects++;
-        // the same operation again if the host keeps replies; otherwise a new one (a retransmission with
-        // mustUnderstand="true" is for hosts that understand it, MS-WSMV 1.7)
-        if (this.#client.robustHost) operation.retransmit = true;
-        else Object.assign(operation, { id: newOperationId(), messageId: undefined });
+        againAfterBreak(operation, this.#client.robustHost);
       }
     }
   }
@@ -761,10 +755,6 @@ interface Outage {
   stop: AbortController;
   /** the attempts under way, shared by every request waiting */
   recovering?: Promise<void>;
-}
-
-function newOperationId(): string {
-  return `uuid:${crypto.randomUUID().toUpperCase()}`;
 }
 
 /** a fragment object id the host's own counter never reaches, for the state message made here */

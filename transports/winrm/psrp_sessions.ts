@@ -31,12 +31,14 @@ import {
   serialize,
   toJson,
 } from "../../plugins/psrp/mod.ts";
-import type { RobustOperation, WinrmClient } from "./client.ts";
+import type { WinrmClient } from "./client.ts";
 import {
+  againAfterBreak,
   backNotice,
   broken,
   DEFAULT_RETRY_CONNECTION_MS,
   lostNotice,
+  newOperation,
   pause,
   retryDelay,
   type RetryOptions,
@@ -281,11 +283,7 @@ export async function connectPool(
   const host = client.settings.url.host;
   const window = Math.max(0, retry.windowMs ?? DEFAULT_RETRY_CONNECTION_MS);
   const receive = async (commandId?: string): Promise<PsrpReceiveResult | undefined> => {
-    const operation: RobustOperation = {
-      id: `uuid:${crypto.randomUUID().toUpperCase()}`,
-      retransmit: false,
-      received: 0,
-    };
+    const operation = newOperation();
     const replies: PsrpReceiveResult[] = [];
     const merged = () => ({ data: replies.flatMap((r) => r.data), done: replies.some((r) => r.done) });
     let since: number | undefined;
@@ -315,8 +313,7 @@ export async function connectPool(
         }
         const left = since + window - Date.now();
         if (left <= 0 || !(await pause(Math.min(retryDelay(attempt), left), retry.signal))) throw e;
-        if (client.robustHost) operation.retransmit = true;
-        else Object.assign(operation, { id: `uuid:${crypto.randomUUID().toUpperCase()}`, messageId: undefined });
+        againAfterBreak(operation, client.robustHost);
       }
     }
   };
