@@ -224,10 +224,8 @@ Deno.test("remote receive --json prints a PowerShell session's output objects an
   );
 });
 
-Deno.test("remote receive takes a reply the connection lost mid-way again from the host, once", async () => {
-  // the first Receive with a pipeline's output is the one remote receive makes; its reply is cut half-way
-  await using server = await startWinrmServer({ breakReceiveReply: { nth: 1, at: "middle" } });
-  await using home = await tempHome();
+/** `invoke --in-disconnected-session` of an 8-line script named Job on `server`, and the wait for its end there. */
+async function startEndedJob(server: Awaited<ReturnType<typeof startWinrmServer>>, home: TempHome): Promise<void> {
   const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
   const started = await runRemote(
     ["invoke", ...base, "--in-disconnected-session", "--session-name", "Job", "--", '1..8 | % { "tick $_" }'],
@@ -236,6 +234,13 @@ Deno.test("remote receive takes a reply the connection lost mid-way again from t
   assertEquals(started.code, 0, started.stderr);
   const [shell] = server.psShells.values();
   await until(() => [...shell.commands.values()].every((c) => c.done), "the job's end");
+}
+
+Deno.test("remote receive takes a reply the connection lost mid-way again from the host, once", async () => {
+  // the first Receive with a pipeline's output is the one remote receive makes; its reply is cut half-way
+  await using server = await startWinrmServer({ breakReceiveReply: { nth: 1, at: "middle" } });
+  await using home = await tempHome();
+  await startEndedJob(server, home);
   const received = await runRemote(["receive", "--name", "Job"], { env: envOf(home) });
   assertEquals(received, {
     code: 0,
@@ -253,14 +258,7 @@ Deno.test("remote receive: Ctrl-C while reconnecting to a host out of reach ends
   // the first Receive with the job's output is cut half-way; the host then stays out of reach (the window: 4 minutes)
   await using server = await startWinrmServer({ breakReceiveReply: { nth: 1, at: "middle" }, outage: 100_000 });
   await using home = await tempHome();
-  const base = ["--computer-name", "127.0.0.1", "--port", String(server.port), "--credential", "WIN01\\alice"];
-  const started = await runRemote(
-    ["invoke", ...base, "--in-disconnected-session", "--session-name", "Job", "--", '1..8 | % { "tick $_" }'],
-    { env: envOf(home) },
-  );
-  assertEquals(started.code, 0, started.stderr);
-  const [shell] = server.psShells.values();
-  await until(() => [...shell.commands.values()].every((c) => c.done), "the job's end");
+  await startEndedJob(server, home);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", new URL("../main.ts", import.meta.url).pathname, "receive", "--name", "Job"],
     env: envOf(home),
